@@ -1,0 +1,357 @@
+//! Errors shared by every Forge service.
+//!
+//! Each error has a meaning ([`ForgeError`]) and a stable [`ErrorCode`]. The one table in
+//! [`ErrorCode::info`] maps every code to its HTTP status and to the code each wire format
+//! uses (PostgREST, GoTrue, Storage). Rendering lives in [`wire`]; a service picks its
+//! [`WireFormat`] and never builds error bodies by hand.
+//!
+//! 5xx bodies are generic: the cause is logged with `tracing` and never sent to the client.
+
+mod wire;
+
+use std::borrow::Cow;
+
+pub use wire::{Rejection, WireFormat, sqlstate_status};
+
+/// A boxed error used as the hidden cause of 5xx errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type used across forge-core.
+pub type Result<T, E = ForgeError> = std::result::Result<T, E>;
+
+/// A stable, machine-readable error code.
+///
+/// The string from [`ErrorCode::as_str`] is part of Forge's public contract; it never changes
+/// meaning once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Neither an `apikey` header nor an `Authorization` bearer was sent.
+    NoApiKey,
+    /// The `apikey` (or `Bearer sb_...`) does not belong to this project.
+    InvalidApiKey,
+    /// `Authorization` is not of the form `Bearer <token>`.
+    MalformedAuthorization,
+    /// An authentication header exceeds the size limit.
+    HeaderTooLarge,
+    /// The token is not a well-formed JWT.
+    InvalidJwt,
+    /// The JWT's `alg` is not one this project accepts (including `none`).
+    JwtAlgorithmNotAllowed,
+    /// The JWT's signature does not verify against the project's keys.
+    JwtBadSignature,
+    /// The JWT's `exp` lies in the past (beyond the leeway).
+    JwtExpired,
+    /// The JWT's `nbf` lies in the future (beyond the leeway).
+    JwtNotYetValid,
+    /// A user token's `aud` does not name the project's audience.
+    JwtBadAudience,
+    /// The JWT is missing a required claim or a claim has the wrong type.
+    JwtBadClaims,
+    /// No project with the requested ref exists.
+    ProjectNotFound,
+    /// The project's database cannot be reached (or does not exist).
+    DatabaseUnavailable,
+    /// No database connection became free in time.
+    PoolTimeout,
+    /// An error raised by Postgres, carried with its SQLSTATE.
+    Database,
+    /// The request is malformed in a way no more specific code covers.
+    BadRequest,
+    /// The request body exceeds the size limit.
+    PayloadTooLarge,
+    /// The request took longer than the server allows.
+    Timeout,
+    /// No route matches the path.
+    NotFound,
+    /// Anything else; the cause is logged, never sent.
+    Internal,
+}
+
+/// One row of the error table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeInfo {
+    /// Forge's own stable code, e.g. `jwt_expired`.
+    pub code: &'static str,
+    /// The HTTP status (the real one; Storage's wire format folds 4xx into 400 itself).
+    pub status: u16,
+    /// The code PostgREST would send (`PGRSTxxx`).
+    pub postgrest: &'static str,
+    /// The `error_code` GoTrue would send.
+    pub gotrue: &'static str,
+    /// The `code` Supabase Storage would send.
+    pub storage: &'static str,
+    /// The client-facing message used when the error carries none of its own.
+    pub message: &'static str,
+}
+
+impl ErrorCode {
+    /// The error table: one row per code.
+    pub const fn info(self) -> CodeInfo {
+        use ErrorCode::*;
+        let (code, status, postgrest, gotrue, storage, message) = match self {
+            NoApiKey => ("no_api_key", 401, "PGRST302", "no_authorization", "AccessDenied", "No API key found in request"),
+            InvalidApiKey => ("invalid_api_key", 401, "PGRST301", "bad_jwt", "AccessDenied", "Invalid API key"),
+            MalformedAuthorization => ("malformed_authorization", 401, "PGRST301", "bad_jwt", "InvalidJWT", "Authorization header must be 'Bearer <token>'"),
+            HeaderTooLarge => ("header_too_large", 431, "PGRST301", "bad_jwt", "InvalidJWT", "Authentication header is too large"),
+            InvalidJwt => ("invalid_jwt", 401, "PGRST301", "bad_jwt", "InvalidJWT", "JWT could not be decoded"),
+            JwtAlgorithmNotAllowed => ("jwt_algorithm_not_allowed", 401, "PGRST301", "bad_jwt", "InvalidJWT", "Wrong or unsupported encoding algorithm"),
+            JwtBadSignature => ("jwt_bad_signature", 401, "PGRST301", "bad_jwt", "InvalidSignature", "JWT cryptographic operation failed"),
+            JwtExpired => ("jwt_expired", 401, "PGRST303", "bad_jwt", "ExpiredToken", "JWT expired"),
+            JwtNotYetValid => ("jwt_not_yet_valid", 401, "PGRST303", "bad_jwt", "InvalidJWT", "JWT not yet valid"),
+            JwtBadAudience => ("jwt_bad_audience", 401, "PGRST303", "bad_jwt", "InvalidJWT", "JWT not in audience"),
+            JwtBadClaims => ("jwt_bad_claims", 401, "PGRST303", "bad_jwt", "InvalidJWT", "Parsing claims failed"),
+            ProjectNotFound => ("project_not_found", 404, "PGRST125", "not_found", "TenantNotFound", "Project not found"),
+            DatabaseUnavailable => ("database_unavailable", 503, "PGRST000", "unexpected_failure", "DatabaseError", "Database connection error."),
+            PoolTimeout => ("pool_timeout", 504, "PGRST003", "request_timeout", "DatabaseTimeout", "Timed out acquiring connection from connection pool."),
+            Database => ("database_error", 400, "", "unexpected_failure", "DatabaseError", "Database error"),
+            BadRequest => ("bad_request", 400, "PGRST100", "validation_failed", "InvalidRequest", "Bad request"),
+            PayloadTooLarge => ("payload_too_large", 413, "PGRST102", "validation_failed", "EntityTooLarge", "Payload too large"),
+            Timeout => ("request_timeout", 504, "PGRST003", "request_timeout", "DatabaseTimeout", "Request timed out"),
+            NotFound => ("not_found", 404, "PGRST125", "not_found", "NotFound", "Invalid path specified in request URL"),
+            Internal => ("internal", 500, "PGRSTX00", "unexpected_failure", "InternalError", "Internal server error"),
+        };
+        CodeInfo { code, status, postgrest, gotrue, storage, message }
+    }
+
+    /// Forge's stable code string.
+    pub const fn as_str(self) -> &'static str {
+        self.info().code
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> http::StatusCode {
+        http::StatusCode::from_u16(self.info().status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Every code, for tests and documentation.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::NoApiKey,
+        ErrorCode::InvalidApiKey,
+        ErrorCode::MalformedAuthorization,
+        ErrorCode::HeaderTooLarge,
+        ErrorCode::InvalidJwt,
+        ErrorCode::JwtAlgorithmNotAllowed,
+        ErrorCode::JwtBadSignature,
+        ErrorCode::JwtExpired,
+        ErrorCode::JwtNotYetValid,
+        ErrorCode::JwtBadAudience,
+        ErrorCode::JwtBadClaims,
+        ErrorCode::ProjectNotFound,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::PoolTimeout,
+        ErrorCode::Database,
+        ErrorCode::BadRequest,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Timeout,
+        ErrorCode::NotFound,
+        ErrorCode::Internal,
+    ];
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error reported by Postgres, kept with its SQLSTATE so services can map it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("postgres error {code}: {message}")]
+pub struct DbError {
+    /// The five-character SQLSTATE.
+    pub code: String,
+    /// Postgres's primary message.
+    pub message: String,
+    /// Postgres's DETAIL, if any.
+    pub detail: Option<String>,
+    /// Postgres's HINT, if any.
+    pub hint: Option<String>,
+}
+
+/// Authentication failures: API keys, the `Authorization` header and JWTs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AuthError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// A client-safe description.
+    pub message: Cow<'static, str>,
+}
+
+impl AuthError {
+    /// An authentication failure with the table's default message.
+    pub fn new(code: ErrorCode) -> Self {
+        Self { code, message: Cow::Borrowed(code.info().message) }
+    }
+
+    /// An authentication failure with a specific, client-safe message.
+    pub fn with_message(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// The error type of forge-core and the common currency between Forge crates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForgeError {
+    /// The caller could not be authenticated.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// No project with this ref exists.
+    #[error("project not found: {0}")]
+    ProjectNotFound(String),
+    /// The database could not be reached. The cause is logged, never sent.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(#[source] BoxError),
+    /// No pooled connection became free in time.
+    #[error("timed out waiting for a database connection")]
+    PoolTimeout,
+    /// Postgres rejected a statement.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The request is malformed.
+    #[error("{message}")]
+    BadRequest {
+        /// A client-safe description.
+        message: Cow<'static, str>,
+    },
+    /// The request body is over the limit.
+    #[error("payload too large (limit {limit} bytes)")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The request took too long.
+    #[error("request timed out")]
+    Timeout,
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// A bug or an unexpected failure. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(#[source] BoxError),
+}
+
+impl ForgeError {
+    /// An internal error from any cause.
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        ForgeError::Internal(cause.into())
+    }
+
+    /// A bad-request error with a client-safe message.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        ForgeError::BadRequest { message: message.into() }
+    }
+
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ForgeError::Auth(e) => e.code,
+            ForgeError::ProjectNotFound(_) => ErrorCode::ProjectNotFound,
+            ForgeError::DatabaseUnavailable(_) => ErrorCode::DatabaseUnavailable,
+            ForgeError::PoolTimeout => ErrorCode::PoolTimeout,
+            ForgeError::Database(_) => ErrorCode::Database,
+            ForgeError::BadRequest { .. } => ErrorCode::BadRequest,
+            ForgeError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ForgeError::Timeout => ErrorCode::Timeout,
+            ForgeError::NotFound => ErrorCode::NotFound,
+            ForgeError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The HTTP status this error answers with (the real one, before any wire-format folding).
+    ///
+    /// `authenticated` matters only for SQLSTATE 42501, which PostgREST answers with 401 for
+    /// the anon role and 403 otherwise.
+    pub fn status(&self, authenticated: bool) -> http::StatusCode {
+        match self {
+            ForgeError::Database(db) => sqlstate_status(&db.code, &db.message, authenticated),
+            other => other.code().status(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ForgeError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Database(db) => {
+                let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+                ForgeError::Database(DbError {
+                    code: db.code().map(|c| c.into_owned()).unwrap_or_else(|| "XX000".into()),
+                    message: db.message().to_owned(),
+                    detail: pg.and_then(|p| p.detail()).map(str::to_owned),
+                    hint: pg.and_then(|p| p.hint()).map(str::to_owned),
+                })
+            }
+            sqlx::Error::PoolTimedOut => ForgeError::PoolTimeout,
+            e @ (sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_)) => {
+                ForgeError::DatabaseUnavailable(e.into())
+            }
+            other => ForgeError::internal(other),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ForgeError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        if let Some(db) = err.as_db_error() {
+            // Connection-level refusals (no such database, auth failure, too many clients)
+            // come back as database errors too; they mean "unavailable", not "bad request".
+            let code = db.code().code();
+            if code.starts_with("08") || code.starts_with("28") || code == "3D000" || code == "53300" || code == "57P03" {
+                return ForgeError::DatabaseUnavailable(err.into());
+            }
+            return ForgeError::Database(DbError {
+                code: code.to_owned(),
+                message: db.message().to_owned(),
+                detail: db.detail().map(str::to_owned),
+                hint: db.hint().map(str::to_owned),
+            });
+        }
+        if err.is_closed() {
+            return ForgeError::DatabaseUnavailable(err.into());
+        }
+        ForgeError::DatabaseUnavailable(err.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ForgeError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::PoolError;
+        match err {
+            PoolError::Timeout(_) => ForgeError::PoolTimeout,
+            PoolError::Backend(e) => e.into(),
+            other => ForgeError::DatabaseUnavailable(other.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_unique_stable_string_and_a_valid_status() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let info = code.info();
+            assert!(seen.insert(info.code), "duplicate code string {}", info.code);
+            assert!(http::StatusCode::from_u16(info.status).is_ok(), "{code:?}");
+            assert!((400..600).contains(&info.status), "{code:?} is not an error status");
+            assert!(!info.message.is_empty());
+            assert!(!info.gotrue.is_empty() && !info.storage.is_empty());
+        }
+    }
+
+    #[test]
+    fn jwt_failures_are_401_and_use_postgrest_jwt_codes() {
+        for code in [ErrorCode::InvalidJwt, ErrorCode::JwtBadSignature, ErrorCode::JwtAlgorithmNotAllowed] {
+            assert_eq!(code.info().status, 401);
+            assert_eq!(code.info().postgrest, "PGRST301");
+        }
+        for code in [ErrorCode::JwtExpired, ErrorCode::JwtNotYetValid, ErrorCode::JwtBadAudience] {
+            assert_eq!(code.info().postgrest, "PGRST303");
+        }
+    }
+}

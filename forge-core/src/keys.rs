@@ -1,0 +1,425 @@
+//! Project keys: the JWT secret, the optional ES256 signing key, and the API keys derived from
+//! them.
+//!
+//! API keys follow Supabase:
+//! - `anon` and `service_role` JWTs, HS256-signed with the project secret;
+//! - opaque `sb_publishable_...` and `sb_secret_...` keys mapped to those roles.
+//!
+//! All four are derived deterministically from the secret and the project ref, so every
+//! stateless instance of a server that shares the secret hands out and accepts the same keys.
+//! Rotating the secret rotates every key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::{digest, hmac, rand as lc_rand, signature};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::error::{AuthError, ErrorCode};
+use crate::principal::{Claims, Principal};
+use crate::project::ProjectRef;
+
+/// The shortest JWT secret accepted (HS256 needs at least 256 bits).
+pub const MIN_SECRET_LEN: usize = 32;
+/// The most clock skew ever tolerated on `exp` and `nbf`.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+/// Authentication headers longer than this are refused before any parsing.
+pub const MAX_AUTH_HEADER_LEN: usize = 8 * 1024;
+
+/// `iat` of derived API-key JWTs (2026-01-01T00:00:00Z); fixed so the keys are deterministic.
+const API_KEY_IAT: i64 = 1_767_225_600;
+/// `exp` of derived API-key JWTs (2100-01-01T00:00:00Z).
+const API_KEY_EXP: i64 = 4_102_444_800;
+const PUBLISHABLE_PREFIX: &str = "sb_publishable_";
+const SECRET_PREFIX: &str = "sb_secret_";
+
+/// Errors building a key set.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The HS256 secret is too short.
+    #[error("the JWT secret must be at least {MIN_SECRET_LEN} bytes, got {0}")]
+    SecretTooShort(usize),
+    /// The ES256 key could not be parsed or generated.
+    #[error("invalid ES256 key: {0}")]
+    InvalidSigningKey(String),
+    /// Signing failed.
+    #[error("could not sign a token: {0}")]
+    Signing(String),
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// The audience user tokens must name (default `authenticated`).
+    pub audience: String,
+    /// Clock-skew leeway on `exp` and `nbf`; clamped to [`MAX_LEEWAY`].
+    pub leeway: Duration,
+    /// Whether a request with no key at all is served as anon. Off by default: like the
+    /// Supabase gateway, Forge wants an `apikey`.
+    pub allow_keyless_anon: bool,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self { audience: "authenticated".into(), leeway: Duration::from_secs(30), allow_keyless_anon: false }
+    }
+}
+
+struct Es256 {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    jwk: Value,
+}
+
+struct Inner {
+    reference: ProjectRef,
+    hs_encoding: EncodingKey,
+    hs_decoding: DecodingKey,
+    es256: Option<Es256>,
+    anon_key: String,
+    service_key: SecretString,
+    publishable_key: String,
+    secret_key: SecretString,
+    verify: VerifyConfig,
+}
+
+/// A project's keys. Cheap to clone.
+#[derive(Clone)]
+pub struct ProjectKeys(Arc<Inner>);
+
+impl std::fmt::Debug for ProjectKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectKeys")
+            .field("ref", &self.0.reference)
+            .field("anon_key", &self.0.anon_key)
+            .field("publishable_key", &self.0.publishable_key)
+            .field("es256_kid", &self.0.es256.as_ref().map(|k| &k.kid))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ProjectKeys`].
+#[derive(Debug)]
+pub struct ProjectKeysBuilder {
+    reference: ProjectRef,
+    secret: SecretSlice<u8>,
+    es256_pkcs8: Option<SecretSlice<u8>>,
+    verify: VerifyConfig,
+}
+
+impl ProjectKeysBuilder {
+    /// Adds an ES256 signing key (PKCS#8 DER). Its public half is published by [`ProjectKeys::jwks`].
+    pub fn es256_pkcs8(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.es256_pkcs8 = Some(der.into().into());
+        self
+    }
+
+    /// Sets how tokens are verified.
+    pub fn verify(mut self, verify: VerifyConfig) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// Derives the API keys and prepares the verification keys.
+    pub fn build(self) -> Result<ProjectKeys, KeyError> {
+        let secret = self.secret.expose_secret();
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(KeyError::SecretTooShort(secret.len()));
+        }
+        let mut verify = self.verify;
+        verify.leeway = verify.leeway.min(MAX_LEEWAY);
+        let hs_encoding = EncodingKey::from_secret(secret);
+        let hs_decoding = DecodingKey::from_secret(secret);
+        let es256 = self.es256_pkcs8.map(|der| es256_from_pkcs8(der.expose_secret())).transpose()?;
+
+        let api_jwt = |role: &str| -> Result<String, KeyError> {
+            let claims = json!({
+                "iss": "forge", "ref": self.reference.as_str(), "role": role,
+                "iat": API_KEY_IAT, "exp": API_KEY_EXP,
+            });
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &hs_encoding)
+                .map_err(|e| KeyError::Signing(e.to_string()))
+        };
+        let anon_key = api_jwt("anon")?;
+        let service_key = SecretString::from(api_jwt("service_role")?);
+        let publishable_key = format!("{PUBLISHABLE_PREFIX}{}", derive_opaque(secret, "publishable", &self.reference));
+        let secret_key = SecretString::from(format!("{SECRET_PREFIX}{}", derive_opaque(secret, "secret", &self.reference)));
+
+        Ok(ProjectKeys(Arc::new(Inner {
+            reference: self.reference,
+            hs_encoding,
+            hs_decoding,
+            es256,
+            anon_key,
+            service_key,
+            publishable_key,
+            secret_key,
+            verify,
+        })))
+    }
+}
+
+fn derive_opaque(secret: &[u8], purpose: &str, reference: &ProjectRef) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let tag = hmac::sign(&key, format!("forge/api-key/{purpose}/{}", reference.as_str()).as_bytes());
+    URL_SAFE_NO_PAD.encode(&tag.as_ref()[..24])
+}
+
+fn es256_from_pkcs8(der: &[u8]) -> Result<Es256, KeyError> {
+    let pair = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+        .map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+    use signature::KeyPair as _;
+    let point = pair.public_key().as_ref();
+    // An uncompressed P-256 point: 0x04 || x (32 bytes) || y (32 bytes).
+    if point.len() != 65 || point[0] != 4 {
+        return Err(KeyError::InvalidSigningKey("unexpected public key encoding".into()));
+    }
+    let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+    let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
+    let kid = URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, point).as_ref()[..12]);
+    let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+    let jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "alg": "ES256", "use": "sig", "kid": kid, "key_ops": ["verify"] });
+    Ok(Es256 { encoding: EncodingKey::from_ec_der(der), decoding, kid, jwk })
+}
+
+/// Generates a fresh random secret of `len` bytes (at least [`MIN_SECRET_LEN`]).
+pub fn generate_secret(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len.max(MIN_SECRET_LEN)];
+    lc_rand::fill(&mut bytes).expect("the system random source failed");
+    bytes
+}
+
+/// Generates a fresh ES256 signing key as PKCS#8 DER.
+pub fn generate_es256_pkcs8() -> Result<Vec<u8>, KeyError> {
+    let doc = signature::EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &lc_rand::SystemRandom::new())
+        .map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+    Ok(doc.as_ref().to_vec())
+}
+
+impl ProjectKeys {
+    /// Starts a key set for `reference` from its HS256 secret.
+    pub fn builder(reference: ProjectRef, jwt_secret: impl Into<Vec<u8>>) -> ProjectKeysBuilder {
+        ProjectKeysBuilder {
+            reference,
+            secret: jwt_secret.into().into(),
+            es256_pkcs8: None,
+            verify: VerifyConfig::default(),
+        }
+    }
+
+    /// The anon API key (a JWT; safe to ship in browsers).
+    pub fn anon_key(&self) -> &str {
+        &self.0.anon_key
+    }
+
+    /// The service-role API key (a JWT that bypasses RLS; keep it secret).
+    pub fn service_key(&self) -> &SecretString {
+        &self.0.service_key
+    }
+
+    /// The opaque publishable key (`sb_publishable_...`), equivalent to the anon key.
+    pub fn publishable_key(&self) -> &str {
+        &self.0.publishable_key
+    }
+
+    /// The opaque secret key (`sb_secret_...`), equivalent to the service key.
+    pub fn secret_key(&self) -> &SecretString {
+        &self.0.secret_key
+    }
+
+    /// The verification settings.
+    pub fn verify_config(&self) -> &VerifyConfig {
+        &self.0.verify
+    }
+
+    /// The public signing keys as a JWKS document (`{"keys": [...]}`); empty without ES256.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self.0.es256.iter().map(|k| k.jwk.clone()).collect();
+        json!({ "keys": keys })
+    }
+
+    /// Signs `claims`: with the ES256 key (and its `kid`) when there is one, else HS256.
+    pub fn sign(&self, claims: &Map<String, Value>) -> Result<String, KeyError> {
+        let (header, key) = match &self.0.es256 {
+            Some(k) => {
+                let mut h = Header::new(Algorithm::ES256);
+                h.kid = Some(k.kid.clone());
+                (h, &k.encoding)
+            }
+            None => (Header::new(Algorithm::HS256), &self.0.hs_encoding),
+        };
+        jsonwebtoken::encode(&header, claims, key).map_err(|e| KeyError::Signing(e.to_string()))
+    }
+
+    /// Signs `claims` with the HS256 secret, whatever else is configured.
+    pub fn sign_hs256(&self, claims: &Map<String, Value>) -> Result<String, KeyError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.0.hs_encoding)
+            .map_err(|e| KeyError::Signing(e.to_string()))
+    }
+
+    /// Verifies a JWT and returns its claims.
+    ///
+    /// Only HS256 (and ES256 when configured) are accepted, never `none`. `exp` is required;
+    /// `exp` and `nbf` are checked with the configured leeway (at most 60 s). Tokens whose role
+    /// is not an API-key role (`anon`, `service_role`) must name the audience.
+    pub fn verify_jwt(&self, token: &str) -> Result<Claims, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::with_message(ErrorCode::InvalidJwt, "Empty JWT is sent in Authorization header"));
+        }
+        let parts = token.split('.').count();
+        if parts != 3 {
+            return Err(AuthError::with_message(ErrorCode::InvalidJwt, format!("Expected 3 parts in JWT; got {parts}")));
+        }
+        let alg = header_alg(token)?;
+        let key = match alg {
+            Algorithm::HS256 => &self.0.hs_decoding,
+            Algorithm::ES256 => match &self.0.es256 {
+                Some(k) => &k.decoding,
+                None => return Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
+            },
+            _ => return Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.0.verify.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false; // checked below: API-key tokens carry no audience
+        validation.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(map_jwt_error)?;
+        let claims = data.claims;
+
+        let role = match claims.get("role") {
+            None => None,
+            Some(Value::String(r)) if is_valid_role(r) => Some(r.as_str()),
+            Some(_) => return Err(AuthError::with_message(ErrorCode::JwtBadClaims, "The JWT role claim is invalid")),
+        };
+        let is_key_role = matches!(role, None | Some("anon") | Some("service_role"));
+        if !is_key_role && !audience_matches(claims.get("aud"), &self.0.verify.audience) {
+            return Err(AuthError::new(ErrorCode::JwtBadAudience));
+        }
+        Ok(Claims::new(claims))
+    }
+
+    /// Decides who is calling, from the `apikey` and `Authorization` header values.
+    ///
+    /// The rule is the Supabase gateway's (SUPABASE-WIRE.md §A):
+    /// - an `apikey`, when sent, must be one of this project's keys;
+    /// - an `Authorization: Bearer <jwt>` (not `Bearer sb_...`) decides the principal;
+    /// - otherwise the API key decides it (`Bearer sb_...` counts as an API key).
+    pub fn authenticate(&self, apikey: Option<&[u8]>, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
+        for value in [apikey, authorization].into_iter().flatten() {
+            if value.len() > MAX_AUTH_HEADER_LEN {
+                return Err(AuthError::new(ErrorCode::HeaderTooLarge));
+            }
+        }
+        let apikey = apikey
+            .map(|v| std::str::from_utf8(v).map(str::trim).map_err(|_| AuthError::new(ErrorCode::InvalidApiKey)))
+            .transpose()?
+            .filter(|k| !k.is_empty());
+        let bearer = authorization.map(parse_bearer).transpose()?;
+
+        let key_principal = apikey.map(|k| self.api_key_principal(k)).transpose()?;
+        match bearer {
+            Some(token) if !token.starts_with("sb_") => self.token_principal(token),
+            Some(token) => match key_principal {
+                Some(p) => Ok(p),
+                None => self.api_key_principal(token),
+            },
+            None => match key_principal {
+                Some(p) => Ok(p),
+                None if self.0.verify.allow_keyless_anon => Ok(Principal::anon()),
+                None => Err(AuthError::new(ErrorCode::NoApiKey)),
+            },
+        }
+    }
+
+    /// The principal an API key stands for.
+    fn api_key_principal(&self, key: &str) -> Result<Principal, AuthError> {
+        if key.starts_with("sb_") {
+            if ct_eq(key, &self.0.publishable_key) {
+                return Ok(Principal::anon());
+            }
+            if ct_eq(key, self.0.secret_key.expose_secret()) {
+                return Ok(Principal::service());
+            }
+            return Err(AuthError::new(ErrorCode::InvalidApiKey));
+        }
+        // A legacy JWT key: it must verify and carry an API-key role.
+        let claims = self.verify_jwt(key).map_err(|e| AuthError::with_message(ErrorCode::InvalidApiKey, format!("Invalid API key: {}", e.message)))?;
+        match claims.role() {
+            Some("anon") => Ok(Principal::Anon(claims)),
+            Some("service_role") => Ok(Principal::Service(claims)),
+            _ => Err(AuthError::new(ErrorCode::InvalidApiKey)),
+        }
+    }
+
+    fn token_principal(&self, token: &str) -> Result<Principal, AuthError> {
+        Ok(Principal::from_claims(self.verify_jwt(token)?))
+    }
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn parse_bearer(value: &[u8]) -> Result<&str, AuthError> {
+    let malformed = || AuthError::new(ErrorCode::MalformedAuthorization);
+    let value = std::str::from_utf8(value).map_err(|_| malformed())?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(malformed());
+    }
+    Ok(token.trim())
+}
+
+fn header_alg(token: &str) -> Result<Algorithm, AuthError> {
+    let header_b64 = token.split('.').next().unwrap_or("");
+    let raw = URL_SAFE_NO_PAD
+        .decode(header_b64.trim_end_matches('='))
+        .map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
+    let header: Map<String, Value> = serde_json::from_slice(&raw).map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
+    match header.get("alg").and_then(Value::as_str) {
+        Some("HS256") => Ok(Algorithm::HS256),
+        Some("ES256") => Ok(Algorithm::ES256),
+        _ => Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
+    }
+}
+
+fn map_jwt_error(err: jsonwebtoken::errors::Error) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match err.kind() {
+        K::ExpiredSignature => AuthError::new(ErrorCode::JwtExpired),
+        K::ImmatureSignature => AuthError::new(ErrorCode::JwtNotYetValid),
+        K::InvalidSignature => AuthError::new(ErrorCode::JwtBadSignature),
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::UnsupportedAlgorithm => {
+            AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)
+        }
+        K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) => {
+            AuthError::with_message(ErrorCode::JwtBadClaims, format!("Parsing claims failed: {c}"))
+        }
+        _ => AuthError::new(ErrorCode::InvalidJwt),
+    }
+}
+
+fn audience_matches(aud: Option<&Value>, expected: &str) -> bool {
+    match aud {
+        Some(Value::String(a)) => a == expected,
+        Some(Value::Array(items)) => items.iter().any(|a| a.as_str() == Some(expected)),
+        _ => false,
+    }
+}
+
+/// A role name Forge will hand to `set_config('role', ...)`: a plain identifier.
+pub(crate) fn is_valid_role(role: &str) -> bool {
+    let mut chars = role.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && role.len() <= 63
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
