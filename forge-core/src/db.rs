@@ -69,7 +69,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("gateway", &self.gateway.status()).finish_non_exhaustive()
+        f.debug_struct("Database")
+            .field("gateway", &self.gateway.status())
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,22 +83,33 @@ pub struct InvalidDatabaseUrl(&'static str);
 impl Database {
     /// Creates both pools without connecting yet.
     pub fn connect_lazy(config: &DatabaseConfig) -> Result<Self, InvalidDatabaseUrl> {
-        let options = PgConnectOptions::from_str(config.url.expose_secret()).map_err(|_| InvalidDatabaseUrl("url"))?;
+        let options = PgConnectOptions::from_str(config.url.expose_secret())
+            .map_err(|_| InvalidDatabaseUrl("url"))?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy_with(options);
         let gateway_url = config.gateway_url.as_ref().unwrap_or(&config.url);
-        let pg_config =
-            tokio_postgres::Config::from_str(gateway_url.expose_secret()).map_err(|_| InvalidDatabaseUrl("gateway url"))?;
-        Ok(Self { pool, gateway: gateway_pool(pg_config, config)? })
+        let pg_config = tokio_postgres::Config::from_str(gateway_url.expose_secret())
+            .map_err(|_| InvalidDatabaseUrl("gateway url"))?;
+        Ok(Self {
+            pool,
+            gateway: gateway_pool(pg_config, config)?,
+        })
     }
 
     /// Wraps an existing sqlx pool, with the gateway built from `gateway` (a tokio-postgres
     /// config, since a `PgPool` does not reveal its password).
-    pub fn from_parts(pool: PgPool, gateway: tokio_postgres::Config, config: &DatabaseConfig) -> Result<Self, InvalidDatabaseUrl> {
-        Ok(Self { pool, gateway: gateway_pool(gateway, config)? })
+    pub fn from_parts(
+        pool: PgPool,
+        gateway: tokio_postgres::Config,
+        config: &DatabaseConfig,
+    ) -> Result<Self, InvalidDatabaseUrl> {
+        Ok(Self {
+            pool,
+            gateway: gateway_pool(gateway, config)?,
+        })
     }
 
     /// The sqlx pool, for the services' own (non-RLS) work.
@@ -124,8 +137,17 @@ impl Database {
     }
 }
 
-fn gateway_pool(pg_config: tokio_postgres::Config, config: &DatabaseConfig) -> Result<GatewayPool, InvalidDatabaseUrl> {
-    let manager = Manager::from_config(pg_config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+fn gateway_pool(
+    pg_config: tokio_postgres::Config,
+    config: &DatabaseConfig,
+) -> Result<GatewayPool, InvalidDatabaseUrl> {
+    let manager = Manager::from_config(
+        pg_config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
     GatewayPool::builder(manager)
         .max_size(config.gateway_max_connections)
         .wait_timeout(Some(config.acquire_timeout))

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::FromRequestParts;
 use deadpool_postgres::Object;
-use futures_util::future::{try_join, try_join4};
+use futures_util::future::{try_join, try_join3};
 use http::request::Parts;
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
@@ -48,7 +48,13 @@ pub struct RequestContext {
 impl RequestContext {
     /// A context with no request headers.
     pub fn new(principal: Principal, method: http::Method, path: impl Into<String>) -> Self {
-        Self { principal, method, path: path.into(), headers: "{}".into(), settings: Vec::new() }
+        Self {
+            principal,
+            method,
+            path: path.into(),
+            headers: "{}".into(),
+            settings: Vec::new(),
+        }
     }
 
     /// A context for a request: its method, path and headers (lower-cased, without `cookie`).
@@ -82,7 +88,11 @@ impl RequestContext {
 
     /// Adds a transaction-local setting, set after the standard ones. The value is a bound
     /// parameter; the name must be a setting the service chose, never user input.
-    pub fn with_setting(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+    pub fn with_setting(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Self {
         self.settings.push((name.into(), value.into()));
         self
     }
@@ -144,60 +154,82 @@ pub struct RlsTx {
 
 /// Opens the request's transaction on `db`'s gateway pool.
 pub async fn begin(db: &Database, ctx: &RequestContext) -> Result<RlsTx, ForgeError> {
-    let conn = db.gateway().get().await?;
-    let tx = RlsTx { conn: Some(conn), failed: AtomicBool::new(false) };
+    let tx = RlsTx::new(db.gateway().get().await?);
+    let conn = tx.conn();
     let (set_sql, values) = ctx.set_config_params();
-    let setup = async {
-        let conn = tx.conn();
-        let begin_sql = if ctx.read_only() { BEGIN_READ_ONLY } else { BEGIN_READ_WRITE };
-        let (begin, set) = try_join(conn.prepare_cached(begin_sql), conn.prepare_cached(&set_sql)).await?;
-        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        try_join(conn.execute(&begin, &[]), conn.execute(&set, &params)).await?;
-        Ok::<_, tokio_postgres::Error>(())
-    };
-    match setup.await {
-        Ok(()) => Ok(tx),
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e.into())
-        }
-    }
+    let set_params: Vec<&(dyn ToSql + Sync)> =
+        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    let (begin, set) = try_join(
+        conn.prepare_cached(begin_sql(ctx)),
+        conn.prepare_cached(&set_sql),
+    )
+    .await?;
+    // On failure, dropping `tx` rolls back before the connection is reused.
+    try_join(conn.execute(&begin, &[]), conn.execute(&set, &set_params)).await?;
+    Ok(tx)
 }
 
-/// Runs one statement in its own RLS transaction, sending `BEGIN`, the settings, the statement
-/// and `COMMIT` in a single flight: the fastest path for a one-statement request.
+/// Runs one statement in its own RLS transaction: `BEGIN`, the settings, the statement and
+/// `COMMIT` go out in a single flight once the statement is prepared on the connection. The
+/// first time, it is prepared in the same pipeline after the settings, so it is parsed under
+/// the request's role.
 pub async fn query_once(
     db: &Database,
     ctx: &RequestContext,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, ForgeError> {
-    let conn = db.gateway().get().await?;
+    let mut tx = RlsTx::new(db.gateway().get().await?);
+    let conn = tx.conn();
     let (set_sql, values) = ctx.set_config_params();
-    let begin_sql = if ctx.read_only() { BEGIN_READ_ONLY } else { BEGIN_READ_WRITE };
-    let (begin, set, stmt, commit) = try_join4(
-        conn.prepare_cached(begin_sql),
+    let set_params: Vec<&(dyn ToSql + Sync)> =
+        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    let (begin, set, commit) = try_join3(
+        conn.prepare_cached(begin_sql(ctx)),
         conn.prepare_cached(&set_sql),
-        conn.prepare_cached(sql),
         conn.prepare_cached(COMMIT),
     )
     .await?;
-    let set_params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    // All four are sent on the first poll, so even a cancelled request leaves the connection
-    // outside any transaction: after a failure Postgres answers the COMMIT with a rollback.
-    let (_, _, rows, _) = try_join4(
+    let statement_and_commit = async {
+        // Cached: resolves at once, in the same poll, so all four go out together.
+        let stmt = conn.prepare_cached(sql).await?;
+        try_join(conn.query(&stmt, params), conn.execute(&commit, &[])).await
+    };
+    let (_, _, (rows, _)) = try_join3(
         conn.execute(&begin, &[]),
         conn.execute(&set, &set_params),
-        conn.query(&stmt, params),
-        conn.execute(&commit, &[]),
+        statement_and_commit,
     )
     .await?;
+    tx.release();
     Ok(rows)
 }
 
+fn begin_sql(ctx: &RequestContext) -> &'static str {
+    if ctx.read_only() {
+        BEGIN_READ_ONLY
+    } else {
+        BEGIN_READ_WRITE
+    }
+}
+
 impl RlsTx {
+    fn new(conn: Object) -> Self {
+        Self {
+            conn: Some(conn),
+            failed: AtomicBool::new(false),
+        }
+    }
+
     fn conn(&self) -> &Object {
-        self.conn.as_ref().expect("an RlsTx holds its connection until it is finished")
+        self.conn
+            .as_ref()
+            .expect("an RlsTx holds its connection until it is finished")
+    }
+
+    /// Hands the connection back to the pool: only once its transaction has ended.
+    fn release(&mut self) {
+        self.conn = None;
     }
 
     /// The underlying client, for statements the helpers below do not cover. Errors from
@@ -212,54 +244,65 @@ impl RlsTx {
     }
 
     /// Runs a statement and returns its rows.
-    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, ForgeError> {
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, ForgeError> {
         let stmt = self.prepare(sql).await?;
         self.track(self.conn().query(&stmt, params).await)
     }
 
     /// Runs a statement and returns the number of rows it affected.
-    pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, ForgeError> {
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, ForgeError> {
         let stmt = self.prepare(sql).await?;
         self.track(self.conn().execute(&stmt, params).await)
     }
 
     /// Runs a last statement and commits, both in one flight.
-    pub async fn query_and_commit(mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, ForgeError> {
+    pub async fn query_and_commit(
+        mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, ForgeError> {
         self.ensure_ok()?;
-        let conn = self.conn.take().expect("an unfinished RlsTx holds its connection");
-        let (stmt, commit) = match try_join(conn.prepare_cached(sql), conn.prepare_cached(COMMIT)).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.conn = Some(conn);
-                self.failed.store(true, Ordering::Relaxed);
-                return Err(e.into());
-            }
-        };
+        let conn = self.conn();
+        let (stmt, commit) =
+            try_join(conn.prepare_cached(sql), conn.prepare_cached(COMMIT)).await?;
         let (rows, _) = try_join(conn.query(&stmt, params), conn.execute(&commit, &[])).await?;
+        self.release();
         Ok(rows)
     }
 
     /// Commits. Fails, and rolls back, if an earlier statement failed.
     pub async fn commit(mut self) -> Result<(), ForgeError> {
         self.ensure_ok()?;
-        let conn = self.conn.take().expect("an unfinished RlsTx holds its connection");
+        let conn = self.conn();
         let stmt = conn.prepare_cached(COMMIT).await?;
         conn.execute(&stmt, &[]).await?;
+        self.release();
         Ok(())
     }
 
     /// Rolls back.
     pub async fn rollback(mut self) -> Result<(), ForgeError> {
-        let conn = self.conn.take().expect("an unfinished RlsTx holds its connection");
+        let conn = self.conn();
         let stmt = conn.prepare_cached(ROLLBACK).await?;
         conn.execute(&stmt, &[]).await?;
+        self.release();
         Ok(())
     }
 
-    fn ensure_ok(&mut self) -> Result<(), ForgeError> {
+    fn ensure_ok(&self) -> Result<(), ForgeError> {
         if self.failed.load(Ordering::Relaxed) {
             // Dropping self rolls back.
-            return Err(ForgeError::internal("commit after a failed statement in the same transaction"));
+            return Err(ForgeError::internal(
+                "commit after a failed statement in the same transaction",
+            ));
         }
         Ok(())
     }
@@ -273,6 +316,9 @@ impl RlsTx {
 }
 
 impl Drop for RlsTx {
+    /// A transaction still open here was abandoned (an error, or a cancelled request): roll it
+    /// back before the connection serves anyone else. After an error its state is unknown;
+    /// a `ROLLBACK` outside a transaction is harmless.
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         match tokio::runtime::Handle::try_current() {
