@@ -16,10 +16,7 @@ pub const RELOAD_CHANNEL: &str = "pgrst";
 #[tracing::instrument(skip_all)]
 pub async fn apply(pool: &PgPool) -> Result<(), ForgeError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(crate::migrate::LOCK_KEY)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("select pg_advisory_xact_lock($1)").bind(crate::migrate::LOCK_KEY).execute(&mut *tx).await?;
     sqlx::raw_sql(BOOTSTRAP_SQL).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())

@@ -69,9 +69,7 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database")
-            .field("gateway", &self.gateway.status())
-            .finish_non_exhaustive()
+        f.debug_struct("Database").field("gateway", &self.gateway.status()).finish_non_exhaustive()
     }
 }
 
@@ -83,8 +81,7 @@ pub struct InvalidDatabaseUrl(&'static str);
 impl Database {
     /// Creates both pools without connecting yet.
     pub fn connect_lazy(config: &DatabaseConfig) -> Result<Self, InvalidDatabaseUrl> {
-        let options = PgConnectOptions::from_str(config.url.expose_secret())
-            .map_err(|_| InvalidDatabaseUrl("url"))?;
+        let options = PgConnectOptions::from_str(config.url.expose_secret()).map_err(|_| InvalidDatabaseUrl("url"))?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
@@ -93,10 +90,7 @@ impl Database {
         let gateway_url = config.gateway_url.as_ref().unwrap_or(&config.url);
         let pg_config = tokio_postgres::Config::from_str(gateway_url.expose_secret())
             .map_err(|_| InvalidDatabaseUrl("gateway url"))?;
-        Ok(Self {
-            pool,
-            gateway: gateway_pool(pg_config, config)?,
-        })
+        Ok(Self { pool, gateway: gateway_pool(pg_config, config)? })
     }
 
     /// Wraps an existing sqlx pool, with the gateway built from `gateway` (a tokio-postgres
@@ -106,10 +100,7 @@ impl Database {
         gateway: tokio_postgres::Config,
         config: &DatabaseConfig,
     ) -> Result<Self, InvalidDatabaseUrl> {
-        Ok(Self {
-            pool,
-            gateway: gateway_pool(gateway, config)?,
-        })
+        Ok(Self { pool, gateway: gateway_pool(gateway, config)? })
     }
 
     /// The sqlx pool, for the services' own (non-RLS) work.
@@ -137,16 +128,11 @@ impl Database {
     }
 }
 
-fn gateway_pool(
-    pg_config: tokio_postgres::Config,
-    config: &DatabaseConfig,
-) -> Result<GatewayPool, InvalidDatabaseUrl> {
+fn gateway_pool(pg_config: tokio_postgres::Config, config: &DatabaseConfig) -> Result<GatewayPool, InvalidDatabaseUrl> {
     let manager = Manager::from_config(
         pg_config,
         tokio_postgres::NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
     );
     GatewayPool::builder(manager)
         .max_size(config.gateway_max_connections)

@@ -67,11 +67,7 @@ pub struct VerifyConfig {
 
 impl Default for VerifyConfig {
     fn default() -> Self {
-        Self {
-            audience: "authenticated".into(),
-            leeway: Duration::from_secs(30),
-            allow_keyless_anon: false,
-        }
+        Self { audience: "authenticated".into(), leeway: Duration::from_secs(30), allow_keyless_anon: false }
     }
 }
 
@@ -141,10 +137,7 @@ impl ProjectKeysBuilder {
         verify.leeway = verify.leeway.min(MAX_LEEWAY);
         let hs_encoding = EncodingKey::from_secret(secret);
         let hs_decoding = DecodingKey::from_secret(secret);
-        let es256 = self
-            .es256_pkcs8
-            .map(|der| es256_from_pkcs8(der.expose_secret()))
-            .transpose()?;
+        let es256 = self.es256_pkcs8.map(|der| es256_from_pkcs8(der.expose_secret())).transpose()?;
 
         let api_jwt = |role: &str| -> Result<String, KeyError> {
             let claims = json!({
@@ -156,14 +149,9 @@ impl ProjectKeysBuilder {
         };
         let anon_key = api_jwt("anon")?;
         let service_key = SecretString::from(api_jwt("service_role")?);
-        let publishable_key = format!(
-            "{PUBLISHABLE_PREFIX}{}",
-            derive_opaque(secret, "publishable", &self.reference)
-        );
-        let secret_key = SecretString::from(format!(
-            "{SECRET_PREFIX}{}",
-            derive_opaque(secret, "secret", &self.reference)
-        ));
+        let publishable_key = format!("{PUBLISHABLE_PREFIX}{}", derive_opaque(secret, "publishable", &self.reference));
+        let secret_key =
+            SecretString::from(format!("{SECRET_PREFIX}{}", derive_opaque(secret, "secret", &self.reference)));
 
         Ok(ProjectKeys(Arc::new(Inner {
             reference: self.reference,
@@ -181,37 +169,25 @@ impl ProjectKeysBuilder {
 
 fn derive_opaque(secret: &[u8], purpose: &str, reference: &ProjectRef) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let tag = hmac::sign(
-        &key,
-        format!("forge/api-key/{purpose}/{}", reference.as_str()).as_bytes(),
-    );
+    let tag = hmac::sign(&key, format!("forge/api-key/{purpose}/{}", reference.as_str()).as_bytes());
     URL_SAFE_NO_PAD.encode(&tag.as_ref()[..24])
 }
 
 fn es256_from_pkcs8(der: &[u8]) -> Result<Es256, KeyError> {
-    let pair =
-        signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
-            .map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+    let pair = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+        .map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
     use signature::KeyPair as _;
     let point = pair.public_key().as_ref();
     // An uncompressed P-256 point: 0x04 || x (32 bytes) || y (32 bytes).
     if point.len() != 65 || point[0] != 4 {
-        return Err(KeyError::InvalidSigningKey(
-            "unexpected public key encoding".into(),
-        ));
+        return Err(KeyError::InvalidSigningKey("unexpected public key encoding".into()));
     }
     let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
     let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
     let kid = URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, point).as_ref()[..12]);
-    let decoding = DecodingKey::from_ec_components(&x, &y)
-        .map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+    let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
     let jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "alg": "ES256", "use": "sig", "kid": kid, "key_ops": ["verify"] });
-    Ok(Es256 {
-        encoding: EncodingKey::from_ec_der(der),
-        decoding,
-        kid,
-        jwk,
-    })
+    Ok(Es256 { encoding: EncodingKey::from_ec_der(der), decoding, kid, jwk })
 }
 
 /// Generates a fresh random secret of `len` bytes (at least [`MIN_SECRET_LEN`]).
@@ -299,10 +275,7 @@ impl ProjectKeys {
     /// is not an API-key role (`anon`, `service_role`) must name the audience.
     pub fn verify_jwt(&self, token: &str) -> Result<Claims, AuthError> {
         if token.is_empty() {
-            return Err(AuthError::with_message(
-                ErrorCode::InvalidJwt,
-                "Empty JWT is sent in Authorization header",
-            ));
+            return Err(AuthError::with_message(ErrorCode::InvalidJwt, "Empty JWT is sent in Authorization header"));
         }
         let parts = token.split('.').count();
         if parts != 3 {
@@ -326,18 +299,14 @@ impl ProjectKeys {
         validation.validate_nbf = true;
         validation.validate_aud = false; // checked below: API-key tokens carry no audience
         validation.set_required_spec_claims(&["exp"]);
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
-            .map_err(map_jwt_error)?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(map_jwt_error)?;
         let claims = data.claims;
 
         let role = match claims.get("role") {
             None => None,
             Some(Value::String(r)) if is_valid_role(r) => Some(r.as_str()),
             Some(_) => {
-                return Err(AuthError::with_message(
-                    ErrorCode::JwtBadClaims,
-                    "The JWT role claim is invalid",
-                ));
+                return Err(AuthError::with_message(ErrorCode::JwtBadClaims, "The JWT role claim is invalid"));
             }
         };
         let is_key_role = matches!(role, None | Some("anon") | Some("service_role"));
@@ -353,22 +322,14 @@ impl ProjectKeys {
     /// - an `apikey`, when sent, must be one of this project's keys;
     /// - an `Authorization: Bearer <jwt>` (not `Bearer sb_...`) decides the principal;
     /// - otherwise the API key decides it (`Bearer sb_...` counts as an API key).
-    pub fn authenticate(
-        &self,
-        apikey: Option<&[u8]>,
-        authorization: Option<&[u8]>,
-    ) -> Result<Principal, AuthError> {
+    pub fn authenticate(&self, apikey: Option<&[u8]>, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
         for value in [apikey, authorization].into_iter().flatten() {
             if value.len() > MAX_AUTH_HEADER_LEN {
                 return Err(AuthError::new(ErrorCode::HeaderTooLarge));
             }
         }
         let apikey = apikey
-            .map(|v| {
-                std::str::from_utf8(v)
-                    .map(str::trim)
-                    .map_err(|_| AuthError::new(ErrorCode::InvalidApiKey))
-            })
+            .map(|v| std::str::from_utf8(v).map(str::trim).map_err(|_| AuthError::new(ErrorCode::InvalidApiKey)))
             .transpose()?
             .filter(|k| !k.is_empty());
         let bearer = authorization.map(parse_bearer).transpose()?;
@@ -401,16 +362,10 @@ impl ProjectKeys {
         }
         // A legacy JWT key: it must verify and carry an API-key role.
         let claims = self.verify_jwt(key).map_err(|e| {
-            AuthError::with_message(
-                ErrorCode::InvalidApiKey,
-                format!("Invalid API key: {}", e.message),
-            )
+            AuthError::with_message(ErrorCode::InvalidApiKey, format!("Invalid API key: {}", e.message))
         })?;
         // A key minted for another project is refused even if the projects share a secret.
-        if claims
-            .get("ref")
-            .is_some_and(|r| r.as_str() != Some(self.0.reference.as_str()))
-        {
+        if claims.get("ref").is_some_and(|r| r.as_str() != Some(self.0.reference.as_str())) {
             return Err(AuthError::new(ErrorCode::InvalidApiKey));
         }
         match claims.role() {
@@ -441,11 +396,9 @@ fn parse_bearer(value: &[u8]) -> Result<&str, AuthError> {
 
 fn header_alg(token: &str) -> Result<Algorithm, AuthError> {
     let header_b64 = token.split('.').next().unwrap_or("");
-    let raw = URL_SAFE_NO_PAD
-        .decode(header_b64.trim_end_matches('='))
-        .map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
-    let header: Map<String, Value> =
-        serde_json::from_slice(&raw).map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
+    let raw =
+        URL_SAFE_NO_PAD.decode(header_b64.trim_end_matches('=')).map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
+    let header: Map<String, Value> = serde_json::from_slice(&raw).map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
     match header.get("alg").and_then(Value::as_str) {
         Some("HS256") => Ok(Algorithm::HS256),
         Some("ES256") => Ok(Algorithm::ES256),
@@ -462,10 +415,9 @@ fn map_jwt_error(err: jsonwebtoken::errors::Error) -> AuthError {
         K::InvalidAlgorithm | K::InvalidAlgorithmName | K::UnsupportedAlgorithm => {
             AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)
         }
-        K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) => AuthError::with_message(
-            ErrorCode::JwtBadClaims,
-            format!("Parsing claims failed: {c}"),
-        ),
+        K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) => {
+            AuthError::with_message(ErrorCode::JwtBadClaims, format!("Parsing claims failed: {c}"))
+        }
         _ => AuthError::new(ErrorCode::InvalidJwt),
     }
 }

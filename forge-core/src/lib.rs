@@ -54,6 +54,4 @@ pub use db::{Database, DatabaseConfig};
 pub use error::{AuthError, DbError, ErrorCode, ForgeError, Rejection, WireFormat};
 pub use keys::ProjectKeys;
 pub use principal::{Claims, Principal};
-pub use project::{
-    Project, ProjectLayer, ProjectRef, ProjectResolver, ProjectSettings, RefResolver, SingleProject,
-};
+pub use project::{Project, ProjectLayer, ProjectRef, ProjectResolver, ProjectSettings, RefResolver, SingleProject};

@@ -38,9 +38,7 @@ pub struct MigrationSet {
 #[non_exhaustive]
 pub enum MigrateError {
     /// Versions in a set are not strictly increasing.
-    #[error(
-        "migrations of {owner} are not in strictly increasing version order at version {version}"
-    )]
+    #[error("migrations of {owner} are not in strictly increasing version order at version {version}")]
     Unordered {
         /// The set's owner.
         owner: String,
@@ -80,39 +78,23 @@ impl From<sqlx::Error> for MigrateError {
 pub async fn run(pool: &PgPool, sets: &[MigrationSet]) -> Result<usize, MigrateError> {
     let mut applied = 0;
     for set in sets {
-        if let Some(w) = set
-            .migrations
-            .windows(2)
-            .find(|w| w[1].version <= w[0].version)
-        {
-            return Err(MigrateError::Unordered {
-                owner: set.owner.into(),
-                version: w[1].version,
-            });
+        if let Some(w) = set.migrations.windows(2).find(|w| w[1].version <= w[0].version) {
+            return Err(MigrateError::Unordered { owner: set.owner.into(), version: w[1].version });
         }
         for migration in set.migrations {
             let mut tx = pool.begin().await?;
-            sqlx::query("select pg_advisory_xact_lock($1)")
-                .bind(LOCK_KEY)
-                .execute(&mut *tx)
-                .await?;
-            let checksum = digest::digest(&digest::SHA256, migration.sql.as_bytes())
-                .as_ref()
-                .to_vec();
-            let existing: Option<Vec<u8>> = sqlx::query_scalar(
-                "select checksum from forge.migrations where owner = $1 and version = $2",
-            )
-            .bind(set.owner)
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await?;
+            sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
+            let checksum = digest::digest(&digest::SHA256, migration.sql.as_bytes()).as_ref().to_vec();
+            let existing: Option<Vec<u8>> =
+                sqlx::query_scalar("select checksum from forge.migrations where owner = $1 and version = $2")
+                    .bind(set.owner)
+                    .bind(migration.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             match existing {
                 Some(c) if c == checksum => continue,
                 Some(_) => {
-                    return Err(MigrateError::Changed {
-                        owner: set.owner.into(),
-                        version: migration.version,
-                    });
+                    return Err(MigrateError::Changed { owner: set.owner.into(), version: migration.version });
                 }
                 None => {}
             }
@@ -125,27 +107,18 @@ pub async fn run(pool: &PgPool, sets: &[MigrationSet]) -> Result<usize, MigrateE
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            tracing::info!(
-                owner = set.owner,
-                version = migration.version,
-                name = migration.name,
-                "applied migration"
-            );
+            tracing::info!(owner = set.owner, version = migration.version, name = migration.name, "applied migration");
             applied += 1;
         }
         let newest = set.migrations.last().map_or(0, |m| m.version);
-        let unknown: Option<i64> = sqlx::query_scalar(
-            "select min(version) from forge.migrations where owner = $1 and version > $2",
-        )
-        .bind(set.owner)
-        .bind(newest)
-        .fetch_one(pool)
-        .await?;
+        let unknown: Option<i64> =
+            sqlx::query_scalar("select min(version) from forge.migrations where owner = $1 and version > $2")
+                .bind(set.owner)
+                .bind(newest)
+                .fetch_one(pool)
+                .await?;
         if let Some(version) = unknown {
-            return Err(MigrateError::Unknown {
-                owner: set.owner.into(),
-                version,
-            });
+            return Err(MigrateError::Unknown { owner: set.owner.into(), version });
         }
     }
     Ok(applied)

@@ -130,23 +130,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         }
         let format = WireFormat::for_request(parts);
         let project = parts.extensions.get::<Project>().ok_or_else(|| Rejection {
-            error: ForgeError::internal(
-                "no Project in request extensions: is ProjectLayer installed?",
-            ),
+            error: ForgeError::internal("no Project in request extensions: is ProjectLayer installed?"),
             format,
         })?;
         let apikey = parts.headers.get("apikey").map(|v| v.as_bytes());
-        let authorization = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        let principal = project
-            .keys()
-            .authenticate(apikey, authorization)
-            .map_err(|e| Rejection {
-                error: e.into(),
-                format,
-            })?;
+        let authorization = parts.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        let principal =
+            project.keys().authenticate(apikey, authorization).map_err(|e| Rejection { error: e.into(), format })?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

@@ -27,24 +27,16 @@ pub struct ProjectRef(Arc<str>);
 
 /// A string that is not a valid project ref.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid project ref (use 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit)"
-)]
+#[error("invalid project ref (use 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit)")]
 pub struct InvalidProjectRef;
 
 impl ProjectRef {
     /// Validates a project ref.
     pub fn new(value: &str) -> Result<Self, InvalidProjectRef> {
         let ok = (1..=40).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !value.starts_with('-');
-        if ok {
-            Ok(Self(value.into()))
-        } else {
-            Err(InvalidProjectRef)
-        }
+        if ok { Ok(Self(value.into())) } else { Err(InvalidProjectRef) }
     }
 
     /// The ref as a string.
@@ -79,10 +71,7 @@ pub struct ProjectSettings {
 impl ProjectSettings {
     /// Settings with the given public URL and the defaults for everything else.
     pub fn new(public_url: impl Into<String>) -> Self {
-        Self {
-            public_url: public_url.into(),
-            exposed_schemas: vec!["public".into()],
-        }
+        Self { public_url: public_url.into(), exposed_schemas: vec!["public".into()] }
     }
 
     /// Sets the exposed schemas.
@@ -106,18 +95,8 @@ pub struct Project(Arc<ProjectInner>);
 
 impl Project {
     /// Assembles a project.
-    pub fn new(
-        reference: ProjectRef,
-        db: Database,
-        keys: ProjectKeys,
-        settings: ProjectSettings,
-    ) -> Self {
-        Self(Arc::new(ProjectInner {
-            reference,
-            db,
-            keys,
-            settings,
-        }))
+    pub fn new(reference: ProjectRef, db: Database, keys: ProjectKeys, settings: ProjectSettings) -> Self {
+        Self(Arc::new(ProjectInner { reference, db, keys, settings }))
     }
 
     /// The project's ref.
@@ -145,16 +124,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Project {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Project>()
-            .cloned()
-            .ok_or_else(|| Rejection {
-                error: ForgeError::internal(
-                    "no Project in request extensions: is ProjectLayer installed?",
-                ),
-                format: WireFormat::for_request(parts),
-            })
+        parts.extensions.get::<Project>().cloned().ok_or_else(|| Rejection {
+            error: ForgeError::internal("no Project in request extensions: is ProjectLayer installed?"),
+            format: WireFormat::for_request(parts),
+        })
     }
 }
 
@@ -183,22 +156,14 @@ pub struct SingleProject(pub Project);
 
 impl ProjectResolver for SingleProject {
     fn resolve<'a>(&'a self, _parts: &'a Parts) -> BoxFuture<'a, Result<Resolved, ForgeError>> {
-        Box::pin(async move {
-            Ok(Resolved {
-                project: self.0.clone(),
-                strip_prefix: 0,
-            })
-        })
+        Box::pin(async move { Ok(Resolved { project: self.0.clone(), strip_prefix: 0 }) })
     }
 }
 
 /// Looks projects up by ref.
 pub trait ProjectLookup: Send + Sync + 'static {
     /// The project with this ref, if any.
-    fn lookup<'a>(
-        &'a self,
-        reference: &'a ProjectRef,
-    ) -> BoxFuture<'a, Result<Option<Project>, ForgeError>>;
+    fn lookup<'a>(&'a self, reference: &'a ProjectRef) -> BoxFuture<'a, Result<Option<Project>, ForgeError>>;
 }
 
 /// An in-memory set of projects, for servers that know their projects up front.
@@ -213,34 +178,21 @@ impl ProjectMap {
 
     /// Adds or replaces a project.
     pub fn insert(&self, project: Project) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(project.reference().clone(), project);
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(project.reference().clone(), project);
     }
 
     /// Removes a project.
     pub fn remove(&self, reference: &ProjectRef) -> Option<Project> {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(reference)
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(reference)
     }
 
     fn get(&self, reference: &ProjectRef) -> Option<Project> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(reference)
-            .cloned()
+        self.0.read().unwrap_or_else(|e| e.into_inner()).get(reference).cloned()
     }
 }
 
 impl ProjectLookup for ProjectMap {
-    fn lookup<'a>(
-        &'a self,
-        reference: &'a ProjectRef,
-    ) -> BoxFuture<'a, Result<Option<Project>, ForgeError>> {
+    fn lookup<'a>(&'a self, reference: &'a ProjectRef) -> BoxFuture<'a, Result<Option<Project>, ForgeError>> {
         Box::pin(async move { Ok(self.get(reference)) })
     }
 }
@@ -268,12 +220,7 @@ impl std::fmt::Debug for RefResolver {
 impl RefResolver {
     /// A resolver over `lookup` with both strategies off; enable at least one.
     pub fn new(lookup: impl ProjectLookup) -> Self {
-        Self {
-            lookup: Arc::new(lookup),
-            by_path: false,
-            by_host: false,
-            fallback: None,
-        }
+        Self { lookup: Arc::new(lookup), by_path: false, by_host: false, fallback: None }
     }
 
     /// Resolves `/p/{ref}/...`, stripping the prefix.
@@ -302,10 +249,7 @@ impl RefResolver {
     }
 
     fn from_host(parts: &Parts) -> Option<&str> {
-        let host = parts
-            .uri
-            .host()
-            .or_else(|| parts.headers.get(http::header::HOST)?.to_str().ok())?;
+        let host = parts.uri.host().or_else(|| parts.headers.get(http::header::HOST)?.to_str().ok())?;
         let host = host.split(':').next()?;
         if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
             return None;
@@ -323,38 +267,24 @@ fn not_found(name: &str) -> ForgeError {
 impl ProjectResolver for RefResolver {
     fn resolve<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Resolved, ForgeError>> {
         Box::pin(async move {
-            let named = if let Some((name, len)) = self
-                .by_path
-                .then(|| Self::from_path(parts.uri.path()))
-                .flatten()
-            {
+            let named = if let Some((name, len)) = self.by_path.then(|| Self::from_path(parts.uri.path())).flatten() {
                 Some((name, len))
             } else {
-                self.by_host
-                    .then(|| Self::from_host(parts))
-                    .flatten()
-                    .map(|name| (name, 0))
+                self.by_host.then(|| Self::from_host(parts)).flatten().map(|name| (name, 0))
             };
             let Some((name, strip_prefix)) = named else {
                 return match &self.fallback {
-                    Some(p) => Ok(Resolved {
-                        project: p.clone(),
-                        strip_prefix: 0,
-                    }),
+                    Some(p) => Ok(Resolved { project: p.clone(), strip_prefix: 0 }),
                     None => Err(ForgeError::ProjectNotFound(String::new())),
                 };
             };
             let reference = ProjectRef::new(name).map_err(|_| not_found(name))?;
             match self.lookup.lookup(&reference).await? {
-                Some(project) => Ok(Resolved {
-                    project,
-                    strip_prefix,
-                }),
+                Some(project) => Ok(Resolved { project, strip_prefix }),
                 // A host like `localhost.localdomain` names no project: use the fallback.
-                None if strip_prefix == 0 && self.fallback.is_some() => Ok(Resolved {
-                    project: self.fallback.clone().expect("checked"),
-                    strip_prefix: 0,
-                }),
+                None if strip_prefix == 0 && self.fallback.is_some() => {
+                    Ok(Resolved { project: self.fallback.clone().expect("checked"), strip_prefix: 0 })
+                }
                 None => Err(not_found(name)),
             }
         })
@@ -380,9 +310,7 @@ impl std::fmt::Debug for ProjectLayer {
 impl ProjectLayer {
     /// A layer using `resolver`.
     pub fn new(resolver: impl ProjectResolver) -> Self {
-        Self {
-            resolver: Arc::new(resolver),
-        }
+        Self { resolver: Arc::new(resolver) }
     }
 
     /// A layer that serves everything from one project.
@@ -394,10 +322,7 @@ impl ProjectLayer {
 impl<S> Layer<S> for ProjectLayer {
     type Service = ProjectService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ProjectService {
-            inner,
-            resolver: self.resolver.clone(),
-        }
+        ProjectService { inner, resolver: self.resolver.clone() }
     }
 }
 
@@ -437,10 +362,7 @@ where
             let (mut parts, body) = req.into_parts();
             let resolved = resolver.resolve(&parts).await;
             match resolved {
-                Ok(Resolved {
-                    project,
-                    strip_prefix,
-                }) => {
+                Ok(Resolved { project, strip_prefix }) => {
                     if strip_prefix > 0 {
                         match strip_path(&parts.uri, strip_prefix) {
                             Some(uri) => parts.uri = uri,
@@ -455,12 +377,8 @@ where
                 Err(error) => {
                     // Judge the format by the path the service would have seen.
                     let path = parts.uri.path();
-                    let service_path = RefResolver::from_path(path)
-                        .map(|(_, len)| &path[len..])
-                        .unwrap_or(path);
-                    Ok(error
-                        .render(WireFormat::for_path(service_path), false)
-                        .into_response())
+                    let service_path = RefResolver::from_path(path).map(|(_, len)| &path[len..]).unwrap_or(path);
+                    Ok(error.render(WireFormat::for_path(service_path), false).into_response())
                 }
             }
         })
@@ -493,17 +411,7 @@ mod tests {
         for ok in ["abc", "a1-b2", "0proj", &"a".repeat(40)] {
             assert!(ProjectRef::new(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "-x",
-            "ABC",
-            "a_b",
-            "a.b",
-            "a/b",
-            "é",
-            &"a".repeat(41),
-            "x y",
-        ] {
+        for bad in ["", "-x", "ABC", "a_b", "a.b", "a/b", "é", &"a".repeat(41), "x y"] {
             assert!(ProjectRef::new(bad).is_err(), "{bad}");
         }
     }
@@ -513,19 +421,9 @@ mod tests {
         assert_eq!(RefResolver::from_path("/p/abc/rest/v1/t"), Some(("abc", 6)));
         assert_eq!(RefResolver::from_path("/p/abc"), Some(("abc", 6)));
         assert_eq!(RefResolver::from_path("/rest/v1/t"), None);
-        let parts = |host: &str| {
-            Request::builder()
-                .uri("/x")
-                .header("host", host)
-                .body(())
-                .expect("request")
-                .into_parts()
-                .0
-        };
-        assert_eq!(
-            RefResolver::from_host(&parts("abc.forge.test:8000")),
-            Some("abc")
-        );
+        let parts =
+            |host: &str| Request::builder().uri("/x").header("host", host).body(()).expect("request").into_parts().0;
+        assert_eq!(RefResolver::from_host(&parts("abc.forge.test:8000")), Some("abc"));
         assert_eq!(RefResolver::from_host(&parts("localhost:8000")), None);
         assert_eq!(RefResolver::from_host(&parts("127.0.0.1:8000")), None);
     }
@@ -533,10 +431,7 @@ mod tests {
     #[test]
     fn stripping_keeps_the_query() {
         let uri: http::Uri = "/p/abc/rest/v1/t?select=*".parse().expect("uri");
-        assert_eq!(
-            strip_path(&uri, 6).expect("stripped").to_string(),
-            "/rest/v1/t?select=*"
-        );
+        assert_eq!(strip_path(&uri, 6).expect("stripped").to_string(), "/rest/v1/t?select=*");
         let uri: http::Uri = "/p/abc".parse().expect("uri");
         assert_eq!(strip_path(&uri, 6).expect("stripped").to_string(), "/");
     }

@@ -48,13 +48,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// A context with no request headers.
     pub fn new(principal: Principal, method: http::Method, path: impl Into<String>) -> Self {
-        Self {
-            principal,
-            method,
-            path: path.into(),
-            headers: "{}".into(),
-            settings: Vec::new(),
-        }
+        Self { principal, method, path: path.into(), headers: "{}".into(), settings: Vec::new() }
     }
 
     /// A context for a request: its method, path and headers (lower-cased, without `cookie`).
@@ -88,11 +82,7 @@ impl RequestContext {
 
     /// Adds a transaction-local setting, set after the standard ones. The value is a bound
     /// parameter; the name must be a setting the service chose, never user input.
-    pub fn with_setting(
-        mut self,
-        name: impl Into<Cow<'static, str>>,
-        value: impl Into<String>,
-    ) -> Self {
+    pub fn with_setting(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
         self.settings.push((name.into(), value.into()));
         self
     }
@@ -157,13 +147,8 @@ pub async fn begin(db: &Database, ctx: &RequestContext) -> Result<RlsTx, ForgeEr
     let tx = RlsTx::new(db.gateway().get().await?);
     let conn = tx.conn();
     let (set_sql, values) = ctx.set_config_params();
-    let set_params: Vec<&(dyn ToSql + Sync)> =
-        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    let (begin, set) = try_join(
-        conn.prepare_cached(begin_sql(ctx)),
-        conn.prepare_cached(&set_sql),
-    )
-    .await?;
+    let set_params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    let (begin, set) = try_join(conn.prepare_cached(begin_sql(ctx)), conn.prepare_cached(&set_sql)).await?;
     // On failure, dropping `tx` rolls back before the connection is reused.
     try_join(conn.execute(&begin, &[]), conn.execute(&set, &set_params)).await?;
     Ok(tx)
@@ -182,49 +167,32 @@ pub async fn query_once(
     let mut tx = RlsTx::new(db.gateway().get().await?);
     let conn = tx.conn();
     let (set_sql, values) = ctx.set_config_params();
-    let set_params: Vec<&(dyn ToSql + Sync)> =
-        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    let (begin, set, commit) = try_join3(
-        conn.prepare_cached(begin_sql(ctx)),
-        conn.prepare_cached(&set_sql),
-        conn.prepare_cached(COMMIT),
-    )
-    .await?;
+    let set_params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    let (begin, set, commit) =
+        try_join3(conn.prepare_cached(begin_sql(ctx)), conn.prepare_cached(&set_sql), conn.prepare_cached(COMMIT))
+            .await?;
     let statement_and_commit = async {
         // Cached: resolves at once, in the same poll, so all four go out together.
         let stmt = conn.prepare_cached(sql).await?;
         try_join(conn.query(&stmt, params), conn.execute(&commit, &[])).await
     };
-    let (_, _, (rows, _)) = try_join3(
-        conn.execute(&begin, &[]),
-        conn.execute(&set, &set_params),
-        statement_and_commit,
-    )
-    .await?;
+    let (_, _, (rows, _)) =
+        try_join3(conn.execute(&begin, &[]), conn.execute(&set, &set_params), statement_and_commit).await?;
     tx.release();
     Ok(rows)
 }
 
 fn begin_sql(ctx: &RequestContext) -> &'static str {
-    if ctx.read_only() {
-        BEGIN_READ_ONLY
-    } else {
-        BEGIN_READ_WRITE
-    }
+    if ctx.read_only() { BEGIN_READ_ONLY } else { BEGIN_READ_WRITE }
 }
 
 impl RlsTx {
     fn new(conn: Object) -> Self {
-        Self {
-            conn: Some(conn),
-            failed: AtomicBool::new(false),
-        }
+        Self { conn: Some(conn), failed: AtomicBool::new(false) }
     }
 
     fn conn(&self) -> &Object {
-        self.conn
-            .as_ref()
-            .expect("an RlsTx holds its connection until it is finished")
+        self.conn.as_ref().expect("an RlsTx holds its connection until it is finished")
     }
 
     /// Hands the connection back to the pool: only once its transaction has ended.
@@ -244,35 +212,22 @@ impl RlsTx {
     }
 
     /// Runs a statement and returns its rows.
-    pub async fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, ForgeError> {
+    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, ForgeError> {
         let stmt = self.prepare(sql).await?;
         self.track(self.conn().query(&stmt, params).await)
     }
 
     /// Runs a statement and returns the number of rows it affected.
-    pub async fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, ForgeError> {
+    pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, ForgeError> {
         let stmt = self.prepare(sql).await?;
         self.track(self.conn().execute(&stmt, params).await)
     }
 
     /// Runs a last statement and commits, both in one flight.
-    pub async fn query_and_commit(
-        mut self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, ForgeError> {
+    pub async fn query_and_commit(mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, ForgeError> {
         self.ensure_ok()?;
         let conn = self.conn();
-        let (stmt, commit) =
-            try_join(conn.prepare_cached(sql), conn.prepare_cached(COMMIT)).await?;
+        let (stmt, commit) = try_join(conn.prepare_cached(sql), conn.prepare_cached(COMMIT)).await?;
         let (rows, _) = try_join(conn.query(&stmt, params), conn.execute(&commit, &[])).await?;
         self.release();
         Ok(rows)
@@ -300,9 +255,7 @@ impl RlsTx {
     fn ensure_ok(&self) -> Result<(), ForgeError> {
         if self.failed.load(Ordering::Relaxed) {
             // Dropping self rolls back.
-            return Err(ForgeError::internal(
-                "commit after a failed statement in the same transaction",
-            ));
+            return Err(ForgeError::internal("commit after a failed statement in the same transaction"));
         }
         Ok(())
     }

@@ -51,9 +51,7 @@ fn cluster() -> &'static TestCluster {
     let cluster = CLUSTER.get_or_init(|| {
         // Set up on a plain thread: callers are inside a runtime, and the template bootstrap
         // needs one of its own.
-        std::thread::spawn(start_cluster)
-            .join()
-            .unwrap_or_else(|_| Err("the cluster start-up thread panicked".into()))
+        std::thread::spawn(start_cluster).join().unwrap_or_else(|_| Err("the cluster start-up thread panicked".into()))
     });
     match cluster {
         Ok(c) => c,
@@ -69,16 +67,12 @@ fn start_cluster() -> Result<TestCluster, String> {
         .map_err(|e| e.to_string())?
         .keep();
     // Postgres may run as another user (when we are root): let it reach its directories.
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
     let mut options = ClusterOptions::new(dir.join("data"));
     options.socket_dir = Some(dir.join("run"));
     options.log_file = Some(dir.join("postgres.log"));
     options.durable = false;
-    options.settings = vec![
-        ("max_connections".into(), "300".into()),
-        ("shared_buffers".into(), "64MB".into()),
-    ];
+    options.settings = vec![("max_connections".into(), "300".into()), ("shared_buffers".into(), "64MB".into())];
     let pg = EmbeddedPostgres::start(options).map_err(|e| {
         let _ = std::fs::remove_dir_all(&dir);
         e.to_string()
@@ -87,26 +81,17 @@ fn start_cluster() -> Result<TestCluster, String> {
 
     let admin = pg.url("postgres", pg.superuser());
     let template = pg.url(TEMPLATE, pg.superuser());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime
         .block_on(async {
             let mut conn = PgConnection::connect(&admin).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {TEMPLATE}")))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {TEMPLATE}"))).execute(&mut conn).await?;
+            let pool = PgPool::connect(&template).await?;
+            crate::bootstrap::apply(&pool).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            pool.close().await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("alter database {TEMPLATE} is_template true")))
                 .execute(&mut conn)
                 .await?;
-            let pool = PgPool::connect(&template).await?;
-            crate::bootstrap::apply(&pool)
-                .await
-                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-            pool.close().await;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "alter database {TEMPLATE} is_template true"
-            )))
-            .execute(&mut conn)
-            .await?;
             Ok::<_, sqlx::Error>(())
         })
         .map_err(|e| format!("preparing the template database: {e}"))?;
@@ -144,22 +129,14 @@ pub struct TestDb {
 /// Creates a fresh, bootstrapped database on the process's private cluster.
 pub async fn test_db() -> TestDb {
     let cluster = cluster();
-    let name = format!(
-        "forge_test_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = format!("forge_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
     let admin = cluster.pg.url("postgres", cluster.pg.superuser());
-    let mut conn = PgConnection::connect(&admin)
-        .await
-        .expect("connect to the test cluster");
+    let mut conn = PgConnection::connect(&admin).await.expect("connect to the test cluster");
     // The name is made here from a counter and the pid, never from input.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "create database {name} template {TEMPLATE}"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("create the test database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name} template {TEMPLATE}")))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
     let _ = conn.close().await;
     let url = cluster.pg.url(&name, cluster.pg.superuser());
     let gateway_url = cluster.pg.url(&name, "authenticator");
@@ -167,12 +144,7 @@ pub async fn test_db() -> TestDb {
         .with_gateway_url(gateway_url.clone())
         .with_acquire_timeout(Duration::from_secs(10));
     let db = Database::connect_lazy(&config).expect("valid test database URL");
-    TestDb {
-        name,
-        url,
-        gateway_url,
-        db,
-    }
+    TestDb { name, url, gateway_url, db }
 }
 
 impl TestDb {
@@ -214,14 +186,7 @@ impl TestDb {
     /// A project `reference` on this database with keys from `secret`.
     pub fn project_with_secret(&self, reference: &str, secret: &[u8]) -> Project {
         let reference = ProjectRef::new(reference).expect("a valid project ref");
-        let keys = ProjectKeys::builder(reference.clone(), secret.to_vec())
-            .build()
-            .expect("test keys");
-        Project::new(
-            reference,
-            self.db.clone(),
-            keys,
-            ProjectSettings::new("http://localhost"),
-        )
+        let keys = ProjectKeys::builder(reference.clone(), secret.to_vec()).build().expect("test keys");
+        Project::new(reference, self.db.clone(), keys, ProjectSettings::new("http://localhost"))
     }
 }

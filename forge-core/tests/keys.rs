@@ -15,25 +15,15 @@ const SECRET: &[u8] = b"a-project-secret-of-at-least-thirty-two-bytes";
 const USER: &str = "6a1f1a35-6d8b-4a57-9d1b-2f6b7cd1c2a1";
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64
 }
 
 fn keys() -> ProjectKeys {
-    ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
-        .build()
-        .expect("keys")
+    ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec()).build().expect("keys")
 }
 
 fn hs256(secret: &[u8], claims: Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .expect("sign")
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).expect("sign")
 }
 
 fn user_claims() -> Value {
@@ -91,32 +81,15 @@ fn verification_table() {
     );
     // HS/RS confusion: an RS256 header over an HMAC made with the project secret.
     let rs_confusion = forged(json!({"alg": "RS256", "typ": "JWT"}), user_claims(), SECRET);
-    let other_key_for_apikey = hs256(
-        b"another-secret-that-is-also-32-bytes-long!!",
-        json!({"role": "anon", "exp": now() + 60}),
-    );
+    let other_key_for_apikey =
+        hs256(b"another-secret-that-is-also-32-bytes-long!!", json!({"role": "anon", "exp": now() + 60}));
     let big = format!("Bearer {}", "a".repeat(9000));
 
     let cases: Vec<(&str, Option<&str>, Option<String>, Want)> = vec![
-        (
-            "user token with anon apikey",
-            Some(&anon),
-            Some(bearer(&user)),
-            Want::User,
-        ),
+        ("user token with anon apikey", Some(&anon), Some(bearer(&user)), Want::User),
         ("anon JWT key alone", Some(&anon), None, Want::Anon),
-        (
-            "anon JWT key as bearer too",
-            Some(&anon),
-            Some(bearer(&anon)),
-            Want::Anon,
-        ),
-        (
-            "service JWT key",
-            Some(&service),
-            Some(bearer(&service)),
-            Want::Service,
-        ),
+        ("anon JWT key as bearer too", Some(&anon), Some(bearer(&anon)), Want::Anon),
+        ("service JWT key", Some(&service), Some(bearer(&service)), Want::Service),
         ("publishable key", Some(&publishable), None, Want::Anon),
         ("secret key", Some(&secret_key), None, Want::Service),
         (
@@ -125,154 +98,46 @@ fn verification_table() {
             Some(bearer(&publishable)),
             Want::Anon,
         ),
-        (
-            "Bearer sb_publishable without apikey",
-            None,
-            Some(bearer(&publishable)),
-            Want::Anon,
-        ),
-        (
-            "Bearer sb_secret without apikey",
-            None,
-            Some(bearer(&secret_key)),
-            Want::Service,
-        ),
-        (
-            "apikey decides over Bearer sb_",
-            Some(&secret_key),
-            Some(bearer(&publishable)),
-            Want::Service,
-        ),
-        (
-            "user token with publishable apikey",
-            Some(&publishable),
-            Some(bearer(&user)),
-            Want::User,
-        ),
-        (
-            "expired",
-            Some(&anon),
-            Some(bearer(&hs256(SECRET, expired))),
-            Want::Err(ErrorCode::JwtExpired),
-        ),
-        (
-            "expired within leeway",
-            Some(&anon),
-            Some(bearer(&hs256(SECRET, within_leeway))),
-            Want::User,
-        ),
-        (
-            "not yet valid",
-            Some(&anon),
-            Some(bearer(&hs256(SECRET, not_yet))),
-            Want::Err(ErrorCode::JwtNotYetValid),
-        ),
+        ("Bearer sb_publishable without apikey", None, Some(bearer(&publishable)), Want::Anon),
+        ("Bearer sb_secret without apikey", None, Some(bearer(&secret_key)), Want::Service),
+        ("apikey decides over Bearer sb_", Some(&secret_key), Some(bearer(&publishable)), Want::Service),
+        ("user token with publishable apikey", Some(&publishable), Some(bearer(&user)), Want::User),
+        ("expired", Some(&anon), Some(bearer(&hs256(SECRET, expired))), Want::Err(ErrorCode::JwtExpired)),
+        ("expired within leeway", Some(&anon), Some(bearer(&hs256(SECRET, within_leeway))), Want::User),
+        ("not yet valid", Some(&anon), Some(bearer(&hs256(SECRET, not_yet))), Want::Err(ErrorCode::JwtNotYetValid)),
         (
             "wrong signature",
             Some(&anon),
-            Some(bearer(&hs256(
-                b"not-the-project-secret-but-32-bytes-long",
-                user_claims(),
-            ))),
+            Some(bearer(&hs256(b"not-the-project-secret-but-32-bytes-long", user_claims()))),
             Want::Err(ErrorCode::JwtBadSignature),
         ),
-        (
-            "alg none",
-            Some(&anon),
-            Some(bearer(&none_alg)),
-            Want::Err(ErrorCode::JwtAlgorithmNotAllowed),
-        ),
-        (
-            "HS/RS confusion",
-            Some(&anon),
-            Some(bearer(&rs_confusion)),
-            Want::Err(ErrorCode::JwtAlgorithmNotAllowed),
-        ),
-        (
-            "wrong aud",
-            Some(&anon),
-            Some(bearer(&hs256(SECRET, wrong_aud))),
-            Want::Err(ErrorCode::JwtBadAudience),
-        ),
-        (
-            "aud as a list",
-            Some(&anon),
-            Some(bearer(&hs256(SECRET, aud_list))),
-            Want::User,
-        ),
+        ("alg none", Some(&anon), Some(bearer(&none_alg)), Want::Err(ErrorCode::JwtAlgorithmNotAllowed)),
+        ("HS/RS confusion", Some(&anon), Some(bearer(&rs_confusion)), Want::Err(ErrorCode::JwtAlgorithmNotAllowed)),
+        ("wrong aud", Some(&anon), Some(bearer(&hs256(SECRET, wrong_aud))), Want::Err(ErrorCode::JwtBadAudience)),
+        ("aud as a list", Some(&anon), Some(bearer(&hs256(SECRET, aud_list))), Want::User),
         (
             "user token without aud",
             Some(&anon),
             Some(bearer(&hs256(SECRET, no_aud))),
             Want::Err(ErrorCode::JwtBadAudience),
         ),
-        (
-            "no exp",
-            Some(&anon),
-            Some(bearer(&hs256(SECRET, no_exp))),
-            Want::Err(ErrorCode::JwtBadClaims),
-        ),
+        ("no exp", Some(&anon), Some(bearer(&hs256(SECRET, no_exp))), Want::Err(ErrorCode::JwtBadClaims)),
         (
             "role that is not an identifier",
             Some(&anon),
             Some(bearer(&hs256(SECRET, bad_role))),
             Want::Err(ErrorCode::JwtBadClaims),
         ),
-        (
-            "not a JWT",
-            Some(&anon),
-            Some(bearer("not-a-jwt")),
-            Want::Err(ErrorCode::InvalidJwt),
-        ),
-        (
-            "three garbage parts",
-            Some(&anon),
-            Some(bearer("a.b.c")),
-            Want::Err(ErrorCode::InvalidJwt),
-        ),
-        (
-            "empty bearer",
-            Some(&anon),
-            Some("Bearer ".into()),
-            Want::Err(ErrorCode::MalformedAuthorization),
-        ),
-        (
-            "Basic scheme",
-            Some(&anon),
-            Some("Basic dXNlcjpwYXNz".into()),
-            Want::Err(ErrorCode::MalformedAuthorization),
-        ),
-        (
-            "no scheme",
-            Some(&anon),
-            Some(user.clone()),
-            Want::Err(ErrorCode::MalformedAuthorization),
-        ),
-        (
-            "oversized header",
-            Some(&anon),
-            Some(big),
-            Want::Err(ErrorCode::HeaderTooLarge),
-        ),
+        ("not a JWT", Some(&anon), Some(bearer("not-a-jwt")), Want::Err(ErrorCode::InvalidJwt)),
+        ("three garbage parts", Some(&anon), Some(bearer("a.b.c")), Want::Err(ErrorCode::InvalidJwt)),
+        ("empty bearer", Some(&anon), Some("Bearer ".into()), Want::Err(ErrorCode::MalformedAuthorization)),
+        ("Basic scheme", Some(&anon), Some("Basic dXNlcjpwYXNz".into()), Want::Err(ErrorCode::MalformedAuthorization)),
+        ("no scheme", Some(&anon), Some(user.clone()), Want::Err(ErrorCode::MalformedAuthorization)),
+        ("oversized header", Some(&anon), Some(big), Want::Err(ErrorCode::HeaderTooLarge)),
         ("no key at all", None, None, Want::Err(ErrorCode::NoApiKey)),
-        (
-            "unknown opaque key",
-            Some("sb_publishable_nope"),
-            None,
-            Want::Err(ErrorCode::InvalidApiKey),
-        ),
-        (
-            "apikey signed by another secret",
-            Some(&other_key_for_apikey),
-            None,
-            Want::Err(ErrorCode::InvalidApiKey),
-        ),
-        (
-            "user token in the apikey header",
-            Some(&user),
-            None,
-            Want::Err(ErrorCode::InvalidApiKey),
-        ),
+        ("unknown opaque key", Some("sb_publishable_nope"), None, Want::Err(ErrorCode::InvalidApiKey)),
+        ("apikey signed by another secret", Some(&other_key_for_apikey), None, Want::Err(ErrorCode::InvalidApiKey)),
+        ("user token in the apikey header", Some(&user), None, Want::Err(ErrorCode::InvalidApiKey)),
         (
             "bad apikey with a valid bearer",
             Some("sb_secret_wrong"),
@@ -282,19 +147,12 @@ fn verification_table() {
     ];
 
     for (name, apikey, authorization, want) in cases {
-        let got = k.authenticate(
-            apikey.map(str::as_bytes),
-            authorization.as_deref().map(str::as_bytes),
-        );
+        let got = k.authenticate(apikey.map(str::as_bytes), authorization.as_deref().map(str::as_bytes));
         match (want, got) {
             (Want::Anon, Ok(Principal::Anon(_))) | (Want::Service, Ok(Principal::Service(_))) => {}
             (Want::User, Ok(p @ Principal::User(_))) => {
                 assert_eq!(p.role(), "authenticated", "{name}");
-                assert_eq!(
-                    p.user_id().map(|u| u.to_string()).as_deref(),
-                    Some(USER),
-                    "{name}"
-                );
+                assert_eq!(p.user_id().map(|u| u.to_string()).as_deref(), Some(USER), "{name}");
             }
             (Want::Err(code), Err(e)) => assert_eq!(e.code, code, "{name}: {}", e.message),
             (_, got) => panic!("{name}: unexpected {got:?}"),
@@ -305,25 +163,19 @@ fn verification_table() {
 #[test]
 fn leeway_is_clamped_to_sixty_seconds() {
     let k = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
-        .verify(VerifyConfig {
-            leeway: Duration::from_secs(600),
-            ..VerifyConfig::default()
-        })
+        .verify(VerifyConfig { leeway: Duration::from_secs(600), ..VerifyConfig::default() })
         .build()
         .expect("keys");
     assert_eq!(k.verify_config().leeway, Duration::from_secs(60));
     let mut claims = user_claims();
     claims["exp"] = json!(now() - 90);
-    let err = k
-        .verify_jwt(&hs256(SECRET, claims))
-        .expect_err("expired beyond 60 s");
+    let err = k.verify_jwt(&hs256(SECRET, claims)).expect_err("expired beyond 60 s");
     assert_eq!(err.code, ErrorCode::JwtExpired);
 }
 
 #[test]
 fn short_secrets_are_refused() {
-    let err =
-        ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), b"short".to_vec()).build();
+    let err = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), b"short".to_vec()).build();
     assert!(err.is_err());
 }
 
@@ -333,9 +185,7 @@ fn keys_are_deterministic_per_secret_and_ref() {
     let b = keys();
     assert_eq!(a.anon_key(), b.anon_key());
     assert_eq!(a.publishable_key(), b.publishable_key());
-    let other = ProjectKeys::builder(ProjectRef::new("other").expect("ref"), SECRET.to_vec())
-        .build()
-        .expect("keys");
+    let other = ProjectKeys::builder(ProjectRef::new("other").expect("ref"), SECRET.to_vec()).build().expect("keys");
     assert_ne!(a.publishable_key(), other.publishable_key());
     assert!(a.publishable_key().starts_with("sb_publishable_"));
     assert!(a.secret_key().expose_secret().starts_with("sb_secret_"));
@@ -361,16 +211,8 @@ fn es256_tokens_verify_and_the_public_key_is_published() {
     assert_eq!(jwk["kty"], "EC");
     assert_eq!(jwk["crv"], "P-256");
     assert_eq!(header.kid.as_deref(), jwk["kid"].as_str());
-    assert!(
-        jwk.get("d").is_none(),
-        "the private part must never be published"
-    );
-    let p = k
-        .authenticate(
-            Some(k.anon_key().as_bytes()),
-            Some(bearer(&token).as_bytes()),
-        )
-        .expect("valid ES256 token");
+    assert!(jwk.get("d").is_none(), "the private part must never be published");
+    let p = k.authenticate(Some(k.anon_key().as_bytes()), Some(bearer(&token).as_bytes())).expect("valid ES256 token");
     assert!(matches!(p, Principal::User(_)));
 
     // HS256 forged with the public key material as the HMAC secret must not pass.

@@ -57,9 +57,7 @@ pub enum EmbeddedError {
     #[error("postgres did not start: {0}")]
     Start(String),
     /// A previous Postgres on this data directory could not be stopped.
-    #[error(
-        "a previous postgres (pid {0}) is still running on this data directory and did not stop"
-    )]
+    #[error("a previous postgres (pid {0}) is still running on this data directory and did not stop")]
     PreviousStillRunning(i32),
     /// An I/O error.
     #[error("{context}: {source}")]
@@ -88,9 +86,7 @@ impl PgBinaries {
     /// `/usr/lib/postgresql/<version>/bin` (the newest), else `/usr/local/pgsql/bin`.
     pub fn find() -> Result<Self, EmbeddedError> {
         let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
-        if let Some(dir) =
-            std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).find(|d| has_both(d)))
-        {
+        if let Some(dir) = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).find(|d| has_both(d))) {
             return Ok(Self { dir });
         }
         let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
@@ -98,13 +94,7 @@ impl PgBinaries {
             .flatten()
             .flatten()
             .filter_map(|e| {
-                let version = e
-                    .file_name()
-                    .to_str()?
-                    .split('.')
-                    .next()?
-                    .parse::<u32>()
-                    .ok()?;
+                let version = e.file_name().to_str()?.split('.').next()?.parse::<u32>().ok()?;
                 let dir = e.path().join("bin");
                 has_both(&dir).then_some((version, dir))
             })
@@ -208,10 +198,7 @@ impl EmbeddedPostgres {
             None
         };
         let data_dir = absolute(&options.data_dir)?;
-        let parent = data_dir
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let parent = data_dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
         fs::create_dir_all(&parent).map_err(io(format!("creating {}", parent.display())))?;
         let socket_name = format!(".s.PGSQL.{}", options.port);
         let socket_dir = match &options.socket_dir {
@@ -219,20 +206,14 @@ impl EmbeddedPostgres {
             // A deep data directory would make the socket path too long for Unix sockets:
             // fall back to a short private directory named after the data directory.
             None if parent.join("run").join(&socket_name).as_os_str().len() > 100 => {
-                std::env::temp_dir().join(format!(
-                    "forge-{:016x}",
-                    fnv1a(data_dir.as_os_str().as_encoded_bytes())
-                ))
+                std::env::temp_dir().join(format!("forge-{:016x}", fnv1a(data_dir.as_os_str().as_encoded_bytes())))
             }
             None => parent.join("run"),
         };
         if socket_dir.join(&socket_name).as_os_str().len() > 100 {
             return Err(EmbeddedError::SocketPathTooLong(socket_dir));
         }
-        let log_file = options
-            .log_file
-            .clone()
-            .unwrap_or_else(|| parent.join("postgres.log"));
+        let log_file = options.log_file.clone().unwrap_or_else(|| parent.join("postgres.log"));
 
         if let Some(account) = account {
             check_reachable(&parent, account)?;
@@ -301,10 +282,7 @@ impl EmbeddedPostgres {
         let pid = pid_rx
             .recv()
             .map_err(|_| EmbeddedError::Start("the supervisor thread ended".into()))?
-            .map_err(io(format!(
-                "running {}",
-                binaries.dir().join("postgres").display()
-            )))?;
+            .map_err(io(format!("running {}", binaries.dir().join("postgres").display())))?;
 
         let pg = EmbeddedPostgres {
             pid,
@@ -324,25 +302,14 @@ impl EmbeddedPostgres {
         let deadline = Instant::now() + timeout;
         let pid_file = self.data_dir.join("postmaster.pid");
         loop {
-            let exited = self
-                .exit
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .and_then(|rx| rx.try_recv().ok());
+            let exited = self.exit.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|rx| rx.try_recv().ok());
             if let Some(status) = exited {
-                let status = status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|e| e.to_string());
-                return Err(EmbeddedError::Start(format!(
-                    "exited ({status}): {}",
-                    self.log_since(log_start)
-                )));
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                return Err(EmbeddedError::Start(format!("exited ({status}): {}", self.log_since(log_start))));
             }
             if let Ok(text) = fs::read_to_string(&pid_file) {
                 let lines: Vec<&str> = text.lines().collect();
-                let ours =
-                    lines.first().and_then(|l| l.trim().parse::<i32>().ok()) == Some(self.pid);
+                let ours = lines.first().and_then(|l| l.trim().parse::<i32>().ok()) == Some(self.pid);
                 if ours && lines.get(7).map(|l| l.trim()) == Some("ready") {
                     return Ok(());
                 }
@@ -365,11 +332,7 @@ impl EmbeddedPostgres {
             let _ = f.take(8 * 1024).read_to_string(&mut text);
         }
         let text = text.trim();
-        if text.is_empty() {
-            format!("see {}", self.log_file.display())
-        } else {
-            text.to_owned()
-        }
+        if text.is_empty() { format!("see {}", self.log_file.display()) } else { text.to_owned() }
     }
 
     /// The postmaster's process id.
@@ -425,11 +388,7 @@ impl EmbeddedPostgres {
             return true;
         };
         sys::signal(self.pid, signal);
-        let wait = if signal == libc::SIGQUIT {
-            Duration::from_secs(10)
-        } else {
-            Duration::from_secs(60)
-        };
+        let wait = if signal == libc::SIGQUIT { Duration::from_secs(10) } else { Duration::from_secs(60) };
         match rx.recv_timeout(wait) {
             Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 *guard = None;
@@ -451,9 +410,7 @@ fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn percent_encode(s: &str) -> String {
@@ -471,13 +428,10 @@ fn percent_encode(s: &str) -> String {
 /// Creates `dir` (mode 0700) owned by `account`.
 fn prepare_dir(dir: &Path, account: Option<sys::Account>) -> Result<(), EmbeddedError> {
     fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(io(format!("securing {}", dir.display())))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(format!("securing {}", dir.display())))?;
     if let Some(a) = account {
-        std::os::unix::fs::chown(dir, Some(a.uid), Some(a.gid)).map_err(io(format!(
-            "handing {} to the Postgres user",
-            dir.display()
-        )))?;
+        std::os::unix::fs::chown(dir, Some(a.uid), Some(a.gid))
+            .map_err(io(format!("handing {} to the Postgres user", dir.display())))?;
     }
     Ok(())
 }
@@ -505,24 +459,13 @@ fn init_cluster(
     options: &ClusterOptions,
     account: Option<sys::Account>,
 ) -> Result<(), EmbeddedError> {
-    if data_dir.exists()
-        && fs::read_dir(data_dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
+    if data_dir.exists() && fs::read_dir(data_dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(EmbeddedError::NotADataDir(data_dir.to_path_buf()));
     }
     prepare_dir(data_dir, account)?;
     let mut cmd = Command::new(binaries.dir().join("initdb"));
     cmd.arg("-D").arg(data_dir);
-    cmd.args([
-        "-U",
-        &options.superuser,
-        "--auth=trust",
-        "--encoding=UTF8",
-        "--locale=C",
-        "--no-instructions",
-    ]);
+    cmd.args(["-U", &options.superuser, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"]);
     if !options.durable {
         cmd.arg("--no-sync");
     }
@@ -531,10 +474,7 @@ fn init_cluster(
     if let Some(a) = account {
         cmd.uid(a.uid).gid(a.gid);
     }
-    let out = cmd.output().map_err(io(format!(
-        "running {}",
-        binaries.dir().join("initdb").display()
-    )))?;
+    let out = cmd.output().map_err(io(format!("running {}", binaries.dir().join("initdb").display())))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         // Leave no half-made cluster behind: the next start must be able to try again.
@@ -551,20 +491,10 @@ fn clear_stale_pid(data_dir: &Path) -> Result<(), EmbeddedError> {
     let Ok(text) = fs::read_to_string(&pid_file) else {
         return Ok(());
     };
-    let pid = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-        .unwrap_or(0);
+    let pid = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()).unwrap_or(0);
     if sys::process_exists(pid) && is_postgres_for(pid, data_dir) {
-        tracing::warn!(
-            pid,
-            "a postgres from an earlier run is still up on this data directory; stopping it"
-        );
-        for (signal, wait) in [
-            (libc::SIGINT, Duration::from_secs(30)),
-            (libc::SIGQUIT, Duration::from_secs(10)),
-        ] {
+        tracing::warn!(pid, "a postgres from an earlier run is still up on this data directory; stopping it");
+        for (signal, wait) in [(libc::SIGINT, Duration::from_secs(30)), (libc::SIGQUIT, Duration::from_secs(10))] {
             sys::signal(pid, signal);
             let deadline = Instant::now() + wait;
             while sys::process_exists(pid) && Instant::now() < deadline {

@@ -23,22 +23,11 @@ pub(crate) fn lookup_user(name: &str) -> Option<Account> {
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the call and `buf` outlives it; getpwnam_r writes only
     // into `pwd` and `buf` and reports through `result`.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
     if rc != 0 || result.is_null() {
         return None;
     }
-    Some(Account {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-    })
+    Some(Account { uid: pwd.pw_uid, gid: pwd.pw_gid })
 }
 
 /// Whether a process with this pid exists (it may belong to another user).
@@ -66,11 +55,7 @@ pub(crate) fn set_parent_death_signal(signal: i32) -> std::io::Result<()> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling process; it is
     // async-signal-safe and so allowed between fork and exec.
     let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// Adds `f` to the pre-exec hooks of `cmd`.
@@ -86,6 +71,7 @@ pub(crate) fn pre_exec(
 }
 
 /// Runs `f` when the process exits normally (returns from main or calls `exit`).
+#[cfg(feature = "test-support")]
 pub(crate) fn at_exit(f: extern "C" fn()) {
     // SAFETY: `f` is a plain function that lives for the whole program.
     unsafe {

@@ -90,22 +90,10 @@ impl ErrorCode {
     pub const fn info(self) -> CodeInfo {
         use ErrorCode::*;
         let (code, status, postgrest, gotrue, storage, message) = match self {
-            NoApiKey => (
-                "no_api_key",
-                401,
-                "PGRST302",
-                "no_authorization",
-                "AccessDenied",
-                "No API key found in request",
-            ),
-            InvalidApiKey => (
-                "invalid_api_key",
-                401,
-                "PGRST301",
-                "bad_jwt",
-                "AccessDenied",
-                "Invalid API key",
-            ),
+            NoApiKey => {
+                ("no_api_key", 401, "PGRST302", "no_authorization", "AccessDenied", "No API key found in request")
+            }
+            InvalidApiKey => ("invalid_api_key", 401, "PGRST301", "bad_jwt", "AccessDenied", "Invalid API key"),
             MalformedAuthorization => (
                 "malformed_authorization",
                 401,
@@ -114,22 +102,10 @@ impl ErrorCode {
                 "InvalidJWT",
                 "Authorization header must be 'Bearer <token>'",
             ),
-            HeaderTooLarge => (
-                "header_too_large",
-                431,
-                "PGRST301",
-                "bad_jwt",
-                "InvalidJWT",
-                "Authentication header is too large",
-            ),
-            InvalidJwt => (
-                "invalid_jwt",
-                401,
-                "PGRST301",
-                "bad_jwt",
-                "InvalidJWT",
-                "JWT could not be decoded",
-            ),
+            HeaderTooLarge => {
+                ("header_too_large", 431, "PGRST301", "bad_jwt", "InvalidJWT", "Authentication header is too large")
+            }
+            InvalidJwt => ("invalid_jwt", 401, "PGRST301", "bad_jwt", "InvalidJWT", "JWT could not be decoded"),
             JwtAlgorithmNotAllowed => (
                 "jwt_algorithm_not_allowed",
                 401,
@@ -146,46 +122,13 @@ impl ErrorCode {
                 "InvalidSignature",
                 "JWT cryptographic operation failed",
             ),
-            JwtExpired => (
-                "jwt_expired",
-                401,
-                "PGRST303",
-                "bad_jwt",
-                "ExpiredToken",
-                "JWT expired",
-            ),
-            JwtNotYetValid => (
-                "jwt_not_yet_valid",
-                401,
-                "PGRST303",
-                "bad_jwt",
-                "InvalidJWT",
-                "JWT not yet valid",
-            ),
-            JwtBadAudience => (
-                "jwt_bad_audience",
-                401,
-                "PGRST303",
-                "bad_jwt",
-                "InvalidJWT",
-                "JWT not in audience",
-            ),
-            JwtBadClaims => (
-                "jwt_bad_claims",
-                401,
-                "PGRST303",
-                "bad_jwt",
-                "InvalidJWT",
-                "Parsing claims failed",
-            ),
-            ProjectNotFound => (
-                "project_not_found",
-                404,
-                "PGRST125",
-                "not_found",
-                "TenantNotFound",
-                "Project not found",
-            ),
+            JwtExpired => ("jwt_expired", 401, "PGRST303", "bad_jwt", "ExpiredToken", "JWT expired"),
+            JwtNotYetValid => ("jwt_not_yet_valid", 401, "PGRST303", "bad_jwt", "InvalidJWT", "JWT not yet valid"),
+            JwtBadAudience => ("jwt_bad_audience", 401, "PGRST303", "bad_jwt", "InvalidJWT", "JWT not in audience"),
+            JwtBadClaims => ("jwt_bad_claims", 401, "PGRST303", "bad_jwt", "InvalidJWT", "Parsing claims failed"),
+            ProjectNotFound => {
+                ("project_not_found", 404, "PGRST125", "not_found", "TenantNotFound", "Project not found")
+            }
             DatabaseUnavailable => (
                 "database_unavailable",
                 503,
@@ -202,63 +145,18 @@ impl ErrorCode {
                 "DatabaseTimeout",
                 "Timed out acquiring connection from connection pool.",
             ),
-            Database => (
-                "database_error",
-                400,
-                "",
-                "unexpected_failure",
-                "DatabaseError",
-                "Database error",
-            ),
-            BadRequest => (
-                "bad_request",
-                400,
-                "PGRST100",
-                "validation_failed",
-                "InvalidRequest",
-                "Bad request",
-            ),
-            PayloadTooLarge => (
-                "payload_too_large",
-                413,
-                "PGRST102",
-                "validation_failed",
-                "EntityTooLarge",
-                "Payload too large",
-            ),
-            Timeout => (
-                "request_timeout",
-                504,
-                "PGRST003",
-                "request_timeout",
-                "DatabaseTimeout",
-                "Request timed out",
-            ),
-            NotFound => (
-                "not_found",
-                404,
-                "PGRST125",
-                "not_found",
-                "NotFound",
-                "Invalid path specified in request URL",
-            ),
-            Internal => (
-                "internal",
-                500,
-                "PGRSTX00",
-                "unexpected_failure",
-                "InternalError",
-                "Internal server error",
-            ),
+            Database => ("database_error", 400, "", "unexpected_failure", "DatabaseError", "Database error"),
+            BadRequest => ("bad_request", 400, "PGRST100", "validation_failed", "InvalidRequest", "Bad request"),
+            PayloadTooLarge => {
+                ("payload_too_large", 413, "PGRST102", "validation_failed", "EntityTooLarge", "Payload too large")
+            }
+            Timeout => ("request_timeout", 504, "PGRST003", "request_timeout", "DatabaseTimeout", "Request timed out"),
+            NotFound => {
+                ("not_found", 404, "PGRST125", "not_found", "NotFound", "Invalid path specified in request URL")
+            }
+            Internal => ("internal", 500, "PGRSTX00", "unexpected_failure", "InternalError", "Internal server error"),
         };
-        CodeInfo {
-            code,
-            status,
-            postgrest,
-            gotrue,
-            storage,
-            message,
-        }
+        CodeInfo { code, status, postgrest, gotrue, storage, message }
     }
 
     /// Forge's stable code string.
@@ -268,8 +166,7 @@ impl ErrorCode {
 
     /// The HTTP status.
     pub fn status(self) -> http::StatusCode {
-        http::StatusCode::from_u16(self.info().status)
-            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+        http::StatusCode::from_u16(self.info().status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// Every code, for tests and documentation.
@@ -330,18 +227,12 @@ pub struct AuthError {
 impl AuthError {
     /// An authentication failure with the table's default message.
     pub fn new(code: ErrorCode) -> Self {
-        Self {
-            code,
-            message: Cow::Borrowed(code.info().message),
-        }
+        Self { code, message: Cow::Borrowed(code.info().message) }
     }
 
     /// An authentication failure with a specific, client-safe message.
     pub fn with_message(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
@@ -395,9 +286,7 @@ impl ForgeError {
 
     /// A bad-request error with a client-safe message.
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
-        ForgeError::BadRequest {
-            message: message.into(),
-        }
+        ForgeError::BadRequest { message: message.into() }
     }
 
     /// The stable code of this error.
@@ -434,20 +323,16 @@ impl From<sqlx::Error> for ForgeError {
             sqlx::Error::Database(db) => {
                 let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
                 ForgeError::Database(DbError {
-                    code: db
-                        .code()
-                        .map(|c| c.into_owned())
-                        .unwrap_or_else(|| "XX000".into()),
+                    code: db.code().map(|c| c.into_owned()).unwrap_or_else(|| "XX000".into()),
                     message: db.message().to_owned(),
                     detail: pg.and_then(|p| p.detail()).map(str::to_owned),
                     hint: pg.and_then(|p| p.hint()).map(str::to_owned),
                 })
             }
             sqlx::Error::PoolTimedOut => ForgeError::PoolTimeout,
-            e @ (sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Protocol(_)) => ForgeError::DatabaseUnavailable(e.into()),
+            e @ (sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_)) => {
+                ForgeError::DatabaseUnavailable(e.into())
+            }
             other => ForgeError::internal(other),
         }
     }
@@ -459,11 +344,7 @@ impl From<tokio_postgres::Error> for ForgeError {
             // Connection-level refusals (no such database, auth failure, too many clients)
             // come back as database errors too; they mean "unavailable", not "bad request".
             let code = db.code().code();
-            if code.starts_with("08")
-                || code.starts_with("28")
-                || code == "3D000"
-                || code == "53300"
-                || code == "57P03"
+            if code.starts_with("08") || code.starts_with("28") || code == "3D000" || code == "53300" || code == "57P03"
             {
                 return ForgeError::DatabaseUnavailable(err.into());
             }
@@ -501,16 +382,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
             let info = code.info();
-            assert!(
-                seen.insert(info.code),
-                "duplicate code string {}",
-                info.code
-            );
+            assert!(seen.insert(info.code), "duplicate code string {}", info.code);
             assert!(http::StatusCode::from_u16(info.status).is_ok(), "{code:?}");
-            assert!(
-                (400..600).contains(&info.status),
-                "{code:?} is not an error status"
-            );
+            assert!((400..600).contains(&info.status), "{code:?} is not an error status");
             assert!(!info.message.is_empty());
             assert!(!info.gotrue.is_empty() && !info.storage.is_empty());
         }
@@ -518,19 +392,11 @@ mod tests {
 
     #[test]
     fn jwt_failures_are_401_and_use_postgrest_jwt_codes() {
-        for code in [
-            ErrorCode::InvalidJwt,
-            ErrorCode::JwtBadSignature,
-            ErrorCode::JwtAlgorithmNotAllowed,
-        ] {
+        for code in [ErrorCode::InvalidJwt, ErrorCode::JwtBadSignature, ErrorCode::JwtAlgorithmNotAllowed] {
             assert_eq!(code.info().status, 401);
             assert_eq!(code.info().postgrest, "PGRST301");
         }
-        for code in [
-            ErrorCode::JwtExpired,
-            ErrorCode::JwtNotYetValid,
-            ErrorCode::JwtBadAudience,
-        ] {
+        for code in [ErrorCode::JwtExpired, ErrorCode::JwtNotYetValid, ErrorCode::JwtBadAudience] {
             assert_eq!(code.info().postgrest, "PGRST303");
         }
     }

@@ -40,11 +40,7 @@ impl WireFormat {
     /// The format for a request: an explicit `WireFormat` extension set by the service's
     /// router wins, otherwise it is judged by the path.
     pub fn for_request(parts: &http::request::Parts) -> Self {
-        parts
-            .extensions
-            .get::<WireFormat>()
-            .copied()
-            .unwrap_or_else(|| WireFormat::for_path(parts.uri.path()))
+        parts.extensions.get::<WireFormat>().copied().unwrap_or_else(|| WireFormat::for_path(parts.uri.path()))
     }
 }
 
@@ -59,12 +55,7 @@ pub fn sqlstate_status(code: &str, message: &str, authenticated: bool) -> Status
         "21000" if message.ends_with("requires a WHERE clause") => 400,
         "21000" => 500,
         "22023" if message.starts_with("role ") && message.ends_with("does not exist") => 401,
-        c if ["25", "2D", "38", "39", "3B"]
-            .iter()
-            .any(|p| c.starts_with(p)) =>
-        {
-            500
-        }
+        c if ["25", "2D", "38", "39", "3B"].iter().any(|p| c.starts_with(p)) => 500,
         c if c.starts_with("28") => 403,
         c if c.starts_with("40") => 500,
         "53400" => 500,
@@ -80,11 +71,9 @@ pub fn sqlstate_status(code: &str, message: &str, authenticated: bool) -> Status
         "42P17" => 500,
         "42501" if authenticated => 403,
         "42501" => 401,
-        c if c.len() == 5 && c.starts_with("PT") => c[2..]
-            .parse::<u16>()
-            .ok()
-            .filter(|s| (100..600).contains(s))
-            .unwrap_or(500),
+        c if c.len() == 5 && c.starts_with("PT") => {
+            c[2..].parse::<u16>().ok().filter(|s| (100..600).contains(s)).unwrap_or(500)
+        }
         _ => 400,
     };
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -93,17 +82,9 @@ pub fn sqlstate_status(code: &str, message: &str, authenticated: bool) -> Status
 /// What Supabase Storage calls a database error (SERVER-BEHAVIOUR.md §3a).
 fn storage_db_error(code: &str) -> (&'static str, u16, &'static str) {
     match code {
-        "42501" => (
-            "AccessDenied",
-            403,
-            "new row violates row-level security policy",
-        ),
+        "42501" => ("AccessDenied", 403, "new row violates row-level security policy"),
         "23505" => ("ResourceAlreadyExists", 409, "The resource already exists"),
-        "23503" => (
-            "ResourceReferenced",
-            409,
-            "The resource is still referenced",
-        ),
+        "23503" => ("ResourceReferenced", 409, "The resource is still referenced"),
         "55P03" => ("ResourceLocked", 423, "The resource is locked"),
         "57014" => ("DatabaseTimeout", 544, "The database timed out"),
         "25006" => ("DatabaseReadOnly", 503, "The database is read only"),
@@ -141,11 +122,7 @@ impl ForgeError {
                 };
                 let body = json!({ "code": pg_code, "message": public_message, "details": details, "hint": hint });
                 let mut res = json_response(status, &body);
-                insert(
-                    &mut res,
-                    HeaderName::from_static("proxy-status"),
-                    &format!("PostgREST; error={pg_code}"),
-                );
+                insert(&mut res, HeaderName::from_static("proxy-status"), &format!("PostgREST; error={pg_code}"));
                 if status == StatusCode::UNAUTHORIZED {
                     let value = match info.postgrest {
                         "PGRST301" | "PGRST303" if !matches!(self, ForgeError::Database(_)) => {
@@ -164,11 +141,9 @@ impl ForgeError {
                 let (status, gt_code, message) = match &self {
                     // GoTrue never passes database errors to clients; a client must not see
                     // a 4xx for what is the server's fault.
-                    ForgeError::Database(_) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "unexpected_failure",
-                        info.message.to_owned(),
-                    ),
+                    ForgeError::Database(_) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", info.message.to_owned())
+                    }
                     _ => (status, info.gotrue, public_message),
                 };
                 if status.is_server_error() && matches!(self, ForgeError::Database(_)) {
@@ -176,16 +151,8 @@ impl ForgeError {
                 }
                 let body = json!({ "code": gt_code, "error_code": gt_code, "msg": message, "message": message });
                 let mut res = json_response(status, &body);
-                insert(
-                    &mut res,
-                    HeaderName::from_static("x-supabase-api-version"),
-                    "2024-01-01",
-                );
-                insert(
-                    &mut res,
-                    HeaderName::from_static("x-sb-error-code"),
-                    gt_code,
-                );
+                insert(&mut res, HeaderName::from_static("x-supabase-api-version"), "2024-01-01");
+                insert(&mut res, HeaderName::from_static("x-sb-error-code"), gt_code);
                 res
             }
             WireFormat::Storage => {
@@ -210,10 +177,7 @@ impl ForgeError {
                     "error": st_code,
                     "message": message,
                 });
-                json_response(
-                    StatusCode::from_u16(http_status).unwrap_or(StatusCode::BAD_REQUEST),
-                    &body,
-                )
+                json_response(StatusCode::from_u16(http_status).unwrap_or(StatusCode::BAD_REQUEST), &body)
             }
             WireFormat::Plain => {
                 let body = json!({ "code": info.code, "message": public_message });
@@ -247,10 +211,7 @@ impl IntoResponse for Rejection {
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut res = (status, body.to_string()).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     res
 }
 
@@ -266,9 +227,7 @@ mod tests {
     use crate::error::{AuthError, DbError, ErrorCode};
 
     async fn body(res: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
-            .await
-            .expect("body");
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.expect("body");
         serde_json::from_slice(&bytes).expect("json")
     }
 
@@ -288,24 +247,15 @@ mod tests {
         assert_eq!(sqlstate_status("53300", "", true), 503);
         assert_eq!(sqlstate_status("PT418", "", true), 418);
         assert_eq!(sqlstate_status("PTabc", "", true), 500);
-        assert_eq!(
-            sqlstate_status("22023", "role \"x\" does not exist", true),
-            401
-        );
+        assert_eq!(sqlstate_status("22023", "role \"x\" does not exist", true), 401);
     }
 
     #[tokio::test]
     async fn postgrest_shape_carries_proxy_status_and_www_authenticate() {
-        let res = ForgeError::from(AuthError::new(ErrorCode::JwtExpired))
-            .render(WireFormat::PostgRest, false);
+        let res = ForgeError::from(AuthError::new(ErrorCode::JwtExpired)).render(WireFormat::PostgRest, false);
         assert_eq!(res.status(), 401);
         assert_eq!(res.headers()["proxy-status"], "PostgREST; error=PGRST303");
-        assert!(
-            res.headers()["www-authenticate"]
-                .to_str()
-                .expect("ascii")
-                .contains("invalid_token")
-        );
+        assert!(res.headers()["www-authenticate"].to_str().expect("ascii").contains("invalid_token"));
         let b = body(res).await;
         assert_eq!(b["code"], "PGRST303");
         assert_eq!(b["message"], "JWT expired");
@@ -323,10 +273,7 @@ mod tests {
         let res = ForgeError::from(db).render(WireFormat::PostgRest, true);
         assert_eq!(res.status(), 409);
         let b = body(res).await;
-        assert_eq!(
-            (b["code"].as_str(), b["details"].as_str()),
-            (Some("23505"), Some("Key (id)=(1)"))
-        );
+        assert_eq!((b["code"].as_str(), b["details"].as_str()), (Some("23505"), Some("Key (id)=(1)")));
 
         let secret = DbError {
             code: "XX000".into(),
@@ -339,16 +286,14 @@ mod tests {
         let text = body(res).await.to_string();
         assert!(!text.contains("secret") && !text.contains("leak"), "{text}");
 
-        let res = ForgeError::internal("connection string postgres://u:pw@h")
-            .render(WireFormat::GoTrue, true);
+        let res = ForgeError::internal("connection string postgres://u:pw@h").render(WireFormat::GoTrue, true);
         assert_eq!(res.status(), 500);
         assert!(!body(res).await.to_string().contains("pw@h"));
     }
 
     #[tokio::test]
     async fn gotrue_shape_satisfies_both_client_parsers() {
-        let res = ForgeError::from(AuthError::new(ErrorCode::JwtBadSignature))
-            .render(WireFormat::GoTrue, false);
+        let res = ForgeError::from(AuthError::new(ErrorCode::JwtBadSignature)).render(WireFormat::GoTrue, false);
         assert_eq!(res.status(), 401);
         assert_eq!(res.headers()["x-supabase-api-version"], "2024-01-01");
         assert_eq!(res.headers()["x-sb-error-code"], "bad_jwt");
@@ -365,23 +310,16 @@ mod tests {
         let b = body(res).await;
         assert_eq!(b["statusCode"], "404");
         assert_eq!(b["code"], "TenantNotFound");
-        let res = ForgeError::from(AuthError::new(ErrorCode::JwtExpired))
-            .render(WireFormat::Storage, false);
+        let res = ForgeError::from(AuthError::new(ErrorCode::JwtExpired)).render(WireFormat::Storage, false);
         assert_eq!(res.status(), 403);
         assert_eq!(body(res).await["statusCode"], "401");
     }
 
     #[test]
     fn format_is_judged_by_service_prefix() {
-        assert_eq!(
-            WireFormat::for_path("/rest/v1/todos"),
-            WireFormat::PostgRest
-        );
+        assert_eq!(WireFormat::for_path("/rest/v1/todos"), WireFormat::PostgRest);
         assert_eq!(WireFormat::for_path("/auth/v1/token"), WireFormat::GoTrue);
-        assert_eq!(
-            WireFormat::for_path("/storage/v1/object/x"),
-            WireFormat::Storage
-        );
+        assert_eq!(WireFormat::for_path("/storage/v1/object/x"), WireFormat::Storage);
         assert_eq!(WireFormat::for_path("/health"), WireFormat::Plain);
     }
 }

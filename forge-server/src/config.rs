@@ -1,0 +1,241 @@
+//! Configuration: `forge.toml` layered under `FORGE_*` environment variables (figment).
+//!
+//! The public contract:
+//!
+//! | variable | key | default |
+//! |---|---|---|
+//! | `FORGE_LISTEN` | `listen` | `127.0.0.1:8000` |
+//! | `FORGE_DATABASE_URL` or `DATABASE_URL` | `database_url` | unset: the embedded Postgres |
+//! | `FORGE_DATA_DIR` | `data_dir` | `./.forge` |
+//! | `FORGE_JWT_SECRET` | `jwt_secret` | generated once, kept in the data dir |
+//! | `FORGE_STORAGE_PATH` | `storage_path` | `<data_dir>/storage` |
+//! | `FORGE_PUBLIC_URL` | `public_url` | `http://<listen>` |
+//! | `FORGE_LOG_FORMAT` | `log_format` | `text` (`json` for JSON lines) |
+//! | `FORGE_BODY_LIMIT` | `body_limit` | `52428800` (50 MiB) |
+//! | `FORGE_REQUEST_TIMEOUT` | `request_timeout` | `60` (seconds) |
+//! | `FORGE_CORS_ORIGINS` | `cors_origins` | empty: any origin |
+//! | `FORGE_PROJECT_REF` | `project_ref` | `default` |
+//! | `FORGE_POSTGRES_BIN` | `postgres_bin` | found on `PATH` or under `/usr/lib/postgresql/*/bin` |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The keys `FORGE_*` variables may set (other `FORGE_*` variables are not configuration).
+const KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "data_dir",
+    "jwt_secret",
+    "storage_path",
+    "public_url",
+    "log_format",
+    "body_limit",
+    "request_timeout",
+    "cors_origins",
+    "project_ref",
+    "postgres_bin",
+];
+
+/// The server's configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// An existing Postgres to use instead of the embedded one.
+    #[serde(serialize_with = "skip_secret")]
+    pub database_url: Option<SecretString>,
+    /// Where Forge keeps its state (embedded cluster, generated secret, files).
+    pub data_dir: PathBuf,
+    /// The project's JWT secret (at least 32 bytes).
+    #[serde(serialize_with = "skip_secret")]
+    pub jwt_secret: Option<SecretString>,
+    /// Where uploaded files are kept.
+    pub storage_path: Option<PathBuf>,
+    /// The URL clients use to reach this server.
+    pub public_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: u64,
+    /// The longest a request may take, in seconds.
+    pub request_timeout: u64,
+    /// Origins allowed by CORS; empty allows any origin.
+    pub cors_origins: Vec<String>,
+    /// The default project's ref.
+    pub project_ref: String,
+    /// Where the Postgres server binaries are (default: found on PATH or under
+    /// /usr/lib/postgresql/*/bin).
+    pub postgres_bin: Option<PathBuf>,
+}
+
+fn skip_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            database_url: None,
+            data_dir: PathBuf::from(".forge"),
+            jwt_secret: None,
+            storage_path: None,
+            public_url: None,
+            log_format: LogFormat::Text,
+            body_limit: 50 * 1024 * 1024,
+            request_timeout: 60,
+            cors_origins: Vec::new(),
+            project_ref: "default".into(),
+            postgres_bin: None,
+        }
+    }
+}
+
+/// A configuration error, with the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then the config file, then `DATABASE_URL`, then `FORGE_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError(format!("config file {} not found", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("forge.toml").is_file() => figment = figment.merge(Toml::file_exact("forge.toml")),
+            None => {}
+        }
+        let figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
+            .merge(Env::prefixed("FORGE_").only(KEYS));
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        // Treat empty strings from the environment as unset.
+        if config.database_url.as_ref().is_some_and(|u| secrecy::ExposeSecret::expose_secret(u).is_empty()) {
+            config.database_url = None;
+        }
+        if config.jwt_secret.as_ref().is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).is_empty()) {
+            config.jwt_secret = None;
+        }
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        forge_core::ProjectRef::new(&self.project_ref).map_err(|e| ConfigError(format!("project_ref: {e}")))?;
+        if self.request_timeout == 0 {
+            return Err(ConfigError("request_timeout must be at least 1 second".into()));
+        }
+        if self.body_limit == 0 {
+            return Err(ConfigError("body_limit must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// Where uploaded files go.
+    pub fn storage_path(&self) -> PathBuf {
+        self.storage_path.clone().unwrap_or_else(|| self.data_dir.join("storage"))
+    }
+
+    /// The URL clients use, for a server bound to `bound`.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment's own error type
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        figment::Jail::expect_with(|_jail| {
+            let c = Config::load(None).expect("defaults");
+            assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+            assert!(c.database_url.is_none());
+            assert_eq!(c.data_dir, PathBuf::from(".forge"));
+            assert_eq!(c.storage_path(), PathBuf::from(".forge/storage"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_database_url_then_forge_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "forge.toml",
+                "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/forge\"\nrequest_timeout = 5\n",
+            )?;
+            jail.set_env("DATABASE_URL", "postgres://a@h/db");
+            let c = Config::load(None).expect("file");
+            assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+            assert_eq!(c.data_dir, PathBuf::from("/srv/forge"));
+            assert_eq!(c.request_timeout, 5);
+            assert_eq!(
+                c.database_url.as_ref().map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()).as_deref(),
+                Some("postgres://a@h/db")
+            );
+            jail.set_env("FORGE_DATABASE_URL", "postgres://b@h/db");
+            jail.set_env("FORGE_LISTEN", "127.0.0.1:0");
+            jail.set_env("FORGE_LOG_FORMAT", "json");
+            jail.set_env("FORGE_UNRELATED_TOOL_SETTING", "ignored");
+            let c = Config::load(None).expect("env");
+            assert_eq!(
+                c.database_url.as_ref().map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned()).as_deref(),
+                Some("postgres://b@h/db")
+            );
+            assert_eq!(c.listen.port(), 0);
+            assert_eq!(c.log_format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FORGE_LISTEN", "not-an-address");
+            let err = Config::load(None).expect_err("bad listen").to_string();
+            assert!(err.to_lowercase().contains("listen"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("forge.toml", "lisen = \"127.0.0.1:1\"\n")?;
+            let err = Config::load(None).expect_err("typo").to_string();
+            assert!(err.contains("lisen"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FORGE_PROJECT_REF", "Not A Ref");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+        let missing = Config::load(Some(Path::new("/no/such/forge.toml"))).expect_err("missing file");
+        assert!(missing.to_string().contains("not found"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The edge every request passes: request id, tracing (with credentials redacted), CORS with
+//! the Supabase header lists, body-size limit and timeout, and error bodies in the wire shape
+//! of the service asked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use forge_core::{ForgeError, WireFormat};
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+
+/// Request headers browsers may send (SUPABASE-WIRE.md §A, plus TUS and tracing headers).
+pub const ALLOWED_HEADERS: &[&str] = &[
+    "apikey",
+    "authorization",
+    "x-client-info",
+    "content-type",
+    "accept",
+    "accept-language",
+    "content-language",
+    "accept-profile",
+    "content-profile",
+    "prefer",
+    "range",
+    "x-supabase-api-version",
+    "x-upsert",
+    "x-metadata",
+    "cache-control",
+    "x-retry-count",
+    "x-region",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "tus-resumable",
+    "upload-length",
+    "upload-metadata",
+    "upload-offset",
+    "upload-defer-length",
+    "upload-concat",
+    "x-http-method-override",
+];
+
+/// Response headers browsers may read (SUPABASE-WIRE.md §A and G.20).
+pub const EXPOSED_HEADERS: &[&str] = &[
+    "content-range",
+    "x-total-count",
+    "link",
+    "x-supabase-api-version",
+    "location",
+    "preference-applied",
+    "proxy-status",
+    "content-location",
+    "content-encoding",
+    "range-unit",
+    "x-request-id",
+    "x-sb-error-code",
+    "tus-resumable",
+    "upload-offset",
+    "upload-length",
+    "upload-expires",
+];
+
+const SENSITIVE: &[HeaderName] = &[header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE];
+
+/// Wraps `router` in the edge layers.
+pub fn layer(router: Router, config: &Config) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let sensitive: Arc<[HeaderName]> = SENSITIVE.iter().cloned().chain([HeaderName::from_static("apikey")]).collect();
+    let limit = config.body_limit;
+    // The first layer added is the innermost. Error shaping wraps the limit and timeout layers
+    // (to reshape their bare responses) and sits inside CORS (so shaped errors carry CORS).
+    router
+        .layer(RequestBodyLimitLayer::new(usize::try_from(config.body_limit).unwrap_or(usize::MAX)))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(config.request_timeout)))
+        .layer(middleware::from_fn(move |req: Request, next: Next| shape_errors(req, next, limit)))
+        .layer(cors(config))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let methods =
+        [Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE, Method::OPTIONS, Method::HEAD];
+    let headers: Vec<HeaderName> = ALLOWED_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
+    let exposed: Vec<HeaderName> = EXPOSED_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
+    let layer = CorsLayer::new()
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers(exposed)
+        .max_age(Duration::from_secs(86_400));
+    if config.cors_origins.is_empty() {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let origins: Vec<HeaderValue> =
+            config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        layer.allow_origin(origins).allow_credentials(true)
+    }
+}
+
+/// Turns the bare 413 and 504 responses of the limit and timeout layers into errors in the
+/// wire shape of the service the path names.
+async fn shape_errors(req: Request, next: Next, limit: u64) -> Response {
+    let format = WireFormat::for_path(service_path(req.uri().path()));
+    let res = next.run(req).await;
+    let is_json =
+        res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    if is_json {
+        return res;
+    }
+    match res.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ForgeError::PayloadTooLarge { limit }.render(format, false),
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ForgeError::Timeout.render(format, false),
+        _ => res,
+    }
+}
+
+/// The path without a `/p/{ref}` prefix.
+fn service_path(path: &str) -> &str {
+    match path.strip_prefix("/p/") {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_supabase_header_lists_are_complete() {
+        for h in [
+            "apikey",
+            "authorization",
+            "x-client-info",
+            "content-type",
+            "accept-profile",
+            "content-profile",
+            "prefer",
+            "x-supabase-api-version",
+            "x-upsert",
+            "x-metadata",
+            "cache-control",
+            "x-retry-count",
+            "x-region",
+            "range",
+        ] {
+            assert!(ALLOWED_HEADERS.contains(&h), "{h}");
+        }
+        for h in [
+            "content-range",
+            "x-total-count",
+            "link",
+            "x-supabase-api-version",
+            "location",
+            "preference-applied",
+            "proxy-status",
+        ] {
+            assert!(EXPOSED_HEADERS.contains(&h), "{h}");
+        }
+    }
+
+    #[test]
+    fn service_paths_ignore_the_project_prefix() {
+        assert_eq!(service_path("/p/abc/rest/v1/x"), "/rest/v1/x");
+        assert_eq!(service_path("/p/abc"), "/");
+        assert_eq!(service_path("/auth/v1/token"), "/auth/v1/token");
+    }
+}

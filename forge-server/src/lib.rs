@@ -1,0 +1,212 @@
+//! # forge-server
+//!
+//! The reference Forge binary: every Forge service wired into one server, with an embedded
+//! Postgres when no database is configured.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`cli`] | `serve` (default), `migrate`, `keys` |
+//! | [`config`] | `forge.toml` + `FORGE_*` variables, layered with figment |
+//! | [`secret`] | the JWT secret: configured, or generated once into the data dir |
+//! | [`database`] | an existing Postgres or the embedded cluster |
+//! | [`app`] | `/health`, `/ready` and the project-scoped services |
+//! | [`edge`] | request id, tracing, CORS, limits, timeouts |
+//! | [`telemetry`] | text or JSON logs |
+//!
+//! Start-up: config → logging → secret → database (embedded cluster if needed) → bootstrap and
+//! migrations → listen → banner. Shutdown on SIGINT or SIGTERM: stop accepting, drain
+//! in-flight requests (up to 30 s), close the pools, stop the embedded cluster cleanly.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod edge;
+pub mod secret;
+pub mod telemetry;
+
+use std::time::{Duration, Instant};
+
+use forge_core::migrate::{MigrateError, MigrationSet};
+use forge_core::{Project, ProjectKeys, ProjectRef, ProjectSettings};
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::database::ProjectDatabase;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// A file-system error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded Postgres could not start.
+    #[error("{0}\n  (or set FORGE_DATABASE_URL to use an existing Postgres instead of the embedded one)")]
+    Embedded(#[source] forge_core::embedded::EmbeddedError),
+    /// The database refused bootstrap or migrations.
+    #[error("preparing the database: {0}")]
+    Migrate(#[from] MigrateError),
+    /// Anything else during start-up.
+    #[error("{0}")]
+    Startup(String),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+impl From<config::ConfigError> for Error {
+    fn from(e: config::ConfigError) -> Self {
+        Error::Config(e.to_string())
+    }
+}
+
+/// The migrations of every crate, in dependency order. Crates add theirs as they get tables.
+pub fn migrations() -> Vec<MigrationSet> {
+    Vec::new()
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let started = Instant::now();
+    let config = Config::load(cli.config.as_deref())?;
+    telemetry::init(config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Keys => keys(&config),
+        Command::Migrate => {
+            let db = prepare(&config).await?;
+            db.shutdown().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => serve(config, started).await,
+    }
+}
+
+fn project_keys(config: &Config) -> Result<(ProjectRef, ProjectKeys), Error> {
+    let secret = secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
+    let reference = ProjectRef::new(&config.project_ref).map_err(|e| Error::Config(format!("project_ref: {e}")))?;
+    let keys = ProjectKeys::builder(reference.clone(), secret.expose_secret().as_bytes().to_vec())
+        .build()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok((reference, keys))
+}
+
+fn keys(config: &Config) -> Result<(), Error> {
+    let (reference, keys) = project_keys(config)?;
+    let out = json!({
+        "project_ref": reference.as_str(),
+        "url": config.public_url(config.listen),
+        "anon_key": keys.anon_key(),
+        "service_role_key": keys.service_key().expose_secret(),
+        "publishable_key": keys.publishable_key(),
+        "secret_key": keys.secret_key().expose_secret(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    Ok(())
+}
+
+/// Opens the database and applies bootstrap and every crate's migrations.
+async fn prepare(config: &Config) -> Result<ProjectDatabase, Error> {
+    let db =
+        ProjectDatabase::open(config.database_url.as_ref(), &config.data_dir, config.postgres_bin.as_deref()).await?;
+    let result = async {
+        forge_core::bootstrap::apply(db.db.pool()).await.map_err(MigrateError::from)?;
+        forge_core::migrate::run(db.db.pool(), &migrations()).await
+    }
+    .await;
+    match result {
+        Ok(applied) => {
+            tracing::info!(applied, "database is bootstrapped and migrated");
+            Ok(db)
+        }
+        Err(e) => {
+            db.shutdown().await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn serve(config: Config, started: Instant) -> Result<(), Error> {
+    let (reference, keys) = project_keys(&config)?;
+    let storage = config.storage_path();
+    std::fs::create_dir_all(&storage).map_err(|e| Error::io(format!("creating {}", storage.display()), e))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen on {}", config.listen), e))?;
+    let bound = listener.local_addr().map_err(|e| Error::io("reading the bound address", e))?;
+    let url = config.public_url(bound);
+
+    let db = prepare(&config).await?;
+    let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), ProjectSettings::new(url.clone()));
+    let app = app::router(project, &config);
+
+    print_banner(&url, &reference, &keys);
+    tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
+
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = drain_tx.send(());
+    });
+    let served = tokio::select! {
+        r = server => r.map_err(|e| Error::io("serving", e)),
+        () = async {
+            let _ = drain_rx.await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway");
+            Ok(())
+        }
+    };
+    db.shutdown().await;
+    tracing::info!("stopped");
+    served
+}
+
+fn print_banner(url: &str, reference: &ProjectRef, keys: &ProjectKeys) {
+    let secret_note = "(secret: bypasses RLS; never ship it to a client)";
+    println!(
+        "\nForge is ready.\n  API URL:          {url}\n  project ref:      {reference}\n  anon key:         {}\n  publishable key:  {}\n  service key:      {} {secret_note}\n  secret key:       {} {secret_note}\n",
+        keys.anon_key(),
+        keys.publishable_key(),
+        keys.service_key().expose_secret(),
+        keys.secret_key().expose_secret(),
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
