@@ -142,6 +142,49 @@ fn service_path(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::{Body, Bytes};
+    use axum::routing::{get, post};
+    use tower::ServiceExt as _;
+
+    fn app(config: &Config) -> Router {
+        let router = Router::new()
+            .route("/rest/v1/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
+            .route("/storage/v1/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
+            .route("/rest/v1/echo", post(|body: Bytes| async move { body.len().to_string() }));
+        layer(router, config)
+    }
+
+    async fn json(res: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn timeouts_answer_in_the_service_shape() {
+        let config = Config { request_timeout: 1, ..Config::default() };
+        let res =
+            app(&config).oneshot(Request::get("/rest/v1/slow").body(Body::empty()).expect("req")).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(json(res).await["code"], "PGRST003");
+        let res =
+            app(&config).oneshot(Request::get("/storage/v1/slow").body(Body::empty()).expect("req")).await.expect("ok");
+        assert_eq!(json(res).await["statusCode"], "504");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_over_the_limit_is_cut_off_while_streaming() {
+        let config = Config { body_limit: 1000, ..Config::default() };
+        // No Content-Length: the limit can only be enforced as the bytes arrive.
+        let chunks = futures_util::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100]))));
+        let req = Request::post("/rest/v1/echo").body(Body::from_stream(chunks)).expect("req");
+        let res = app(&config).oneshot(req).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json(res).await["code"], "PGRST102");
+        // Under the limit, the body arrives whole.
+        let req = Request::post("/rest/v1/echo").body(Body::from(vec![b'x'; 900])).expect("req");
+        let res = app(&config).oneshot(req).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::OK);
+    }
 
     #[test]
     fn the_supabase_header_lists_are_complete() {

@@ -161,25 +161,39 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     print_banner(&url, &reference, &keys);
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
 
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-        let _ = drain_tx.send(());
-    });
-    let served = tokio::select! {
-        r = server => r.map_err(|e| Error::io("serving", e)),
-        () = async {
-            let _ = drain_rx.await;
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-        } => {
-            tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway");
-            Ok(())
-        }
-    };
+    let served = serve_app(listener, app, shutdown_signal(), DRAIN_TIMEOUT).await.map_err(|e| Error::io("serving", e));
     db.shutdown().await;
     tracing::info!("stopped");
     served
+}
+
+/// Serves `app` until `shutdown` resolves, then stops accepting connections and lets
+/// in-flight requests finish, for at most `drain` before giving up on them.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = drain_tx.send(());
+    });
+    tokio::select! {
+        r = server => r,
+        () = async {
+            if drain_rx.await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!("requests still running after {drain:?}; stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 fn print_banner(url: &str, reference: &ProjectRef, keys: &ProjectKeys) {
@@ -208,5 +222,84 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    #[tokio::test]
+    async fn shutdown_drains_in_flight_requests_and_refuses_new_ones() {
+        let app = axum::Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                "done"
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_app(
+            listener,
+            app,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(10),
+        ));
+
+        let in_flight = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.expect("read");
+            response
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stop_tx.send(()).expect("signal shutdown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // The listener is closed: new connections are refused while the old request finishes.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections after shutdown");
+        let response = in_flight.await.expect("join");
+        assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("done"), "{response}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("server stops")
+            .expect("join")
+            .expect("serve");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_finishes_does_not_block_shutdown_forever() {
+        let app = axum::Router::new().route("/hang", get(std::future::pending::<&'static str>));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_app(
+            listener,
+            app,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_millis(300),
+        ));
+        let _hanging = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop_tx.send(()).expect("signal shutdown");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("gave up after the drain time")
+            .expect("join")
+            .expect("serve");
     }
 }

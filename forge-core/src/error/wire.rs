@@ -38,9 +38,17 @@ impl WireFormat {
     }
 
     /// The format for a request: an explicit `WireFormat` extension set by the service's
-    /// router wins, otherwise it is judged by the path.
+    /// router wins, otherwise it is judged by the path the client sent (before any
+    /// `Router::nest` stripped the service prefix).
     pub fn for_request(parts: &http::request::Parts) -> Self {
-        parts.extensions.get::<WireFormat>().copied().unwrap_or_else(|| WireFormat::for_path(parts.uri.path()))
+        if let Some(format) = parts.extensions.get::<WireFormat>() {
+            return *format;
+        }
+        let path = match parts.extensions.get::<axum::extract::OriginalUri>() {
+            Some(original) => original.0.path(),
+            None => parts.uri.path(),
+        };
+        WireFormat::for_path(path)
     }
 }
 
@@ -313,6 +321,15 @@ mod tests {
         let res = ForgeError::from(AuthError::new(ErrorCode::JwtExpired)).render(WireFormat::Storage, false);
         assert_eq!(res.status(), 403);
         assert_eq!(body(res).await["statusCode"], "401");
+    }
+
+    #[test]
+    fn nested_routers_still_see_the_service_of_the_original_path() {
+        let (mut parts, ()) = http::Request::builder().uri("/todos").body(()).expect("request").into_parts();
+        parts.extensions.insert(axum::extract::OriginalUri("/rest/v1/todos".parse().expect("uri")));
+        assert_eq!(WireFormat::for_request(&parts), WireFormat::PostgRest);
+        parts.extensions.insert(WireFormat::Storage);
+        assert_eq!(WireFormat::for_request(&parts), WireFormat::Storage, "an explicit format wins");
     }
 
     #[test]
