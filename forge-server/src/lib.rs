@@ -229,38 +229,43 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    #[tokio::test]
-    async fn shutdown_drains_in_flight_requests_and_refuses_new_ones() {
-        let app = axum::Router::new().route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(600)).await;
-                "done"
-            }),
-        );
+    /// Serves `app` on a free port; the sender triggers shutdown.
+    async fn spawn(
+        app: axum::Router,
+        drain: Duration,
+    ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_app(
-            listener,
-            app,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Duration::from_secs(10),
-        ));
+        let shutdown = async move {
+            let _ = stop_rx.await;
+        };
+        (addr, stop_tx, tokio::spawn(serve_app(listener, app, shutdown, drain)))
+    }
 
+    async fn send(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        stream
+    }
+
+    #[tokio::test]
+    async fn shutdown_drains_in_flight_requests_and_refuses_new_ones() {
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            "done"
+        };
+        let (addr, stop, server) = spawn(axum::Router::new().route("/slow", get(slow)), Duration::from_secs(10)).await;
         let in_flight = tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
             let mut response = String::new();
-            stream.read_to_string(&mut response).await.expect("read");
+            send(addr, "/slow").await.read_to_string(&mut response).await.expect("read");
             response
         });
         tokio::time::sleep(Duration::from_millis(150)).await;
-        stop_tx.send(()).expect("signal shutdown");
+        stop.send(()).expect("signal shutdown");
         tokio::time::sleep(Duration::from_millis(100)).await;
 
         // The listener is closed: new connections are refused while the old request finishes.
@@ -277,29 +282,11 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_never_finishes_does_not_block_shutdown_forever() {
         let app = axum::Router::new().route("/hang", get(std::future::pending::<&'static str>));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_app(
-            listener,
-            app,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Duration::from_millis(300),
-        ));
-        let _hanging = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt as _;
-            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        });
+        let (addr, stop, server) = spawn(app, Duration::from_millis(300)).await;
+        let _hanging = send(addr, "/hang").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        stop_tx.send(()).expect("signal shutdown");
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("gave up after the drain time")
-            .expect("join")
-            .expect("serve");
+        stop.send(()).expect("signal shutdown");
+        let stopped = tokio::time::timeout(Duration::from_secs(5), server).await;
+        stopped.expect("gave up after the drain time").expect("join").expect("serve");
     }
 }

@@ -87,74 +87,31 @@ pub struct CodeInfo {
 
 impl ErrorCode {
     /// The error table: one row per code.
+    #[rustfmt::skip]
     pub const fn info(self) -> CodeInfo {
         use ErrorCode::*;
         let (code, status, postgrest, gotrue, storage, message) = match self {
-            NoApiKey => {
-                ("no_api_key", 401, "PGRST302", "no_authorization", "AccessDenied", "No API key found in request")
-            }
-            InvalidApiKey => ("invalid_api_key", 401, "PGRST301", "bad_jwt", "AccessDenied", "Invalid API key"),
-            MalformedAuthorization => (
-                "malformed_authorization",
-                401,
-                "PGRST301",
-                "bad_jwt",
-                "InvalidJWT",
-                "Authorization header must be 'Bearer <token>'",
-            ),
-            HeaderTooLarge => {
-                ("header_too_large", 431, "PGRST301", "bad_jwt", "InvalidJWT", "Authentication header is too large")
-            }
-            InvalidJwt => ("invalid_jwt", 401, "PGRST301", "bad_jwt", "InvalidJWT", "JWT could not be decoded"),
-            JwtAlgorithmNotAllowed => (
-                "jwt_algorithm_not_allowed",
-                401,
-                "PGRST301",
-                "bad_jwt",
-                "InvalidJWT",
-                "Wrong or unsupported encoding algorithm",
-            ),
-            JwtBadSignature => (
-                "jwt_bad_signature",
-                401,
-                "PGRST301",
-                "bad_jwt",
-                "InvalidSignature",
-                "JWT cryptographic operation failed",
-            ),
-            JwtExpired => ("jwt_expired", 401, "PGRST303", "bad_jwt", "ExpiredToken", "JWT expired"),
-            JwtNotYetValid => ("jwt_not_yet_valid", 401, "PGRST303", "bad_jwt", "InvalidJWT", "JWT not yet valid"),
-            JwtBadAudience => ("jwt_bad_audience", 401, "PGRST303", "bad_jwt", "InvalidJWT", "JWT not in audience"),
-            JwtBadClaims => ("jwt_bad_claims", 401, "PGRST303", "bad_jwt", "InvalidJWT", "Parsing claims failed"),
-            ProjectNotFound => {
-                ("project_not_found", 404, "PGRST125", "not_found", "TenantNotFound", "Project not found")
-            }
-            DatabaseUnavailable => (
-                "database_unavailable",
-                503,
-                "PGRST000",
-                "unexpected_failure",
-                "DatabaseError",
-                "Database connection error.",
-            ),
-            PoolTimeout => (
-                "pool_timeout",
-                504,
-                "PGRST003",
-                "request_timeout",
-                "DatabaseTimeout",
-                "Timed out acquiring connection from connection pool.",
-            ),
-            Database => ("database_error", 400, "", "unexpected_failure", "DatabaseError", "Database error"),
-            BadRequest => ("bad_request", 400, "PGRST100", "validation_failed", "InvalidRequest", "Bad request"),
-            PayloadTooLarge => {
-                ("payload_too_large", 413, "PGRST102", "validation_failed", "EntityTooLarge", "Payload too large")
-            }
-            Timeout => ("request_timeout", 504, "PGRST003", "request_timeout", "DatabaseTimeout", "Request timed out"),
-            NotFound => {
-                ("not_found", 404, "PGRST125", "not_found", "NotFound", "Invalid path specified in request URL")
-            }
-            Internal => ("internal", 500, "PGRSTX00", "unexpected_failure", "InternalError", "Internal server error"),
+            //                        code                         HTTP  PostgREST   GoTrue                Storage             default message
+            NoApiKey               => ("no_api_key",               401, "PGRST302", "no_authorization",   "AccessDenied",     "No API key found in request"),
+            InvalidApiKey          => ("invalid_api_key",          401, "PGRST301", "bad_jwt",            "AccessDenied",     "Invalid API key"),
+            MalformedAuthorization => ("malformed_authorization",  401, "PGRST301", "bad_jwt",            "InvalidJWT",       "Authorization header must be 'Bearer <token>'"),
+            HeaderTooLarge         => ("header_too_large",         431, "PGRST301", "bad_jwt",            "InvalidJWT",       "Authentication header is too large"),
+            InvalidJwt             => ("invalid_jwt",              401, "PGRST301", "bad_jwt",            "InvalidJWT",       "JWT could not be decoded"),
+            JwtAlgorithmNotAllowed => ("jwt_algorithm_not_allowed", 401, "PGRST301", "bad_jwt",           "InvalidJWT",       "Wrong or unsupported encoding algorithm"),
+            JwtBadSignature        => ("jwt_bad_signature",        401, "PGRST301", "bad_jwt",            "InvalidSignature", "JWT cryptographic operation failed"),
+            JwtExpired             => ("jwt_expired",              401, "PGRST303", "bad_jwt",            "ExpiredToken",     "JWT expired"),
+            JwtNotYetValid         => ("jwt_not_yet_valid",        401, "PGRST303", "bad_jwt",            "InvalidJWT",       "JWT not yet valid"),
+            JwtBadAudience         => ("jwt_bad_audience",         401, "PGRST303", "bad_jwt",            "InvalidJWT",       "JWT not in audience"),
+            JwtBadClaims           => ("jwt_bad_claims",           401, "PGRST303", "bad_jwt",            "InvalidJWT",       "Parsing claims failed"),
+            ProjectNotFound        => ("project_not_found",        404, "PGRST125", "not_found",          "TenantNotFound",   "Project not found"),
+            DatabaseUnavailable    => ("database_unavailable",     503, "PGRST000", "unexpected_failure", "DatabaseError",    "Database connection error."),
+            PoolTimeout            => ("pool_timeout",             504, "PGRST003", "request_timeout",    "DatabaseTimeout",  "Timed out acquiring connection from connection pool."),
+            Database               => ("database_error",           400, "",         "unexpected_failure", "DatabaseError",    "Database error"),
+            BadRequest             => ("bad_request",              400, "PGRST100", "validation_failed",  "InvalidRequest",   "Bad request"),
+            PayloadTooLarge        => ("payload_too_large",        413, "PGRST102", "validation_failed",  "EntityTooLarge",   "Payload too large"),
+            Timeout                => ("request_timeout",          504, "PGRST003", "request_timeout",    "DatabaseTimeout",  "Request timed out"),
+            NotFound               => ("not_found",                404, "PGRST125", "not_found",          "NotFound",         "Invalid path specified in request URL"),
+            Internal               => ("internal",                 500, "PGRSTX00", "unexpected_failure", "InternalError",    "Internal server error"),
         };
         CodeInfo { code, status, postgrest, gotrue, storage, message }
     }
