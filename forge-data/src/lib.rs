@@ -10,3 +10,6 @@
 //! decide what each caller sees; errors use [`forge_core::WireFormat::PostgRest`].
 //!
 //! Status: not implemented yet.
+
+pub mod query;
+pub mod schema;

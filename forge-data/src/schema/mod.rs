@@ -1,0 +1,2 @@
+//! The schema cache: what the exposed schemas hold, introspected from the catalog and reloaded
+//! when DDL announces itself.
