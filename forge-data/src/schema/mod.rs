@@ -1,2 +1,13 @@
 //! The schema cache: what the exposed schemas hold, introspected from the catalog and reloaded
 //! when DDL announces itself.
+
+mod cache;
+mod introspect;
+mod model;
+
+pub use cache::{RELOAD_CHANNEL, SchemaCache};
+pub use introspect::introspect;
+pub use model::{
+    Cardinality, Column, ForeignKey, Function, FunctionArg, QualifiedName, Relation, RelationKind, Relationship,
+    ReturnType, Schema, Volatility,
+};
