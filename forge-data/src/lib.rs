@@ -11,5 +11,12 @@
 //!
 //! Status: not implemented yet.
 
+mod api;
+mod data;
+mod error;
+mod plan;
 pub mod query;
 pub mod schema;
+
+pub use data::{Data, DataBuilder, DataConfig};
+pub use error::{Error, Result};

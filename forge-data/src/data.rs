@@ -1,0 +1,106 @@
+//! [`Data`]: the embeddable REST service and its per-project schema caches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use forge_core::{Project, ProjectRef};
+use tokio::sync::OnceCell;
+
+use crate::error::{Error, Result};
+use crate::schema::{Schema, SchemaCache};
+
+/// Settings of the REST service.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DataConfig {
+    /// The most rows a read returns (PostgREST's `db-max-rows`); `None` is unlimited.
+    pub max_rows: Option<u64>,
+    /// Whether `GET /` serves the OpenAPI document.
+    pub openapi: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self { max_rows: None, openapi: true }
+    }
+}
+
+/// Builds a [`Data`].
+#[derive(Debug, Default)]
+pub struct DataBuilder {
+    config: DataConfig,
+}
+
+impl DataBuilder {
+    /// Caps the rows a read returns.
+    pub fn max_rows(mut self, max: Option<u64>) -> Self {
+        self.config.max_rows = max;
+        self
+    }
+
+    /// Turns the OpenAPI root document on or off.
+    pub fn openapi(mut self, enabled: bool) -> Self {
+        self.config.openapi = enabled;
+        self
+    }
+
+    /// Builds the service.
+    pub fn build(self) -> Data {
+        Data(Arc::new(Inner { config: self.config, caches: Mutex::new(HashMap::new()) }))
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: DataConfig,
+    caches: Mutex<HashMap<ProjectRef, Arc<OnceCell<SchemaCache>>>>,
+}
+
+/// The PostgREST-compatible REST service. Cheap to clone.
+///
+/// Each project gets its own schema cache, loaded on the project's first request and kept
+/// current by DDL notifications.
+#[derive(Debug, Clone)]
+pub struct Data(Arc<Inner>);
+
+impl Data {
+    /// Starts a builder.
+    pub fn builder() -> DataBuilder {
+        DataBuilder::default()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DataConfig {
+        &self.0.config
+    }
+
+    /// The current schema of `project`, loading (and starting to watch) it on first use.
+    pub async fn schema(&self, project: &Project) -> Result<Arc<Schema>> {
+        let cell = {
+            let mut caches = self.0.caches.lock().unwrap_or_else(|e| e.into_inner());
+            caches.entry(project.reference().clone()).or_default().clone()
+        };
+        let cache = cell
+            .get_or_try_init(|| {
+                SchemaCache::watch(project.db().pool().clone(), project.settings().exposed_schemas.clone())
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, project = %project.reference(), "loading the schema cache failed");
+                Error::parse(
+                    "PGRST002",
+                    503,
+                    "Could not query the database for the schema cache. Retrying.".into(),
+                    None,
+                    None,
+                )
+            })?;
+        Ok(cache.snapshot())
+    }
+
+    /// Forgets a project's schema cache (and stops watching it), e.g. when the project is
+    /// removed.
+    pub fn forget(&self, project: &ProjectRef) {
+        self.0.caches.lock().unwrap_or_else(|e| e.into_inner()).remove(project);
+    }
+}
