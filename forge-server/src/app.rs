@@ -10,6 +10,8 @@ use forge_core::{ForgeError, Project, ProjectLayer, RefResolver, WireFormat};
 use serde_json::json;
 use tower::Layer as _;
 
+use forge_data::Data;
+
 use crate::config::Config;
 
 /// What the top-level handlers need.
@@ -20,12 +22,12 @@ pub struct AppState {
 }
 
 /// Builds the application for `project`, which is served at the root and at `/p/{ref}`.
-pub fn router(project: Project, config: &Config) -> Router {
+pub fn router(project: Project, data: &Data, config: &Config) -> Router {
     let projects = ProjectMap::new();
     projects.insert(project.clone());
     let resolver = RefResolver::new(projects).by_path_prefix().with_fallback(project.clone());
-    // Services mount here as they arrive: /rest/v1, /auth/v1, /storage/v1, /realtime/v1.
-    let services = Router::new().fallback(not_found);
+    // Services mount here as they arrive: /auth/v1, /storage/v1, /realtime/v1 next.
+    let services = Router::new().nest("/rest/v1", data.router()).fallback(not_found);
     // Around the services router, so a `/p/{ref}` prefix is gone before routing.
     let services = ProjectLayer::new(resolver).layer(services);
     let app = Router::new()

@@ -156,7 +156,8 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
 
     let db = prepare(&config).await?;
     let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), ProjectSettings::new(url.clone()));
-    let app = app::router(project, &config);
+    let data = forge_data::Data::builder().build();
+    let app = app::router(project, &data, &config);
 
     print_banner(&url, &reference, &keys);
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
@@ -176,6 +177,9 @@ pub async fn serve_app(
     drain: Duration,
 ) -> std::io::Result<()> {
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    // `/rest/v1/` is `/rest/v1`: trailing slashes go before routing.
+    let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), app);
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");

@@ -21,14 +21,21 @@ fn health_ready_and_the_edge_on_port_zero() {
     assert!(ready.header("x-request-id").is_some_and(|id| !id.is_empty()));
 
     // Unknown routes answer in the shape of the service the path names.
-    let rest = server.get("/rest/v1/nothing_here");
+    let rest = server.get("/rest/v2/nothing_here");
     assert_eq!(rest.status, 404);
     assert_eq!(rest.json()["code"], "PGRST125");
     assert_eq!(rest.header("proxy-status"), Some("PostgREST; error=PGRST125"));
+    // The REST service is mounted: it wants an API key, then knows no such table.
+    let rest = server.get("/rest/v1/nothing_here");
+    assert_eq!((rest.status, rest.json()["code"].as_str()), (401, Some("PGRST302")));
+    let res = server.request("GET", "/rest/v1/nothing_here", &[("apikey", &server.anon_key)], b"");
+    assert_eq!((res.status, res.json()["code"].as_str()), (404, Some("PGRST205")));
+    let res = server.request("GET", "/rest/v1/", &[("apikey", &server.anon_key)], b"");
+    assert_eq!((res.status, res.json()["swagger"].as_str()), (200, Some("2.0")), "the trailing slash is the root");
     let auth = server.get("/auth/v1/nothing");
     assert_eq!((auth.status, auth.json()["error_code"].as_str()), (404, Some("not_found")));
     // The default project also answers under /p/{ref}; unknown refs get a clear 404.
-    assert_eq!(server.get("/p/default/rest/v1/x").json()["code"], "PGRST125");
+    assert_eq!(server.get("/p/default/rest/v2/x").json()["code"], "PGRST125");
     let unknown = server.get("/p/nope/rest/v1/x");
     assert_eq!(unknown.status, 404);
     assert!(unknown.json()["message"].as_str().expect("message").contains("nope"));

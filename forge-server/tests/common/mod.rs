@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub child: Child,
     pub url: String,
+    pub anon_key: String,
     pub addr: String,
     pub stderr: PathBuf,
     pub started_in: Duration,
@@ -48,17 +49,20 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut url = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.trim().strip_prefix("API URL:") {
-                    let _ = tx.send(url.trim().to_owned());
+                if let Some(u) = line.trim().strip_prefix("API URL:") {
+                    url = Some(u.trim().to_owned());
+                } else if let (Some(key), Some(u)) = (line.trim().strip_prefix("anon key:"), &url) {
+                    let _ = tx.send((u.clone(), key.trim().to_owned()));
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => {
+            Ok((url, anon_key)) => {
                 let started_in = t0.elapsed();
                 let addr = url.trim_start_matches("http://").to_owned();
-                Ok(Server { child, url, addr, stderr, started_in })
+                Ok(Server { child, url, anon_key, addr, stderr, started_in })
             }
             Err(_) => {
                 let _ = child.kill();
