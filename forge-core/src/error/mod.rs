@@ -312,10 +312,13 @@ impl From<tokio_postgres::Error> for ForgeError {
                 hint: db.hint().map(str::to_owned),
             });
         }
-        if err.is_closed() {
+        // A lost or refused connection is "unavailable"; anything else on the client side
+        // (a parameter of the wrong type, say) is a bug, answered with a generic 500.
+        let io = std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>());
+        if err.is_closed() || io {
             return ForgeError::DatabaseUnavailable(err.into());
         }
-        ForgeError::DatabaseUnavailable(err.into())
+        ForgeError::Internal(err.into())
     }
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod openapi;
 mod read;
 mod root;
+mod write;
 
 use axum::Router;
 use axum::routing::get;
@@ -22,7 +23,10 @@ impl Data {
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/", get(root::get))
-            .route("/{relation}", get(read::get))
+            .route(
+                "/{relation}",
+                get(read::get).post(write::handle).patch(write::handle).put(write::handle).delete(write::handle),
+            )
             .layer(axum::Extension(self.clone()))
             .layer(axum::Extension(WireFormat::PostgRest))
     }

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use super::{negotiate, parse_request, relation_of, with_schema};
 use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::plan::{Output, ReadRequest, plan_read};
+use crate::plan::{Output, ReadRequest, Source, plan_read};
 use crate::query::{PreferCount, parse_range_header};
 
 pub(super) async fn get(
@@ -66,6 +66,7 @@ async fn read(
 
     let count = prefs.count;
     let plan = plan_read(&ReadRequest {
+        source: Source::Relation,
         schema: &schema,
         relation,
         query: &query,

@@ -8,11 +8,15 @@
 
 mod filter;
 mod read;
+mod write;
 
-use sea_query::{PostgresQueryBuilder, SelectStatement, Value, Values};
+use sea_query::{
+    DeleteStatement, InsertStatement, PostgresQueryBuilder, SelectStatement, UpdateStatement, Value, Values, WithQuery,
+};
 use tokio_postgres::types::ToSql;
 
-pub(crate) use read::{Output, ReadRequest, plan_read};
+pub(crate) use read::{Output, ReadRequest, Source, plan_read};
+pub(crate) use write::{Conflict, Write, plan_write, plan_write_returning};
 
 /// A statement ready to run: SQL text and its parameters in order.
 #[derive(Debug)]
@@ -31,7 +35,26 @@ pub(crate) enum Param {
 
 impl Statement {
     pub(crate) fn from_select(stmt: &SelectStatement) -> Self {
-        let (sql, values) = stmt.build(PostgresQueryBuilder);
+        Self::built(stmt.build(PostgresQueryBuilder))
+    }
+
+    pub(crate) fn from_insert(stmt: &InsertStatement) -> Self {
+        Self::built(stmt.build(PostgresQueryBuilder))
+    }
+
+    pub(crate) fn from_update(stmt: &UpdateStatement) -> Self {
+        Self::built(stmt.build(PostgresQueryBuilder))
+    }
+
+    pub(crate) fn from_delete(stmt: &DeleteStatement) -> Self {
+        Self::built(stmt.build(PostgresQueryBuilder))
+    }
+
+    pub(crate) fn from_with(stmt: &WithQuery) -> Self {
+        Self::built(stmt.build(PostgresQueryBuilder))
+    }
+
+    fn built((sql, values): (String, Values)) -> Self {
         Self { sql, params: params(values) }
     }
 

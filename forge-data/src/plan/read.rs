@@ -45,11 +45,26 @@ pub(crate) struct ReadPlan {
     pub(crate) count_statement: Statement,
     /// The output column names, for a CSV header.
     pub(crate) columns: Vec<String>,
+    /// The outer SELECT, for callers that wrap it (writes put it under a WITH clause).
+    pub(crate) select: Option<SelectStatement>,
 }
+
+/// Where the root rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The relation itself.
+    Relation,
+    /// The rows a write returned, in the CTE `pgrst_source`.
+    Written,
+}
+
+/// The CTE a write's returned rows are read from.
+pub(crate) const WRITTEN: &str = "pgrst_source";
 
 /// What to read.
 #[derive(Debug)]
 pub(crate) struct ReadRequest<'a> {
+    pub(crate) source: Source,
     pub(crate) schema: &'a Schema,
     pub(crate) relation: &'a Relation,
     pub(crate) query: &'a ApiQuery,
@@ -67,6 +82,9 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
 
     let columns: Vec<String> = root.select.iter().map(|(_, name)| name.clone()).collect();
     let mut page = root.statement(req.relation, "t0");
+    if req.source == Source::Written {
+        page.from_clear().from_as(Alias::new(WRITTEN), Alias::new("t0"));
+    }
     if let Some(limit) = req.limit {
         page.limit(limit);
     }
@@ -108,6 +126,7 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
         statement: Statement::from_select(&outer),
         count_statement: Statement::from_select(&count_query),
         columns,
+        select: Some(outer),
     })
 }
 

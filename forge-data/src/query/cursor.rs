@@ -38,7 +38,14 @@ pub(super) struct Cursor {
     cols: Vec<usize>,
     end_col: usize,
     pos: usize,
+    /// Characters that speculative look-ahead scans may still examine (see [`Cursor::spend`]).
+    budget: usize,
 }
+
+/// Speculative scans may examine this many characters per input character (plus a constant),
+/// which keeps every parse linear in the input length.
+const BUDGET_PER_CHAR: usize = 4;
+const BUDGET_BASE: usize = 1024;
 
 impl Cursor {
     /// A cursor over `input` as is.
@@ -46,7 +53,8 @@ impl Cursor {
         let chars: Vec<char> = input.chars().collect();
         let cols = (1..=chars.len()).collect();
         let end_col = chars.len() + 1;
-        Self { chars, cols, end_col, pos: 0 }
+        let budget = chars.len().saturating_mul(BUDGET_PER_CHAR).saturating_add(BUDGET_BASE);
+        Self { chars, cols, end_col, pos: 0, budget }
     }
 
     /// A cursor over `input` with all whitespace outside double quotes removed (what the Supabase
@@ -75,7 +83,8 @@ impl Cursor {
             chars.push(c);
             cols.push(i + 1);
         }
-        Self { chars, cols, end_col: count + 1, pos: 0 }
+        let budget = chars.len().saturating_mul(BUDGET_PER_CHAR).saturating_add(BUDGET_BASE);
+        Self { chars, cols, end_col: count + 1, pos: 0, budget }
     }
 
     /// The current character.
@@ -140,6 +149,16 @@ impl Cursor {
         while matches!(self.peek(), Some(' ' | '\t')) {
             self.pos += 1;
         }
+    }
+
+    /// Account for one character examined by a speculative scan that may be abandoned and
+    /// retried differently; `false` once the budget is exhausted (the scan must then give up).
+    pub(super) fn spend(&mut self) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        self.budget -= 1;
+        true
     }
 
     /// The current position, for [`Cursor::reset`].

@@ -467,7 +467,8 @@ fn quoted_or_raw(c: &mut Cursor, braces: bool) -> String {
 }
 
 /// A raw value that may hold `,`/`)` inside balanced braces; `None` when braces or JSON
-/// strings are left open at the end of input.
+/// strings are left open at the end of input, or when the cursor's scan budget runs out
+/// (pathological input such as thousands of unclosed `{` would otherwise take quadratic time).
 fn braced_raw(c: &mut Cursor) -> Option<String> {
     let mut out = String::new();
     let mut depth = 0usize;
@@ -475,6 +476,9 @@ fn braced_raw(c: &mut Cursor) -> Option<String> {
     while let Some(ch) = c.peek() {
         if depth == 0 && matches!(ch, ',' | ')') {
             break;
+        }
+        if !c.spend() {
+            return None;
         }
         c.bump();
         out.push(ch);

@@ -28,6 +28,9 @@ pub enum SelectItem {
     /// A column, possibly aliased, cast, JSON-navigated or aggregated.
     Field(SelectField),
     /// The bare `count()` aggregate (`[alias:]count()[::type]`), counting rows.
+    ///
+    /// The legacy spelling without parentheses (`rel(count)`) parses as a column named `count`;
+    /// whether that means PostgREST's legacy row count is for the planner to decide.
     Count {
         /// `alias:` before `count()`.
         alias: Option<String>,

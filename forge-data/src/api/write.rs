@@ -1,0 +1,332 @@
+//! `POST`, `PATCH`, `PUT` and `DELETE` on `/{relation}`: inserts, upserts, updates and
+//! deletes.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery};
+use axum::response::{IntoResponse, Response};
+use forge_core::rls::{self, RequestContext};
+use forge_core::{ForgeError, Project};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Map, Value};
+
+use super::{negotiate, parse_request, relation_of, with_schema};
+use crate::data::Data;
+use crate::error::{Error, Result};
+use crate::plan::{Conflict, Output, ReadRequest, Source, Write, plan_write, plan_write_returning};
+use crate::query::{
+    ApiQuery, Operation, Operator, PreferHandling, PreferMissing, PreferResolution, PreferReturn, PreferTx, Preferences,
+};
+use crate::schema::Relation;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn handle(
+    Extension(data): Extension<Data>,
+    project: Project,
+    ctx: RequestContext,
+    method: Method,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authenticated = ctx.principal().is_authenticated();
+    match write(&data, &project, ctx, &method, &name, raw.as_deref().unwrap_or(""), &headers, &body).await {
+        Ok(res) => res,
+        Err(e) => e.render(authenticated),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Core(ForgeError::internal(e.to_string()))
+}
+
+/// The body's rows: a JSON object or an array of objects.
+fn rows(body: &[u8], headers: &HeaderMap) -> Result<Vec<Map<String, Value>>> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !media.is_empty() && media != "application/json" && !media.ends_with("+json") {
+            return Err(Error::invalid_body(format!("Content-Type not acceptable: {media}")));
+        }
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| Error::invalid_body("Empty or invalid json"))?;
+    match value {
+        Value::Object(o) => Ok(vec![o]),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Object(o) => Ok(o),
+                _ => Err(Error::invalid_body("Empty or invalid json")),
+            })
+            .collect(),
+        _ => Err(Error::invalid_body("Empty or invalid json")),
+    }
+}
+
+/// The columns written: `columns=` when given, else the keys of the first row, which every
+/// row must share.
+fn columns(rows: &[Map<String, Value>], query: &ApiQuery) -> Result<Vec<String>> {
+    if let Some(cols) = &query.columns {
+        return Ok(cols.clone());
+    }
+    let first: Vec<String> = rows.first().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+    if rows.iter().any(|r| r.len() != first.len() || first.iter().any(|k| !r.contains_key(k))) {
+        return Err(Error::invalid_body("All object keys must match"));
+    }
+    Ok(first)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    data: &Data,
+    project: &Project,
+    ctx: RequestContext,
+    method: &Method,
+    name: &str,
+    raw: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response> {
+    let schema = data.schema(project).await?;
+    let (schema_name, relation) = relation_of(&schema, method, headers, name)?;
+    let (query, mut prefs) = parse_request(raw, headers)?;
+    let output = negotiate(headers)?;
+
+    let write = match *method {
+        Method::POST => {
+            let rows = rows(body, headers)?;
+            let columns = columns(&rows, &query)?;
+            let conflict = conflict(relation, &query, &mut prefs);
+            Write::Insert {
+                rows: Value::Array(rows.into_iter().map(Value::Object).collect()).to_string(),
+                columns,
+                missing_default: prefs.missing == Some(PreferMissing::Default),
+                conflict,
+            }
+        }
+        Method::PUT => put_write(relation, &query, body, headers)?,
+        Method::PATCH => {
+            let mut rows = rows(body, headers)?;
+            if rows.len() != 1 {
+                return Err(Error::invalid_body("PATCH takes a single JSON object"));
+            }
+            let row = rows.remove(0);
+            let columns = match &query.columns {
+                Some(c) => c.clone(),
+                None => row.keys().cloned().collect(),
+            };
+            Write::Update { row: Value::Object(row).to_string(), columns }
+        }
+        _ => Write::Delete,
+    };
+    // An update of nothing writes nothing.
+    if let Write::Update { columns, .. } = &write
+        && columns.is_empty()
+    {
+        return Ok(respond(method, &prefs, output, 0, String::new(), &[], None));
+    }
+
+    let wants_rows = matches!(prefs.return_, Some(PreferReturn::Representation | PreferReturn::HeadersOnly));
+    let ctx = with_schema(ctx, schema_name);
+    let tx = rls::begin(project.db(), &ctx).await?;
+    let (affected, body_text, columns) = if wants_rows {
+        let mut shaped = query.clone();
+        if prefs.return_ == Some(PreferReturn::HeadersOnly) {
+            shaped.select = relation
+                .primary_key
+                .iter()
+                .map(|c| crate::query::SelectItem::Field(crate::query::SelectField::column(c.clone())))
+                .collect();
+        }
+        let out = if prefs.return_ == Some(PreferReturn::HeadersOnly) { Output::Json } else { output };
+        let read = ReadRequest {
+            source: Source::Written,
+            schema: &schema,
+            relation,
+            query: &shaped,
+            offset: 0,
+            limit: None,
+            exact_count: false,
+            output: out,
+        };
+        let plan = plan_write_returning(&read, &write)?;
+        let rows = tx.query(&plan.statement.sql, &plan.statement.bind()).await?;
+        let row = rows.first().ok_or_else(|| internal("a write returned no row"))?;
+        let page: i64 = row.try_get(1).map_err(internal)?;
+        let body: String = row.try_get(2).map_err(internal)?;
+        (u64::try_from(page).unwrap_or(0), body, plan.columns)
+    } else {
+        let statement = plan_write(relation, &query, &write)?;
+        (tx.execute(&statement.sql, &statement.bind()).await?, String::new(), Vec::new())
+    };
+
+    if prefs.handling == Some(PreferHandling::Strict)
+        && let Some(max) = prefs.max_affected
+        && affected > max
+    {
+        let err = Error::bad_query("PGRST124", "Query result exceeds max-affected preference constraint");
+        return Err(with_details(err, format!("The query affects {affected} rows")));
+    }
+    if output == Output::Singular && prefs.return_ == Some(PreferReturn::Representation) && affected != 1 {
+        return Err(Error::not_singular(affected));
+    }
+    let location = if prefs.return_ == Some(PreferReturn::HeadersOnly) && *method == Method::POST && affected == 1 {
+        location(relation, &body_text)
+    } else {
+        None
+    };
+    if prefs.tx == Some(PreferTx::Rollback) {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    let body_text = if prefs.return_ == Some(PreferReturn::Representation) { body_text } else { String::new() };
+    Ok(respond(method, &prefs, output, affected, body_text, &columns, location))
+}
+
+fn with_details(e: Error, text: String) -> Error {
+    match e {
+        Error::Api { status, code, message, hint, .. } => {
+            Error::Api { status, code, message, details: Value::String(text), hint }
+        }
+        other => other,
+    }
+}
+
+/// The conflict target of an upsert: `on_conflict` or the primary key. A resolution on a
+/// relation with neither is ignored (and not reported as applied).
+fn conflict(relation: &Relation, query: &ApiQuery, prefs: &mut Preferences) -> Option<Conflict> {
+    let resolution = prefs.resolution?;
+    let on = query.on_conflict.clone().unwrap_or_else(|| relation.primary_key.clone());
+    if on.is_empty() {
+        prefs.resolution = None;
+        return None;
+    }
+    Some(match resolution {
+        PreferResolution::MergeDuplicates => Conflict::Merge(on),
+        PreferResolution::IgnoreDuplicates => Conflict::Ignore(on),
+    })
+}
+
+/// PUT: an upsert of exactly the row the primary-key filters name.
+fn put_write(relation: &Relation, query: &ApiQuery, body: &[u8], headers: &HeaderMap) -> Result<Write> {
+    if query.ranges.iter().any(|r| r.path.is_empty()) {
+        return Err(Error::bad_query("PGRST114", "limit/offset querystring parameters are not allowed for PUT"));
+    }
+    let pk = &relation.primary_key;
+    let pk_filters: Vec<(&str, &str)> = query
+        .filters
+        .iter()
+        .filter_map(|f| match &f.expr.operation {
+            Operation::Op { op: Operator::Eq, quantifier: None, value }
+                if f.path.is_empty() && !f.expr.negated && f.field.json_path.is_empty() =>
+            {
+                Some((f.field.name.as_str(), value.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let exact = !pk.is_empty()
+        && pk_filters.len() == query.filters.len()
+        && query.logic.is_empty()
+        && pk_filters.len() == pk.len()
+        && pk.iter().all(|c| pk_filters.iter().any(|(n, _)| n == c));
+    if !exact {
+        return Err(Error::method_not_allowed(
+            "PGRST105",
+            "Filters must include all and only primary key columns with 'eq' operators",
+        ));
+    }
+    let mut rows = rows(body, headers)?;
+    if rows.len() != 1 {
+        return Err(Error::invalid_body("PUT takes a single JSON object"));
+    }
+    let row = rows.remove(0);
+    for (column, value) in &pk_filters {
+        let matches = match row.get(*column) {
+            Some(Value::String(s)) => s == value,
+            Some(Value::Number(n)) => n.to_string() == *value,
+            Some(Value::Bool(b)) => b.to_string() == *value,
+            _ => false,
+        };
+        if !matches {
+            return Err(Error::bad_query("PGRST115", "Payload values do not match URL in primary key column(s)"));
+        }
+    }
+    let columns: Vec<String> = row.keys().cloned().collect();
+    Ok(Write::Insert {
+        rows: Value::Array(vec![Value::Object(row)]).to_string(),
+        columns,
+        missing_default: false,
+        conflict: Some(Conflict::Merge(pk.clone())),
+    })
+}
+
+/// `Location: /table?pk=eq.value` for `return=headers-only`, from the returned key.
+fn location(relation: &Relation, body: &str) -> Option<String> {
+    let rows: Value = serde_json::from_str(body).ok()?;
+    let row = rows.get(0)?.as_object()?;
+    let parts: Vec<String> = relation
+        .primary_key
+        .iter()
+        .map(|c| {
+            let v = match row.get(c)? {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(format!("{c}=eq.{}", form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()))
+        })
+        .collect::<Option<_>>()?;
+    Some(format!("/{}?{}", relation.name.name, parts.join("&")))
+}
+
+fn respond(
+    method: &Method,
+    prefs: &Preferences,
+    output: Output,
+    affected: u64,
+    body: String,
+    columns: &[String],
+    location: Option<String>,
+) -> Response {
+    let representation = prefs.return_ == Some(PreferReturn::Representation);
+    let status = match *method {
+        Method::POST => StatusCode::CREATED,
+        _ if representation => StatusCode::OK,
+        _ => StatusCode::NO_CONTENT,
+    };
+    let (content_type, body) = match output {
+        Output::Csv if representation => {
+            let mut text = columns.join(",");
+            if !body.is_empty() {
+                text.push('\n');
+                text.push_str(&body);
+            }
+            ("text/csv; charset=utf-8", text)
+        }
+        Output::Singular => ("application/vnd.pgrst.object+json; charset=utf-8", body),
+        _ => ("application/json; charset=utf-8", body),
+    };
+    let mut res = if representation { (status, body).into_response() } else { status.into_response() };
+    let h = res.headers_mut();
+    if representation {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if prefs.count.is_some() {
+        let range = if *method == Method::PATCH && affected > 0 {
+            format!("0-{}/{affected}", affected - 1)
+        } else {
+            format!("*/{affected}")
+        };
+        if let Ok(v) = HeaderValue::from_str(&range) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert(header::LOCATION, loc);
+    }
+    if let Some(applied) = prefs.applied_header().and_then(|a| HeaderValue::from_str(&a).ok()) {
+        h.insert("preference-applied", applied);
+    }
+    res
+}

@@ -1,0 +1,199 @@
+//! Writes: INSERT (and upsert), UPDATE and DELETE statements.
+//!
+//! The request body is bound once as `jsonb`; Postgres turns it into typed rows with
+//! `jsonb_populate_record` on the relation's own row type, so every column gets exactly the
+//! type conversion Postgres would apply. Column names come from the body (or `columns=`) and
+//! are checked against the schema cache.
+
+use sea_query::{
+    Alias, CommonTableExpression, DeleteStatement, Expr, Func, InsertStatement, OnConflict, Query, UpdateStatement,
+    WithClause,
+};
+
+use super::filter::{Scope, condition};
+use super::read::{ReadPlan, ReadRequest, Source, WRITTEN, plan_read};
+use super::{Statement, ident};
+use crate::error::{Error, Result};
+use crate::query::{ApiQuery, LogicOp, LogicTree};
+use crate::schema::Relation;
+
+/// How conflicting rows are resolved on insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Conflict {
+    /// Update the conflicting row with the new values.
+    Merge(Vec<String>),
+    /// Keep the existing row.
+    Ignore(Vec<String>),
+}
+
+/// A write to plan.
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// Insert rows: `rows` is a JSON array of objects.
+    Insert { rows: String, columns: Vec<String>, missing_default: bool, conflict: Option<Conflict> },
+    /// Update the rows the filters select with the values of `row`, a JSON object.
+    Update { row: String, columns: Vec<String> },
+    /// Delete the rows the filters select.
+    Delete,
+}
+
+/// The statement without RETURNING (for `return=minimal`: no SELECT policy is involved).
+pub(crate) fn plan_write(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Statement> {
+    Ok(match build(relation, query, write)? {
+        Built::Insert(s) => Statement::from_insert(&s),
+        Built::Update(s) => Statement::from_update(&s),
+        Built::Delete(s) => Statement::from_delete(&s),
+    })
+}
+
+/// The statement in a CTE whose returned rows are rendered like a read (`select=`, embeds).
+pub(crate) fn plan_write_returning(read: &ReadRequest<'_>, write: &Write) -> Result<ReadPlan> {
+    let cte = match build(read.relation, read.query, write)? {
+        Built::Insert(mut s) => CommonTableExpression::new().query(s.returning_all().to_owned()).to_owned(),
+        Built::Update(mut s) => CommonTableExpression::new().query(s.returning_all().to_owned()).to_owned(),
+        Built::Delete(mut s) => CommonTableExpression::new().query(s.returning_all().to_owned()).to_owned(),
+    };
+    let cte = cte.clone().table_name(Alias::new(WRITTEN)).to_owned();
+    // The returned rows are shaped by `select` and the embedded filters only: top-level
+    // filters already chose the rows written.
+    let mut shape = read.query.clone();
+    shape.filters.retain(|f| !f.path.is_empty());
+    shape.logic.retain(|l| !l.path.is_empty());
+    shape.ranges.retain(|r| !r.path.is_empty());
+    let request =
+        ReadRequest { source: Source::Written, query: &shape, offset: 0, limit: None, exact_count: false, ..*read };
+    let mut plan = plan_read(&request)?;
+    let select = plan.select.take().ok_or_else(|| Error::Core(forge_core::ForgeError::internal("no select built")))?;
+    let with = WithClause::new().cte(cte).to_owned().query(select);
+    plan.statement = Statement::from_with(&with);
+    Ok(plan)
+}
+
+enum Built {
+    Insert(InsertStatement),
+    Update(UpdateStatement),
+    Delete(DeleteStatement),
+}
+
+fn table(relation: &Relation) -> (Alias, Alias) {
+    (Alias::new(&relation.name.schema), Alias::new(&relation.name.name))
+}
+
+fn check_columns(relation: &Relation, columns: &[String]) -> Result<()> {
+    match columns.iter().find(|c| relation.column(c).is_none()) {
+        Some(c) => Err(Error::column_not_found(&relation.name.name, c)),
+        None => Ok(()),
+    }
+}
+
+/// The top-level filters and logic trees as conditions on the written relation (referenced by
+/// its own name, since UPDATE and DELETE take no alias here).
+fn conditions(relation: &Relation, query: &ApiQuery) -> Result<Vec<Expr>> {
+    let scope = Scope { relation, alias: &relation.name.name };
+    let mut out = Vec::new();
+    for f in query.filters.iter().filter(|f| f.path.is_empty()) {
+        out.push(condition(scope, &f.field, &f.expr)?);
+    }
+    for l in query.logic.iter().filter(|l| l.path.is_empty()) {
+        let e = tree(scope, l.op, &l.children)?;
+        out.push(if l.negated { Expr::cust_with_exprs("NOT ($1)", [e]) } else { e });
+    }
+    Ok(out)
+}
+
+fn tree(scope: Scope<'_>, op: LogicOp, children: &[LogicTree]) -> Result<Expr> {
+    let mut parts = Vec::new();
+    for child in children {
+        parts.push(match child {
+            LogicTree::Cond { field, expr } => condition(scope, field, expr)?,
+            LogicTree::Expr { negated, op, children } => {
+                let e = tree(scope, *op, children)?;
+                if *negated { Expr::cust_with_exprs("NOT ($1)", [e]) } else { e }
+            }
+        });
+    }
+    let joiner = if op == LogicOp::And { " AND " } else { " OR " };
+    let template: Vec<String> = (1..=parts.len()).map(|i| format!("(${i})")).collect();
+    Ok(Expr::cust_with_exprs(format!("({})", template.join(joiner)), parts))
+}
+
+fn build(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Built> {
+    let row_type = format!("{}.{}", ident(&relation.name.schema), ident(&relation.name.name));
+    match write {
+        Write::Insert { rows, columns, missing_default, conflict } => {
+            check_columns(relation, columns)?;
+            // Each element of the body becomes a typed row of the relation.
+            let mut source = Query::select();
+            source
+                .expr_as(Expr::cust(format!("jsonb_populate_record(NULL::{row_type}, \"_j\")")), Alias::new("_r"))
+                .expr_as(Expr::cust("\"_j\""), Alias::new("_v"))
+                .from_function(
+                    Func::cust("jsonb_array_elements").arg(Expr::cust_with_values("$1::text::jsonb", [rows.clone()])),
+                    Alias::new("_j"),
+                );
+            let mut select = Query::select();
+            for name in columns {
+                let value = format!("(\"_x\".\"_r\").{}", ident(name));
+                let default = relation.column(name).and_then(|c| c.default.clone());
+                let e = match (missing_default, default) {
+                    // `missing=default`: a key absent from a row takes the column's default.
+                    (true, Some(default)) => Expr::cust_with_values(
+                        format!("CASE WHEN \"_x\".\"_v\" ? $1::text THEN {value} ELSE {default} END"),
+                        [name.clone()],
+                    ),
+                    _ => Expr::cust(value),
+                };
+                select.expr(e);
+            }
+            select.from_subquery(source, Alias::new("_x"));
+            let mut insert = Query::insert();
+            insert.into_table(table(relation)).columns(columns.iter().map(Alias::new));
+            insert.select_from(select).map_err(|e| Error::Core(forge_core::ForgeError::internal(e.to_string())))?;
+            match conflict {
+                Some(Conflict::Merge(on)) => {
+                    check_columns(relation, on)?;
+                    let mut c = OnConflict::columns(on.iter().map(Alias::new));
+                    let updates: Vec<Alias> = columns.iter().filter(|c| !on.contains(c)).map(Alias::new).collect();
+                    if updates.is_empty() {
+                        c.do_nothing();
+                    } else {
+                        c.update_columns(updates);
+                    }
+                    insert.on_conflict(c);
+                }
+                Some(Conflict::Ignore(on)) => {
+                    check_columns(relation, on)?;
+                    insert.on_conflict(OnConflict::columns(on.iter().map(Alias::new)).do_nothing().to_owned());
+                }
+                None => {}
+            }
+            Ok(Built::Insert(insert))
+        }
+        Write::Update { row, columns } => {
+            check_columns(relation, columns)?;
+            let mut update = Query::update();
+            update.table(table(relation));
+            for name in columns {
+                update.value(
+                    Alias::new(name),
+                    Expr::cust_with_values(
+                        format!("(jsonb_populate_record(NULL::{row_type}, $1::text::jsonb)).{}", ident(name)),
+                        [row.clone()],
+                    ),
+                );
+            }
+            for c in conditions(relation, query)? {
+                update.and_where(c);
+            }
+            Ok(Built::Update(update))
+        }
+        Write::Delete => {
+            let mut delete = Query::delete();
+            delete.from_table(table(relation));
+            for c in conditions(relation, query)? {
+                delete.and_where(c);
+            }
+            Ok(Built::Delete(delete))
+        }
+    }
+}
