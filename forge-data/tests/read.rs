@@ -7,7 +7,7 @@ use common::{Api, api};
 use serde_json::{Value, json};
 
 const SCHEMA: &str = r#"
-create table countries (id int primary key, name text not null, code text unique);
+create table countries (id int primary key, name text not null, code text unique, iso char(2), flags bit(3));
 create table cities (id int primary key, name text not null, country_id int references countries(id),
                      population int, tags text[], meta jsonb, doc tsvector);
 create table users (id uuid primary key, name text);
@@ -19,7 +19,7 @@ create table notes (id serial primary key, owner uuid not null, body text not nu
 alter table notes enable row level security;
 create policy own_notes on notes for all to authenticated using (owner = auth.uid()) with check (owner = auth.uid());
 
-insert into countries values (1, 'France', 'FR'), (2, 'Japan', 'JP'), (3, 'Nowhere', null);
+insert into countries values (1, 'France', 'FR', 'FR', B'101'), (2, 'Japan', 'JP', 'JP', B'011'), (3, 'Nowhere', null, null, null);
 insert into cities values
   (1, 'Paris', 1, 2100000, '{capital,big}', '{"mayor": {"name": "Anne"}, "zip": "75"}', to_tsvector('english', 'city of light')),
   (2, 'Lyon', 1, 500000, '{big}', '{"zip": "69"}', to_tsvector('english', 'city of food')),
@@ -67,6 +67,13 @@ async fn columns_aliases_casts_and_json_paths() {
 #[tokio::test]
 async fn every_filter_operator() {
     let api = api(SCHEMA).await;
+    // Fixed-length types compare at their full length (not as char(1) or bit(1)).
+    let v = ok(&api, "/rest/v1/countries?select=name&iso=eq.FR").await;
+    assert_eq!(v, json!([{"name": "France"}]));
+    let v = ok(&api, "/rest/v1/countries?select=name&iso=in.(FR,JP)&order=id").await;
+    assert_eq!(v, json!([{"name": "France"}, {"name": "Japan"}]));
+    let v = ok(&api, "/rest/v1/countries?select=name&flags=eq.011").await;
+    assert_eq!(v, json!([{"name": "Japan"}]));
     let q = |f: &'static str| format!("/rest/v1/cities?select=name&order=id&{f}");
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("id=eq.2", vec!["Lyon"]),

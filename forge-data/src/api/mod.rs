@@ -3,6 +3,7 @@
 pub(crate) mod openapi;
 mod read;
 mod root;
+mod rpc;
 mod write;
 
 use axum::Router;
@@ -23,6 +24,7 @@ impl Data {
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/", get(root::get))
+            .route("/rpc/{function}", get(rpc::handle).post(rpc::handle).fallback(rpc::handle))
             .route(
                 "/{relation}",
                 get(read::get).post(write::handle).patch(write::handle).put(write::handle).delete(write::handle),

@@ -8,6 +8,7 @@
 
 mod filter;
 mod read;
+mod rpc;
 mod write;
 
 use sea_query::{
@@ -16,6 +17,7 @@ use sea_query::{
 use tokio_postgres::types::ToSql;
 
 pub(crate) use read::{Output, ReadRequest, Source, plan_read};
+pub(crate) use rpc::{Args, call, resolve, result_relation};
 pub(crate) use write::{Conflict, Write, plan_write, plan_write_returning};
 
 /// A statement ready to run: SQL text and its parameters in order.

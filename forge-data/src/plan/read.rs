@@ -50,12 +50,29 @@ pub(crate) struct ReadPlan {
 }
 
 /// Where the root rows come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Source {
     /// The relation itself.
     Relation,
     /// The rows a write returned, in the CTE `pgrst_source`.
     Written,
+    /// The rows a set-returning function call yields.
+    Call(sea_query::FunctionCall),
+}
+
+impl Source {
+    /// Points `stmt`'s FROM at this source, aliased `t0`.
+    fn apply(&self, stmt: &mut SelectStatement) {
+        match self {
+            Source::Relation => {}
+            Source::Written => {
+                stmt.from_clear().from_as(Alias::new(WRITTEN), Alias::new("t0"));
+            }
+            Source::Call(call) => {
+                stmt.from_clear().from_function(call.clone(), Alias::new("t0"));
+            }
+        }
+    }
 }
 
 /// The CTE a write's returned rows are read from.
@@ -82,9 +99,7 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
 
     let columns: Vec<String> = root.select.iter().map(|(_, name)| name.clone()).collect();
     let mut page = root.statement(req.relation, "t0");
-    if req.source == Source::Written {
-        page.from_clear().from_as(Alias::new(WRITTEN), Alias::new("t0"));
-    }
+    req.source.apply(&mut page);
     if let Some(limit) = req.limit {
         page.limit(limit);
     }
@@ -102,6 +117,8 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
     } else {
         root.statement(req.relation, "t0")
     };
+    let mut count_query = count_query;
+    req.source.apply(&mut count_query);
     let total = if req.exact_count {
         let mut count = Query::select();
         count.expr(Expr::cust("pg_catalog.count(*)")).from_subquery(count_query.clone(), Alias::new("_postgrest_c"));

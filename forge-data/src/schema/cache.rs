@@ -70,8 +70,13 @@ impl SchemaCache {
 async fn listen(pool: PgPool, wake: Arc<Notify>) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        // A closed pool means the project is shutting down: stop quietly.
+        if pool.is_closed() {
+            return;
+        }
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
+            Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "schema listener cannot connect; retrying");
                 tokio::time::sleep(backoff).await;
@@ -94,6 +99,7 @@ async fn listen(pool: PgPool, wake: Arc<Notify>) {
                 Ok(None) => {
                     wake.notify_one();
                 }
+                Err(_) if pool.is_closed() => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "schema listener lost its connection");
                     wake.notify_one();
@@ -109,6 +115,9 @@ async fn reload_on_wake(pool: PgPool, schemas: Vec<String>, current: Arc<ArcSwap
     loop {
         // A burst of notifications leaves one stored permit: at most one extra reload.
         wake.notified().await;
+        if pool.is_closed() {
+            return;
+        }
         match introspect(&pool, &schemas).await {
             Ok(schema) => {
                 current.store(Arc::new(schema));

@@ -17,7 +17,12 @@ where n.nspname = any($1) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
 
 const COLUMNS: &str = "
 select n.nspname::text, c.relname::text, a.attname::text, a.attnum,
-       format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, null),
+       format_type(a.atttypid, a.atttypmod),
+       -- The type to cast filter values to: without a length, except that bare `character`
+       -- and `bit` mean length 1, so use their unbounded forms.
+       case t.typname when 'bpchar' then 'bpchar' when '_bpchar' then 'bpchar[]'
+                      when 'bit' then 'varbit' when '_bit' then 'varbit[]'
+                      else format_type(a.atttypid, null) end,
        not a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
        (a.attidentity = 'a' or a.attgenerated <> ''),
        case when t.typcategory = 'A' then format_type(t.typelem, null) end,

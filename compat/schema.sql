@@ -1,0 +1,161 @@
+-- Seed schema for the client-compatibility suite (compat/run.sh applies it as `postgres`).
+-- Supabase's default privileges grant every table created here to anon/authenticated/
+-- service_role, so only RLS decides access (see `notes`).
+\set ON_ERROR_STOP on
+set client_min_messages = warning;
+
+drop table if exists public.notes, public.flights, public.country_languages, public.languages,
+  public.cities, public.countries, public.reservations, public.articles, public.secrets cascade;
+drop type if exists public.continent cascade;
+
+create type public.continent as enum ('Africa', 'Asia', 'Europe', 'North America', 'Oceania', 'South America');
+
+-- countries: one-to-many to cities, many-to-many to languages, arrays, jsonb, enum, NULLs
+create table public.countries (
+  id          int primary key,
+  name        text not null,
+  code        char(2) not null unique,
+  continent   public.continent,
+  population  bigint,
+  area_km2    numeric(12, 1),
+  tags        text[] not null default '{}',
+  meta        jsonb,
+  "local name" text
+);
+
+-- cities: many-to-one to countries
+create table public.cities (
+  id          int primary key,
+  name        text not null,
+  country_id  int references public.countries (id),
+  population  int,
+  is_capital  boolean not null default false
+);
+
+create table public.languages (
+  id    int primary key,
+  name  text not null
+);
+
+-- junction table: both FKs are part of the composite PK, so it is a many-to-many
+create table public.country_languages (
+  country_id   int not null references public.countries (id),
+  language_id  int not null references public.languages (id),
+  official     boolean not null default true,
+  primary key (country_id, language_id)
+);
+
+-- two FKs to the same table: embedding `cities` from `flights` is ambiguous
+create table public.flights (
+  id              int primary key,
+  code            text not null,
+  origin_id       int not null constraint flights_origin_fkey references public.cities (id),
+  destination_id  int not null constraint flights_destination_fkey references public.cities (id),
+  minutes         int not null
+);
+
+-- ranges for the range operators
+create table public.reservations (
+  id      int primary key,
+  room    text not null,
+  during  int4range not null,
+  guests  int[] not null default '{}'
+);
+
+-- full-text search: a plain text column and a stored tsvector
+create table public.articles (
+  id     int primary key,
+  title  text not null,
+  body   text not null,
+  fts    tsvector generated always as (to_tsvector('english', title || ' ' || body)) stored
+);
+
+-- RLS-protected table: each authenticated user sees only its own rows
+create table public.notes (
+  id        int primary key,
+  owner_id  uuid not null,
+  body      text not null
+);
+alter table public.notes enable row level security;
+create policy notes_owner_select on public.notes
+  for select to authenticated
+  using (owner_id = auth.uid());
+
+-- no privileges for anon/authenticated at all: reads fail with 42501 (401 anon, 403 user)
+create table public.secrets (
+  id     int primary key,
+  value  text not null
+);
+revoke all on public.secrets from anon, authenticated;
+
+insert into public.countries (id, name, code, continent, population, area_km2, tags, meta, "local name") values
+  (1, 'France',        'FR', 'Europe',        68000000,  551695.0, '{wine,cheese,eu}', '{"capital":"Paris","currency":{"code":"EUR"},"g7":true,"rank":7}', 'République française'),
+  (2, 'Germany',       'DE', 'Europe',        84000000,  357588.0, '{beer,eu}',        '{"capital":"Berlin","currency":{"code":"EUR"},"g7":true,"rank":3}', 'Deutschland'),
+  (3, 'Japan',         'JP', 'Asia',         125000000,  377975.0, '{sushi,g7}',       '{"capital":"Tokyo","currency":{"code":"JPY"},"g7":true,"rank":4}', '日本'),
+  (4, 'Brazil',        'BR', 'South America', 203000000, 8515767.0, '{coffee}',        '{"capital":"Brasília","currency":{"code":"BRL"},"g7":false,"rank":9}', null),
+  (5, 'Canada',        'CA', 'North America', 40000000,  9984670.0, '{maple,g7}',      '{"capital":"Ottawa","currency":{"code":"CAD"},"g7":true,"rank":10}', null),
+  (6, 'Atlantis',      'AT', null,            null,      null,      '{}',              null, null),
+  (7, 'Switzerland',   'CH', 'Europe',        8800000,   41285.0,   '{cheese,chocolate}', '{"capital":"Bern","currency":{"code":"CHF"},"g7":false,"rank":20}', 'Schweiz');
+
+insert into public.cities (id, name, country_id, population, is_capital) values
+  (1,  'Paris',     1, 2100000,  true),
+  (2,  'Lyon',      1, 520000,   false),
+  (3,  'Marseille', 1, 870000,   false),
+  (4,  'Berlin',    2, 3700000,  true),
+  (5,  'Munich',    2, 1500000,  false),
+  (6,  'Tokyo',     3, 14000000, true),
+  (7,  'Osaka',     3, 2700000,  false),
+  (8,  'São Paulo', 4, 12300000, false),
+  (9,  'Brasília',  4, 2800000,  true),
+  (10, 'Ottawa',    5, 1000000,  true),
+  (11, 'Toronto',   5, null,     false),
+  (12, 'Nowhere',   null, null,  false),
+  (13, 'Bern',      7, 134000,   true),
+  (14, 'Zürich',    7, 420000,   false);
+
+insert into public.languages (id, name) values
+  (1, 'French'), (2, 'German'), (3, 'Japanese'), (4, 'Portuguese'), (5, 'English'), (6, 'Italian'), (7, 'Klingon');
+
+insert into public.country_languages (country_id, language_id, official) values
+  (1, 1, true),
+  (2, 2, true),
+  (3, 3, true),
+  (4, 4, true),
+  (5, 5, true), (5, 1, true),
+  (7, 2, true), (7, 1, true), (7, 6, true), (7, 5, false);
+
+insert into public.flights (id, code, origin_id, destination_id, minutes) values
+  (1, 'AF100', 1, 6, 850),
+  (2, 'LH200', 4, 1, 105),
+  (3, 'JL300', 6, 10, 760),
+  (4, 'AC400', 10, 1, 430),
+  (5, 'LX500', 13, 4, 80);
+
+insert into public.reservations (id, room, during, guests) values
+  (1, 'Blue',   '[1,5)',   '{1,2}'),
+  (2, 'Blue',   '[5,10)',  '{3}'),
+  (3, 'Red',    '[8,12)',  '{1,4,5}'),
+  (4, 'Green',  '[20,30)', '{}'),
+  (5, 'Red',    '[12,15)', '{2,3}');
+
+insert into public.articles (id, title, body) values
+  (1, 'Cats and dogs',       'The quick brown fox jumps over the lazy dog.'),
+  (2, 'Fat cats',            'A fat cat sat on the mat, purring.'),
+  (3, 'Gardening',           'Plant tomatoes in spring; water them daily.'),
+  (4, 'Dog training basics', 'Dogs learn quickly with treats and patience.'),
+  (5, 'Cooking rice',        'Rinse the rice, then simmer it for twenty minutes.');
+
+-- two fixed users (see FORGE tests: USER_A / USER_B)
+insert into public.notes (id, owner_id, body) values
+  (1, '11111111-1111-4111-8111-111111111111', 'alice: buy milk'),
+  (2, '11111111-1111-4111-8111-111111111111', 'alice: call bob'),
+  (3, '11111111-1111-4111-8111-111111111111', 'alice: water plants'),
+  (4, '22222222-2222-4222-8222-222222222222', 'bob: renew passport'),
+  (5, '22222222-2222-4222-8222-222222222222', 'bob: fix bike');
+
+insert into public.secrets (id, value) values (1, 'launch code'), (2, 'wifi password');
+
+analyze;
+
+-- tell the server to reload its schema cache (PostgREST's channel; DDL also notifies it)
+notify pgrst, 'reload schema';

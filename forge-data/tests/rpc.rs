@@ -1,0 +1,112 @@
+//! `/rpc/{function}` against a real Postgres: argument passing, each return shape,
+//! overloads, and errors.
+
+mod common;
+
+use common::api;
+use serde_json::json;
+
+const SCHEMA: &str = r#"
+create table items (id int primary key, name text not null, price numeric not null, tags text[]);
+insert into items values (1, 'pen', 2.5, '{office}'), (2, 'book', 12, '{office,paper}'), (3, 'mug', 8, '{kitchen}');
+create function add(a int, b int default 10) returns int language sql immutable as $$ select a + b $$;
+create function cheaper_than(max_price numeric) returns setof items language sql stable as $$ select * from items where price < max_price $$;
+create function totals() returns table (tag text, n bigint) language sql stable as $$ select unnest(tags), count(*) from items group by 1 $$;
+create function squares(n int) returns setof int language sql immutable as $$ select g * g from generate_series(1, n) g $$;
+create function cheapest() returns items language sql stable as $$ select * from items order by price limit 1 $$;
+create function echo(jsonb) returns jsonb language sql immutable as $$ select $1 $$;
+create function total_of(ids int[]) returns numeric language sql stable as $$ select sum(price) from items where id = any(ids) $$;
+create function tally(variadic xs int[]) returns int language sql immutable as $$ select coalesce(sum(x), 0)::int from unnest(xs) x $$;
+create table hits (n int);
+create function bump() returns void language sql as $$ insert into hits values (1) $$;
+create function fail() returns int language plpgsql as $$ begin raise exception 'nope' using hint = 'try again'; end $$;
+create function same(x int) returns int language sql as $$ select x $$;
+create function same(x text) returns text language sql as $$ select x $$;
+"#;
+
+fn json_post() -> [(&'static str, &'static str); 1] {
+    [("content-type", "application/json")]
+}
+
+#[tokio::test]
+async fn scalars_defaults_and_get() {
+    let api = api(SCHEMA).await;
+    let res = api.send("POST", "/rest/v1/rpc/add", &json_post(), r#"{"a":1,"b":2}"#).await;
+    assert_eq!((res.status.as_u16(), res.body.as_str()), (200, "3"));
+    let res = api.send("POST", "/rest/v1/rpc/add", &json_post(), r#"{"a":1}"#).await;
+    assert_eq!(res.body, "11", "an argument with a default may be omitted");
+    let res = api.get("/rest/v1/rpc/add?a=5&b=6").await;
+    assert_eq!((res.status.as_u16(), res.body.as_str()), (200, "11"));
+    let res = api.send("POST", "/rest/v1/rpc/total_of", &json_post(), r#"{"ids":[1,3]}"#).await;
+    assert_eq!(res.json(), json!(10.5));
+    let res = api.get("/rest/v1/rpc/total_of?ids=%7B1,2%7D").await;
+    assert_eq!(res.json(), json!(14.5));
+    let res = api.send("POST", "/rest/v1/rpc/tally", &json_post(), r#"{"xs":[1,2,3]}"#).await;
+    assert_eq!(res.body, "6");
+    let res = api.send("POST", "/rest/v1/rpc/echo", &json_post(), r#"{"any":["json",1]}"#).await;
+    assert_eq!(res.json(), json!({"any": ["json", 1]}), "a single unnamed jsonb argument takes the whole body");
+}
+
+#[tokio::test]
+async fn sets_tables_and_composites() {
+    let api = api(SCHEMA).await;
+    // setof a table: select, filters, order and limit apply to the result.
+    let res = api
+        .send("POST", "/rest/v1/rpc/cheaper_than?select=name&order=price.desc", &json_post(), r#"{"max_price":10}"#)
+        .await;
+    assert_eq!(res.json(), json!([{"name": "mug"}, {"name": "pen"}]));
+    let res = api.get("/rest/v1/rpc/cheaper_than?max_price=100&select=id&tags=cs.%7Boffice%7D&order=id&limit=1").await;
+    assert_eq!(res.json(), json!([{"id": 1}]));
+    let res =
+        api.send("GET", "/rest/v1/rpc/cheaper_than?max_price=100&select=id", &[("prefer", "count=exact")], "").await;
+    assert_eq!(res.header("content-range"), Some("0-2/3"));
+    let res = api
+        .send(
+            "GET",
+            "/rest/v1/rpc/cheaper_than?max_price=9&select=name",
+            &[("accept", "application/vnd.pgrst.object+json")],
+            "",
+        )
+        .await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (406, Some("PGRST116")));
+    // RETURNS TABLE columns.
+    let res = api.get("/rest/v1/rpc/totals?select=tag,n&order=tag&tag=neq.paper").await;
+    assert_eq!(res.json(), json!([{"tag": "kitchen", "n": 1}, {"tag": "office", "n": 2}]));
+    // setof a scalar, and one composite.
+    let res = api.get("/rest/v1/rpc/squares?n=3").await;
+    assert_eq!(res.json(), json!([1, 4, 9]));
+    let res = api.send("POST", "/rest/v1/rpc/cheapest", &json_post(), "").await;
+    assert_eq!(res.json(), json!({"id": 1, "name": "pen", "price": 2.5, "tags": ["office"]}));
+}
+
+#[tokio::test]
+async fn void_volatility_and_errors() {
+    let api = api(SCHEMA).await;
+    let res = api.send("POST", "/rest/v1/rpc/bump", &json_post(), "{}").await;
+    assert_eq!((res.status.as_u16(), res.body.as_str()), (204, ""));
+    let n: i64 = sqlx::query_scalar("select count(*) from hits").fetch_one(api.db.pool()).await.expect("count");
+    assert_eq!(n, 1);
+    // A writing function called with GET runs read-only: Postgres refuses, 405.
+    let res = api.get("/rest/v1/rpc/bump").await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (405, Some("25006")));
+    let res = api.send("POST", "/rest/v1/rpc/fail", &json_post(), "{}").await;
+    let err = res.json();
+    assert_eq!(
+        (res.status.as_u16(), err["code"].as_str(), err["hint"].as_str()),
+        (400, Some("P0001"), Some("try again"))
+    );
+    assert_eq!(err["message"], "nope");
+    let res = api.send("POST", "/rest/v1/rpc/nothing", &json_post(), r#"{"a":1}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (404, Some("PGRST202")));
+    assert_eq!(res.json()["message"], "Could not find the function public.nothing(a) in the schema cache");
+    let res = api.send("POST", "/rest/v1/rpc/add", &json_post(), r#"{"zzz":1}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (404, Some("PGRST202")));
+    let res = api.send("POST", "/rest/v1/rpc/same", &json_post(), r#"{"x":1}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (300, Some("PGRST203")));
+    let res = api.send("POST", "/rest/v1/rpc/add", &json_post(), "not json").await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("PGRST102")));
+    let res = api.send("POST", "/rest/v1/rpc/add", &json_post(), r#"{"a":"x"}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("22P02")));
+    let res = api.send("DELETE", "/rest/v1/rpc/add", &[], "").await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (405, Some("PGRST101")));
+}
