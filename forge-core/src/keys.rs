@@ -84,7 +84,9 @@ struct Inner {
     hs_decoding: DecodingKey,
     es256: Option<Es256>,
     anon_key: String,
+    anon_claims: Claims,
     service_key: SecretString,
+    service_claims: Claims,
     publishable_key: String,
     secret_key: SecretString,
     verify: VerifyConfig,
@@ -148,7 +150,18 @@ impl ProjectKeysBuilder {
                 .map_err(|e| KeyError::Signing(e.to_string()))
         };
         let anon_key = api_jwt("anon")?;
-        let service_key = SecretString::from(api_jwt("service_role")?);
+        let service_key = api_jwt("service_role")?;
+        // The project's own keys are recognised by comparison; their claims are decoded once.
+        let claims_of = |token: &str| -> Result<Claims, KeyError> {
+            let payload = token.split('.').nth(1).unwrap_or("");
+            let raw = URL_SAFE_NO_PAD.decode(payload).map_err(|e| KeyError::Signing(e.to_string()))?;
+            serde_json::from_slice::<Map<String, Value>>(&raw)
+                .map(Claims::new)
+                .map_err(|e| KeyError::Signing(e.to_string()))
+        };
+        let anon_claims = claims_of(&anon_key)?;
+        let service_claims = claims_of(&service_key)?;
+        let service_key = SecretString::from(service_key);
         let publishable_key = format!("{PUBLISHABLE_PREFIX}{}", derive_opaque(secret, "publishable", &self.reference));
         let secret_key =
             SecretString::from(format!("{SECRET_PREFIX}{}", derive_opaque(secret, "secret", &self.reference)));
@@ -159,7 +172,9 @@ impl ProjectKeysBuilder {
             hs_decoding,
             es256,
             anon_key,
+            anon_claims,
             service_key,
+            service_claims,
             publishable_key,
             secret_key,
             verify,
@@ -349,8 +364,22 @@ impl ProjectKeys {
         }
     }
 
+    /// The principal for one of this project's own JWT keys, recognised without re-verifying.
+    fn own_key(&self, token: &str) -> Option<Principal> {
+        if ct_eq(token, &self.0.anon_key) {
+            Some(Principal::Anon(self.0.anon_claims.clone()))
+        } else if ct_eq(token, self.0.service_key.expose_secret()) {
+            Some(Principal::Service(self.0.service_claims.clone()))
+        } else {
+            None
+        }
+    }
+
     /// The principal an API key stands for.
     fn api_key_principal(&self, key: &str) -> Result<Principal, AuthError> {
+        if let Some(p) = self.own_key(key) {
+            return Ok(p);
+        }
         if key.starts_with("sb_") {
             if ct_eq(key, &self.0.publishable_key) {
                 return Ok(Principal::anon());
@@ -376,6 +405,9 @@ impl ProjectKeys {
     }
 
     fn token_principal(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(p) = self.own_key(token) {
+            return Ok(p);
+        }
         Ok(Principal::from_claims(self.verify_jwt(token)?))
     }
 }

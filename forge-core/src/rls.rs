@@ -164,6 +164,26 @@ pub async fn query_once(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, ForgeError> {
+    Ok(run_once(db, ctx, sql, params).await?.0)
+}
+
+/// Like [`query_once`] for a statement whose effect matters, not its rows: returns the number
+/// of rows it affected (an INSERT, UPDATE or DELETE without RETURNING).
+pub async fn execute_once(
+    db: &Database,
+    ctx: &RequestContext,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, ForgeError> {
+    Ok(run_once(db, ctx, sql, params).await?.1)
+}
+
+async fn run_once(
+    db: &Database,
+    ctx: &RequestContext,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(Vec<Row>, u64), ForgeError> {
     let mut tx = RlsTx::new(db.gateway().get().await?);
     let conn = tx.conn();
     let (set_sql, values) = ctx.set_config_params();
@@ -174,12 +194,22 @@ pub async fn query_once(
     let statement_and_commit = async {
         // Cached: resolves at once, in the same poll, so all four go out together.
         let stmt = conn.prepare_cached(sql).await?;
-        try_join(conn.query(&stmt, params), conn.execute(&commit, &[])).await
+        let rows = async {
+            let stream = conn.query_raw(&stmt, params.iter().copied()).await?;
+            futures_util::pin_mut!(stream);
+            let mut rows = Vec::new();
+            while let Some(row) = futures_util::TryStreamExt::try_next(&mut stream).await? {
+                rows.push(row);
+            }
+            let affected = stream.rows_affected().unwrap_or(rows.len() as u64);
+            Ok::<_, tokio_postgres::Error>((rows, affected))
+        };
+        try_join(rows, conn.execute(&commit, &[])).await
     };
-    let (_, _, (rows, _)) =
+    let (_, _, (result, _)) =
         try_join3(conn.execute(&begin, &[]), conn.execute(&set, &set_params), statement_and_commit).await?;
     tx.release();
-    Ok(rows)
+    Ok(result)
 }
 
 fn begin_sql(ctx: &RequestContext) -> &'static str {
