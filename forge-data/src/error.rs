@@ -104,12 +104,31 @@ impl Error {
 
     /// PGRST202: no function with this name and these argument names.
     pub fn function_not_found(schema: &str, name: &str, args: &[String]) -> Self {
-        let signature = if args.is_empty() {
-            format!("Could not find the function {schema}.{name} without parameters in the schema cache")
+        let (signature, searched) = if args.is_empty() {
+            (
+                format!("Could not find the function {schema}.{name} without parameters in the schema cache"),
+                "without parameters".to_owned(),
+            )
         } else {
-            format!("Could not find the function {schema}.{name}({}) in the schema cache", args.join(", "))
+            let word = if args.len() == 1 { "parameter" } else { "parameters" };
+            (
+                format!("Could not find the function {schema}.{name}({}) in the schema cache", args.join(", ")),
+                format!("with {word} {}", args.join(", ")),
+            )
         };
-        Self::api(404, "PGRST202", signature)
+        Self::api(404, "PGRST202", signature).with_details(format!(
+            "Searched for the function {schema}.{name} {searched} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+        ))
+    }
+
+    /// Adds "Perhaps you meant ..." to a PGRST202 when another function's name is close.
+    pub(crate) fn with_function_hint(self, schema: &str, suggestion: Option<&str>) -> Self {
+        match (&self, suggestion) {
+            (Error::Api { code, .. }, Some(s)) if code == "PGRST202" => {
+                self.with_hint(Some(format!("Perhaps you meant to call the function {schema}.{s}")))
+            }
+            _ => self,
+        }
     }
 
     /// PGRST203: overloads that cannot be told apart.

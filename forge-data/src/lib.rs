@@ -4,12 +4,39 @@
 //! `supabase.from(...)` (postgrest-js) and the Python `postgrest` client work unchanged at
 //! `/rest/v1`.
 //!
-//! It will hold the schema cache (reloaded on the `pgrst` channel that forge-core's bootstrap
-//! event trigger notifies), the query-string parser, the SQL planner and the executor. Every
-//! statement runs inside forge-core's RLS gateway ([`forge_core::rls`]), so Postgres policies
-//! decide what each caller sees; errors use [`forge_core::WireFormat::PostgRest`].
+//! | module | what it holds |
+//! |---|---|
+//! | [`schema`] | the schema cache: relations, columns, keys, relationships, functions; reloaded on the `pgrst` channel that forge-core's bootstrap event trigger notifies |
+//! | [`query`] | the query-string grammar (`select`, filters, logic trees, `order`, ranges) and the `Prefer` and `Range` headers; HTTP-free |
+//! | `plan` | SQL built with sea-query: identifiers checked against the schema cache, values bound as parameters, the body rendered by Postgres (`json_agg`, CSV) |
+//! | `api` | the endpoints: `GET /` (OpenAPI), `/{relation}` (GET, HEAD, POST, PATCH, PUT, DELETE), `/rpc/{function}` |
 //!
-//! Status: not implemented yet.
+//! Every statement runs in forge-core's RLS gateway ([`forge_core::rls`]), one transaction
+//! per request, so Postgres policies decide what each caller sees and writes. Errors use
+//! PostgREST's codes and shape.
+//!
+//! ## Embedding
+//!
+//! ```no_run
+//! use axum::Router;
+//! use forge_core::{Project, ProjectLayer};
+//! use forge_data::Data;
+//!
+//! fn app(project: Project) -> Router {
+//!     let data = Data::builder().max_rows(Some(1000)).build();
+//!     Router::new().nest("/rest/v1", data.router()).layer(ProjectLayer::single(project))
+//! }
+//! ```
+//!
+//! Wrap the app in `tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()`
+//! so that `/rest/v1/` reaches the OpenAPI root.
+//!
+//! ## Not yet supported
+//!
+//! Relationships through views and computed relationships; CSV request bodies;
+//! `Prefer: timezone`; form-encoded and raw (`text`, `bytea`) RPC bodies; `OPTIONS` with an
+//! `Allow` header; OpenAPI filtered by the caller's privileges. An upsert answers 201 even
+//! when it only updated rows (PostgREST answers 200).
 
 mod api;
 mod data;

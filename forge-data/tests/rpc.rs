@@ -99,6 +99,12 @@ async fn void_volatility_and_errors() {
     let res = api.send("POST", "/rest/v1/rpc/nothing", &json_post(), r#"{"a":1}"#).await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (404, Some("PGRST202")));
     assert_eq!(res.json()["message"], "Could not find the function public.nothing(a) in the schema cache");
+    assert_eq!(
+        res.json()["details"],
+        "Searched for the function public.nothing with parameter a or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+    );
+    let res = api.send("POST", "/rest/v1/rpc/ad", &json_post(), "{}").await;
+    assert_eq!(res.json()["hint"], "Perhaps you meant to call the function public.add");
     let res = api.send("POST", "/rest/v1/rpc/add", &json_post(), r#"{"zzz":1}"#).await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (404, Some("PGRST202")));
     let res = api.send("POST", "/rest/v1/rpc/same", &json_post(), r#"{"x":1}"#).await;

@@ -78,7 +78,11 @@ async fn rpc(
         (Args::Named(map), names, false)
     };
     let overloads = schema.function(schema_name, name);
-    let mut function = resolve(schema_name, name, overloads, &names, body_fallback)?;
+    let mut function = resolve(schema_name, name, overloads, &names, body_fallback).map_err(|e| {
+        let known =
+            schema.functions.keys().filter(|f| f.schema == schema_name && f.name != name).map(|f| f.name.as_str());
+        e.with_function_hint(schema_name, crate::error::suggest(name, known))
+    })?;
     // A JSON object may also be the single json argument's value.
     let args = match args {
         Args::Named(map) if function.takes_single_json() => Args::Body(Value::Object(map).to_string()),
@@ -135,7 +139,18 @@ async fn rpc(
         } else {
             body
         };
-        return Ok(reply(StatusCode::OK, output, body, head, Some(range), prefs.count));
+        let total = total.and_then(|t| u64::try_from(t).ok());
+        let status = match total {
+            Some(t) if offset > t => {
+                let err = Error::range_not_satisfiable(format!(
+                    "An offset of {offset} was requested, but there are only {t} rows."
+                ));
+                return Err(err);
+            }
+            Some(t) if page < t => StatusCode::PARTIAL_CONTENT,
+            _ => StatusCode::OK,
+        };
+        return Ok(reply(status, output, body, head, Some(range), prefs.count));
     }
 
     // Everything else is one value: a scalar, a set of scalars, one composite, or nothing.

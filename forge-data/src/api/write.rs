@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use super::{negotiate, parse_request, relation_of, with_schema};
 use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::plan::{Conflict, Output, ReadRequest, Source, Write, plan_write, plan_write_returning};
+use crate::plan::{
+    Conflict, Output, ReadRequest, Source, Write, merges, plan_upsert_counts, plan_write, plan_write_returning,
+};
 use crate::query::{
     ApiQuery, Operation, Operator, PreferHandling, PreferMissing, PreferResolution, PreferReturn, PreferTx, Preferences,
 };
@@ -128,7 +130,30 @@ async fn write(
 
     let wants_rows = matches!(prefs.return_, Some(PreferReturn::Representation | PreferReturn::HeadersOnly));
     let ctx = with_schema(ctx, schema_name);
+    let strict_limit = prefs.max_affected.filter(|_| prefs.handling == Some(PreferHandling::Strict));
+    // The common case, a write whose rows are not wanted and that needs no check before it
+    // commits, goes out in one flight: BEGIN, settings, statement, COMMIT.
+    if !wants_rows && strict_limit.is_none() && prefs.tx != Some(PreferTx::Rollback) {
+        // A merging upsert also reports whether it inserted anything (201) or only updated (200).
+        if merges(&write) {
+            let statement = plan_upsert_counts(relation, &query, &write)?;
+            let rows = rls::query_once(project.db(), &ctx, &statement.sql, &statement.bind()).await?;
+            let row = rows.first().ok_or_else(|| internal("an upsert returned no row"))?;
+            let affected: i64 = row.try_get(0).map_err(internal)?;
+            let inserted: i64 = row.try_get(1).map_err(internal)?;
+            let mut res =
+                respond(method, &prefs, output, u64::try_from(affected).unwrap_or(0), String::new(), &[], None);
+            if inserted == 0 && affected > 0 && *method == Method::POST {
+                *res.status_mut() = StatusCode::OK;
+            }
+            return Ok(res);
+        }
+        let statement = plan_write(relation, &query, &write)?;
+        let affected = rls::execute_once(project.db(), &ctx, &statement.sql, &statement.bind()).await?;
+        return Ok(respond(method, &prefs, output, affected, String::new(), &[], None));
+    }
     let tx = rls::begin(project.db(), &ctx).await?;
+    let mut only_updated = false;
     let (affected, body_text, columns) = if wants_rows {
         let mut shaped = query.clone();
         if prefs.return_ == Some(PreferReturn::HeadersOnly) {
@@ -154,6 +179,10 @@ async fn write(
         let row = rows.first().ok_or_else(|| internal("a write returned no row"))?;
         let page: i64 = row.try_get(1).map_err(internal)?;
         let body: String = row.try_get(2).map_err(internal)?;
+        if merges(&write) {
+            let inserted: i64 = row.try_get(3).map_err(internal)?;
+            only_updated = inserted == 0 && page > 0;
+        }
         (u64::try_from(page).unwrap_or(0), body, plan.columns)
     } else {
         let statement = plan_write(relation, &query, &write)?;
@@ -181,7 +210,11 @@ async fn write(
         tx.commit().await?;
     }
     let body_text = if prefs.return_ == Some(PreferReturn::Representation) { body_text } else { String::new() };
-    Ok(respond(method, &prefs, output, affected, body_text, &columns, location))
+    let mut res = respond(method, &prefs, output, affected, body_text, &columns, location);
+    if only_updated && *method == Method::POST {
+        *res.status_mut() = StatusCode::OK;
+    }
+    Ok(res)
 }
 
 fn with_details(e: Error, text: String) -> Error {

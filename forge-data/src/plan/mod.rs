@@ -9,6 +9,8 @@
 mod filter;
 mod read;
 mod rpc;
+#[cfg(test)]
+mod snapshots;
 mod write;
 
 use sea_query::{
@@ -18,7 +20,7 @@ use tokio_postgres::types::ToSql;
 
 pub(crate) use read::{Output, ReadRequest, Source, plan_read};
 pub(crate) use rpc::{Args, call, resolve, result_relation};
-pub(crate) use write::{Conflict, Write, plan_write, plan_write_returning};
+pub(crate) use write::{Conflict, Write, merges, plan_upsert_counts, plan_write, plan_write_returning};
 
 /// A statement ready to run: SQL text and its parameters in order.
 #[derive(Debug)]

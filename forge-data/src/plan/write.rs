@@ -48,7 +48,11 @@ pub(crate) fn plan_write(relation: &Relation, query: &ApiQuery, write: &Write) -
 
 /// The statement in a CTE whose returned rows are rendered like a read (`select=`, embeds).
 pub(crate) fn plan_write_returning(read: &ReadRequest<'_>, write: &Write) -> Result<ReadPlan> {
+    let merge = is_merge(write);
     let cte = match build(read.relation, read.query, write)? {
+        Built::Insert(mut s) if merge => CommonTableExpression::new()
+            .query(s.returning(Query::returning().exprs([Expr::cust("*"), inserted_flag()])).to_owned())
+            .to_owned(),
         Built::Insert(mut s) => CommonTableExpression::new().query(s.returning_all().to_owned()).to_owned(),
         Built::Update(mut s) => CommonTableExpression::new().query(s.returning_all().to_owned()).to_owned(),
         Built::Delete(mut s) => CommonTableExpression::new().query(s.returning_all().to_owned()).to_owned(),
@@ -63,10 +67,48 @@ pub(crate) fn plan_write_returning(read: &ReadRequest<'_>, write: &Write) -> Res
     let request =
         ReadRequest { source: Source::Written, query: &shape, offset: 0, limit: None, exact_count: false, ..*read };
     let mut plan = plan_read(&request)?;
-    let select = plan.select.take().ok_or_else(|| Error::Core(forge_core::ForgeError::internal("no select built")))?;
+    let mut select =
+        plan.select.take().ok_or_else(|| Error::Core(forge_core::ForgeError::internal("no select built")))?;
+    if merge {
+        select.expr_as(Expr::cust(INSERTED_COUNT), Alias::new("inserted"));
+    }
     let with = WithClause::new().cte(cte).to_owned().query(select);
     plan.statement = Statement::from_with(&with);
     Ok(plan)
+}
+
+/// `RETURNING (xmax = 0)`: true for rows an upsert inserted, false for rows it updated.
+fn inserted_flag() -> Expr {
+    Expr::cust(format!("(xmax = 0) AS {}", ident(INSERTED)))
+}
+
+const INSERTED: &str = "_pgrst_inserted";
+const INSERTED_COUNT: &str = "(SELECT pg_catalog.count(*) FROM \"pgrst_source\" WHERE \"_pgrst_inserted\")";
+
+fn is_merge(write: &Write) -> bool {
+    matches!(write, Write::Insert { conflict: Some(Conflict::Merge(_)), .. })
+}
+
+/// A merging upsert whose rows are not wanted: `(affected, inserted)` counts, so the caller can
+/// answer 201 when anything was inserted and 200 when rows were only updated.
+pub(crate) fn plan_upsert_counts(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Statement> {
+    let Built::Insert(mut insert) = build(relation, query, write)? else {
+        return Err(Error::Core(forge_core::ForgeError::internal("an upsert plan needs an insert")));
+    };
+    let cte = CommonTableExpression::new()
+        .query(insert.returning(Query::returning().expr(inserted_flag())).to_owned())
+        .table_name(Alias::new(WRITTEN))
+        .to_owned();
+    let mut select = Query::select();
+    select
+        .expr(Expr::cust("pg_catalog.count(*)"))
+        .expr(Expr::cust(format!("pg_catalog.count(*) FILTER (WHERE {})", ident(INSERTED))))
+        .from(Alias::new(WRITTEN));
+    Ok(Statement::from_with(&WithClause::new().cte(cte).to_owned().query(select)))
+}
+
+pub(crate) fn merges(write: &Write) -> bool {
+    is_merge(write)
 }
 
 enum Built {
