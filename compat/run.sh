@@ -118,15 +118,19 @@ export FORGE_URL FORGE_ANON_KEY FORGE_SERVICE_KEY FORGE_JWT_SECRET_FILE FORGE_DB
 log "applying schema.sql"
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$FORGE_DB_SOCKET_DIR" -U postgres -d postgres -f "$COMPAT_DIR/schema.sql"
 
-# wait until the server's schema cache has the seeded tables (DDL notifies it)
+# wait until the server's schema cache has the seeded tables and functions (DDL notifies it)
 node -e '
-const url = process.env.FORGE_URL + "/rest/v1/countries?select=id&limit=1";
+const base = process.env.FORGE_URL + "/rest/v1/";
+const probes = ["countries?select=id&limit=1", "w_books?select=id&limit=1", "rpc/add_ints?a=1"];
 const headers = { apikey: process.env.FORGE_ANON_KEY };
 const deadline = Date.now() + 15000;
 (async () => {
   for (;;) {
-    try { if ((await fetch(url, { headers })).status === 200) return; } catch {}
-    if (Date.now() > deadline) { console.error("[compat] the seeded tables never appeared on /rest/v1"); process.exit(1); }
+    try {
+      const statuses = await Promise.all(probes.map(async (p) => (await fetch(base + p, { headers })).status));
+      if (statuses.every((s) => s === 200)) return;
+    } catch {}
+    if (Date.now() > deadline) { console.error("[compat] the seeded tables and functions never appeared on /rest/v1"); process.exit(1); }
     await new Promise((r) => setTimeout(r, 100));
   }
 })();

@@ -4,9 +4,18 @@
 \set ON_ERROR_STOP on
 set client_min_messages = warning;
 
+-- One transaction: the server's schema cache reloads on DDL, and a reload in the middle of
+-- this script would otherwise expose a half-built schema to the suites.
+begin;
+
 drop table if exists public.notes, public.flights, public.country_languages, public.languages,
-  public.cities, public.countries, public.reservations, public.articles, public.secrets cascade;
+  public.cities, public.countries, public.reservations, public.articles, public.secrets,
+  public.w_books, public.w_authors, public.w_feedback, public.w_todos, public.rpc_events cascade;
 drop type if exists public.continent cascade;
+drop function if exists public.add_ints(int, int), public.greet(text), public.cities_in(text),
+  public.country_stats(int), public.int_series(int, int), public.country_by_code(text),
+  public.log_event(text), public.sum_ints(int[]), public.join_words(text[], text),
+  public.echo_payload(jsonb), public.fail_loudly(text) cascade;
 
 create type public.continent as enum ('Africa', 'Asia', 'Europe', 'North America', 'Oceania', 'South America');
 
@@ -155,7 +164,115 @@ insert into public.notes (id, owner_id, body) values
 
 insert into public.secrets (id, value) values (1, 'launch code'), (2, 'wifi password');
 
+-- ------------------------------------------------------------------ writes (write.test.mjs, test_write.py)
+-- Each write test owns a range of ten ids (JS 1000-1999, Python 2000-2999), deletes them
+-- before and after it runs, and compares what the client got with these tables in SQL.
+create table public.w_authors (
+  id    int primary key,
+  name  text not null
+);
+
+create table public.w_books (
+  id         int primary key,
+  title      text not null,
+  isbn       text unique,
+  author_id  int references public.w_authors (id),
+  pages      int not null default 100,
+  genre      text default 'fiction',
+  tags       text[] not null default '{}',
+  info       jsonb,
+  price      numeric(8, 2)
+);
+
+-- insert-only for anon: no SELECT policy, so INSERT ... RETURNING <columns> is refused
+create table public.w_feedback (
+  id    int primary key,
+  body  text not null
+);
+alter table public.w_feedback enable row level security;
+create policy w_feedback_anon_insert on public.w_feedback
+  for insert to anon
+  with check (true);
+
+-- each authenticated user reads and writes only its own todos
+create table public.w_todos (
+  id        int primary key,
+  owner_id  uuid not null default auth.uid(),
+  task      text not null,
+  done      boolean not null default false
+);
+alter table public.w_todos enable row level security;
+create policy w_todos_own on public.w_todos
+  for all to authenticated
+  using (owner_id = auth.uid())
+  with check (owner_id = auth.uid());
+
+insert into public.w_authors (id, name) values (1, 'Ursula K. Le Guin'), (2, 'Frank Herbert'), (3, 'Octavia E. Butler');
+
+-- ------------------------------------------------------------------ RPC (rpc.test.mjs, test_rpc.py)
+-- written by the volatile log_event(); tests use their own labels and delete them
+create table public.rpc_events (
+  label  text not null
+);
+
+create function public.add_ints(a int, b int default 10) returns int
+  language sql immutable
+  as $$ select a + b $$;
+
+create function public.greet(name text default 'world') returns text
+  language sql immutable
+  as $$ select 'Hello, ' || name || '!' $$;
+
+create function public.cities_in(country_code text) returns setof public.cities
+  language sql stable
+  as $$ select c.* from public.cities c join public.countries co on co.id = c.country_id
+         where co.code = country_code order by c.id $$;
+
+create function public.country_stats(min_cities int default 0)
+  returns table (code text, name text, city_count bigint, city_population bigint)
+  language sql stable
+  as $$ select co.code::text, co.name, count(c.id), sum(c.population)
+          from public.countries co left join public.cities c on c.country_id = co.id
+         group by co.id having count(c.id) >= min_cities order by co.id $$;
+
+create function public.int_series(n int, step int default 1) returns setof int
+  language sql immutable
+  as $$ select generate_series(1, n, step) $$;
+
+create function public.country_by_code(country_code text) returns public.countries
+  language sql stable
+  as $$ select * from public.countries where code = country_code $$;
+
+create function public.log_event(label text) returns void
+  language sql volatile
+  as $$ insert into public.rpc_events (label) values ($1) $$;
+
+create function public.sum_ints(nums int[]) returns bigint
+  language sql immutable
+  as $$ select coalesce(sum(x), 0) from unnest(nums) x $$;
+
+create function public.join_words(words text[], sep text default ' ') returns text
+  language sql immutable
+  as $$ select array_to_string(words, sep) $$;
+
+-- a single unnamed jsonb argument receives the whole request body
+create function public.echo_payload(jsonb) returns jsonb
+  language sql immutable
+  as $$ select jsonb_build_object('keys', (select coalesce(jsonb_agg(k order by k), '[]') from jsonb_object_keys($1) k),
+                                  'payload', $1) $$;
+
+create function public.fail_loudly(reason text) returns int
+  language plpgsql
+  as $$
+  begin
+    raise exception 'refused: %', reason
+      using detail = 'the reason was ' || reason, hint = 'call it with a nicer reason';
+  end
+  $$;
+
 analyze;
 
 -- tell the server to reload its schema cache (PostgREST's channel; DDL also notifies it)
 notify pgrst, 'reload schema';
+
+commit;

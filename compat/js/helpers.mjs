@@ -185,3 +185,48 @@ export async function plannedRows(query) {
   const { rows } = await db().query(`explain (format json) ${query}`)
   return rows[0]['QUERY PLAN'][0].Plan['Plan Rows']
 }
+
+/** Runs SQL statements (no result), e.g. to seed or clean up the rows a write test owns. */
+export async function sqlExec(query, params = []) {
+  await db().query(query, params)
+}
+
+/**
+ * Runs `query` in a transaction that is always rolled back and returns the error Postgres raised,
+ * shaped like a PostgREST error body ({code, message, details, hint}). Options: `role` (set local
+ * role), `claims` (request.jwt.claims, read by auth.uid()) and `readOnly` (begin read only).
+ */
+export async function sqlError(query, params = [], { role, claims, readOnly = false } = {}) {
+  const c = await db().connect()
+  try {
+    await c.query(readOnly ? 'begin read only' : 'begin')
+    if (claims) await c.query("select set_config('request.jwt.claims', $1, true)", [JSON.stringify(claims)])
+    if (role) await c.query(`set local role ${role}`)
+    try {
+      await c.query(query, params)
+    } catch (e) {
+      return { code: e.code, message: e.message, details: e.detail ?? null, hint: e.hint ?? null }
+    }
+    throw new Error(`the SQL reference statement did not fail: ${query}`)
+  } finally {
+    await c.query('rollback').catch(() => {})
+    c.release()
+  }
+}
+
+// ---------------------------------------------------------------- response assertions
+/** Asserts a successful response and returns its data. */
+export function ok(res) {
+  assert.equal(res.error, null, `unexpected error: ${JSON.stringify(res.error)}`)
+  assert.ok(res.status >= 200 && res.status < 300, `status ${res.status}`)
+  return res.data
+}
+
+/** Asserts an error response with the given HTTP status and code; returns the error. */
+export function fails(res, status, code) {
+  assert.ok(res.error, `expected error ${code}, got status ${res.status} and data ${JSON.stringify(res.data)}`)
+  assert.equal(res.status, status, `status for ${JSON.stringify(res.error)}`)
+  assert.equal(res.error.code, code, `code for ${JSON.stringify(res.error)}`)
+  assert.equal(res.data, null)
+  return res.error
+}

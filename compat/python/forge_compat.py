@@ -157,3 +157,46 @@ def planned_rows(query: str) -> int:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return plan[0]["Plan"]["Plan Rows"]
+
+
+def sql_exec(query: str, params: tuple | list | None = None) -> None:
+    """Runs SQL without a result, e.g. to seed or clean up the rows a write test owns."""
+    db().execute(query, params)
+
+
+def sql_error(
+    query: str,
+    params: tuple | list | None = None,
+    *,
+    role: str | None = None,
+    claims: dict | None = None,
+    read_only: bool = False,
+) -> dict[str, Any]:
+    """Runs `query` in a transaction that is always rolled back and returns the error Postgres
+    raised, shaped like a PostgREST error body ({code, message, details, hint}). `role` is set with
+    SET LOCAL ROLE, `claims` become request.jwt.claims (read by auth.uid()), `read_only` makes the
+    transaction READ ONLY."""
+    conn = db()
+    try:
+        with conn.transaction(force_rollback=True):
+            if read_only:
+                conn.execute("set transaction read only")
+            if claims is not None:
+                conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+            if role:
+                conn.execute(f"set local role {role}")
+            conn.execute(query, params)
+    except psycopg.Error as e:
+        return {
+            "code": e.sqlstate,
+            "message": e.diag.message_primary,
+            "details": e.diag.message_detail,
+            "hint": e.diag.message_hint,
+        }
+    raise AssertionError(f"the SQL reference statement did not fail: {query}")
+
+
+def error_fields(err: Any) -> dict[str, Any]:
+    """The fields of a PostgREST error body, from a postgrest APIError."""
+    body = err.json()
+    return {k: body.get(k) for k in ("code", "message", "details", "hint")}
