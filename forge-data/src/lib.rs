@@ -31,12 +31,17 @@
 //! Wrap the app in `tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()`
 //! so that `/rest/v1/` reaches the OpenAPI root.
 //!
+//! Views inherit their base tables' foreign keys (read from each view's stored rule, as
+//! PostgREST does), so embedding works through views, including views over tables in
+//! schemas that are not exposed.
+//!
 //! ## Not yet supported
 //!
-//! Relationships through views and computed relationships; CSV request bodies;
+//! Computed relationships (functions as relationships); CSV request bodies;
 //! `Prefer: timezone`; form-encoded and raw (`text`, `bytea`) RPC bodies; `OPTIONS` with an
-//! `Allow` header; OpenAPI filtered by the caller's privileges. An upsert answers 201 even
-//! when it only updated rows (PostgREST answers 200).
+//! `Allow` header; OpenAPI filtered by the caller's privileges. `.explain()` and `.geojson()`
+//! answer 406 PGRST107, as PostgREST does by default (plans are off unless enabled, and
+//! GeoJSON needs PostGIS); turning them on is not supported yet.
 
 mod api;
 mod data;

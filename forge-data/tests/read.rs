@@ -270,6 +270,14 @@ async fn singular_csv_and_media_types() {
     assert_eq!(res.status, 200);
     assert!(res.header("content-type").expect("type").starts_with("text/csv"));
     assert_eq!(res.body, "id,name,tags\n1,Paris,\"{capital,big}\"\n5,\"Lonely, \"\"quoted\"\"\",{}");
+    // stripNulls: keys whose value is null are left out.
+    let stripped = [("accept", "application/vnd.pgrst.array+json;nulls=stripped")];
+    let res = api.send("GET", "/rest/v1/cities?select=id,population,meta&id=in.(3,4)&order=id", &stripped, "").await;
+    assert_eq!(res.json(), json!([{"id": 3, "population": 14000000}, {"id": 4}]));
+    assert!(res.header("content-type").expect("type").starts_with("application/vnd.pgrst.array+json;nulls=stripped"));
+    let one = [("accept", "application/vnd.pgrst.object+json;nulls=stripped")];
+    let res = api.send("GET", "/rest/v1/cities?select=id,population&id=eq.4", &one, "").await;
+    assert_eq!(res.json(), json!({"id": 4}));
     let res = api.send("GET", "/rest/v1/cities", &[("accept", "application/xml")], "").await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (406, Some("PGRST107")));
 }
@@ -329,4 +337,37 @@ async fn rls_decides_what_each_caller_reads() {
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (401, Some("42501")));
     let res = api.send("GET", "/rest/v1/cities", &[("authorization", &auth)], "").await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (403, Some("42501")));
+}
+
+#[tokio::test]
+async fn embeds_through_views_inherit_the_base_tables_foreign_keys() {
+    let api = api(
+        r#"
+        create schema private;
+        create table private.authors (id int primary key, name text not null);
+        create table private.books (id int primary key, title text not null, author_id int references private.authors(id));
+        insert into private.authors values (1, 'Le Guin'), (2, 'Herbert');
+        insert into private.books values (1, 'Earthsea', 1), (2, 'Dune', 2), (3, 'The Dispossessed', 1);
+        -- Views in the exposed schema over private tables, with a renamed FK column.
+        create view authors as select id, name from private.authors;
+        create view books as select id, title, author_id as writer, upper(title) as shout from private.books;
+        create table shelves (id int primary key, book_id int references private.books(id));
+        insert into shelves values (10, 2);
+        "#,
+    )
+    .await;
+    // View to view, many-to-one and one-to-many.
+    let v = ok(&api, "/rest/v1/books?select=title,authors(name)&order=id").await;
+    assert_eq!(v[0], json!({"title": "Earthsea", "authors": {"name": "Le Guin"}}));
+    let v = ok(&api, "/rest/v1/authors?select=name,books(title)&books.order=id&order=id").await;
+    assert_eq!(
+        v,
+        json!([{"name": "Le Guin", "books": [{"title": "Earthsea"}, {"title": "The Dispossessed"}]}, {"name": "Herbert", "books": [{"title": "Dune"}]}])
+    );
+    // The renamed column names the relationship too; a computed column carries no FK.
+    let v = ok(&api, "/rest/v1/books?select=title,writer(name)&id=eq.2").await;
+    assert_eq!(v, json!([{"title": "Dune", "writer": {"name": "Herbert"}}]));
+    // A table in the exposed schema pointing at a private table reaches it through its view.
+    let v = ok(&api, "/rest/v1/shelves?select=id,books(title)").await;
+    assert_eq!(v, json!([{"id": 10, "books": {"title": "Dune"}}]));
 }

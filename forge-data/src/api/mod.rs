@@ -102,10 +102,15 @@ pub(crate) fn parse_request(raw: &str, headers: &HeaderMap) -> Result<(ApiQuery,
 pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Output> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(Output::Json) };
     for item in accept.split(',') {
-        let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let stripped = parts.any(|p| p.eq_ignore_ascii_case("nulls=stripped"));
         match media.as_str() {
-            "" | "*/*" | "application/*" | "application/json" | "application/vnd.pgrst.array+json" => {
-                return Ok(Output::Json);
+            "" | "*/*" | "application/*" | "application/json" => return Ok(Output::Json),
+            "application/vnd.pgrst.array+json" if stripped => return Ok(Output::JsonStripped),
+            "application/vnd.pgrst.array+json" => return Ok(Output::Json),
+            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" if stripped => {
+                return Ok(Output::SingularStripped);
             }
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Output::Singular),
             "text/csv" | "text/*" => return Ok(Output::Csv),

@@ -104,7 +104,7 @@ async fn read(
         Some(PreferCount::Estimated) => exact.max(planned).and_then(|t| u64::try_from(t).ok()),
     };
 
-    if output == Output::Singular && page != 1 {
+    if output.singular() && page != 1 {
         return Err(Error::not_singular(page));
     }
     let total_text = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
@@ -123,18 +123,17 @@ async fn read(
         _ => StatusCode::OK,
     };
 
-    let (content_type, body) = match output {
-        Output::Json => ("application/json; charset=utf-8", body),
-        Output::Singular => ("application/vnd.pgrst.object+json; charset=utf-8", body),
-        Output::Csv => {
-            let header_line: Vec<String> = plan.columns.iter().map(|c| csv_field(c)).collect();
-            let mut text = header_line.join(",");
-            if !body.is_empty() {
-                text.push('\n');
-                text.push_str(&body);
-            }
-            ("text/csv; charset=utf-8", text)
+    let content_type = output.content_type();
+    let body = if output == Output::Csv {
+        let header_line: Vec<String> = plan.columns.iter().map(|c| csv_field(c)).collect();
+        let mut text = header_line.join(",");
+        if !body.is_empty() {
+            text.push('\n');
+            text.push_str(&body);
         }
+        text
+    } else {
+        body
     };
     let mut res = if *method == Method::HEAD { status.into_response() } else { (status, body).into_response() };
     let h = res.headers_mut();

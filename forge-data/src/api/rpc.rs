@@ -123,7 +123,7 @@ async fn rpc(
         let page: i64 = row.try_get(1).map_err(internal)?;
         let body: String = row.try_get(2).map_err(internal)?;
         let page = u64::try_from(page).unwrap_or(0);
-        if output == Output::Singular && page != 1 {
+        if output.singular() && page != 1 {
             return Err(Error::not_singular(page));
         }
         let total_text = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
@@ -181,11 +181,7 @@ fn reply(
     range: Option<String>,
     count: Option<PreferCount>,
 ) -> Response {
-    let content_type = match output {
-        Output::Json => "application/json; charset=utf-8",
-        Output::Singular => "application/vnd.pgrst.object+json; charset=utf-8",
-        Output::Csv => "text/csv; charset=utf-8",
-    };
+    let content_type = output.content_type();
     let mut res = if head { status.into_response() } else { (status, body).into_response() };
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

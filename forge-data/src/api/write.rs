@@ -196,7 +196,7 @@ async fn write(
         let err = Error::bad_query("PGRST124", "Query result exceeds max-affected preference constraint");
         return Err(with_details(err, format!("The query affects {affected} rows")));
     }
-    if output == Output::Singular && prefs.return_ == Some(PreferReturn::Representation) && affected != 1 {
+    if output.singular() && prefs.return_ == Some(PreferReturn::Representation) && affected != 1 {
         return Err(Error::not_singular(affected));
     }
     let location = if prefs.return_ == Some(PreferReturn::HeadersOnly) && *method == Method::POST && affected == 1 {
@@ -328,17 +328,16 @@ fn respond(
         _ if representation => StatusCode::OK,
         _ => StatusCode::NO_CONTENT,
     };
-    let (content_type, body) = match output {
-        Output::Csv if representation => {
-            let mut text = columns.join(",");
-            if !body.is_empty() {
-                text.push('\n');
-                text.push_str(&body);
-            }
-            ("text/csv; charset=utf-8", text)
+    let content_type = output.content_type();
+    let body = if output == Output::Csv && representation {
+        let mut text = columns.join(",");
+        if !body.is_empty() {
+            text.push('\n');
+            text.push_str(&body);
         }
-        Output::Singular => ("application/vnd.pgrst.object+json; charset=utf-8", body),
-        _ => ("application/json; charset=utf-8", body),
+        text
+    } else {
+        body
     };
     let mut res = if representation { (status, body).into_response() } else { status.into_response() };
     let h = res.headers_mut();

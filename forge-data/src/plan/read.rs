@@ -30,10 +30,32 @@ use crate::schema::{Cardinality, Relation, Relationship, Schema};
 pub(crate) enum Output {
     /// A JSON array.
     Json,
+    /// A JSON array of objects without their null-valued keys (`nulls=stripped`).
+    JsonStripped,
     /// One JSON object (the caller checks there was exactly one row).
     Singular,
+    /// One JSON object without its null-valued keys.
+    SingularStripped,
     /// CSV rows (the caller adds the header line).
     Csv,
+}
+
+impl Output {
+    /// Whether exactly one row must come back.
+    pub(crate) fn singular(self) -> bool {
+        matches!(self, Output::Singular | Output::SingularStripped)
+    }
+
+    /// The response's Content-Type.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Output::Json => "application/json; charset=utf-8",
+            Output::JsonStripped => "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
+            Output::Singular => "application/vnd.pgrst.object+json; charset=utf-8",
+            Output::SingularStripped => "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
+            Output::Csv => "text/csv; charset=utf-8",
+        }
+    }
 }
 
 /// A planned read.
@@ -128,7 +150,9 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
     };
     let body = match req.output {
         Output::Json => "coalesce(json_agg(_postgrest_t), '[]')::text",
+        Output::JsonStripped => "coalesce(json_agg(json_strip_nulls(row_to_json(_postgrest_t))), '[]')::text",
         Output::Singular => "coalesce((json_agg(_postgrest_t) -> 0)::text, '')",
+        Output::SingularStripped => "coalesce((json_agg(json_strip_nulls(row_to_json(_postgrest_t))) -> 0)::text, '')",
         Output::Csv => {
             "coalesce(string_agg(substring(_postgrest_t::text, 2, length(_postgrest_t::text) - 2), chr(10)), '')"
         }

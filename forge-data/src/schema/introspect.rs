@@ -7,10 +7,11 @@ use sqlx::PgPool;
 use super::model::{
     Column, ForeignKey, Function, FunctionArg, QualifiedName, Relation, RelationKind, ReturnType, Schema, Volatility,
 };
+use super::views::{Origin, origins};
 
 const RELATIONS: &str = "
 select n.nspname::text, c.relname::text, c.relkind::text, obj_description(c.oid, 'pg_class'),
-       pg_relation_is_updatable(c.oid, true)
+       pg_relation_is_updatable(c.oid, true), c.oid::int8
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = any($1) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
@@ -46,20 +47,21 @@ join pg_class c on c.oid = i.indrelid
 join pg_namespace n on n.oid = c.relnamespace
 where i.indisunique and i.indexprs is null and i.indpred is null and n.nspname = any($1)";
 
+// Every foreign key, by table oid and attribute numbers: views in exposed schemas may carry
+// the columns of tables in other schemas.
 const FOREIGN_KEYS: &str = "
-select con.conname::text, n1.nspname::text, c1.relname::text,
-       array(select a.attname::text from unnest(con.conkey) with ordinality k(attnum, ord)
-             join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum order by k.ord),
-       n2.nspname::text, c2.relname::text,
-       array(select a.attname::text from unnest(con.confkey) with ordinality k(attnum, ord)
-             join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum order by k.ord)
+select con.conname::text, con.conrelid::int8, con.conkey, con.confrelid::int8, con.confkey
 from pg_constraint con
-join pg_class c1 on c1.oid = con.conrelid
-join pg_namespace n1 on n1.oid = c1.relnamespace
-join pg_class c2 on c2.oid = con.confrelid
-join pg_namespace n2 on n2.oid = c2.relnamespace
-where con.contype = 'f' and n1.nspname = any($1) and n2.nspname = any($1)
+where con.contype = 'f'
 order by 1";
+
+// The stored rule of each exposed view, to read where its columns come from.
+const VIEW_RULES: &str = "
+select v.oid::int8, r.ev_action::text
+from pg_rewrite r
+join pg_class v on v.oid = r.ev_class
+join pg_namespace n on n.oid = v.relnamespace
+where n.nspname = any($1) and v.relkind in ('v', 'm') and r.rulename = '_RETURN'";
 
 const FUNCTIONS: &str = "
 select n.nspname::text, p.proname::text,
@@ -94,7 +96,7 @@ type ColumnRow = (
     Option<String>,
 );
 
-type ForeignKeyRow = (String, String, String, Vec<String>, String, String, Vec<String>);
+type ForeignKeyRow = (String, i64, Vec<i16>, i64, Vec<i16>);
 
 type FunctionRow = (
     String,
@@ -117,17 +119,20 @@ type FunctionRow = (
 /// Reads the relations, keys and functions of `schemas`.
 pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let relation_rows: Vec<(String, String, String, Option<String>, i32)> =
+    let relation_rows: Vec<(String, String, String, Option<String>, i32, i64)> =
         sqlx::query_as(RELATIONS).bind(schemas).fetch_all(&mut *conn).await?;
     let column_rows: Vec<ColumnRow> = sqlx::query_as(COLUMNS).bind(schemas).fetch_all(&mut *conn).await?;
     let key_rows: Vec<(String, String, bool, Vec<String>)> =
         sqlx::query_as(UNIQUE_KEYS).bind(schemas).fetch_all(&mut *conn).await?;
-    let fk_rows: Vec<ForeignKeyRow> = sqlx::query_as(FOREIGN_KEYS).bind(schemas).fetch_all(&mut *conn).await?;
+    // Every foreign key (not only the exposed schemas'): a view may expose a private table.
+    let fk_rows: Vec<ForeignKeyRow> = sqlx::query_as(FOREIGN_KEYS).fetch_all(&mut *conn).await?;
+    let rule_rows: Vec<(i64, String)> = sqlx::query_as(VIEW_RULES).bind(schemas).fetch_all(&mut *conn).await?;
     let function_rows: Vec<FunctionRow> = sqlx::query_as(FUNCTIONS).bind(schemas).fetch_all(&mut *conn).await?;
     drop(conn);
 
     let mut relations: HashMap<QualifiedName, Relation> = HashMap::new();
-    for (schema, name, kind, comment, updatable) in relation_rows {
+    let mut by_oid: HashMap<i64, QualifiedName> = HashMap::new();
+    for (schema, name, kind, comment, updatable, oid) in relation_rows {
         let kind = match kind.as_str() {
             "v" => RelationKind::View,
             "m" => RelationKind::MaterializedView,
@@ -136,6 +141,7 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
         };
         // pg_relation_is_updatable's bits: 8 insert, 4 update, 16 delete.
         let name = QualifiedName::new(schema, name);
+        by_oid.insert(oid, name.clone());
         relations.insert(
             name.clone(),
             Relation {
@@ -189,16 +195,9 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
             rel.unique_keys.push(columns);
         }
     }
-    let foreign_keys = fk_rows
-        .into_iter()
-        .map(|(name, schema, table, columns, fschema, ftable, fcolumns)| ForeignKey {
-            name,
-            table: QualifiedName::new(schema, table),
-            columns,
-            foreign_table: QualifiedName::new(fschema, ftable),
-            foreign_columns: fcolumns,
-        })
-        .collect();
+    let views: Vec<(QualifiedName, Vec<Origin>)> =
+        rule_rows.into_iter().filter_map(|(oid, rule)| Some((by_oid.get(&oid)?.clone(), origins(&rule)))).collect();
+    let foreign_keys = project_foreign_keys(fk_rows, &relations, &by_oid, &views);
 
     let mut functions: HashMap<QualifiedName, Vec<Function>> = HashMap::new();
     for row in function_rows {
@@ -273,4 +272,68 @@ fn function_from_row(row: FunctionRow, schemas: &[String]) -> Function {
         _ => Volatility::Volatile,
     };
     Function { name: QualifiedName::new(schema, name), args, returns, returns_set, volatility, comment }
+}
+
+/// An exposed relation that carries a given set of base-table columns, under its own names.
+struct Carrier {
+    relation: QualifiedName,
+    columns: Vec<String>,
+}
+
+/// The exposed relations (the table itself, and views that select those columns) carrying
+/// columns `attnums` of table `oid`.
+fn carriers(
+    oid: i64,
+    attnums: &[i16],
+    relations: &HashMap<QualifiedName, Relation>,
+    by_oid: &HashMap<i64, QualifiedName>,
+    views: &[(QualifiedName, Vec<Origin>)],
+) -> Vec<Carrier> {
+    let mut out = Vec::new();
+    if let Some(rel) = by_oid.get(&oid).and_then(|n| relations.get(n)) {
+        let columns: Option<Vec<String>> =
+            attnums.iter().map(|a| rel.columns.iter().find(|c| c.position == *a).map(|c| c.name.clone())).collect();
+        if let Some(columns) = columns {
+            out.push(Carrier { relation: rel.name.clone(), columns });
+        }
+    }
+    for (view, view_origins) in views {
+        let columns: Option<Vec<String>> = attnums
+            .iter()
+            .map(|a| view_origins.iter().find(|o| i64::from(o.table) == oid && o.column == *a).map(|o| o.name.clone()))
+            .collect();
+        if let Some(columns) = columns {
+            out.push(Carrier { relation: view.clone(), columns });
+        }
+    }
+    out
+}
+
+/// Each foreign key, between every pair of exposed relations that carry its two sides.
+fn project_foreign_keys(
+    rows: Vec<ForeignKeyRow>,
+    relations: &HashMap<QualifiedName, Relation>,
+    by_oid: &HashMap<i64, QualifiedName>,
+    views: &[(QualifiedName, Vec<Origin>)],
+) -> Vec<ForeignKey> {
+    let mut out = Vec::new();
+    for (name, table, columns, foreign_table, foreign_columns) in rows {
+        let sources = carriers(table, &columns, relations, by_oid, views);
+        if sources.is_empty() {
+            continue;
+        }
+        let targets = carriers(foreign_table, &foreign_columns, relations, by_oid, views);
+        for source in &sources {
+            for target in &targets {
+                out.push(ForeignKey {
+                    name: name.clone(),
+                    table: source.relation.clone(),
+                    columns: source.columns.clone(),
+                    foreign_table: target.relation.clone(),
+                    foreign_columns: target.columns.clone(),
+                });
+            }
+        }
+    }
+    out
 }

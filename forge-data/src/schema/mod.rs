@@ -4,6 +4,7 @@
 mod cache;
 mod introspect;
 mod model;
+mod views;
 
 pub use cache::{RELOAD_CHANNEL, SchemaCache};
 pub use introspect::introspect;
