@@ -172,6 +172,18 @@ async fn embeds_of_every_kind() {
     // Spread lifts a to-one embed's columns into the parent.
     let v = ok(&api, "/rest/v1/cities?select=name,...countries(country:name,code)&id=eq.3").await;
     assert_eq!(v, json!([{"name": "Tokyo", "country": "Japan", "code": "JP"}]));
+    // Spread over a to-many relationship: one array per column.
+    let v = ok(&api, "/rest/v1/countries?select=name,...cities(town:name)&id=eq.1&cities.order=id").await;
+    assert_eq!(v, json!([{"name": "France", "town": ["Paris", "Lyon"]}]));
+    // `!left` is the default join, written out.
+    let v = ok(&api, "/rest/v1/countries?select=name,cities!left(name)&id=eq.3").await;
+    assert_eq!(v, json!([{"name": "Nowhere", "cities": []}]));
+    // `rel(count)` counts related rows.
+    let v = ok(&api, "/rest/v1/countries?select=name,cities(count)&order=id").await;
+    assert_eq!(
+        v,
+        json!([{"name": "France", "cities": [{"count": 2}]}, {"name": "Japan", "cities": [{"count": 2}]}, {"name": "Nowhere", "cities": [{"count": 0}]}])
+    );
     // Nested embeds.
     let v = ok(&api, "/rest/v1/countries?select=name,cities(name,countries(code))&id=eq.2&cities.order=id").await;
     assert_eq!(v[0]["cities"][0], json!({"name": "Tokyo", "countries": {"code": "JP"}}));

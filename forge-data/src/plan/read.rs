@@ -255,6 +255,21 @@ impl<'a> Planner<'a> {
                         node.select.push((e, c.name.clone()));
                     }
                 }
+                // `rel(count)`: supabase-js's idiom for counting related rows, when the
+                // relation has no column of that name.
+                SelectItem::Field(f)
+                    if f.field.name == "count"
+                        && f.field.json_path.is_empty()
+                        && f.aggregate.is_none()
+                        && relation.column("count").is_none() =>
+                {
+                    has_aggregate = true;
+                    let mut e = Expr::cust("pg_catalog.count(*)");
+                    if let Some(cast) = &f.cast {
+                        e = cast_expr(e, cast)?;
+                    }
+                    node.select.push((e, f.alias.clone().unwrap_or_else(|| "count".into())));
+                }
                 SelectItem::Field(f) => {
                     let (mut e, _) = field_expr(scope, &f.field)?;
                     if let Some(cast) = &f.cast {
