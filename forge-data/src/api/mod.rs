@@ -6,16 +6,19 @@ mod root;
 mod rpc;
 mod write;
 
-use axum::Router;
+use axum::extract::{FromRequestParts, Path, RawQuery};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use forge_core::WireFormat;
+use axum::{Extension, Router};
 use forge_core::rls::RequestContext;
-use http::{HeaderMap, Method, header};
+use forge_core::{ForgeError, Project, WireFormat};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::data::Data;
 use crate::error::{Error, Result, suggest};
 use crate::plan::{Output, ident};
-use crate::query::{ApiQuery, ParseError, Preferences, decode_query, parse_prefer, parse_query};
+use crate::query::{ApiQuery, ParseError, PreferCount, Preferences, decode_query, parse_prefer, parse_query};
 use crate::schema::{Relation, Schema};
 
 impl Data {
@@ -124,4 +127,135 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Output> {
 pub(crate) fn with_schema(ctx: RequestContext, schema: &str) -> RequestContext {
     let path = if schema == "public" { ident(schema) } else { format!("{}, public", ident(schema)) };
     ctx.with_setting("search_path", path)
+}
+
+/// Everything a REST handler takes from its request: the service, the project, the caller's
+/// RLS context, and the method, path name, query string and headers.
+pub(crate) struct Rest {
+    pub(crate) data: Data,
+    pub(crate) project: Project,
+    pub(crate) ctx: RequestContext,
+    pub(crate) method: Method,
+    pub(crate) name: String,
+    pub(crate) raw: String,
+    pub(crate) headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Rest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Extension(data) =
+            Extension::<Data>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let project = Project::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let ctx = RequestContext::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let Path(name) = Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let RawQuery(raw) = RawQuery::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        Ok(Rest {
+            data,
+            project,
+            ctx,
+            method: parts.method.clone(),
+            name,
+            raw: raw.unwrap_or_default(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Rest {
+    /// Whether the caller is anything but anon (401 versus 403 for permission errors).
+    pub(crate) fn authenticated(&self) -> bool {
+        self.ctx.principal().is_authenticated()
+    }
+}
+
+/// A handler's outcome, errors rendered in PostgREST's shape.
+pub(crate) fn finish(authenticated: bool, result: Result<Response>) -> Response {
+    result.unwrap_or_else(|e| e.render(authenticated))
+}
+
+/// An unexpected failure: logged, answered with a generic 500.
+pub(crate) fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Core(ForgeError::internal(e.to_string()))
+}
+
+/// The one row a planned read returns: `(total, rows in the page, body)`.
+pub(crate) fn read_row(rows: &[tokio_postgres::Row]) -> Result<(Option<i64>, u64, String)> {
+    let row = rows.first().ok_or_else(|| internal("a read returned no row"))?;
+    let total: Option<i64> = row.try_get(0).map_err(internal)?;
+    let page: i64 = row.try_get(1).map_err(internal)?;
+    let body: String = row.try_get(2).map_err(internal)?;
+    Ok((total, u64::try_from(page).unwrap_or(0), body))
+}
+
+/// A page of rows, as PostgREST answers it (SERVER-BEHAVIOUR.md §1c).
+pub(crate) struct Page<'a> {
+    pub(crate) output: Output,
+    pub(crate) offset: u64,
+    /// The total, when a count was asked for.
+    pub(crate) total: Option<u64>,
+    pub(crate) rows: u64,
+    pub(crate) body: String,
+    /// The column names, for a CSV header.
+    pub(crate) columns: &'a [String],
+    pub(crate) head: bool,
+    pub(crate) count: Option<PreferCount>,
+}
+
+impl Page<'_> {
+    /// Checks a singular answer has one row, then answers with `Content-Range`, and 206 for
+    /// a partial page or 416 for an offset past the end.
+    pub(crate) fn respond(self) -> Result<Response> {
+        if self.output.singular() && self.rows != 1 {
+            return Err(Error::not_singular(self.rows));
+        }
+        let total_text = self.total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+        let range = if self.rows == 0 {
+            format!("*/{total_text}")
+        } else {
+            format!("{}-{}/{total_text}", self.offset, self.offset + self.rows - 1)
+        };
+        let status = match self.total {
+            Some(t) if self.offset > t => {
+                let err = Error::range_not_satisfiable(format!(
+                    "An offset of {} was requested, but there are only {t} rows.",
+                    self.offset
+                ));
+                let mut res = err.render(true);
+                res.headers_mut().insert(header::CONTENT_RANGE, header_value(&format!("*/{t}")));
+                return Ok(res);
+            }
+            Some(t) if self.rows < t => StatusCode::PARTIAL_CONTENT,
+            _ => StatusCode::OK,
+        };
+        let body = if self.output == Output::Csv { csv(self.columns, self.body) } else { self.body };
+        let mut res = if self.head { status.into_response() } else { (status, body).into_response() };
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.output.content_type()));
+        h.insert(header::CONTENT_RANGE, header_value(&range));
+        // Of the preferences, only the count applies to a read.
+        if let Some(count) = self.count {
+            h.insert("preference-applied", HeaderValue::from_static(count.as_str()));
+        }
+        Ok(res)
+    }
+}
+
+/// A CSV body: the header line, then the rows Postgres rendered.
+pub(crate) fn csv(columns: &[String], rows: String) -> String {
+    let header: Vec<String> = columns
+        .iter()
+        .map(|c| if c.contains([',', '"', '\n', '\r']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() })
+        .collect();
+    let mut text = header.join(",");
+    if !rows.is_empty() {
+        text.push('\n');
+        text.push_str(&rows);
+    }
+    text
+}
+
+pub(crate) fn header_value(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("*/*"))
 }

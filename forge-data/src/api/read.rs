@@ -1,53 +1,31 @@
 //! `GET /{relation}` and `HEAD /{relation}`: reads.
 
-use axum::Extension;
-use axum::extract::{Path, RawQuery};
-use axum::response::{IntoResponse, Response};
-use forge_core::Project;
-use forge_core::rls::{self, RequestContext};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use forge_core::rls;
+use http::{Method, header};
 
-use super::{negotiate, parse_request, relation_of, with_schema};
-use crate::data::Data;
+use super::{Page, Rest, finish, negotiate, parse_request, read_row, relation_of, with_schema};
 use crate::error::{Error, Result};
-use crate::plan::{Output, ReadRequest, Source, plan_read};
+use crate::plan::{ReadRequest, Source, plan_read};
 use crate::query::{PreferCount, parse_range_header};
 
-pub(super) async fn get(
-    Extension(data): Extension<Data>,
-    project: Project,
-    ctx: RequestContext,
-    method: Method,
-    Path(name): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let authenticated = ctx.principal().is_authenticated();
-    match read(&data, &project, ctx, &method, &name, raw.as_deref().unwrap_or(""), &headers).await {
-        Ok(res) => res,
-        Err(e) => e.render(authenticated),
-    }
+pub(super) async fn get(req: Rest) -> Response {
+    let authenticated = req.authenticated();
+    finish(authenticated, read(req).await)
 }
 
-async fn read(
-    data: &Data,
-    project: &Project,
-    ctx: RequestContext,
-    method: &Method,
-    name: &str,
-    raw: &str,
-    headers: &HeaderMap,
-) -> Result<Response> {
-    let schema = data.schema(project).await?;
-    let (schema_name, relation) = relation_of(&schema, method, headers, name)?;
-    let (query, prefs) = parse_request(raw, headers)?;
-    let output = negotiate(headers)?;
+async fn read(req: Rest) -> Result<Response> {
+    let Rest { data, project, ctx, method, name, raw, headers } = req;
+    let schema = data.schema(&project).await?;
+    let (schema_name, relation) = relation_of(&schema, &method, &headers, &name)?;
+    let (query, prefs) = parse_request(&raw, &headers)?;
+    let output = negotiate(&headers)?;
 
     // The page: limit/offset intersected with a Range header (GET only), capped by max_rows.
     let top = query.ranges.iter().find(|r| r.path.is_empty());
     let mut offset = top.and_then(|r| r.offset).unwrap_or(0);
     let mut limit = top.and_then(|r| r.limit);
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| *method == Method::GET);
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| method == Method::GET);
     if let Some(value) = range_header
         && let Some((start, end)) = parse_range_header(value).map_err(super::parse_error)?
     {
@@ -91,65 +69,16 @@ async fn read(
         }
         _ => (rls::query_once(project.db(), &ctx, &plan.statement.sql, &plan.statement.bind()).await?, None),
     };
-    let row = rows.first().ok_or_else(|| Error::Core(forge_core::ForgeError::internal("a read returned no row")))?;
-    let exact: Option<i64> = row.try_get(0).map_err(|e| Error::Core(forge_core::ForgeError::internal(e)))?;
-    let page: i64 = row.try_get(1).map_err(|e| Error::Core(forge_core::ForgeError::internal(e)))?;
-    let body: String = row.try_get(2).map_err(|e| Error::Core(forge_core::ForgeError::internal(e)))?;
-    let page = u64::try_from(page).unwrap_or(0);
-    let total: Option<u64> = match count {
+    let (exact, page, body) = read_row(&rows)?;
+    let total = match count {
         None => None,
-        Some(PreferCount::Exact) => exact.and_then(|t| u64::try_from(t).ok()),
-        Some(PreferCount::Planned) => planned.and_then(|t| u64::try_from(t).ok()),
+        Some(PreferCount::Exact) => exact,
+        Some(PreferCount::Planned) => planned,
         // Without a row cap, PostgREST's estimate is the larger of the exact and planned counts.
-        Some(PreferCount::Estimated) => exact.max(planned).and_then(|t| u64::try_from(t).ok()),
+        Some(PreferCount::Estimated) => exact.max(planned),
     };
-
-    if output.singular() && page != 1 {
-        return Err(Error::not_singular(page));
-    }
-    let total_text = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
-    let content_range =
-        if page == 0 { format!("*/{total_text}") } else { format!("{offset}-{}/{total_text}", offset + page - 1) };
-    let status = match total {
-        Some(t) if offset > t && count.is_some() => {
-            let err = Error::range_not_satisfiable(format!(
-                "An offset of {offset} was requested, but there are only {t} rows."
-            ));
-            let mut res = err.render(true);
-            res.headers_mut().insert(header::CONTENT_RANGE, header_value(&format!("*/{t}")));
-            return Ok(res);
-        }
-        Some(t) if page < t => StatusCode::PARTIAL_CONTENT,
-        _ => StatusCode::OK,
-    };
-
-    let content_type = output.content_type();
-    let body = if output == Output::Csv {
-        let header_line: Vec<String> = plan.columns.iter().map(|c| csv_field(c)).collect();
-        let mut text = header_line.join(",");
-        if !body.is_empty() {
-            text.push('\n');
-            text.push_str(&body);
-        }
-        text
-    } else {
-        body
-    };
-    let mut res = if *method == Method::HEAD { status.into_response() } else { (status, body).into_response() };
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_RANGE, header_value(&content_range));
-    // Of the preferences, only the count applies to a read.
-    if let Some(count) = prefs.count {
-        h.insert("preference-applied", HeaderValue::from_static(count.as_str()));
-    }
-    Ok(res)
-}
-
-fn csv_field(name: &str) -> String {
-    if name.contains([',', '"', '\n', '\r']) { format!("\"{}\"", name.replace('"', "\"\"")) } else { name.to_owned() }
-}
-
-fn header_value(value: &str) -> HeaderValue {
-    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("*/*"))
+    let total =
+        total.map(|t| u64::try_from(t).map_err(|_| Error::range_not_satisfiable("negative count"))).transpose()?;
+    Page { output, offset, total, rows: page, body, columns: &plan.columns, head: method == Method::HEAD, count }
+        .respond()
 }

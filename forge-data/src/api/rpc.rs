@@ -1,55 +1,26 @@
 //! `/rpc/{function}`: calling functions (SERVER-BEHAVIOUR.md §1f).
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery};
 use axum::response::{IntoResponse, Response};
-use forge_core::rls::{self, RequestContext};
-use forge_core::{ForgeError, Project};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use forge_core::rls::{self};
+use http::{HeaderValue, Method, StatusCode, header};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{Map, Value};
 
-use super::{negotiate, parse_error, with_schema};
-use crate::data::Data;
+use super::{Page, Rest, finish, internal, negotiate, parse_error, read_row, with_schema};
 use crate::error::{Error, Result};
 use crate::plan::{Args, Output, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
-use crate::query::{PreferCount, decode_query, parse_prefer, parse_query};
+use crate::query::{decode_query, parse_prefer, parse_query};
 use crate::schema::ReturnType;
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn handle(
-    Extension(data): Extension<Data>,
-    project: Project,
-    ctx: RequestContext,
-    method: Method,
-    Path(name): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let authenticated = ctx.principal().is_authenticated();
-    match rpc(&data, &project, ctx, &method, &name, raw.as_deref().unwrap_or(""), &headers, &body).await {
-        Ok(res) => res,
-        Err(e) => e.render(authenticated),
-    }
+pub(super) async fn handle(req: Rest, body: Bytes) -> Response {
+    let authenticated = req.authenticated();
+    finish(authenticated, rpc(req, &body).await)
 }
 
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::Core(ForgeError::internal(e.to_string()))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn rpc(
-    data: &Data,
-    project: &Project,
-    ctx: RequestContext,
-    method: &Method,
-    name: &str,
-    raw: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response> {
+async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
+    let Rest { data, project, ctx, method, name, raw, headers } = req;
+    let (data, project, method, name, raw, headers) = (&data, &project, &method, name.as_str(), raw.as_str(), &headers);
     if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
         return Err(Error::method_not_allowed("PGRST101", format!("Cannot use the {method} method on RPC")));
     }
@@ -118,39 +89,10 @@ async fn rpc(
             output,
         })?;
         let rows = rls::query_once(project.db(), &ctx, &plan.statement.sql, &plan.statement.bind()).await?;
-        let row = rows.first().ok_or_else(|| internal("a call returned no row"))?;
-        let total: Option<i64> = row.try_get(0).map_err(internal)?;
-        let page: i64 = row.try_get(1).map_err(internal)?;
-        let body: String = row.try_get(2).map_err(internal)?;
-        let page = u64::try_from(page).unwrap_or(0);
-        if output.singular() && page != 1 {
-            return Err(Error::not_singular(page));
-        }
-        let total_text = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
-        let range =
-            if page == 0 { format!("*/{total_text}") } else { format!("{offset}-{}/{total_text}", offset + page - 1) };
-        let body = if output == Output::Csv {
-            let mut text = plan.columns.join(",");
-            if !body.is_empty() {
-                text.push('\n');
-                text.push_str(&body);
-            }
-            text
-        } else {
-            body
-        };
+        let (total, page, body) = read_row(&rows)?;
         let total = total.and_then(|t| u64::try_from(t).ok());
-        let status = match total {
-            Some(t) if offset > t => {
-                let err = Error::range_not_satisfiable(format!(
-                    "An offset of {offset} was requested, but there are only {t} rows."
-                ));
-                return Err(err);
-            }
-            Some(t) if page < t => StatusCode::PARTIAL_CONTENT,
-            _ => StatusCode::OK,
-        };
-        return Ok(reply(status, output, body, head, Some(range), prefs.count));
+        let count = prefs.count;
+        return Page { output, offset, total, rows: page, body, columns: &plan.columns, head, count }.respond();
     }
 
     // Everything else is one value: a scalar, a set of scalars, one composite, or nothing.
@@ -170,26 +112,11 @@ async fn rpc(
     let body: Option<String> = rows.first().map(|r| r.try_get(0)).transpose().map_err(internal)?.flatten();
     let body = body.unwrap_or_else(|| "null".into());
     let count = prefs.count.filter(|_| function.returns_set);
-    Ok(reply(StatusCode::OK, if output == Output::Csv { Output::Json } else { output }, body, head, None, count))
-}
-
-fn reply(
-    status: StatusCode,
-    output: Output,
-    body: String,
-    head: bool,
-    range: Option<String>,
-    count: Option<PreferCount>,
-) -> Response {
-    let content_type = output.content_type();
-    let mut res = if head { status.into_response() } else { (status, body).into_response() };
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Some(r) = range.and_then(|r| HeaderValue::from_str(&r).ok()) {
-        h.insert(header::CONTENT_RANGE, r);
-    }
+    let output = if output == Output::Csv { Output::Json } else { output };
+    let mut res = if head { StatusCode::OK.into_response() } else { (StatusCode::OK, body).into_response() };
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(output.content_type()));
     if let Some(c) = count {
-        h.insert("preference-applied", HeaderValue::from_static(c.as_str()));
+        res.headers_mut().insert("preference-applied", HeaderValue::from_static(c.as_str()));
     }
-    res
+    Ok(res)
 }

@@ -1,17 +1,13 @@
 //! `POST`, `PATCH`, `PUT` and `DELETE` on `/{relation}`: inserts, upserts, updates and
 //! deletes.
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery};
 use axum::response::{IntoResponse, Response};
-use forge_core::rls::{self, RequestContext};
-use forge_core::{ForgeError, Project};
+use forge_core::rls::{self};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value};
 
-use super::{negotiate, parse_request, relation_of, with_schema};
-use crate::data::Data;
+use super::{Rest, csv, finish, internal, negotiate, parse_request, relation_of, with_schema};
 use crate::error::{Error, Result};
 use crate::plan::{
     Conflict, Output, ReadRequest, Source, Write, merges, plan_upsert_counts, plan_write, plan_write_returning,
@@ -21,26 +17,9 @@ use crate::query::{
 };
 use crate::schema::Relation;
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn handle(
-    Extension(data): Extension<Data>,
-    project: Project,
-    ctx: RequestContext,
-    method: Method,
-    Path(name): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let authenticated = ctx.principal().is_authenticated();
-    match write(&data, &project, ctx, &method, &name, raw.as_deref().unwrap_or(""), &headers, &body).await {
-        Ok(res) => res,
-        Err(e) => e.render(authenticated),
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::Core(ForgeError::internal(e.to_string()))
+pub(super) async fn handle(req: Rest, body: Bytes) -> Response {
+    let authenticated = req.authenticated();
+    finish(authenticated, write(req, &body).await)
 }
 
 /// The body's rows: a JSON object or an array of objects.
@@ -78,17 +57,9 @@ fn columns(rows: &[Map<String, Value>], query: &ApiQuery) -> Result<Vec<String>>
     Ok(first)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn write(
-    data: &Data,
-    project: &Project,
-    ctx: RequestContext,
-    method: &Method,
-    name: &str,
-    raw: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response> {
+async fn write(req: Rest, body: &[u8]) -> Result<Response> {
+    let Rest { data, project, ctx, method, name, raw, headers } = req;
+    let (data, project, method, name, raw, headers) = (&data, &project, &method, name.as_str(), raw.as_str(), &headers);
     let schema = data.schema(project).await?;
     let (schema_name, relation) = relation_of(&schema, method, headers, name)?;
     let (query, mut prefs) = parse_request(raw, headers)?;
@@ -329,16 +300,7 @@ fn respond(
         _ => StatusCode::NO_CONTENT,
     };
     let content_type = output.content_type();
-    let body = if output == Output::Csv && representation {
-        let mut text = columns.join(",");
-        if !body.is_empty() {
-            text.push('\n');
-            text.push_str(&body);
-        }
-        text
-    } else {
-        body
-    };
+    let body = if output == Output::Csv && representation { csv(columns, body) } else { body };
     let mut res = if representation { (status, body).into_response() } else { status.into_response() };
     let h = res.headers_mut();
     if representation {

@@ -194,39 +194,14 @@ fn op_condition(op: Operator, quantifier: Option<Quantifier>, value: &str, left:
 mod tests {
     use super::*;
     use crate::query::{Filter, parse_query};
-    use crate::schema::{Column, QualifiedName, RelationKind};
     use sea_query::{PostgresQueryBuilder, Query};
 
     fn relation() -> Relation {
-        let col = |name: &str, ty: &str| Column {
-            name: name.into(),
-            position: 1,
-            data_type: ty.into(),
-            type_name: ty.into(),
-            nullable: true,
-            default: None,
-            generated: false,
-            element_type: None,
-            enum_values: Vec::new(),
-            comment: None,
-        };
-        Relation {
-            name: QualifiedName::new("public", "items"),
-            kind: RelationKind::Table,
-            columns: vec![
-                col("id", "integer"),
-                col("name", "text"),
-                col("data", "jsonb"),
-                col("tags", "text[]"),
-                col("doc", "tsvector"),
-            ],
-            primary_key: vec!["id".into()],
-            unique_keys: vec![vec!["id".into()]],
-            insertable: true,
-            updatable: true,
-            deletable: true,
-            comment: None,
-        }
+        crate::plan::snapshots::relation(
+            "items",
+            &[("id", "integer"), ("name", "text"), ("data", "jsonb"), ("tags", "text[]"), ("doc", "tsvector")],
+            &["id"],
+        )
     }
 
     /// The SQL and parameters a single filter compiles to.

@@ -5,7 +5,7 @@ use super::*;
 use crate::query::{decode_query, parse_query};
 use crate::schema::{Column, ForeignKey, QualifiedName, Relation, RelationKind, Schema};
 
-fn column(name: &str, ty: &str) -> Column {
+pub(super) fn column(name: &str, ty: &str) -> Column {
     Column {
         name: name.into(),
         position: 1,
@@ -20,7 +20,8 @@ fn column(name: &str, ty: &str) -> Column {
     }
 }
 
-fn relation(name: &str, columns: &[(&str, &str)], pk: &[&str]) -> Relation {
+/// A table fixture: `columns` as (name, type), with `pk` as its primary (and only unique) key.
+pub(super) fn relation(name: &str, columns: &[(&str, &str)], pk: &[&str]) -> Relation {
     Relation {
         name: QualifiedName::new("public", name),
         kind: RelationKind::Table,
