@@ -92,7 +92,7 @@ free_port() {
 
 PORT="$(free_port)"
 log "starting forge-server on 127.0.0.1:$PORT (data dir $DATA)"
-FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:$PORT" "$SERVER_BIN" >"$TMP/out.txt" 2>"$TMP/err.txt" &
+FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:$PORT" FORGE_REST_EXPLAIN=true "$SERVER_BIN" >"$TMP/out.txt" 2>"$TMP/err.txt" &
 SERVER_PID=$!
 
 for _ in $(seq 1 600); do

@@ -275,4 +275,13 @@ analyze;
 -- tell the server to reload its schema cache (PostgREST's channel; DDL also notifies it)
 notify pgrst, 'reload schema';
 
+
+-- PostGIS in its own schema, as Supabase installs it, for .geojson().
+create schema if not exists extensions;
+create extension if not exists postgis schema extensions;
+create table public.places (id int primary key, name text not null, geom extensions.geometry(Point, 4326));
+insert into public.places values
+  (1, 'origin', extensions.st_setsrid(extensions.st_makepoint(0, 0), 4326)),
+  (2, 'paris', extensions.st_setsrid(extensions.st_makepoint(2.35, 48.85), 4326));
+
 commit;

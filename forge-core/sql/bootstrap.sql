@@ -88,6 +88,12 @@ alter default privileges in schema public grant all on tables to anon, authentic
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 
+-- 4b. Schema extensions, where Supabase installs extensions (`create extension postgis schema
+--     extensions`); it is on the REST search path, so the API roles may use it.
+create schema if not exists extensions;
+grant usage on schema extensions to anon, authenticated, service_role;
+alter default privileges in schema extensions grant execute on functions to anon, authenticated, service_role;
+
 -- 5. An empty publication, so Supabase migrations that alter it run unchanged.
 do $$
 begin

@@ -51,6 +51,11 @@ async fn bootstrap_is_idempotent_and_creates_what_supabase_migrations_expect() {
             .await
             .expect("publication");
     assert_eq!(publication, 1);
+    let usage: bool = sqlx::query_scalar("select has_schema_privilege('anon', 'extensions', 'USAGE')")
+        .fetch_one(t.pool())
+        .await
+        .expect("extensions schema");
+    assert!(usage, "schema extensions exists and the API roles may use it");
     // A typical Supabase migration line runs unchanged.
     sqlx::raw_sql("create table todos (id int primary key); alter publication supabase_realtime add table todos;")
         .execute(t.pool())

@@ -17,11 +17,14 @@ pub struct DataConfig {
     pub max_rows: Option<u64>,
     /// Whether `GET /` serves the OpenAPI document.
     pub openapi: bool,
+    /// Whether `.explain()` (`Accept: application/vnd.pgrst.plan...`) may show query plans.
+    /// Off by default, as in PostgREST: plans reveal the schema to any caller.
+    pub plan_enabled: bool,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { max_rows: None, openapi: true }
+        Self { max_rows: None, openapi: true, plan_enabled: false }
     }
 }
 
@@ -41,6 +44,12 @@ impl DataBuilder {
     /// Turns the OpenAPI root document on or off.
     pub fn openapi(mut self, enabled: bool) -> Self {
         self.config.openapi = enabled;
+        self
+    }
+
+    /// Lets `.explain()` show query plans.
+    pub fn plan_enabled(mut self, enabled: bool) -> Self {
+        self.config.plan_enabled = enabled;
         self
     }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Api, api};
+use common::{Api, api, api_with};
 use serde_json::{Value, json};
 
 const SCHEMA: &str = r#"
@@ -382,4 +382,50 @@ async fn embeds_through_views_inherit_the_base_tables_foreign_keys() {
     // A table in the exposed schema pointing at a private table reaches it through its view.
     let v = ok(&api, "/rest/v1/shelves?select=id,books(title)").await;
     assert_eq!(v, json!([{"id": 10, "books": {"title": "Dune"}}]));
+}
+
+#[tokio::test]
+async fn explain_shows_plans_only_when_enabled() {
+    let off = api(SCHEMA).await;
+    let plan_json = [("accept", "application/vnd.pgrst.plan+json; for=\"application/json\"; options=analyze|verbose;")];
+    let res = off.send("GET", "/rest/v1/cities?id=eq.1", &plan_json, "").await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (406, Some("PGRST107")), "off by default");
+
+    let on = api_with(SCHEMA, forge_data::Data::builder().plan_enabled(true).build()).await;
+    let res = on.send("GET", "/rest/v1/cities?select=name&id=eq.1", &plan_json, "").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.header("content-type").expect("type").starts_with("application/vnd.pgrst.plan+json"));
+    let plan = res.json();
+    assert!(plan[0]["Plan"]["Node Type"].is_string(), "{plan}");
+    assert!(plan[0]["Execution Time"].is_number(), "ANALYZE ran: {plan}");
+    let res = on.send("GET", "/rest/v1/cities?id=eq.1", &[("accept", "application/vnd.pgrst.plan+text")], "").await;
+    assert!(res.header("content-type").expect("type").starts_with("application/vnd.pgrst.plan+text"));
+    assert!(res.body.contains("cities"), "{}", res.body);
+    // Plans are for reads only: a write never runs under EXPLAIN.
+    let res = on.send("DELETE", "/rest/v1/cities", &plan_json, "").await;
+    assert_eq!(res.status, 406);
+    let left: i64 = sqlx::query_scalar("select count(*) from cities").fetch_one(on.db.pool()).await.expect("count");
+    assert_eq!(left, 5);
+}
+
+#[tokio::test]
+async fn geojson_with_postgis_and_406_without() {
+    let without = api(SCHEMA).await;
+    let geo = [("accept", "application/geo+json")];
+    let res = without.send("GET", "/rest/v1/cities", &geo, "").await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (406, Some("PGRST107")));
+
+    let with = api(
+        "create extension postgis;
+         create table places (id int primary key, name text, geom geometry(Point, 4326));
+         insert into places values (1, 'origin', ST_SetSRID(ST_MakePoint(0, 0), 4326)), (2, 'paris', ST_SetSRID(ST_MakePoint(2.35, 48.85), 4326));",
+    )
+    .await;
+    let res = with.send("GET", "/rest/v1/places?select=id,name,geom&order=id", &geo, "").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.header("content-type").expect("type").starts_with("application/geo+json"));
+    let v = res.json();
+    assert_eq!(v["type"], "FeatureCollection");
+    assert_eq!(v["features"][1]["geometry"], json!({"type": "Point", "coordinates": [2.35, 48.85]}));
+    assert_eq!(v["features"][1]["properties"], json!({"id": 2, "name": "paris"}));
 }

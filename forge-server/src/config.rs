@@ -16,6 +16,7 @@
 //! | `FORGE_CORS_ORIGINS` | `cors_origins` | empty: any origin |
 //! | `FORGE_PROJECT_REF` | `project_ref` | `default` |
 //! | `FORGE_POSTGRES_BIN` | `postgres_bin` | found on `PATH` or under `/usr/lib/postgresql/*/bin` |
+//! | `FORGE_REST_EXPLAIN` | `rest_explain` | `false` (`.explain()` answers 406) |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "project_ref",
     "postgres_bin",
+    "rest_explain",
 ];
 
 /// The server's configuration.
@@ -72,6 +74,8 @@ pub struct Config {
     /// Where the Postgres server binaries are (default: found on PATH or under
     /// /usr/lib/postgresql/*/bin).
     pub postgres_bin: Option<PathBuf>,
+    /// Whether `.explain()` may show query plans (off: plans reveal the schema to any caller).
+    pub rest_explain: bool,
 }
 
 fn skip_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -107,6 +111,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             project_ref: "default".into(),
             postgres_bin: None,
+            rest_explain: false,
         }
     }
 }

@@ -156,7 +156,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
 
     let db = prepare(&config).await?;
     let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), ProjectSettings::new(url.clone()));
-    let data = forge_data::Data::builder().build();
+    let data = forge_data::Data::builder().plan_enabled(config.rest_explain).build();
     let app = app::router(project, &data, &config);
 
     print_banner(&url, &reference, &keys);

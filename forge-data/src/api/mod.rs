@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::data::Data;
 use crate::error::{Error, Result, suggest};
-use crate::plan::{Output, ident};
+use crate::plan::{Output, PlanOptions, ident};
 use crate::query::{ApiQuery, ParseError, PreferCount, Preferences, decode_query, parse_prefer, parse_query};
 use crate::schema::{Relation, Schema};
 
@@ -117,15 +117,39 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Output> {
             }
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => return Ok(Output::Singular),
             "text/csv" | "text/*" => return Ok(Output::Csv),
+            "application/geo+json" => return Ok(Output::GeoJson),
+            "application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+json" | "application/vnd.pgrst.plan+text" => {
+                let mut plan = PlanOptions { text: media.ends_with("+text"), ..PlanOptions::default() };
+                for param in item.split(';').skip(1).map(str::trim) {
+                    if let Some(options) = param.strip_prefix("options=") {
+                        for option in options.split('|') {
+                            match option.trim() {
+                                "analyze" => plan.analyze = true,
+                                "verbose" => plan.verbose = true,
+                                "settings" => plan.settings = true,
+                                "buffers" => plan.buffers = true,
+                                "wal" => plan.wal = true,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                return Ok(Output::Plan(plan));
+            }
             _ => {}
         }
     }
     Err(Error::not_acceptable(accept))
 }
 
-/// The request context with `search_path` set to the request's schema, as PostgREST does.
+/// The request context with `search_path` set to the request's schema, then `public` and
+/// `extensions` (Supabase's extra search path, where it installs extensions such as PostGIS).
 pub(crate) fn with_schema(ctx: RequestContext, schema: &str) -> RequestContext {
-    let path = if schema == "public" { ident(schema) } else { format!("{}, public", ident(schema)) };
+    let path = if schema == "public" {
+        "\"public\", \"extensions\"".to_owned()
+    } else {
+        format!("{}, \"public\", \"extensions\"", ident(schema))
+    };
     ctx.with_setting("search_path", path)
 }
 

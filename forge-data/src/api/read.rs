@@ -6,7 +6,7 @@ use http::{Method, header};
 
 use super::{Page, Rest, finish, negotiate, parse_request, read_row, relation_of, with_schema};
 use crate::error::{Error, Result};
-use crate::plan::{ReadRequest, Source, plan_read};
+use crate::plan::{Output, ReadRequest, Source, plan_read};
 use crate::query::{PreferCount, parse_range_header};
 
 pub(super) async fn get(req: Rest) -> Response {
@@ -20,6 +20,12 @@ async fn read(req: Rest) -> Result<Response> {
     let (schema_name, relation) = relation_of(&schema, &method, &headers, &name)?;
     let (query, prefs) = parse_request(&raw, &headers)?;
     let output = negotiate(&headers)?;
+    let accept = || headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    match output {
+        Output::GeoJson if !schema.postgis => return Err(Error::not_acceptable(&accept())),
+        Output::Plan(_) if !data.config().plan_enabled => return Err(Error::not_acceptable(&accept())),
+        _ => {}
+    }
 
     // The page: limit/offset intersected with a Range header (GET only), capped by max_rows.
     let top = query.ranges.iter().find(|r| r.path.is_empty());
@@ -55,6 +61,9 @@ async fn read(req: Rest) -> Result<Response> {
     })?;
 
     let ctx = with_schema(ctx, schema_name);
+    if let Output::Plan(options) = output {
+        return explain(&project, &ctx, options, &plan.statement).await;
+    }
     let (rows, planned) = match count {
         Some(PreferCount::Planned | PreferCount::Estimated) => {
             let tx = rls::begin(project.db(), &ctx).await?;
@@ -81,4 +90,27 @@ async fn read(req: Rest) -> Result<Response> {
         total.map(|t| u64::try_from(t).map_err(|_| Error::range_not_satisfiable("negative count"))).transpose()?;
     Page { output, offset, total, rows: page, body, columns: &plan.columns, head: method == Method::HEAD, count }
         .respond()
+}
+
+/// `.explain()`: the plan of the read, in a read-only RLS transaction (so even ANALYZE, which
+/// runs the query, changes nothing).
+async fn explain(
+    project: &forge_core::Project,
+    ctx: &forge_core::rls::RequestContext,
+    options: crate::plan::PlanOptions,
+    statement: &crate::plan::Statement,
+) -> Result<Response> {
+    let tx = rls::begin(project.db(), ctx).await?;
+    let sql = format!("{} {}", options.explain(), statement.sql);
+    let rows = tx.query(&sql, &statement.bind()).await?;
+    tx.rollback().await?;
+    let body = if options.text {
+        rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n")
+    } else {
+        rows.first().and_then(|r| r.try_get::<_, serde_json::Value>(0).ok()).map(|v| v.to_string()).unwrap_or_default()
+    };
+    let mut res = axum::response::IntoResponse::into_response(body);
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(Output::Plan(options).content_type()));
+    Ok(res)
 }

@@ -30,6 +30,10 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
     let prefs = parse_prefer(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()));
     prefs.check_strict().map_err(parse_error)?;
     let output = negotiate(headers)?;
+    if matches!(output, Output::Plan(_) | Output::GeoJson) {
+        let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        return Err(Error::not_acceptable(accept));
+    }
 
     // Arguments: the JSON body of a POST, or the query parameters of a GET.
     let (args, names, body_fallback) = if *method == Method::POST {

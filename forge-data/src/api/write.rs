@@ -64,6 +64,10 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
     let (schema_name, relation) = relation_of(&schema, method, headers, name)?;
     let (query, mut prefs) = parse_request(raw, headers)?;
     let output = negotiate(headers)?;
+    if matches!(output, Output::Plan(_) | Output::GeoJson) {
+        let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        return Err(Error::not_acceptable(accept));
+    }
 
     let write = match *method {
         Method::POST => {

@@ -18,7 +18,7 @@ use sea_query::{
 };
 use tokio_postgres::types::ToSql;
 
-pub(crate) use read::{Output, ReadRequest, Source, plan_read};
+pub(crate) use read::{Output, PlanOptions, ReadRequest, Source, plan_read};
 pub(crate) use rpc::{Args, call, resolve, result_relation};
 pub(crate) use write::{Conflict, Write, merges, plan_upsert_counts, plan_write, plan_write_returning};
 

@@ -38,6 +38,40 @@ pub(crate) enum Output {
     SingularStripped,
     /// CSV rows (the caller adds the header line).
     Csv,
+    /// A GeoJSON FeatureCollection of the rows (needs PostGIS).
+    GeoJson,
+    /// The query's plan instead of its rows (`.explain()`).
+    Plan(PlanOptions),
+}
+
+/// What `.explain()` asked for: `application/vnd.pgrst.plan+json|+text; options=a|b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PlanOptions {
+    pub(crate) text: bool,
+    pub(crate) analyze: bool,
+    pub(crate) verbose: bool,
+    pub(crate) settings: bool,
+    pub(crate) buffers: bool,
+    pub(crate) wal: bool,
+}
+
+impl PlanOptions {
+    /// `EXPLAIN (...)` with these options.
+    pub(crate) fn explain(self) -> String {
+        let mut options = vec![if self.text { "FORMAT TEXT" } else { "FORMAT JSON" }];
+        for (on, name) in [
+            (self.analyze, "ANALYZE"),
+            (self.verbose, "VERBOSE"),
+            (self.settings, "SETTINGS"),
+            (self.buffers, "BUFFERS"),
+            (self.wal, "WAL"),
+        ] {
+            if on {
+                options.push(name);
+            }
+        }
+        format!("EXPLAIN ({})", options.join(", "))
+    }
 }
 
 impl Output {
@@ -54,6 +88,9 @@ impl Output {
             Output::Singular => "application/vnd.pgrst.object+json; charset=utf-8",
             Output::SingularStripped => "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
             Output::Csv => "text/csv; charset=utf-8",
+            Output::GeoJson => "application/geo+json; charset=utf-8",
+            Output::Plan(PlanOptions { text: true, .. }) => "application/vnd.pgrst.plan+text; charset=utf-8",
+            Output::Plan(_) => "application/vnd.pgrst.plan+json; charset=utf-8",
         }
     }
 }
@@ -149,7 +186,10 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
         Expr::cust("NULL::int8")
     };
     let body = match req.output {
-        Output::Json => "coalesce(json_agg(_postgrest_t), '[]')::text",
+        Output::Json | Output::Plan(_) => "coalesce(json_agg(_postgrest_t), '[]')::text",
+        Output::GeoJson => {
+            "json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(ST_AsGeoJSON(_postgrest_t)::json), '[]'))::text"
+        }
         Output::JsonStripped => "coalesce(json_agg(json_strip_nulls(row_to_json(_postgrest_t))), '[]')::text",
         Output::Singular => "coalesce((json_agg(_postgrest_t) -> 0)::text, '')",
         Output::SingularStripped => "coalesce((json_agg(json_strip_nulls(row_to_json(_postgrest_t))) -> 0)::text, '')",

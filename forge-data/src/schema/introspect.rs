@@ -128,6 +128,9 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
     let fk_rows: Vec<ForeignKeyRow> = sqlx::query_as(FOREIGN_KEYS).fetch_all(&mut *conn).await?;
     let rule_rows: Vec<(i64, String)> = sqlx::query_as(VIEW_RULES).bind(schemas).fetch_all(&mut *conn).await?;
     let function_rows: Vec<FunctionRow> = sqlx::query_as(FUNCTIONS).bind(schemas).fetch_all(&mut *conn).await?;
+    let postgis: bool = sqlx::query_scalar("select exists (select 1 from pg_extension where extname = 'postgis')")
+        .fetch_one(&mut *conn)
+        .await?;
     drop(conn);
 
     let mut relations: HashMap<QualifiedName, Relation> = HashMap::new();
@@ -205,8 +208,14 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
         functions.entry(function.name.clone()).or_default().push(function);
     }
 
-    let mut schema =
-        Schema { schemas: schemas.to_vec(), relations, functions, foreign_keys, relationships: HashMap::new() };
+    let mut schema = Schema {
+        schemas: schemas.to_vec(),
+        relations,
+        functions,
+        foreign_keys,
+        relationships: HashMap::new(),
+        postgis,
+    };
     schema.link();
     Ok(schema)
 }

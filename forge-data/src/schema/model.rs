@@ -254,6 +254,8 @@ pub struct Schema {
     pub foreign_keys: Vec<ForeignKey>,
     /// Relationships by source relation.
     pub relationships: HashMap<QualifiedName, Vec<Relationship>>,
+    /// Whether PostGIS is installed (GeoJSON responses need it).
+    pub postgis: bool,
 }
 
 impl Schema {

@@ -37,10 +37,14 @@ impl Reply {
 
 /// A fresh database with `sql` applied and the REST router over it at `/rest/v1`.
 pub async fn api(sql: &str) -> Api {
+    api_with(sql, Data::builder().build()).await
+}
+
+/// Like [`api`], with a service configured by the caller.
+pub async fn api_with(sql: &str, data: Data) -> Api {
     let db = test_db().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(db.pool()).await.expect("schema");
     let project = db.project("test");
-    let data = Data::builder().build();
     let app = Router::new().nest("/rest/v1", data.router()).layer(ProjectLayer::single(project.clone()));
     // As forge-server does: `/rest/v1/` is the root, like `/rest/v1`.
     let app = tower_http::normalize_path::NormalizePath::trim_trailing_slash(app);
