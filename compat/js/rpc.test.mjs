@@ -252,3 +252,16 @@ describe('rpc: errors', () => {
     assert.equal(err.message, 'invalid input syntax for type integer: "two"')
   })
 })
+
+describe('rpc: maxAffected()', () => {
+  test('a set-returning call over the limit is 400 PGRST124; within it, the rows come back', async () => {
+    const err = fails(await anon.rpc('cities_in', { country_code: 'FR' }).maxAffected(1), 400, 'PGRST124')
+    assert.equal(err.details, `The query affects ${await sqlValue(`select count(*) from cities_in('FR')`)} rows`)
+    const data = ok(await anon.rpc('cities_in', { country_code: 'FR' }).maxAffected(10))
+    assert.equal(data.length, Number(await sqlValue(`select count(*) from cities_in('FR')`)))
+  })
+
+  test('a function that does not return a set cannot use it: 400 PGRST128', async () => {
+    fails(await anon.rpc('add_ints', { a: 1 }).maxAffected(1), 400, 'PGRST128')
+  })
+})

@@ -164,6 +164,12 @@ impl Error {
         Self::api(416, "PGRST103", "Requested range not satisfiable").with_details(details.into())
     }
 
+    /// PGRST124: under `handling=strict`, more rows were affected than `max-affected` allows.
+    pub fn max_affected_exceeded(rows: u64) -> Self {
+        Self::api(400, "PGRST124", "Query result exceeds max-affected preference constraint")
+            .with_details(format!("The query affects {rows} rows"))
+    }
+
     /// PGRST101, PGRST105, PGRST117: a method that cannot be used here.
     pub fn method_not_allowed(code: &'static str, message: impl Into<String>) -> Self {
         Self::api(405, code, message)

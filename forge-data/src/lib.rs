@@ -39,9 +39,11 @@
 //!
 //! Computed relationships (functions as relationships); CSV request bodies;
 //! `Prefer: timezone`; form-encoded and raw (`text`, `bytea`) RPC bodies; `OPTIONS` with an
-//! `Allow` header; OpenAPI filtered by the caller's privileges. `.explain()` and `.geojson()`
-//! answer 406 PGRST107, as PostgREST does by default (plans are off unless enabled, and
-//! GeoJSON needs PostGIS); turning them on is not supported yet.
+//! `Allow` header; OpenAPI filtered by the caller's privileges; `.explain()` of writes and
+//! RPC calls.
+//!
+//! `.explain()` is off unless enabled ([`DataBuilder::plan_enabled`]), as in PostgREST, since
+//! plans reveal the schema; `.geojson()` needs PostGIS in the database.
 
 mod api;
 mod data;

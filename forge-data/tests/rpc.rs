@@ -113,6 +113,18 @@ async fn void_volatility_and_errors() {
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("PGRST102")));
     let res = api.send("POST", "/rest/v1/rpc/add", &json_post(), r#"{"a":"x"}"#).await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("22P02")));
+    // maxAffected(n): a set-returning call over the limit is refused and rolled back; a call
+    // that does not return a set cannot use it at all.
+    let strict = [("content-type", "application/json"), ("prefer", "handling=strict, max-affected=1")];
+    let res = api.send("POST", "/rest/v1/rpc/cheaper_than", &strict, r#"{"max_price":100}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("PGRST124")));
+    assert_eq!(res.json()["details"], "The query affects 3 rows");
+    let res = api.send("POST", "/rest/v1/rpc/cheaper_than", &strict, r#"{"max_price":3}"#).await;
+    assert_eq!((res.status.as_u16(), res.json().as_array().map(Vec::len)), (200, Some(1)));
+    let res = api.send("POST", "/rest/v1/rpc/squares", &strict, r#"{"n":2}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("PGRST124")));
+    let res = api.send("POST", "/rest/v1/rpc/add", &strict, r#"{"a":1}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("PGRST128")));
     let res = api.send("DELETE", "/rest/v1/rpc/add", &[], "").await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (405, Some("PGRST101")));
 }

@@ -2,7 +2,8 @@
 
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
-use forge_core::rls::{self};
+use forge_core::Project;
+use forge_core::rls::{self, RequestContext};
 use http::{HeaderValue, Method, StatusCode, header};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{Map, Value};
@@ -10,7 +11,7 @@ use serde_json::{Map, Value};
 use super::{Page, Rest, finish, internal, negotiate, parse_error, read_row, with_schema};
 use crate::error::{Error, Result};
 use crate::plan::{Args, Output, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
-use crate::query::{decode_query, parse_prefer, parse_query};
+use crate::query::{PreferHandling, decode_query, parse_prefer, parse_query};
 use crate::schema::ReturnType;
 
 pub(super) async fn handle(req: Rest, body: Bytes) -> Response {
@@ -67,6 +68,14 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         }
         other => other,
     };
+    // `maxAffected(n)`: only for functions returning a set, whose rows are counted.
+    let strict_limit = prefs.max_affected.filter(|_| prefs.handling == Some(PreferHandling::Strict));
+    if strict_limit.is_some() && !function.returns_set {
+        return Err(Error::bad_query(
+            "PGRST128",
+            "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
+        ));
+    }
     let call = call(function, &args)?;
     let ctx = with_schema(ctx, schema_name);
     let head = *method == Method::HEAD;
@@ -92,7 +101,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
             exact_count: prefs.count.is_some(),
             output,
         })?;
-        let rows = rls::query_once(project.db(), &ctx, &plan.statement.sql, &plan.statement.bind()).await?;
+        let rows = run(project, &ctx, &plan.statement, strict_limit, |rows| Ok(read_row(rows)?.1)).await?;
         let (total, page, body) = read_row(&rows)?;
         let total = total.and_then(|t| u64::try_from(t).ok());
         let count = prefs.count;
@@ -107,9 +116,15 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         (ReturnType::Composite(_) | ReturnType::Columns(_) | ReturnType::Record, false) => "to_json(\"t0\")::text",
         (ReturnType::Scalar(_), false) => "to_json(\"t0\")::text",
     };
-    select.expr(Expr::cust(value)).from_function(call, Alias::new("t0"));
+    // The rows a set yielded (alongside its json_agg), or the single value's one row.
+    let rows_expr = if function.returns_set { "pg_catalog.count(*)" } else { "1::int8" };
+    select.expr(Expr::cust(value)).expr(Expr::cust(rows_expr)).from_function(call, Alias::new("t0"));
     let statement = Statement::from_select(&select);
-    let rows = rls::query_once(project.db(), &ctx, &statement.sql, &statement.bind()).await?;
+    let counted = |rows: &[tokio_postgres::Row]| -> Result<u64> {
+        let n: i64 = rows.first().map(|r| r.try_get(1)).transpose().map_err(internal)?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    let rows = run(project, &ctx, &statement, strict_limit, counted).await?;
     if function.returns == ReturnType::Void {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -123,4 +138,27 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         res.headers_mut().insert("preference-applied", HeaderValue::from_static(c.as_str()));
     }
     Ok(res)
+}
+
+/// Runs a call's statement. Under `handling=strict` with `max-affected`, in a transaction that
+/// is rolled back, with PGRST124, when the call returned more rows than allowed.
+async fn run(
+    project: &Project,
+    ctx: &RequestContext,
+    statement: &Statement,
+    limit: Option<u64>,
+    count: impl Fn(&[tokio_postgres::Row]) -> Result<u64>,
+) -> Result<Vec<tokio_postgres::Row>> {
+    let Some(max) = limit else {
+        return Ok(rls::query_once(project.db(), ctx, &statement.sql, &statement.bind()).await?);
+    };
+    let tx = rls::begin(project.db(), ctx).await?;
+    let rows = tx.query(&statement.sql, &statement.bind()).await?;
+    let n = count(&rows)?;
+    if n > max {
+        tx.rollback().await?;
+        return Err(Error::max_affected_exceeded(n));
+    }
+    tx.commit().await?;
+    Ok(rows)
 }

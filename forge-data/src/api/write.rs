@@ -168,8 +168,7 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
         && let Some(max) = prefs.max_affected
         && affected > max
     {
-        let err = Error::bad_query("PGRST124", "Query result exceeds max-affected preference constraint");
-        return Err(with_details(err, format!("The query affects {affected} rows")));
+        return Err(Error::max_affected_exceeded(affected));
     }
     if output.singular() && prefs.return_ == Some(PreferReturn::Representation) && affected != 1 {
         return Err(Error::not_singular(affected));
@@ -190,15 +189,6 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
         *res.status_mut() = StatusCode::OK;
     }
     Ok(res)
-}
-
-fn with_details(e: Error, text: String) -> Error {
-    match e {
-        Error::Api { status, code, message, hint, .. } => {
-            Error::Api { status, code, message, details: Value::String(text), hint }
-        }
-        other => other,
-    }
 }
 
 /// The conflict target of an upsert: `on_conflict` or the primary key. A resolution on a
