@@ -14,8 +14,10 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import httpx
+import pytest
 import jwt
 import psycopg
+from postgrest import APIError
 from supabase import Client, ClientOptions, create_client
 
 
@@ -200,3 +202,13 @@ def error_fields(err: Any) -> dict[str, Any]:
     """The fields of a PostgREST error body, from a postgrest APIError."""
     body = err.json()
     return {k: body.get(k) for k in ("code", "message", "details", "hint")}
+
+
+def fails(call, status: int, code: str) -> APIError:
+    """Runs `call`, expects an APIError with `code` and the HTTP `status`; returns the error."""
+    with pytest.raises(APIError) as info:
+        call()
+    err = info.value
+    assert err.code == code, f"code for {err.json()}"
+    assert last_response().status_code == status, f"status for {err.json()}"
+    return err

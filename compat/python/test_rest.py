@@ -12,6 +12,7 @@ import pytest
 from postgrest import APIError
 
 from forge_compat import (
+    fails,
     ANON_KEY,
     SERVICE_KEY,
     USER_A,
@@ -30,16 +31,6 @@ from forge_compat import (
 
 anon = client(ANON_KEY)
 service = client(SERVICE_KEY)
-
-
-def fails(call, status: int, code: str) -> APIError:
-    """Runs `call`, expects an APIError with `code` and the HTTP `status`; returns the error."""
-    with pytest.raises(APIError) as info:
-        call()
-    err = info.value
-    assert err.code == code, f"code for {err.json()}"
-    assert last_response().status_code == status, f"status for {err.json()}"
-    return err
 
 
 # ------------------------------------------------------------------ select

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs
 
-import pytest
-from postgrest import APIError
 
 from forge_compat import (
+    fails,
     ANON_KEY,
     client,
     error_fields,
@@ -26,16 +25,6 @@ from forge_compat import (
 )
 
 anon = client(ANON_KEY)
-
-
-def fails(call, status: int, code: str) -> APIError:
-    """Runs `call`, expects an APIError with `code` and the HTTP `status`; returns the error."""
-    with pytest.raises(APIError) as info:
-        call()
-    err = info.value
-    assert err.code == code, f"code for {err.json()}"
-    assert last_response().status_code == status, f"status for {err.json()}"
-    return err
 
 
 def query_params() -> dict[str, list[str]]:

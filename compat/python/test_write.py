@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs
 
 import httpx
-import pytest
-from postgrest import APIError
 from postgrest.types import ReturnMethod
 
 from forge_compat import (
+    fails,
     ANON_KEY,
     SERVICE_KEY,
     URL,
@@ -41,16 +40,6 @@ service = client(SERVICE_KEY)
 
 NOT_NULL_TITLE = 'null value in column "title" of relation "w_books" violates not-null constraint'
 UNKNOWN_COLUMN = "Could not find the 'nope' column of 'w_books' in the schema cache"
-
-
-def fails(call, status: int, code: str) -> APIError:
-    """Runs `call`, expects an APIError with `code` and the HTTP `status`; returns the error."""
-    with pytest.raises(APIError) as info:
-        call()
-    err = info.value
-    assert err.code == code, f"code for {err.json()}"
-    assert last_response().status_code == status, f"status for {err.json()}"
-    return err
 
 
 # ------------------------------------------------------------------ scratch rows
