@@ -80,7 +80,7 @@ impl From<config::ConfigError> for Error {
 
 /// The migrations of every crate, in dependency order. Crates add theirs as they get tables.
 pub fn migrations() -> Vec<MigrationSet> {
-    Vec::new()
+    vec![forge_auth::MIGRATIONS]
 }
 
 /// Runs the command line.
