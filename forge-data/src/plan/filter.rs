@@ -4,7 +4,9 @@ use sea_query::{Expr, Value};
 
 use super::ident;
 use crate::error::{Error, Result};
-use crate::query::{Field, FtsOperator, IsValue, JsonArrow, JsonOperand, OpExpr, Operation, Operator, Quantifier};
+use crate::query::{
+    Field, FtsOperator, IsValue, JsonArrow, JsonOperand, LogicOp, LogicTree, OpExpr, Operation, Operator, Quantifier,
+};
 use crate::schema::Relation;
 
 /// A relation under an alias in the statement being built.
@@ -96,6 +98,33 @@ fn array_literal<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     format!("{{{}}}", quoted.join(","))
 }
 
+/// `NOT (e)` when `negated`.
+pub(super) fn negate(e: Expr, negated: bool) -> Expr {
+    if negated { Expr::cust_with_exprs("NOT ($1)", [e]) } else { e }
+}
+
+/// A logic tree (`or=(...)`, `and=(...)`, nested) as one condition; `cond` makes the
+/// condition for each leaf (reads also accept `rel.is.null` leaves on embeds there).
+pub(super) fn logic_tree(
+    op: LogicOp,
+    children: &[LogicTree],
+    cond: &mut dyn FnMut(&Field, &OpExpr) -> Result<Expr>,
+) -> Result<Expr> {
+    let mut parts = Vec::new();
+    for child in children {
+        parts.push(match child {
+            LogicTree::Cond { field, expr } => cond(field, expr)?,
+            LogicTree::Expr { negated, op, children } => negate(logic_tree(*op, children, cond)?, *negated),
+        });
+    }
+    let joiner = match op {
+        LogicOp::And => " AND ",
+        LogicOp::Or => " OR ",
+    };
+    let template: Vec<String> = (1..=parts.len()).map(|i| format!("(${i})")).collect();
+    Ok(Expr::cust_with_exprs(format!("({})", template.join(joiner)), parts))
+}
+
 /// A condition for `field` under `expr`.
 pub(super) fn condition(scope: Scope<'_>, field: &Field, expr: &OpExpr) -> Result<Expr> {
     let (left, ty) = field_expr(scope, field)?;
@@ -141,7 +170,7 @@ pub(super) fn condition(scope: Scope<'_>, field: &Field, expr: &OpExpr) -> Resul
         }
         Operation::Op { op, quantifier, value } => op_condition(*op, *quantifier, value, left, &ty),
     };
-    Ok(if expr.negated { Expr::cust_with_exprs("NOT ($1)", [cond]) } else { cond })
+    Ok(negate(cond, expr.negated))
 }
 
 fn op_condition(op: Operator, quantifier: Option<Quantifier>, value: &str, left: Expr, ty: &FieldType) -> Expr {

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 use sea_query::{Alias, Expr, NullOrdering, Order, Query, SelectStatement};
 
-use super::filter::{Scope, condition, field_expr};
+use super::filter::{Scope, condition, field_expr, logic_tree, negate};
 use super::{Statement, ident, is_safe_type_name};
 use crate::error::{Error, Result};
 use crate::query::{
@@ -389,13 +389,13 @@ impl<'a> Planner<'a> {
         }
         for tree in self.query.logic.iter().filter(|l| l.path == path) {
             let e = self.logic(scope, &embeds, path, tree.op, &tree.children)?;
-            node.wheres.push(if tree.negated { Expr::cust_with_exprs("NOT ($1)", [e]) } else { e });
+            node.wheres.push(negate(e, tree.negated));
         }
         for spec in self.query.order.iter().filter(|o| o.path == path) {
             for term in &spec.terms {
                 let e = match &term.relation {
                     None => field_expr(scope, &term.field)?.0,
-                    Some(rel_name) => self.related_order(scope, &embeds, rel_name, &term.field, path)?,
+                    Some(rel_name) => self.related_order(scope, &embeds, rel_name, &term.field)?,
                 };
                 let order = match term.direction {
                     Some(OrderDirection::Desc) => Order::Desc,
@@ -578,37 +578,14 @@ impl<'a> Planner<'a> {
         op: LogicOp,
         children: &[LogicTree],
     ) -> Result<Expr> {
-        let mut parts = Vec::new();
-        for child in children {
-            let e = match child {
-                LogicTree::Cond { field, expr } => match embed_named(embeds, field) {
-                    Some(embed) => self.embed_null_test(scope, embed, path, expr)?,
-                    None => condition(scope, field, expr)?,
-                },
-                LogicTree::Expr { negated, op, children } => {
-                    let e = self.logic(scope, embeds, path, *op, children)?;
-                    if *negated { Expr::cust_with_exprs("NOT ($1)", [e]) } else { e }
-                }
-            };
-            parts.push(e);
-        }
-        let joiner = match op {
-            LogicOp::And => " AND ",
-            LogicOp::Or => " OR ",
-        };
-        let template: Vec<String> = (1..=parts.len()).map(|i| format!("(${i})")).collect();
-        Ok(Expr::cust_with_exprs(format!("({})", template.join(joiner)), parts))
+        logic_tree(op, children, &mut |field, expr| match embed_named(embeds, field) {
+            Some(embed) => self.embed_null_test(scope, embed, path, expr),
+            None => condition(scope, field, expr),
+        })
     }
 
     /// `order=rel(col)`: ordering by a column of a to-one embed.
-    fn related_order(
-        &mut self,
-        scope: Scope<'_>,
-        embeds: &[&'a Embed],
-        name: &str,
-        field: &Field,
-        path: &[String],
-    ) -> Result<Expr> {
+    fn related_order(&mut self, scope: Scope<'_>, embeds: &[&'a Embed], name: &str, field: &Field) -> Result<Expr> {
         let embed =
             embeds.iter().find(|e| e.alias.as_deref() == Some(name) || e.relation == name).ok_or_else(|| {
                 Error::bad_query("PGRST108", format!("'{name}' is not an embedded resource in this request"))
@@ -617,7 +594,6 @@ impl<'a> Planner<'a> {
         if !joined.relationship.is_to_one() {
             return Err(Error::bad_query("PGRST118", format!("A related order on '{name}' is not possible")));
         }
-        let _ = path;
         let (column, _) = field_expr(Scope { relation: joined.target, alias: &joined.alias }, field)?;
         let mut s = joined.from.clone();
         s.expr(column).limit(1);

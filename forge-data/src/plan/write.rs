@@ -10,11 +10,11 @@ use sea_query::{
     WithClause,
 };
 
-use super::filter::{Scope, condition};
+use super::filter::{Scope, condition, logic_tree, negate};
 use super::read::{ReadPlan, ReadRequest, Source, WRITTEN, plan_read};
 use super::{Statement, ident};
 use crate::error::{Error, Result};
-use crate::query::{ApiQuery, LogicOp, LogicTree};
+use crate::query::ApiQuery;
 use crate::schema::Relation;
 
 /// How conflicting rows are resolved on insert.
@@ -48,7 +48,7 @@ pub(crate) fn plan_write(relation: &Relation, query: &ApiQuery, write: &Write) -
 
 /// The statement in a CTE whose returned rows are rendered like a read (`select=`, embeds).
 pub(crate) fn plan_write_returning(read: &ReadRequest<'_>, write: &Write) -> Result<ReadPlan> {
-    let merge = is_merge(write);
+    let merge = merges(write);
     let cte = match build(read.relation, read.query, write)? {
         Built::Insert(mut s) if merge => CommonTableExpression::new()
             .query(s.returning(Query::returning().exprs([Expr::cust("*"), inserted_flag()])).to_owned())
@@ -85,7 +85,8 @@ fn inserted_flag() -> Expr {
 const INSERTED: &str = "_pgrst_inserted";
 const INSERTED_COUNT: &str = "(SELECT pg_catalog.count(*) FROM \"pgrst_source\" WHERE \"_pgrst_inserted\")";
 
-fn is_merge(write: &Write) -> bool {
+/// Whether `write` is an upsert that merges into existing rows.
+pub(crate) fn merges(write: &Write) -> bool {
     matches!(write, Write::Insert { conflict: Some(Conflict::Merge(_)), .. })
 }
 
@@ -105,10 +106,6 @@ pub(crate) fn plan_upsert_counts(relation: &Relation, query: &ApiQuery, write: &
         .expr(Expr::cust(format!("pg_catalog.count(*) FILTER (WHERE {})", ident(INSERTED))))
         .from(Alias::new(WRITTEN));
     Ok(Statement::from_with(&WithClause::new().cte(cte).to_owned().query(select)))
-}
-
-pub(crate) fn merges(write: &Write) -> bool {
-    is_merge(write)
 }
 
 enum Built {
@@ -137,26 +134,10 @@ fn conditions(relation: &Relation, query: &ApiQuery) -> Result<Vec<Expr>> {
         out.push(condition(scope, &f.field, &f.expr)?);
     }
     for l in query.logic.iter().filter(|l| l.path.is_empty()) {
-        let e = tree(scope, l.op, &l.children)?;
-        out.push(if l.negated { Expr::cust_with_exprs("NOT ($1)", [e]) } else { e });
+        let tree = logic_tree(l.op, &l.children, &mut |field, expr| condition(scope, field, expr))?;
+        out.push(negate(tree, l.negated));
     }
     Ok(out)
-}
-
-fn tree(scope: Scope<'_>, op: LogicOp, children: &[LogicTree]) -> Result<Expr> {
-    let mut parts = Vec::new();
-    for child in children {
-        parts.push(match child {
-            LogicTree::Cond { field, expr } => condition(scope, field, expr)?,
-            LogicTree::Expr { negated, op, children } => {
-                let e = tree(scope, *op, children)?;
-                if *negated { Expr::cust_with_exprs("NOT ($1)", [e]) } else { e }
-            }
-        });
-    }
-    let joiner = if op == LogicOp::And { " AND " } else { " OR " };
-    let template: Vec<String> = (1..=parts.len()).map(|i| format!("(${i})")).collect();
-    Ok(Expr::cust_with_exprs(format!("({})", template.join(joiner)), parts))
 }
 
 fn build(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Built> {
