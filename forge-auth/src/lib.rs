@@ -3,28 +3,63 @@
 //! GoTrue-compatible authentication for Forge, so that `supabase.auth` (auth-js) and the
 //! Python `supabase_auth` client work unchanged at `/auth/v1`.
 //!
-//! So far it holds:
-//! - [`MIGRATIONS`]: the `auth` schema with GoTrue's table and column names (`auth.users`,
-//!   `auth.identities`, `auth.sessions`, `auth.refresh_tokens`, `auth.mfa_factors`, ...), so
-//!   SQL and RLS policies written for Supabase run unchanged;
-//! - [`password`]: argon2id hashing, verification of imported bcrypt hashes with upgrade on
-//!   login, and the password policy.
+//! ## Embedding
 //!
-//! The HTTP API (sign-up, the `token` grants, OTP and magic links, OAuth and OIDC, MFA, the
-//! admin API, JWKS) is not implemented yet. Tokens will be issued with
-//! [`forge_core::ProjectKeys::sign`] and callers recognised by forge-core's
-//! [`forge_core::Principal`] extractor.
+//! ```no_run
+//! use axum::Router;
+//! use forge_auth::{Auth, AuthConfig};
+//! use forge_core::{Project, ProjectLayer};
+//!
+//! fn app(project: Project) -> Router {
+//!     let auth = Auth::builder().config(AuthConfig::default()).build();
+//!     Router::new().nest("/auth/v1", auth.router()).layer(ProjectLayer::single(project))
+//! }
+//! ```
+//!
+//! Apply [`MIGRATIONS`] to the project's database first (`forge_core::migrate::run`). Tokens
+//! are signed with the project's keys, so forge-core's [`forge_core::Principal`] extractor
+//! recognises them in the same app.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | [`AuthConfig`]: lifetimes, confirmation, password policy, rate limits, templates |
+//! | [`mail`] | the [`Mailer`] trait, [`SmtpMailer`] (lettre), and the development [`Outbox`] |
+//! | [`model`] | `auth.users`, `auth.identities`, `auth.mfa_factors` rows and their JSON |
+//! | [`password`] | argon2id hashing, imported bcrypt hashes (upgraded on login), the policy |
+//! | `api` | the endpoints at `/auth/v1` |
+//! | `session` | sessions, access tokens, refresh-token rotation and reuse detection |
+//! | `links` | email OTPs and links (stored as digests, single-use, expiring), PKCE flows |
+//! | `limit` | per-client and per-address rate limits |
+//!
+//! The schema ([`MIGRATIONS`]) keeps GoTrue's table and column names (`auth.users`,
+//! `auth.identities`, `auth.sessions`, `auth.refresh_tokens`, `auth.mfa_factors`, ...), so
+//! SQL and RLS policies written for Supabase run unchanged.
 
+mod api;
+pub mod config;
+mod crypto;
+pub mod error;
+mod limit;
+mod links;
+pub mod mail;
+pub mod model;
 pub mod password;
+mod service;
+mod session;
+mod users;
+
+pub use config::{AuthConfig, RateLimits, Template, Templates};
+pub use error::{Error, Result};
+pub use mail::{Mail, MailError, MailKind, Mailer, Outbox, SmtpMailer, SmtpSettings};
+pub use service::{Auth, AuthBuilder};
 
 use forge_core::migrate::{Migration, MigrationSet};
 
 /// forge-auth's migrations (owner `forge-auth`).
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     owner: "forge-auth",
-    migrations: &[Migration {
-        version: 1,
-        name: "auth schema",
-        sql: include_str!("../migrations/0001_auth_schema.sql"),
-    }],
+    migrations: &[
+        Migration { version: 1, name: "auth schema", sql: include_str!("../migrations/0001_auth_schema.sql") },
+        Migration { version: 2, name: "flow state", sql: include_str!("../migrations/0002_flow_state.sql") },
+    ],
 };

@@ -17,6 +17,12 @@
 //! | `FORGE_PROJECT_REF` | `project_ref` | `default` |
 //! | `FORGE_POSTGRES_BIN` | `postgres_bin` | found on `PATH` or under `/usr/lib/postgresql/*/bin` |
 //! | `FORGE_REST_EXPLAIN` | `rest_explain` | `false` (`.explain()` answers 406) |
+//! | `FORGE_SMTP_HOST` | `smtp_host` | unset: mail is kept in the local outbox |
+//! | `FORGE_SMTP_PORT` | `smtp_port` | `587` |
+//! | `FORGE_SMTP_USER` / `FORGE_SMTP_PASS` | `smtp_user` / `smtp_pass` | unset |
+//! | `FORGE_SMTP_FROM` | `smtp_from` | `Forge <noreply@localhost>` |
+//! | `FORGE_SMTP_TLS` | `smtp_tls` | `true` (STARTTLS, or TLS on port 465) |
+//! | `FORGE_AUTH_<KEY>` | `[auth] <key>` | see `forge_auth::AuthConfig`; `__` nests (`FORGE_AUTH_RATE_LIMITS__OTP_PER_5MIN`) |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +47,12 @@ const KEYS: &[&str] = &[
     "project_ref",
     "postgres_bin",
     "rest_explain",
+    "smtp_host",
+    "smtp_port",
+    "smtp_user",
+    "smtp_pass",
+    "smtp_from",
+    "smtp_tls",
 ];
 
 /// The server's configuration.
@@ -76,6 +88,21 @@ pub struct Config {
     pub postgres_bin: Option<PathBuf>,
     /// Whether `.explain()` may show query plans (off: plans reveal the schema to any caller).
     pub rest_explain: bool,
+    /// The SMTP server for auth mail; unset keeps mail in the local outbox.
+    pub smtp_host: Option<String>,
+    /// The SMTP port.
+    pub smtp_port: u16,
+    /// The SMTP user name.
+    pub smtp_user: Option<String>,
+    /// The SMTP password.
+    #[serde(serialize_with = "skip_secret")]
+    pub smtp_pass: Option<SecretString>,
+    /// The sender of auth mail.
+    pub smtp_from: String,
+    /// Whether to use TLS with the SMTP server.
+    pub smtp_tls: bool,
+    /// The auth service's settings.
+    pub auth: forge_auth::AuthConfig,
 }
 
 fn skip_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -112,6 +139,13 @@ impl Default for Config {
             project_ref: "default".into(),
             postgres_bin: None,
             rest_explain: false,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_user: None,
+            smtp_pass: None,
+            smtp_from: "Forge <noreply@localhost>".into(),
+            smtp_tls: true,
+            auth: forge_auth::AuthConfig::default(),
         }
     }
 }
@@ -135,7 +169,8 @@ impl Config {
         }
         let figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
-            .merge(Env::prefixed("FORGE_").only(KEYS));
+            .merge(Env::prefixed("FORGE_").only(KEYS))
+            .merge(Env::prefixed("FORGE_AUTH_").map(|k| format!("auth.{}", k.as_str().replace("__", ".")).into()));
         let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         // Treat empty strings from the environment as unset.
@@ -156,7 +191,21 @@ impl Config {
         if self.body_limit == 0 {
             return Err(ConfigError("body_limit must be positive".into()));
         }
+        self.auth.validate().map_err(ConfigError)?;
         Ok(())
+    }
+
+    /// The SMTP settings, when a server is configured.
+    pub fn smtp(&self) -> Option<forge_auth::SmtpSettings> {
+        let host = self.smtp_host.clone().filter(|h| !h.is_empty())?;
+        Some(forge_auth::SmtpSettings {
+            host,
+            port: self.smtp_port,
+            user: self.smtp_user.clone(),
+            password: self.smtp_pass.clone(),
+            from: self.smtp_from.clone(),
+            tls: self.smtp_tls,
+        })
     }
 
     /// Where uploaded files go.
@@ -186,6 +235,33 @@ mod tests {
             assert!(c.database_url.is_none());
             assert_eq!(c.data_dir, PathBuf::from(".forge"));
             assert_eq!(c.storage_path(), PathBuf::from(".forge/storage"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn auth_settings_come_from_the_auth_table_and_forge_auth_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("forge.toml", "[auth]\nmailer_autoconfirm = false\njwt_exp = 600\n")?;
+            jail.set_env("FORGE_AUTH_SITE_URL", "https://app.example.com");
+            jail.set_env("FORGE_AUTH_RATE_LIMITS__OTP_PER_5MIN", "1000");
+            jail.set_env("FORGE_SMTP_HOST", "127.0.0.1");
+            jail.set_env("FORGE_SMTP_PORT", "2525");
+            jail.set_env("FORGE_SMTP_TLS", "false");
+            let c = Config::load(None).expect("auth settings");
+            assert!(!c.auth.mailer_autoconfirm);
+            assert_eq!(c.auth.jwt_exp, 600);
+            assert_eq!(c.auth.site_url.as_deref(), Some("https://app.example.com"));
+            assert_eq!(c.auth.rate_limits.otp_per_5min, 1000);
+            assert_eq!(c.auth.rate_limits.token_per_5min, 150, "other limits keep their defaults");
+            let smtp = c.smtp().expect("smtp");
+            assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, false));
+            jail.set_env("FORGE_AUTH_JWT_EXP", "60");
+            let err = Config::load(None).expect_err("too short");
+            assert!(err.to_string().contains("jwt_exp"), "{err}");
+            jail.set_env("FORGE_AUTH_JWT_EXP", "600");
+            jail.set_env("FORGE_AUTH_NO_SUCH_SETTING", "1");
+            assert!(Config::load(None).is_err(), "unknown auth settings are refused");
             Ok(())
         });
     }

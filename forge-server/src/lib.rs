@@ -157,7 +157,12 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     let db = prepare(&config).await?;
     let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), ProjectSettings::new(url.clone()));
     let data = forge_data::Data::builder().plan_enabled(config.rest_explain).build();
-    let app = app::router(project, &data, &config);
+    let mut auth = forge_auth::Auth::builder().config(config.auth.clone());
+    if let Some(smtp) = config.smtp() {
+        auth = auth.mailer(forge_auth::SmtpMailer::new(&smtp).map_err(|e| Error::Config(e.to_string()))?);
+    }
+    let auth = auth.build();
+    let app = app::router(project, &data, &auth, &config);
 
     print_banner(&url, &reference, &keys);
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
@@ -179,7 +184,10 @@ pub async fn serve_app(
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     // `/rest/v1/` is `/rest/v1`: trailing slashes go before routing.
     let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), app);
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+    // The peer address is what auth's per-client rate limits key on (unless a proxy header is
+    // configured).
+    let app =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");

@@ -1,0 +1,630 @@
+//! The admin API (service role only): users, their factors, `generate_link`, `invite`, and
+//! Forge's local outbox.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Admin, RedirectQuery, normalize_email, parse_body};
+use crate::error::{Error, Result};
+use crate::links::{self, LinkSpec, VerifyType};
+use crate::mail::MailKind;
+use crate::model::{Factor, TokenColumn, User, user_json};
+use crate::password;
+use crate::service::Auth;
+use crate::users::{self, NewUser, merge_metadata, normalize_phone};
+
+fn user_not_found() -> Error {
+    Error::api(404, "user_not_found", "User not found")
+}
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    id.parse().map_err(|_| user_not_found())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ListQuery {
+    page: Option<String>,
+    per_page: Option<String>,
+    filter: Option<String>,
+    sort: Option<String>,
+}
+
+pub(crate) async fn list_users(
+    Admin(project): Admin,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    let number = |v: &Option<String>, default: i64| -> Result<i64> {
+        match v.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(default),
+            Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Error::validation(format!("Bad Pagination Parameters: {s:?} is not a positive integer"))
+            }),
+        }
+    };
+    let page = number(&q.page, 1)?;
+    let per_page = number(&q.per_page, 50)?;
+    let descending = match q.sort.as_deref().map(str::trim) {
+        None | Some("") => true,
+        Some(s) => match s.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["created_at"] | ["created_at", "desc"] => true,
+            ["created_at", "asc"] => false,
+            _ => return Err(Error::validation(format!("Bad Sort Parameters: {s}"))),
+        },
+    };
+    let filter = q.filter.clone().filter(|f| !f.is_empty());
+    let pool = project.db().pool();
+    let total: i64 = sqlx::query_scalar(
+        "select count(*) from auth.users where deleted_at is null and ($1::text is null or email like '%' || $1 || '%' \
+         or raw_user_meta_data ->> 'full_name' ilike '%' || $1 || '%')",
+    )
+    .bind(&filter)
+    .fetch_one(pool)
+    .await?;
+    let order = if descending { "desc" } else { "asc" };
+    let sql = format!(
+        "select {} from auth.users where deleted_at is null and ($1::text is null or email like '%' || $1 || '%' \
+         or raw_user_meta_data ->> 'full_name' ilike '%' || $1 || '%') order by created_at {order}, id {order} \
+         limit $2 offset $3",
+        User::columns()
+    );
+    let users: Vec<User> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&filter)
+        .bind(per_page)
+        .bind((page - 1).saturating_mul(per_page))
+        .fetch_all(pool)
+        .await?;
+    let mut out = Vec::with_capacity(users.len());
+    for u in &users {
+        out.push(user_json(pool, u).await?);
+    }
+    let mut res = Json(json!({ "users": out, "aud": "authenticated" })).into_response();
+    let last = if total == 0 { 0 } else { (total + per_page - 1) / per_page };
+    let link_for = |p: i64| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("page", &p.to_string()).append_pair("per_page", &per_page.to_string());
+        if let Some(f) = &filter {
+            query.append_pair("filter", f);
+        }
+        if let Some(s) = q.sort.as_deref().filter(|s| !s.is_empty()) {
+            query.append_pair("sort", s);
+        }
+        format!("<{}?{}>", uri.path(), query.finish())
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", link_for(page + 1)));
+    }
+    links.push(format!("{}; rel=\"last\"", link_for(last)));
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+        headers.insert(http::header::LINK, v);
+    }
+    headers.insert("x-total-count", HeaderValue::from(total));
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct AdminUserBody {
+    id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    password_hash: Option<String>,
+    email_confirm: Option<bool>,
+    phone_confirm: Option<bool>,
+    user_metadata: Option<Map<String, Value>>,
+    app_metadata: Option<Map<String, Value>>,
+    ban_duration: Option<String>,
+    role: Option<String>,
+}
+
+/// Parses a Go-style duration (`24h`, `1h30m`, `90s`, `500ms`); `none` is `None`.
+fn parse_ban(s: &str) -> Result<Option<time::Duration>> {
+    let s = s.trim();
+    if s == "none" {
+        return Ok(None);
+    }
+    let bad = || Error::validation(format!("invalid format for ban duration: {s:?}"));
+    let mut total = time::Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return Err(bad()),
+        };
+        total += time::Duration::seconds_f64(value * seconds);
+        rest = &rest[unit_len..];
+    }
+    Ok(Some(total))
+}
+
+fn check_password_hash(h: &str) -> Result<()> {
+    if h.starts_with("$argon2") || h.starts_with("$2a$") || h.starts_with("$2b$") || h.starts_with("$2y$") {
+        Ok(())
+    } else {
+        Err(Error::validation("Invalid password hash: only argon2 and bcrypt hashes are supported"))
+    }
+}
+
+async fn hash_password(auth: &Auth, password: &str) -> Result<String> {
+    auth.config().password_policy().check(password).map_err(|w| Error::weak_password(w.reasons))?;
+    let p = password.to_owned();
+    Ok(tokio::task::spawn_blocking(move || password::hash(&p)).await.map_err(Error::internal)??)
+}
+
+pub(crate) async fn create_user(State(auth): State<Auth>, Admin(project): Admin, body: Bytes) -> Result<Json<Value>> {
+    let body: AdminUserBody = parse_body(&body)?;
+    let email = body.email.as_deref().filter(|e| !e.is_empty()).map(normalize_email).transpose()?;
+    let phone = body.phone.as_deref().filter(|p| !p.is_empty()).map(normalize_phone).transpose()?;
+    let id = body
+        .id
+        .as_deref()
+        .map(|i| i.parse::<Uuid>().map_err(|_| Error::validation("id must be a UUID")))
+        .transpose()?;
+    let password_hash = match (&body.password, &body.password_hash) {
+        (Some(_), Some(_)) => return Err(Error::validation("Only a password or a password hash should be provided")),
+        (Some(p), None) => Some(hash_password(&auth, p).await?),
+        (None, Some(h)) => {
+            check_password_hash(h)?;
+            Some(h.clone())
+        }
+        (None, None) => None,
+    };
+    let banned_until = match body.ban_duration.as_deref() {
+        Some(b) => parse_ban(b)?.map(|d| OffsetDateTime::now_utc() + d),
+        None => None,
+    };
+    let mut app_metadata = Map::new();
+    if let Some(m) = body.app_metadata {
+        merge_metadata(&mut app_metadata, m);
+    }
+    let anonymous = email.is_none() && phone.is_none();
+    let new = NewUser {
+        id,
+        email,
+        phone,
+        password_hash,
+        user_metadata: body.user_metadata.unwrap_or_default(),
+        app_metadata,
+        email_confirmed: body.email_confirm.unwrap_or(false),
+        phone_confirmed: body.phone_confirm.unwrap_or(false),
+        anonymous,
+        invited: false,
+        role: body.role,
+        banned_until,
+    };
+    let pool = project.db().pool();
+    let mut tx = pool.begin().await?;
+    let user = users::create(&mut tx, new).await?;
+    tx.commit().await?;
+    Ok(Json(user_json(pool, &user).await?))
+}
+
+pub(crate) async fn get_user(Admin(project): Admin, Path(id): Path<String>) -> Result<Json<Value>> {
+    let pool = project.db().pool();
+    let user = User::by_id(pool, parse_id(&id)?).await?.ok_or_else(user_not_found)?;
+    Ok(Json(user_json(pool, &user).await?))
+}
+
+pub(crate) async fn update_user(
+    State(auth): State<Auth>,
+    Admin(project): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: AdminUserBody = parse_body(&body)?;
+    let pool = project.db().pool();
+    let mut tx = pool.begin().await?;
+    let user = User::by_id_for_update(&mut *tx, parse_id(&id)?).await?.ok_or_else(user_not_found)?;
+    if let Some(email) = body.email.as_deref().filter(|e| !e.is_empty()) {
+        let email = normalize_email(email)?;
+        if user.email.as_deref() != Some(email.as_str()) {
+            let taken: bool =
+                sqlx::query_scalar("select exists (select 1 from auth.users where email = $1 and id <> $2)")
+                    .bind(&email)
+                    .bind(user.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if taken {
+                return Err(Error::api(
+                    422,
+                    "email_exists",
+                    "A user with this email address has already been registered",
+                ));
+            }
+            sqlx::query("update auth.users set email = $2, is_anonymous = false where id = $1")
+                .bind(user.id)
+                .bind(&email)
+                .execute(&mut *tx)
+                .await?;
+            users::add_identity(
+                &mut tx,
+                user.id,
+                "email",
+                &user.id.to_string(),
+                json!({ "sub": user.id.to_string(), "email": email, "email_verified": body.email_confirm.unwrap_or(false), "phone_verified": false }),
+            )
+            .await?;
+        }
+    }
+    if let Some(phone) = body.phone.as_deref().filter(|p| !p.is_empty()) {
+        let phone = normalize_phone(phone)?;
+        let r = sqlx::query("update auth.users set phone = $2, is_anonymous = false where id = $1")
+            .bind(user.id)
+            .bind(&phone)
+            .execute(&mut *tx)
+            .await;
+        match r {
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+                return Err(Error::api(422, "phone_exists", "Phone number already registered by another user"));
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    match (&body.password, &body.password_hash) {
+        (Some(_), Some(_)) => return Err(Error::validation("Only a password or a password hash should be provided")),
+        (Some(p), None) => {
+            let hash = hash_password(&auth, p).await?;
+            sqlx::query("update auth.users set encrypted_password = $2 where id = $1")
+                .bind(user.id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        (None, Some(h)) => {
+            check_password_hash(h)?;
+            sqlx::query("update auth.users set encrypted_password = $2 where id = $1")
+                .bind(user.id)
+                .bind(h)
+                .execute(&mut *tx)
+                .await?;
+        }
+        (None, None) => {}
+    }
+    if let Some(true) = body.email_confirm {
+        sqlx::query("update auth.users set email_confirmed_at = coalesce(email_confirmed_at, now()) where id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(true) = body.phone_confirm {
+        sqlx::query("update auth.users set phone_confirmed_at = coalesce(phone_confirmed_at, now()) where id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(patch) = body.user_metadata {
+        let mut meta = user.user_metadata();
+        merge_metadata(&mut meta, patch);
+        sqlx::query("update auth.users set raw_user_meta_data = $2 where id = $1")
+            .bind(user.id)
+            .bind(Value::Object(meta))
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(patch) = body.app_metadata {
+        let mut meta = user.app_metadata();
+        merge_metadata(&mut meta, patch);
+        sqlx::query("update auth.users set raw_app_meta_data = $2 where id = $1")
+            .bind(user.id)
+            .bind(Value::Object(meta))
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(ban) = body.ban_duration.as_deref() {
+        let until = parse_ban(ban)?.map(|d| OffsetDateTime::now_utc() + d);
+        sqlx::query("update auth.users set banned_until = $2 where id = $1")
+            .bind(user.id)
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+        if until.is_some() {
+            sqlx::query("delete from auth.sessions where user_id = $1").bind(user.id).execute(&mut *tx).await?;
+        }
+    }
+    if let Some(role) = body.role.filter(|r| !r.is_empty()) {
+        sqlx::query("update auth.users set role = $2 where id = $1").bind(user.id).bind(role).execute(&mut *tx).await?;
+    }
+    sqlx::query("update auth.users set updated_at = now() where id = $1").bind(user.id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
+    Ok(Json(user_json(pool, &user).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct DeleteBody {
+    should_soft_delete: bool,
+}
+
+pub(crate) async fn delete_user(Admin(project): Admin, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>> {
+    let body: DeleteBody = parse_body(&body)?;
+    let pool = project.db().pool();
+    let id = parse_id(&id)?;
+    let mut tx = pool.begin().await?;
+    User::by_id_for_update(&mut *tx, id).await?.ok_or_else(user_not_found)?;
+    if body.should_soft_delete {
+        sqlx::query(
+            "update auth.users set deleted_at = now(), email = null, phone = null, encrypted_password = '', \
+             raw_user_meta_data = '{}', email_change = '', updated_at = now() where id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("delete from auth.identities where user_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("delete from auth.sessions where user_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("delete from auth.mfa_factors where user_id = $1").bind(id).execute(&mut *tx).await?;
+    } else {
+        sqlx::query("delete from auth.users where id = $1").bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn list_factors(Admin(project): Admin, Path(id): Path<String>) -> Result<Json<Value>> {
+    let pool = project.db().pool();
+    let user = User::by_id(pool, parse_id(&id)?).await?.ok_or_else(user_not_found)?;
+    let factors = Factor::of_user(pool, user.id).await?;
+    Ok(Json(Value::Array(factors.iter().map(Factor::to_json).collect())))
+}
+
+async fn find_factor(pool: &sqlx::PgPool, user: &str, factor: &str) -> Result<Factor> {
+    let user = parse_id(user)?;
+    let not_found = || Error::api(404, "mfa_factor_not_found", "Factor not found");
+    let fid: Uuid = factor.parse().map_err(|_| not_found())?;
+    Factor::of_user(pool, user).await?.into_iter().find(|f| f.id == fid).ok_or_else(not_found)
+}
+
+pub(crate) async fn delete_factor(
+    Admin(project): Admin,
+    Path((id, factor_id)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let pool = project.db().pool();
+    let factor = find_factor(pool, &id, &factor_id).await?;
+    sqlx::query("delete from auth.mfa_factors where id = $1").bind(factor.id).execute(pool).await?;
+    Ok(Json(json!({ "id": factor.id })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct FactorBody {
+    friendly_name: Option<String>,
+}
+
+pub(crate) async fn update_factor(
+    Admin(project): Admin,
+    Path((id, factor_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: FactorBody = parse_body(&body)?;
+    let pool = project.db().pool();
+    let factor = find_factor(pool, &id, &factor_id).await?;
+    if let Some(name) = body.friendly_name {
+        sqlx::query("update auth.mfa_factors set friendly_name = $2, updated_at = now() where id = $1")
+            .bind(factor.id)
+            .bind(name)
+            .execute(pool)
+            .await?;
+    }
+    let factor = find_factor(pool, &id, &factor_id).await?;
+    Ok(Json(factor.to_json()))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct LinkBody {
+    #[serde(rename = "type")]
+    kind: String,
+    email: Option<String>,
+    password: Option<String>,
+    new_email: Option<String>,
+    data: Option<Map<String, Value>>,
+    #[serde(rename = "redirectTo")]
+    redirect_to_body: Option<String>,
+}
+
+pub(crate) async fn generate_link(
+    State(auth): State<Auth>,
+    Admin(project): Admin,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: LinkBody = parse_body(&body)?;
+    let email = normalize_email(body.email.as_deref().unwrap_or_default())?;
+    let redirect_to = auth.redirect_target(&project, q.redirect_to.as_deref().or(body.redirect_to_body.as_deref()));
+    let pool = project.db().pool();
+    let mut tx = pool.begin().await?;
+    let existing = User::by_email(&mut *tx, &email).await?;
+    let metadata = body.data.clone().unwrap_or_default();
+    let (user, column, verify_type, address) = match body.kind.as_str() {
+        "signup" => {
+            let password = body
+                .password
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| Error::validation("Signup requires a valid password"))?;
+            let hash = hash_password(&auth, password).await?;
+            let user = match existing {
+                Some(u) if u.email_confirmed() => {
+                    return Err(Error::api(
+                        422,
+                        "email_exists",
+                        "A user with this email address has already been registered",
+                    ));
+                }
+                Some(u) => u,
+                None => {
+                    let new = NewUser {
+                        email: Some(email.clone()),
+                        password_hash: Some(hash),
+                        user_metadata: metadata,
+                        ..NewUser::default()
+                    };
+                    users::create(&mut tx, new).await?
+                }
+            };
+            (user, TokenColumn::Confirmation, VerifyType::Signup, email)
+        }
+        "invite" => {
+            let user = match existing {
+                Some(u) if u.email_confirmed() => {
+                    return Err(Error::api(
+                        422,
+                        "email_exists",
+                        "A user with this email address has already been registered",
+                    ));
+                }
+                Some(u) => u,
+                None => {
+                    let new = NewUser {
+                        email: Some(email.clone()),
+                        user_metadata: metadata,
+                        invited: true,
+                        ..NewUser::default()
+                    };
+                    users::create(&mut tx, new).await?
+                }
+            };
+            (user, TokenColumn::Confirmation, VerifyType::Invite, email)
+        }
+        "magiclink" => {
+            let user = match existing {
+                Some(u) => u,
+                None => {
+                    let new = NewUser { email: Some(email.clone()), user_metadata: metadata, ..NewUser::default() };
+                    users::create(&mut tx, new).await?
+                }
+            };
+            (user, TokenColumn::Recovery, VerifyType::Magiclink, email)
+        }
+        "recovery" => (existing.ok_or_else(user_not_found)?, TokenColumn::Recovery, VerifyType::Recovery, email),
+        "email_change_current" | "email_change_new" => {
+            let user = existing.ok_or_else(user_not_found)?;
+            let new_email = normalize_email(body.new_email.as_deref().unwrap_or_default())?;
+            let taken: bool = sqlx::query_scalar("select exists (select 1 from auth.users where email = $1)")
+                .bind(&new_email)
+                .fetch_one(&mut *tx)
+                .await?;
+            if taken {
+                return Err(Error::api(
+                    422,
+                    "email_exists",
+                    "A user with this email address has already been registered",
+                ));
+            }
+            sqlx::query("update auth.users set email_change = $2 where id = $1")
+                .bind(user.id)
+                .bind(&new_email)
+                .execute(&mut *tx)
+                .await?;
+            (user, TokenColumn::EmailChangeNew, VerifyType::EmailChange, new_email)
+        }
+        other => return Err(Error::validation(format!("Invalid link type: {other:?}"))),
+    };
+    let spec = LinkSpec {
+        kind: MailKind::MagicLink,
+        column,
+        verify_type,
+        address,
+        redirect_to: redirect_to.clone(),
+        pkce: None,
+    };
+    let link = links::issue(&auth, &project, &mut tx, &user, &spec).await?;
+    tx.commit().await?;
+    let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
+    let mut out = user_json(pool, &user).await?;
+    out["action_link"] = json!(link.action_link);
+    out["email_otp"] = json!(link.otp);
+    out["hashed_token"] = json!(link.token_hash);
+    out["verification_type"] = json!(verify_type.as_str());
+    out["redirect_to"] = json!(redirect_to);
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct InviteBody {
+    email: Option<String>,
+    data: Option<Map<String, Value>>,
+}
+
+pub(crate) async fn invite(
+    State(auth): State<Auth>,
+    Admin(project): Admin,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: InviteBody = parse_body(&body)?;
+    let email = normalize_email(body.email.as_deref().unwrap_or_default())?;
+    let pool = project.db().pool();
+    let mut tx = pool.begin().await?;
+    let user = match User::by_email(&mut *tx, &email).await? {
+        Some(u) if u.email_confirmed() => {
+            return Err(Error::api(422, "email_exists", "A user with this email address has already been registered"));
+        }
+        Some(u) => u,
+        None => {
+            let new = NewUser {
+                email: Some(email.clone()),
+                user_metadata: body.data.unwrap_or_default(),
+                invited: true,
+                ..NewUser::default()
+            };
+            users::create(&mut tx, new).await?
+        }
+    };
+    let spec = LinkSpec {
+        kind: MailKind::Invite,
+        column: TokenColumn::Confirmation,
+        verify_type: VerifyType::Invite,
+        address: email,
+        redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
+        pkce: None,
+    };
+    links::send(&auth, &project, &mut tx, &user, &spec).await?;
+    sqlx::query("update auth.users set invited_at = now() where id = $1").bind(user.id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
+    Ok(Json(user_json(pool, &user).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct OutboxQuery {
+    email: Option<String>,
+}
+
+/// Forge's development outbox: the mails kept when no SMTP server is configured.
+pub(crate) async fn outbox(State(auth): State<Auth>, _admin: Admin, Query(q): Query<OutboxQuery>) -> Result<Response> {
+    let Some(outbox) = auth.outbox() else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "code": "not_found", "message": "No outbox: mail is sent over SMTP" })),
+        )
+            .into_response());
+    };
+    let to = q.email.as_deref().map(str::to_lowercase);
+    Ok(Json(json!({ "messages": outbox.messages(to.as_deref()) })).into_response())
+}

@@ -1,0 +1,45 @@
+//! `GET /settings`, `GET /health`, `GET /.well-known/jwks.json`, and the fallback.
+
+use axum::Json;
+use axum::extract::State;
+use forge_core::Project;
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::service::Auth;
+
+pub(crate) async fn settings(State(auth): State<Auth>) -> Json<Value> {
+    let c = auth.config();
+    Json(json!({
+        "external": {
+            "anonymous_users": c.anonymous_enabled,
+            "email": c.email_enabled,
+            "phone": false,
+        },
+        "disable_signup": c.disable_signup,
+        "mailer_autoconfirm": c.mailer_autoconfirm,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+        "saml_enabled": false,
+    }))
+}
+
+pub(crate) async fn health() -> Json<Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "name": "Forge Auth",
+        "description": "Forge Auth is a GoTrue-compatible user registration and authentication API",
+    }))
+}
+
+pub(crate) async fn jwks(project: Project) -> Json<Value> {
+    Json(project.keys().jwks())
+}
+
+pub(crate) async fn not_supported() -> Error {
+    Error::api(404, "feature_disabled", "This feature is not available")
+}
+
+pub(crate) async fn not_found() -> Error {
+    Error::api(404, "not_found", "The requested path was not found")
+}

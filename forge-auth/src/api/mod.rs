@@ -1,0 +1,221 @@
+//! The HTTP API at `/auth/v1`: routes, and the extractors handlers share.
+
+mod admin;
+mod factors;
+mod meta;
+mod otp;
+mod signup;
+mod token;
+mod user;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::routing::{delete, get, post, put};
+use forge_core::{Principal, Project};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::User;
+use crate::service::Auth;
+use crate::session::ClientInfo;
+
+pub(crate) fn router(auth: Auth) -> Router {
+    Router::new()
+        .route("/signup", post(signup::signup))
+        .route("/token", post(token::token))
+        .route("/logout", post(token::logout))
+        .route("/user", get(user::get_user).put(user::update_user))
+        .route("/reauthenticate", get(user::reauthenticate))
+        .route("/recover", post(otp::recover))
+        .route("/otp", post(otp::otp))
+        .route("/magiclink", post(otp::magiclink))
+        .route("/resend", post(otp::resend))
+        .route("/verify", get(otp::verify_get).post(otp::verify_post))
+        .route("/factors", post(factors::enroll))
+        .route("/factors/{id}", delete(factors::unenroll))
+        .route("/factors/{id}/challenge", post(factors::challenge))
+        .route("/factors/{id}/verify", post(factors::verify))
+        .route("/invite", post(admin::invite))
+        .route("/admin/users", get(admin::list_users).post(admin::create_user))
+        .route("/admin/users/{id}", get(admin::get_user).put(admin::update_user).delete(admin::delete_user))
+        .route("/admin/users/{id}/factors", get(admin::list_factors))
+        .route("/admin/users/{id}/factors/{factor_id}", delete(admin::delete_factor).put(admin::update_factor))
+        .route("/admin/generate_link", post(admin::generate_link))
+        .route("/admin/outbox", get(admin::outbox))
+        .route("/settings", get(meta::settings))
+        .route("/health", get(meta::health))
+        .route("/.well-known/jwks.json", get(meta::jwks))
+        .route("/user/identities", put(meta::not_supported))
+        .fallback(meta::not_found)
+        .layer(axum::middleware::from_fn_with_state(auth.clone(), with_auth))
+        .with_state(auth)
+}
+
+/// Parses a JSON body, ignoring unknown keys; an empty body is `{}`.
+pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::api(400, "bad_json", format!("Could not parse request body as JSON: {e}")))
+}
+
+/// The client's address and user agent.
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        let auth = parts.extensions.get::<Auth>().cloned();
+        let header = auth.as_ref().and_then(|a| a.config().rate_limit_header.clone());
+        let ip = match header {
+            Some(name) => parts
+                .headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok()),
+            None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+        };
+        let user_agent = parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect());
+        Ok(ClientInfo { ip, user_agent })
+    }
+}
+
+/// The `Authorization: Bearer` token of a request, or 401 `no_authorization`.
+fn bearer(parts: &Parts) -> Result<&str> {
+    parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::api(401, "no_authorization", "This endpoint requires a valid Bearer token"))
+}
+
+/// A signed-in user: the bearer is a valid user JWT whose user and session still exist.
+#[derive(Debug)]
+pub(crate) struct SessionUser {
+    pub(crate) project: Project,
+    pub(crate) user: User,
+    pub(crate) session_id: Option<Uuid>,
+    pub(crate) aal: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let project = Project::from_request_parts(parts, state).await.map_err(|r| Error::Core(r.error))?;
+        let token = bearer(parts)?;
+        let claims = project.keys().verify_jwt(token).map_err(|e| {
+            Error::api(403, "bad_jwt", format!("invalid JWT: unable to parse or verify signature, {}", e.message))
+        })?;
+        let Some(sub) = claims.sub() else {
+            return Err(Error::api(403, "bad_jwt", "invalid claim: missing sub claim"));
+        };
+        let user_id: Uuid =
+            sub.parse().map_err(|_| Error::api(400, "bad_jwt", "invalid claim: sub claim must be a UUID"))?;
+        let pool = project.db().pool();
+        let user = User::by_id(pool, user_id)
+            .await?
+            .ok_or_else(|| Error::api(403, "user_not_found", "User from sub claim in JWT does not exist"))?;
+        let session_id = match claims.get("session_id").and_then(|v| v.as_str()) {
+            None | Some("") => None,
+            Some(s) => {
+                let id: Uuid = s
+                    .parse()
+                    .map_err(|_| Error::api(403, "bad_jwt", "invalid claim: session_id claim must be a UUID"))?;
+                let exists: bool =
+                    sqlx::query_scalar("select exists (select 1 from auth.sessions where id = $1 and user_id = $2)")
+                        .bind(id)
+                        .bind(user_id)
+                        .fetch_one(pool)
+                        .await?;
+                if !exists {
+                    return Err(Error::api(
+                        403,
+                        "session_not_found",
+                        "Session from session_id claim in JWT does not exist",
+                    ));
+                }
+                Some(id)
+            }
+        };
+        if user.is_banned() {
+            return Err(Error::api(403, "user_banned", "User is banned"));
+        }
+        let aal = claims.get("aal").and_then(|v| v.as_str()).unwrap_or("aal1").to_owned();
+        Ok(SessionUser { project, user, session_id, aal })
+    }
+}
+
+/// The service role: admin endpoints. Anyone else gets 403 `not_admin`.
+#[derive(Debug)]
+pub(crate) struct Admin(pub(crate) Project);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let project = Project::from_request_parts(parts, state).await.map_err(|r| Error::Core(r.error))?;
+        bearer(parts)?;
+        let apikey = parts.headers.get("apikey").map(|v| v.as_bytes());
+        let authorization = parts.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        let principal = project.keys().authenticate(apikey, authorization).map_err(|e| {
+            Error::api(403, "bad_jwt", format!("invalid JWT: unable to parse or verify signature, {}", e.message))
+        })?;
+        match principal {
+            Principal::Service(_) => Ok(Admin(project)),
+            Principal::User(c) if c.role() == Some("supabase_admin") => Ok(Admin(project)),
+            _ => Err(Error::not_admin()),
+        }
+    }
+}
+
+/// The `redirect_to` query parameter.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RedirectQuery {
+    pub(crate) redirect_to: Option<String>,
+}
+
+/// A lower-cased, checked email address.
+pub(crate) fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    if email.len() > 255 {
+        return Err(Error::validation("An email address is too long"));
+    }
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && domain.contains('.')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+                && !domain.contains('@')
+        }
+        None => false,
+    };
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::api(400, "validation_failed", "Unable to validate email address: invalid format"))
+    }
+}
+
+/// Extension: makes the [`Auth`] visible to extractors that need its settings.
+pub(crate) async fn with_auth(
+    axum::extract::State(auth): axum::extract::State<Auth>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    req.extensions_mut().insert(auth);
+    next.run(req).await
+}

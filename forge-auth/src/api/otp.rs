@@ -1,0 +1,347 @@
+//! `POST /recover`, `/otp`, `/magiclink`, `/resend`, and `GET|POST /verify`.
+//!
+//! `recover`, `otp` (with `create_user`), `magiclink` and `resend` answer the same for known
+//! and unknown addresses, and count the per-address re-send interval for both.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use forge_core::Project;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{RedirectQuery, normalize_email, parse_body};
+use crate::error::{Error, Result};
+use crate::limit::Route;
+use crate::links::{self, LinkSpec, Presented, VerifyType, encode, pkce_params};
+use crate::mail::MailKind;
+use crate::model::{TokenColumn, User};
+use crate::service::Auth;
+use crate::session::{self, ClientInfo, SessionExtras};
+use crate::users::{self, NewUser};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct EmailBody {
+    email: Option<String>,
+    phone: Option<String>,
+    data: Option<Map<String, Value>>,
+    create_user: Option<bool>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+fn required_email(body: &EmailBody) -> Result<String> {
+    if body.phone.as_deref().is_some_and(|p| !p.is_empty()) && body.email.is_none() {
+        return Err(Error::api(
+            400,
+            "phone_provider_disabled",
+            "Phone logins are disabled: no SMS provider is configured",
+        ));
+    }
+    let email = body
+        .email
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+        .ok_or_else(|| Error::validation("An email address is required"))?;
+    normalize_email(email)
+}
+
+pub(crate) async fn recover(
+    State(auth): State<Auth>,
+    project: Project,
+    client: ClientInfo,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    auth.0.limits.check(Route::Recover, client.ip)?;
+    let body: EmailBody = parse_body(&body)?;
+    let email = required_email(&body)?;
+    let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
+    let mut tx = project.db().pool().begin().await?;
+    match User::by_email(&mut *tx, &email).await? {
+        Some(user) => {
+            let spec = LinkSpec {
+                kind: MailKind::Recovery,
+                column: TokenColumn::Recovery,
+                verify_type: VerifyType::Recovery,
+                address: email,
+                redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
+                pkce,
+            };
+            links::send(&auth, &project, &mut tx, &user, &spec).await?;
+        }
+        None => auth.0.limits.mail(MailKind::Recovery, &email)?,
+    }
+    tx.commit().await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn otp(
+    State(auth): State<Auth>,
+    project: Project,
+    client: ClientInfo,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    auth.0.limits.check(Route::Otp, client.ip)?;
+    let body: EmailBody = parse_body(&body)?;
+    send_magic_link(&auth, &project, &body, q.redirect_to.as_deref(), body.create_user.unwrap_or(true)).await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn magiclink(
+    State(auth): State<Auth>,
+    project: Project,
+    client: ClientInfo,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    auth.0.limits.check(Route::Magiclink, client.ip)?;
+    let body: EmailBody = parse_body(&body)?;
+    send_magic_link(&auth, &project, &body, q.redirect_to.as_deref(), true).await?;
+    Ok(Json(json!({})))
+}
+
+/// Signs the address up if needed (and allowed), then sends a magic link with an OTP. A user
+/// who has not confirmed yet gets the confirmation mail instead.
+async fn send_magic_link(
+    auth: &Auth,
+    project: &Project,
+    body: &EmailBody,
+    redirect_to: Option<&str>,
+    create_user: bool,
+) -> Result<()> {
+    let config = auth.config();
+    if !config.email_enabled {
+        return Err(Error::api(400, "email_provider_disabled", "Email logins are disabled"));
+    }
+    let email = required_email(body)?;
+    let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
+    let redirect_to = auth.redirect_target(project, redirect_to);
+    let mut tx = project.db().pool().begin().await?;
+    let user = match User::by_email(&mut *tx, &email).await? {
+        Some(u) => u,
+        None if !create_user => return Err(Error::api(422, "otp_disabled", "Signups not allowed for otp")),
+        None if config.disable_signup => {
+            return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
+        }
+        None => {
+            let new = NewUser {
+                email: Some(email.clone()),
+                user_metadata: body.data.clone().unwrap_or_default(),
+                email_confirmed: config.mailer_autoconfirm,
+                ..NewUser::default()
+            };
+            users::create(&mut tx, new).await?
+        }
+    };
+    let spec = if user.email_confirmed() {
+        LinkSpec {
+            kind: MailKind::MagicLink,
+            column: TokenColumn::Recovery,
+            verify_type: VerifyType::Magiclink,
+            address: email,
+            redirect_to,
+            pkce,
+        }
+    } else {
+        LinkSpec {
+            kind: MailKind::Confirmation,
+            column: TokenColumn::Confirmation,
+            verify_type: VerifyType::Signup,
+            address: email,
+            redirect_to,
+            pkce,
+        }
+    };
+    links::send(auth, project, &mut tx, &user, &spec).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn resend(
+    State(auth): State<Auth>,
+    project: Project,
+    client: ClientInfo,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    auth.0.limits.check(Route::Resend, client.ip)?;
+    let body: EmailBody = parse_body(&body)?;
+    let kind = body.kind.as_deref().unwrap_or_default();
+    if matches!(kind, "sms" | "phone_change") {
+        return Err(Error::api(
+            400,
+            "phone_provider_disabled",
+            "Phone logins are disabled: no SMS provider is configured",
+        ));
+    }
+    let (mail_kind, column, verify_type) = match kind {
+        "signup" => (MailKind::Confirmation, TokenColumn::Confirmation, VerifyType::Signup),
+        "email_change" => (MailKind::EmailChange, TokenColumn::EmailChangeNew, VerifyType::EmailChange),
+        _ => return Err(Error::validation("Missing one of these types: signup, email_change, sms, phone_change")),
+    };
+    let email = required_email(&body)?;
+    let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
+    let mut tx = project.db().pool().begin().await?;
+    let user = match verify_type {
+        VerifyType::Signup => User::by_email(&mut *tx, &email).await?.filter(|u| !u.email_confirmed()),
+        _ => {
+            let id: Option<uuid::Uuid> =
+                sqlx::query_scalar("select id from auth.users where email_change = $1 limit 1")
+                    .bind(&email)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match id {
+                Some(id) => User::by_id(&mut *tx, id).await?,
+                None => None,
+            }
+        }
+    };
+    match user {
+        Some(user) => {
+            let spec = LinkSpec {
+                kind: mail_kind,
+                column,
+                verify_type,
+                address: email,
+                redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
+                pkce,
+            };
+            links::send(&auth, &project, &mut tx, &user, &spec).await?;
+        }
+        None => auth.0.limits.mail(mail_kind, &email)?,
+    }
+    tx.commit().await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct VerifyBody {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    token: Option<String>,
+    token_hash: Option<String>,
+}
+
+pub(crate) async fn verify_post(
+    State(auth): State<Auth>,
+    project: Project,
+    client: ClientInfo,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    auth.0.limits.check(Route::Verify, client.ip)?;
+    let body: VerifyBody = parse_body(&body)?;
+    let verify_type = VerifyType::parse(body.kind.as_deref().unwrap_or_default())?;
+    let email = match body.email.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => Some(normalize_email(e)?),
+        None => None,
+    };
+    let presented = match (&body.token_hash, &body.token, &email) {
+        (Some(h), None, _) if !h.is_empty() => Presented::Hash(h),
+        (None, Some(t), Some(e)) if !t.is_empty() => Presented::Otp { address: e, otp: t },
+        (None, Some(_), None) if body.phone.is_some() => {
+            return Err(Error::api(422, "sms_send_failed", "Phone verification is not available: no SMS provider"));
+        }
+        _ => return Err(Error::validation("Verify requires either a token or a token hash")),
+    };
+    let mut tx = project.db().pool().begin().await?;
+    let verified = links::verify(&auth, &mut tx, verify_type, presented).await?;
+    if verified.user.is_banned() {
+        return Err(Error::api(403, "user_banned", "User is banned"));
+    }
+    let issued = session::start(&mut tx, &verified.user, verified.verify_type.method(), &client).await?;
+    tx.commit().await?;
+    Ok(Json(session::respond(&auth, &project, issued, SessionExtras::default()).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct VerifyQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    token: Option<String>,
+    redirect_to: Option<String>,
+}
+
+/// The link in a mail: 303 to `redirect_to` with the session in the fragment (PKCE: a `code`
+/// in the query), or with `error`, `error_code` and `error_description`.
+pub(crate) async fn verify_get(
+    State(auth): State<Auth>,
+    project: Project,
+    client: ClientInfo,
+    Query(q): Query<VerifyQuery>,
+) -> Response {
+    let target = auth.redirect_target(&project, q.redirect_to.as_deref());
+    match verify_link(&auth, &project, &client, &q).await {
+        Ok(Landing::Session(fragment)) => redirect(&format!("{target}#{fragment}")),
+        Ok(Landing::Code(code)) => {
+            let sep = if target.contains('?') { '&' } else { '?' };
+            redirect(&format!("{target}{sep}code={}", encode(&code)))
+        }
+        Err(e) => {
+            let status = e.status().as_u16();
+            let error = match status {
+                401 => "unauthorized_client",
+                403 => "access_denied",
+                400..=499 => "invalid_request",
+                503 => "temporarily_unavailable",
+                _ => "server_error",
+            };
+            let description = match status {
+                403 => "Email link is invalid or has expired".to_owned(),
+                s if s >= 500 => "Internal server error".to_owned(),
+                _ => e.to_string(),
+            };
+            let params =
+                format!("error={error}&error_code={}&error_description={}&sb=", e.code(), encode(&description));
+            let sep = if target.contains('?') { '&' } else { '?' };
+            redirect(&format!("{target}{sep}{params}#{params}"))
+        }
+    }
+}
+
+enum Landing {
+    Session(String),
+    Code(String),
+}
+
+async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &VerifyQuery) -> Result<Landing> {
+    auth.0.limits.check(Route::Verify, client.ip)?;
+    let verify_type = VerifyType::parse(q.kind.as_deref().unwrap_or_default())?;
+    let token =
+        q.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| Error::validation("Verify requires a token"))?;
+    let mut tx = project.db().pool().begin().await?;
+    let verified = links::verify(auth, &mut tx, verify_type, Presented::Hash(token)).await?;
+    if verified.user.is_banned() {
+        return Err(Error::api(403, "user_banned", "User is banned"));
+    }
+    if verified.pkce {
+        let (code, _) = links::issue_auth_code(&mut tx, verified.user.id, verified.verify_type.method()).await?;
+        tx.commit().await?;
+        return Ok(Landing::Code(code));
+    }
+    let issued = session::start(&mut tx, &verified.user, verified.verify_type.method(), client).await?;
+    tx.commit().await?;
+    let session = session::respond(auth, project, issued, SessionExtras::default()).await?;
+    let fragment = format!(
+        "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}&sb=",
+        session["access_token"].as_str().unwrap_or_default(),
+        session["expires_at"],
+        session["expires_in"],
+        session["refresh_token"].as_str().unwrap_or_default(),
+        verified.verify_type.as_str(),
+    );
+    Ok(Landing::Session(fragment))
+}
+
+fn redirect(url: &str) -> Response {
+    Redirect::to(url).into_response()
+}

@@ -1,0 +1,213 @@
+//! `POST /signup`: email sign-up and anonymous sign-in.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use forge_core::Project;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{RedirectQuery, normalize_email, parse_body};
+use crate::error::{Error, Result};
+use crate::limit::Route;
+use crate::links::{self, LinkSpec, VerifyType, pkce_params};
+use crate::mail::MailKind;
+use crate::model::{Identity, TokenColumn, User};
+use crate::password;
+use crate::service::Auth;
+use crate::session::{self, ClientInfo, SessionExtras};
+use crate::users::{self, NewUser};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct SignupBody {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    data: Option<Map<String, Value>>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+pub(crate) async fn signup(
+    State(auth): State<Auth>,
+    project: Project,
+    client: ClientInfo,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: SignupBody = parse_body(&body)?;
+    let config = auth.config();
+    if config.disable_signup {
+        return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
+    }
+    let email = body.email.as_deref().filter(|e| !e.trim().is_empty());
+    let phone = body.phone.as_deref().filter(|p| !p.trim().is_empty());
+    let metadata = body.data.clone().unwrap_or_default();
+    match (email, phone) {
+        (None, None) => anonymous(&auth, &project, &client, metadata).await,
+        (Some(_), Some(_)) => {
+            Err(Error::validation("Only an email address or phone number should be provided on signup."))
+        }
+        (None, Some(_)) => Err(Error::api(400, "phone_provider_disabled", "Phone signups are disabled")),
+        (Some(email), None) => {
+            auth.0.limits.check(Route::Signup, client.ip)?;
+            if !config.email_enabled {
+                return Err(Error::api(400, "email_provider_disabled", "Email signups are disabled"));
+            }
+            let email = normalize_email(email)?;
+            let password = body.password.as_deref().unwrap_or_default();
+            if password.is_empty() {
+                return Err(Error::validation("Signup requires a valid password"));
+            }
+            if password.len() > 72 * 4 {
+                return Err(Error::validation("Password cannot be longer than 288 characters"));
+            }
+            config.password_policy().check(password).map_err(|w| Error::weak_password(w.reasons))?;
+            let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
+            let redirect_to = auth.redirect_target(&project, q.redirect_to.as_deref());
+            email_signup(&auth, &project, &client, email, password, metadata, pkce, redirect_to).await
+        }
+    }
+}
+
+async fn anonymous(
+    auth: &Auth,
+    project: &Project,
+    client: &ClientInfo,
+    metadata: Map<String, Value>,
+) -> Result<Json<Value>> {
+    if !auth.config().anonymous_enabled {
+        return Err(Error::api(422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled"));
+    }
+    auth.0.limits.check(Route::Anonymous, client.ip)?;
+    let mut tx = project.db().pool().begin().await?;
+    let user =
+        users::create(&mut tx, NewUser { anonymous: true, user_metadata: metadata, ..NewUser::default() }).await?;
+    let issued = session::start(&mut tx, &user, "anonymous", client).await?;
+    tx.commit().await?;
+    Ok(Json(session::respond(auth, project, issued, SessionExtras::default()).await?))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn email_signup(
+    auth: &Auth,
+    project: &Project,
+    client: &ClientInfo,
+    email: String,
+    password: &str,
+    metadata: Map<String, Value>,
+    pkce: Option<(crate::crypto::ChallengeMethod, String)>,
+    redirect_to: String,
+) -> Result<Json<Value>> {
+    let autoconfirm = auth.config().mailer_autoconfirm;
+    // Hash before looking the address up, so known and unknown addresses cost the same.
+    let hash = {
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)??
+    };
+    let mut tx = project.db().pool().begin().await?;
+    let existing = User::by_email(&mut *tx, &email).await?;
+    let user = match existing {
+        Some(u) if u.email_confirmed() => {
+            if autoconfirm {
+                return Err(Error::api(422, "user_already_exists", "User already registered"));
+            }
+            // Confirmation is on: answer as for a new address, so sign-up does not reveal
+            // who is registered. Nothing is stored or sent, but the re-send interval counts.
+            auth.0.limits.mail(MailKind::Confirmation, &email)?;
+            return Ok(Json(obfuscated_user(&email, metadata)));
+        }
+        Some(u) => {
+            sqlx::query(
+                "update auth.users set encrypted_password = $2, raw_user_meta_data = $3, updated_at = now() where id = $1",
+            )
+            .bind(u.id)
+            .bind(&hash)
+            .bind(Value::Object(metadata))
+            .execute(&mut *tx)
+            .await?;
+            u
+        }
+        None => {
+            let new = NewUser {
+                email: Some(email.clone()),
+                password_hash: Some(hash),
+                user_metadata: metadata,
+                email_confirmed: autoconfirm,
+                ..NewUser::default()
+            };
+            users::create(&mut tx, new).await?
+        }
+    };
+    if autoconfirm {
+        let issued = session::start(&mut tx, &user, "password", client).await?;
+        tx.commit().await?;
+        return Ok(Json(session::respond(auth, project, issued, SessionExtras::default()).await?));
+    }
+    let spec = LinkSpec {
+        kind: MailKind::Confirmation,
+        column: TokenColumn::Confirmation,
+        verify_type: VerifyType::Signup,
+        address: email,
+        redirect_to,
+        pkce,
+    };
+    links::send(auth, project, &mut tx, &user, &spec).await?;
+    tx.commit().await?;
+    let user = User::by_id(project.db().pool(), user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
+    Ok(Json(crate::model::user_json(project.db().pool(), &user).await?))
+}
+
+/// What sign-up answers for an address that is already registered and confirmed, when
+/// confirmation is on: exactly what a new, unconfirmed user looks like (random ids), so the
+/// response does not reveal who is registered.
+fn obfuscated_user(email: &str, metadata: Map<String, Value>) -> Value {
+    let now = Some(OffsetDateTime::now_utc());
+    let id = Uuid::new_v4();
+    let user = User {
+        id,
+        aud: Some("authenticated".into()),
+        role: Some("authenticated".into()),
+        email: Some(email.to_owned()),
+        phone: None,
+        encrypted_password: None,
+        email_confirmed_at: None,
+        phone_confirmed_at: None,
+        confirmed_at: None,
+        invited_at: None,
+        confirmation_token: None,
+        confirmation_sent_at: now,
+        recovery_token: None,
+        recovery_sent_at: None,
+        email_change_token_new: None,
+        email_change: None,
+        email_change_sent_at: None,
+        reauthentication_token: None,
+        reauthentication_sent_at: None,
+        phone_change: None,
+        phone_change_sent_at: None,
+        last_sign_in_at: None,
+        raw_app_meta_data: Some(json!({ "provider": "email", "providers": ["email"] })),
+        raw_user_meta_data: Some(Value::Object(metadata)),
+        created_at: now,
+        updated_at: now,
+        banned_until: None,
+        deleted_at: None,
+        is_anonymous: false,
+    };
+    let identity = Identity {
+        id: Uuid::new_v4(),
+        provider_id: id.to_string(),
+        user_id: id,
+        identity_data: json!({ "sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false }),
+        provider: "email".into(),
+        last_sign_in_at: now,
+        created_at: now,
+        updated_at: now,
+        email: Some(email.to_owned()),
+    };
+    user.to_json(&[identity], &[])
+}

@@ -1,0 +1,223 @@
+//! `GET /user`, `PUT /user` and `GET /reauthenticate`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{RedirectQuery, SessionUser, normalize_email, parse_body};
+use crate::crypto::{ct_eq, stored_digest, token_hash};
+use crate::error::{Error, Result};
+use crate::limit::Route;
+use crate::links::{self, LinkSpec, VerifyType, pkce_params};
+use crate::mail::MailKind;
+use crate::model::{TokenColumn, User, user_json};
+use crate::password::{self, Verified};
+use crate::service::Auth;
+use crate::session::ClientInfo;
+use crate::users::merge_metadata;
+
+pub(crate) async fn get_user(session: SessionUser) -> Result<Json<Value>> {
+    Ok(Json(user_json(session.project.db().pool(), &session.user).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct UpdateBody {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    current_password: Option<String>,
+    nonce: Option<String>,
+    data: Option<Map<String, Value>>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+pub(crate) async fn update_user(
+    State(auth): State<Auth>,
+    session: SessionUser,
+    client: ClientInfo,
+    Query(q): Query<RedirectQuery>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    auth.0.limits.check(Route::UserUpdate, client.ip)?;
+    let body: UpdateBody = parse_body(&body)?;
+    let config = auth.config();
+    let SessionUser { project, user, .. } = session;
+    let pool = project.db().pool();
+    let mut tx = pool.begin().await?;
+    let user = User::by_id_for_update(&mut *tx, user.id)
+        .await?
+        .ok_or_else(|| Error::api(404, "user_not_found", "User not found"))?;
+
+    if body.phone.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(Error::api(
+            422,
+            "sms_send_failed",
+            "Phone changes are not available: no SMS provider is configured",
+        ));
+    }
+
+    if let Some(data) = body.data {
+        let mut meta = user.user_metadata();
+        merge_metadata(&mut meta, data);
+        sqlx::query("update auth.users set raw_user_meta_data = $2, updated_at = now() where id = $1")
+            .bind(user.id)
+            .bind(Value::Object(meta))
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    if let Some(new_password) = body.password.as_deref() {
+        if user.is_anonymous && user.email.as_deref().is_none_or(str::is_empty) {
+            return Err(Error::api(422, "validation_failed", "Anonymous users cannot set a password without an email"));
+        }
+        config.password_policy().check(new_password).map_err(|w| Error::weak_password(w.reasons))?;
+        let stored = user.encrypted_password.clone().filter(|h| !h.is_empty());
+        if let Some(stored) = &stored {
+            let same = blocking_verify(new_password, stored).await?;
+            if matches!(same, Verified::Valid { .. }) {
+                return Err(Error::api(
+                    422,
+                    "same_password",
+                    "New password should be different from the old password.",
+                ));
+            }
+        }
+        if let Some(current) = body.current_password.as_deref() {
+            let ok = match &stored {
+                Some(s) => matches!(blocking_verify(current, s).await?, Verified::Valid { .. }),
+                None => false,
+            };
+            if !ok {
+                return Err(Error::api(
+                    400,
+                    "current_password_invalid",
+                    "Current password required when setting new password.",
+                ));
+            }
+        } else if config.secure_password_change && stored.is_some() {
+            let nonce = body.nonce.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
+                Error::api(400, "reauthentication_needed", "Password update requires reauthentication")
+            })?;
+            check_nonce(&auth, &mut tx, &user, nonce).await?;
+        }
+        let hash = {
+            let p = new_password.to_owned();
+            tokio::task::spawn_blocking(move || password::hash(&p)).await.map_err(Error::internal)??
+        };
+        sqlx::query("update auth.users set encrypted_password = $2, updated_at = now() where id = $1")
+            .bind(user.id)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
+        let email = normalize_email(email)?;
+        if user.email.as_deref() != Some(email.as_str()) {
+            let taken: bool =
+                sqlx::query_scalar("select exists (select 1 from auth.users where email = $1 and id <> $2)")
+                    .bind(&email)
+                    .bind(user.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if taken {
+                return Err(Error::api(
+                    422,
+                    "email_exists",
+                    "A user with this email address has already been registered",
+                ));
+            }
+            if config.mailer_autoconfirm {
+                sqlx::query(
+                    "update auth.users set email = $2, email_confirmed_at = now(), email_change = '', \
+                     is_anonymous = false, updated_at = now() where id = $1",
+                )
+                .bind(user.id)
+                .bind(&email)
+                .execute(&mut *tx)
+                .await?;
+                crate::users::add_identity(
+                    &mut tx,
+                    user.id,
+                    "email",
+                    &user.id.to_string(),
+                    json!({ "sub": user.id.to_string(), "email": email, "email_verified": true, "phone_verified": false }),
+                )
+                .await?;
+            } else {
+                sqlx::query("update auth.users set email_change = $2, updated_at = now() where id = $1")
+                    .bind(user.id)
+                    .bind(&email)
+                    .execute(&mut *tx)
+                    .await?;
+                let user = User::by_id(&mut *tx, user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
+                let spec = LinkSpec {
+                    kind: MailKind::EmailChange,
+                    column: TokenColumn::EmailChangeNew,
+                    verify_type: VerifyType::EmailChange,
+                    address: email,
+                    redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
+                    pkce: pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?,
+                };
+                links::send(&auth, &project, &mut tx, &user, &spec).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    let user = User::by_id(pool, user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
+    Ok(Json(user_json(pool, &user).await?))
+}
+
+async fn blocking_verify(password: &str, stored: &str) -> Result<Verified> {
+    let (p, s) = (password.to_owned(), stored.to_owned());
+    Ok(tokio::task::spawn_blocking(move || password::verify(&p, &s)).await.map_err(Error::internal)??)
+}
+
+/// Checks and consumes a reauthentication nonce.
+async fn check_nonce(auth: &Auth, conn: &mut sqlx::PgConnection, user: &User, nonce: &str) -> Result<()> {
+    let address = user.email.clone().unwrap_or_default();
+    let expected = user.reauthentication_token.clone().unwrap_or_default();
+    let presented = stored_digest(&token_hash(&address, nonce.trim()));
+    sqlx::query("update auth.users set reauthentication_token = '' where id = $1")
+        .bind(user.id)
+        .execute(&mut *conn)
+        .await?;
+    let fresh = user.reauthentication_sent_at.is_some_and(|t| {
+        t + time::Duration::seconds(i64::try_from(auth.config().otp_exp).unwrap_or(600))
+            >= time::OffsetDateTime::now_utc()
+    });
+    if expected.is_empty() || !ct_eq(&expected, &presented) || !fresh {
+        return Err(Error::api(422, "reauthentication_not_valid", "Requires reauthentication nonce to be valid"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn reauthenticate(State(auth): State<Auth>, session: SessionUser) -> Result<Json<Value>> {
+    let SessionUser { project, user, .. } = session;
+    let Some(email) = user.email.clone().filter(|e| !e.is_empty()) else {
+        return Err(Error::api(
+            422,
+            "validation_failed",
+            "Reauthentication requires the user to have an email or a phone number",
+        ));
+    };
+    if !user.email_confirmed() {
+        return Err(Error::api(422, "email_not_confirmed", "Please verify your email first."));
+    }
+    let mut tx = project.db().pool().begin().await?;
+    let spec = LinkSpec {
+        kind: MailKind::Reauthentication,
+        column: TokenColumn::Reauthentication,
+        verify_type: VerifyType::Email,
+        address: email,
+        redirect_to: auth.site_url(&project),
+        pkce: None,
+    };
+    links::send(&auth, &project, &mut tx, &user, &spec).await?;
+    tx.commit().await?;
+    Ok(Json(json!({})))
+}

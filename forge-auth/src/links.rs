@@ -1,0 +1,343 @@
+//! One-time tokens: email OTPs and the links that carry their hashes, PKCE flow state, and
+//! verification.
+//!
+//! An OTP is random digits; its link carries `token_hash` = SHA-224(address ‖ otp). Only a
+//! SHA-256 digest of `token_hash` is stored, in the user's column for the flow. A token is
+//! single-use (the column is cleared on success) and expires `otp_exp` seconds after it was
+//! sent. Tokens issued for a PKCE flow are stored with a `pkce_` prefix and are exchanged for
+//! an auth code rather than a session when followed as a link.
+
+use forge_core::Project;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::{ChallengeMethod, random_otp, random_token, sha256_hex, stored_digest, token_hash};
+use crate::error::{Error, Result};
+use crate::mail::{Mail, MailKind, TemplateData};
+use crate::model::{TokenColumn, User};
+use crate::service::Auth;
+
+/// The kinds of verification, as sent in `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VerifyType {
+    Signup,
+    Invite,
+    Recovery,
+    Magiclink,
+    EmailChange,
+    Email,
+}
+
+impl VerifyType {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "signup" => Self::Signup,
+            "invite" => Self::Invite,
+            "recovery" => Self::Recovery,
+            "magiclink" => Self::Magiclink,
+            "email_change" => Self::EmailChange,
+            "email" => Self::Email,
+            "sms" | "phone_change" => {
+                return Err(Error::api(422, "sms_send_failed", "Phone verification is not available: no SMS provider"));
+            }
+            _ => return Err(Error::validation("Verify requires a verification type")),
+        })
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "signup",
+            Self::Invite => "invite",
+            Self::Recovery => "recovery",
+            Self::Magiclink => "magiclink",
+            Self::EmailChange => "email_change",
+            Self::Email => "email",
+        }
+    }
+
+    /// The columns a token of this type may be in, in the order tried.
+    fn columns(self) -> &'static [TokenColumn] {
+        match self {
+            Self::Signup | Self::Invite => &[TokenColumn::Confirmation],
+            Self::Recovery | Self::Magiclink => &[TokenColumn::Recovery],
+            Self::EmailChange => &[TokenColumn::EmailChangeNew],
+            Self::Email => &[TokenColumn::Confirmation, TokenColumn::Recovery],
+        }
+    }
+
+    /// The AMR method a session from this verification records.
+    pub(crate) fn method(self) -> &'static str {
+        match self {
+            Self::Signup => "email/signup",
+            Self::Invite => "invite",
+            Self::Recovery => "recovery",
+            Self::Magiclink => "magiclink",
+            Self::EmailChange => "email_change",
+            Self::Email => "otp",
+        }
+    }
+}
+
+/// What a link is for.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkSpec {
+    pub(crate) kind: MailKind,
+    pub(crate) column: TokenColumn,
+    pub(crate) verify_type: VerifyType,
+    /// The address the mail goes to and the OTP is bound to.
+    pub(crate) address: String,
+    pub(crate) redirect_to: String,
+    pub(crate) pkce: Option<(ChallengeMethod, String)>,
+}
+
+/// An issued link.
+#[derive(Debug)]
+pub(crate) struct IssuedLink {
+    pub(crate) otp: String,
+    pub(crate) token_hash: String,
+    pub(crate) action_link: String,
+}
+
+/// A PKCE challenge from a request body: both fields or neither.
+pub(crate) fn pkce_params(challenge: Option<&str>, method: Option<&str>) -> Result<Option<(ChallengeMethod, String)>> {
+    match (challenge.filter(|c| !c.is_empty()), method.filter(|m| !m.is_empty())) {
+        (None, None) => Ok(None),
+        (Some(c), Some(m)) => {
+            let method = ChallengeMethod::parse(m)
+                .ok_or_else(|| Error::validation(format!("code challenge method not supported: {m}")))?;
+            if !(43..=128).contains(&c.len()) {
+                return Err(Error::validation("code challenge has to be between 43 and 128 characters"));
+            }
+            Ok(Some((method, c.to_owned())))
+        }
+        _ => Err(Error::validation("PKCE flow requires code_challenge_method and code_challenge")),
+    }
+}
+
+/// Stores a new token for `user` and returns the OTP and link (nothing is sent).
+pub(crate) async fn issue(
+    auth: &Auth,
+    project: &Project,
+    conn: &mut PgConnection,
+    user: &User,
+    spec: &LinkSpec,
+) -> Result<IssuedLink> {
+    let otp = random_otp(auth.config().otp_digits());
+    let token_hash = token_hash(&spec.address, &otp);
+    let mut stored = stored_digest(&token_hash);
+    if let Some((method, challenge)) = &spec.pkce {
+        stored = format!("pkce_{stored}");
+        sqlx::query(
+            "insert into auth.flow_state (id, user_id, code_challenge_method, code_challenge, provider_type, \
+             authentication_method, redirect_to) values ($1, $2, $3, $4, 'email', $5, $6)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(user.id)
+        .bind(method.as_str())
+        .bind(challenge)
+        .bind(spec.verify_type.method())
+        .bind(&spec.redirect_to)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let sql = format!(
+        "update auth.users set {} = $2, {} = now(), updated_at = now() where id = $1",
+        spec.column.name(),
+        spec.column.sent_at()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user.id).bind(&stored).execute(&mut *conn).await?;
+    let action_link = format!(
+        "{}/verify?token={}&type={}&redirect_to={}",
+        auth.issuer(project),
+        token_hash,
+        spec.verify_type.as_str(),
+        encode(&spec.redirect_to)
+    );
+    Ok(IssuedLink { otp, token_hash, action_link })
+}
+
+/// Issues a token and mails it, within the mail rate limits.
+pub(crate) async fn send(
+    auth: &Auth,
+    project: &Project,
+    conn: &mut PgConnection,
+    user: &User,
+    spec: &LinkSpec,
+) -> Result<()> {
+    auth.0.limits.mail(spec.kind, &spec.address)?;
+    let link = issue(auth, project, conn, user, spec).await?;
+    let site = auth.site_url(project);
+    let data = TemplateData {
+        confirmation_url: &link.action_link,
+        token: &link.otp,
+        token_hash: &link.token_hash,
+        site_url: &site,
+        email: user.email.as_deref().unwrap_or_default(),
+        new_email: user.email_change.as_deref().unwrap_or_default(),
+        redirect_to: &spec.redirect_to,
+    };
+    let (subject, html) = auth.config().templates.render(spec.kind, &data);
+    let mail = Mail {
+        kind: spec.kind,
+        to: spec.address.clone(),
+        subject,
+        html,
+        otp: link.otp,
+        sent_at: OffsetDateTime::now_utc(),
+    };
+    auth.0.mailer.send(mail).await.map_err(Error::internal)
+}
+
+/// How a token is presented.
+#[derive(Debug)]
+pub(crate) enum Presented<'a> {
+    /// An OTP typed in, with the address it was sent to.
+    Otp { address: &'a str, otp: &'a str },
+    /// A link's `token_hash`.
+    Hash(&'a str),
+}
+
+/// A verified token.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) user: User,
+    pub(crate) verify_type: VerifyType,
+    pub(crate) pkce: bool,
+}
+
+/// Verifies and consumes a token, applying what it confirms. Expired or unknown: 403
+/// `otp_expired`.
+pub(crate) async fn verify(
+    auth: &Auth,
+    conn: &mut PgConnection,
+    verify_type: VerifyType,
+    presented: Presented<'_>,
+) -> Result<Verified> {
+    let hash = match presented {
+        Presented::Otp { address, otp } => token_hash(address, otp.trim()),
+        Presented::Hash(h) => h.trim().to_owned(),
+    };
+    let digest = stored_digest(&hash);
+    let ttl = time::Duration::seconds(i64::try_from(auth.config().otp_exp).unwrap_or(600));
+    for &column in verify_type.columns() {
+        let mut found = User::by_token(&mut *conn, column, &digest).await?.map(|u| (u, false));
+        if found.is_none() {
+            found = User::by_token(&mut *conn, column, &format!("pkce_{digest}")).await?.map(|u| (u, true));
+        }
+        let Some((user, pkce)) = found else { continue };
+        if let Presented::Otp { address, .. } = presented {
+            let expected = if column == TokenColumn::EmailChangeNew { &user.email_change } else { &user.email };
+            if expected.as_deref() != Some(address) {
+                continue;
+            }
+        }
+        let sent_at = match column {
+            TokenColumn::Confirmation => user.confirmation_sent_at,
+            TokenColumn::Recovery => user.recovery_sent_at,
+            TokenColumn::EmailChangeNew => user.email_change_sent_at,
+            TokenColumn::Reauthentication => user.reauthentication_sent_at,
+        };
+        // Consumed whether or not it is still fresh: a stale token is dead either way.
+        let clear = format!("update auth.users set {} = '' where id = $1", column.name());
+        sqlx::query(sqlx::AssertSqlSafe(clear)).bind(user.id).execute(&mut *conn).await?;
+        if sent_at.is_none_or(|t| t + ttl < OffsetDateTime::now_utc()) {
+            return Err(Error::otp_expired());
+        }
+        let effective = match (verify_type, column) {
+            (VerifyType::Email, TokenColumn::Confirmation) => VerifyType::Signup,
+            (VerifyType::Email, _) => VerifyType::Magiclink,
+            (t, _) => t,
+        };
+        apply(conn, &user, effective).await?;
+        let user = User::by_id(&mut *conn, user.id).await?.ok_or_else(|| Error::internal("verified user vanished"))?;
+        return Ok(Verified { user, verify_type: effective, pkce });
+    }
+    Err(Error::otp_expired())
+}
+
+/// Applies what a verified token confirms.
+async fn apply(conn: &mut PgConnection, user: &User, verify_type: VerifyType) -> Result<()> {
+    match verify_type {
+        VerifyType::EmailChange => {
+            let new_email = user.email_change.clone().filter(|e| !e.is_empty()).ok_or_else(Error::otp_expired)?;
+            let taken: bool =
+                sqlx::query_scalar("select exists (select 1 from auth.users where email = $1 and id <> $2)")
+                    .bind(&new_email)
+                    .bind(user.id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if taken {
+                return Err(Error::api(
+                    422,
+                    "email_exists",
+                    "A user with this email address has already been registered",
+                ));
+            }
+            sqlx::query(
+                "update auth.users set email = email_change, email_change = '', email_change_token_current = '', \
+                 email_confirmed_at = now(), is_anonymous = false, updated_at = now() where id = $1",
+            )
+            .bind(user.id)
+            .execute(&mut *conn)
+            .await?;
+            crate::users::add_identity(
+                conn,
+                user.id,
+                "email",
+                &user.id.to_string(),
+                serde_json::json!({ "sub": user.id.to_string(), "email": new_email, "email_verified": true, "phone_verified": false }),
+            )
+            .await?;
+        }
+        _ => {
+            sqlx::query(
+                "update auth.users set email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now() \
+                 where id = $1",
+            )
+            .bind(user.id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "update auth.identities set identity_data = identity_data || '{\"email_verified\": true}'::jsonb \
+                 where user_id = $1 and provider = 'email'",
+            )
+            .bind(user.id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Issues an auth code on the user's newest open PKCE flow for `method`.
+pub(crate) async fn issue_auth_code(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    method: &str,
+) -> Result<(String, Option<String>)> {
+    let flow: Option<(Uuid, Option<String>)> = sqlx::query_as(
+        "select id, redirect_to from auth.flow_state where user_id = $1 and authentication_method = $2 \
+         and auth_code is null order by created_at desc limit 1 for update",
+    )
+    .bind(user_id)
+    .bind(method)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (id, redirect_to) =
+        flow.ok_or_else(|| Error::api(404, "flow_state_not_found", "invalid flow state, no valid flow state found"))?;
+    let code = random_token();
+    sqlx::query(
+        "update auth.flow_state set auth_code = $2, auth_code_issued_at = now(), updated_at = now() where id = $1",
+    )
+    .bind(id)
+    .bind(sha256_hex(code.as_bytes()))
+    .execute(&mut *conn)
+    .await?;
+    Ok((code, redirect_to))
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}

@@ -1,0 +1,133 @@
+//! [`Auth`]: the embeddable auth service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use forge_core::Project;
+
+use crate::config::AuthConfig;
+use crate::limit::Limiters;
+use crate::mail::{Mailer, Outbox};
+
+/// Builds an [`Auth`].
+#[derive(Debug, Default)]
+pub struct AuthBuilder {
+    config: AuthConfig,
+    mailer: Option<Arc<dyn Mailer>>,
+}
+
+impl AuthBuilder {
+    /// Uses `config` (see [`AuthConfig`] for the defaults).
+    pub fn config(mut self, config: AuthConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sends mail through `mailer` instead of the local [`Outbox`].
+    pub fn mailer(mut self, mailer: impl Mailer) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// Builds the service.
+    pub fn build(self) -> Auth {
+        let limits = Limiters::new(&self.config.rate_limits, Duration::from_secs(self.config.max_frequency));
+        let (mailer, outbox): (Arc<dyn Mailer>, Option<Outbox>) = match self.mailer {
+            Some(m) => (m, None),
+            None => {
+                let outbox = Outbox::new();
+                (Arc::new(outbox.clone()), Some(outbox))
+            }
+        };
+        Auth(Arc::new(Inner { config: self.config, mailer, outbox, limits }))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: AuthConfig,
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) outbox: Option<Outbox>,
+    pub(crate) limits: Limiters,
+}
+
+/// The GoTrue-compatible auth service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Auth(pub(crate) Arc<Inner>);
+
+impl Auth {
+    /// Starts a builder.
+    pub fn builder() -> AuthBuilder {
+        AuthBuilder::default()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AuthConfig {
+        &self.0.config
+    }
+
+    /// The local outbox, when no mailer was configured.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.0.outbox.as_ref()
+    }
+
+    /// The routes, to nest at `/auth/v1` under a [`forge_core::ProjectLayer`].
+    pub fn router(&self) -> Router {
+        crate::api::router(self.clone())
+    }
+
+    /// The site URL of `project`: the configured one, else the project's public URL.
+    pub(crate) fn site_url(&self, project: &Project) -> String {
+        self.0.config.site_url.clone().unwrap_or_else(|| project.settings().public_url.clone())
+    }
+
+    /// The auth service's own external URL (`<public url>/auth/v1`), the JWT issuer.
+    pub(crate) fn issuer(&self, project: &Project) -> String {
+        format!("{}/auth/v1", project.settings().public_url.trim_end_matches('/'))
+    }
+
+    /// `redirect_to` when it is allowed, else the site URL.
+    pub(crate) fn redirect_target(&self, project: &Project, requested: Option<&str>) -> String {
+        let site = self.site_url(project);
+        match requested.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(r) if self.redirect_allowed(&site, r) => r.to_owned(),
+            _ => site,
+        }
+    }
+
+    fn redirect_allowed(&self, site: &str, url: &str) -> bool {
+        let under = |base: &str| {
+            let base = base.trim_end_matches('/');
+            url == base || url.strip_prefix(base).is_some_and(|rest| rest.starts_with(['/', '?', '#']))
+        };
+        under(site)
+            || self.0.config.redirect_urls.iter().any(|allowed| match allowed.strip_suffix('*') {
+                Some(prefix) => url.starts_with(prefix),
+                None => under(allowed),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_outside_the_allow_list_fall_back_to_the_site() {
+        let auth = Auth::builder()
+            .config(AuthConfig {
+                site_url: Some("https://app.example.com".into()),
+                redirect_urls: vec!["http://localhost:3000".into(), "https://preview-*".into()],
+                ..AuthConfig::default()
+            })
+            .build();
+        let site = "https://app.example.com";
+        assert!(auth.redirect_allowed(site, "https://app.example.com/welcome"));
+        assert!(auth.redirect_allowed(site, "http://localhost:3000/cb?x=1"));
+        assert!(auth.redirect_allowed(site, "https://preview-42.example.net/"));
+        assert!(!auth.redirect_allowed(site, "https://app.example.com.evil.net/"));
+        assert!(!auth.redirect_allowed(site, "https://evil.net/?https://app.example.com"));
+        assert!(!auth.redirect_allowed(site, "http://localhost:30000/"));
+    }
+}

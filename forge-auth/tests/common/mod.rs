@@ -1,0 +1,177 @@
+//! Drives forge-auth's router in-process over a fresh test database.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use forge_auth::{Auth, AuthConfig};
+use forge_core::testing::{TestDb, test_db};
+use forge_core::{Project, ProjectLayer};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+pub struct Api {
+    pub db: TestDb,
+    pub project: Project,
+    pub auth: Auth,
+    pub app: Router,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a GoTrue error: status, `error_code`, and the shape both clients parse.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        let body = self.json();
+        assert_eq!(body["code"], code, "{}", self.body);
+        assert_eq!(body["error_code"], code, "{}", self.body);
+        assert!(body["msg"].is_string() && body["message"] == body["msg"], "{}", self.body);
+        assert_eq!(self.header("x-supabase-api-version"), Some("2024-01-01"));
+        assert_eq!(self.header("x-sb-error-code"), Some(code));
+    }
+}
+
+pub async fn api() -> Api {
+    api_with(AuthConfig::default()).await
+}
+
+pub async fn api_with(config: AuthConfig) -> Api {
+    let db = test_db().await;
+    forge_core::migrate::run(db.pool(), &[forge_auth::MIGRATIONS]).await.expect("migrate");
+    let project = db.project("test");
+    let auth = Auth::builder().config(config).build();
+    let app = Router::new().nest("/auth/v1", auth.router()).layer(ProjectLayer::single(project.clone()));
+    Api { db, project, auth, app }
+}
+
+impl Api {
+    pub fn anon_key(&self) -> String {
+        self.project.keys().anon_key().to_owned()
+    }
+
+    pub fn service_key(&self) -> String {
+        secrecy::ExposeSecret::expose_secret(self.project.keys().service_key()).to_owned()
+    }
+
+    /// Sends a request the way auth-js does: `apikey` always, `Authorization: Bearer <token>`
+    /// (the anon key when `token` is `None`).
+    pub async fn send_from(&self, ip: &str, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {
+        let bearer = token.map_or_else(|| self.anon_key(), str::to_owned);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("apikey", self.anon_key())
+            .header("authorization", format!("Bearer {bearer}"))
+            .header("x-supabase-api-version", "2024-01-01");
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json;charset=UTF-8");
+        }
+        let mut req = req.body(Body::from(body.to_owned())).expect("request");
+        let addr: SocketAddr = format!("{ip}:40000").parse().expect("address");
+        req.extensions_mut().insert(ConnectInfo(addr));
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    pub async fn send(&self, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {
+        self.send_from("127.0.0.1", method, uri, token, body).await
+    }
+
+    pub async fn post(&self, uri: &str, body: Value) -> Reply {
+        self.send("POST", uri, None, &body.to_string()).await
+    }
+
+    pub async fn admin(&self, method: &str, uri: &str, body: Value) -> Reply {
+        let key = self.service_key();
+        let body = if body.is_null() { String::new() } else { body.to_string() };
+        self.send(method, uri, Some(&key), &body).await
+    }
+
+    /// Signs up `email` with `password` (auto-confirm on) and returns the session.
+    pub async fn sign_up(&self, email: &str, password: &str) -> Value {
+        let r = self.post("/auth/v1/signup", serde_json::json!({ "email": email, "password": password })).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.json()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post("/auth/v1/token?grant_type=password", serde_json::json!({ "email": email, "password": password }))
+            .await
+    }
+
+    pub async fn refresh(&self, token: &str) -> Reply {
+        self.post("/auth/v1/token?grant_type=refresh_token", serde_json::json!({ "refresh_token": token })).await
+    }
+
+    /// The newest OTP mailed to `to`, read from the outbox.
+    pub fn last_otp(&self, to: &str) -> String {
+        let mail = self.auth.outbox().expect("outbox").last_to(to).unwrap_or_else(|| panic!("no mail to {to}"));
+        let marker = "code: ";
+        let start =
+            mail.html.find(marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no code in {}", mail.html));
+        mail.html[start..].chars().take_while(char::is_ascii_digit).collect()
+    }
+
+    /// The newest link mailed to `to`.
+    pub fn last_link(&self, to: &str) -> String {
+        let mail = self.auth.outbox().expect("outbox").last_to(to).unwrap_or_else(|| panic!("no mail to {to}"));
+        let start = mail.html.find("href=\"").expect("a link") + 6;
+        let end = mail.html[start..].find('"').expect("closing quote") + start;
+        mail.html[start..end].replace("&amp;", "&")
+    }
+
+    pub fn mails_to(&self, to: &str) -> usize {
+        self.auth.outbox().expect("outbox").messages(Some(to)).len()
+    }
+
+    /// Decodes a JWT's claims without verifying.
+    pub fn claims(token: &str) -> Value {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).expect("three parts");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+        serde_json::from_slice(&bytes).expect("claims JSON")
+    }
+}
+
+/// Asserts the Session shape both clients require.
+#[track_caller]
+pub fn assert_session(s: &Value) {
+    assert!(s["access_token"].as_str().is_some_and(|t| t.split('.').count() == 3), "{s}");
+    assert_eq!(s["token_type"], "bearer");
+    assert!(s["expires_in"].as_u64().is_some_and(|n| n > 0), "{s}");
+    assert!(s["expires_at"].as_i64().is_some(), "{s}");
+    assert!(s["refresh_token"].as_str().is_some_and(|t| t.len() >= 22), "{s}");
+    assert_user(&s["user"]);
+}
+
+/// Asserts the User shape both clients require.
+#[track_caller]
+pub fn assert_user(u: &Value) {
+    assert!(u["id"].as_str().is_some_and(|i| i.len() == 36), "{u}");
+    assert_eq!(u["aud"], "authenticated", "{u}");
+    assert!(u["app_metadata"].is_object() && u["user_metadata"].is_object(), "{u}");
+    assert!(u["created_at"].as_str().is_some_and(|t| t.contains('T')), "{u}");
+    assert!(u["identities"].is_array(), "{u}");
+}
