@@ -54,6 +54,8 @@ pub struct AuthConfig {
     pub mfa_max_factors: usize,
     /// Mail templates; any left unset use the built-in ones.
     pub templates: Templates,
+    /// External providers by name (`github`, `google`, or any name with `kind = "oidc"`).
+    pub external: std::collections::BTreeMap<String, crate::provider::ProviderConfig>,
 }
 
 impl Default for AuthConfig {
@@ -80,6 +82,7 @@ impl Default for AuthConfig {
             mfa_issuer: None,
             mfa_max_factors: 10,
             templates: Templates::default(),
+            external: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -103,6 +106,9 @@ impl AuthConfig {
         }
         if self.otp_exp == 0 {
             return Err("auth.otp_exp must be positive".into());
+        }
+        for (name, provider) in &self.external {
+            provider.build(name).map_err(|e| format!("auth.external.{name}: {e}"))?;
         }
         Ok(())
     }

@@ -44,6 +44,7 @@ mod links;
 pub mod mail;
 pub mod model;
 pub mod password;
+pub mod provider;
 mod service;
 mod session;
 mod users;
@@ -51,6 +52,7 @@ mod users;
 pub use config::{AuthConfig, RateLimits, Template, Templates};
 pub use error::{Error, Result};
 pub use mail::{Mail, MailError, MailKind, Mailer, Outbox, SmtpMailer, SmtpSettings};
+pub use provider::{GitHub, IdentityProvider, Oidc, ProviderConfig, ProviderUser};
 pub use service::{Auth, AuthBuilder};
 
 use forge_core::migrate::{Migration, MigrationSet};

@@ -1,5 +1,6 @@
 //! [`Auth`]: the embeddable auth service.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,12 +10,14 @@ use forge_core::Project;
 use crate::config::AuthConfig;
 use crate::limit::Limiters;
 use crate::mail::{Mailer, Outbox};
+use crate::provider::IdentityProvider;
 
 /// Builds an [`Auth`].
 #[derive(Debug, Default)]
 pub struct AuthBuilder {
     config: AuthConfig,
     mailer: Option<Arc<dyn Mailer>>,
+    providers: Vec<Arc<dyn IdentityProvider>>,
 }
 
 impl AuthBuilder {
@@ -30,8 +33,28 @@ impl AuthBuilder {
         self
     }
 
-    /// Builds the service.
+    /// Adds an external identity provider (besides those in [`AuthConfig::external`]); it
+    /// replaces a configured one of the same name.
+    pub fn provider(mut self, provider: impl IdentityProvider) -> Self {
+        self.providers.push(Arc::new(provider));
+        self
+    }
+
+    /// Builds the service. Providers in the config that cannot be built are left out with an
+    /// error in the log ([`AuthConfig::validate`] reports them up front).
     pub fn build(self) -> Auth {
+        let mut providers = HashMap::new();
+        for (name, config) in &self.config.external {
+            match config.build(name) {
+                Ok(p) => {
+                    providers.insert(name.clone(), p);
+                }
+                Err(e) => tracing::error!(provider = %name, error = %e, "external provider left out"),
+            }
+        }
+        for p in self.providers {
+            providers.insert(p.name().to_owned(), p);
+        }
         let limits = Limiters::new(&self.config.rate_limits, Duration::from_secs(self.config.max_frequency));
         let (mailer, outbox): (Arc<dyn Mailer>, Option<Outbox>) = match self.mailer {
             Some(m) => (m, None),
@@ -40,7 +63,7 @@ impl AuthBuilder {
                 (Arc::new(outbox.clone()), Some(outbox))
             }
         };
-        Auth(Arc::new(Inner { config: self.config, mailer, outbox, limits }))
+        Auth(Arc::new(Inner { config: self.config, mailer, outbox, limits, providers }))
     }
 }
 
@@ -50,6 +73,7 @@ pub(crate) struct Inner {
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) outbox: Option<Outbox>,
     pub(crate) limits: Limiters,
+    pub(crate) providers: HashMap<String, Arc<dyn IdentityProvider>>,
 }
 
 /// The GoTrue-compatible auth service. Cheap to clone.

@@ -23,12 +23,16 @@ pub(crate) struct NewUser {
     pub(crate) invited: bool,
     pub(crate) role: Option<String>,
     pub(crate) banned_until: Option<OffsetDateTime>,
+    /// An external identity (provider, subject, data) instead of the email/phone one.
+    pub(crate) external: Option<(String, String, Value)>,
 }
 
 /// Inserts a user and, unless anonymous, their `email` (or `phone`) identity.
 pub(crate) async fn create(conn: &mut PgConnection, new: NewUser) -> Result<User> {
     let id = new.id.unwrap_or_else(Uuid::new_v4);
-    let provider = if new.anonymous {
+    let provider = if let Some((p, _, _)) = &new.external {
+        p.as_str()
+    } else if new.anonymous {
         "anonymous"
     } else if new.email.is_some() {
         "email"
@@ -73,7 +77,9 @@ pub(crate) async fn create(conn: &mut PgConnection, new: NewUser) -> Result<User
         }
         Err(e) => return Err(e.into()),
     }
-    if !new.anonymous {
+    if let Some((provider, subject, data)) = &new.external {
+        add_identity(&mut *conn, id, provider, subject, data.clone()).await?;
+    } else if !new.anonymous {
         let mut data = json!({ "sub": id.to_string(), "email_verified": new.email_confirmed, "phone_verified": new.phone_confirmed });
         if let Some(e) = &new.email {
             data["email"] = json!(e);

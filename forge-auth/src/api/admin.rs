@@ -212,6 +212,7 @@ pub(crate) async fn create_user(State(auth): State<Auth>, Admin(project): Admin,
         invited: false,
         role: body.role,
         banned_until,
+        external: None,
     };
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;

@@ -36,10 +36,6 @@ pub(crate) async fn jwks(project: Project) -> Json<Value> {
     Json(project.keys().jwks())
 }
 
-pub(crate) async fn not_supported() -> Error {
-    Error::api(404, "feature_disabled", "This feature is not available")
-}
-
 pub(crate) async fn not_found() -> Error {
     Error::api(404, "not_found", "The requested path was not found")
 }

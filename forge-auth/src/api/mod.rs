@@ -1,6 +1,7 @@
 //! The HTTP API at `/auth/v1`: routes, and the extractors handlers share.
 
 mod admin;
+mod external;
 mod factors;
 mod meta;
 mod otp;
@@ -12,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post};
 use forge_core::{Principal, Project};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -49,7 +50,9 @@ pub(crate) fn router(auth: Auth) -> Router {
         .route("/settings", get(meta::settings))
         .route("/health", get(meta::health))
         .route("/.well-known/jwks.json", get(meta::jwks))
-        .route("/user/identities", put(meta::not_supported))
+        .route("/authorize", get(external::authorize))
+        .route("/callback", get(external::callback).post(external::callback))
+        .route("/user/identities/{id}", delete(external::unlink))
         .fallback(meta::not_found)
         .layer(axum::middleware::from_fn_with_state(auth.clone(), with_auth))
         .with_state(auth)

@@ -63,13 +63,7 @@ pub(crate) async fn token(
             session::refresh(&auth, &project, &token, &client).await?
         }
         "pkce" => pkce_grant(&auth, &project, parse_body(&body)?).await?,
-        "id_token" => {
-            return Err(Error::api(
-                400,
-                "provider_disabled",
-                "Sign in with an ID token is not enabled for this provider",
-            ));
-        }
+        "id_token" => super::external::id_token_grant(&auth, &project, &client, &body).await?,
         other => {
             return Err(Error::api(400, "invalid_credentials", format!("unsupported_grant_type: {other}")));
         }
