@@ -56,6 +56,8 @@ pub struct AuthConfig {
     pub templates: Templates,
     /// External providers by name (`github`, `google`, or any name with `kind = "oidc"`).
     pub external: std::collections::BTreeMap<String, crate::provider::ProviderConfig>,
+    /// An external issuer whose JWTs are accepted as `authenticated` (third-party auth).
+    pub third_party: Option<crate::third_party::ThirdPartyConfig>,
 }
 
 impl Default for AuthConfig {
@@ -83,6 +85,7 @@ impl Default for AuthConfig {
             mfa_max_factors: 10,
             templates: Templates::default(),
             external: std::collections::BTreeMap::new(),
+            third_party: None,
         }
     }
 }
@@ -106,6 +109,11 @@ impl AuthConfig {
         }
         if self.otp_exp == 0 {
             return Err("auth.otp_exp must be positive".into());
+        }
+        if let Some(t) = &self.third_party
+            && !(t.issuer.starts_with("https://") || t.issuer.starts_with("http://"))
+        {
+            return Err("auth.third_party.issuer must be an http(s) URL".into());
         }
         for (name, provider) in &self.external {
             provider.build(name).map_err(|e| format!("auth.external.{name}: {e}"))?;

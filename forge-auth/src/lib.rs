@@ -47,6 +47,7 @@ pub mod password;
 pub mod provider;
 mod service;
 mod session;
+pub mod third_party;
 mod users;
 
 pub use config::{AuthConfig, RateLimits, Template, Templates};

@@ -328,3 +328,27 @@ async fn id_token_grant_and_linking_by_verified_email() {
     let me = t.send("GET", "/auth/v1/user", Some(&at), "").await.json();
     assert_eq!(me["app_metadata"]["providers"], json!(["fakeidp"]));
 }
+
+#[tokio::test]
+async fn third_party_tokens_are_trusted_once_the_issuers_keys_are_fetched() {
+    use forge_auth::third_party::{ThirdPartyConfig, refresh};
+    let fake = start_fake().await;
+    let config = ThirdPartyConfig { issuer: fake.issuer.clone(), jwks_url: None, audience: Some(CLIENT_ID.into()) };
+    let issuer = forge_core::ThirdPartyIssuer::new(fake.issuer.clone(), Some(CLIENT_ID.into()));
+    assert_eq!(refresh(&config, &issuer).await.expect("discovery and JWKS"), 1);
+    let keys = ProjectKeys::builder(ProjectRef::new("app").expect("ref"), vec![3u8; 32])
+        .third_party(issuer)
+        .build()
+        .expect("keys");
+    let token = fake.id_token("n", CLIENT_ID);
+    let principal = keys
+        .authenticate(Some(keys.anon_key().as_bytes()), Some(format!("Bearer {token}").as_bytes()))
+        .expect("a third-party user");
+    assert_eq!(principal.role(), "authenticated");
+    assert_eq!(principal.claims().sub(), Some("idp-user-1"));
+    let other_aud = fake.id_token("n", "another-client");
+    assert!(keys.authenticate(None, Some(format!("Bearer {other_aud}").as_bytes())).is_err());
+
+    let unreachable = ThirdPartyConfig { issuer: "http://127.0.0.1:9".into(), jwks_url: None, audience: None };
+    assert!(refresh(&unreachable, &forge_core::ThirdPartyIssuer::new("http://127.0.0.1:9", None)).await.is_err());
+}

@@ -9,7 +9,7 @@
 //! stateless instance of a server that shares the secret hands out and accepts the same keys.
 //! Rotating the secret rotates every key.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_lc_rs::{digest, hmac, rand as lc_rand, signature};
@@ -90,6 +90,7 @@ struct Inner {
     publishable_key: String,
     secret_key: SecretString,
     verify: VerifyConfig,
+    third_party: Option<Arc<ThirdPartyIssuer>>,
 }
 
 /// A project's keys. Cheap to clone.
@@ -114,9 +115,17 @@ pub struct ProjectKeysBuilder {
     secret: SecretSlice<u8>,
     es256_pkcs8: Option<SecretSlice<u8>>,
     verify: VerifyConfig,
+    third_party: Option<Arc<ThirdPartyIssuer>>,
 }
 
 impl ProjectKeysBuilder {
+    /// Also accepts tokens from an external identity provider (their keys are kept current
+    /// by whoever holds the [`ThirdPartyIssuer`]).
+    pub fn third_party(mut self, issuer: Arc<ThirdPartyIssuer>) -> Self {
+        self.third_party = Some(issuer);
+        self
+    }
+
     /// Adds an ES256 signing key (PKCS#8 DER). Its public half is published by [`ProjectKeys::jwks`].
     pub fn es256_pkcs8(mut self, der: impl Into<Vec<u8>>) -> Self {
         self.es256_pkcs8 = Some(der.into().into());
@@ -178,6 +187,7 @@ impl ProjectKeysBuilder {
             publishable_key,
             secret_key,
             verify,
+            third_party: self.third_party,
         })))
     }
 }
@@ -230,6 +240,7 @@ impl ProjectKeys {
             secret: jwt_secret.into().into(),
             es256_pkcs8: None,
             verify: VerifyConfig::default(),
+            third_party: None,
         }
     }
 
@@ -299,13 +310,12 @@ impl ProjectKeys {
                 format!("Expected 3 parts in JWT; got {parts}"),
             ));
         }
-        let alg = header_alg(token)?;
-        let key = match alg {
-            Algorithm::HS256 => &self.0.hs_decoding,
-            Algorithm::ES256 => match &self.0.es256 {
-                Some(k) => &k.decoding,
-                None => return Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
-            },
+        let (alg, kid) = header_alg(token)?;
+        let own_es256 = self.0.es256.as_ref().filter(|k| kid.is_none() || kid.as_deref() == Some(k.kid.as_str()));
+        let key = match (alg, own_es256, &self.0.third_party) {
+            (Algorithm::HS256, _, _) => &self.0.hs_decoding,
+            (Algorithm::ES256, Some(k), _) => &k.decoding,
+            (_, _, Some(external)) => return external.verify(token, alg, kid.as_deref(), &self.0.verify),
             _ => return Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
         };
         let mut validation = Validation::new(alg);
@@ -426,15 +436,146 @@ fn parse_bearer(value: &[u8]) -> Result<&str, AuthError> {
     Ok(token.trim())
 }
 
-fn header_alg(token: &str) -> Result<Algorithm, AuthError> {
+/// The header's `alg` (only the asymmetric ones third-party issuers use, besides HS256 and
+/// ES256; never `none`) and `kid`.
+fn header_alg(token: &str) -> Result<(Algorithm, Option<String>), AuthError> {
     let header_b64 = token.split('.').next().unwrap_or("");
     let raw =
         URL_SAFE_NO_PAD.decode(header_b64.trim_end_matches('=')).map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
     let header: Map<String, Value> = serde_json::from_slice(&raw).map_err(|_| AuthError::new(ErrorCode::InvalidJwt))?;
-    match header.get("alg").and_then(Value::as_str) {
-        Some("HS256") => Ok(Algorithm::HS256),
-        Some("ES256") => Ok(Algorithm::ES256),
-        _ => Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
+    let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
+    let alg = match header.get("alg").and_then(Value::as_str) {
+        Some("HS256") => Algorithm::HS256,
+        Some("ES256") => Algorithm::ES256,
+        Some("ES384") => Algorithm::ES384,
+        Some("RS256") => Algorithm::RS256,
+        Some("RS384") => Algorithm::RS384,
+        Some("RS512") => Algorithm::RS512,
+        Some("PS256") => Algorithm::PS256,
+        Some("EdDSA") => Algorithm::EdDSA,
+        _ => return Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
+    };
+    Ok((alg, kid))
+}
+
+/// An external identity provider whose tokens are accepted as `authenticated` (Supabase's
+/// "third-party auth"): its issuer, optional audience, and current public keys.
+///
+/// Its tokens must be signed with one of the published asymmetric keys, name the issuer in
+/// `iss` (and the audience in `aud` when one is set), and carry `exp`. A token without a
+/// `role` claim runs as `authenticated`; only `authenticated` and `anon` are accepted, so an
+/// external issuer can never mint a service-role token.
+#[derive(Debug)]
+pub struct ThirdPartyIssuer {
+    issuer: String,
+    audience: Option<String>,
+    keys: RwLock<Vec<ExternalKey>>,
+}
+
+struct ExternalKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+impl std::fmt::Debug for ExternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+impl ThirdPartyIssuer {
+    /// An issuer with no keys yet (see [`ThirdPartyIssuer::set_jwks`]).
+    pub fn new(issuer: impl Into<String>, audience: Option<String>) -> Arc<Self> {
+        Arc::new(Self { issuer: issuer.into(), audience, keys: RwLock::new(Vec::new()) })
+    }
+
+    /// The issuer (`iss`) its tokens must name.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Replaces the keys with those of a JWKS document; keys of unusable types are skipped.
+    /// Returns how many keys are kept.
+    pub fn set_jwks(&self, jwks: &Value) -> Result<usize, KeyError> {
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_value(jwks.clone()).map_err(|e| KeyError::InvalidSigningKey(format!("JWKS: {e}")))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let alg = match jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok()) {
+                Some(a) => a,
+                None => match &jwk.algorithm {
+                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                        jsonwebtoken::jwk::EllipticCurve::P256 => Algorithm::ES256,
+                        jsonwebtoken::jwk::EllipticCurve::P384 => Algorithm::ES384,
+                        _ => continue,
+                    },
+                    jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                    _ => continue,
+                },
+            };
+            if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                continue; // a symmetric key in a public JWKS is never trusted
+            }
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.push(ExternalKey { kid: jwk.common.key_id.clone(), alg, key });
+            }
+        }
+        let n = keys.len();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(n)
+    }
+
+    /// Whether a key with this id is known.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    fn verify(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+        config: &VerifyConfig,
+    ) -> Result<Claims, AuthError> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let candidates: Vec<&ExternalKey> =
+            keys.iter().filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid)).collect();
+        let [key] = candidates.as_slice() else {
+            return Err(AuthError::with_message(ErrorCode::JwtBadSignature, "No matching key for this JWT"));
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = config.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.set_issuer(&[&self.issuer]);
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
+                    AuthError::with_message(ErrorCode::JwtBadClaims, "JWT issuer is not trusted")
+                }
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => AuthError::new(ErrorCode::JwtBadAudience),
+                _ => map_jwt_error(e),
+            })?;
+        let mut claims = data.claims;
+        match claims.get("role") {
+            None => {
+                claims.insert("role".into(), Value::String("authenticated".into()));
+            }
+            Some(Value::String(r)) if r == "authenticated" || r == "anon" => {}
+            Some(_) => {
+                return Err(AuthError::with_message(
+                    ErrorCode::JwtBadClaims,
+                    "Third-party tokens may only carry the authenticated or anon role",
+                ));
+            }
+        }
+        Ok(Claims::new(claims))
     }
 }
 

@@ -52,6 +52,6 @@ pub mod testing;
 
 pub use db::{Database, DatabaseConfig};
 pub use error::{AuthError, DbError, ErrorCode, ForgeError, Rejection, WireFormat};
-pub use keys::ProjectKeys;
+pub use keys::{ProjectKeys, ThirdPartyIssuer};
 pub use principal::{Claims, Principal};
 pub use project::{Project, ProjectLayer, ProjectRef, ProjectResolver, ProjectSettings, RefResolver, SingleProject};

@@ -225,3 +225,72 @@ fn es256_tokens_verify_and_the_public_key_is_published() {
     let err = keys().verify_jwt(&token).expect_err("ES256 not configured");
     assert_eq!(err.code, ErrorCode::JwtAlgorithmNotAllowed);
 }
+
+mod third_party {
+    use forge_core::keys::generate_es256_pkcs8;
+    use forge_core::{ErrorCode, Principal, ProjectKeys, ProjectRef, ThirdPartyIssuer};
+    use serde_json::{Map, Value, json};
+
+    fn idp() -> ProjectKeys {
+        ProjectKeys::builder(ProjectRef::new("idp").expect("ref"), vec![1u8; 32])
+            .es256_pkcs8(generate_es256_pkcs8().expect("key"))
+            .build()
+            .expect("idp keys")
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+        let mut m = v.as_object().expect("object").clone();
+        m.entry("exp").or_insert(json!(now + 300));
+        m
+    }
+
+    #[test]
+    fn tokens_of_a_trusted_issuer_are_authenticated_users_and_nothing_more() {
+        let external = idp();
+        let issuer = ThirdPartyIssuer::new("https://idp.example.com", Some("my-app".into()));
+        assert_eq!(issuer.set_jwks(&external.jwks()).expect("jwks"), 1);
+        let own = idp();
+        let keys = ProjectKeys::builder(ProjectRef::new("proj").expect("ref"), vec![2u8; 32])
+            .third_party(issuer.clone())
+            .build()
+            .expect("keys");
+        let anon = keys.anon_key().to_owned();
+        let auth = |token: &str| keys.authenticate(Some(anon.as_bytes()), Some(format!("Bearer {token}").as_bytes()));
+
+        let good = external
+            .sign(&claims(json!({ "iss": "https://idp.example.com", "aud": "my-app", "sub": "user_2abc" })))
+            .expect("sign");
+        match auth(&good).expect("accepted") {
+            Principal::User(c) => {
+                assert_eq!(c.role(), Some("authenticated"), "no role claim means authenticated");
+                assert_eq!(c.sub(), Some("user_2abc"));
+            }
+            other => panic!("expected a user, got {other:?}"),
+        }
+
+        let cases = [
+            (json!({ "iss": "https://evil.example.com", "aud": "my-app", "sub": "x" }), ErrorCode::JwtBadClaims),
+            (json!({ "iss": "https://idp.example.com", "aud": "other-app", "sub": "x" }), ErrorCode::JwtBadAudience),
+            (
+                json!({ "iss": "https://idp.example.com", "aud": "my-app", "role": "service_role" }),
+                ErrorCode::JwtBadClaims,
+            ),
+            (json!({ "iss": "https://idp.example.com", "aud": "my-app", "exp": 1_000 }), ErrorCode::JwtExpired),
+        ];
+        for (c, code) in cases {
+            let token = external.sign(&claims(c.clone())).expect("sign");
+            assert_eq!(auth(&token).expect_err("refused").code, code, "{c}");
+        }
+        // A key the issuer never published.
+        let forged = own.sign(&claims(json!({ "iss": "https://idp.example.com", "aud": "my-app" }))).expect("sign");
+        assert_eq!(auth(&forged).expect_err("unknown key").code, ErrorCode::JwtBadSignature);
+        // Rotated away: once the JWKS no longer lists the key, its tokens stop working.
+        issuer.set_jwks(&json!({ "keys": [] })).expect("empty");
+        assert!(auth(&good).is_err());
+        // HS256 tokens still need the project's own secret.
+        let hs =
+            external.sign_hs256(&claims(json!({ "iss": "https://idp.example.com", "aud": "my-app" }))).expect("sign");
+        assert_eq!(auth(&hs).expect_err("foreign secret").code, ErrorCode::JwtBadSignature);
+    }
+}

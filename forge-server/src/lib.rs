@@ -100,17 +100,22 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn project_keys(config: &Config) -> Result<(ProjectRef, ProjectKeys), Error> {
+fn project_keys(
+    config: &Config,
+    third_party: Option<std::sync::Arc<forge_core::ThirdPartyIssuer>>,
+) -> Result<(ProjectRef, ProjectKeys), Error> {
     let secret = secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
     let reference = ProjectRef::new(&config.project_ref).map_err(|e| Error::Config(format!("project_ref: {e}")))?;
-    let keys = ProjectKeys::builder(reference.clone(), secret.expose_secret().as_bytes().to_vec())
-        .build()
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let mut builder = ProjectKeys::builder(reference.clone(), secret.expose_secret().as_bytes().to_vec());
+    if let Some(issuer) = third_party {
+        builder = builder.third_party(issuer);
+    }
+    let keys = builder.build().map_err(|e| Error::Config(e.to_string()))?;
     Ok((reference, keys))
 }
 
 fn keys(config: &Config) -> Result<(), Error> {
-    let (reference, keys) = project_keys(config)?;
+    let (reference, keys) = project_keys(config, None)?;
     let out = json!({
         "project_ref": reference.as_str(),
         "url": config.public_url(config.listen),
@@ -145,7 +150,11 @@ async fn prepare(config: &Config) -> Result<ProjectDatabase, Error> {
 }
 
 async fn serve(config: Config, started: Instant) -> Result<(), Error> {
-    let (reference, keys) = project_keys(&config)?;
+    let third_party = match config.auth.third_party.clone() {
+        Some(t) => Some(forge_auth::third_party::start(t).await),
+        None => None,
+    };
+    let (reference, keys) = project_keys(&config, third_party)?;
     let storage = config.storage_path();
     std::fs::create_dir_all(&storage).map_err(|e| Error::io(format!("creating {}", storage.display()), e))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
