@@ -352,3 +352,44 @@ async fn third_party_tokens_are_trusted_once_the_issuers_keys_are_fetched() {
     let unreachable = ThirdPartyConfig { issuer: "http://127.0.0.1:9".into(), jwks_url: None, audience: None };
     assert!(refresh(&unreachable, &forge_core::ThirdPartyIssuer::new("http://127.0.0.1:9", None)).await.is_err());
 }
+
+#[tokio::test]
+async fn link_identity_makes_an_anonymous_user_permanent() {
+    let fake = start_fake().await;
+    let t = api_for(&fake).await;
+    let anon = t.post("/auth/v1/signup", json!({})).await.json();
+    let at = anon["access_token"].as_str().expect("at").to_owned();
+    let r = t
+        .send("GET", "/auth/v1/user/identities/authorize?provider=fakeidp&redirect_to=http://app.test/linked&skip_http_redirect=true", Some(&at), "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = r.json()["url"].as_str().expect("url").to_owned();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let back = http.get(&url).send().await.expect("provider").headers()["location"].to_str().expect("loc").to_owned();
+    let landing = t.send("GET", back.strip_prefix("http://localhost").expect("forge"), None, "").await;
+    let location = landing.header("location").expect("location").to_owned();
+    let p = fragment_params(&location);
+    let claims = Api::claims(&p["access_token"]);
+    assert_eq!(claims["sub"], anon["user"]["id"], "the same user");
+    assert_eq!(claims["is_anonymous"], false);
+    assert_eq!(claims["email"], "pat@example.com");
+    let me = t.send("GET", "/auth/v1/user", Some(&p["access_token"]), "").await.json();
+    assert_eq!(me["identities"][0]["provider"], "fakeidp");
+
+    // The identity now belongs to that user: another user cannot link it.
+    let other = t.sign_up("other@example.com", "password-1234").await;
+    let r = t
+        .send(
+            "GET",
+            "/auth/v1/user/identities/authorize?provider=fakeidp&redirect_to=http://app.test/x",
+            other["access_token"].as_str(),
+            "",
+        )
+        .await;
+    let at_provider = r.header("location").expect("location").to_owned();
+    let back =
+        http.get(&at_provider).send().await.expect("provider").headers()["location"].to_str().expect("loc").to_owned();
+    let landing = t.send("GET", back.strip_prefix("http://localhost").expect("forge"), None, "").await;
+    assert!(landing.header("location").expect("location").contains("error_code=identity_already_exists"));
+    t.send("GET", "/auth/v1/user/identities/authorize?provider=fakeidp", None, "").await.assert_error(403, "bad_jwt");
+}

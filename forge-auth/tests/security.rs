@@ -328,3 +328,30 @@ async fn totp_mfa_upgrades_the_session_and_each_code_is_usable_once() {
         .await
         .assert_error(404, "mfa_factor_not_found");
 }
+
+#[tokio::test]
+async fn sessions_end_at_the_time_box_and_after_inactivity() {
+    let t =
+        api_with(AuthConfig { session_timebox: 3600, session_inactivity_timeout: 600, ..AuthConfig::default() }).await;
+    let a = t.sign_up("g@example.com", "password-1234").await;
+    assert_eq!(t.refresh(a["refresh_token"].as_str().expect("rt")).await.status, 200, "fresh sessions refresh");
+
+    let b = t.login("g@example.com", "password-1234").await.json();
+    sqlx::query("update auth.sessions set refreshed_at = (now() - interval '11 minutes') at time zone 'utc', created_at = now() - interval '11 minutes'")
+        .execute(t.db.pool())
+        .await
+        .expect("idle");
+    t.refresh(b["refresh_token"].as_str().expect("rt")).await.assert_error(400, "session_expired");
+
+    let c = t.login("g@example.com", "password-1234").await.json();
+    sqlx::query(
+        "update auth.sessions set created_at = now() - interval '61 minutes', refreshed_at = now() at time zone 'utc'",
+    )
+    .execute(t.db.pool())
+    .await
+    .expect("old");
+    t.refresh(c["refresh_token"].as_str().expect("rt")).await.assert_error(400, "session_expired");
+    let left: i64 =
+        sqlx::query_scalar("select count(*) from auth.sessions").fetch_one(t.db.pool()).await.expect("count");
+    assert_eq!(left, 1, "expired sessions are removed when presented; the first one has not been yet");
+}

@@ -49,20 +49,35 @@ pub(crate) async fn authorize(
     project: Project,
     Query(q): Query<AuthorizeQuery>,
 ) -> Result<Response> {
+    start_flow(&auth, &project, q, None).await
+}
+
+/// `GET /user/identities/authorize`: links another provider's identity to the signed-in user
+/// (`linkIdentity`). Anonymous users may link too: that is how they become permanent.
+pub(crate) async fn link(
+    State(auth): State<Auth>,
+    session: SessionUser,
+    Query(q): Query<AuthorizeQuery>,
+) -> Result<Response> {
+    let project = session.project.clone();
+    start_flow(&auth, &project, q, Some(session.user.id)).await
+}
+
+async fn start_flow(auth: &Auth, project: &Project, q: AuthorizeQuery, link_user: Option<Uuid>) -> Result<Response> {
     let name = q
         .provider
         .as_deref()
         .filter(|p| !p.is_empty())
         .ok_or_else(|| Error::validation("Unsupported provider: missing provider"))?;
-    let provider = provider(&auth, name)?;
+    let provider = provider(auth, name)?;
     let pkce = pkce_params(q.code_challenge.as_deref(), q.code_challenge_method.as_deref())?;
-    let redirect_to = auth.redirect_target(&project, q.redirect_to.as_deref());
+    let redirect_to = auth.redirect_target(project, q.redirect_to.as_deref());
     let flow_id = Uuid::new_v4();
     let verifier = random_token();
     let nonce = random_token();
     sqlx::query(
         "insert into auth.flow_state (id, code_challenge_method, code_challenge, provider_type, authentication_method, \
-         redirect_to, provider_verifier, provider_nonce) values ($1, $2, $3, $4, 'oauth', $5, $6, $7)",
+         redirect_to, provider_verifier, provider_nonce, link_user_id) values ($1, $2, $3, $4, 'oauth', $5, $6, $7, $8)",
     )
     .bind(flow_id)
     .bind(pkce.as_ref().map(|(m, _)| m.as_str()))
@@ -71,11 +86,12 @@ pub(crate) async fn authorize(
     .bind(&redirect_to)
     .bind(&verifier)
     .bind(&nonce)
+    .bind(link_user)
     .execute(project.db().pool())
     .await?;
     let scopes: Vec<String> =
         q.scopes.unwrap_or_default().split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-    let callback = format!("{}/callback", auth.issuer(&project));
+    let callback = format!("{}/callback", auth.issuer(project));
     let state = flow_id.to_string();
     let params = AuthorizeParams {
         state: &state,
@@ -109,6 +125,7 @@ struct Flow {
     redirect_to: Option<String>,
     provider_verifier: Option<String>,
     provider_nonce: Option<String>,
+    link_user_id: Option<Uuid>,
 }
 
 /// The provider sends the browser back here (query, or a form body for `form_post`).
@@ -152,7 +169,7 @@ async fn load_flow(project: &Project, state: Option<&str>) -> Result<Flow> {
     // Taking the row out makes the state single-use.
     let sql = "delete from auth.flow_state where id = $1 and authentication_method = 'oauth' and user_id is null \
                and auth_code is null returning id, provider_type, code_challenge_method, code_challenge, redirect_to, \
-               provider_verifier, provider_nonce, created_at > now() - make_interval(mins => $2) as fresh";
+               provider_verifier, provider_nonce, link_user_id, created_at > now() - make_interval(mins => $2) as fresh";
     let row: Option<(Flow, bool)> = sqlx::query(sql)
         .bind(id)
         .bind(FLOW_TTL_MINUTES)
@@ -227,7 +244,10 @@ async fn finish(
     let provider_token = external.access_token.clone();
     let provider_refresh = external.refresh_token.clone();
     let mut tx = project.db().pool().begin().await?;
-    let user = resolve_user(auth, &mut tx, &flow.provider_type, external).await?;
+    let user = match flow.link_user_id {
+        Some(user_id) => link_identity(&mut tx, user_id, &flow.provider_type, external).await?,
+        None => resolve_user(auth, &mut tx, &flow.provider_type, external).await?,
+    };
     if flow.code_challenge.is_some() {
         // PKCE towards the app: put the flow back with an auth code the app exchanges.
         let code = random_token();
@@ -253,6 +273,46 @@ async fn finish(
     tx.commit().await?;
     let extras = SessionExtras { provider_token, provider_refresh_token: provider_refresh, weak_password: None };
     Ok(Landing::Session(session::respond(auth, project, issued, extras).await?))
+}
+
+/// Links an external identity to `user_id`, unless it already belongs to someone else.
+async fn link_identity(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user_id: Uuid,
+    provider: &str,
+    external: ProviderUser,
+) -> Result<User> {
+    let owner: Option<Uuid> =
+        sqlx::query_scalar("select user_id from auth.identities where provider = $1 and provider_id = $2")
+            .bind(provider)
+            .bind(&external.subject)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if owner.is_some_and(|o| o != user_id) {
+        return Err(Error::api(422, "identity_already_exists", "Identity is already linked to another user"));
+    }
+    users::add_identity(tx, user_id, provider, &external.subject, Value::Object(external.data)).await?;
+    // A user without an email (e.g. anonymous) takes the provider's verified one; linking
+    // makes an anonymous user permanent.
+    let email = external.email.filter(|_| external.email_verified);
+    sqlx::query(
+        "update auth.users u set is_anonymous = false, updated_at = now(), \
+         email = case when coalesce(u.email, '') = '' and $2::text is not null \
+           and not exists (select 1 from auth.users o where o.email = $2 and o.id <> u.id) then $2 else u.email end, \
+         email_confirmed_at = case when coalesce(u.email, '') = '' and $2::text is not null \
+           and not exists (select 1 from auth.users o where o.email = $2 and o.id <> u.id) then now() else u.email_confirmed_at end \
+         where id = $1",
+    )
+    .bind(user_id)
+    .bind(email)
+    .execute(&mut **tx)
+    .await?;
+    let user =
+        User::by_id(&mut **tx, user_id).await?.ok_or_else(|| Error::api(404, "user_not_found", "User not found"))?;
+    if user.is_banned() {
+        return Err(Error::api(403, "user_banned", "User is banned"));
+    }
+    Ok(user)
 }
 
 /// Finds the user for an external identity: by the identity, else by a verified email

@@ -52,6 +52,7 @@ pub(crate) fn router(auth: Auth) -> Router {
         .route("/.well-known/jwks.json", get(meta::jwks))
         .route("/authorize", get(external::authorize))
         .route("/callback", get(external::callback).post(external::callback))
+        .route("/user/identities/authorize", get(external::link))
         .route("/user/identities/{id}", delete(external::unlink))
         .fallback(meta::not_found)
         .layer(axum::middleware::from_fn_with_state(auth.clone(), with_auth))
