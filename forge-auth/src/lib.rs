@@ -31,6 +31,15 @@
 //! | `links` | email OTPs and links (stored as digests, single-use, expiring), PKCE flows |
 //! | `limit` | per-client and per-address rate limits |
 //!
+//! ## Not yet supported
+//!
+//! Phone sign-in and SMS OTPs (no SMS provider: phone requests get GoTrue's
+//! `phone_provider_disabled` / `sms_send_failed`); SSO/SAML (`/sso`); the `web3` grant;
+//! passkeys, WebAuthn and phone MFA factors; auth hooks; captcha; the OAuth 2.1 server mode;
+//! double-confirmed ("secure") email change (the link goes to the new address only). Users are
+//! stored in Postgres only: there is no pluggable `UserStore` yet. Rate limits are kept in
+//! memory per process.
+//!
 //! The schema ([`MIGRATIONS`]) keeps GoTrue's table and column names (`auth.users`,
 //! `auth.identities`, `auth.sessions`, `auth.refresh_tokens`, `auth.mfa_factors`, ...), so
 //! SQL and RLS policies written for Supabase run unchanged.
