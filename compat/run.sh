@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Client-compatibility suite: runs the official Supabase clients (supabase-js, supabase-py)
 # against a freshly started forge-server and compares every answer with the same query in SQL.
+# The auth suites also use a second forge-server that sends its auth mail over SMTP to a local
+# sink (python/smtp_sink.py) and requires sign-up confirmation (FORGE_SMTP_* variables).
 #
 #   bash compat/run.sh            # from any directory
 #
@@ -49,31 +51,49 @@ if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQS" "$VENV/.requirements.installe
   cp "$REQS" "$VENV/.requirements.installed"
 fi
 
-# ---------------------------------------------------------------- server
+# ---------------------------------------------------------------- servers
+# Two forge-servers: the main one (every suite; mail kept in its local outbox) and a second one
+# whose auth mail goes over SMTP to a local sink (aiosmtpd), with sign-up confirmation required.
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/forge-compat.XXXXXX")"
 # the embedded Postgres runs as an unprivileged user that must be able to traverse the path
 chmod 755 "$TMP"
 DATA="$TMP/data"
+SMTP_DATA="$TMP/data-smtp"
+MAIL_DIR="$TMP/mail"
 SERVER_PID=""
+SMTP_SERVER_PID=""
+SINK_PID=""
+
+# stop_pid NAME PID: SIGTERM, up to 10 s of grace, then SIGKILL
+stop_pid() {
+  local name="$1" pid="$2"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop in 10 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
 
 cleanup() {
   local rc=$?
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    log "stopping forge-server (pid $SERVER_PID)"
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
+  stop_pid forge-server "$SERVER_PID"
+  stop_pid "forge-server (SMTP)" "$SMTP_SERVER_PID"
+  stop_pid "SMTP sink" "$SINK_PID"
+  if [ "$rc" -ne 0 ]; then
+    local f
+    for f in "$TMP/err.txt" "$TMP/smtp-err.txt" "$TMP/sink-err.txt"; do
+      if [ -s "$f" ]; then
+        log "last lines of $(basename "$f"):"
+        tail -n 20 "$f" >&2 || true
+      fi
     done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-      log "forge-server did not stop in 10 s; killing it"
-      kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [ "$rc" -ne 0 ] && [ -s "$TMP/err.txt" ]; then
-    log "last lines of the server's stderr:"
-    tail -n 20 "$TMP/err.txt" >&2 || true
   fi
   if [ "${FORGE_COMPAT_KEEP:-0}" = "1" ]; then
     log "server logs kept in $TMP"
@@ -90,30 +110,86 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# wait_banner NAME PID OUT ERR: waits (60 s at most) until the server printed its keys
+wait_banner() {
+  local name="$1" pid="$2" out="$3" err="$4"
+  for _ in $(seq 1 600); do
+    grep -q '^  service key:' "$out" 2>/dev/null && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited before it was ready:"
+      cat "$err" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  log "$name: no banner after 60 s"
+  cat "$err" >&2
+  exit 1
+}
+
+# banner OUT LABEL: a value of the server's start-up banner
+banner() { grep -m1 "^  $2:" "$1" | sed -E "s/^  $2: +//" | awk '{print $1}'; }
+
+# The auth suites sign up many users from one address: lift the per-IP rate limits and the
+# per-address mail frequency on the main server (the SMTP server keeps the defaults).
 PORT="$(free_port)"
 log "starting forge-server on 127.0.0.1:$PORT (data dir $DATA)"
-FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:$PORT" FORGE_REST_EXPLAIN=true "$SERVER_BIN" >"$TMP/out.txt" 2>"$TMP/err.txt" &
+FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:$PORT" FORGE_REST_EXPLAIN=true \
+  FORGE_AUTH_RATE_LIMITS__TOKEN_PER_5MIN=100000 \
+  FORGE_AUTH_RATE_LIMITS__VERIFY_PER_5MIN=100000 \
+  FORGE_AUTH_RATE_LIMITS__OTP_PER_5MIN=100000 \
+  FORGE_AUTH_RATE_LIMITS__ANONYMOUS_PER_HOUR=100000 \
+  FORGE_AUTH_RATE_LIMITS__MFA_PER_MINUTE=100000 \
+  FORGE_AUTH_RATE_LIMITS__EMAIL_SENT_PER_HOUR=100000 \
+  FORGE_AUTH_MAX_FREQUENCY=0 \
+  "$SERVER_BIN" >"$TMP/out.txt" 2>"$TMP/err.txt" &
 SERVER_PID=$!
 
-for _ in $(seq 1 600); do
-  grep -q '^  service key:' "$TMP/out.txt" 2>/dev/null && break
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    log "forge-server exited before it was ready:"
-    cat "$TMP/err.txt" >&2
+SINK_PORT="$(free_port)"
+mkdir -p "$MAIL_DIR"
+log "starting the SMTP sink on 127.0.0.1:$SINK_PORT (mail in $MAIL_DIR)"
+"$VENV/bin/python" "$COMPAT_DIR/python/smtp_sink.py" --port "$SINK_PORT" --dir "$MAIL_DIR" >"$TMP/sink-out.txt" 2>"$TMP/sink-err.txt" &
+SINK_PID=$!
+for _ in $(seq 1 100); do
+  grep -q '^ready' "$TMP/sink-out.txt" 2>/dev/null && break
+  if ! kill -0 "$SINK_PID" 2>/dev/null; then
+    log "the SMTP sink exited before it was ready:"
+    cat "$TMP/sink-err.txt" >&2
     exit 1
   fi
   sleep 0.1
 done
-grep -q '^  service key:' "$TMP/out.txt" || { log "no banner after 60 s"; cat "$TMP/err.txt" >&2; exit 1; }
+grep -q '^ready' "$TMP/sink-out.txt" || { log "the SMTP sink was not ready after 10 s"; cat "$TMP/sink-err.txt" >&2; exit 1; }
 
-banner() { grep -m1 "^  $1:" "$TMP/out.txt" | sed -E "s/^  $1: +//" | awk '{print $1}'; }
-FORGE_URL="$(banner 'API URL')"
-FORGE_ANON_KEY="$(banner 'anon key')"
-FORGE_SERVICE_KEY="$(banner 'service key')"
+SMTP_PORT="$(free_port)"
+FORGE_SMTP_SITE_URL="http://localhost:3000"
+FORGE_SMTP_SENDER="Forge Compat <noreply@forge.test>"
+log "starting forge-server (SMTP) on 127.0.0.1:$SMTP_PORT (data dir $SMTP_DATA)"
+FORGE_DATA_DIR="$SMTP_DATA" FORGE_LISTEN="127.0.0.1:$SMTP_PORT" \
+  FORGE_SMTP_HOST=127.0.0.1 FORGE_SMTP_PORT="$SINK_PORT" FORGE_SMTP_TLS=false FORGE_SMTP_FROM="$FORGE_SMTP_SENDER" \
+  FORGE_AUTH_MAILER_AUTOCONFIRM=false \
+  FORGE_AUTH_SITE_URL="$FORGE_SMTP_SITE_URL" \
+  FORGE_AUTH_REDIRECT_URLS="[$FORGE_SMTP_SITE_URL/welcome/*]" \
+  "$SERVER_BIN" >"$TMP/smtp-out.txt" 2>"$TMP/smtp-err.txt" &
+SMTP_SERVER_PID=$!
+
+wait_banner forge-server "$SERVER_PID" "$TMP/out.txt" "$TMP/err.txt"
+wait_banner "forge-server (SMTP)" "$SMTP_SERVER_PID" "$TMP/smtp-out.txt" "$TMP/smtp-err.txt"
+
+FORGE_URL="$(banner "$TMP/out.txt" 'API URL')"
+FORGE_ANON_KEY="$(banner "$TMP/out.txt" 'anon key')"
+FORGE_SERVICE_KEY="$(banner "$TMP/out.txt" 'service key')"
 FORGE_JWT_SECRET_FILE="$DATA/jwt_secret"
 FORGE_DB_SOCKET_DIR="$DATA/run"
 export FORGE_URL FORGE_ANON_KEY FORGE_SERVICE_KEY FORGE_JWT_SECRET_FILE FORGE_DB_SOCKET_DIR
 [ -n "$FORGE_URL" ] && [ -n "$FORGE_ANON_KEY" ] && [ -n "$FORGE_SERVICE_KEY" ] || { log "could not parse the banner"; cat "$TMP/out.txt" >&2; exit 1; }
+
+FORGE_SMTP_URL="$(banner "$TMP/smtp-out.txt" 'API URL')"
+FORGE_SMTP_ANON_KEY="$(banner "$TMP/smtp-out.txt" 'anon key')"
+FORGE_SMTP_SERVICE_KEY="$(banner "$TMP/smtp-out.txt" 'service key')"
+FORGE_SMTP_MAIL_DIR="$MAIL_DIR"
+export FORGE_SMTP_URL FORGE_SMTP_ANON_KEY FORGE_SMTP_SERVICE_KEY FORGE_SMTP_MAIL_DIR FORGE_SMTP_SITE_URL FORGE_SMTP_SENDER
+[ -n "$FORGE_SMTP_URL" ] && [ -n "$FORGE_SMTP_ANON_KEY" ] || { log "could not parse the SMTP server's banner"; cat "$TMP/smtp-out.txt" >&2; exit 1; }
 
 log "applying schema.sql"
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$FORGE_DB_SOCKET_DIR" -U postgres -d postgres -f "$COMPAT_DIR/schema.sql"
@@ -121,7 +197,7 @@ log "applying schema.sql"
 # wait until the server's schema cache has the seeded tables and functions (DDL notifies it)
 node -e '
 const base = process.env.FORGE_URL + "/rest/v1/";
-const probes = ["countries?select=id&limit=1", "w_books?select=id&limit=1", "rpc/add_ints?a=1"];
+const probes = ["countries?select=id&limit=1", "w_books?select=id&limit=1", "auth_notes?select=id&limit=1", "rpc/add_ints?a=1"];
 const headers = { apikey: process.env.FORGE_ANON_KEY };
 const deadline = Date.now() + 15000;
 (async () => {

@@ -10,7 +10,8 @@ begin;
 
 drop table if exists public.notes, public.flights, public.country_languages, public.languages,
   public.cities, public.countries, public.reservations, public.articles, public.secrets,
-  public.w_books, public.w_authors, public.w_feedback, public.w_todos, public.rpc_events cascade;
+  public.w_books, public.w_authors, public.w_feedback, public.w_todos, public.rpc_events,
+  public.auth_notes cascade;
 drop type if exists public.continent cascade;
 drop function if exists public.add_ints(int, int), public.greet(text), public.cities_in(text),
   public.country_stats(int), public.int_series(int, int), public.country_by_code(text),
@@ -206,6 +207,22 @@ create policy w_todos_own on public.w_todos
   for all to authenticated
   using (owner_id = auth.uid())
   with check (owner_id = auth.uid());
+
+-- ------------------------------------------------------------------ auth (auth.test.mjs, test_auth.py)
+-- rows owned by real users of /auth/v1 (auth.users is created by the server's migrations before
+-- this script runs); each signed-in user inserts and reads only its own rows
+create table public.auth_notes (
+  id     bigserial primary key,
+  owner  uuid not null default auth.uid() references auth.users (id) on delete cascade,
+  body   text not null
+);
+alter table public.auth_notes enable row level security;
+create policy auth_notes_own_select on public.auth_notes
+  for select to authenticated
+  using (owner = auth.uid());
+create policy auth_notes_own_insert on public.auth_notes
+  for insert to authenticated
+  with check (owner = auth.uid());
 
 insert into public.w_authors (id, name) values (1, 'Ursula K. Le Guin'), (2, 'Frank Herbert'), (3, 'Octavia E. Butler');
 

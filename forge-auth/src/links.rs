@@ -66,7 +66,8 @@ impl VerifyType {
         }
     }
 
-    /// The AMR method a session from this verification records.
+    /// The AMR method a PKCE flow of this kind records (sessions straight from `verify`
+    /// record `otp`, as GoTrue's do).
     pub(crate) fn method(self) -> &'static str {
         match self {
             Self::Signup => "email/signup",

@@ -288,7 +288,7 @@ async fn otp_signs_in_and_creates_users_unless_told_not_to() {
     let hash = link.split("token=").nth(1).and_then(|s| s.split('&').next()).expect("hash");
     let v = t.post("/auth/v1/verify", json!({ "type": "magiclink", "token_hash": hash })).await;
     assert_eq!(v.status, 200, "{}", v.body);
-    assert_eq!(Api::claims(v.json()["access_token"].as_str().expect("at"))["amr"][0]["method"], "magiclink");
+    assert_eq!(Api::claims(v.json()["access_token"].as_str().expect("at"))["amr"][0]["method"], "otp");
 }
 
 #[tokio::test]

@@ -257,7 +257,7 @@ pub(crate) async fn verify_post(
     if verified.user.is_banned() {
         return Err(Error::api(403, "user_banned", "User is banned"));
     }
-    let issued = session::start(&mut tx, &verified.user, verified.verify_type.method(), &client).await?;
+    let issued = session::start(&mut tx, &verified.user, "otp", &client).await?;
     tx.commit().await?;
     Ok(Json(session::respond(&auth, &project, issued, SessionExtras::default()).await?))
 }
@@ -328,7 +328,7 @@ async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &Ve
         tx.commit().await?;
         return Ok(Landing::Code(code));
     }
-    let issued = session::start(&mut tx, &verified.user, verified.verify_type.method(), client).await?;
+    let issued = session::start(&mut tx, &verified.user, "otp", client).await?;
     tx.commit().await?;
     let session = session::respond(auth, project, issued, SessionExtras::default()).await?;
     let fragment = format!(
