@@ -46,6 +46,7 @@ pub(crate) struct Limiters {
     per_ip: Vec<(Route, Option<Keyed<IpAddr>>)>,
     email_sent: Option<Direct>,
     per_address: Option<Keyed<(u8, String)>>,
+    guesses: Keyed<String>,
     clock: DefaultClock,
 }
 
@@ -74,7 +75,20 @@ impl Limiters {
         let email_sent = quota(limits.email_sent_per_hour, Duration::from_secs(3600)).map(RateLimiter::direct);
         let per_address =
             (!max_frequency.is_zero()).then(|| Quota::with_period(max_frequency).map(RateLimiter::hashmap)).flatten();
-        Self { per_ip, email_sent, per_address, clock: DefaultClock::default() }
+        // Short codes (6-digit OTPs, nonces, TOTP) get a few tries per target whatever the
+        // client address: 10 at once, then one every 30 seconds.
+        let guesses = RateLimiter::hashmap(
+            Quota::with_period(Duration::from_secs(30))
+                .expect("non-zero")
+                .allow_burst(NonZeroU32::new(10).expect("non-zero")),
+        );
+        Self { per_ip, email_sent, per_address, guesses, clock: DefaultClock::default() }
+    }
+
+    /// Counts a guess at a short code belonging to `target` (an address or a factor id).
+    pub(crate) fn guess(&self, target: &str) -> Result<()> {
+        prune(&self.guesses);
+        self.guesses.check_key(&target.to_ascii_lowercase()).map_err(|_| Error::rate_limited())
     }
 
     /// Counts a request on `route` from `ip` (no address: not limited, as in GoTrue).
@@ -134,6 +148,16 @@ mod tests {
         l.check(Route::Recover, Some(b)).expect("another address");
         l.check(Route::Otp, Some(a)).expect("another route");
         l.check(Route::Recover, None).expect("no address: not limited");
+    }
+
+    #[test]
+    fn guesses_at_one_code_are_limited_whatever_the_client() {
+        let l = Limiters::new(&RateLimits::default(), Duration::from_secs(60));
+        for _ in 0..10 {
+            l.guess("a@b.c").expect("within the burst");
+        }
+        assert_eq!(l.guess("A@b.c").expect_err("over").code(), "over_request_rate_limit");
+        l.guess("x@y.z").expect("another target");
     }
 
     #[test]

@@ -158,14 +158,16 @@ pub(crate) async fn issue(
     Ok(IssuedLink { otp, token_hash, action_link })
 }
 
-/// Issues a token and mails it, within the mail rate limits.
-pub(crate) async fn send(
+/// Issues a token (within the mail rate limits) and renders its mail. Deliver the mail with
+/// [`deliver`] or [`deliver_later`] once the transaction has committed: no locks are held
+/// while a mail server is slow.
+pub(crate) async fn prepare(
     auth: &Auth,
     project: &Project,
     conn: &mut PgConnection,
     user: &User,
     spec: &LinkSpec,
-) -> Result<()> {
+) -> Result<Mail> {
     auth.0.limits.mail(spec.kind, &spec.address)?;
     let link = issue(auth, project, conn, user, spec).await?;
     let site = auth.site_url(project);
@@ -179,15 +181,32 @@ pub(crate) async fn send(
         redirect_to: &spec.redirect_to,
     };
     let (subject, html) = auth.config().templates.render(spec.kind, &data);
-    let mail = Mail {
+    Ok(Mail {
         kind: spec.kind,
         to: spec.address.clone(),
         subject,
         html,
         otp: link.otp,
         sent_at: OffsetDateTime::now_utc(),
-    };
+    })
+}
+
+/// Sends a prepared mail; a failure is the server's (500).
+pub(crate) async fn deliver(auth: &Auth, mail: Mail) -> Result<()> {
     auth.0.mailer.send(mail).await.map_err(Error::internal)
+}
+
+/// Sends a prepared mail in the background, for endpoints whose answer must not depend on
+/// whether a mail went out (recover, otp, magiclink, resend): the response time then does not
+/// tell known addresses from unknown ones. Failures are logged.
+pub(crate) fn deliver_later(auth: &Auth, mail: Mail) {
+    let kind = mail.kind;
+    let sending = auth.0.mailer.send(mail);
+    tokio::spawn(async move {
+        if let Err(e) = sending.await {
+            tracing::error!(error = %e, ?kind, "sending mail failed");
+        }
+    });
 }
 
 /// How a token is presented.
@@ -239,12 +258,11 @@ pub(crate) async fn verify(
             TokenColumn::EmailChangeNew => user.email_change_sent_at,
             TokenColumn::Reauthentication => user.reauthentication_sent_at,
         };
-        // Consumed whether or not it is still fresh: a stale token is dead either way.
-        let clear = format!("update auth.users set {} = '' where id = $1", column.name());
-        sqlx::query(sqlx::AssertSqlSafe(clear)).bind(user.id).execute(&mut *conn).await?;
         if sent_at.is_none_or(|t| t + ttl < OffsetDateTime::now_utc()) {
             return Err(Error::otp_expired());
         }
+        let clear = format!("update auth.users set {} = '' where id = $1", column.name());
+        sqlx::query(sqlx::AssertSqlSafe(clear)).bind(user.id).execute(&mut *conn).await?;
         let effective = match (verify_type, column) {
             (VerifyType::Email, TokenColumn::Confirmation) => VerifyType::Signup,
             (VerifyType::Email, _) => VerifyType::Magiclink,

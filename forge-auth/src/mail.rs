@@ -56,13 +56,14 @@ pub struct Mail {
 #[error("sending mail failed: {0}")]
 pub struct MailError(pub String);
 
-/// A boxed future returned by [`Mailer::send`].
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), MailError>> + Send + 'a>>;
+/// A boxed future returned by [`Mailer::send`]. It owns what it needs, so a send can finish
+/// in the background.
+pub type SendFuture = Pin<Box<dyn Future<Output = Result<(), MailError>> + Send + 'static>>;
 
 /// Sends mail. Implement it to deliver through an API instead of SMTP.
 pub trait Mailer: Send + Sync + std::fmt::Debug + 'static {
     /// Sends one message.
-    fn send(&self, mail: Mail) -> SendFuture<'_>;
+    fn send(&self, mail: Mail) -> SendFuture;
 }
 
 /// The development mailer: keeps the newest messages in memory and logs each send (recipient
@@ -91,7 +92,8 @@ impl Outbox {
 }
 
 impl Mailer for Outbox {
-    fn send(&self, mail: Mail) -> SendFuture<'_> {
+    /// Keeps the message at once (before the future is polled).
+    fn send(&self, mail: Mail) -> SendFuture {
         tracing::info!(to = %mail.to, subject = %mail.subject, kind = ?mail.kind, "mail kept in the local outbox (no SMTP configured)");
         let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if guard.len() == OUTBOX_CAPACITY {
@@ -148,16 +150,17 @@ impl SmtpMailer {
 }
 
 impl Mailer for SmtpMailer {
-    fn send(&self, mail: Mail) -> SendFuture<'_> {
+    fn send(&self, mail: Mail) -> SendFuture {
+        let (transport, from) = (self.transport.clone(), self.from.clone());
         Box::pin(async move {
             let to: Mailbox = mail.to.parse().map_err(|e| MailError(format!("invalid recipient: {e}")))?;
             let message = lettre::Message::builder()
-                .from(self.from.clone())
+                .from(from)
                 .to(to)
                 .subject(mail.subject)
                 .multipart(MultiPart::alternative_plain_html(html_to_text(&mail.html), mail.html))
                 .map_err(|e| MailError(e.to_string()))?;
-            self.transport.send(message).await.map_err(|e| MailError(e.to_string()))?;
+            transport.send(message).await.map_err(|e| MailError(e.to_string()))?;
             Ok(())
         })
     }
@@ -331,7 +334,7 @@ mod tests {
         assert_eq!(outbox.messages(None).len(), 3);
     }
 
-    fn futures_executor(f: SendFuture<'_>) {
+    fn futures_executor(f: SendFuture) {
         tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f).expect("sent");
     }
 }

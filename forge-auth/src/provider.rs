@@ -95,8 +95,8 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-/// Settings of a built-in provider (`[auth.external.<name>]`).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+/// Settings of a built-in provider (`[auth.external.<name>]`). Its `Debug` hides the secret.
+#[derive(Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderConfig {
     /// `github`, `google` or `oidc` (default: the provider's name if it is `github` or
@@ -111,6 +111,18 @@ pub struct ProviderConfig {
     pub issuer: Option<String>,
     /// Scopes requested besides the provider's defaults.
     pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 fn redact<S: serde::Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -396,7 +408,6 @@ struct Discovered {
 }
 
 /// Any OpenID Connect provider, configured from its discovery document.
-#[derive(Debug)]
 pub struct Oidc {
     name: String,
     issuer: String,
@@ -406,6 +417,16 @@ pub struct Oidc {
     http: reqwest::Client,
     discovered: OnceCell<Discovered>,
     jwks: tokio::sync::RwLock<Option<(JwkSet, std::time::Instant)>>,
+}
+
+impl std::fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long fetched signing keys are trusted before they are fetched again.
@@ -491,17 +512,27 @@ impl Oidc {
         }
         let mut v = Validation::new(header.alg);
         v.set_audience(&[&self.client_id]);
-        v.set_issuer(&[&self.issuer, &format!("{}/", self.issuer)]);
+        // Google writes its issuer without the scheme in some tokens.
+        let bare = self.issuer.strip_prefix("https://").unwrap_or(&self.issuer).to_owned();
+        v.set_issuer(&[&self.issuer, &format!("{}/", self.issuer), &bare]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = 60;
         let data = jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &v)
             .map_err(|e| ProviderError(format!("invalid ID token: {e}")))?;
         let claims = data.claims;
-        if let Some(expected) = nonce {
-            let got = claims.get("nonce").and_then(Value::as_str).unwrap_or_default();
-            let hashed = crate::crypto::sha256_hex(expected.as_bytes());
-            if !(crate::crypto::ct_eq(got, expected) || crate::crypto::ct_eq(got, &hashed)) {
-                return Err(ProviderError("the ID token's nonce does not match".into()));
+        // Both or neither: a token bound to a nonce is only accepted with it.
+        match (nonce, claims.get("nonce").and_then(Value::as_str)) {
+            (None, None) => {}
+            (Some(expected), Some(got)) => {
+                let hashed = crate::crypto::sha256_hex(expected.as_bytes());
+                if !(crate::crypto::ct_eq(got, expected) || crate::crypto::ct_eq(got, &hashed)) {
+                    return Err(ProviderError("the ID token's nonce does not match".into()));
+                }
+            }
+            _ => {
+                return Err(ProviderError(
+                    "passed nonce and nonce in the ID token should either both exist or not".into(),
+                ));
             }
         }
         Ok(claims)

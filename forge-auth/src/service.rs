@@ -126,10 +126,30 @@ impl Auth {
             url == base || url.strip_prefix(base).is_some_and(|rest| rest.starts_with(['/', '?', '#']))
         };
         under(site)
-            || self.0.config.redirect_urls.iter().any(|allowed| match allowed.strip_suffix('*') {
-                Some(prefix) => url.starts_with(prefix),
-                None => under(allowed),
+            || self.0.config.redirect_urls.iter().any(|allowed| {
+                if allowed.contains(['*', '?']) {
+                    glob_match(allowed.as_bytes(), url.as_bytes())
+                } else {
+                    under(allowed)
+                }
             })
+    }
+}
+
+/// GoTrue's redirect globs: `**` matches anything, `*` and `?` match within one host label
+/// or path segment (never across `.` or `/`), everything else literally; the whole URL must
+/// match.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let separator = |c: u8| c == b'.' || c == b'/';
+    match pattern {
+        [] => text.is_empty(),
+        [b'*', b'*', rest @ ..] => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
+        [b'*', rest @ ..] => {
+            let span = text.iter().position(|&c| separator(c)).unwrap_or(text.len());
+            (0..=span).any(|i| glob_match(rest, &text[i..]))
+        }
+        [b'?', rest @ ..] => matches!(text, [c, tail @ ..] if !separator(*c) && glob_match(rest, tail)),
+        [p, rest @ ..] => matches!(text, [c, tail @ ..] if c == p && glob_match(rest, tail)),
     }
 }
 
@@ -142,7 +162,11 @@ mod tests {
         let auth = Auth::builder()
             .config(AuthConfig {
                 site_url: Some("https://app.example.com".into()),
-                redirect_urls: vec!["http://localhost:3000".into(), "https://preview-*".into()],
+                redirect_urls: vec![
+                    "http://localhost:3000".into(),
+                    "https://preview-*.example.net/**".into(),
+                    "http://localhost:4000/**".into(),
+                ],
                 ..AuthConfig::default()
             })
             .build();
@@ -150,6 +174,11 @@ mod tests {
         assert!(auth.redirect_allowed(site, "https://app.example.com/welcome"));
         assert!(auth.redirect_allowed(site, "http://localhost:3000/cb?x=1"));
         assert!(auth.redirect_allowed(site, "https://preview-42.example.net/"));
+        assert!(auth.redirect_allowed(site, "https://preview-42.example.net/a/b?c=d"));
+        assert!(!auth.redirect_allowed(site, "https://preview-x.attacker.net/"), "* stays within a label");
+        assert!(!auth.redirect_allowed(site, "https://preview-a.b.example.net/"), "* never crosses a dot");
+        assert!(auth.redirect_allowed(site, "http://localhost:4000/welcome/x"));
+        assert!(!auth.redirect_allowed(site, "http://localhost:4000.evil.net/"));
         assert!(!auth.redirect_allowed(site, "https://app.example.com.evil.net/"));
         assert!(!auth.redirect_allowed(site, "https://evil.net/?https://app.example.com"));
         assert!(!auth.redirect_allowed(site, "http://localhost:30000/"));

@@ -273,6 +273,10 @@ async fn id_token_grant_and_linking_by_verified_email() {
         )
         .await;
     wrong_nonce.assert_error(400, "validation_failed");
+    // A token bound to a nonce is refused without it.
+    t.post("/auth/v1/token?grant_type=id_token", json!({ "provider": "fakeidp", "id_token": id_token }))
+        .await
+        .assert_error(400, "validation_failed");
     let wrong_aud = fake.id_token("n", "someone-else");
     t.post("/auth/v1/token?grant_type=id_token", json!({ "provider": "fakeidp", "id_token": wrong_aud }))
         .await
@@ -295,9 +299,12 @@ async fn id_token_grant_and_linking_by_verified_email() {
     *fake.user.lock().expect("lock") =
         json!({ "sub": "idp-user-2", "email": "pat@example.com", "email_verified": false });
     let unverified = fake.id_token("n", CLIENT_ID);
-    t.post("/auth/v1/token?grant_type=id_token", json!({ "provider": "fakeidp", "id_token": unverified }))
-        .await
-        .assert_error(422, "provider_email_needs_verification");
+    t.post(
+        "/auth/v1/token?grant_type=id_token",
+        json!({ "provider": "fakeidp", "id_token": unverified, "nonce": "n" }),
+    )
+    .await
+    .assert_error(422, "provider_email_needs_verification");
 
     // Unlinking: the email identity can go while another remains; the last one cannot.
     let at = s.json()["access_token"].as_str().expect("at").to_owned();
@@ -392,4 +399,69 @@ async fn link_identity_makes_an_anonymous_user_permanent() {
     let landing = t.send("GET", back.strip_prefix("http://localhost").expect("forge"), None, "").await;
     assert!(landing.header("location").expect("location").contains("error_code=identity_already_exists"));
     t.send("GET", "/auth/v1/user/identities/authorize?provider=fakeidp", None, "").await.assert_error(403, "bad_jwt");
+}
+
+#[tokio::test]
+async fn a_pre_registered_unconfirmed_account_is_not_taken_over_by_oauth_linking() {
+    let fake = start_fake().await;
+    let mut config = AuthConfig {
+        mailer_autoconfirm: false,
+        redirect_urls: vec!["http://app.test/*".into()],
+        ..AuthConfig::default()
+    };
+    config.external.insert(
+        "fakeidp".into(),
+        ProviderConfig {
+            kind: Some("oidc".into()),
+            client_id: CLIENT_ID.into(),
+            secret: CLIENT_SECRET.into(),
+            issuer: Some(fake.issuer.clone()),
+            scopes: vec![],
+        },
+    );
+    let t = api_with(config).await;
+    // The attacker registers the victim's address first (it stays unconfirmed).
+    t.post("/auth/v1/signup", json!({ "email": "pat@example.com", "password": "attacker-pass-1" })).await;
+    let landing = browser_flow(&t, "redirect_to=http://app.test/done").await;
+    let p = fragment_params(&landing);
+    let me = t.send("GET", "/auth/v1/user", Some(&p["access_token"]), "").await.json();
+    assert_eq!(me["identities"].as_array().map(Vec::len), Some(1), "only the provider's identity: {me}");
+    assert_eq!(me["identities"][0]["provider"], "fakeidp");
+    t.login("pat@example.com", "attacker-pass-1").await.assert_error(400, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn third_party_tokens_do_not_reach_the_auth_services_own_user_endpoints() {
+    let fake = start_fake().await;
+    let t = api_for(&fake).await;
+    // A project that trusts the fake IdP for its data APIs.
+    let issuer = forge_core::ThirdPartyIssuer::new(fake.issuer.clone(), Some(CLIENT_ID.into()));
+    issuer.set_jwks(&fake.keys.jwks()).expect("jwks");
+    let keys = ProjectKeys::builder(
+        ProjectRef::new("test").expect("ref"),
+        forge_core::testing::TEST_JWT_SECRET.as_bytes().to_vec(),
+    )
+    .third_party(issuer)
+    .build()
+    .expect("keys");
+    let project = forge_core::Project::new(
+        ProjectRef::new("test").expect("ref"),
+        t.db.database().clone(),
+        keys.clone(),
+        forge_core::ProjectSettings::new("http://localhost"),
+    );
+    let signed_up = t.sign_up("victim@example.com", "password-1234").await;
+    // Even with a subject equal to a real user's id.
+    *fake.user.lock().expect("lock") = json!({ "sub": signed_up["user"]["id"], "email": "x@example.com" });
+    let token = fake.id_token("n", CLIENT_ID);
+    assert!(keys.authenticate(None, Some(format!("Bearer {token}").as_bytes())).is_ok(), "trusted for data APIs");
+    let app = axum::Router::new().nest("/auth/v1", t.auth.router()).layer(forge_core::ProjectLayer::single(project));
+    let req = http::Request::builder()
+        .uri("/auth/v1/user")
+        .header("apikey", keys.anon_key())
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let res = tower::ServiceExt::oneshot(app, req).await.expect("response");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }

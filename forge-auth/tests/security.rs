@@ -308,7 +308,13 @@ async fn totp_mfa_upgrades_the_session_and_each_code_is_usable_once() {
     .await
     .assert_error(422, "mfa_challenge_expired");
 
-    // The old session token (aal1) cannot add factors or remove the verified one.
+    // The old session token (aal1) cannot change credentials, add factors or remove the verified one.
+    t.send("PUT", "/auth/v1/user", Some(&at), &json!({ "password": "another-password-1" }).to_string())
+        .await
+        .assert_error(401, "insufficient_aal");
+    t.send("PUT", "/auth/v1/user", Some(&at), &json!({ "email": "thief@example.com" }).to_string())
+        .await
+        .assert_error(401, "insufficient_aal");
     t.send("POST", "/auth/v1/factors", Some(&at), &json!({ "factor_type": "totp", "friendly_name": "2" }).to_string())
         .await
         .assert_error(403, "insufficient_aal");
@@ -354,4 +360,54 @@ async fn sessions_end_at_the_time_box_and_after_inactivity() {
     let left: i64 =
         sqlx::query_scalar("select count(*) from auth.sessions").fetch_one(t.db.pool()).await.expect("count");
     assert_eq!(left, 1, "expired sessions are removed when presented; the first one has not been yet");
+}
+
+#[tokio::test]
+async fn sign_up_never_changes_an_existing_unconfirmed_account() {
+    // Confirmation on: an invited (unconfirmed) user is not taken over by signing up.
+    let t = api_with(AuthConfig { mailer_autoconfirm: false, max_frequency: 0, ..AuthConfig::default() }).await;
+    let invited = t.admin("POST", "/auth/v1/invite", json!({ "email": "inv@example.com" })).await.json();
+    let r = t.post("/auth/v1/signup", json!({ "email": "inv@example.com", "password": "attacker-pass-1" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_ne!(r.json()["id"], invited["id"], "the real id is not revealed");
+    assert!(r.json()["access_token"].is_null());
+    let (hash, meta): (String, Value) =
+        sqlx::query_as("select encrypted_password, raw_user_meta_data from auth.users where email = 'inv@example.com'")
+            .fetch_one(t.db.pool())
+            .await
+            .expect("user");
+    assert_eq!((hash.as_str(), meta), ("", json!({})), "nothing was overwritten");
+
+    // Autoconfirm on: refused outright.
+    let t = api().await;
+    t.admin("POST", "/auth/v1/admin/users", json!({ "email": "pre@example.com", "password": "owner-pass-123" })).await;
+    t.post("/auth/v1/signup", json!({ "email": "pre@example.com", "password": "attacker-pass-1" }))
+        .await
+        .assert_error(422, "user_already_exists");
+}
+
+#[tokio::test]
+async fn limits_hold_without_the_proxy_header_and_per_guessed_address() {
+    let limits = RateLimits { otp_per_5min: 1, ..RateLimits::default() };
+    let t = api_with(AuthConfig {
+        rate_limits: limits,
+        rate_limit_header: Some("x-forwarded-for".into()),
+        ..AuthConfig::default()
+    })
+    .await;
+    let body = json!({ "email": "h@example.com" });
+    assert_eq!(t.post("/auth/v1/recover", body.clone()).await.status, 200);
+    t.post("/auth/v1/recover", json!({ "email": "i@example.com" })).await.assert_error(429, "over_request_rate_limit");
+
+    // Guessing one address's OTP from many client addresses still runs out.
+    let t = api().await;
+    let verify = json!({ "type": "email", "email": "j@example.com", "token": "000000" }).to_string();
+    for i in 0..10 {
+        t.send_from(&format!("10.1.0.{i}"), "POST", "/auth/v1/verify", None, &verify)
+            .await
+            .assert_error(403, "otp_expired");
+    }
+    t.send_from("10.1.0.99", "POST", "/auth/v1/verify", None, &verify)
+        .await
+        .assert_error(429, "over_request_rate_limit");
 }

@@ -300,6 +300,17 @@ impl ProjectKeys {
     /// `exp` and `nbf` are checked with the configured leeway (at most 60 s). Tokens whose role
     /// is not an API-key role (`anon`, `service_role`) must name the audience.
     pub fn verify_jwt(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_with(token, true)
+    }
+
+    /// Like [`ProjectKeys::verify_jwt`], but only for tokens signed with this project's own
+    /// keys: a trusted third-party issuer's tokens are refused. Auth's own endpoints use it,
+    /// since an external user is not a user of this project's auth service.
+    pub fn verify_own_jwt(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_with(token, false)
+    }
+
+    fn verify_with(&self, token: &str, third_party: bool) -> Result<Claims, AuthError> {
         if token.is_empty() {
             return Err(AuthError::with_message(ErrorCode::InvalidJwt, "Empty JWT is sent in Authorization header"));
         }
@@ -312,7 +323,8 @@ impl ProjectKeys {
         }
         let (alg, kid) = header_alg(token)?;
         let own_es256 = self.0.es256.as_ref().filter(|k| kid.is_none() || kid.as_deref() == Some(k.kid.as_str()));
-        let key = match (alg, own_es256, &self.0.third_party) {
+        let external = self.0.third_party.as_ref().filter(|_| third_party);
+        let key = match (alg, own_es256, external) {
             (Algorithm::HS256, _, _) => &self.0.hs_decoding,
             (Algorithm::ES256, Some(k), _) => &k.decoding,
             (_, _, Some(external)) => return external.verify(token, alg, kid.as_deref(), &self.0.verify),

@@ -128,6 +128,9 @@ pub(crate) struct AdminUserBody {
     role: Option<String>,
 }
 
+/// The longest ban: 100 years.
+const MAX_BAN_SECONDS: f64 = 100.0 * 365.25 * 86400.0;
+
 /// Parses a Go-style duration (`24h`, `1h30m`, `90s`, `500ms`); `none` is `None`.
 fn parse_ban(s: &str) -> Result<Option<time::Duration>> {
     let s = s.trim();
@@ -152,8 +155,15 @@ fn parse_ban(s: &str) -> Result<Option<time::Duration>> {
             "ms" => 0.001,
             _ => return Err(bad()),
         };
-        total += time::Duration::seconds_f64(value * seconds);
+        let part = value * seconds;
+        if !part.is_finite() || part > MAX_BAN_SECONDS {
+            return Err(bad());
+        }
+        total += time::Duration::seconds_f64(part);
         rest = &rest[unit_len..];
+    }
+    if total.as_seconds_f64() > MAX_BAN_SECONDS {
+        return Err(bad());
     }
     Ok(Some(total))
 }
@@ -604,9 +614,10 @@ pub(crate) async fn invite(
         redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
         pkce: None,
     };
-    links::send(&auth, &project, &mut tx, &user, &spec).await?;
+    let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
     sqlx::query("update auth.users set invited_at = now() where id = $1").bind(user.id).execute(&mut *tx).await?;
     tx.commit().await?;
+    links::deliver(&auth, mail).await?;
     let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
     Ok(Json(user_json(pool, &user).await?))
 }
@@ -628,4 +639,19 @@ pub(crate) async fn outbox(State(auth): State<Auth>, _admin: Admin, Query(q): Qu
     };
     let to = q.email.as_deref().map(str::to_lowercase);
     Ok(Json(json!({ "messages": outbox.messages(to.as_deref()) })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ban;
+
+    #[test]
+    fn ban_durations_follow_go_and_refuse_absurd_values() {
+        assert_eq!(parse_ban("none").expect("none"), None);
+        assert_eq!(parse_ban("1h30m").expect("ok"), Some(time::Duration::minutes(90)));
+        assert_eq!(parse_ban("500ms").expect("ok"), Some(time::Duration::milliseconds(500)));
+        for bad in ["", "1d", "h", "9999999999999h", "1e400h", "10", "-1h"] {
+            assert!(parse_ban(bad).is_err(), "{bad:?}");
+        }
+    }
 }

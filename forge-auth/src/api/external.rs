@@ -72,6 +72,10 @@ async fn start_flow(auth: &Auth, project: &Project, q: AuthorizeQuery, link_user
     let provider = provider(auth, name)?;
     let pkce = pkce_params(q.code_challenge.as_deref(), q.code_challenge_method.as_deref())?;
     let redirect_to = auth.redirect_target(project, q.redirect_to.as_deref());
+    // Flows nobody finished are dropped after a day, so the table cannot grow without bound.
+    sqlx::query("delete from auth.flow_state where created_at < now() - interval '1 day'")
+        .execute(project.db().pool())
+        .await?;
     let flow_id = Uuid::new_v4();
     let verifier = random_token();
     let nonce = random_token();
@@ -343,13 +347,31 @@ async fn resolve_user(
             };
             match by_email {
                 Some(u) if email_verified => {
-                    users::add_identity(tx, u.id, provider, &subject, data).await?;
                     if !u.email_confirmed() {
-                        sqlx::query("update auth.users set email_confirmed_at = now() where id = $1")
+                        // Nobody proved they own this unconfirmed account; the provider just
+                        // proved the address is this person's. Whatever was set up without
+                        // proof (a password, other identities, metadata) goes, so a
+                        // pre-registered account cannot be taken over (GoTrue's
+                        // RemoveUnconfirmedIdentities).
+                        sqlx::query("delete from auth.identities where user_id = $1")
+                            .bind(u.id)
+                            .execute(&mut **tx)
+                            .await?;
+                        sqlx::query(
+                            "update auth.users set encrypted_password = '', raw_user_meta_data = $2, \
+                             confirmation_token = '', recovery_token = '', email_change = '', \
+                             email_change_token_new = '', email_confirmed_at = now(), updated_at = now() where id = $1",
+                        )
+                        .bind(u.id)
+                        .bind(&data)
+                        .execute(&mut **tx)
+                        .await?;
+                        sqlx::query("delete from auth.sessions where user_id = $1")
                             .bind(u.id)
                             .execute(&mut **tx)
                             .await?;
                     }
+                    users::add_identity(tx, u.id, provider, &subject, data).await?;
                     User::by_id(&mut **tx, u.id).await?.ok_or_else(|| Error::internal("user vanished"))?
                 }
                 Some(_) => {

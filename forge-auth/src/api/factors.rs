@@ -169,6 +169,7 @@ pub(crate) async fn verify(
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| Error::api(422, "mfa_challenge_expired", "MFA challenge not found"))?;
     let code = body.code.unwrap_or_default();
+    auth.0.limits.guess(&factor.id.to_string())?;
 
     let mut tx = pool.begin().await?;
     let challenge: Option<(OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(

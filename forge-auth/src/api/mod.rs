@@ -74,12 +74,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
         let auth = parts.extensions.get::<Auth>().cloned();
         let header = auth.as_ref().and_then(|a| a.config().rate_limit_header.clone());
         let ip = match header {
-            Some(name) => parts
-                .headers
-                .get(name.as_str())
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok()),
+            // A missing or unparsable value shares one bucket: leaving it out must not lift
+            // the limits.
+            Some(name) => Some(
+                parts
+                    .headers
+                    .get(name.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.trim().parse::<IpAddr>().ok())
+                    .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            ),
             None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
         };
         let user_agent = parts
@@ -118,7 +123,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionUser {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let project = Project::from_request_parts(parts, state).await.map_err(|r| Error::Core(r.error))?;
         let token = bearer(parts)?;
-        let claims = project.keys().verify_jwt(token).map_err(|e| {
+        let claims = project.keys().verify_own_jwt(token).map_err(|e| {
             Error::api(403, "bad_jwt", format!("invalid JWT: unable to parse or verify signature, {}", e.message))
         })?;
         let Some(sub) = claims.sub() else {

@@ -62,6 +62,7 @@ pub(crate) async fn recover(
     let email = required_email(&body)?;
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
     let mut tx = project.db().pool().begin().await?;
+    let mut pending = None;
     match User::by_email(&mut *tx, &email).await? {
         Some(user) => {
             let spec = LinkSpec {
@@ -72,11 +73,14 @@ pub(crate) async fn recover(
                 redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                 pkce,
             };
-            links::send(&auth, &project, &mut tx, &user, &spec).await?;
+            pending = Some(links::prepare(&auth, &project, &mut tx, &user, &spec).await?);
         }
         None => auth.0.limits.mail(MailKind::Recovery, &email)?,
     }
     tx.commit().await?;
+    if let Some(mail) = pending {
+        links::deliver_later(&auth, mail);
+    }
     Ok(Json(json!({})))
 }
 
@@ -158,8 +162,9 @@ async fn send_magic_link(
             pkce,
         }
     };
-    links::send(auth, project, &mut tx, &user, &spec).await?;
+    let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
+    links::deliver_later(auth, mail);
     Ok(())
 }
 
@@ -202,6 +207,7 @@ pub(crate) async fn resend(
             }
         }
     };
+    let mut pending = None;
     match user {
         Some(user) => {
             let spec = LinkSpec {
@@ -212,11 +218,14 @@ pub(crate) async fn resend(
                 redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                 pkce,
             };
-            links::send(&auth, &project, &mut tx, &user, &spec).await?;
+            pending = Some(links::prepare(&auth, &project, &mut tx, &user, &spec).await?);
         }
         None => auth.0.limits.mail(mail_kind, &email)?,
     }
     tx.commit().await?;
+    if let Some(mail) = pending {
+        links::deliver_later(&auth, mail);
+    }
     Ok(Json(json!({})))
 }
 
@@ -246,7 +255,10 @@ pub(crate) async fn verify_post(
     };
     let presented = match (&body.token_hash, &body.token, &email) {
         (Some(h), None, _) if !h.is_empty() => Presented::Hash(h),
-        (None, Some(t), Some(e)) if !t.is_empty() => Presented::Otp { address: e, otp: t },
+        (None, Some(t), Some(e)) if !t.is_empty() => {
+            auth.0.limits.guess(e)?;
+            Presented::Otp { address: e, otp: t }
+        }
         (None, Some(_), None) if body.phone.is_some() => {
             return Err(Error::api(422, "sms_send_failed", "Phone verification is not available: no SMS provider"));
         }

@@ -121,15 +121,24 @@ async fn email_signup(
             return Ok(Json(obfuscated_user(&email, metadata)));
         }
         Some(u) => {
-            sqlx::query(
-                "update auth.users set encrypted_password = $2, raw_user_meta_data = $3, updated_at = now() where id = $1",
-            )
-            .bind(u.id)
-            .bind(&hash)
-            .bind(Value::Object(metadata))
-            .execute(&mut *tx)
-            .await?;
-            u
+            // Registered but unconfirmed (signed up, invited, or created by an admin): nobody
+            // has proved they own the address, so a sign-up changes nothing. With
+            // confirmation on, the owner gets the confirmation again.
+            if autoconfirm {
+                return Err(Error::api(422, "user_already_exists", "User already registered"));
+            }
+            let spec = LinkSpec {
+                kind: MailKind::Confirmation,
+                column: TokenColumn::Confirmation,
+                verify_type: VerifyType::Signup,
+                address: email.clone(),
+                redirect_to,
+                pkce: None,
+            };
+            let mail = links::prepare(auth, project, &mut tx, &u, &spec).await?;
+            tx.commit().await?;
+            links::deliver(auth, mail).await?;
+            return Ok(Json(obfuscated_user(&email, metadata)));
         }
         None => {
             let new = NewUser {
@@ -155,8 +164,9 @@ async fn email_signup(
         redirect_to,
         pkce,
     };
-    links::send(auth, project, &mut tx, &user, &spec).await?;
+    let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
+    links::deliver(auth, mail).await?;
     let user = User::by_id(project.db().pool(), user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
     Ok(Json(crate::model::user_json(project.db().pool(), &user).await?))
 }

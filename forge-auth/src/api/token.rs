@@ -179,6 +179,7 @@ async fn pkce_grant(auth: &Auth, project: &Project, body: PkceGrant) -> Result<V
     let user =
         User::by_id(&mut *tx, user_id).await?.ok_or_else(|| Error::api(404, "user_not_found", "User not found"))?;
     if user.is_banned() {
+        tx.commit().await?; // the code stays spent
         return Err(Error::api(400, "user_banned", "User is banned"));
     }
     let issued = session::start(&mut tx, &user, &flow.authentication_method, &ClientInfo::default()).await?;

@@ -45,8 +45,34 @@ pub(crate) async fn update_user(
     auth.0.limits.check(Route::UserUpdate, client.ip)?;
     let body: UpdateBody = parse_body(&body)?;
     let config = auth.config();
-    let SessionUser { project, user, .. } = session;
+    let SessionUser { project, user, aal, .. } = session;
     let pool = project.db().pool();
+    let changes_credentials = body.password.is_some() || body.email.as_deref().is_some_and(|e| !e.trim().is_empty());
+    if changes_credentials && aal != "aal2" {
+        let verified_factor: bool = sqlx::query_scalar(
+            "select exists (select 1 from auth.mfa_factors where user_id = $1 and status = 'verified')",
+        )
+        .bind(user.id)
+        .fetch_one(pool)
+        .await?;
+        if verified_factor {
+            return Err(Error::api(
+                401,
+                "insufficient_aal",
+                "AAL2 session is required to update email or password when MFA is enabled.",
+            ));
+        }
+    }
+    // The reauthentication nonce is consumed in its own committed statement, before anything
+    // else: a wrong guess spends it too.
+    let has_password = user.encrypted_password.as_deref().is_some_and(|h| !h.is_empty());
+    if body.password.is_some() && body.current_password.is_none() && config.secure_password_change && has_password {
+        let nonce =
+            body.nonce.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
+                Error::api(400, "reauthentication_needed", "Password update requires reauthentication")
+            })?;
+        consume_nonce(&auth, pool, &user, nonce).await?;
+    }
     let mut tx = pool.begin().await?;
     let user = User::by_id_for_update(&mut *tx, user.id)
         .await?
@@ -98,11 +124,6 @@ pub(crate) async fn update_user(
                     "Current password required when setting new password.",
                 ));
             }
-        } else if config.secure_password_change && stored.is_some() {
-            let nonce = body.nonce.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
-                Error::api(400, "reauthentication_needed", "Password update requires reauthentication")
-            })?;
-            check_nonce(&auth, &mut tx, &user, nonce).await?;
         }
         let hash = {
             let p = new_password.to_owned();
@@ -115,6 +136,7 @@ pub(crate) async fn update_user(
             .await?;
     }
 
+    let mut pending = None;
     if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
         let email = normalize_email(email)?;
         if user.email.as_deref() != Some(email.as_str()) {
@@ -163,11 +185,14 @@ pub(crate) async fn update_user(
                     redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                     pkce: pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?,
                 };
-                links::send(&auth, &project, &mut tx, &user, &spec).await?;
+                pending = Some(links::prepare(&auth, &project, &mut tx, &user, &spec).await?);
             }
         }
     }
     tx.commit().await?;
+    if let Some(mail) = pending {
+        links::deliver(&auth, mail).await?;
+    }
     let user = User::by_id(pool, user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
     Ok(Json(user_json(pool, &user).await?))
 }
@@ -178,15 +203,20 @@ async fn blocking_verify(password: &str, stored: &str) -> Result<Verified> {
 }
 
 /// Checks and consumes a reauthentication nonce.
-async fn check_nonce(auth: &Auth, conn: &mut sqlx::PgConnection, user: &User, nonce: &str) -> Result<()> {
+async fn consume_nonce(auth: &Auth, pool: &sqlx::PgPool, user: &User, nonce: &str) -> Result<()> {
+    auth.0.limits.guess(&user.id.to_string())?;
     let address = user.email.clone().unwrap_or_default();
-    let expected = user.reauthentication_token.clone().unwrap_or_default();
     let presented = stored_digest(&token_hash(&address, nonce.trim()));
-    sqlx::query("update auth.users set reauthentication_token = '' where id = $1")
-        .bind(user.id)
-        .execute(&mut *conn)
-        .await?;
-    let fresh = user.reauthentication_sent_at.is_some_and(|t| {
+    let (expected, sent_at): (Option<String>, Option<time::OffsetDateTime>) = sqlx::query_as(
+        "with old as (select reauthentication_token, reauthentication_sent_at from auth.users where id = $1 for update) \
+         update auth.users u set reauthentication_token = '' from old where u.id = $1 \
+         returning old.reauthentication_token, old.reauthentication_sent_at",
+    )
+    .bind(user.id)
+    .fetch_one(pool)
+    .await?;
+    let expected = expected.unwrap_or_default();
+    let fresh = sent_at.is_some_and(|t| {
         t + time::Duration::seconds(i64::try_from(auth.config().otp_exp).unwrap_or(600))
             >= time::OffsetDateTime::now_utc()
     });
@@ -217,7 +247,8 @@ pub(crate) async fn reauthenticate(State(auth): State<Auth>, session: SessionUse
         redirect_to: auth.site_url(&project),
         pkce: None,
     };
-    links::send(&auth, &project, &mut tx, &user, &spec).await?;
+    let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
+    links::deliver(&auth, mail).await?;
     Ok(Json(json!({})))
 }
