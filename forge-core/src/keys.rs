@@ -91,6 +91,35 @@ struct Inner {
     secret_key: SecretString,
     verify: VerifyConfig,
     third_party: Option<Arc<ThirdPartyIssuer>>,
+    verified: VerifiedTokens,
+}
+
+/// Tokens already verified with this project's own keys, with their claims, until they
+/// expire. A session sends the same access token for up to an hour, so most requests skip
+/// the signature check and the claims parsing. Only successful verifications are kept, so
+/// callers cannot fill it with garbage; it is emptied when full.
+#[derive(Default)]
+struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<Box<str>, (Claims, i64)>>);
+
+/// The most tokens kept at once.
+const VERIFIED_CAPACITY: usize = 10_000;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str, leeway: Duration) -> Option<Claims> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (claims, exp) = map.get(token)?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let leeway = leeway.as_secs();
+        (i64::try_from(now).ok()? <= exp.saturating_add(i64::try_from(leeway).ok()?)).then(|| claims.clone())
+    }
+
+    fn put(&self, token: &str, claims: Claims, exp: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= VERIFIED_CAPACITY {
+            map.clear();
+        }
+        map.insert(token.into(), (claims, exp));
+    }
 }
 
 /// A project's keys. Cheap to clone.
@@ -188,6 +217,7 @@ impl ProjectKeysBuilder {
             secret_key,
             verify,
             third_party: self.third_party,
+            verified: VerifiedTokens::default(),
         })))
     }
 }
@@ -314,6 +344,9 @@ impl ProjectKeys {
         if token.is_empty() {
             return Err(AuthError::with_message(ErrorCode::InvalidJwt, "Empty JWT is sent in Authorization header"));
         }
+        if let Some(claims) = self.0.verified.get(token, self.0.verify.leeway) {
+            return Ok(claims);
+        }
         let parts = token.split('.').count();
         if parts != 3 {
             return Err(AuthError::with_message(
@@ -350,7 +383,12 @@ impl ProjectKeys {
         if !is_key_role && !audience_matches(claims.get("aud"), &self.0.verify.audience) {
             return Err(AuthError::new(ErrorCode::JwtBadAudience));
         }
-        Ok(Claims::new(claims))
+        let exp = claims.get("exp").and_then(Value::as_i64);
+        let claims = Claims::new(claims);
+        if let Some(exp) = exp {
+            self.0.verified.put(token, claims.clone(), exp);
+        }
+        Ok(claims)
     }
 
     /// Decides who is calling, from the `apikey` and `Authorization` header values.

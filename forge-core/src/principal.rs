@@ -1,6 +1,6 @@
 //! Who is calling: [`Principal`] and its extractor.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -10,13 +10,49 @@ use crate::error::{ForgeError, Rejection, WireFormat};
 use crate::project::Project;
 
 /// Verified JWT claims (or the synthetic claims of an opaque API key). Cheap to clone.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claims(Arc<Map<String, Value>>);
+#[derive(Debug, Clone)]
+pub struct Claims(Arc<ClaimsInner>);
+
+#[derive(Debug)]
+struct ClaimsInner {
+    map: Map<String, Value>,
+    /// The JSON Postgres sees, rendered once per role it was forced to.
+    json: OnceLock<(String, String)>,
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.map == other.0.map
+    }
+}
+
+impl std::ops::Deref for ClaimsInner {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
 
 impl Claims {
     /// Wraps verified claims.
     pub fn new(claims: Map<String, Value>) -> Self {
-        Self(Arc::new(claims))
+        Self(Arc::new(ClaimsInner { map: claims, json: OnceLock::new() }))
+    }
+
+    /// The claims as JSON with `role` set to `role`; rendered once and reused (a cached
+    /// token's claims are rendered once for all its requests).
+    pub(crate) fn json_with_role(&self, role: &str) -> String {
+        if let Some((r, json)) = self.0.json.get()
+            && r == role
+        {
+            return json.clone();
+        }
+        let mut map = self.0.map.clone();
+        map.insert("role".into(), Value::String(role.to_owned()));
+        let json = Value::Object(map).to_string();
+        let _ = self.0.json.set((role.to_owned(), json.clone()));
+        json
     }
 
     fn for_role(role: &str) -> Self {
@@ -47,7 +83,7 @@ impl Claims {
 
     /// All claims.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+        &self.0.map
     }
 }
 
@@ -115,9 +151,7 @@ impl Principal {
     /// The claims as the JSON Postgres sees in `request.jwt.claims`, with `role` forced to the
     /// resolved role (as PostgREST does).
     pub fn claims_json(&self) -> String {
-        let mut map = self.claims().as_map().clone();
-        map.insert("role".into(), Value::String(self.role().to_owned()));
-        Value::Object(map).to_string()
+        self.claims().json_with_role(self.role())
     }
 }
 

@@ -101,22 +101,29 @@ impl RequestContext {
         let mut sql = String::from(
             "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
              set_config('request.method', $3, true), set_config('request.path', $4, true), \
-             set_config('request.headers', $5, true)",
+             set_config('request.headers', $5, true), set_config('request.jwt.claim.sub', $6, true), \
+             set_config('request.jwt.claim.role', $7, true), set_config('request.jwt.claim.email', $8, true)",
         );
         for i in 0..self.settings.len() {
-            let n = 6 + 2 * i;
+            let n = 9 + 2 * i;
             sql.push_str(&format!(", set_config(${n}, ${}, true)", n + 1));
         }
         sql
     }
 
     fn set_config_params(&self) -> (String, Vec<String>) {
-        let mut params = Vec::with_capacity(5 + 2 * self.settings.len());
+        let mut params = Vec::with_capacity(8 + 2 * self.settings.len());
+        let claims = self.principal.claims();
         params.push(self.principal.role().to_owned());
         params.push(self.principal.claims_json());
         params.push(self.method.as_str().to_owned());
         params.push(self.path.clone());
         params.push(self.headers.clone());
+        // The single claims PostgREST used to set: `auth.uid()`, `auth.role()` and
+        // `auth.email()` read them first, so policies need not parse the claims JSON per row.
+        params.push(claims.sub().unwrap_or_default().to_owned());
+        params.push(self.principal.role().to_owned());
+        params.push(claims.email().unwrap_or_default().to_owned());
         for (name, value) in &self.settings {
             params.push(name.to_string());
             params.push(value.clone());

@@ -294,3 +294,18 @@ mod third_party {
         assert_eq!(auth(&hs).expect_err("foreign secret").code, ErrorCode::JwtBadSignature);
     }
 }
+
+#[test]
+fn a_verified_token_stops_working_when_it_expires() {
+    let keys = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
+        .verify(VerifyConfig { leeway: Duration::ZERO, ..VerifyConfig::default() })
+        .build()
+        .expect("keys");
+    let mut claims = user_claims();
+    claims["exp"] = json!(now() + 1);
+    let token = hs256(SECRET, claims);
+    assert!(keys.verify_jwt(&token).is_ok(), "valid now (and remembered)");
+    assert!(keys.verify_jwt(&token).is_ok(), "again, from the cache");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(keys.verify_jwt(&token).expect_err("expired").code, ErrorCode::JwtExpired);
+}
