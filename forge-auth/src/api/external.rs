@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::{FromRow as _, Row as _};
 use uuid::Uuid;
 
-use super::{SessionUser, parse_body};
+use super::{SessionUser, parse_body, redirect, redirect_error};
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::links::{encode, pkce_params};
@@ -408,25 +408,12 @@ async fn resolve_user(
 }
 
 fn error_redirect(target: &str, e: &Error) -> Response {
-    let status = e.status().as_u16();
-    let error = match status {
-        401 => "unauthorized_client",
-        403 => "access_denied",
-        400..=499 => "invalid_request",
-        _ => "server_error",
-    };
-    let description = if status >= 500 { "Internal server error".to_owned() } else { e.to_string() };
-    let params = format!("error={error}&error_code={}&error_description={}", e.code(), encode(&description));
-    let sep = if target.contains('?') { '&' } else { '?' };
-    found(&format!("{target}{sep}{params}#{params}"))
+    redirect_error(http::StatusCode::FOUND, target, e, None, "")
 }
 
 /// 302 Found, as GoTrue answers browser hops.
 fn found(url: &str) -> Response {
-    match http::HeaderValue::from_str(url) {
-        Ok(v) => (http::StatusCode::FOUND, [(http::header::LOCATION, v)]).into_response(),
-        Err(_) => Error::internal("redirect URL is not a valid header value").into_response(),
-    }
+    redirect(http::StatusCode::FOUND, url)
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -219,6 +219,47 @@ pub(crate) fn normalize_email(email: &str) -> Result<String> {
     }
 }
 
+/// A browser redirect (`Location` checked to be a valid header value).
+pub(crate) fn redirect(status: http::StatusCode, url: &str) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match http::HeaderValue::from_str(url) {
+        Ok(v) => (status, [(http::header::LOCATION, v)]).into_response(),
+        Err(_) => Error::internal("redirect URL is not a valid header value").into_response(),
+    }
+}
+
+/// A browser redirect to `target` carrying an error as GoTrue does: `error`, `error_code` and
+/// `error_description` in both the query and the fragment. `forbidden` replaces the
+/// description of 403s; 5xx descriptions are generic.
+pub(crate) fn redirect_error(
+    status: http::StatusCode,
+    target: &str,
+    e: &Error,
+    forbidden: Option<&str>,
+    suffix: &str,
+) -> axum::response::Response {
+    let code = e.status().as_u16();
+    let error = match code {
+        401 => "unauthorized_client",
+        403 => "access_denied",
+        400..=499 => "invalid_request",
+        503 => "temporarily_unavailable",
+        _ => "server_error",
+    };
+    let description = match (code, forbidden) {
+        (403, Some(message)) => message.to_owned(),
+        (c, _) if c >= 500 => "Internal server error".to_owned(),
+        _ => e.to_string(),
+    };
+    let params = format!(
+        "error={error}&error_code={}&error_description={}{suffix}",
+        e.code(),
+        crate::links::encode(&description)
+    );
+    let sep = if target.contains('?') { '&' } else { '?' };
+    redirect(status, &format!("{target}{sep}{params}#{params}"))
+}
+
 /// Extension: makes the [`Auth`] visible to extractors that need its settings.
 pub(crate) async fn with_auth(
     axum::extract::State(auth): axum::extract::State<Auth>,

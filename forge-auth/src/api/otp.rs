@@ -6,12 +6,15 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use forge_core::Project;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{RedirectQuery, normalize_email, parse_body};
+use super::{RedirectQuery, normalize_email, parse_body, redirect, redirect_error};
+use http::StatusCode;
+
+const SEE_OTHER: StatusCode = StatusCode::SEE_OTHER;
 use crate::error::{Error, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, Presented, VerifyType, encode, pkce_params};
@@ -293,30 +296,12 @@ pub(crate) async fn verify_get(
 ) -> Response {
     let target = auth.redirect_target(&project, q.redirect_to.as_deref());
     match verify_link(&auth, &project, &client, &q).await {
-        Ok(Landing::Session(fragment)) => redirect(&format!("{target}#{fragment}")),
+        Ok(Landing::Session(fragment)) => redirect(SEE_OTHER, &format!("{target}#{fragment}")),
         Ok(Landing::Code(code)) => {
             let sep = if target.contains('?') { '&' } else { '?' };
-            redirect(&format!("{target}{sep}code={}", encode(&code)))
+            redirect(SEE_OTHER, &format!("{target}{sep}code={}", encode(&code)))
         }
-        Err(e) => {
-            let status = e.status().as_u16();
-            let error = match status {
-                401 => "unauthorized_client",
-                403 => "access_denied",
-                400..=499 => "invalid_request",
-                503 => "temporarily_unavailable",
-                _ => "server_error",
-            };
-            let description = match status {
-                403 => "Email link is invalid or has expired".to_owned(),
-                s if s >= 500 => "Internal server error".to_owned(),
-                _ => e.to_string(),
-            };
-            let params =
-                format!("error={error}&error_code={}&error_description={}&sb=", e.code(), encode(&description));
-            let sep = if target.contains('?') { '&' } else { '?' };
-            redirect(&format!("{target}{sep}{params}#{params}"))
-        }
+        Err(e) => redirect_error(SEE_OTHER, &target, &e, Some("Email link is invalid or has expired"), "&sb="),
     }
 }
 
@@ -352,8 +337,4 @@ async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &Ve
         verified.verify_type.as_str(),
     );
     Ok(Landing::Session(fragment))
-}
-
-fn redirect(url: &str) -> Response {
-    Redirect::to(url).into_response()
 }
