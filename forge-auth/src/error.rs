@@ -74,6 +74,11 @@ impl Error {
         Error::Api { status: StatusCode::UNPROCESSABLE_ENTITY, code: "weak_password", message: message.into(), reasons }
     }
 
+    /// 422 `email_exists`.
+    pub fn email_exists() -> Self {
+        Self::api(422, "email_exists", "A user with this email address has already been registered")
+    }
+
     /// 403 `otp_expired`.
     pub fn otp_expired() -> Self {
         Self::api(403, "otp_expired", "Token has expired or is invalid")

@@ -80,16 +80,38 @@ impl VerifyType {
     }
 }
 
-/// What a link is for.
+/// What a link is for. The kind decides the token's column and verification type.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkSpec {
     pub(crate) kind: MailKind,
-    pub(crate) column: TokenColumn,
-    pub(crate) verify_type: VerifyType,
     /// The address the mail goes to and the OTP is bound to.
     pub(crate) address: String,
     pub(crate) redirect_to: String,
     pub(crate) pkce: Option<(ChallengeMethod, String)>,
+}
+
+impl LinkSpec {
+    /// The user column that holds the token.
+    pub(crate) fn column(&self) -> TokenColumn {
+        match self.kind {
+            MailKind::Confirmation | MailKind::Invite => TokenColumn::Confirmation,
+            MailKind::MagicLink | MailKind::Recovery => TokenColumn::Recovery,
+            MailKind::EmailChange => TokenColumn::EmailChangeNew,
+            MailKind::Reauthentication => TokenColumn::Reauthentication,
+        }
+    }
+
+    /// The `type` the link verifies as.
+    pub(crate) fn verify_type(&self) -> VerifyType {
+        match self.kind {
+            MailKind::Confirmation => VerifyType::Signup,
+            MailKind::Invite => VerifyType::Invite,
+            MailKind::MagicLink => VerifyType::Magiclink,
+            MailKind::Recovery => VerifyType::Recovery,
+            MailKind::EmailChange => VerifyType::EmailChange,
+            MailKind::Reauthentication => VerifyType::Email,
+        }
+    }
 }
 
 /// An issued link.
@@ -137,22 +159,22 @@ pub(crate) async fn issue(
         .bind(user.id)
         .bind(method.as_str())
         .bind(challenge)
-        .bind(spec.verify_type.method())
+        .bind(spec.verify_type().method())
         .bind(&spec.redirect_to)
         .execute(&mut *conn)
         .await?;
     }
     let sql = format!(
         "update auth.users set {} = $2, {} = now(), updated_at = now() where id = $1",
-        spec.column.name(),
-        spec.column.sent_at()
+        spec.column().name(),
+        spec.column().sent_at()
     );
     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user.id).bind(&stored).execute(&mut *conn).await?;
     let action_link = format!(
         "{}/verify?token={}&type={}&redirect_to={}",
         auth.issuer(project),
         token_hash,
-        spec.verify_type.as_str(),
+        spec.verify_type().as_str(),
         encode(&spec.redirect_to)
     );
     Ok(IssuedLink { otp, token_hash, action_link })
@@ -280,19 +302,7 @@ async fn apply(conn: &mut PgConnection, user: &User, verify_type: VerifyType) ->
     match verify_type {
         VerifyType::EmailChange => {
             let new_email = user.email_change.clone().filter(|e| !e.is_empty()).ok_or_else(Error::otp_expired)?;
-            let taken: bool =
-                sqlx::query_scalar("select exists (select 1 from auth.users where email = $1 and id <> $2)")
-                    .bind(&new_email)
-                    .bind(user.id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-            if taken {
-                return Err(Error::api(
-                    422,
-                    "email_exists",
-                    "A user with this email address has already been registered",
-                ));
-            }
+            crate::users::ensure_email_free(conn, &new_email, Some(user.id)).await?;
             sqlx::query(
                 "update auth.users set email = email_change, email_change = '', email_change_token_current = '', \
                  email_confirmed_at = now(), is_anonymous = false, updated_at = now() where id = $1",
@@ -300,14 +310,7 @@ async fn apply(conn: &mut PgConnection, user: &User, verify_type: VerifyType) ->
             .bind(user.id)
             .execute(&mut *conn)
             .await?;
-            crate::users::add_identity(
-                conn,
-                user.id,
-                "email",
-                &user.id.to_string(),
-                serde_json::json!({ "sub": user.id.to_string(), "email": new_email, "email_verified": true, "phone_verified": false }),
-            )
-            .await?;
+            crate::users::set_email_identity(conn, user.id, &new_email, true).await?;
         }
         _ => {
             sqlx::query(

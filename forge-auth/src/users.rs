@@ -72,7 +72,7 @@ pub(crate) async fn create(conn: &mut PgConnection, new: NewUser) -> Result<User
             } else if db.message().contains("pkey") {
                 Error::api(422, "user_already_exists", "User already registered")
             } else {
-                Error::api(422, "email_exists", "A user with this email address has already been registered")
+                Error::email_exists()
             });
         }
         Err(e) => return Err(e.into()),
@@ -90,6 +90,31 @@ pub(crate) async fn create(conn: &mut PgConnection, new: NewUser) -> Result<User
         add_identity(&mut *conn, id, provider, &id.to_string(), data).await?;
     }
     User::by_id(&mut *conn, id).await?.ok_or_else(|| Error::internal("a user vanished after insert"))
+}
+
+/// Refuses (422 `email_exists`) an address another user already has; `owner` is the user
+/// who may keep it (none: nobody may have it).
+pub(crate) async fn ensure_email_free(conn: &mut PgConnection, email: &str, owner: Option<Uuid>) -> Result<()> {
+    let taken: bool = sqlx::query_scalar(
+        "select exists (select 1 from auth.users where email = $1 and ($2::uuid is null or id <> $2))",
+    )
+    .bind(email)
+    .bind(owner)
+    .fetch_one(conn)
+    .await?;
+    if taken { Err(Error::email_exists()) } else { Ok(()) }
+}
+
+/// Adds (or refreshes) the user's `email` identity for `email`.
+pub(crate) async fn set_email_identity(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+    verified: bool,
+) -> Result<()> {
+    let data =
+        json!({ "sub": user_id.to_string(), "email": email, "email_verified": verified, "phone_verified": false });
+    add_identity(conn, user_id, "email", &user_id.to_string(), data).await
 }
 
 /// Adds (or refreshes) an identity and recomputes `app_metadata.provider(s)`.

@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::{Admin, RedirectQuery, normalize_email, parse_body};
 use crate::error::{Error, Result};
-use crate::links::{self, LinkSpec, VerifyType};
+use crate::links::{self, LinkSpec};
 use crate::mail::MailKind;
-use crate::model::{Factor, TokenColumn, User, user_json};
+use crate::model::{Factor, User, user_json};
 use crate::password;
 use crate::service::Auth;
 use crate::users::{self, NewUser, merge_metadata, normalize_phone};
@@ -250,32 +250,13 @@ pub(crate) async fn update_user(
     if let Some(email) = body.email.as_deref().filter(|e| !e.is_empty()) {
         let email = normalize_email(email)?;
         if user.email.as_deref() != Some(email.as_str()) {
-            let taken: bool =
-                sqlx::query_scalar("select exists (select 1 from auth.users where email = $1 and id <> $2)")
-                    .bind(&email)
-                    .bind(user.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if taken {
-                return Err(Error::api(
-                    422,
-                    "email_exists",
-                    "A user with this email address has already been registered",
-                ));
-            }
+            users::ensure_email_free(&mut tx, &email, Some(user.id)).await?;
             sqlx::query("update auth.users set email = $2, is_anonymous = false where id = $1")
                 .bind(user.id)
                 .bind(&email)
                 .execute(&mut *tx)
                 .await?;
-            users::add_identity(
-                &mut tx,
-                user.id,
-                "email",
-                &user.id.to_string(),
-                json!({ "sub": user.id.to_string(), "email": email, "email_verified": body.email_confirm.unwrap_or(false), "phone_verified": false }),
-            )
-            .await?;
+            users::set_email_identity(&mut tx, user.id, &email, body.email_confirm.unwrap_or(false)).await?;
         }
     }
     if let Some(phone) = body.phone.as_deref().filter(|p| !p.is_empty()) {
@@ -469,7 +450,7 @@ pub(crate) async fn generate_link(
     let mut tx = pool.begin().await?;
     let existing = User::by_email(&mut *tx, &email).await?;
     let metadata = body.data.clone().unwrap_or_default();
-    let (user, column, verify_type, address) = match body.kind.as_str() {
+    let (user, kind, address) = match body.kind.as_str() {
         "signup" => {
             let password = body
                 .password
@@ -479,11 +460,7 @@ pub(crate) async fn generate_link(
             let hash = hash_password(&auth, password).await?;
             let user = match existing {
                 Some(u) if u.email_confirmed() => {
-                    return Err(Error::api(
-                        422,
-                        "email_exists",
-                        "A user with this email address has already been registered",
-                    ));
+                    return Err(Error::email_exists());
                 }
                 Some(u) => u,
                 None => {
@@ -496,16 +473,12 @@ pub(crate) async fn generate_link(
                     users::create(&mut tx, new).await?
                 }
             };
-            (user, TokenColumn::Confirmation, VerifyType::Signup, email)
+            (user, MailKind::Confirmation, email)
         }
         "invite" => {
             let user = match existing {
                 Some(u) if u.email_confirmed() => {
-                    return Err(Error::api(
-                        422,
-                        "email_exists",
-                        "A user with this email address has already been registered",
-                    ));
+                    return Err(Error::email_exists());
                 }
                 Some(u) => u,
                 None => {
@@ -518,7 +491,7 @@ pub(crate) async fn generate_link(
                     users::create(&mut tx, new).await?
                 }
             };
-            (user, TokenColumn::Confirmation, VerifyType::Invite, email)
+            (user, MailKind::Invite, email)
         }
         "magiclink" => {
             let user = match existing {
@@ -528,40 +501,23 @@ pub(crate) async fn generate_link(
                     users::create(&mut tx, new).await?
                 }
             };
-            (user, TokenColumn::Recovery, VerifyType::Magiclink, email)
+            (user, MailKind::MagicLink, email)
         }
-        "recovery" => (existing.ok_or_else(user_not_found)?, TokenColumn::Recovery, VerifyType::Recovery, email),
+        "recovery" => (existing.ok_or_else(user_not_found)?, MailKind::Recovery, email),
         "email_change_current" | "email_change_new" => {
             let user = existing.ok_or_else(user_not_found)?;
             let new_email = normalize_email(body.new_email.as_deref().unwrap_or_default())?;
-            let taken: bool = sqlx::query_scalar("select exists (select 1 from auth.users where email = $1)")
-                .bind(&new_email)
-                .fetch_one(&mut *tx)
-                .await?;
-            if taken {
-                return Err(Error::api(
-                    422,
-                    "email_exists",
-                    "A user with this email address has already been registered",
-                ));
-            }
+            users::ensure_email_free(&mut tx, &new_email, None).await?;
             sqlx::query("update auth.users set email_change = $2 where id = $1")
                 .bind(user.id)
                 .bind(&new_email)
                 .execute(&mut *tx)
                 .await?;
-            (user, TokenColumn::EmailChangeNew, VerifyType::EmailChange, new_email)
+            (user, MailKind::EmailChange, new_email)
         }
         other => return Err(Error::validation(format!("Invalid link type: {other:?}"))),
     };
-    let spec = LinkSpec {
-        kind: MailKind::MagicLink,
-        column,
-        verify_type,
-        address,
-        redirect_to: redirect_to.clone(),
-        pkce: None,
-    };
+    let spec = LinkSpec { kind, address, redirect_to: redirect_to.clone(), pkce: None };
     let link = links::issue(&auth, &project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
     let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
@@ -569,7 +525,7 @@ pub(crate) async fn generate_link(
     out["action_link"] = json!(link.action_link);
     out["email_otp"] = json!(link.otp);
     out["hashed_token"] = json!(link.token_hash);
-    out["verification_type"] = json!(verify_type.as_str());
+    out["verification_type"] = json!(spec.verify_type().as_str());
     out["redirect_to"] = json!(redirect_to);
     Ok(Json(out))
 }
@@ -593,7 +549,7 @@ pub(crate) async fn invite(
     let mut tx = pool.begin().await?;
     let user = match User::by_email(&mut *tx, &email).await? {
         Some(u) if u.email_confirmed() => {
-            return Err(Error::api(422, "email_exists", "A user with this email address has already been registered"));
+            return Err(Error::email_exists());
         }
         Some(u) => u,
         None => {
@@ -608,8 +564,6 @@ pub(crate) async fn invite(
     };
     let spec = LinkSpec {
         kind: MailKind::Invite,
-        column: TokenColumn::Confirmation,
-        verify_type: VerifyType::Invite,
         address: email,
         redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
         pkce: None,

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, Presented, VerifyType, encode, pkce_params};
 use crate::mail::MailKind;
-use crate::model::{TokenColumn, User};
+use crate::model::User;
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, SessionExtras};
 use crate::users::{self, NewUser};
@@ -70,8 +70,6 @@ pub(crate) async fn recover(
         Some(user) => {
             let spec = LinkSpec {
                 kind: MailKind::Recovery,
-                column: TokenColumn::Recovery,
-                verify_type: VerifyType::Recovery,
                 address: email,
                 redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                 pkce,
@@ -147,23 +145,9 @@ async fn send_magic_link(
         }
     };
     let spec = if user.email_confirmed() {
-        LinkSpec {
-            kind: MailKind::MagicLink,
-            column: TokenColumn::Recovery,
-            verify_type: VerifyType::Magiclink,
-            address: email,
-            redirect_to,
-            pkce,
-        }
+        LinkSpec { kind: MailKind::MagicLink, address: email, redirect_to, pkce }
     } else {
-        LinkSpec {
-            kind: MailKind::Confirmation,
-            column: TokenColumn::Confirmation,
-            verify_type: VerifyType::Signup,
-            address: email,
-            redirect_to,
-            pkce,
-        }
+        LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce }
     };
     let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
@@ -188,16 +172,16 @@ pub(crate) async fn resend(
             "Phone logins are disabled: no SMS provider is configured",
         ));
     }
-    let (mail_kind, column, verify_type) = match kind {
-        "signup" => (MailKind::Confirmation, TokenColumn::Confirmation, VerifyType::Signup),
-        "email_change" => (MailKind::EmailChange, TokenColumn::EmailChangeNew, VerifyType::EmailChange),
+    let mail_kind = match kind {
+        "signup" => MailKind::Confirmation,
+        "email_change" => MailKind::EmailChange,
         _ => return Err(Error::validation("Missing one of these types: signup, email_change, sms, phone_change")),
     };
     let email = required_email(&body)?;
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
     let mut tx = project.db().pool().begin().await?;
-    let user = match verify_type {
-        VerifyType::Signup => User::by_email(&mut *tx, &email).await?.filter(|u| !u.email_confirmed()),
+    let user = match mail_kind {
+        MailKind::Confirmation => User::by_email(&mut *tx, &email).await?.filter(|u| !u.email_confirmed()),
         _ => {
             let id: Option<uuid::Uuid> =
                 sqlx::query_scalar("select id from auth.users where email_change = $1 limit 1")
@@ -215,8 +199,6 @@ pub(crate) async fn resend(
         Some(user) => {
             let spec = LinkSpec {
                 kind: mail_kind,
-                column,
-                verify_type,
                 address: email,
                 redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                 pkce,

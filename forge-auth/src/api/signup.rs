@@ -12,9 +12,9 @@ use uuid::Uuid;
 use super::{RedirectQuery, normalize_email, parse_body};
 use crate::error::{Error, Result};
 use crate::limit::Route;
-use crate::links::{self, LinkSpec, VerifyType, pkce_params};
+use crate::links::{self, LinkSpec, pkce_params};
 use crate::mail::MailKind;
-use crate::model::{Identity, TokenColumn, User};
+use crate::model::{Identity, User};
 use crate::password;
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, SessionExtras};
@@ -127,14 +127,7 @@ async fn email_signup(
             if autoconfirm {
                 return Err(Error::api(422, "user_already_exists", "User already registered"));
             }
-            let spec = LinkSpec {
-                kind: MailKind::Confirmation,
-                column: TokenColumn::Confirmation,
-                verify_type: VerifyType::Signup,
-                address: email.clone(),
-                redirect_to,
-                pkce: None,
-            };
+            let spec = LinkSpec { kind: MailKind::Confirmation, address: email.clone(), redirect_to, pkce: None };
             let mail = links::prepare(auth, project, &mut tx, &u, &spec).await?;
             tx.commit().await?;
             links::deliver(auth, mail).await?;
@@ -156,14 +149,7 @@ async fn email_signup(
         tx.commit().await?;
         return Ok(Json(session::respond(auth, project, issued, SessionExtras::default()).await?));
     }
-    let spec = LinkSpec {
-        kind: MailKind::Confirmation,
-        column: TokenColumn::Confirmation,
-        verify_type: VerifyType::Signup,
-        address: email,
-        redirect_to,
-        pkce,
-    };
+    let spec = LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce };
     let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
     links::deliver(auth, mail).await?;

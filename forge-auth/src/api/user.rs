@@ -10,9 +10,9 @@ use super::{RedirectQuery, SessionUser, normalize_email, parse_body};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, Result};
 use crate::limit::Route;
-use crate::links::{self, LinkSpec, VerifyType, pkce_params};
+use crate::links::{self, LinkSpec, pkce_params};
 use crate::mail::MailKind;
-use crate::model::{TokenColumn, User, user_json};
+use crate::model::{User, user_json};
 use crate::password::{self, Verified};
 use crate::service::Auth;
 use crate::session::ClientInfo;
@@ -140,19 +140,7 @@ pub(crate) async fn update_user(
     if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
         let email = normalize_email(email)?;
         if user.email.as_deref() != Some(email.as_str()) {
-            let taken: bool =
-                sqlx::query_scalar("select exists (select 1 from auth.users where email = $1 and id <> $2)")
-                    .bind(&email)
-                    .bind(user.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if taken {
-                return Err(Error::api(
-                    422,
-                    "email_exists",
-                    "A user with this email address has already been registered",
-                ));
-            }
+            crate::users::ensure_email_free(&mut tx, &email, Some(user.id)).await?;
             if config.mailer_autoconfirm {
                 sqlx::query(
                     "update auth.users set email = $2, email_confirmed_at = now(), email_change = '', \
@@ -162,14 +150,7 @@ pub(crate) async fn update_user(
                 .bind(&email)
                 .execute(&mut *tx)
                 .await?;
-                crate::users::add_identity(
-                    &mut tx,
-                    user.id,
-                    "email",
-                    &user.id.to_string(),
-                    json!({ "sub": user.id.to_string(), "email": email, "email_verified": true, "phone_verified": false }),
-                )
-                .await?;
+                crate::users::set_email_identity(&mut tx, user.id, &email, true).await?;
             } else {
                 sqlx::query("update auth.users set email_change = $2, updated_at = now() where id = $1")
                     .bind(user.id)
@@ -179,8 +160,6 @@ pub(crate) async fn update_user(
                 let user = User::by_id(&mut *tx, user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
                 let spec = LinkSpec {
                     kind: MailKind::EmailChange,
-                    column: TokenColumn::EmailChangeNew,
-                    verify_type: VerifyType::EmailChange,
                     address: email,
                     redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                     pkce: pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?,
@@ -239,14 +218,8 @@ pub(crate) async fn reauthenticate(State(auth): State<Auth>, session: SessionUse
         return Err(Error::api(422, "email_not_confirmed", "Please verify your email first."));
     }
     let mut tx = project.db().pool().begin().await?;
-    let spec = LinkSpec {
-        kind: MailKind::Reauthentication,
-        column: TokenColumn::Reauthentication,
-        verify_type: VerifyType::Email,
-        address: email,
-        redirect_to: auth.site_url(&project),
-        pkce: None,
-    };
+    let spec =
+        LinkSpec { kind: MailKind::Reauthentication, address: email, redirect_to: auth.site_url(&project), pkce: None };
     let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
     links::deliver(&auth, mail).await?;
