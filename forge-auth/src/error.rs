@@ -79,6 +79,11 @@ impl Error {
         Self::api(422, "email_exists", "A user with this email address has already been registered")
     }
 
+    /// 404 `user_not_found`.
+    pub fn user_not_found() -> Self {
+        Self::api(404, "user_not_found", "User not found")
+    }
+
     /// 403 `otp_expired`.
     pub fn otp_expired() -> Self {
         Self::api(403, "otp_expired", "Token has expired or is invalid")

@@ -25,6 +25,7 @@
 //! | [`config`] | [`AuthConfig`]: lifetimes, confirmation, password policy, rate limits, templates |
 //! | [`mail`] | the [`Mailer`] trait, [`SmtpMailer`] (lettre), and the development [`Outbox`] |
 //! | [`model`] | `auth.users`, `auth.identities`, `auth.mfa_factors` rows and their JSON |
+//! | [`store`] | the [`UserStore`] trait and [`PgUserStore`], the default |
 //! | [`password`] | argon2id hashing, imported bcrypt hashes (upgraded on login), the policy |
 //! | `api` | the endpoints at `/auth/v1` |
 //! | `session` | sessions, access tokens, refresh-token rotation and reuse detection |
@@ -36,8 +37,7 @@
 //! Phone sign-in and SMS OTPs (no SMS provider: phone requests get GoTrue's
 //! `phone_provider_disabled` / `sms_send_failed`); SSO/SAML (`/sso`); the `web3` grant;
 //! passkeys, WebAuthn and phone MFA factors; auth hooks; captcha; the OAuth 2.1 server mode;
-//! double-confirmed ("secure") email change (the link goes to the new address only). Users are
-//! stored in Postgres only: there is no pluggable `UserStore` yet. Rate limits are kept in
+//! double-confirmed ("secure") email change (the link goes to the new address only). Rate limits are kept in
 //! memory per process.
 //!
 //! The schema ([`MIGRATIONS`]) keeps GoTrue's table and column names (`auth.users`,
@@ -56,6 +56,7 @@ pub mod password;
 pub mod provider;
 mod service;
 mod session;
+pub mod store;
 pub mod third_party;
 mod users;
 
@@ -64,6 +65,7 @@ pub use error::{Error, Result};
 pub use mail::{Mail, MailError, MailKind, Mailer, Outbox, SmtpMailer, SmtpSettings};
 pub use provider::{GitHub, IdentityProvider, Oidc, ProviderConfig, ProviderUser};
 pub use service::{Auth, AuthBuilder};
+pub use store::{Deletion, Lookup, NewIdentity, NewUser, PgUserStore, UserChange, UserPage, UserQuery, UserStore};
 
 use forge_core::migrate::{Migration, MigrationSet};
 

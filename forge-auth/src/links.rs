@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::mail::{Mail, MailKind, TemplateData};
 use crate::model::{TokenColumn, User};
 use crate::service::Auth;
+use crate::store::{Lookup, UserChange};
 
 /// The kinds of verification, as sent in `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,12 +165,7 @@ pub(crate) async fn issue(
         .execute(&mut *conn)
         .await?;
     }
-    let sql = format!(
-        "update auth.users set {} = $2, {} = now(), updated_at = now() where id = $1",
-        spec.column().name(),
-        spec.column().sent_at()
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user.id).bind(&stored).execute(&mut *conn).await?;
+    auth.store().update(&mut *conn, user.id, UserChange::default().token(spec.column(), stored)).await?;
     let action_link = format!(
         "{}/verify?token={}&type={}&redirect_to={}",
         auth.issuer(project),
@@ -263,9 +259,10 @@ pub(crate) async fn verify(
     let digest = stored_digest(&hash);
     let ttl = time::Duration::seconds(i64::try_from(auth.config().otp_exp).unwrap_or(600));
     for &column in verify_type.columns() {
-        let mut found = User::by_token(&mut *conn, column, &digest).await?.map(|u| (u, false));
+        let mut found = auth.store().find(&mut *conn, Lookup::Token(column, &digest)).await?.map(|u| (u, false));
         if found.is_none() {
-            found = User::by_token(&mut *conn, column, &format!("pkce_{digest}")).await?.map(|u| (u, true));
+            let pkce_digest = format!("pkce_{digest}");
+            found = auth.store().find(&mut *conn, Lookup::Token(column, &pkce_digest)).await?.map(|u| (u, true));
         }
         let Some((user, pkce)) = found else { continue };
         if let Presented::Otp { address, .. } = presented {
@@ -274,62 +271,52 @@ pub(crate) async fn verify(
                 continue;
             }
         }
-        let sent_at = match column {
-            TokenColumn::Confirmation => user.confirmation_sent_at,
-            TokenColumn::Recovery => user.recovery_sent_at,
-            TokenColumn::EmailChangeNew => user.email_change_sent_at,
-            TokenColumn::Reauthentication => user.reauthentication_sent_at,
-        };
+        let (_, sent_at) = column.stored(&user);
         if sent_at.is_none_or(|t| t + ttl < OffsetDateTime::now_utc()) {
             return Err(Error::otp_expired());
         }
-        let clear = format!("update auth.users set {} = '' where id = $1", column.name());
-        sqlx::query(sqlx::AssertSqlSafe(clear)).bind(user.id).execute(&mut *conn).await?;
+        auth.store().update(&mut *conn, user.id, UserChange::default().token(column, "")).await?;
         let effective = match (verify_type, column) {
             (VerifyType::Email, TokenColumn::Confirmation) => VerifyType::Signup,
             (VerifyType::Email, _) => VerifyType::Magiclink,
             (t, _) => t,
         };
-        apply(conn, &user, effective).await?;
-        let user = User::by_id(&mut *conn, user.id).await?.ok_or_else(|| Error::internal("verified user vanished"))?;
+        let user = apply(auth, conn, &user, effective).await?;
         return Ok(Verified { user, verify_type: effective, pkce });
     }
     Err(Error::otp_expired())
 }
 
-/// Applies what a verified token confirms.
-async fn apply(conn: &mut PgConnection, user: &User, verify_type: VerifyType) -> Result<()> {
+/// Applies what a verified token confirms, and returns the user as it now is.
+async fn apply(auth: &Auth, conn: &mut PgConnection, user: &User, verify_type: VerifyType) -> Result<User> {
+    let store = auth.store();
     match verify_type {
         VerifyType::EmailChange => {
             let new_email = user.email_change.clone().filter(|e| !e.is_empty()).ok_or_else(Error::otp_expired)?;
-            crate::users::ensure_email_free(conn, &new_email, Some(user.id)).await?;
-            sqlx::query(
-                "update auth.users set email = email_change, email_change = '', email_change_token_current = '', \
-                 email_confirmed_at = now(), is_anonymous = false, updated_at = now() where id = $1",
-            )
-            .bind(user.id)
-            .execute(&mut *conn)
-            .await?;
-            crate::users::set_email_identity(conn, user.id, &new_email, true).await?;
+            crate::users::ensure_email_free(auth, conn, &new_email, Some(user.id)).await?;
+            let change = UserChange {
+                email: Some(Some(new_email.clone())),
+                email_change: Some(String::new()),
+                email_confirmed: Some(true),
+                anonymous: Some(false),
+                ..UserChange::default()
+            };
+            store.update(&mut *conn, user.id, change).await?;
+            crate::users::set_email_identity(auth, conn, user.id, &new_email, true).await?;
         }
         _ => {
-            sqlx::query(
-                "update auth.users set email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now() \
-                 where id = $1",
-            )
-            .bind(user.id)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "update auth.identities set identity_data = identity_data || '{\"email_verified\": true}'::jsonb \
-                 where user_id = $1 and provider = 'email'",
-            )
-            .bind(user.id)
-            .execute(&mut *conn)
-            .await?;
+            let change = UserChange { email_confirmed: Some(true), ..UserChange::default() };
+            let confirmed = store.update(&mut *conn, user.id, change).await?;
+            if let Some(email) = confirmed.email.as_deref().filter(|e| !e.is_empty()) {
+                let has_email_identity =
+                    store.identities(&mut *conn, user.id).await?.iter().any(|i| i.provider == "email");
+                if has_email_identity {
+                    crate::users::set_email_identity(auth, conn, user.id, email, true).await?;
+                }
+            }
         }
     }
-    Ok(())
+    store.find(conn, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("verified user vanished"))
 }
 
 /// Issues an auth code on the user's newest open PKCE flow for `method`.

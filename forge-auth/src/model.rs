@@ -52,6 +52,8 @@ pub struct User {
     pub reauthentication_sent_at: Option<OffsetDateTime>,
     /// The phone number a phone change is moving to.
     pub phone_change: Option<String>,
+    /// Digest of the pending phone-change code.
+    pub phone_change_token: Option<String>,
     /// When the phone-change code was sent.
     pub phone_change_sent_at: Option<OffsetDateTime>,
     /// The last sign-in.
@@ -125,48 +127,7 @@ pub(crate) fn ts(t: Option<OffsetDateTime>) -> Value {
     }
 }
 
-const USER_COLUMNS: &str = "id, aud, role, email, phone, encrypted_password, email_confirmed_at, phone_confirmed_at, \
-     confirmed_at, invited_at, confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, \
-     email_change_token_new, email_change, email_change_sent_at, reauthentication_token, reauthentication_sent_at, \
-     phone_change, phone_change_sent_at, last_sign_in_at, raw_app_meta_data, raw_user_meta_data, created_at, \
-     updated_at, banned_until, deleted_at, is_anonymous";
-
 impl User {
-    /// Loads a user by id.
-    pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>> {
-        let sql = format!("select {USER_COLUMNS} from auth.users where id = $1");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)
-    }
-
-    /// Loads a user by id and locks the row for the rest of the transaction.
-    pub async fn by_id_for_update(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>> {
-        let sql = format!("select {USER_COLUMNS} from auth.users where id = $1 for update");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(db).await?)
-    }
-
-    /// Loads a user by (lower-cased) email.
-    pub async fn by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>> {
-        let sql = format!("select {USER_COLUMNS} from auth.users where email = $1 and not is_sso_user");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(db).await?)
-    }
-
-    /// Loads a user by phone.
-    pub async fn by_phone(db: impl PgExecutor<'_>, phone: &str) -> Result<Option<User>> {
-        let sql = format!("select {USER_COLUMNS} from auth.users where phone = $1");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(phone).fetch_optional(db).await?)
-    }
-
-    /// Loads the user whose one-time token column `column` holds `digest`.
-    pub(crate) async fn by_token(db: impl PgExecutor<'_>, column: TokenColumn, digest: &str) -> Result<Option<User>> {
-        let sql = format!("select {USER_COLUMNS} from auth.users where {} = $1 for update", column.name());
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(digest).fetch_optional(db).await?)
-    }
-
-    /// The columns, for queries elsewhere in the crate.
-    pub(crate) fn columns() -> &'static str {
-        USER_COLUMNS
-    }
-
     /// Whether the user is banned now.
     pub fn is_banned(&self) -> bool {
         self.banned_until.is_some_and(|t| t > OffsetDateTime::now_utc())
@@ -251,45 +212,55 @@ impl User {
 
 /// The one-time token columns of `auth.users`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TokenColumn {
+pub enum TokenColumn {
+    /// `confirmation_token`: sign-up confirmation (email or SMS).
     Confirmation,
+    /// `recovery_token`: recovery, magic links and OTP sign-in.
     Recovery,
+    /// `email_change_token_new`: an email change, sent to the new address.
     EmailChangeNew,
+    /// `reauthentication_token`: the nonce for a password change.
     Reauthentication,
+    /// `phone_change_token`: a phone change, sent to the new number.
+    PhoneChange,
 }
 
 impl TokenColumn {
-    pub(crate) fn name(self) -> &'static str {
+    /// The column's name.
+    pub fn name(self) -> &'static str {
         match self {
             TokenColumn::Confirmation => "confirmation_token",
             TokenColumn::Recovery => "recovery_token",
             TokenColumn::EmailChangeNew => "email_change_token_new",
             TokenColumn::Reauthentication => "reauthentication_token",
+            TokenColumn::PhoneChange => "phone_change_token",
         }
     }
 
-    pub(crate) fn sent_at(self) -> &'static str {
+    /// `<column> = $1`, for a store's query.
+    pub(crate) fn condition(self) -> &'static str {
         match self {
-            TokenColumn::Confirmation => "confirmation_sent_at",
-            TokenColumn::Recovery => "recovery_sent_at",
-            TokenColumn::EmailChangeNew => "email_change_sent_at",
-            TokenColumn::Reauthentication => "reauthentication_sent_at",
+            TokenColumn::Confirmation => "confirmation_token = $1",
+            TokenColumn::Recovery => "recovery_token = $1",
+            TokenColumn::EmailChangeNew => "email_change_token_new = $1",
+            TokenColumn::Reauthentication => "reauthentication_token = $1",
+            TokenColumn::PhoneChange => "phone_change_token = $1",
+        }
+    }
+
+    /// The digest stored in this column of `user`, and when it was sent.
+    pub(crate) fn stored(self, user: &User) -> (Option<&str>, Option<OffsetDateTime>) {
+        match self {
+            TokenColumn::Confirmation => (user.confirmation_token.as_deref(), user.confirmation_sent_at),
+            TokenColumn::Recovery => (user.recovery_token.as_deref(), user.recovery_sent_at),
+            TokenColumn::EmailChangeNew => (user.email_change_token_new.as_deref(), user.email_change_sent_at),
+            TokenColumn::Reauthentication => (user.reauthentication_token.as_deref(), user.reauthentication_sent_at),
+            TokenColumn::PhoneChange => (user.phone_change_token.as_deref(), user.phone_change_sent_at),
         }
     }
 }
 
 impl Identity {
-    /// The identities of a user, oldest first.
-    pub async fn of_user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<Identity>> {
-        Ok(sqlx::query_as(
-            "select id, provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at, email \
-             from auth.identities where user_id = $1 order by created_at, id",
-        )
-        .bind(user_id)
-        .fetch_all(db)
-        .await?)
-    }
-
     /// The Identity JSON GoTrue sends.
     pub fn to_json(&self) -> Value {
         let mut v = json!({
@@ -336,8 +307,9 @@ impl Factor {
 }
 
 /// A user with identities and factors, rendered as GoTrue's User JSON.
-pub async fn user_json(db: &sqlx::PgPool, user: &User) -> Result<Value> {
-    let identities = Identity::of_user(db, user.id).await?;
-    let factors = Factor::of_user(db, user.id).await?;
+pub(crate) async fn user_json(auth: &crate::service::Auth, pool: &sqlx::PgPool, user: &User) -> Result<Value> {
+    let mut conn = pool.acquire().await?;
+    let identities = auth.store().identities(&mut conn, user.id).await?;
+    let factors = Factor::of_user(&mut *conn, user.id).await?;
     Ok(user.to_json(&identities, &factors))
 }

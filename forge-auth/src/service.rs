@@ -11,6 +11,7 @@ use crate::config::AuthConfig;
 use crate::limit::Limiters;
 use crate::mail::{Mailer, Outbox};
 use crate::provider::IdentityProvider;
+use crate::store::{PgUserStore, UserStore};
 
 /// Builds an [`Auth`].
 #[derive(Debug, Default)]
@@ -18,6 +19,7 @@ pub struct AuthBuilder {
     config: AuthConfig,
     mailer: Option<Arc<dyn Mailer>>,
     providers: Vec<Arc<dyn IdentityProvider>>,
+    store: Option<Arc<dyn UserStore>>,
 }
 
 impl AuthBuilder {
@@ -30,6 +32,12 @@ impl AuthBuilder {
     /// Sends mail through `mailer` instead of the local [`Outbox`].
     pub fn mailer(mut self, mailer: impl Mailer) -> Self {
         self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// Keeps users in `store` instead of [`PgUserStore`].
+    pub fn user_store(mut self, store: impl UserStore) -> Self {
+        self.store = Some(Arc::new(store));
         self
     }
 
@@ -63,7 +71,8 @@ impl AuthBuilder {
                 (Arc::new(outbox.clone()), Some(outbox))
             }
         };
-        Auth(Arc::new(Inner { config: self.config, mailer, outbox, limits, providers }))
+        let store = self.store.unwrap_or_else(|| Arc::new(PgUserStore));
+        Auth(Arc::new(Inner { config: self.config, mailer, outbox, limits, providers, store }))
     }
 }
 
@@ -74,6 +83,7 @@ pub(crate) struct Inner {
     pub(crate) outbox: Option<Outbox>,
     pub(crate) limits: Limiters,
     pub(crate) providers: HashMap<String, Arc<dyn IdentityProvider>>,
+    pub(crate) store: Arc<dyn UserStore>,
 }
 
 /// The GoTrue-compatible auth service. Cheap to clone.
@@ -89,6 +99,11 @@ impl Auth {
     /// The settings.
     pub fn config(&self) -> &AuthConfig {
         &self.0.config
+    }
+
+    /// Where users are kept.
+    pub fn store(&self) -> &dyn UserStore {
+        &*self.0.store
     }
 
     /// The local outbox, when no mailer was configured.

@@ -18,6 +18,7 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::model::{User, user_json};
 use crate::service::Auth;
+use crate::store::{Lookup, UserChange};
 
 /// Who is calling: for the session's diagnostics and for rate limits.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +45,7 @@ pub(crate) struct Issued {
 
 /// Starts a session for `user` inside `tx`, recording `method` as its first AMR entry.
 pub(crate) async fn start(
+    auth: &Auth,
     tx: &mut Transaction<'_, Postgres>,
     user: &User,
     method: &str,
@@ -63,10 +65,7 @@ pub(crate) async fn start(
     .await?;
     add_amr(tx, session_id, method).await?;
     let refresh_token = new_refresh_token(tx, user.id, session_id, None).await?;
-    sqlx::query("update auth.users set last_sign_in_at = now(), updated_at = now() where id = $1")
-        .bind(user.id)
-        .execute(&mut **tx)
-        .await?;
+    auth.store().update(tx, user.id, UserChange { signed_in: true, ..UserChange::default() }).await?;
     Ok(Issued { session_id, user_id: user.id, refresh_token })
 }
 
@@ -109,7 +108,13 @@ pub(crate) async fn new_refresh_token(
 /// Renders a session: mints the access token and loads the user.
 pub(crate) async fn respond(auth: &Auth, project: &Project, issued: Issued, extras: SessionExtras) -> Result<Value> {
     let pool = project.db().pool();
-    let user = User::by_id(pool, issued.user_id).await?.ok_or_else(|| Error::internal("session user vanished"))?;
+    let mut conn = pool.acquire().await?;
+    let user = auth
+        .store()
+        .find(&mut conn, Lookup::Id(issued.user_id))
+        .await?
+        .ok_or_else(|| Error::internal("session user vanished"))?;
+    drop(conn);
     let (aal, amr) = session_claims(pool, issued.session_id).await?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let exp = now + i64::try_from(auth.config().jwt_exp).unwrap_or(3600);
@@ -121,7 +126,7 @@ pub(crate) async fn respond(auth: &Auth, project: &Project, issued: Issued, extr
         "expires_in": auth.config().jwt_exp,
         "expires_at": exp,
         "refresh_token": issued.refresh_token,
-        "user": user_json(pool, &user).await?,
+        "user": user_json(auth, pool, &user).await?,
     });
     if let Some(t) = extras.provider_token {
         body["provider_token"] = Value::String(t);
@@ -216,7 +221,7 @@ pub(crate) async fn refresh(auth: &Auth, project: &Project, token: &str, client:
     let not_found = || Error::api(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found");
     let row = row.ok_or_else(not_found)?;
     let user_id: Uuid = row.user_id.as_deref().and_then(|u| u.parse().ok()).ok_or_else(not_found)?;
-    let user = User::by_id(&mut *tx, user_id).await?.ok_or_else(not_found)?;
+    let user = auth.store().find(&mut tx, Lookup::Id(user_id)).await?.ok_or_else(not_found)?;
     if user.is_banned() {
         return Err(Error::api(400, "user_banned", "User is banned"));
     }

@@ -18,14 +18,11 @@ use crate::mail::MailKind;
 use crate::model::{Factor, User, user_json};
 use crate::password;
 use crate::service::Auth;
-use crate::users::{self, NewUser, merge_metadata, normalize_phone};
-
-fn user_not_found() -> Error {
-    Error::api(404, "user_not_found", "User not found")
-}
+use crate::store::{Deletion, Lookup, NewUser, UserChange, UserPage, UserQuery};
+use crate::users::{self, merge_metadata, normalize_phone};
 
 fn parse_id(id: &str) -> Result<Uuid> {
-    id.parse().map_err(|_| user_not_found())
+    id.parse().map_err(|_| Error::user_not_found())
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -38,6 +35,7 @@ pub(crate) struct ListQuery {
 }
 
 pub(crate) async fn list_users(
+    State(auth): State<Auth>,
     Admin(project): Admin,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<ListQuery>,
@@ -62,29 +60,17 @@ pub(crate) async fn list_users(
     };
     let filter = q.filter.clone().filter(|f| !f.is_empty());
     let pool = project.db().pool();
-    let total: i64 = sqlx::query_scalar(
-        "select count(*) from auth.users where deleted_at is null and ($1::text is null or email like '%' || $1 || '%' \
-         or raw_user_meta_data ->> 'full_name' ilike '%' || $1 || '%')",
-    )
-    .bind(&filter)
-    .fetch_one(pool)
-    .await?;
-    let order = if descending { "desc" } else { "asc" };
-    let sql = format!(
-        "select {} from auth.users where deleted_at is null and ($1::text is null or email like '%' || $1 || '%' \
-         or raw_user_meta_data ->> 'full_name' ilike '%' || $1 || '%') order by created_at {order}, id {order} \
-         limit $2 offset $3",
-        User::columns()
-    );
-    let users: Vec<User> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&filter)
-        .bind(per_page)
-        .bind((page - 1).saturating_mul(per_page))
-        .fetch_all(pool)
-        .await?;
+    let query = UserQuery {
+        filter: filter.clone(),
+        page: page.unsigned_abs(),
+        per_page: per_page.unsigned_abs(),
+        newest_first: descending,
+    };
+    let UserPage { users, total } = auth.store().list(&mut *pool.acquire().await?, &query).await?;
+    let total = i64::try_from(total).unwrap_or(i64::MAX);
     let mut out = Vec::with_capacity(users.len());
     for u in &users {
-        out.push(user_json(pool, u).await?);
+        out.push(user_json(&auth, pool, u).await?);
     }
     let mut res = Json(json!({ "users": out, "aud": "authenticated" })).into_response();
     let last = if total == 0 { 0 } else { (total + per_page - 1) / per_page };
@@ -222,19 +208,28 @@ pub(crate) async fn create_user(State(auth): State<Auth>, Admin(project): Admin,
         invited: false,
         role: body.role,
         banned_until,
-        external: None,
+        identity: None,
     };
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;
-    let user = users::create(&mut tx, new).await?;
+    let user = auth.store().create(&mut tx, new).await?;
     tx.commit().await?;
-    Ok(Json(user_json(pool, &user).await?))
+    Ok(Json(user_json(&auth, pool, &user).await?))
 }
 
-pub(crate) async fn get_user(Admin(project): Admin, Path(id): Path<String>) -> Result<Json<Value>> {
+pub(crate) async fn get_user(
+    State(auth): State<Auth>,
+    Admin(project): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
     let pool = project.db().pool();
-    let user = User::by_id(pool, parse_id(&id)?).await?.ok_or_else(user_not_found)?;
-    Ok(Json(user_json(pool, &user).await?))
+    let user = find_user(&auth, pool, parse_id(&id)?).await?;
+    Ok(Json(user_json(&auth, pool, &user).await?))
+}
+
+/// A user by id, or 404 `user_not_found`.
+async fn find_user(auth: &Auth, pool: &sqlx::PgPool, id: Uuid) -> Result<User> {
+    auth.store().find(&mut *pool.acquire().await?, Lookup::Id(id)).await?.ok_or_else(Error::user_not_found)
 }
 
 pub(crate) async fn update_user(
@@ -246,103 +241,58 @@ pub(crate) async fn update_user(
     let body: AdminUserBody = parse_body(&body)?;
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;
-    let user = User::by_id_for_update(&mut *tx, parse_id(&id)?).await?.ok_or_else(user_not_found)?;
+    let store = auth.store();
+    let user = store.find(&mut tx, Lookup::Locked(parse_id(&id)?)).await?.ok_or_else(Error::user_not_found)?;
+    let mut change = UserChange::default();
     if let Some(email) = body.email.as_deref().filter(|e| !e.is_empty()) {
         let email = normalize_email(email)?;
         if user.email.as_deref() != Some(email.as_str()) {
-            users::ensure_email_free(&mut tx, &email, Some(user.id)).await?;
-            sqlx::query("update auth.users set email = $2, is_anonymous = false where id = $1")
-                .bind(user.id)
-                .bind(&email)
-                .execute(&mut *tx)
-                .await?;
-            users::set_email_identity(&mut tx, user.id, &email, body.email_confirm.unwrap_or(false)).await?;
+            users::ensure_email_free(&auth, &mut tx, &email, Some(user.id)).await?;
+            users::set_email_identity(&auth, &mut tx, user.id, &email, body.email_confirm.unwrap_or(false)).await?;
+            change.email = Some(Some(email));
+            change.anonymous = Some(false);
         }
     }
     if let Some(phone) = body.phone.as_deref().filter(|p| !p.is_empty()) {
-        let phone = normalize_phone(phone)?;
-        let r = sqlx::query("update auth.users set phone = $2, is_anonymous = false where id = $1")
-            .bind(user.id)
-            .bind(&phone)
-            .execute(&mut *tx)
-            .await;
-        match r {
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
-                return Err(Error::api(422, "phone_exists", "Phone number already registered by another user"));
-            }
-            other => {
-                other?;
-            }
-        }
+        change.phone = Some(Some(normalize_phone(phone)?));
+        change.anonymous = Some(false);
     }
-    match (&body.password, &body.password_hash) {
+    change.password_hash = match (&body.password, &body.password_hash) {
         (Some(_), Some(_)) => return Err(Error::validation("Only a password or a password hash should be provided")),
-        (Some(p), None) => {
-            let hash = hash_password(&auth, p).await?;
-            sqlx::query("update auth.users set encrypted_password = $2 where id = $1")
-                .bind(user.id)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
-        }
+        (Some(p), None) => Some(hash_password(&auth, p).await?),
         (None, Some(h)) => {
             check_password_hash(h)?;
-            sqlx::query("update auth.users set encrypted_password = $2 where id = $1")
-                .bind(user.id)
-                .bind(h)
-                .execute(&mut *tx)
-                .await?;
+            Some(h.clone())
         }
-        (None, None) => {}
-    }
+        (None, None) => None,
+    };
     if let Some(true) = body.email_confirm {
-        sqlx::query("update auth.users set email_confirmed_at = coalesce(email_confirmed_at, now()) where id = $1")
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
+        change.email_confirmed = Some(true);
     }
     if let Some(true) = body.phone_confirm {
-        sqlx::query("update auth.users set phone_confirmed_at = coalesce(phone_confirmed_at, now()) where id = $1")
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
+        change.phone_confirmed = Some(true);
     }
     if let Some(patch) = body.user_metadata {
         let mut meta = user.user_metadata();
         merge_metadata(&mut meta, patch);
-        sqlx::query("update auth.users set raw_user_meta_data = $2 where id = $1")
-            .bind(user.id)
-            .bind(Value::Object(meta))
-            .execute(&mut *tx)
-            .await?;
+        change.user_metadata = Some(meta);
     }
     if let Some(patch) = body.app_metadata {
         let mut meta = user.app_metadata();
         merge_metadata(&mut meta, patch);
-        sqlx::query("update auth.users set raw_app_meta_data = $2 where id = $1")
-            .bind(user.id)
-            .bind(Value::Object(meta))
-            .execute(&mut *tx)
-            .await?;
+        change.app_metadata = Some(meta);
     }
     if let Some(ban) = body.ban_duration.as_deref() {
         let until = parse_ban(ban)?.map(|d| OffsetDateTime::now_utc() + d);
-        sqlx::query("update auth.users set banned_until = $2 where id = $1")
-            .bind(user.id)
-            .bind(until)
-            .execute(&mut *tx)
-            .await?;
+        change.banned_until = Some(until);
         if until.is_some() {
             sqlx::query("delete from auth.sessions where user_id = $1").bind(user.id).execute(&mut *tx).await?;
         }
     }
-    if let Some(role) = body.role.filter(|r| !r.is_empty()) {
-        sqlx::query("update auth.users set role = $2 where id = $1").bind(user.id).bind(role).execute(&mut *tx).await?;
-    }
-    sqlx::query("update auth.users set updated_at = now() where id = $1").bind(user.id).execute(&mut *tx).await?;
+    change.role = body.role.filter(|r| !r.is_empty());
+    let user = store.update(&mut tx, user.id, change).await?;
     tx.commit().await?;
-    let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
-    Ok(Json(user_json(pool, &user).await?))
+    Ok(Json(user_json(&auth, pool, &user).await?))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -351,33 +301,35 @@ pub(crate) struct DeleteBody {
     should_soft_delete: bool,
 }
 
-pub(crate) async fn delete_user(Admin(project): Admin, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>> {
+pub(crate) async fn delete_user(
+    State(auth): State<Auth>,
+    Admin(project): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
     let body: DeleteBody = parse_body(&body)?;
     let pool = project.db().pool();
     let id = parse_id(&id)?;
     let mut tx = pool.begin().await?;
-    User::by_id_for_update(&mut *tx, id).await?.ok_or_else(user_not_found)?;
+    auth.store().find(&mut tx, Lookup::Locked(id)).await?.ok_or_else(Error::user_not_found)?;
     if body.should_soft_delete {
-        sqlx::query(
-            "update auth.users set deleted_at = now(), email = null, phone = null, encrypted_password = '', \
-             raw_user_meta_data = '{}', email_change = '', updated_at = now() where id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("delete from auth.identities where user_id = $1").bind(id).execute(&mut *tx).await?;
+        auth.store().delete(&mut tx, id, Deletion::Soft).await?;
         sqlx::query("delete from auth.sessions where user_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("delete from auth.mfa_factors where user_id = $1").bind(id).execute(&mut *tx).await?;
     } else {
-        sqlx::query("delete from auth.users where id = $1").bind(id).execute(&mut *tx).await?;
+        auth.store().delete(&mut tx, id, Deletion::Hard).await?;
     }
     tx.commit().await?;
     Ok(Json(json!({})))
 }
 
-pub(crate) async fn list_factors(Admin(project): Admin, Path(id): Path<String>) -> Result<Json<Value>> {
+pub(crate) async fn list_factors(
+    State(auth): State<Auth>,
+    Admin(project): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
     let pool = project.db().pool();
-    let user = User::by_id(pool, parse_id(&id)?).await?.ok_or_else(user_not_found)?;
+    let user = find_user(&auth, pool, parse_id(&id)?).await?;
     let factors = Factor::of_user(pool, user.id).await?;
     Ok(Json(Value::Array(factors.iter().map(Factor::to_json).collect())))
 }
@@ -448,7 +400,7 @@ pub(crate) async fn generate_link(
     let redirect_to = auth.redirect_target(&project, q.redirect_to.as_deref().or(body.redirect_to_body.as_deref()));
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;
-    let existing = User::by_email(&mut *tx, &email).await?;
+    let existing = auth.store().find(&mut tx, Lookup::Email(&email)).await?;
     let metadata = body.data.clone().unwrap_or_default();
     let (user, kind, address) = match body.kind.as_str() {
         "signup" => {
@@ -470,7 +422,7 @@ pub(crate) async fn generate_link(
                         user_metadata: metadata,
                         ..NewUser::default()
                     };
-                    users::create(&mut tx, new).await?
+                    auth.store().create(&mut tx, new).await?
                 }
             };
             (user, MailKind::Confirmation, email)
@@ -488,7 +440,7 @@ pub(crate) async fn generate_link(
                         invited: true,
                         ..NewUser::default()
                     };
-                    users::create(&mut tx, new).await?
+                    auth.store().create(&mut tx, new).await?
                 }
             };
             (user, MailKind::Invite, email)
@@ -498,30 +450,27 @@ pub(crate) async fn generate_link(
                 Some(u) => u,
                 None => {
                     let new = NewUser { email: Some(email.clone()), user_metadata: metadata, ..NewUser::default() };
-                    users::create(&mut tx, new).await?
+                    auth.store().create(&mut tx, new).await?
                 }
             };
             (user, MailKind::MagicLink, email)
         }
-        "recovery" => (existing.ok_or_else(user_not_found)?, MailKind::Recovery, email),
+        "recovery" => (existing.ok_or_else(Error::user_not_found)?, MailKind::Recovery, email),
         "email_change_current" | "email_change_new" => {
-            let user = existing.ok_or_else(user_not_found)?;
+            let user = existing.ok_or_else(Error::user_not_found)?;
             let new_email = normalize_email(body.new_email.as_deref().unwrap_or_default())?;
-            users::ensure_email_free(&mut tx, &new_email, None).await?;
-            sqlx::query("update auth.users set email_change = $2 where id = $1")
-                .bind(user.id)
-                .bind(&new_email)
-                .execute(&mut *tx)
-                .await?;
+            users::ensure_email_free(&auth, &mut tx, &new_email, None).await?;
+            let change = UserChange { email_change: Some(new_email.clone()), ..UserChange::default() };
+            let user = auth.store().update(&mut tx, user.id, change).await?;
             (user, MailKind::EmailChange, new_email)
         }
         other => return Err(Error::validation(format!("Invalid link type: {other:?}"))),
     };
     let spec = LinkSpec { kind, address, redirect_to: redirect_to.clone(), pkce: None };
     let link = links::issue(&auth, &project, &mut tx, &user, &spec).await?;
+    let user = auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(Error::user_not_found)?;
     tx.commit().await?;
-    let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
-    let mut out = user_json(pool, &user).await?;
+    let mut out = user_json(&auth, pool, &user).await?;
     out["action_link"] = json!(link.action_link);
     out["email_otp"] = json!(link.otp);
     out["hashed_token"] = json!(link.token_hash);
@@ -547,7 +496,7 @@ pub(crate) async fn invite(
     let email = normalize_email(body.email.as_deref().unwrap_or_default())?;
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;
-    let user = match User::by_email(&mut *tx, &email).await? {
+    let user = match auth.store().find(&mut tx, Lookup::Email(&email)).await? {
         Some(u) if u.email_confirmed() => {
             return Err(Error::email_exists());
         }
@@ -559,7 +508,7 @@ pub(crate) async fn invite(
                 invited: true,
                 ..NewUser::default()
             };
-            users::create(&mut tx, new).await?
+            auth.store().create(&mut tx, new).await?
         }
     };
     let spec = LinkSpec {
@@ -569,11 +518,10 @@ pub(crate) async fn invite(
         pkce: None,
     };
     let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
-    sqlx::query("update auth.users set invited_at = now() where id = $1").bind(user.id).execute(&mut *tx).await?;
+    let user = auth.store().update(&mut tx, user.id, UserChange { invited: true, ..UserChange::default() }).await?;
     tx.commit().await?;
     links::deliver(&auth, mail).await?;
-    let user = User::by_id(pool, user.id).await?.ok_or_else(user_not_found)?;
-    Ok(Json(user_json(pool, &user).await?))
+    Ok(Json(user_json(&auth, pool, &user).await?))
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -16,11 +16,11 @@ use super::{SessionUser, parse_body, redirect, redirect_error};
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::links::{encode, pkce_params};
-use crate::model::{Identity, User};
+use crate::model::{TokenColumn, User};
 use crate::provider::{AuthorizeParams, IdentityProvider, ProviderUser};
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, SessionExtras};
-use crate::users::{self, NewUser};
+use crate::store::{Lookup, NewIdentity, NewUser, UserChange};
 
 /// How long a browser may take at the provider.
 const FLOW_TTL_MINUTES: i32 = 10;
@@ -249,7 +249,7 @@ async fn finish(
     let provider_refresh = external.refresh_token.clone();
     let mut tx = project.db().pool().begin().await?;
     let user = match flow.link_user_id {
-        Some(user_id) => link_identity(&mut tx, user_id, &flow.provider_type, external).await?,
+        Some(user_id) => link_identity(auth, &mut tx, user_id, &flow.provider_type, external).await?,
         None => resolve_user(auth, &mut tx, &flow.provider_type, external).await?,
     };
     if flow.code_challenge.is_some() {
@@ -273,7 +273,7 @@ async fn finish(
         tx.commit().await?;
         return Ok(Landing::Code(code));
     }
-    let issued = session::start(&mut tx, &user, "oauth", client).await?;
+    let issued = session::start(auth, &mut tx, &user, "oauth", client).await?;
     tx.commit().await?;
     let extras = SessionExtras { provider_token, provider_refresh_token: provider_refresh, weak_password: None };
     Ok(Landing::Session(session::respond(auth, project, issued, extras).await?))
@@ -281,38 +281,35 @@ async fn finish(
 
 /// Links an external identity to `user_id`, unless it already belongs to someone else.
 async fn link_identity(
+    auth: &Auth,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     user_id: Uuid,
     provider: &str,
     external: ProviderUser,
 ) -> Result<User> {
-    let owner: Option<Uuid> =
-        sqlx::query_scalar("select user_id from auth.identities where provider = $1 and provider_id = $2")
-            .bind(provider)
-            .bind(&external.subject)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let store = auth.store();
+    let owner = store.identity_owner(tx, provider, &external.subject).await?;
     if owner.is_some_and(|o| o != user_id) {
         return Err(Error::api(422, "identity_already_exists", "Identity is already linked to another user"));
     }
-    users::add_identity(tx, user_id, provider, &external.subject, Value::Object(external.data)).await?;
-    // A user without an email (e.g. anonymous) takes the provider's verified one; linking
-    // makes an anonymous user permanent.
-    let email = external.email.filter(|_| external.email_verified);
-    sqlx::query(
-        "update auth.users u set is_anonymous = false, updated_at = now(), \
-         email = case when coalesce(u.email, '') = '' and $2::text is not null \
-           and not exists (select 1 from auth.users o where o.email = $2 and o.id <> u.id) then $2 else u.email end, \
-         email_confirmed_at = case when coalesce(u.email, '') = '' and $2::text is not null \
-           and not exists (select 1 from auth.users o where o.email = $2 and o.id <> u.id) then now() else u.email_confirmed_at end \
-         where id = $1",
-    )
-    .bind(user_id)
-    .bind(email)
-    .execute(&mut **tx)
-    .await?;
-    let user =
-        User::by_id(&mut **tx, user_id).await?.ok_or_else(|| Error::api(404, "user_not_found", "User not found"))?;
+    let identity = NewIdentity {
+        provider: provider.to_owned(),
+        provider_id: external.subject,
+        data: Value::Object(external.data),
+    };
+    store.link(tx, user_id, identity).await?;
+    // A user without an email (e.g. anonymous) takes the provider's verified one, unless
+    // someone else has it; linking makes an anonymous user permanent.
+    let user = store.find(tx, Lookup::Locked(user_id)).await?.ok_or_else(Error::user_not_found)?;
+    let mut change = UserChange { anonymous: Some(false), ..UserChange::default() };
+    if let Some(email) = external.email.filter(|_| external.email_verified)
+        && user.email.as_deref().is_none_or(str::is_empty)
+        && store.find(tx, Lookup::Email(&email)).await?.is_none()
+    {
+        change.email = Some(Some(email));
+        change.email_confirmed = Some(true);
+    }
+    let user = store.update(tx, user_id, change).await?;
     if user.is_banned() {
         return Err(Error::api(403, "user_banned", "User is banned"));
     }
@@ -329,20 +326,17 @@ async fn resolve_user(
 ) -> Result<User> {
     let ProviderUser { subject, email, email_verified, data, .. } = external;
     let data = Value::Object(data);
-    let existing: Option<Uuid> =
-        sqlx::query_scalar("select user_id from auth.identities where provider = $1 and provider_id = $2")
-            .bind(provider)
-            .bind(&subject)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let store = auth.store();
+    let identity = NewIdentity { provider: provider.to_owned(), provider_id: subject, data: data.clone() };
+    let existing = store.identity_owner(tx, provider, &identity.provider_id).await?;
     let user = match existing {
         Some(id) => {
-            users::add_identity(tx, id, provider, &subject, data).await?;
-            User::by_id(&mut **tx, id).await?.ok_or_else(|| Error::internal("identity without user"))?
+            store.link(tx, id, identity).await?;
+            store.find(tx, Lookup::Id(id)).await?.ok_or_else(|| Error::internal("identity without user"))?
         }
         None => {
             let by_email = match &email {
-                Some(e) => User::by_email(&mut **tx, e).await?,
+                Some(e) => store.find(tx, Lookup::Email(e)).await?,
                 None => None,
             };
             match by_email {
@@ -353,26 +347,29 @@ async fn resolve_user(
                         // proof (a password, other identities, metadata) goes, so a
                         // pre-registered account cannot be taken over (GoTrue's
                         // RemoveUnconfirmedIdentities).
-                        sqlx::query("delete from auth.identities where user_id = $1")
-                            .bind(u.id)
-                            .execute(&mut **tx)
-                            .await?;
-                        sqlx::query(
-                            "update auth.users set encrypted_password = '', raw_user_meta_data = $2, \
-                             confirmation_token = '', recovery_token = '', email_change = '', \
-                             email_change_token_new = '', email_confirmed_at = now(), updated_at = now() where id = $1",
-                        )
-                        .bind(u.id)
-                        .bind(&data)
-                        .execute(&mut **tx)
-                        .await?;
+                        store.unlink(tx, u.id, None).await?;
+                        let metadata = match &data {
+                            Value::Object(m) => m.clone(),
+                            _ => serde_json::Map::new(),
+                        };
+                        let change = UserChange {
+                            password_hash: Some(String::new()),
+                            user_metadata: Some(metadata),
+                            email_change: Some(String::new()),
+                            email_confirmed: Some(true),
+                            ..UserChange::default()
+                        }
+                        .token(TokenColumn::Confirmation, "")
+                        .token(TokenColumn::Recovery, "")
+                        .token(TokenColumn::EmailChangeNew, "");
+                        store.update(tx, u.id, change).await?;
                         sqlx::query("delete from auth.sessions where user_id = $1")
                             .bind(u.id)
                             .execute(&mut **tx)
                             .await?;
                     }
-                    users::add_identity(tx, u.id, provider, &subject, data).await?;
-                    User::by_id(&mut **tx, u.id).await?.ok_or_else(|| Error::internal("user vanished"))?
+                    store.link(tx, u.id, identity).await?;
+                    store.find(tx, Lookup::Id(u.id)).await?.ok_or_else(|| Error::internal("user vanished"))?
                 }
                 Some(_) => {
                     return Err(Error::api(
@@ -393,10 +390,10 @@ async fn resolve_user(
                         email,
                         email_confirmed: email_verified,
                         user_metadata: metadata,
-                        external: Some((provider.to_owned(), subject, data)),
+                        identity: Some(identity),
                         ..NewUser::default()
                     };
-                    users::create(tx, new).await?
+                    store.create(tx, new).await?
                 }
             }
         }
@@ -444,18 +441,22 @@ pub(crate) async fn id_token_grant(auth: &Auth, project: &Project, client: &Clie
         .map_err(|e| Error::validation(format!("Bad ID token: {e}")))?;
     let mut tx = project.db().pool().begin().await?;
     let user = resolve_user(auth, &mut tx, name, external).await?;
-    let issued = session::start(&mut tx, &user, "oauth", client).await?;
+    let issued = session::start(auth, &mut tx, &user, "oauth", client).await?;
     tx.commit().await?;
     session::respond(auth, project, issued, SessionExtras::default()).await
 }
 
 /// `DELETE /user/identities/{id}`: unlinks an identity; the last one cannot go.
-pub(crate) async fn unlink(session: SessionUser, Path(id): Path<String>) -> Result<Json<Value>> {
+pub(crate) async fn unlink(
+    State(auth): State<Auth>,
+    session: SessionUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
     let SessionUser { project, user, .. } = session;
     let not_found = || Error::api(422, "identity_not_found", "Identity doesn't exist");
     let id: Uuid = id.parse().map_err(|_| not_found())?;
     let mut tx = project.db().pool().begin().await?;
-    let identities = Identity::of_user(&mut *tx, user.id).await?;
+    let identities = auth.store().identities(&mut tx, user.id).await?;
     let identity = identities.iter().find(|i| i.id == id).ok_or_else(not_found)?;
     if identities.len() <= 1 {
         return Err(Error::api(
@@ -464,8 +465,7 @@ pub(crate) async fn unlink(session: SessionUser, Path(id): Path<String>) -> Resu
             "User must have at least 1 identity after unlinking",
         ));
     }
-    sqlx::query("delete from auth.identities where id = $1").bind(identity.id).execute(&mut *tx).await?;
-    users::sync_providers(&mut tx, user.id).await?;
+    auth.store().unlink(&mut tx, user.id, Some(identity.id)).await?;
     tx.commit().await?;
     Ok(Json(json!({})))
 }

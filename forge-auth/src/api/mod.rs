@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::User;
 use crate::service::Auth;
 use crate::session::ClientInfo;
+use crate::store::Lookup;
 
 pub(crate) fn router(auth: Auth) -> Router {
     Router::new()
@@ -117,10 +118,10 @@ pub(crate) struct SessionUser {
     pub(crate) aal: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for SessionUser {
+impl FromRequestParts<Auth> for SessionUser {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &Auth) -> Result<Self> {
         let project = Project::from_request_parts(parts, state).await.map_err(|r| Error::Core(r.error))?;
         let token = bearer(parts)?;
         let claims = project.keys().verify_own_jwt(token).map_err(|e| {
@@ -132,7 +133,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionUser {
         let user_id: Uuid =
             sub.parse().map_err(|_| Error::api(400, "bad_jwt", "invalid claim: sub claim must be a UUID"))?;
         let pool = project.db().pool();
-        let user = User::by_id(pool, user_id)
+        let user = state
+            .store()
+            .find(&mut *pool.acquire().await?, Lookup::Id(user_id))
             .await?
             .ok_or_else(|| Error::api(403, "user_not_found", "User from sub claim in JWT does not exist"))?;
         let session_id = match claims.get("session_id").and_then(|v| v.as_str()) {

@@ -19,10 +19,9 @@ use crate::error::{Error, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, Presented, VerifyType, encode, pkce_params};
 use crate::mail::MailKind;
-use crate::model::User;
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, SessionExtras};
-use crate::users::{self, NewUser};
+use crate::store::{Lookup, NewUser};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -66,7 +65,7 @@ pub(crate) async fn recover(
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
     let mut tx = project.db().pool().begin().await?;
     let mut pending = None;
-    match User::by_email(&mut *tx, &email).await? {
+    match auth.store().find(&mut tx, Lookup::Email(&email)).await? {
         Some(user) => {
             let spec = LinkSpec {
                 kind: MailKind::Recovery,
@@ -128,7 +127,7 @@ async fn send_magic_link(
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
     let redirect_to = auth.redirect_target(project, redirect_to);
     let mut tx = project.db().pool().begin().await?;
-    let user = match User::by_email(&mut *tx, &email).await? {
+    let user = match auth.store().find(&mut tx, Lookup::Email(&email)).await? {
         Some(u) => u,
         None if !create_user => return Err(Error::api(422, "otp_disabled", "Signups not allowed for otp")),
         None if config.disable_signup => {
@@ -141,7 +140,7 @@ async fn send_magic_link(
                 email_confirmed: config.mailer_autoconfirm,
                 ..NewUser::default()
             };
-            users::create(&mut tx, new).await?
+            auth.store().create(&mut tx, new).await?
         }
     };
     let spec = if user.email_confirmed() {
@@ -181,18 +180,10 @@ pub(crate) async fn resend(
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
     let mut tx = project.db().pool().begin().await?;
     let user = match mail_kind {
-        MailKind::Confirmation => User::by_email(&mut *tx, &email).await?.filter(|u| !u.email_confirmed()),
-        _ => {
-            let id: Option<uuid::Uuid> =
-                sqlx::query_scalar("select id from auth.users where email_change = $1 limit 1")
-                    .bind(&email)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match id {
-                Some(id) => User::by_id(&mut *tx, id).await?,
-                None => None,
-            }
+        MailKind::Confirmation => {
+            auth.store().find(&mut tx, Lookup::Email(&email)).await?.filter(|u| !u.email_confirmed())
         }
+        _ => auth.store().find(&mut tx, Lookup::PendingEmail(&email)).await?,
     };
     let mut pending = None;
     match user {
@@ -254,7 +245,7 @@ pub(crate) async fn verify_post(
     if verified.user.is_banned() {
         return Err(Error::api(403, "user_banned", "User is banned"));
     }
-    let issued = session::start(&mut tx, &verified.user, "otp", &client).await?;
+    let issued = session::start(&auth, &mut tx, &verified.user, "otp", &client).await?;
     tx.commit().await?;
     Ok(Json(session::respond(&auth, &project, issued, SessionExtras::default()).await?))
 }
@@ -307,7 +298,7 @@ async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &Ve
         tx.commit().await?;
         return Ok(Landing::Code(code));
     }
-    let issued = session::start(&mut tx, &verified.user, "otp", client).await?;
+    let issued = session::start(auth, &mut tx, &verified.user, "otp", client).await?;
     tx.commit().await?;
     let session = session::respond(auth, project, issued, SessionExtras::default()).await?;
     let fragment = format!(

@@ -18,7 +18,7 @@ use crate::model::{Identity, User};
 use crate::password;
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, SessionExtras};
-use crate::users::{self, NewUser};
+use crate::store::{Lookup, NewUser};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -84,9 +84,9 @@ async fn anonymous(
     }
     auth.0.limits.check(Route::Anonymous, client.ip)?;
     let mut tx = project.db().pool().begin().await?;
-    let user =
-        users::create(&mut tx, NewUser { anonymous: true, user_metadata: metadata, ..NewUser::default() }).await?;
-    let issued = session::start(&mut tx, &user, "anonymous", client).await?;
+    let new = NewUser { anonymous: true, user_metadata: metadata, ..NewUser::default() };
+    let user = auth.store().create(&mut tx, new).await?;
+    let issued = session::start(auth, &mut tx, &user, "anonymous", client).await?;
     tx.commit().await?;
     Ok(Json(session::respond(auth, project, issued, SessionExtras::default()).await?))
 }
@@ -109,7 +109,7 @@ async fn email_signup(
         tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)??
     };
     let mut tx = project.db().pool().begin().await?;
-    let existing = User::by_email(&mut *tx, &email).await?;
+    let existing = auth.store().find(&mut tx, Lookup::Email(&email)).await?;
     let user = match existing {
         Some(u) if u.email_confirmed() => {
             if autoconfirm {
@@ -141,20 +141,21 @@ async fn email_signup(
                 email_confirmed: autoconfirm,
                 ..NewUser::default()
             };
-            users::create(&mut tx, new).await?
+            auth.store().create(&mut tx, new).await?
         }
     };
     if autoconfirm {
-        let issued = session::start(&mut tx, &user, "password", client).await?;
+        let issued = session::start(auth, &mut tx, &user, "password", client).await?;
         tx.commit().await?;
         return Ok(Json(session::respond(auth, project, issued, SessionExtras::default()).await?));
     }
     let spec = LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce };
     let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
+    let user =
+        auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("user vanished"))?;
     tx.commit().await?;
     links::deliver(auth, mail).await?;
-    let user = User::by_id(project.db().pool(), user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
-    Ok(Json(crate::model::user_json(project.db().pool(), &user).await?))
+    Ok(Json(crate::model::user_json(auth, project.db().pool(), &user).await?))
 }
 
 /// What sign-up answers for an address that is already registered and confirmed, when
@@ -184,6 +185,7 @@ fn obfuscated_user(email: &str, metadata: Map<String, Value>) -> Value {
         reauthentication_token: None,
         reauthentication_sent_at: None,
         phone_change: None,
+        phone_change_token: None,
         phone_change_sent_at: None,
         last_sign_in_at: None,
         raw_app_meta_data: Some(json!({ "provider": "email", "providers": ["email"] })),

@@ -13,10 +13,10 @@ use super::{SessionUser, normalize_email, parse_body};
 use crate::crypto::{ChallengeMethod, sha256_hex};
 use crate::error::{Error, Result};
 use crate::limit::Route;
-use crate::model::User;
 use crate::password::{self, Verified};
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, LogoutScope, SessionExtras};
+use crate::store::{Lookup, UserChange};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenQuery {
@@ -79,6 +79,7 @@ const DUMMY_HASH: &str =
 async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, body: PasswordGrant) -> Result<Value> {
     let password = body.password.unwrap_or_default();
     let pool = project.db().pool();
+    let mut conn = pool.acquire().await?;
     let user = match (body.email.as_deref().filter(|e| !e.is_empty()), body.phone.as_deref().filter(|p| !p.is_empty()))
     {
         (Some(email), _) => {
@@ -86,17 +87,18 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
                 return Err(Error::api(422, "email_provider_disabled", "Email logins are disabled"));
             }
             match normalize_email(email) {
-                Ok(e) => User::by_email(pool, &e).await?,
+                Ok(e) => auth.store().find(&mut conn, Lookup::Email(&e)).await?,
                 Err(_) => None,
             }
         }
         (None, Some(phone)) => match crate::users::normalize_phone(phone) {
-            Ok(p) => User::by_phone(pool, &p).await?,
+            Ok(p) => auth.store().find(&mut conn, Lookup::Phone(&p)).await?,
             Err(_) => None,
         },
         (None, None) => return Err(Error::invalid_credentials()),
     };
     let stored = user.as_ref().and_then(|u| u.encrypted_password.clone()).filter(|h| !h.is_empty());
+    drop(conn);
     let check = {
         let stored = stored.clone().unwrap_or_else(|| DUMMY_HASH.to_owned());
         let password = password.clone();
@@ -114,13 +116,10 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
     }
     let mut tx = pool.begin().await?;
     if let Some(new_hash) = rehash {
-        sqlx::query("update auth.users set encrypted_password = $2 where id = $1")
-            .bind(user.id)
-            .bind(new_hash)
-            .execute(&mut *tx)
-            .await?;
+        let change = UserChange { password_hash: Some(new_hash), ..UserChange::default() };
+        auth.store().update(&mut tx, user.id, change).await?;
     }
-    let issued = session::start(&mut tx, &user, "password", client).await?;
+    let issued = session::start(auth, &mut tx, &user, "password", client).await?;
     tx.commit().await?;
     let weak = auth.config().password_policy().check(&password).err().map(|w| w.reasons);
     session::respond(auth, project, issued, SessionExtras { weak_password: weak, ..SessionExtras::default() }).await
@@ -176,13 +175,12 @@ async fn pkce_grant(auth: &Auth, project: &Project, body: PkceGrant) -> Result<V
         ));
     }
     let user_id = flow.user_id.ok_or_else(|| Error::api(404, "flow_state_not_found", "invalid flow state"))?;
-    let user =
-        User::by_id(&mut *tx, user_id).await?.ok_or_else(|| Error::api(404, "user_not_found", "User not found"))?;
+    let user = auth.store().find(&mut tx, Lookup::Id(user_id)).await?.ok_or_else(Error::user_not_found)?;
     if user.is_banned() {
         tx.commit().await?; // the code stays spent
         return Err(Error::api(400, "user_banned", "User is banned"));
     }
-    let issued = session::start(&mut tx, &user, &flow.authentication_method, &ClientInfo::default()).await?;
+    let issued = session::start(auth, &mut tx, &user, &flow.authentication_method, &ClientInfo::default()).await?;
     tx.commit().await?;
     let extras = SessionExtras {
         provider_token: flow.provider_access_token,

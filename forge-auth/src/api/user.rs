@@ -12,14 +12,15 @@ use crate::error::{Error, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, pkce_params};
 use crate::mail::MailKind;
-use crate::model::{User, user_json};
+use crate::model::{TokenColumn, User, user_json};
 use crate::password::{self, Verified};
 use crate::service::Auth;
 use crate::session::ClientInfo;
-use crate::users::merge_metadata;
+use crate::store::{Lookup, UserChange};
+use crate::users::{self, merge_metadata};
 
-pub(crate) async fn get_user(session: SessionUser) -> Result<Json<Value>> {
-    Ok(Json(user_json(session.project.db().pool(), &session.user).await?))
+pub(crate) async fn get_user(State(auth): State<Auth>, session: SessionUser) -> Result<Json<Value>> {
+    Ok(Json(user_json(&auth, session.project.db().pool(), &session.user).await?))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -74,9 +75,7 @@ pub(crate) async fn update_user(
         consume_nonce(&auth, pool, &user, nonce).await?;
     }
     let mut tx = pool.begin().await?;
-    let user = User::by_id_for_update(&mut *tx, user.id)
-        .await?
-        .ok_or_else(|| Error::api(404, "user_not_found", "User not found"))?;
+    let mut user = auth.store().find(&mut tx, Lookup::Locked(user.id)).await?.ok_or_else(Error::user_not_found)?;
 
     if body.phone.as_deref().is_some_and(|p| !p.is_empty()) {
         return Err(Error::api(
@@ -89,11 +88,8 @@ pub(crate) async fn update_user(
     if let Some(data) = body.data {
         let mut meta = user.user_metadata();
         merge_metadata(&mut meta, data);
-        sqlx::query("update auth.users set raw_user_meta_data = $2, updated_at = now() where id = $1")
-            .bind(user.id)
-            .bind(Value::Object(meta))
-            .execute(&mut *tx)
-            .await?;
+        let change = UserChange { user_metadata: Some(meta), ..UserChange::default() };
+        user = auth.store().update(&mut tx, user.id, change).await?;
     }
 
     if let Some(new_password) = body.password.as_deref() {
@@ -129,35 +125,28 @@ pub(crate) async fn update_user(
             let p = new_password.to_owned();
             tokio::task::spawn_blocking(move || password::hash(&p)).await.map_err(Error::internal)??
         };
-        sqlx::query("update auth.users set encrypted_password = $2, updated_at = now() where id = $1")
-            .bind(user.id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
+        let change = UserChange { password_hash: Some(hash), ..UserChange::default() };
+        user = auth.store().update(&mut tx, user.id, change).await?;
     }
 
     let mut pending = None;
     if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
         let email = normalize_email(email)?;
         if user.email.as_deref() != Some(email.as_str()) {
-            crate::users::ensure_email_free(&mut tx, &email, Some(user.id)).await?;
+            users::ensure_email_free(&auth, &mut tx, &email, Some(user.id)).await?;
             if config.mailer_autoconfirm {
-                sqlx::query(
-                    "update auth.users set email = $2, email_confirmed_at = now(), email_change = '', \
-                     is_anonymous = false, updated_at = now() where id = $1",
-                )
-                .bind(user.id)
-                .bind(&email)
-                .execute(&mut *tx)
-                .await?;
-                crate::users::set_email_identity(&mut tx, user.id, &email, true).await?;
+                let change = UserChange {
+                    email: Some(Some(email.clone())),
+                    email_confirmed: Some(true),
+                    email_change: Some(String::new()),
+                    anonymous: Some(false),
+                    ..UserChange::default()
+                };
+                user = auth.store().update(&mut tx, user.id, change).await?;
+                users::set_email_identity(&auth, &mut tx, user.id, &email, true).await?;
             } else {
-                sqlx::query("update auth.users set email_change = $2, updated_at = now() where id = $1")
-                    .bind(user.id)
-                    .bind(&email)
-                    .execute(&mut *tx)
-                    .await?;
-                let user = User::by_id(&mut *tx, user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
+                let change = UserChange { email_change: Some(email.clone()), ..UserChange::default() };
+                user = auth.store().update(&mut tx, user.id, change).await?;
                 let spec = LinkSpec {
                     kind: MailKind::EmailChange,
                     address: email,
@@ -168,12 +157,13 @@ pub(crate) async fn update_user(
             }
         }
     }
+    let user =
+        auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("user vanished"))?;
     tx.commit().await?;
     if let Some(mail) = pending {
         links::deliver(&auth, mail).await?;
     }
-    let user = User::by_id(pool, user.id).await?.ok_or_else(|| Error::internal("user vanished"))?;
-    Ok(Json(user_json(pool, &user).await?))
+    Ok(Json(user_json(&auth, pool, &user).await?))
 }
 
 async fn blocking_verify(password: &str, stored: &str) -> Result<Verified> {
@@ -186,15 +176,12 @@ async fn consume_nonce(auth: &Auth, pool: &sqlx::PgPool, user: &User, nonce: &st
     auth.0.limits.guess(&user.id.to_string())?;
     let address = user.email.clone().unwrap_or_default();
     let presented = stored_digest(&token_hash(&address, nonce.trim()));
-    let (expected, sent_at): (Option<String>, Option<time::OffsetDateTime>) = sqlx::query_as(
-        "with old as (select reauthentication_token, reauthentication_sent_at from auth.users where id = $1 for update) \
-         update auth.users u set reauthentication_token = '' from old where u.id = $1 \
-         returning old.reauthentication_token, old.reauthentication_sent_at",
-    )
-    .bind(user.id)
-    .fetch_one(pool)
-    .await?;
-    let expected = expected.unwrap_or_default();
+    let mut tx = pool.begin().await?;
+    let locked = auth.store().find(&mut tx, Lookup::Locked(user.id)).await?.ok_or_else(Error::user_not_found)?;
+    let (expected, sent_at) = TokenColumn::Reauthentication.stored(&locked);
+    let expected = expected.unwrap_or_default().to_owned();
+    auth.store().update(&mut tx, user.id, UserChange::default().token(TokenColumn::Reauthentication, "")).await?;
+    tx.commit().await?;
     let fresh = sent_at.is_some_and(|t| {
         t + time::Duration::seconds(i64::try_from(auth.config().otp_exp).unwrap_or(600))
             >= time::OffsetDateTime::now_utc()

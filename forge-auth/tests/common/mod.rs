@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use forge_auth::{Auth, AuthConfig};
+use forge_auth::{Auth, AuthBuilder, AuthConfig};
 use forge_core::testing::{TestDb, test_db};
 use forge_core::{Project, ProjectLayer};
 use http::{Request, StatusCode};
@@ -55,10 +55,14 @@ pub async fn api() -> Api {
 }
 
 pub async fn api_with(config: AuthConfig) -> Api {
+    api_built(Auth::builder().config(config)).await
+}
+
+pub async fn api_built(builder: AuthBuilder) -> Api {
     let db = test_db().await;
     forge_core::migrate::run(db.pool(), &[forge_auth::MIGRATIONS]).await.expect("migrate");
     let project = db.project("test");
-    let auth = Auth::builder().config(config).build();
+    let auth = builder.build();
     let app = Router::new().nest("/auth/v1", auth.router()).layer(ProjectLayer::single(project.clone()));
     Api { db, project, auth, app }
 }
