@@ -131,7 +131,8 @@ wait_banner() {
 banner() { grep -m1 "^  $2:" "$1" | sed -E "s/^  $2: +//" | awk '{print $1}'; }
 
 # The auth suites sign up many users from one address: lift the per-IP rate limits and the
-# per-address mail frequency on the main server (the SMTP server keeps the defaults).
+# per-address mail frequency on the main server (the SMTP server keeps the defaults). Phone
+# sign-in is on there, with texts kept in the server's SMS outbox.
 PORT="$(free_port)"
 log "starting forge-server on 127.0.0.1:$PORT (data dir $DATA)"
 FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:$PORT" FORGE_REST_EXPLAIN=true \
@@ -141,7 +142,9 @@ FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:$PORT" FORGE_REST_EXPLAIN=true \
   FORGE_AUTH_RATE_LIMITS__ANONYMOUS_PER_HOUR=100000 \
   FORGE_AUTH_RATE_LIMITS__MFA_PER_MINUTE=100000 \
   FORGE_AUTH_RATE_LIMITS__EMAIL_SENT_PER_HOUR=100000 \
+  FORGE_AUTH_RATE_LIMITS__SMS_SENT_PER_HOUR=100000 \
   FORGE_AUTH_MAX_FREQUENCY=0 \
+  FORGE_AUTH_PHONE_ENABLED=true \
   "$SERVER_BIN" >"$TMP/out.txt" 2>"$TMP/err.txt" &
 SERVER_PID=$!
 

@@ -31,6 +31,18 @@ pub struct AuthConfig {
     pub anonymous_enabled: bool,
     /// Allow email sign-up and sign-in.
     pub email_enabled: bool,
+    /// Allow phone sign-up and sign-in (codes by SMS; see `twilio`).
+    pub phone_enabled: bool,
+    /// Phone sign-ups and phone changes are confirmed without a code.
+    pub sms_autoconfirm: bool,
+    /// How long (seconds) SMS codes stay valid.
+    pub sms_otp_exp: u64,
+    /// Digits in an SMS code (6 to 10).
+    pub sms_otp_length: usize,
+    /// The text of an SMS; `{{ .Code }}` is replaced by the code.
+    pub sms_template: String,
+    /// Send texts through Twilio. Unset: texts are kept in the local SMS outbox.
+    pub twilio: Option<crate::sms::TwilioSettings>,
     /// The fewest characters a password may have.
     pub password_min_length: usize,
     /// Refuse passwords from the common-password list.
@@ -73,6 +85,12 @@ impl Default for AuthConfig {
             mailer_autoconfirm: true,
             anonymous_enabled: true,
             email_enabled: true,
+            phone_enabled: false,
+            sms_autoconfirm: false,
+            sms_otp_exp: 60,
+            sms_otp_length: 6,
+            sms_template: "Your code is {{ .Code }}".into(),
+            twilio: None,
             password_min_length: 8,
             password_reject_common: false,
             secure_password_change: false,
@@ -99,6 +117,10 @@ impl AuthConfig {
         if (6..=10).contains(&self.otp_length) { self.otp_length } else { 6 }
     }
 
+    pub(crate) fn sms_otp_digits(&self) -> usize {
+        if (6..=10).contains(&self.sms_otp_length) { self.sms_otp_length } else { 6 }
+    }
+
     /// Checks values that would make the service misbehave.
     pub fn validate(&self) -> Result<(), String> {
         if self.jwt_exp < 120 {
@@ -107,8 +129,11 @@ impl AuthConfig {
         if self.password_min_length < 6 {
             return Err("auth.password_min_length must be at least 6".into());
         }
-        if self.otp_exp == 0 {
-            return Err("auth.otp_exp must be positive".into());
+        if self.otp_exp == 0 || self.sms_otp_exp == 0 {
+            return Err("auth.otp_exp and auth.sms_otp_exp must be positive".into());
+        }
+        if !self.sms_template.contains("{{ .Code }}") {
+            return Err("auth.sms_template must contain {{ .Code }}".into());
         }
         if let Some(t) = &self.third_party
             && !(t.issuer.starts_with("https://") || t.issuer.starts_with("http://"))
@@ -139,6 +164,8 @@ pub struct RateLimits {
     pub mfa_per_minute: u32,
     /// Mails sent per hour, over all addresses.
     pub email_sent_per_hour: u32,
+    /// Texts sent per hour, over all numbers.
+    pub sms_sent_per_hour: u32,
 }
 
 impl Default for RateLimits {
@@ -150,6 +177,7 @@ impl Default for RateLimits {
             anonymous_per_hour: 30,
             mfa_per_minute: 15,
             email_sent_per_hour: 30,
+            sms_sent_per_hour: 30,
         }
     }
 }

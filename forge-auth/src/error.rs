@@ -99,13 +99,9 @@ impl Error {
         Self::api(429, "over_request_rate_limit", "Request rate limit reached")
     }
 
-    /// 429 `over_email_send_rate_limit` for a re-send too soon.
-    pub fn too_soon(seconds: u64) -> Self {
-        Self::api(
-            429,
-            "over_email_send_rate_limit",
-            format!("For security purposes, you can only request this after {seconds} seconds."),
-        )
+    /// 429 with `code` (`over_email_send_rate_limit` or `over_sms_send_rate_limit`) for a re-send too soon.
+    pub fn too_soon(code: &'static str, seconds: u64) -> Self {
+        Self::api(429, code, format!("For security purposes, you can only request this after {seconds} seconds."))
     }
 
     /// The HTTP status.

@@ -24,6 +24,7 @@
 //! |---|---|
 //! | [`config`] | [`AuthConfig`]: lifetimes, confirmation, password policy, rate limits, templates |
 //! | [`mail`] | the [`Mailer`] trait, [`SmtpMailer`] (lettre), and the development [`Outbox`] |
+//! | [`sms`] | the [`SmsSender`] trait, [`Twilio`], and the development [`SmsOutbox`] |
 //! | [`model`] | `auth.users`, `auth.identities`, `auth.mfa_factors` rows and their JSON |
 //! | [`store`] | the [`UserStore`] trait and [`PgUserStore`], the default |
 //! | [`password`] | argon2id hashing, imported bcrypt hashes (upgraded on login), the policy |
@@ -34,11 +35,10 @@
 //!
 //! ## Not yet supported
 //!
-//! Phone sign-in and SMS OTPs (no SMS provider: phone requests get GoTrue's
-//! `phone_provider_disabled` / `sms_send_failed`); SSO/SAML (`/sso`); the `web3` grant;
-//! passkeys, WebAuthn and phone MFA factors; auth hooks; captcha; the OAuth 2.1 server mode;
-//! double-confirmed ("secure") email change (the link goes to the new address only). Rate limits are kept in
-//! memory per process.
+//! SSO/SAML (`/sso`); the `web3` grant; passkeys, WebAuthn and phone MFA factors; auth hooks;
+//! captcha; the OAuth 2.1 server mode; double-confirmed ("secure") email change (the link goes
+//! to the new address only). Texts go through Twilio or the local outbox only (implement
+//! [`SmsSender`] for another provider). Rate limits are kept in memory per process.
 //!
 //! The schema ([`MIGRATIONS`]) keeps GoTrue's table and column names (`auth.users`,
 //! `auth.identities`, `auth.sessions`, `auth.refresh_tokens`, `auth.mfa_factors`, ...), so
@@ -56,6 +56,7 @@ pub mod password;
 pub mod provider;
 mod service;
 mod session;
+pub mod sms;
 pub mod store;
 pub mod third_party;
 mod users;
@@ -65,6 +66,7 @@ pub use error::{Error, Result};
 pub use mail::{Mail, MailError, MailKind, Mailer, Outbox, SmtpMailer, SmtpSettings};
 pub use provider::{GitHub, IdentityProvider, Oidc, ProviderConfig, ProviderUser};
 pub use service::{Auth, AuthBuilder};
+pub use sms::{Channel, Sms, SmsError, SmsKind, SmsOutbox, SmsSender, Twilio, TwilioSettings};
 pub use store::{Deletion, Lookup, NewIdentity, NewUser, PgUserStore, UserChange, UserPage, UserQuery, UserStore};
 
 use forge_core::migrate::{Migration, MigrationSet};

@@ -45,6 +45,7 @@ fn quota(per: u32, window: Duration) -> Option<Quota> {
 pub(crate) struct Limiters {
     per_ip: Vec<(Route, Option<Keyed<IpAddr>>)>,
     email_sent: Option<Direct>,
+    sms_sent: Option<Direct>,
     per_address: Option<Keyed<(u8, String)>>,
     guesses: Keyed<String>,
     clock: DefaultClock,
@@ -73,6 +74,7 @@ impl Limiters {
             (Route::Mfa, keyed(limits.mfa_per_minute, Duration::from_secs(60))),
         ];
         let email_sent = quota(limits.email_sent_per_hour, Duration::from_secs(3600)).map(RateLimiter::direct);
+        let sms_sent = quota(limits.sms_sent_per_hour, Duration::from_secs(3600)).map(RateLimiter::direct);
         let per_address =
             (!max_frequency.is_zero()).then(|| Quota::with_period(max_frequency).map(RateLimiter::hashmap)).flatten();
         // Short codes (6-digit OTPs, nonces, TOTP) get a few tries per target whatever the
@@ -82,7 +84,7 @@ impl Limiters {
                 .expect("non-zero")
                 .allow_burst(NonZeroU32::new(10).expect("non-zero")),
         );
-        Self { per_ip, email_sent, per_address, guesses, clock: DefaultClock::default() }
+        Self { per_ip, email_sent, sms_sent, per_address, guesses, clock: DefaultClock::default() }
     }
 
     /// Counts a guess at a short code belonging to `target` (an address or a factor id).
@@ -107,19 +109,33 @@ impl Limiters {
     /// Counts a mail of `kind` to `address`: refused when one went out less than the
     /// configured interval ago, or when the global hourly budget is spent.
     pub(crate) fn mail(&self, kind: crate::mail::MailKind, address: &str) -> Result<()> {
+        self.interval(kind as u8, address, "over_email_send_rate_limit")?;
+        spend(&self.email_sent, "over_email_send_rate_limit", "email rate limit exceeded")
+    }
+
+    /// Counts a text of `kind` to `phone`, as [`Limiters::mail`] does mail.
+    pub(crate) fn sms(&self, kind: crate::sms::SmsKind, phone: &str) -> Result<()> {
+        self.interval(0x80 | kind as u8, phone, "over_sms_send_rate_limit")?;
+        spend(&self.sms_sent, "over_sms_send_rate_limit", "SMS rate limit exceeded")
+    }
+
+    fn interval(&self, kind: u8, address: &str, code: &'static str) -> Result<()> {
         if let Some(l) = &self.per_address {
             prune(l);
-            if let Err(not_until) = l.check_key(&(kind as u8, address.to_ascii_lowercase())) {
+            if let Err(not_until) = l.check_key(&(kind, address.to_ascii_lowercase())) {
                 let wait = not_until.wait_time_from(self.clock.now());
-                return Err(Error::too_soon(wait.as_secs().max(1)));
+                return Err(Error::too_soon(code, wait.as_secs().max(1)));
             }
         }
-        match &self.email_sent {
-            None => Err(Error::api(429, "over_email_send_rate_limit", "email rate limit exceeded")),
-            Some(l) => {
-                l.check().map_err(|_| Error::api(429, "over_email_send_rate_limit", "email rate limit exceeded"))
-            }
-        }
+        Ok(())
+    }
+}
+
+/// Spends one from a global budget (none: every send is refused).
+fn spend(budget: &Option<Direct>, code: &'static str, message: &'static str) -> Result<()> {
+    match budget {
+        Some(l) if l.check().is_ok() => Ok(()),
+        _ => Err(Error::api(429, code, message)),
     }
 }
 

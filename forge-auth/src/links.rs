@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::mail::{Mail, MailKind, TemplateData};
 use crate::model::{TokenColumn, User};
 use crate::service::Auth;
+use crate::sms::{Channel, Sms, SmsKind};
 use crate::store::{Lookup, UserChange};
 
 /// The kinds of verification, as sent in `type`.
@@ -28,6 +29,8 @@ pub(crate) enum VerifyType {
     Magiclink,
     EmailChange,
     Email,
+    Sms,
+    PhoneChange,
 }
 
 impl VerifyType {
@@ -39,9 +42,8 @@ impl VerifyType {
             "magiclink" => Self::Magiclink,
             "email_change" => Self::EmailChange,
             "email" => Self::Email,
-            "sms" | "phone_change" => {
-                return Err(Error::api(422, "sms_send_failed", "Phone verification is not available: no SMS provider"));
-            }
+            "sms" => Self::Sms,
+            "phone_change" => Self::PhoneChange,
             _ => return Err(Error::validation("Verify requires a verification type")),
         })
     }
@@ -54,7 +56,14 @@ impl VerifyType {
             Self::Magiclink => "magiclink",
             Self::EmailChange => "email_change",
             Self::Email => "email",
+            Self::Sms => "sms",
+            Self::PhoneChange => "phone_change",
         }
+    }
+
+    /// Whether the code went to a phone.
+    pub(crate) fn is_phone(self) -> bool {
+        matches!(self, Self::Sms | Self::PhoneChange)
     }
 
     /// The columns a token of this type may be in, in the order tried.
@@ -63,7 +72,8 @@ impl VerifyType {
             Self::Signup | Self::Invite => &[TokenColumn::Confirmation],
             Self::Recovery | Self::Magiclink => &[TokenColumn::Recovery],
             Self::EmailChange => &[TokenColumn::EmailChangeNew],
-            Self::Email => &[TokenColumn::Confirmation, TokenColumn::Recovery],
+            Self::Email | Self::Sms => &[TokenColumn::Confirmation, TokenColumn::Recovery],
+            Self::PhoneChange => &[TokenColumn::PhoneChange],
         }
     }
 
@@ -76,7 +86,8 @@ impl VerifyType {
             Self::Recovery => "recovery",
             Self::Magiclink => "magiclink",
             Self::EmailChange => "email_change",
-            Self::Email => "otp",
+            Self::Email | Self::Sms => "otp",
+            Self::PhoneChange => "phone_change",
         }
     }
 }
@@ -209,6 +220,47 @@ pub(crate) async fn prepare(
     })
 }
 
+/// Stores a new code for `user` (within the send limits) and renders the text that carries
+/// it to `phone` (E.164 digits). Send it with [`deliver_sms`] once the transaction has
+/// committed.
+pub(crate) async fn prepare_sms(
+    auth: &Auth,
+    conn: &mut PgConnection,
+    user: &User,
+    kind: SmsKind,
+    phone: &str,
+    channel: Channel,
+) -> Result<Sms> {
+    auth.0.limits.sms(kind, phone)?;
+    let config = auth.config();
+    let otp = random_otp(config.sms_otp_digits());
+    let column = match kind {
+        SmsKind::Otp => TokenColumn::Confirmation,
+        SmsKind::PhoneChange => TokenColumn::PhoneChange,
+        SmsKind::Reauthentication => TokenColumn::Reauthentication,
+    };
+    let stored = stored_digest(&token_hash(phone, &otp));
+    auth.store().update(conn, user.id, UserChange::default().token(column, stored)).await?;
+    Ok(Sms {
+        kind,
+        to: format!("+{phone}"),
+        channel,
+        body: config.sms_template.replace("{{ .Code }}", &otp),
+        otp,
+        sent_at: OffsetDateTime::now_utc(),
+    })
+}
+
+/// Sends a prepared text and returns the provider's message id; a failure is 422
+/// `sms_send_failed` (the provider's answer goes to the log only).
+pub(crate) async fn deliver_sms(auth: &Auth, sms: Sms) -> Result<String> {
+    let kind = sms.kind;
+    auth.0.sms.send(sms).await.map_err(|e| {
+        tracing::error!(error = %e, ?kind, "sending a text failed");
+        Error::api(422, "sms_send_failed", "Error sending a text message")
+    })
+}
+
 /// Sends a prepared mail; a failure is the server's (500).
 pub(crate) async fn deliver(auth: &Auth, mail: Mail) -> Result<()> {
     auth.0.mailer.send(mail).await.map_err(Error::internal)
@@ -257,7 +309,9 @@ pub(crate) async fn verify(
         Presented::Hash(h) => h.trim().to_owned(),
     };
     let digest = stored_digest(&hash);
-    let ttl = time::Duration::seconds(i64::try_from(auth.config().otp_exp).unwrap_or(600));
+    let config = auth.config();
+    let ttl = if verify_type.is_phone() { config.sms_otp_exp } else { config.otp_exp };
+    let ttl = time::Duration::seconds(i64::try_from(ttl).unwrap_or(600));
     for &column in verify_type.columns() {
         let mut found = auth.store().find(&mut *conn, Lookup::Token(column, &digest)).await?.map(|u| (u, false));
         if found.is_none() {
@@ -266,7 +320,12 @@ pub(crate) async fn verify(
         }
         let Some((user, pkce)) = found else { continue };
         if let Presented::Otp { address, .. } = presented {
-            let expected = if column == TokenColumn::EmailChangeNew { &user.email_change } else { &user.email };
+            let expected = match (column, verify_type) {
+                (TokenColumn::EmailChangeNew, _) => &user.email_change,
+                (TokenColumn::PhoneChange, _) => &user.phone_change,
+                (_, VerifyType::Sms) => &user.phone,
+                _ => &user.email,
+            };
             if expected.as_deref() != Some(address) {
                 continue;
             }
@@ -276,6 +335,12 @@ pub(crate) async fn verify(
             return Err(Error::otp_expired());
         }
         auth.store().update(&mut *conn, user.id, UserChange::default().token(column, "")).await?;
+        if let Presented::Hash(_) = presented
+            && verify_type.is_phone()
+        {
+            // Codes sent by text are typed in with the number; there is no link.
+            continue;
+        }
         let effective = match (verify_type, column) {
             (VerifyType::Email, TokenColumn::Confirmation) => VerifyType::Signup,
             (VerifyType::Email, _) => VerifyType::Magiclink,
@@ -303,6 +368,25 @@ async fn apply(auth: &Auth, conn: &mut PgConnection, user: &User, verify_type: V
             };
             store.update(&mut *conn, user.id, change).await?;
             crate::users::set_email_identity(auth, conn, user.id, &new_email, true).await?;
+        }
+        VerifyType::PhoneChange => {
+            let new_phone = user.phone_change.clone().filter(|p| !p.is_empty()).ok_or_else(Error::otp_expired)?;
+            let change = UserChange {
+                phone: Some(Some(new_phone.clone())),
+                phone_change: Some(String::new()),
+                phone_confirmed: Some(true),
+                anonymous: Some(false),
+                ..UserChange::default()
+            };
+            store.update(&mut *conn, user.id, change).await?;
+            crate::users::set_phone_identity(auth, conn, user.id, &new_phone, true).await?;
+        }
+        VerifyType::Sms => {
+            let change = UserChange { phone_confirmed: Some(true), ..UserChange::default() };
+            let confirmed = store.update(&mut *conn, user.id, change).await?;
+            if let Some(phone) = confirmed.phone.as_deref().filter(|p| !p.is_empty()) {
+                crate::users::set_phone_identity(auth, conn, user.id, phone, true).await?;
+            }
         }
         _ => {
             let change = UserChange { email_confirmed: Some(true), ..UserChange::default() };

@@ -11,6 +11,7 @@ use crate::config::AuthConfig;
 use crate::limit::Limiters;
 use crate::mail::{Mailer, Outbox};
 use crate::provider::IdentityProvider;
+use crate::sms::{SmsOutbox, SmsSender, Twilio};
 use crate::store::{PgUserStore, UserStore};
 
 /// Builds an [`Auth`].
@@ -20,6 +21,7 @@ pub struct AuthBuilder {
     mailer: Option<Arc<dyn Mailer>>,
     providers: Vec<Arc<dyn IdentityProvider>>,
     store: Option<Arc<dyn UserStore>>,
+    sms: Option<Arc<dyn SmsSender>>,
 }
 
 impl AuthBuilder {
@@ -32,6 +34,13 @@ impl AuthBuilder {
     /// Sends mail through `mailer` instead of the local [`Outbox`].
     pub fn mailer(mut self, mailer: impl Mailer) -> Self {
         self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// Sends texts through `sender` instead of [`AuthConfig::twilio`] or the local
+    /// [`SmsOutbox`].
+    pub fn sms_sender(mut self, sender: impl SmsSender) -> Self {
+        self.sms = Some(Arc::new(sender));
         self
     }
 
@@ -71,8 +80,16 @@ impl AuthBuilder {
                 (Arc::new(outbox.clone()), Some(outbox))
             }
         };
+        let (sms, sms_outbox): (Arc<dyn SmsSender>, Option<SmsOutbox>) = match (self.sms, &self.config.twilio) {
+            (Some(s), _) => (s, None),
+            (None, Some(twilio)) => (Arc::new(Twilio::new(twilio.clone())), None),
+            (None, None) => {
+                let outbox = SmsOutbox::new();
+                (Arc::new(outbox.clone()), Some(outbox))
+            }
+        };
         let store = self.store.unwrap_or_else(|| Arc::new(PgUserStore));
-        Auth(Arc::new(Inner { config: self.config, mailer, outbox, limits, providers, store }))
+        Auth(Arc::new(Inner { config: self.config, mailer, outbox, sms, sms_outbox, limits, providers, store }))
     }
 }
 
@@ -81,6 +98,8 @@ pub(crate) struct Inner {
     pub(crate) config: AuthConfig,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) outbox: Option<Outbox>,
+    pub(crate) sms: Arc<dyn SmsSender>,
+    pub(crate) sms_outbox: Option<SmsOutbox>,
     pub(crate) limits: Limiters,
     pub(crate) providers: HashMap<String, Arc<dyn IdentityProvider>>,
     pub(crate) store: Arc<dyn UserStore>,
@@ -109,6 +128,11 @@ impl Auth {
     /// The local outbox, when no mailer was configured.
     pub fn outbox(&self) -> Option<&Outbox> {
         self.0.outbox.as_ref()
+    }
+
+    /// The local SMS outbox, when no SMS provider was configured.
+    pub fn sms_outbox(&self) -> Option<&SmsOutbox> {
+        self.0.sms_outbox.as_ref()
     }
 
     /// The routes, to nest at `/auth/v1` under a [`forge_core::ProjectLayer`].

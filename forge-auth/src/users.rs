@@ -34,6 +34,35 @@ pub(crate) async fn set_email_identity(
     auth.store().link(conn, user_id, identity).await
 }
 
+/// Adds (or refreshes) the user's `phone` identity for `phone`.
+pub(crate) async fn set_phone_identity(
+    auth: &Auth,
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    phone: &str,
+    verified: bool,
+) -> Result<()> {
+    let data =
+        json!({ "sub": user_id.to_string(), "phone": phone, "email_verified": false, "phone_verified": verified });
+    let identity = NewIdentity { provider: "phone".into(), provider_id: user_id.to_string(), data };
+    auth.store().link(conn, user_id, identity).await
+}
+
+/// Refuses (422 `phone_exists`) a number another user already has.
+pub(crate) async fn ensure_phone_free(
+    auth: &Auth,
+    conn: &mut PgConnection,
+    phone: &str,
+    owner: Option<Uuid>,
+) -> Result<()> {
+    let holder = auth.store().find(conn, Lookup::Phone(phone)).await?;
+    if holder.is_some_and(|u| Some(u.id) != owner) {
+        Err(Error::api(422, "phone_exists", "Phone number already registered by another user"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Merges `patch` into a metadata object: keys set to `null` are removed (GoTrue's rule).
 pub(crate) fn merge_metadata(base: &mut Map<String, Value>, patch: Map<String, Value>) {
     for (k, v) in patch {

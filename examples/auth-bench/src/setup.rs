@@ -106,6 +106,7 @@ pub(crate) async fn setup(users: usize, parallel: usize) -> Result<Bench, Error>
             anonymous_per_hour: unlimited,
             mfa_per_minute: unlimited,
             email_sent_per_hour: unlimited,
+            sms_sent_per_hour: unlimited,
         },
         max_frequency: 0,
         ..AuthConfig::default()

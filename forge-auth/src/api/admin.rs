@@ -254,8 +254,13 @@ pub(crate) async fn update_user(
         }
     }
     if let Some(phone) = body.phone.as_deref().filter(|p| !p.is_empty()) {
-        change.phone = Some(Some(normalize_phone(phone)?));
-        change.anonymous = Some(false);
+        let phone = normalize_phone(phone)?;
+        if user.phone.as_deref() != Some(phone.as_str()) {
+            users::ensure_phone_free(&auth, &mut tx, &phone, Some(user.id)).await?;
+            users::set_phone_identity(&auth, &mut tx, user.id, &phone, body.phone_confirm.unwrap_or(false)).await?;
+            change.phone = Some(Some(phone));
+            change.anonymous = Some(false);
+        }
     }
     change.password_hash = match (&body.password, &body.password_hash) {
         (Some(_), Some(_)) => return Err(Error::validation("Only a password or a password hash should be provided")),
@@ -528,19 +533,29 @@ pub(crate) async fn invite(
 #[serde(default)]
 pub(crate) struct OutboxQuery {
     email: Option<String>,
+    phone: Option<String>,
 }
 
-/// Forge's development outbox: the mails kept when no SMTP server is configured.
+/// Forge's development outboxes: the mails kept when no SMTP server is configured, and the
+/// texts kept when no SMS provider is. `?email=` and `?phone=` filter by recipient.
 pub(crate) async fn outbox(State(auth): State<Auth>, _admin: Admin, Query(q): Query<OutboxQuery>) -> Result<Response> {
-    let Some(outbox) = auth.outbox() else {
+    if auth.outbox().is_none() && auth.sms_outbox().is_none() {
         return Ok((
             StatusCode::NOT_FOUND,
-            Json(json!({ "code": "not_found", "message": "No outbox: mail is sent over SMTP" })),
+            Json(json!({ "code": "not_found", "message": "No outbox: mail and texts go to their providers" })),
         )
             .into_response());
-    };
+    }
     let to = q.email.as_deref().map(str::to_lowercase);
-    Ok(Json(json!({ "messages": outbox.messages(to.as_deref()) })).into_response())
+    let messages = auth.outbox().map(|o| o.messages(to.as_deref())).unwrap_or_default();
+    let texts = match &q.phone {
+        Some(p) => {
+            let p = normalize_phone(p)?;
+            auth.sms_outbox().map(|o| o.messages(Some(&p))).unwrap_or_default()
+        }
+        None => auth.sms_outbox().map(|o| o.messages(None)).unwrap_or_default(),
+    };
+    Ok(Json(json!({ "messages": messages, "texts": texts })).into_response())
 }
 
 #[cfg(test)]

@@ -14,12 +14,12 @@ pub(crate) async fn settings(State(auth): State<Auth>) -> Json<Value> {
         "external": {
             "anonymous_users": c.anonymous_enabled,
             "email": c.email_enabled,
-            "phone": false,
+            "phone": c.phone_enabled,
         },
         "disable_signup": c.disable_signup,
         "mailer_autoconfirm": c.mailer_autoconfirm,
-        "phone_autoconfirm": false,
-        "sms_provider": "",
+        "phone_autoconfirm": c.sms_autoconfirm,
+        "sms_provider": if c.phone_enabled { auth.0.sms.name() } else { "" },
         "saml_enabled": false,
     }))
 }

@@ -5,6 +5,7 @@ mod external;
 mod factors;
 mod meta;
 mod otp;
+mod phone;
 mod signup;
 mod token;
 mod user;

@@ -34,16 +34,18 @@ pub(crate) struct EmailBody {
     kind: Option<String>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
+    channel: Option<String>,
+}
+
+impl EmailBody {
+    /// The phone number, when the request is about one (and not about an email).
+    fn phone_only(&self) -> Option<&str> {
+        let phone = self.phone.as_deref().filter(|p| !p.trim().is_empty())?;
+        self.email.as_deref().is_none_or(|e| e.trim().is_empty()).then_some(phone)
+    }
 }
 
 fn required_email(body: &EmailBody) -> Result<String> {
-    if body.phone.as_deref().is_some_and(|p| !p.is_empty()) && body.email.is_none() {
-        return Err(Error::api(
-            400,
-            "phone_provider_disabled",
-            "Phone logins are disabled: no SMS provider is configured",
-        ));
-    }
     let email = body
         .email
         .as_deref()
@@ -93,6 +95,11 @@ pub(crate) async fn otp(
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Otp, client.ip)?;
     let body: EmailBody = parse_body(&body)?;
+    if let Some(phone) = body.phone_only() {
+        let channel = super::phone::channel(body.channel.as_deref())?;
+        let create_user = body.create_user.unwrap_or(true);
+        return Ok(Json(super::phone::otp(&auth, &project, phone, body.data.clone(), create_user, channel).await?));
+    }
     send_magic_link(&auth, &project, &body, q.redirect_to.as_deref(), body.create_user.unwrap_or(true)).await?;
     Ok(Json(json!({})))
 }
@@ -165,11 +172,9 @@ pub(crate) async fn resend(
     let body: EmailBody = parse_body(&body)?;
     let kind = body.kind.as_deref().unwrap_or_default();
     if matches!(kind, "sms" | "phone_change") {
-        return Err(Error::api(
-            400,
-            "phone_provider_disabled",
-            "Phone logins are disabled: no SMS provider is configured",
-        ));
+        let phone = body.phone.as_deref().filter(|p| !p.trim().is_empty());
+        let phone = phone.ok_or_else(|| Error::validation("A phone number is required"))?;
+        return Ok(Json(super::phone::resend(&auth, &project, phone, kind).await?));
     }
     let mail_kind = match kind {
         "signup" => MailKind::Confirmation,
@@ -225,18 +230,26 @@ pub(crate) async fn verify_post(
     auth.0.limits.check(Route::Verify, client.ip)?;
     let body: VerifyBody = parse_body(&body)?;
     let verify_type = VerifyType::parse(body.kind.as_deref().unwrap_or_default())?;
-    let email = match body.email.as_deref().filter(|e| !e.is_empty()) {
-        Some(e) => Some(normalize_email(e)?),
-        None => None,
-    };
-    let presented = match (&body.token_hash, &body.token, &email) {
-        (Some(h), None, _) if !h.is_empty() => Presented::Hash(h),
-        (None, Some(t), Some(e)) if !t.is_empty() => {
-            auth.0.limits.guess(e)?;
-            Presented::Otp { address: e, otp: t }
+    // A code is bound to the address (or number) it went to.
+    let address = if verify_type.is_phone() {
+        match body.phone.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => Some(super::phone::enabled_phone(&auth, p)?),
+            None => None,
         }
-        (None, Some(_), None) if body.phone.is_some() => {
-            return Err(Error::api(422, "sms_send_failed", "Phone verification is not available: no SMS provider"));
+    } else {
+        match body.email.as_deref().filter(|e| !e.is_empty()) {
+            Some(e) => Some(normalize_email(e)?),
+            None => None,
+        }
+    };
+    let presented = match (&body.token_hash, &body.token, &address) {
+        (Some(h), None, _) if !h.is_empty() && !verify_type.is_phone() => Presented::Hash(h),
+        (None, Some(t), Some(a)) if !t.is_empty() => {
+            auth.0.limits.guess(a)?;
+            Presented::Otp { address: a, otp: t }
+        }
+        (None, Some(_), None) if verify_type.is_phone() => {
+            return Err(Error::validation("Verify requires a phone number with the token"));
         }
         _ => return Err(Error::validation("Verify requires either a token or a token hash")),
     };

@@ -29,6 +29,7 @@ pub(crate) struct SignupBody {
     data: Option<Map<String, Value>>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
+    channel: Option<String>,
 }
 
 pub(crate) async fn signup(
@@ -51,24 +52,27 @@ pub(crate) async fn signup(
         (Some(_), Some(_)) => {
             Err(Error::validation("Only an email address or phone number should be provided on signup."))
         }
-        (None, Some(_)) => Err(Error::api(400, "phone_provider_disabled", "Phone signups are disabled")),
+        (None, Some(phone)) => {
+            auth.0.limits.check(Route::Signup, client.ip)?;
+            let phone = super::phone::enabled_phone(&auth, phone)?;
+            let channel = super::phone::channel(body.channel.as_deref())?;
+            let hash = hash_new_password(config, body.password.as_deref())?;
+            let hash = hash.await.map_err(Error::internal)??;
+            Ok(Json(super::phone::signup(&auth, &project, &client, phone, hash, metadata, channel).await?))
+        }
         (Some(email), None) => {
             auth.0.limits.check(Route::Signup, client.ip)?;
             if !config.email_enabled {
                 return Err(Error::api(400, "email_provider_disabled", "Email signups are disabled"));
             }
             let email = normalize_email(email)?;
-            let password = body.password.as_deref().unwrap_or_default();
-            if password.is_empty() {
-                return Err(Error::validation("Signup requires a valid password"));
-            }
-            if password.len() > 72 * 4 {
-                return Err(Error::validation("Password cannot be longer than 288 characters"));
-            }
-            config.password_policy().check(password).map_err(|w| Error::weak_password(w.reasons))?;
+            // Hashed before the address is looked up, so known and unknown addresses cost
+            // the same.
+            let hash = hash_new_password(config, body.password.as_deref())?;
             let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
             let redirect_to = auth.redirect_target(&project, q.redirect_to.as_deref());
-            email_signup(&auth, &project, &client, email, password, metadata, pkce, redirect_to).await
+            let hash = hash.await.map_err(Error::internal)??;
+            email_signup(&auth, &project, &client, email, hash, metadata, pkce, redirect_to).await
         }
     }
 }
@@ -97,17 +101,12 @@ async fn email_signup(
     project: &Project,
     client: &ClientInfo,
     email: String,
-    password: &str,
+    hash: String,
     metadata: Map<String, Value>,
     pkce: Option<(crate::crypto::ChallengeMethod, String)>,
     redirect_to: String,
 ) -> Result<Json<Value>> {
     let autoconfirm = auth.config().mailer_autoconfirm;
-    // Hash before looking the address up, so known and unknown addresses cost the same.
-    let hash = {
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(Error::internal)??
-    };
     let mut tx = project.db().pool().begin().await?;
     let existing = auth.store().find(&mut tx, Lookup::Email(&email)).await?;
     let user = match existing {
@@ -118,7 +117,7 @@ async fn email_signup(
             // Confirmation is on: answer as for a new address, so sign-up does not reveal
             // who is registered. Nothing is stored or sent, but the re-send interval counts.
             auth.0.limits.mail(MailKind::Confirmation, &email)?;
-            return Ok(Json(obfuscated_user(&email, metadata)));
+            return Ok(Json(obfuscated_user(Some(&email), None, metadata)));
         }
         Some(u) => {
             // Registered but unconfirmed (signed up, invited, or created by an admin): nobody
@@ -131,7 +130,7 @@ async fn email_signup(
             let mail = links::prepare(auth, project, &mut tx, &u, &spec).await?;
             tx.commit().await?;
             links::deliver(auth, mail).await?;
-            return Ok(Json(obfuscated_user(&email, metadata)));
+            return Ok(Json(obfuscated_user(Some(&email), None, metadata)));
         }
         None => {
             let new = NewUser {
@@ -158,18 +157,44 @@ async fn email_signup(
     Ok(Json(crate::model::user_json(auth, project.db().pool(), &user).await?))
 }
 
-/// What sign-up answers for an address that is already registered and confirmed, when
+/// Checks a new password against the policy and starts hashing it (argon2id, off the async
+/// threads).
+fn hash_new_password(
+    config: &crate::AuthConfig,
+    password: Option<&str>,
+) -> Result<tokio::task::JoinHandle<std::result::Result<String, password::HashError>>> {
+    let password = password.unwrap_or_default();
+    if password.is_empty() {
+        return Err(Error::validation("Signup requires a valid password"));
+    }
+    if password.len() > 72 * 4 {
+        return Err(Error::validation("Password cannot be longer than 288 characters"));
+    }
+    config.password_policy().check(password).map_err(|w| Error::weak_password(w.reasons))?;
+    let password = password.to_owned();
+    Ok(tokio::task::spawn_blocking(move || password::hash(&password)))
+}
+
+/// What sign-up answers for an address or number that is already registered, when
 /// confirmation is on: exactly what a new, unconfirmed user looks like (random ids), so the
 /// response does not reveal who is registered.
-fn obfuscated_user(email: &str, metadata: Map<String, Value>) -> Value {
+pub(crate) fn obfuscated_user(email: Option<&str>, phone: Option<&str>, metadata: Map<String, Value>) -> Value {
     let now = Some(OffsetDateTime::now_utc());
     let id = Uuid::new_v4();
+    let provider = if email.is_some() { "email" } else { "phone" };
+    let mut identity_data = json!({ "sub": id.to_string(), "email_verified": false, "phone_verified": false });
+    if let Some(e) = email {
+        identity_data["email"] = json!(e);
+    }
+    if let Some(p) = phone {
+        identity_data["phone"] = json!(p);
+    }
     let user = User {
         id,
         aud: Some("authenticated".into()),
         role: Some("authenticated".into()),
-        email: Some(email.to_owned()),
-        phone: None,
+        email: email.map(str::to_owned),
+        phone: phone.map(str::to_owned),
         encrypted_password: None,
         email_confirmed_at: None,
         phone_confirmed_at: None,
@@ -188,7 +213,7 @@ fn obfuscated_user(email: &str, metadata: Map<String, Value>) -> Value {
         phone_change_token: None,
         phone_change_sent_at: None,
         last_sign_in_at: None,
-        raw_app_meta_data: Some(json!({ "provider": "email", "providers": ["email"] })),
+        raw_app_meta_data: Some(json!({ "provider": provider, "providers": [provider] })),
         raw_user_meta_data: Some(Value::Object(metadata)),
         created_at: now,
         updated_at: now,
@@ -200,12 +225,12 @@ fn obfuscated_user(email: &str, metadata: Map<String, Value>) -> Value {
         id: Uuid::new_v4(),
         provider_id: id.to_string(),
         user_id: id,
-        identity_data: json!({ "sub": id.to_string(), "email": email, "email_verified": false, "phone_verified": false }),
-        provider: "email".into(),
+        identity_data,
+        provider: provider.into(),
         last_sign_in_at: now,
         created_at: now,
         updated_at: now,
-        email: Some(email.to_owned()),
+        email: email.map(str::to_owned),
     };
     user.to_json(&[identity], &[])
 }

@@ -80,6 +80,7 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
     let password = body.password.unwrap_or_default();
     let pool = project.db().pool();
     let mut conn = pool.acquire().await?;
+    let by_phone = body.email.as_deref().is_none_or(str::is_empty);
     let user = match (body.email.as_deref().filter(|e| !e.is_empty()), body.phone.as_deref().filter(|p| !p.is_empty()))
     {
         (Some(email), _) => {
@@ -91,10 +92,15 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
                 Err(_) => None,
             }
         }
-        (None, Some(phone)) => match crate::users::normalize_phone(phone) {
-            Ok(p) => auth.store().find(&mut conn, Lookup::Phone(&p)).await?,
-            Err(_) => None,
-        },
+        (None, Some(phone)) => {
+            if !auth.config().phone_enabled {
+                return Err(Error::api(422, "phone_provider_disabled", "Phone logins are disabled"));
+            }
+            match crate::users::normalize_phone(phone) {
+                Ok(p) => auth.store().find(&mut conn, Lookup::Phone(&p)).await?,
+                Err(_) => None,
+            }
+        }
         (None, None) => return Err(Error::invalid_credentials()),
     };
     let stored = user.as_ref().and_then(|u| u.encrypted_password.clone()).filter(|h| !h.is_empty());
@@ -111,7 +117,11 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
     if user.is_banned() {
         return Err(Error::api(400, "user_banned", "User is banned"));
     }
-    if user.email.is_some() && !user.email_confirmed() && user.phone_confirmed_at.is_none() {
+    if by_phone {
+        if user.phone_confirmed_at.is_none() {
+            return Err(Error::api(400, "phone_not_confirmed", "Phone not confirmed"));
+        }
+    } else if user.email.is_some() && !user.email_confirmed() && user.phone_confirmed_at.is_none() {
         return Err(Error::api(400, "email_not_confirmed", "Email not confirmed"));
     }
     let mut tx = pool.begin().await?;

@@ -16,6 +16,7 @@ use crate::model::{TokenColumn, User, user_json};
 use crate::password::{self, Verified};
 use crate::service::Auth;
 use crate::session::ClientInfo;
+use crate::sms::{Channel, SmsKind};
 use crate::store::{Lookup, UserChange};
 use crate::users::{self, merge_metadata};
 
@@ -34,6 +35,7 @@ pub(crate) struct UpdateBody {
     data: Option<Map<String, Value>>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
+    channel: Option<String>,
 }
 
 pub(crate) async fn update_user(
@@ -48,7 +50,9 @@ pub(crate) async fn update_user(
     let config = auth.config();
     let SessionUser { project, user, aal, .. } = session;
     let pool = project.db().pool();
-    let changes_credentials = body.password.is_some() || body.email.as_deref().is_some_and(|e| !e.trim().is_empty());
+    let changes_credentials = body.password.is_some()
+        || body.email.as_deref().is_some_and(|e| !e.trim().is_empty())
+        || body.phone.as_deref().is_some_and(|p| !p.trim().is_empty());
     if changes_credentials && aal != "aal2" {
         let verified_factor: bool = sqlx::query_scalar(
             "select exists (select 1 from auth.mfa_factors where user_id = $1 and status = 'verified')",
@@ -76,14 +80,6 @@ pub(crate) async fn update_user(
     }
     let mut tx = pool.begin().await?;
     let mut user = auth.store().find(&mut tx, Lookup::Locked(user.id)).await?.ok_or_else(Error::user_not_found)?;
-
-    if body.phone.as_deref().is_some_and(|p| !p.is_empty()) {
-        return Err(Error::api(
-            422,
-            "sms_send_failed",
-            "Phone changes are not available: no SMS provider is configured",
-        ));
-    }
 
     if let Some(data) = body.data {
         let mut meta = user.user_metadata();
@@ -157,11 +153,38 @@ pub(crate) async fn update_user(
             }
         }
     }
+    let mut pending_sms = None;
+    if let Some(phone) = body.phone.as_deref().filter(|p| !p.trim().is_empty()) {
+        let phone = super::phone::enabled_phone(&auth, phone)?;
+        let channel = super::phone::channel(body.channel.as_deref())?;
+        if user.phone.as_deref() != Some(phone.as_str()) {
+            users::ensure_phone_free(&auth, &mut tx, &phone, Some(user.id)).await?;
+            if config.sms_autoconfirm {
+                let change = UserChange {
+                    phone: Some(Some(phone.clone())),
+                    phone_confirmed: Some(true),
+                    phone_change: Some(String::new()),
+                    anonymous: Some(false),
+                    ..UserChange::default()
+                };
+                user = auth.store().update(&mut tx, user.id, change).await?;
+                users::set_phone_identity(&auth, &mut tx, user.id, &phone, true).await?;
+            } else {
+                let change = UserChange { phone_change: Some(phone.clone()), ..UserChange::default() };
+                user = auth.store().update(&mut tx, user.id, change).await?;
+                pending_sms =
+                    Some(links::prepare_sms(&auth, &mut tx, &user, SmsKind::PhoneChange, &phone, channel).await?);
+            }
+        }
+    }
     let user =
         auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("user vanished"))?;
     tx.commit().await?;
     if let Some(mail) = pending {
         links::deliver(&auth, mail).await?;
+    }
+    if let Some(sms) = pending_sms {
+        links::deliver_sms(&auth, sms).await?;
     }
     Ok(Json(user_json(&auth, pool, &user).await?))
 }
@@ -174,7 +197,7 @@ async fn blocking_verify(password: &str, stored: &str) -> Result<Verified> {
 /// Checks and consumes a reauthentication nonce.
 async fn consume_nonce(auth: &Auth, pool: &sqlx::PgPool, user: &User, nonce: &str) -> Result<()> {
     auth.0.limits.guess(&user.id.to_string())?;
-    let address = user.email.clone().unwrap_or_default();
+    let address = reauthentication_address(user).unwrap_or_default();
     let presented = stored_digest(&token_hash(&address, nonce.trim()));
     let mut tx = pool.begin().await?;
     let locked = auth.store().find(&mut tx, Lookup::Locked(user.id)).await?.ok_or_else(Error::user_not_found)?;
@@ -192,23 +215,41 @@ async fn consume_nonce(auth: &Auth, pool: &sqlx::PgPool, user: &User, nonce: &st
     Ok(())
 }
 
+/// Where a reauthentication nonce goes: the email, else a confirmed phone.
+fn reauthentication_address(user: &User) -> Option<String> {
+    match user.email.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => Some(e.to_owned()),
+        None => user.phone.clone().filter(|p| !p.is_empty()),
+    }
+}
+
 pub(crate) async fn reauthenticate(State(auth): State<Auth>, session: SessionUser) -> Result<Json<Value>> {
     let SessionUser { project, user, .. } = session;
-    let Some(email) = user.email.clone().filter(|e| !e.is_empty()) else {
+    let Some(address) = reauthentication_address(&user) else {
         return Err(Error::api(
             422,
             "validation_failed",
             "Reauthentication requires the user to have an email or a phone number",
         ));
     };
-    if !user.email_confirmed() {
+    let by_email = user.email.as_deref() == Some(address.as_str());
+    if by_email && !user.email_confirmed() {
         return Err(Error::api(422, "email_not_confirmed", "Please verify your email first."));
     }
+    if !by_email && user.phone_confirmed_at.is_none() {
+        return Err(Error::api(422, "phone_not_confirmed", "Please verify your phone first."));
+    }
     let mut tx = project.db().pool().begin().await?;
-    let spec =
-        LinkSpec { kind: MailKind::Reauthentication, address: email, redirect_to: auth.site_url(&project), pkce: None };
-    let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
-    tx.commit().await?;
-    links::deliver(&auth, mail).await?;
+    if by_email {
+        let spec =
+            LinkSpec { kind: MailKind::Reauthentication, address, redirect_to: auth.site_url(&project), pkce: None };
+        let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
+        tx.commit().await?;
+        links::deliver(&auth, mail).await?;
+    } else {
+        let sms = links::prepare_sms(&auth, &mut tx, &user, SmsKind::Reauthentication, &address, Channel::Sms).await?;
+        tx.commit().await?;
+        links::deliver_sms(&auth, sms).await?;
+    }
     Ok(Json(json!({})))
 }

@@ -150,6 +150,19 @@ impl Api {
         self.auth.outbox().expect("outbox").messages(Some(to)).len()
     }
 
+    /// The code in the newest text to `phone`, read from the SMS outbox.
+    pub fn last_sms_code(&self, phone: &str) -> String {
+        let sms =
+            self.auth.sms_outbox().expect("sms outbox").last_to(phone).unwrap_or_else(|| panic!("no text to {phone}"));
+        let code: String = sms.body.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(code, sms.otp, "the text carries the code");
+        code
+    }
+
+    pub fn texts_to(&self, phone: &str) -> usize {
+        self.auth.sms_outbox().expect("sms outbox").messages(Some(phone)).len()
+    }
+
     /// Decodes a JWT's claims without verifying.
     pub fn claims(token: &str) -> Value {
         use base64::Engine as _;
