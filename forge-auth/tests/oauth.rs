@@ -465,3 +465,32 @@ async fn third_party_tokens_do_not_reach_the_auth_services_own_user_endpoints() 
     let res = tower::ServiceExt::oneshot(app, req).await.expect("response");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn id_token_grant_links_to_the_signed_in_user() {
+    let fake = start_fake().await;
+    let t = api_for(&fake).await;
+    *fake.user.lock().expect("lock") =
+        json!({ "sub": "idp-linker", "email": "someone.else@example.com", "email_verified": true });
+    let id_token = fake.id_token("n1", CLIENT_ID);
+    let body = json!({ "provider": "fakeidp", "id_token": id_token, "nonce": "n1", "link_identity": true });
+
+    // Linking needs a signed-in user.
+    t.post("/auth/v1/token?grant_type=id_token", body.clone()).await.assert_error(403, "bad_jwt");
+
+    let me = t.sign_up("linker@example.com", "password-1234").await;
+    let at = me["access_token"].as_str().expect("at");
+    let r = t.send("POST", "/auth/v1/token?grant_type=id_token", Some(at), &body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = r.json();
+    assert_eq!(s["user"]["id"], me["user"]["id"], "linked to the bearer's user, not matched by email");
+    assert_eq!(s["user"]["email"], "linker@example.com");
+    assert_eq!(s["user"]["app_metadata"]["providers"], json!(["email", "fakeidp"]));
+
+    // The identity now belongs to that user: another user cannot link it.
+    let other = t.sign_up("other@example.com", "password-1234").await;
+    let again = json!({ "provider": "fakeidp", "id_token": fake.id_token("n2", CLIENT_ID), "nonce": "n2", "link_identity": true });
+    let r =
+        t.send("POST", "/auth/v1/token?grant_type=id_token", other["access_token"].as_str(), &again.to_string()).await;
+    r.assert_error(422, "identity_already_exists");
+}

@@ -419,11 +419,26 @@ pub(crate) struct IdTokenGrant {
     provider: Option<String>,
     id_token: Option<String>,
     nonce: Option<String>,
+    link_identity: bool,
 }
 
-/// `grant_type=id_token`: a provider's ID token obtained by the client (native sign-in).
-pub(crate) async fn id_token_grant(auth: &Auth, project: &Project, client: &ClientInfo, body: &[u8]) -> Result<Value> {
+/// `grant_type=id_token`: a provider's ID token obtained by the client (native sign-in). With
+/// `link_identity: true` and a signed-in user's bearer token, the identity is linked to that
+/// user instead (`linkIdentity` with an ID token).
+pub(crate) async fn id_token_grant(
+    auth: &Auth,
+    project: &Project,
+    client: &ClientInfo,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<Value> {
     let body: IdTokenGrant = parse_body(body)?;
+    // Who links is settled before the provider's token is looked at.
+    let linking = if body.link_identity {
+        Some(SessionUser::from_headers(auth, project.clone(), headers).await?.user.id)
+    } else {
+        None
+    };
     let name = body
         .provider
         .as_deref()
@@ -440,7 +455,10 @@ pub(crate) async fn id_token_grant(auth: &Auth, project: &Project, client: &Clie
         .await
         .map_err(|e| Error::validation(format!("Bad ID token: {e}")))?;
     let mut tx = project.db().pool().begin().await?;
-    let user = resolve_user(auth, &mut tx, name, external).await?;
+    let user = match linking {
+        Some(user_id) => link_identity(auth, &mut tx, user_id, name, external).await?,
+        None => resolve_user(auth, &mut tx, name, external).await?,
+    };
     let issued = session::start(auth, &mut tx, &user, "oauth", client).await?;
     tx.commit().await?;
     session::respond(auth, project, issued, SessionExtras::default()).await

@@ -99,9 +99,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 }
 
 /// The `Authorization: Bearer` token of a request, or 401 `no_authorization`.
-fn bearer(parts: &Parts) -> Result<&str> {
-    parts
-        .headers
+fn bearer(headers: &http::HeaderMap) -> Result<&str> {
+    headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -124,7 +123,14 @@ impl FromRequestParts<Auth> for SessionUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &Auth) -> Result<Self> {
         let project = Project::from_request_parts(parts, state).await.map_err(|r| Error::Core(r.error))?;
-        let token = bearer(parts)?;
+        SessionUser::from_headers(state, project, &parts.headers).await
+    }
+}
+
+impl SessionUser {
+    /// The signed-in user of a request with these headers.
+    pub(crate) async fn from_headers(state: &Auth, project: Project, headers: &http::HeaderMap) -> Result<Self> {
+        let token = bearer(headers)?;
         let claims = project.keys().verify_own_jwt(token).map_err(|e| {
             Error::api(403, "bad_jwt", format!("invalid JWT: unable to parse or verify signature, {}", e.message))
         })?;
@@ -178,7 +184,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let project = Project::from_request_parts(parts, state).await.map_err(|r| Error::Core(r.error))?;
-        bearer(parts)?;
+        bearer(&parts.headers)?;
         let apikey = parts.headers.get("apikey").map(|v| v.as_bytes());
         let authorization = parts.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
         let principal = project.keys().authenticate(apikey, authorization).map_err(|e| {

@@ -49,6 +49,7 @@ pub(crate) async fn token(
     project: Project,
     client: ClientInfo,
     Query(q): Query<TokenQuery>,
+    headers: http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Token, client.ip)?;
@@ -63,7 +64,7 @@ pub(crate) async fn token(
             session::refresh(&auth, &project, &token, &client).await?
         }
         "pkce" => pkce_grant(&auth, &project, parse_body(&body)?).await?,
-        "id_token" => super::external::id_token_grant(&auth, &project, &client, &body).await?,
+        "id_token" => super::external::id_token_grant(&auth, &project, &client, &headers, &body).await?,
         other => {
             return Err(Error::api(400, "invalid_credentials", format!("unsupported_grant_type: {other}")));
         }
