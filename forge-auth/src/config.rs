@@ -70,6 +70,16 @@ pub struct AuthConfig {
     pub external: std::collections::BTreeMap<String, crate::provider::ProviderConfig>,
     /// An external issuer whose JWTs are accepted as `authenticated` (third-party auth).
     pub third_party: Option<crate::third_party::ThirdPartyConfig>,
+    /// Auth hooks.
+    pub hooks: Hooks,
+}
+
+/// Auth hooks, as `pg-functions://postgres/<schema>/<function>` URIs (Supabase's form).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hooks {
+    /// Called before an access token is signed; may change its claims.
+    pub custom_access_token: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -104,6 +114,7 @@ impl Default for AuthConfig {
             templates: Templates::default(),
             external: std::collections::BTreeMap::new(),
             third_party: None,
+            hooks: Hooks::default(),
         }
     }
 }
@@ -139,6 +150,9 @@ impl AuthConfig {
             && !(t.issuer.starts_with("https://") || t.issuer.starts_with("http://"))
         {
             return Err("auth.third_party.issuer must be an http(s) URL".into());
+        }
+        if let Some(uri) = &self.hooks.custom_access_token {
+            crate::hooks::PgFunction::parse(uri).map_err(|e| format!("auth.hooks.custom_access_token: {e}"))?;
         }
         for (name, provider) in &self.external {
             provider.build(name).map_err(|e| format!("auth.external.{name}: {e}"))?;

@@ -35,8 +35,8 @@
 //!
 //! ## Not yet supported
 //!
-//! SSO/SAML (`/sso`); the `web3` grant; passkeys, WebAuthn and phone MFA factors; auth hooks;
-//! captcha; the OAuth 2.1 server mode; double-confirmed ("secure") email change (the link goes
+//! SSO/SAML (`/sso`); the `web3` grant; passkeys, WebAuthn and phone MFA factors; auth hooks
+//! other than the custom access token hook; captcha; the OAuth 2.1 server mode; double-confirmed ("secure") email change (the link goes
 //! to the new address only). Texts go through Twilio or the local outbox only (implement
 //! [`SmsSender`] for another provider). Rate limits are kept in memory per process.
 //!
@@ -48,6 +48,7 @@ mod api;
 pub mod config;
 mod crypto;
 pub mod error;
+mod hooks;
 mod limit;
 mod links;
 pub mod mail;
@@ -61,7 +62,7 @@ pub mod store;
 pub mod third_party;
 mod users;
 
-pub use config::{AuthConfig, RateLimits, Template, Templates};
+pub use config::{AuthConfig, Hooks, RateLimits, Template, Templates};
 pub use error::{Error, Result};
 pub use mail::{Mail, MailError, MailKind, Mailer, Outbox, SmtpMailer, SmtpSettings};
 pub use provider::{GitHub, IdentityProvider, Oidc, ProviderConfig, ProviderUser};
@@ -77,5 +78,6 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
     migrations: &[
         Migration { version: 1, name: "auth schema", sql: include_str!("../migrations/0001_auth_schema.sql") },
         Migration { version: 2, name: "flow state", sql: include_str!("../migrations/0002_flow_state.sql") },
+        Migration { version: 3, name: "phone and hooks", sql: include_str!("../migrations/0003_phone_and_hooks.sql") },
     ],
 };

@@ -307,9 +307,12 @@ impl Factor {
 }
 
 /// A user with identities and factors, rendered as GoTrue's User JSON.
-pub(crate) async fn user_json(auth: &crate::service::Auth, pool: &sqlx::PgPool, user: &User) -> Result<Value> {
-    let mut conn = pool.acquire().await?;
-    let identities = auth.store().identities(&mut conn, user.id).await?;
+pub(crate) async fn user_json(
+    auth: &crate::service::Auth,
+    conn: &mut sqlx::PgConnection,
+    user: &User,
+) -> Result<Value> {
+    let identities = auth.store().identities(&mut *conn, user.id).await?;
     let factors = Factor::of_user(&mut *conn, user.id).await?;
     Ok(user.to_json(&identities, &factors))
 }

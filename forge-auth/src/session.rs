@@ -105,20 +105,32 @@ pub(crate) async fn new_refresh_token(
     Ok(token)
 }
 
-/// Renders a session: mints the access token and loads the user.
-pub(crate) async fn respond(auth: &Auth, project: &Project, issued: Issued, extras: SessionExtras) -> Result<Value> {
-    let pool = project.db().pool();
-    let mut conn = pool.acquire().await?;
+/// Renders a session (mints the access token, running the access token hook, and loads the
+/// user) and commits `tx`, the transaction that started or refreshed it: a hook that refuses
+/// the token undoes the sign-in.
+pub(crate) async fn respond(
+    auth: &Auth,
+    project: &Project,
+    mut tx: Transaction<'static, Postgres>,
+    issued: Issued,
+    extras: SessionExtras,
+) -> Result<Value> {
     let user = auth
         .store()
-        .find(&mut conn, Lookup::Id(issued.user_id))
+        .find(&mut tx, Lookup::Id(issued.user_id))
         .await?
         .ok_or_else(|| Error::internal("session user vanished"))?;
-    drop(conn);
-    let (aal, amr) = session_claims(pool, issued.session_id).await?;
+    let (aal, amr) = session_claims(&mut tx, issued.session_id).await?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let exp = now + i64::try_from(auth.config().jwt_exp).unwrap_or(3600);
-    let claims = access_claims(auth, project, &user, issued.session_id, &aal, amr, now, exp);
+    let method = amr.first().and_then(|a| a["method"].as_str()).unwrap_or("password").to_owned();
+    let mut claims = access_claims(auth, project, &user, issued.session_id, &aal, amr, now, exp);
+    if let Some(uri) = &auth.config().hooks.custom_access_token {
+        let hook = crate::hooks::PgFunction::parse(uri).map_err(Error::internal)?;
+        claims = crate::hooks::custom_access_token(&mut tx, &hook, user.id, claims, &method).await?;
+    }
+    let user_json = user_json(auth, &mut tx, &user).await?;
+    tx.commit().await?;
     let access_token = project.keys().sign(&claims)?;
     let mut body = json!({
         "access_token": access_token,
@@ -126,7 +138,7 @@ pub(crate) async fn respond(auth: &Auth, project: &Project, issued: Issued, extr
         "expires_in": auth.config().jwt_exp,
         "expires_at": exp,
         "refresh_token": issued.refresh_token,
-        "user": user_json(auth, pool, &user).await?,
+        "user": user_json,
     });
     if let Some(t) = extras.provider_token {
         body["provider_token"] = Value::String(t);
@@ -141,10 +153,10 @@ pub(crate) async fn respond(auth: &Auth, project: &Project, issued: Issued, extr
 }
 
 /// The session's AAL and its AMR entries, newest first.
-async fn session_claims(pool: &sqlx::PgPool, session_id: Uuid) -> Result<(String, Vec<Value>)> {
+async fn session_claims(conn: &mut PgConnection, session_id: Uuid) -> Result<(String, Vec<Value>)> {
     let aal: Option<String> = sqlx::query_scalar("select aal::text from auth.sessions where id = $1")
         .bind(session_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?
         .flatten();
     let rows: Vec<(String, OffsetDateTime)> = sqlx::query_as(
@@ -152,7 +164,7 @@ async fn session_claims(pool: &sqlx::PgPool, session_id: Uuid) -> Result<(String
          order by updated_at desc",
     )
     .bind(session_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let amr = rows.into_iter().map(|(m, t)| json!({ "method": m, "timestamp": t.unix_timestamp() })).collect();
     Ok((aal.unwrap_or_else(|| "aal1".into()), amr))
@@ -275,8 +287,7 @@ pub(crate) async fn refresh(auth: &Auth, project: &Project, token: &str, client:
     .bind(client.ip.map(|ip| ip.to_string()))
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    respond(auth, project, Issued { session_id, user_id: user.id, refresh_token }, SessionExtras::default()).await
+    respond(auth, project, tx, Issued { session_id, user_id: user.id, refresh_token }, SessionExtras::default()).await
 }
 
 fn secs(s: u64) -> i64 {

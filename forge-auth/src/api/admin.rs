@@ -69,8 +69,9 @@ pub(crate) async fn list_users(
     let UserPage { users, total } = auth.store().list(&mut *pool.acquire().await?, &query).await?;
     let total = i64::try_from(total).unwrap_or(i64::MAX);
     let mut out = Vec::with_capacity(users.len());
+    let mut conn = pool.acquire().await?;
     for u in &users {
-        out.push(user_json(&auth, pool, u).await?);
+        out.push(user_json(&auth, &mut conn, u).await?);
     }
     let mut res = Json(json!({ "users": out, "aud": "authenticated" })).into_response();
     let last = if total == 0 { 0 } else { (total + per_page - 1) / per_page };
@@ -214,7 +215,7 @@ pub(crate) async fn create_user(State(auth): State<Auth>, Admin(project): Admin,
     let mut tx = pool.begin().await?;
     let user = auth.store().create(&mut tx, new).await?;
     tx.commit().await?;
-    Ok(Json(user_json(&auth, pool, &user).await?))
+    Ok(Json(user_json(&auth, &mut *pool.acquire().await?, &user).await?))
 }
 
 pub(crate) async fn get_user(
@@ -224,7 +225,7 @@ pub(crate) async fn get_user(
 ) -> Result<Json<Value>> {
     let pool = project.db().pool();
     let user = find_user(&auth, pool, parse_id(&id)?).await?;
-    Ok(Json(user_json(&auth, pool, &user).await?))
+    Ok(Json(user_json(&auth, &mut *pool.acquire().await?, &user).await?))
 }
 
 /// A user by id, or 404 `user_not_found`.
@@ -297,7 +298,7 @@ pub(crate) async fn update_user(
     change.role = body.role.filter(|r| !r.is_empty());
     let user = store.update(&mut tx, user.id, change).await?;
     tx.commit().await?;
-    Ok(Json(user_json(&auth, pool, &user).await?))
+    Ok(Json(user_json(&auth, &mut *pool.acquire().await?, &user).await?))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -475,7 +476,7 @@ pub(crate) async fn generate_link(
     let link = links::issue(&auth, &project, &mut tx, &user, &spec).await?;
     let user = auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(Error::user_not_found)?;
     tx.commit().await?;
-    let mut out = user_json(&auth, pool, &user).await?;
+    let mut out = user_json(&auth, &mut *pool.acquire().await?, &user).await?;
     out["action_link"] = json!(link.action_link);
     out["email_otp"] = json!(link.otp);
     out["hashed_token"] = json!(link.token_hash);
@@ -526,7 +527,7 @@ pub(crate) async fn invite(
     let user = auth.store().update(&mut tx, user.id, UserChange { invited: true, ..UserChange::default() }).await?;
     tx.commit().await?;
     links::deliver(&auth, mail).await?;
-    Ok(Json(user_json(&auth, pool, &user).await?))
+    Ok(Json(user_json(&auth, &mut *pool.acquire().await?, &user).await?))
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -274,9 +274,8 @@ async fn finish(
         return Ok(Landing::Code(code));
     }
     let issued = session::start(auth, &mut tx, &user, "oauth", client).await?;
-    tx.commit().await?;
     let extras = SessionExtras { provider_token, provider_refresh_token: provider_refresh, weak_password: None };
-    Ok(Landing::Session(session::respond(auth, project, issued, extras).await?))
+    Ok(Landing::Session(session::respond(auth, project, tx, issued, extras).await?))
 }
 
 /// Links an external identity to `user_id`, unless it already belongs to someone else.
@@ -460,8 +459,7 @@ pub(crate) async fn id_token_grant(
         None => resolve_user(auth, &mut tx, name, external).await?,
     };
     let issued = session::start(auth, &mut tx, &user, "oauth", client).await?;
-    tx.commit().await?;
-    session::respond(auth, project, issued, SessionExtras::default()).await
+    session::respond(auth, project, tx, issued, SessionExtras::default()).await
 }
 
 /// `DELETE /user/identities/{id}`: unlinks an identity; the last one cannot go.

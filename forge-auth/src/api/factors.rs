@@ -234,9 +234,8 @@ pub(crate) async fn verify(
     .execute(&mut *tx)
     .await?;
     let refresh_token = session::new_refresh_token(&mut tx, user.id, session_id, None).await?;
-    tx.commit().await?;
     let issued = Issued { session_id, user_id: user.id, refresh_token };
-    Ok(Json(session::respond(&auth, &project, issued, SessionExtras::default()).await?))
+    Ok(Json(session::respond(&auth, &project, tx, issued, SessionExtras::default()).await?))
 }
 
 pub(crate) async fn unenroll(session: SessionUser, Path(id): Path<String>) -> Result<Json<Value>> {

@@ -259,8 +259,7 @@ pub(crate) async fn verify_post(
         return Err(Error::api(403, "user_banned", "User is banned"));
     }
     let issued = session::start(&auth, &mut tx, &verified.user, "otp", &client).await?;
-    tx.commit().await?;
-    Ok(Json(session::respond(&auth, &project, issued, SessionExtras::default()).await?))
+    Ok(Json(session::respond(&auth, &project, tx, issued, SessionExtras::default()).await?))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -312,8 +311,7 @@ async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &Ve
         return Ok(Landing::Code(code));
     }
     let issued = session::start(auth, &mut tx, &verified.user, "otp", client).await?;
-    tx.commit().await?;
-    let session = session::respond(auth, project, issued, SessionExtras::default()).await?;
+    let session = session::respond(auth, project, tx, issued, SessionExtras::default()).await?;
     let fragment = format!(
         "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}&sb=",
         session["access_token"].as_str().unwrap_or_default(),

@@ -74,14 +74,13 @@ pub(crate) async fn signup(
     };
     if autoconfirm {
         let issued = session::start(auth, &mut tx, &user, "password", client).await?;
-        tx.commit().await?;
-        return session::respond(auth, project, issued, SessionExtras::default()).await;
+        return session::respond(auth, project, tx, issued, SessionExtras::default()).await;
     }
     let sms = links::prepare_sms(auth, &mut tx, &user, SmsKind::Otp, &phone, channel).await?;
     let user = store.find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("user vanished"))?;
     tx.commit().await?;
     links::deliver_sms(auth, sms).await?;
-    crate::model::user_json(auth, project.db().pool(), &user).await
+    crate::model::user_json(auth, &mut *project.db().pool().acquire().await?, &user).await
 }
 
 /// `POST /otp` with a phone: signs the number up if needed (and allowed) and texts a code.

@@ -91,8 +91,7 @@ async fn anonymous(
     let new = NewUser { anonymous: true, user_metadata: metadata, ..NewUser::default() };
     let user = auth.store().create(&mut tx, new).await?;
     let issued = session::start(auth, &mut tx, &user, "anonymous", client).await?;
-    tx.commit().await?;
-    Ok(Json(session::respond(auth, project, issued, SessionExtras::default()).await?))
+    Ok(Json(session::respond(auth, project, tx, issued, SessionExtras::default()).await?))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -145,8 +144,7 @@ async fn email_signup(
     };
     if autoconfirm {
         let issued = session::start(auth, &mut tx, &user, "password", client).await?;
-        tx.commit().await?;
-        return Ok(Json(session::respond(auth, project, issued, SessionExtras::default()).await?));
+        return Ok(Json(session::respond(auth, project, tx, issued, SessionExtras::default()).await?));
     }
     let spec = LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce };
     let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
@@ -154,7 +152,7 @@ async fn email_signup(
         auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("user vanished"))?;
     tx.commit().await?;
     links::deliver(auth, mail).await?;
-    Ok(Json(crate::model::user_json(auth, project.db().pool(), &user).await?))
+    Ok(Json(crate::model::user_json(auth, &mut *project.db().pool().acquire().await?, &user).await?))
 }
 
 /// Checks a new password against the policy and starts hashing it (argon2id, off the async

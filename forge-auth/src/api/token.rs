@@ -131,9 +131,8 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
         auth.store().update(&mut tx, user.id, change).await?;
     }
     let issued = session::start(auth, &mut tx, &user, "password", client).await?;
-    tx.commit().await?;
     let weak = auth.config().password_policy().check(&password).err().map(|w| w.reasons);
-    session::respond(auth, project, issued, SessionExtras { weak_password: weak, ..SessionExtras::default() }).await
+    session::respond(auth, project, tx, issued, SessionExtras { weak_password: weak, ..SessionExtras::default() }).await
 }
 
 #[derive(sqlx::FromRow)]
@@ -186,19 +185,20 @@ async fn pkce_grant(auth: &Auth, project: &Project, body: PkceGrant) -> Result<V
         ));
     }
     let user_id = flow.user_id.ok_or_else(|| Error::api(404, "flow_state_not_found", "invalid flow state"))?;
+    // The code is spent whatever happens next.
+    tx.commit().await?;
+    let mut tx = project.db().pool().begin().await?;
     let user = auth.store().find(&mut tx, Lookup::Id(user_id)).await?.ok_or_else(Error::user_not_found)?;
     if user.is_banned() {
-        tx.commit().await?; // the code stays spent
         return Err(Error::api(400, "user_banned", "User is banned"));
     }
     let issued = session::start(auth, &mut tx, &user, &flow.authentication_method, &ClientInfo::default()).await?;
-    tx.commit().await?;
     let extras = SessionExtras {
         provider_token: flow.provider_access_token,
         provider_refresh_token: flow.provider_refresh_token,
         weak_password: None,
     };
-    session::respond(auth, project, issued, extras).await
+    session::respond(auth, project, tx, issued, extras).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,7 +21,7 @@ use crate::store::{Lookup, UserChange};
 use crate::users::{self, merge_metadata};
 
 pub(crate) async fn get_user(State(auth): State<Auth>, session: SessionUser) -> Result<Json<Value>> {
-    Ok(Json(user_json(&auth, session.project.db().pool(), &session.user).await?))
+    Ok(Json(user_json(&auth, &mut *session.project.db().pool().acquire().await?, &session.user).await?))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -186,7 +186,7 @@ pub(crate) async fn update_user(
     if let Some(sms) = pending_sms {
         links::deliver_sms(&auth, sms).await?;
     }
-    Ok(Json(user_json(&auth, pool, &user).await?))
+    Ok(Json(user_json(&auth, &mut *pool.acquire().await?, &user).await?))
 }
 
 async fn blocking_verify(password: &str, stored: &str) -> Result<Verified> {
