@@ -220,7 +220,7 @@ status=0
 cd "$COMPAT_DIR/.."
 
 log "running the supabase-js suite"
-if ! node --test compat/js/; then
+if ! node --test --test-concurrency=1 compat/js/; then
   status=1
   log "supabase-js suite FAILED"
 fi

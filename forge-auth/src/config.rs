@@ -64,6 +64,8 @@ pub struct AuthConfig {
     pub mfa_issuer: Option<String>,
     /// The most MFA factors a user may enroll.
     pub mfa_max_factors: usize,
+    /// Allow phone MFA factors (codes by text).
+    pub mfa_phone_enabled: bool,
     /// Mail templates; any left unset use the built-in ones.
     pub templates: Templates,
     /// External providers by name (`github`, `google`, or any name with `kind = "oidc"`).
@@ -111,6 +113,7 @@ impl Default for AuthConfig {
             rate_limit_header: None,
             mfa_issuer: None,
             mfa_max_factors: 10,
+            mfa_phone_enabled: false,
             templates: Templates::default(),
             external: std::collections::BTreeMap::new(),
             third_party: None,

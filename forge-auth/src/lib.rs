@@ -35,10 +35,11 @@
 //!
 //! ## Not yet supported
 //!
-//! SSO/SAML (`/sso`); the `web3` grant; passkeys, WebAuthn and phone MFA factors; auth hooks
-//! other than the custom access token hook; captcha; the OAuth 2.1 server mode; double-confirmed ("secure") email change (the link goes
-//! to the new address only). Texts go through Twilio or the local outbox only (implement
-//! [`SmsSender`] for another provider). Rate limits are kept in memory per process.
+//! SSO/SAML (`/sso`); the `web3` grant; passkeys and WebAuthn (MFA factors too); auth hooks
+//! other than the custom access token hook; captcha; the OAuth 2.1 server mode; the audit log;
+//! double-confirmed ("secure") email change (the link goes to the new address only). Texts go
+//! through Twilio or the local outbox only (implement [`SmsSender`] for another provider).
+//! Rate limits are kept in memory per process.
 //!
 //! The schema ([`MIGRATIONS`]) keeps GoTrue's table and column names (`auth.users`,
 //! `auth.identities`, `auth.sessions`, `auth.refresh_tokens`, `auth.mfa_factors`, ...), so

@@ -234,21 +234,28 @@ pub(crate) async fn prepare_sms(
     auth.0.limits.sms(kind, phone)?;
     let config = auth.config();
     let otp = random_otp(config.sms_otp_digits());
+    let sms = render_sms(auth, kind, phone, channel, otp.clone());
     let column = match kind {
         SmsKind::Otp => TokenColumn::Confirmation,
         SmsKind::PhoneChange => TokenColumn::PhoneChange,
         SmsKind::Reauthentication => TokenColumn::Reauthentication,
+        SmsKind::Mfa => return Err(Error::internal("MFA codes are kept on their challenge")),
     };
     let stored = stored_digest(&token_hash(phone, &otp));
     auth.store().update(conn, user.id, UserChange::default().token(column, stored)).await?;
-    Ok(Sms {
+    Ok(sms)
+}
+
+/// The text carrying `otp` to `phone`.
+pub(crate) fn render_sms(auth: &Auth, kind: SmsKind, phone: &str, channel: Channel, otp: String) -> Sms {
+    Sms {
         kind,
         to: format!("+{phone}"),
         channel,
-        body: config.sms_template.replace("{{ .Code }}", &otp),
+        body: auth.config().sms_template.replace("{{ .Code }}", &otp),
         otp,
         sent_at: OffsetDateTime::now_utc(),
-    })
+    }
 }
 
 /// Sends a prepared text and returns the provider's message id; a failure is 422

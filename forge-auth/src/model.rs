@@ -118,6 +118,8 @@ pub struct Factor {
     pub secret: Option<String>,
     /// The last challenge.
     pub last_challenged_at: Option<OffsetDateTime>,
+    /// The number codes go to (phone factors).
+    pub phone: Option<String>,
 }
 
 pub(crate) fn ts(t: Option<OffsetDateTime>) -> Value {
@@ -285,7 +287,7 @@ impl Factor {
     pub async fn of_user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<Factor>> {
         Ok(sqlx::query_as(
             "select id, user_id, friendly_name, factor_type::text as factor_type, status::text as status, created_at, \
-             updated_at, secret, last_challenged_at from auth.mfa_factors where user_id = $1 order by created_at, id",
+             updated_at, secret, last_challenged_at, phone from auth.mfa_factors where user_id = $1 order by created_at, id",
         )
         .bind(user_id)
         .fetch_all(db)
@@ -294,7 +296,7 @@ impl Factor {
 
     /// The Factor JSON GoTrue sends (never the secret).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "id": self.id,
             "friendly_name": self.friendly_name.clone().unwrap_or_default(),
             "factor_type": self.factor_type,
@@ -302,7 +304,11 @@ impl Factor {
             "created_at": ts(Some(self.created_at)),
             "updated_at": ts(Some(self.updated_at)),
             "last_challenged_at": ts(self.last_challenged_at),
-        })
+        });
+        if let Some(p) = &self.phone {
+            v["phone"] = Value::String(p.clone());
+        }
+        v
     }
 }
 

@@ -20,6 +20,8 @@ pub enum SmsKind {
     PhoneChange,
     /// A reauthentication nonce.
     Reauthentication,
+    /// A code answering an MFA challenge of a phone factor.
+    Mfa,
 }
 
 /// How the message travels.

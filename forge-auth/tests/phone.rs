@@ -241,3 +241,54 @@ async fn texts_go_through_twilios_messages_api() {
     r.assert_error(422, "sms_send_failed");
     assert!(!r.body.contains("21211") && !r.body.contains("valid phone"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn phone_mfa_factors_upgrade_the_session_with_a_texted_code() {
+    let off = api().await;
+    let s = off.sign_up("mfa-off@example.com", "correct horse 1").await;
+    let token = s["access_token"].as_str().expect("token");
+    let enroll = json!({ "factor_type": "phone", "phone": "+15550001212" }).to_string();
+    off.send("POST", "/auth/v1/factors", Some(token), &enroll).await.assert_error(422, "mfa_phone_enroll_not_enabled");
+
+    let t = api_with(AuthConfig { mfa_phone_enabled: true, ..AuthConfig::default() }).await;
+    let s = t.sign_up("mfa@example.com", "correct horse 1").await;
+    let token = s["access_token"].as_str().expect("token").to_owned();
+    let r = t.send("POST", "/auth/v1/factors", Some(&token), &enroll).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let factor = r.json();
+    assert_eq!((factor["type"].clone(), factor["phone"].clone()), (json!("phone"), json!("15550001212")));
+    let id = factor["id"].as_str().expect("id").to_owned();
+
+    let challenge = |t: &'static str| format!("/auth/v1/factors/{id}/{t}");
+    let r = t.send("POST", &challenge("challenge"), Some(&token), "{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["type"], "phone");
+    let first = r.json()["id"].as_str().expect("challenge").to_owned();
+    let sms = t.auth.sms_outbox().expect("outbox").last_to("15550001212").expect("a text");
+    assert_eq!(sms.kind, forge_auth::SmsKind::Mfa);
+    let code = sms.otp.clone();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+
+    // A wrong answer spends the challenge.
+    let r = t
+        .send("POST", &challenge("verify"), Some(&token), &json!({ "challenge_id": first, "code": wrong }).to_string())
+        .await;
+    r.assert_error(422, "mfa_verification_failed");
+    let r = t
+        .send("POST", &challenge("verify"), Some(&token), &json!({ "challenge_id": first, "code": code }).to_string())
+        .await;
+    r.assert_error(422, "mfa_challenge_expired");
+
+    let r = t.send("POST", &challenge("challenge"), Some(&token), "{}").await;
+    let second = r.json()["id"].as_str().expect("challenge").to_owned();
+    let code = t.last_sms_code("15550001212");
+    let r = t
+        .send("POST", &challenge("verify"), Some(&token), &json!({ "challenge_id": second, "code": code }).to_string())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let claims = Api::claims(r.json()["access_token"].as_str().expect("token"));
+    assert_eq!(claims["aal"], "aal2");
+    assert!(claims["amr"].as_array().expect("amr").iter().any(|a| a["method"] == "mfa/phone"), "{claims}");
+    assert_eq!(r.json()["user"]["factors"][0]["status"], "verified");
+    assert_eq!(r.json()["user"]["factors"][0]["phone"], "15550001212");
+}

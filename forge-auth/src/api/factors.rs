@@ -1,8 +1,9 @@
-//! TOTP MFA: `POST /factors` (enroll), `POST /factors/{id}/challenge`,
+//! MFA with TOTP and phone factors: `POST /factors` (enroll), `POST /factors/{id}/challenge`,
 //! `POST /factors/{id}/verify` and `DELETE /factors/{id}`.
 //!
-//! A verified code upgrades the caller's session to `aal2` and adds `totp` to its `amr`.
-//! Each code (each 30-second step) is accepted once per factor, and each challenge once.
+//! A verified code upgrades the caller's session to `aal2` and adds `totp` (or `mfa/phone`)
+//! to its `amr`. Each TOTP code (each 30-second step) is accepted once per factor, and each
+//! challenge once. A phone factor's challenge texts a code whose digest the challenge keeps.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,11 +15,14 @@ use totp_rs::{Builder, Secret, Totp};
 use uuid::Uuid;
 
 use super::{SessionUser, parse_body};
+use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, Result};
 use crate::limit::Route;
+use crate::links;
 use crate::model::Factor;
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, Issued, SessionExtras};
+use crate::sms::SmsKind;
 
 /// How long a challenge may be answered.
 const CHALLENGE_TTL: time::Duration = time::Duration::minutes(5);
@@ -29,6 +33,7 @@ pub(crate) struct EnrollBody {
     factor_type: Option<String>,
     friendly_name: Option<String>,
     issuer: Option<String>,
+    phone: Option<String>,
 }
 
 fn totp(secret: impl Into<Secret>, issuer: &str, account: &str) -> Result<Totp> {
@@ -44,16 +49,17 @@ fn totp(secret: impl Into<Secret>, issuer: &str, account: &str) -> Result<Totp> 
 
 pub(crate) async fn enroll(State(auth): State<Auth>, session: SessionUser, body: Bytes) -> Result<Json<Value>> {
     let body: EnrollBody = parse_body(&body)?;
-    match body.factor_type.as_deref() {
-        Some("totp") => {}
-        Some("phone") => {
+    let phone = match body.factor_type.as_deref() {
+        Some("totp") => None,
+        Some("phone") if !auth.config().mfa_phone_enabled => {
             return Err(Error::api(422, "mfa_phone_enroll_not_enabled", "MFA enroll is disabled for Phone"));
         }
+        Some("phone") => Some(crate::users::normalize_phone(body.phone.as_deref().unwrap_or_default())?),
         Some("webauthn") => {
             return Err(Error::api(422, "mfa_webauthn_enroll_not_enabled", "MFA enroll is disabled for WebAuthn"));
         }
         _ => return Err(Error::validation("factor_type needs to be totp, phone or webauthn")),
-    }
+    };
     let SessionUser { project, user, aal, .. } = session;
     let pool = project.db().pool();
     let factors = Factor::of_user(pool, user.id).await?;
@@ -74,6 +80,20 @@ pub(crate) async fn enroll(State(auth): State<Auth>, session: SessionUser, body:
             "mfa_factor_name_conflict",
             format!("A factor with the friendly name \"{friendly_name}\" for this user already exists"),
         ));
+    }
+    if let Some(phone) = phone {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, \
+             phone) values ($1, $2, $3, 'phone', 'unverified', now(), now(), $4)",
+        )
+        .bind(id)
+        .bind(user.id)
+        .bind(&friendly_name)
+        .bind(&phone)
+        .execute(pool)
+        .await?;
+        return Ok(Json(json!({ "id": id, "type": "phone", "friendly_name": friendly_name, "phone": phone })));
     }
     let issuer = match body.issuer.filter(|i| !i.is_empty()).or_else(|| auth.config().mfa_issuer.clone()) {
         Some(i) => i,
@@ -115,29 +135,56 @@ async fn own_factor(pool: &sqlx::PgPool, user_id: Uuid, factor_id: &str) -> Resu
     Factor::of_user(pool, user_id).await?.into_iter().find(|f| f.id == id).ok_or_else(not_found)
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ChallengeBody {
+    channel: Option<String>,
+}
+
 pub(crate) async fn challenge(
     State(auth): State<Auth>,
     session: SessionUser,
     client: ClientInfo,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Mfa, client.ip)?;
+    let body: ChallengeBody = parse_body(&body)?;
     let pool = session.project.db().pool();
     let factor = own_factor(pool, session.user.id, &id).await?;
     let challenge_id = Uuid::new_v4();
     let ip = client.ip.map_or_else(|| "0.0.0.0".to_owned(), |ip| ip.to_string());
+    // A phone factor's code goes out by text; the challenge keeps only its digest.
+    let text = match (factor.factor_type.as_str(), factor.phone.as_deref()) {
+        ("phone", _) if !auth.config().mfa_phone_enabled => {
+            return Err(Error::api(422, "mfa_phone_verify_not_enabled", "MFA verification is disabled for Phone"));
+        }
+        ("phone", Some(phone)) => {
+            let channel = super::phone::channel(body.channel.as_deref())?;
+            auth.0.limits.sms_budget()?;
+            let otp = crate::crypto::random_otp(auth.config().sms_otp_digits());
+            let digest = stored_digest(&token_hash(phone, &otp));
+            Some((links::render_sms(&auth, SmsKind::Mfa, phone, channel, otp), digest))
+        }
+        ("phone", None) => return Err(Error::internal("phone factor without a number")),
+        _ => None,
+    };
     let created: OffsetDateTime = sqlx::query_scalar(
-        "insert into auth.mfa_challenges (id, factor_id, created_at, ip_address) values ($1, $2, now(), $3::inet) \
-         returning created_at",
+        "insert into auth.mfa_challenges (id, factor_id, created_at, ip_address, otp_code) \
+         values ($1, $2, now(), $3::inet, $4) returning created_at",
     )
     .bind(challenge_id)
     .bind(factor.id)
     .bind(ip)
+    .bind(text.as_ref().map(|(_, digest)| digest.clone()))
     .fetch_one(pool)
     .await?;
+    if let Some((sms, _)) = text {
+        links::deliver_sms(&auth, sms).await?;
+    }
     Ok(Json(json!({
         "id": challenge_id,
-        "type": "totp",
+        "type": factor.factor_type,
         "expires_at": (created + CHALLENGE_TTL).unix_timestamp(),
     })))
 }
@@ -172,14 +219,14 @@ pub(crate) async fn verify(
     auth.0.limits.guess(&factor.id.to_string())?;
 
     let mut tx = pool.begin().await?;
-    let challenge: Option<(OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
-        "select created_at, verified_at from auth.mfa_challenges where id = $1 and factor_id = $2 for update",
+    let challenge: Option<(OffsetDateTime, Option<OffsetDateTime>, Option<String>)> = sqlx::query_as(
+        "select created_at, verified_at, otp_code from auth.mfa_challenges where id = $1 and factor_id = $2 for update",
     )
     .bind(challenge_id)
     .bind(factor.id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((created, verified_at)) = challenge else {
+    let Some((created, verified_at, otp_code)) = challenge else {
         return Err(Error::api(404, "mfa_factor_not_found", "Challenge and factor do not match"));
     };
     if verified_at.is_some() || created + CHALLENGE_TTL < OffsetDateTime::now_utc() {
@@ -192,6 +239,27 @@ pub(crate) async fn verify(
                 "MFA challenge {challenge_id} has expired, verify against another challenge or create a new challenge."
             ),
         ));
+    }
+    if factor.factor_type == "phone" {
+        // A challenge is answered once, right or wrong.
+        sqlx::query("update auth.mfa_challenges set verified_at = now() where id = $1")
+            .bind(challenge_id)
+            .execute(&mut *tx)
+            .await?;
+        let phone = factor.phone.as_deref().unwrap_or_default();
+        let presented = stored_digest(&token_hash(phone, code.trim()));
+        if !otp_code.as_deref().is_some_and(|expected| ct_eq(expected, &presented)) {
+            tx.commit().await?;
+            return Err(Error::api(422, "mfa_verification_failed", "Invalid MFA Phone code entered"));
+        }
+        sqlx::query(
+            "update auth.mfa_factors set status = 'verified', updated_at = now(), last_challenged_at = now() \
+             where id = $1",
+        )
+        .bind(factor.id)
+        .execute(&mut *tx)
+        .await?;
+        return upgrade(&auth, &project, tx, user.id, session_id, factor.id, "mfa/phone").await.map(Json);
     }
     let secret = factor
         .secret
@@ -221,21 +289,35 @@ pub(crate) async fn verify(
         .bind(challenge_id)
         .execute(&mut *tx)
         .await?;
+    upgrade(&auth, &project, tx, user.id, session_id, factor.id, "totp").await.map(Json)
+}
+
+/// Raises the session to `aal2` with `method` in its `amr`, and answers with a new session
+/// (the old refresh tokens are revoked).
+async fn upgrade(
+    auth: &Auth,
+    project: &forge_core::Project,
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    user_id: Uuid,
+    session_id: Uuid,
+    factor_id: Uuid,
+    method: &str,
+) -> Result<Value> {
     sqlx::query("update auth.sessions set aal = 'aal2', factor_id = $2, updated_at = now() where id = $1")
         .bind(session_id)
-        .bind(factor.id)
+        .bind(factor_id)
         .execute(&mut *tx)
         .await?;
-    session::add_amr(&mut tx, session_id, "totp").await?;
+    session::add_amr(&mut tx, session_id, method).await?;
     sqlx::query(
         "update auth.refresh_tokens set revoked = true, updated_at = now() where session_id = $1 and not revoked",
     )
     .bind(session_id)
     .execute(&mut *tx)
     .await?;
-    let refresh_token = session::new_refresh_token(&mut tx, user.id, session_id, None).await?;
-    let issued = Issued { session_id, user_id: user.id, refresh_token };
-    Ok(Json(session::respond(&auth, &project, tx, issued, SessionExtras::default()).await?))
+    let refresh_token = session::new_refresh_token(&mut tx, user_id, session_id, None).await?;
+    let issued = Issued { session_id, user_id, refresh_token };
+    session::respond(auth, project, tx, issued, SessionExtras::default()).await
 }
 
 pub(crate) async fn unenroll(session: SessionUser, Path(id): Path<String>) -> Result<Json<Value>> {
