@@ -7,6 +7,10 @@
 //! Supabase, so the usual `grant execute ... to supabase_auth_admin` works) with a statement
 //! timeout. The function is found in the catalog before it is called, and its answer is
 //! checked against the claims every access token must carry.
+//!
+//! A hook is the project's own code and is trusted like a migration: the role keeps a
+//! careless hook away from what it was not granted, but it is not a sandbox (a function can
+//! reset the role, or change settings other than the role and timeout, which are restored).
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;

@@ -119,12 +119,6 @@ impl Limiters {
         spend(&self.sms_sent, "over_sms_send_rate_limit", "SMS rate limit exceeded")
     }
 
-    /// Spends one text from the global budget, with no per-number interval (MFA challenges:
-    /// the caller is signed in and limited per address).
-    pub(crate) fn sms_budget(&self) -> Result<()> {
-        spend(&self.sms_sent, "over_sms_send_rate_limit", "SMS rate limit exceeded")
-    }
-
     fn interval(&self, kind: u8, address: &str, code: &'static str) -> Result<()> {
         if let Some(l) = &self.per_address {
             prune(l);

@@ -100,6 +100,8 @@ pub(crate) struct LinkSpec {
     pub(crate) address: String,
     pub(crate) redirect_to: String,
     pub(crate) pkce: Option<(ChallengeMethod, String)>,
+    /// Mark the token `reset_` (see [`Marks`]).
+    pub(crate) reset: bool,
 }
 
 impl LinkSpec {
@@ -160,9 +162,9 @@ pub(crate) async fn issue(
 ) -> Result<IssuedLink> {
     let otp = random_otp(auth.config().otp_digits());
     let token_hash = token_hash(&spec.address, &otp);
-    let mut stored = stored_digest(&token_hash);
+    let marks = Marks { sms: false, pkce: spec.pkce.is_some(), reset: spec.reset };
+    let stored = marks.apply(&stored_digest(&token_hash));
     if let Some((method, challenge)) = &spec.pkce {
-        stored = format!("pkce_{stored}");
         sqlx::query(
             "insert into auth.flow_state (id, user_id, code_challenge_method, code_challenge, provider_type, \
              authentication_method, redirect_to) values ($1, $2, $3, $4, 'email', $5, $6)",
@@ -230,6 +232,7 @@ pub(crate) async fn prepare_sms(
     kind: SmsKind,
     phone: &str,
     channel: Channel,
+    reset: bool,
 ) -> Result<Sms> {
     auth.0.limits.sms(kind, phone)?;
     let config = auth.config();
@@ -241,7 +244,7 @@ pub(crate) async fn prepare_sms(
         SmsKind::Reauthentication => TokenColumn::Reauthentication,
         SmsKind::Mfa => return Err(Error::internal("MFA codes are kept on their challenge")),
     };
-    let stored = stored_digest(&token_hash(phone, &otp));
+    let stored = Marks { sms: true, pkce: false, reset }.apply(&stored_digest(&token_hash(phone, &otp)));
     auth.store().update(conn, user.id, UserChange::default().token(column, stored)).await?;
     Ok(sms)
 }
@@ -266,6 +269,18 @@ pub(crate) async fn deliver_sms(auth: &Auth, sms: Sms) -> Result<String> {
         tracing::error!(error = %e, ?kind, "sending a text failed");
         Error::api(422, "sms_send_failed", "Error sending a text message")
     })
+}
+
+/// Sends a prepared text in the background, for answers that must not depend on whether a
+/// text went out (phone sign-up and resend). Failures are logged.
+pub(crate) fn deliver_sms_later(auth: &Auth, sms: Sms) {
+    let kind = sms.kind;
+    let sending = auth.0.sms.send(sms);
+    tokio::spawn(async move {
+        if let Err(e) = sending.await {
+            tracing::error!(error = %e, ?kind, "sending a text failed");
+        }
+    });
 }
 
 /// Sends a prepared mail; a failure is the server's (500).
@@ -303,6 +318,35 @@ pub(crate) struct Verified {
     pub(crate) pkce: bool,
 }
 
+/// How a token is stored: a digest of its hash, with markers in front. `sms_`: the code went
+/// by text (only phone verification finds it); `pkce_`: a PKCE flow (exchanged for an auth
+/// code); `reset_`: sent by `otp`/`magiclink` to an account nobody has confirmed yet, so
+/// using it drops what was set up without proof.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    pub(crate) sms: bool,
+    pub(crate) pkce: bool,
+    pub(crate) reset: bool,
+}
+
+impl Marks {
+    pub(crate) fn apply(self, digest: &str) -> String {
+        format!(
+            "{}{}{}{digest}",
+            if self.sms { "sms_" } else { "" },
+            if self.pkce { "pkce_" } else { "" },
+            if self.reset { "reset_" } else { "" }
+        )
+    }
+
+    /// The markings a token verified as `verify_type` may carry, in the order tried.
+    fn candidates(verify_type: VerifyType) -> Vec<Marks> {
+        let sms = verify_type.is_phone();
+        let pkce: &[bool] = if sms { &[false] } else { &[false, true] };
+        pkce.iter().flat_map(|&pkce| [false, true].map(|reset| Marks { sms, pkce, reset })).collect()
+    }
+}
+
 /// Verifies and consumes a token, applying what it confirms. Expired or unknown: 403
 /// `otp_expired`.
 pub(crate) async fn verify(
@@ -315,17 +359,26 @@ pub(crate) async fn verify(
         Presented::Otp { address, otp } => token_hash(address, otp.trim()),
         Presented::Hash(h) => h.trim().to_owned(),
     };
+    if let Presented::Hash(_) = presented
+        && verify_type.is_phone()
+    {
+        // Codes sent by text are typed in with their number; there is no link to follow.
+        return Err(Error::otp_expired());
+    }
     let digest = stored_digest(&hash);
     let config = auth.config();
     let ttl = if verify_type.is_phone() { config.sms_otp_exp } else { config.otp_exp };
     let ttl = time::Duration::seconds(i64::try_from(ttl).unwrap_or(600));
     for &column in verify_type.columns() {
-        let mut found = auth.store().find(&mut *conn, Lookup::Token(column, &digest)).await?.map(|u| (u, false));
-        if found.is_none() {
-            let pkce_digest = format!("pkce_{digest}");
-            found = auth.store().find(&mut *conn, Lookup::Token(column, &pkce_digest)).await?.map(|u| (u, true));
+        let mut found = None;
+        for marks in Marks::candidates(verify_type) {
+            let stored = marks.apply(&digest);
+            if let Some(user) = auth.store().find(&mut *conn, Lookup::Token(column, &stored)).await? {
+                found = Some((user, marks));
+                break;
+            }
         }
-        let Some((user, pkce)) = found else { continue };
+        let Some((user, marks)) = found else { continue };
         if let Presented::Otp { address, .. } = presented {
             let expected = match (column, verify_type) {
                 (TokenColumn::EmailChangeNew, _) => &user.email_change,
@@ -342,21 +395,47 @@ pub(crate) async fn verify(
             return Err(Error::otp_expired());
         }
         auth.store().update(&mut *conn, user.id, UserChange::default().token(column, "")).await?;
-        if let Presented::Hash(_) = presented
-            && verify_type.is_phone()
-        {
-            // Codes sent by text are typed in with the number; there is no link.
-            continue;
-        }
         let effective = match (verify_type, column) {
             (VerifyType::Email, TokenColumn::Confirmation) => VerifyType::Signup,
             (VerifyType::Email, _) => VerifyType::Magiclink,
             (t, _) => t,
         };
+        if marks.reset {
+            drop_unproven(auth, conn, &user, effective).await?;
+        }
         let user = apply(auth, conn, &user, effective).await?;
-        return Ok(Verified { user, verify_type: effective, pkce });
+        return Ok(Verified { user, verify_type: effective, pkce: marks.pkce });
     }
     Err(Error::otp_expired())
+}
+
+/// A code sent by `otp`/`magiclink` to an account nobody had confirmed was just used: its
+/// owner proved the address (or number), not whoever set the account up. What was set up
+/// without proof goes (password, metadata, other identities, sessions), so a pre-registered
+/// account cannot be taken over; the OAuth path does the same.
+async fn drop_unproven(auth: &Auth, conn: &mut PgConnection, user: &User, verify_type: VerifyType) -> Result<()> {
+    let unproven = match verify_type {
+        VerifyType::Sms => user.phone_confirmed_at.is_none(),
+        _ => !user.email_confirmed(),
+    };
+    if !unproven {
+        return Ok(());
+    }
+    let keep = if verify_type == VerifyType::Sms { "phone" } else { "email" };
+    let store = auth.store();
+    for identity in store.identities(&mut *conn, user.id).await? {
+        if identity.provider != keep {
+            store.unlink(&mut *conn, user.id, Some(identity.id)).await?;
+        }
+    }
+    let change = UserChange {
+        password_hash: Some(String::new()),
+        user_metadata: Some(serde_json::Map::new()),
+        ..UserChange::default()
+    };
+    store.update(&mut *conn, user.id, change).await?;
+    sqlx::query("delete from auth.sessions where user_id = $1").bind(user.id).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Applies what a verified token confirms, and returns the user as it now is.
@@ -390,21 +469,13 @@ async fn apply(auth: &Auth, conn: &mut PgConnection, user: &User, verify_type: V
         }
         VerifyType::Sms => {
             let change = UserChange { phone_confirmed: Some(true), ..UserChange::default() };
-            let confirmed = store.update(&mut *conn, user.id, change).await?;
-            if let Some(phone) = confirmed.phone.as_deref().filter(|p| !p.is_empty()) {
-                crate::users::set_phone_identity(auth, conn, user.id, phone, true).await?;
-            }
+            store.update(&mut *conn, user.id, change).await?;
+            crate::users::mark_verified(auth, conn, user.id, "phone", "phone_verified").await?;
         }
         _ => {
             let change = UserChange { email_confirmed: Some(true), ..UserChange::default() };
-            let confirmed = store.update(&mut *conn, user.id, change).await?;
-            if let Some(email) = confirmed.email.as_deref().filter(|e| !e.is_empty()) {
-                let has_email_identity =
-                    store.identities(&mut *conn, user.id).await?.iter().any(|i| i.provider == "email");
-                if has_email_identity {
-                    crate::users::set_email_identity(auth, conn, user.id, email, true).await?;
-                }
-            }
+            store.update(&mut *conn, user.id, change).await?;
+            crate::users::mark_verified(auth, conn, user.id, "email", "email_verified").await?;
         }
     }
     store.find(conn, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("verified user vanished"))

@@ -95,9 +95,11 @@ pub struct UserChange {
     pub phone: Option<Option<String>>,
     /// The password hash (empty: no password).
     pub password_hash: Option<String>,
-    /// Confirms the email (now, unless already) or withdraws the confirmation.
+    /// Confirms the email (now, unless it was confirmed and stays the same) or withdraws the
+    /// confirmation.
     pub email_confirmed: Option<bool>,
-    /// Confirms the phone (now, unless already) or withdraws the confirmation.
+    /// Confirms the phone (now, unless it was confirmed and stays the same) or withdraws the
+    /// confirmation.
     pub phone_confirmed: Option<bool>,
     /// Replaces `user_metadata`.
     pub user_metadata: Option<Map<String, Value>>,
@@ -321,9 +323,13 @@ impl PgUserStore {
                email = case when $2 then $3 else email end, \
                phone = case when $4 then $5 else phone end, \
                encrypted_password = coalesce($6, encrypted_password), \
-               email_confirmed_at = case $7::bool when true then coalesce(email_confirmed_at, now()) \
+               email_confirmed_at = case $7::bool \
+                 when true then case when $2 and $3 is distinct from email then now() \
+                   else coalesce(email_confirmed_at, now()) end \
                  when false then null else email_confirmed_at end, \
-               phone_confirmed_at = case $8::bool when true then coalesce(phone_confirmed_at, now()) \
+               phone_confirmed_at = case $8::bool \
+                 when true then case when $4 and $5 is distinct from phone then now() \
+                   else coalesce(phone_confirmed_at, now()) end \
                  when false then null else phone_confirmed_at end, \
                raw_user_meta_data = coalesce($9, raw_user_meta_data), \
                raw_app_meta_data = coalesce($10, raw_app_meta_data), \

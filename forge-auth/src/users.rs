@@ -48,6 +48,28 @@ pub(crate) async fn set_phone_identity(
     auth.store().link(conn, user_id, identity).await
 }
 
+/// Sets `<field>: true` in the data of the user's `provider` identity, keeping the rest.
+pub(crate) async fn mark_verified(
+    auth: &Auth,
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+    field: &str,
+) -> Result<()> {
+    let store = auth.store();
+    let Some(identity) = store.identities(&mut *conn, user_id).await?.into_iter().find(|i| i.provider == provider)
+    else {
+        return Ok(());
+    };
+    let mut data = identity.identity_data;
+    if let Value::Object(map) = &mut data {
+        map.insert(field.to_owned(), Value::Bool(true));
+    }
+    store
+        .link(conn, user_id, NewIdentity { provider: provider.to_owned(), provider_id: identity.provider_id, data })
+        .await
+}
+
 /// Refuses (422 `phone_exists`) a number another user already has.
 pub(crate) async fn ensure_phone_free(
     auth: &Auth,

@@ -250,7 +250,8 @@ async fn phone_mfa_factors_upgrade_the_session_with_a_texted_code() {
     let enroll = json!({ "factor_type": "phone", "phone": "+15550001212" }).to_string();
     off.send("POST", "/auth/v1/factors", Some(token), &enroll).await.assert_error(422, "mfa_phone_enroll_not_enabled");
 
-    let t = api_with(AuthConfig { mfa_phone_enabled: true, ..AuthConfig::default() }).await;
+    // No re-send interval, so the second challenge below may text at once.
+    let t = api_with(AuthConfig { mfa_phone_enabled: true, max_frequency: 0, ..AuthConfig::default() }).await;
     let s = t.sign_up("mfa@example.com", "correct horse 1").await;
     let token = s["access_token"].as_str().expect("token").to_owned();
     let r = t.send("POST", "/auth/v1/factors", Some(&token), &enroll).await;
@@ -291,4 +292,79 @@ async fn phone_mfa_factors_upgrade_the_session_with_a_texted_code() {
     assert!(claims["amr"].as_array().expect("amr").iter().any(|a| a["method"] == "mfa/phone"), "{claims}");
     assert_eq!(r.json()["user"]["factors"][0]["status"], "verified");
     assert_eq!(r.json()["user"]["factors"][0]["phone"], "15550001212");
+}
+
+/// GoTrue's `token_hash`: lower-hex SHA-224 of the address followed by the code.
+fn token_hash(address: &str, code: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA224, format!("{address}{code}").as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_texted_code_is_only_good_as_a_code_typed_with_its_number() {
+    let t = api_with(phone_on()).await;
+    assert_eq!(t.post("/auth/v1/otp", json!({ "phone": "+15550003131" })).await.status, 200);
+    let code = t.last_sms_code("15550003131");
+    let hash = token_hash("15550003131", &code);
+    // Neither as an email link (which would skip the per-number guess limit and the SMS
+    // lifetime) nor as a hash with a phone type.
+    for kind in ["signup", "email", "magiclink", "sms"] {
+        let r = t.post("/auth/v1/verify", json!({ "type": kind, "token_hash": hash })).await;
+        assert!(matches!(r.status.as_u16(), 400 | 403), "{kind}: {}", r.body);
+        let r = t.send("GET", &format!("/auth/v1/verify?type={kind}&token={hash}"), None, "").await;
+        assert_eq!(r.status, 303);
+        assert!(r.header("location").is_some_and(|l| l.contains("error")), "{kind}: {:?}", r.header("location"));
+    }
+    let r = t.post("/auth/v1/verify", json!({ "type": "sms", "phone": "15550003131", "token": code })).await;
+    assert_eq!(r.status, 200, "the code survived the attempts: {}", r.body);
+}
+
+#[tokio::test]
+async fn a_number_registered_by_someone_else_is_theirs_only_after_the_owner_proves_it() {
+    let t = api_with(AuthConfig { max_frequency: 0, ..phone_on() }).await;
+    // The attacker registers the victim's number with a password and some metadata.
+    let body = json!({ "phone": "+15550004141", "password": "attacker pass 1", "data": { "name": "mallory" } });
+    assert_eq!(t.post("/auth/v1/signup", body).await.status, 200);
+    // The owner later signs in by code.
+    assert_eq!(t.post("/auth/v1/otp", json!({ "phone": "+15550004141" })).await.status, 200);
+    let code = t.last_sms_code("15550004141");
+    let r = t.post("/auth/v1/verify", json!({ "type": "sms", "phone": "15550004141", "token": code })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["user"]["user_metadata"], json!({}), "metadata set without proof is gone");
+    let login =
+        t.post("/auth/v1/token?grant_type=password", json!({ "phone": "15550004141", "password": "attacker pass 1" }));
+    login.await.assert_error(400, "invalid_credentials");
+
+    // A sign-up confirmed with its own code keeps its password.
+    let body = json!({ "phone": "+15550004242", "password": "owner pass 12" });
+    assert_eq!(t.post("/auth/v1/signup", body).await.status, 200);
+    let code = t.last_sms_code("15550004242");
+    let r = t.post("/auth/v1/verify", json!({ "type": "sms", "phone": "15550004242", "token": code })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let login =
+        t.post("/auth/v1/token?grant_type=password", json!({ "phone": "15550004242", "password": "owner pass 12" }));
+    assert_eq!(login.await.status, 200);
+
+    // The same holds for an email registered by someone else (confirmation on).
+    let e = api_with(AuthConfig { mailer_autoconfirm: false, max_frequency: 0, ..AuthConfig::default() }).await;
+    let body = json!({ "email": "victim@example.com", "password": "attacker pass 1" });
+    assert_eq!(e.post("/auth/v1/signup", body).await.status, 200);
+    assert_eq!(e.post("/auth/v1/otp", json!({ "email": "victim@example.com" })).await.status, 200);
+    let code = e.last_otp("victim@example.com");
+    let r = e.post("/auth/v1/verify", json!({ "type": "email", "email": "victim@example.com", "token": code })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    e.login("victim@example.com", "attacker pass 1").await.assert_error(400, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn phone_mfa_challenges_to_one_number_are_spaced() {
+    let t = api_with(AuthConfig { mfa_phone_enabled: true, ..AuthConfig::default() }).await;
+    let s = t.sign_up("spaced@example.com", "correct horse 1").await;
+    let token = s["access_token"].as_str().expect("token");
+    let enroll = json!({ "factor_type": "phone", "phone": "+15550005151" }).to_string();
+    let id =
+        t.send("POST", "/auth/v1/factors", Some(token), &enroll).await.json()["id"].as_str().expect("id").to_owned();
+    let path = format!("/auth/v1/factors/{id}/challenge");
+    assert_eq!(t.send("POST", &path, Some(token), "{}").await.status, 200);
+    t.send("POST", &path, Some(token), "{}").await.assert_error(429, "over_sms_send_rate_limit");
 }

@@ -472,7 +472,7 @@ pub(crate) async fn generate_link(
         }
         other => return Err(Error::validation(format!("Invalid link type: {other:?}"))),
     };
-    let spec = LinkSpec { kind, address, redirect_to: redirect_to.clone(), pkce: None };
+    let spec = LinkSpec { kind, address, redirect_to: redirect_to.clone(), pkce: None, reset: false };
     let link = links::issue(&auth, &project, &mut tx, &user, &spec).await?;
     let user = auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(Error::user_not_found)?;
     tx.commit().await?;
@@ -522,6 +522,7 @@ pub(crate) async fn invite(
         address: email,
         redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
         pkce: None,
+        reset: false,
     };
     let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
     let user = auth.store().update(&mut tx, user.id, UserChange { invited: true, ..UserChange::default() }).await?;

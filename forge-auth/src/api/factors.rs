@@ -161,7 +161,7 @@ pub(crate) async fn challenge(
         }
         ("phone", Some(phone)) => {
             let channel = super::phone::channel(body.channel.as_deref())?;
-            auth.0.limits.sms_budget()?;
+            auth.0.limits.sms(SmsKind::Mfa, phone)?;
             let otp = crate::crypto::random_otp(auth.config().sms_otp_digits());
             let digest = stored_digest(&token_hash(phone, &otp));
             Some((links::render_sms(&auth, SmsKind::Mfa, phone, channel, otp), digest))

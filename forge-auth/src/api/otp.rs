@@ -74,6 +74,7 @@ pub(crate) async fn recover(
                 address: email,
                 redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                 pkce,
+                reset: false,
             };
             pending = Some(links::prepare(&auth, &project, &mut tx, &user, &spec).await?);
         }
@@ -134,8 +135,8 @@ async fn send_magic_link(
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
     let redirect_to = auth.redirect_target(project, redirect_to);
     let mut tx = project.db().pool().begin().await?;
-    let user = match auth.store().find(&mut tx, Lookup::Email(&email)).await? {
-        Some(u) => u,
+    let (user, existing) = match auth.store().find(&mut tx, Lookup::Email(&email)).await? {
+        Some(u) => (u, true),
         None if !create_user => return Err(Error::api(422, "otp_disabled", "Signups not allowed for otp")),
         None if config.disable_signup => {
             return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
@@ -147,13 +148,14 @@ async fn send_magic_link(
                 email_confirmed: config.mailer_autoconfirm,
                 ..NewUser::default()
             };
-            auth.store().create(&mut tx, new).await?
+            (auth.store().create(&mut tx, new).await?, false)
         }
     };
     let spec = if user.email_confirmed() {
-        LinkSpec { kind: MailKind::MagicLink, address: email, redirect_to, pkce }
+        LinkSpec { kind: MailKind::MagicLink, address: email, redirect_to, pkce, reset: false }
     } else {
-        LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce }
+        // An account someone else may have set up: using this mail drops what they set.
+        LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce, reset: existing }
     };
     let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
     tx.commit().await?;
@@ -198,6 +200,7 @@ pub(crate) async fn resend(
                 address: email,
                 redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                 pkce,
+                reset: false,
             };
             pending = Some(links::prepare(&auth, &project, &mut tx, &user, &spec).await?);
         }

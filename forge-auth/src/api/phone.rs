@@ -56,9 +56,9 @@ pub(crate) async fn signup(
         Some(u) => {
             // Registered but unconfirmed: nothing changes without proof; the owner gets the
             // code again.
-            let sms = links::prepare_sms(auth, &mut tx, &u, SmsKind::Otp, &phone, channel).await?;
+            let sms = links::prepare_sms(auth, &mut tx, &u, SmsKind::Otp, &phone, channel, false).await?;
             tx.commit().await?;
-            links::deliver_sms(auth, sms).await?;
+            links::deliver_sms_later(auth, sms);
             return Ok(super::signup::obfuscated_user(None, Some(&phone), metadata));
         }
         None => {
@@ -76,10 +76,10 @@ pub(crate) async fn signup(
         let issued = session::start(auth, &mut tx, &user, "password", client).await?;
         return session::respond(auth, project, tx, issued, SessionExtras::default()).await;
     }
-    let sms = links::prepare_sms(auth, &mut tx, &user, SmsKind::Otp, &phone, channel).await?;
+    let sms = links::prepare_sms(auth, &mut tx, &user, SmsKind::Otp, &phone, channel, false).await?;
     let user = store.find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("user vanished"))?;
     tx.commit().await?;
-    links::deliver_sms(auth, sms).await?;
+    links::deliver_sms_later(auth, sms);
     crate::model::user_json(auth, &mut *project.db().pool().acquire().await?, &user).await
 }
 
@@ -97,8 +97,8 @@ pub(crate) async fn otp(
     let config = auth.config();
     let store = auth.store();
     let mut tx = project.db().pool().begin().await?;
-    let user = match store.find(&mut tx, Lookup::Phone(&phone)).await? {
-        Some(u) => u,
+    let (user, existing) = match store.find(&mut tx, Lookup::Phone(&phone)).await? {
+        Some(u) => (u, true),
         None if !create_user => return Err(Error::api(422, "otp_disabled", "Signups not allowed for otp")),
         None if config.disable_signup => {
             return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
@@ -106,10 +106,12 @@ pub(crate) async fn otp(
         None => {
             let new =
                 NewUser { phone: Some(phone.clone()), user_metadata: data.unwrap_or_default(), ..NewUser::default() };
-            store.create(&mut tx, new).await?
+            (store.create(&mut tx, new).await?, false)
         }
     };
-    let sms = links::prepare_sms(auth, &mut tx, &user, SmsKind::Otp, &phone, channel).await?;
+    // A number someone else may have signed up: using this code drops what they set.
+    let reset = existing && user.phone_confirmed_at.is_none();
+    let sms = links::prepare_sms(auth, &mut tx, &user, SmsKind::Otp, &phone, channel, reset).await?;
     tx.commit().await?;
     let message_id = links::deliver_sms(auth, sms).await?;
     Ok(json!({ "message_id": message_id }))
@@ -131,8 +133,8 @@ pub(crate) async fn resend(auth: &Auth, project: &Project, phone: &str, kind: &s
         auth.0.limits.sms(sms_kind, &phone)?;
         return Ok(json!({}));
     };
-    let sms = links::prepare_sms(auth, &mut tx, &user, sms_kind, &phone, Channel::Sms).await?;
+    let sms = links::prepare_sms(auth, &mut tx, &user, sms_kind, &phone, Channel::Sms, false).await?;
     tx.commit().await?;
-    links::deliver_sms(auth, sms).await?;
+    links::deliver_sms_later(auth, sms);
     Ok(json!({}))
 }

@@ -125,7 +125,13 @@ async fn email_signup(
             if autoconfirm {
                 return Err(Error::api(422, "user_already_exists", "User already registered"));
             }
-            let spec = LinkSpec { kind: MailKind::Confirmation, address: email.clone(), redirect_to, pkce: None };
+            let spec = LinkSpec {
+                kind: MailKind::Confirmation,
+                address: email.clone(),
+                redirect_to,
+                pkce: None,
+                reset: false,
+            };
             let mail = links::prepare(auth, project, &mut tx, &u, &spec).await?;
             tx.commit().await?;
             links::deliver(auth, mail).await?;
@@ -146,7 +152,7 @@ async fn email_signup(
         let issued = session::start(auth, &mut tx, &user, "password", client).await?;
         return Ok(Json(session::respond(auth, project, tx, issued, SessionExtras::default()).await?));
     }
-    let spec = LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce };
+    let spec = LinkSpec { kind: MailKind::Confirmation, address: email, redirect_to, pkce, reset: false };
     let mail = links::prepare(auth, project, &mut tx, &user, &spec).await?;
     let user =
         auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(|| Error::internal("user vanished"))?;

@@ -148,6 +148,7 @@ pub(crate) async fn update_user(
                     address: email,
                     redirect_to: auth.redirect_target(&project, q.redirect_to.as_deref()),
                     pkce: pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?,
+                    reset: false,
                 };
                 pending = Some(links::prepare(&auth, &project, &mut tx, &user, &spec).await?);
             }
@@ -172,8 +173,9 @@ pub(crate) async fn update_user(
             } else {
                 let change = UserChange { phone_change: Some(phone.clone()), ..UserChange::default() };
                 user = auth.store().update(&mut tx, user.id, change).await?;
-                pending_sms =
-                    Some(links::prepare_sms(&auth, &mut tx, &user, SmsKind::PhoneChange, &phone, channel).await?);
+                pending_sms = Some(
+                    links::prepare_sms(&auth, &mut tx, &user, SmsKind::PhoneChange, &phone, channel, false).await?,
+                );
             }
         }
     }
@@ -198,7 +200,10 @@ async fn blocking_verify(password: &str, stored: &str) -> Result<Verified> {
 async fn consume_nonce(auth: &Auth, pool: &sqlx::PgPool, user: &User, nonce: &str) -> Result<()> {
     auth.0.limits.guess(&user.id.to_string())?;
     let address = reauthentication_address(user).unwrap_or_default();
-    let presented = stored_digest(&token_hash(&address, nonce.trim()));
+    let by_text = user.email.as_deref().is_none_or(str::is_empty);
+    let marks = links::Marks { sms: by_text, ..links::Marks::default() };
+    let presented = marks.apply(&stored_digest(&token_hash(&address, nonce.trim())));
+    let ttl = if by_text { auth.config().sms_otp_exp } else { auth.config().otp_exp };
     let mut tx = pool.begin().await?;
     let locked = auth.store().find(&mut tx, Lookup::Locked(user.id)).await?.ok_or_else(Error::user_not_found)?;
     let (expected, sent_at) = TokenColumn::Reauthentication.stored(&locked);
@@ -206,8 +211,7 @@ async fn consume_nonce(auth: &Auth, pool: &sqlx::PgPool, user: &User, nonce: &st
     auth.store().update(&mut tx, user.id, UserChange::default().token(TokenColumn::Reauthentication, "")).await?;
     tx.commit().await?;
     let fresh = sent_at.is_some_and(|t| {
-        t + time::Duration::seconds(i64::try_from(auth.config().otp_exp).unwrap_or(600))
-            >= time::OffsetDateTime::now_utc()
+        t + time::Duration::seconds(i64::try_from(ttl).unwrap_or(600)) >= time::OffsetDateTime::now_utc()
     });
     if expected.is_empty() || !ct_eq(&expected, &presented) || !fresh {
         return Err(Error::api(422, "reauthentication_not_valid", "Requires reauthentication nonce to be valid"));
@@ -241,13 +245,19 @@ pub(crate) async fn reauthenticate(State(auth): State<Auth>, session: SessionUse
     }
     let mut tx = project.db().pool().begin().await?;
     if by_email {
-        let spec =
-            LinkSpec { kind: MailKind::Reauthentication, address, redirect_to: auth.site_url(&project), pkce: None };
+        let spec = LinkSpec {
+            kind: MailKind::Reauthentication,
+            address,
+            redirect_to: auth.site_url(&project),
+            pkce: None,
+            reset: false,
+        };
         let mail = links::prepare(&auth, &project, &mut tx, &user, &spec).await?;
         tx.commit().await?;
         links::deliver(&auth, mail).await?;
     } else {
-        let sms = links::prepare_sms(&auth, &mut tx, &user, SmsKind::Reauthentication, &address, Channel::Sms).await?;
+        let sms =
+            links::prepare_sms(&auth, &mut tx, &user, SmsKind::Reauthentication, &address, Channel::Sms, false).await?;
         tx.commit().await?;
         links::deliver_sms(&auth, sms).await?;
     }
