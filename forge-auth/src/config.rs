@@ -74,6 +74,8 @@ pub struct AuthConfig {
     pub third_party: Option<crate::third_party::ThirdPartyConfig>,
     /// Auth hooks.
     pub hooks: Hooks,
+    /// Require a captcha token on sign-up, sign-in and the mail/text-sending endpoints.
+    pub captcha: Option<crate::captcha::CaptchaSettings>,
 }
 
 /// Auth hooks, as `pg-functions://postgres/<schema>/<function>` URIs (Supabase's form).
@@ -118,6 +120,7 @@ impl Default for AuthConfig {
             external: std::collections::BTreeMap::new(),
             third_party: None,
             hooks: Hooks::default(),
+            captcha: None,
         }
     }
 }

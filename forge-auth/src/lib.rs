@@ -36,7 +36,7 @@
 //! ## Not yet supported
 //!
 //! SSO/SAML (`/sso`); the `web3` grant; passkeys and WebAuthn (MFA factors too); auth hooks
-//! other than the custom access token hook; captcha; the OAuth 2.1 server mode; the audit log;
+//! other than the custom access token hook; the OAuth 2.1 server mode; the audit log;
 //! double-confirmed ("secure") email change (the link goes to the new address only). Texts go
 //! through Twilio or the local outbox only (implement [`SmsSender`] for another provider).
 //! Rate limits are kept in memory per process.
@@ -46,6 +46,7 @@
 //! SQL and RLS policies written for Supabase run unchanged.
 
 mod api;
+pub mod captcha;
 pub mod config;
 mod crypto;
 pub mod error;

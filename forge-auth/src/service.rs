@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use forge_core::Project;
 
+use crate::captcha::Captcha;
 use crate::config::AuthConfig;
 use crate::limit::Limiters;
 use crate::mail::{Mailer, Outbox};
@@ -89,7 +90,18 @@ impl AuthBuilder {
             }
         };
         let store = self.store.unwrap_or_else(|| Arc::new(PgUserStore));
-        Auth(Arc::new(Inner { config: self.config, mailer, outbox, sms, sms_outbox, limits, providers, store }))
+        let captcha = self.config.captcha.clone().map(Captcha::new);
+        Auth(Arc::new(Inner {
+            config: self.config,
+            mailer,
+            outbox,
+            sms,
+            sms_outbox,
+            limits,
+            providers,
+            store,
+            captcha,
+        }))
     }
 }
 
@@ -103,6 +115,7 @@ pub(crate) struct Inner {
     pub(crate) limits: Limiters,
     pub(crate) providers: HashMap<String, Arc<dyn IdentityProvider>>,
     pub(crate) store: Arc<dyn UserStore>,
+    pub(crate) captcha: Option<Captcha>,
 }
 
 /// The GoTrue-compatible auth service. Cheap to clone.
@@ -118,6 +131,14 @@ impl Auth {
     /// The settings.
     pub fn config(&self) -> &AuthConfig {
         &self.0.config
+    }
+
+    /// Checks the request's captcha token, when captcha protection is on.
+    pub(crate) async fn check_captcha(&self, body: &[u8], ip: Option<std::net::IpAddr>) -> crate::Result<()> {
+        match &self.0.captcha {
+            Some(c) => c.check(body, ip).await,
+            None => Ok(()),
+        }
     }
 
     /// Where users are kept.

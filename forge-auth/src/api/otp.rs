@@ -62,6 +62,7 @@ pub(crate) async fn recover(
     body: Bytes,
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Recover, client.ip)?;
+    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     let email = required_email(&body)?;
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
@@ -95,6 +96,7 @@ pub(crate) async fn otp(
     body: Bytes,
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Otp, client.ip)?;
+    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     if let Some(phone) = body.phone_only() {
         let channel = super::phone::channel(body.channel.as_deref())?;
@@ -113,6 +115,7 @@ pub(crate) async fn magiclink(
     body: Bytes,
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Magiclink, client.ip)?;
+    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     send_magic_link(&auth, &project, &body, q.redirect_to.as_deref(), true).await?;
     Ok(Json(json!({})))
@@ -171,6 +174,7 @@ pub(crate) async fn resend(
     body: Bytes,
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Resend, client.ip)?;
+    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     let kind = body.kind.as_deref().unwrap_or_default();
     if matches!(kind, "sms" | "phone_change") {

@@ -37,9 +37,10 @@ pub(crate) async fn signup(
     project: Project,
     client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    raw: Bytes,
 ) -> Result<Json<Value>> {
-    let body: SignupBody = parse_body(&body)?;
+    let body: SignupBody = parse_body(&raw)?;
+    auth.check_captcha(&raw, client.ip).await?;
     let config = auth.config();
     if config.disable_signup {
         return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));

@@ -53,6 +53,10 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Result<Json<Value>> {
     auth.0.limits.check(Route::Token, client.ip)?;
+    let grant = q.grant_type.as_deref().unwrap_or_default();
+    if matches!(grant, "password" | "id_token") {
+        auth.check_captcha(&body, client.ip).await?;
+    }
     let session = match q.grant_type.as_deref().unwrap_or_default() {
         "password" => password_grant(&auth, &project, &client, parse_body(&body)?).await?,
         "refresh_token" => {
