@@ -3,8 +3,58 @@
 //! The Supabase Storage API for Forge, so that `supabase.storage` (storage-js) and the Python
 //! `storage3` client work unchanged at `/storage/v1`.
 //!
-//! It will own schema `storage` (`storage.buckets`, `storage.objects`, with RLS so Supabase
-//! storage policies work verbatim), stream bodies through `object_store::ObjectStore`, and
-//! sign short-lived URLs. Errors use [`forge_core::WireFormat::Storage`].
+//! ## Embedding
 //!
-//! Status: not implemented yet.
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::Router;
+//! use forge_core::{Project, ProjectLayer};
+//! use forge_storage::Storage;
+//! use object_store::local::LocalFileSystem;
+//!
+//! fn app(project: Project) -> Router {
+//!     let disk = LocalFileSystem::new_with_prefix("/var/lib/forge/storage").expect("directory");
+//!     let storage = Storage::builder().store(Arc::new(disk)).build();
+//!     Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project))
+//! }
+//! ```
+//!
+//! Apply [`MIGRATIONS`] to the project's database first. Bytes live in any
+//! `Arc<dyn object_store::ObjectStore>` under `<project ref>/<version>`; rows live in
+//! `storage.buckets` and `storage.objects`, with Supabase's names, so storage policies written
+//! for Supabase (with `storage.foldername(name)` and `auth.uid()`) work unchanged: every
+//! object request runs in forge-core's RLS gateway as the caller's role.
+//!
+//! ## Integrity
+//!
+//! - Bodies stream in both directions; size and MIME limits are enforced while streaming.
+//! - An upload writes a new blob version first and then points the row at it in one
+//!   transaction, so an object is visible only once its bytes are stored, and a failed upload
+//!   leaves neither a row nor a blob. Replaced and deleted versions are removed after commit.
+//! - Object names are validated: no `..`, `.` or empty segments, no control characters, at
+//!   most 1024 bytes.
+//!
+//! ## Not yet supported
+//!
+//! Signed upload URLs, TUS resumable uploads, image transformation (`/render/image`),
+//! `list-v2`, and S3 configuration in forge-server.
+
+mod api;
+mod blob;
+pub mod error;
+mod service;
+
+pub use error::{Error, Result};
+pub use service::{Storage, StorageBuilder, StorageConfig};
+
+use forge_core::migrate::{Migration, MigrationSet};
+
+/// forge-storage's migrations (owner `forge-storage`).
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    owner: "forge-storage",
+    migrations: &[Migration {
+        version: 1,
+        name: "storage schema",
+        sql: include_str!("../migrations/0001_storage_schema.sql"),
+    }],
+};

@@ -1,0 +1,241 @@
+//! Buckets: `GET|POST /bucket`, `GET|PUT|DELETE /bucket/{id}`, `POST /bucket/{id}/empty`.
+//! They run as the caller through RLS on `storage.buckets` (the service role bypasses it).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::{Extension, Json};
+use forge_core::Project;
+use forge_core::rls::{self, RequestContext};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{parse_body, rls_json};
+use crate::blob;
+use crate::error::{Error, Result};
+use crate::service::Storage;
+
+const BUCKET_JSON: &str = "jsonb_build_object('id', b.id, 'name', b.name, 'owner', coalesce(b.owner::text, ''), \
+     'public', b.public, 'type', b.type, 'file_size_limit', b.file_size_limit, \
+     'allowed_mime_types', b.allowed_mime_types, 'created_at', b.created_at, 'updated_at', b.updated_at)";
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ListQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    search: Option<String>,
+    #[serde(rename = "sortColumn")]
+    sort_column: Option<String>,
+    #[serde(rename = "sortOrder")]
+    sort_order: Option<String>,
+}
+
+pub(crate) async fn list(project: Project, ctx: RequestContext, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+    let column = match q.sort_column.as_deref().unwrap_or("name") {
+        "id" => "b.id",
+        "name" => "b.name",
+        "created_at" => "b.created_at",
+        "updated_at" => "b.updated_at",
+        other => return Err(Error::invalid(format!("Invalid sortColumn {other:?}"))),
+    };
+    let order = match q.sort_order.as_deref().unwrap_or("asc") {
+        "asc" => "asc",
+        "desc" => "desc",
+        other => return Err(Error::invalid(format!("Invalid sortOrder {other:?}"))),
+    };
+    let sql = format!(
+        "select coalesce(jsonb_agg(j order by n), '[]'::jsonb) from ( \
+           select {BUCKET_JSON} as j, row_number() over (order by {column} {order}, b.id) as n \
+           from storage.buckets b where $1::text is null or b.name ilike '%' || $1 || '%' \
+           order by {column} {order}, b.id limit $2 offset $3) t"
+    );
+    let search = q.search.filter(|s| !s.is_empty());
+    let limit = q.limit.unwrap_or(i64::MAX).max(0);
+    let offset = q.offset.unwrap_or(0).max(0);
+    let out = rls_json(&project, &ctx, &sql, &[&search, &limit, &offset]).await?;
+    Ok(Json(out.unwrap_or_else(|| json!([]))))
+}
+
+pub(crate) async fn get(project: Project, ctx: RequestContext, Path(id): Path<String>) -> Result<Json<Value>> {
+    let sql = format!("select {BUCKET_JSON} from storage.buckets b where b.id = $1");
+    rls_json(&project, &ctx, &sql, &[&id]).await?.map(Json).ok_or_else(Error::no_such_bucket)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct BucketBody {
+    id: Option<String>,
+    name: Option<String>,
+    public: Option<bool>,
+    file_size_limit: Option<Value>,
+    allowed_mime_types: Option<Vec<String>>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// Bucket names: what Supabase accepts, without `/`, at most 100 characters.
+fn valid_bucket_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name.trim() == name
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.!*'() &$@=;:+,?".contains(c))
+}
+
+/// A size limit as a number of bytes or a string such as `"1MB"`, `"500 KB"` or `"1024"`.
+pub(crate) fn parse_size(value: &Value) -> Result<Option<i64>> {
+    let bad = || Error::invalid("file_size_limit must be a number of bytes or a size such as \"10MB\"");
+    match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => n.as_i64().filter(|n| *n >= 0).map(Some).ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim().to_ascii_uppercase();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (digits, unit) = s.split_at(split);
+            let n: i64 = digits.parse().map_err(|_| bad())?;
+            let factor: i64 = match unit.trim() {
+                "" | "B" => 1,
+                "KB" => 1 << 10,
+                "MB" => 1 << 20,
+                "GB" => 1 << 30,
+                _ => return Err(bad()),
+            };
+            n.checked_mul(factor).map(Some).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn check_mime_types(types: &Option<Vec<String>>) -> Result<()> {
+    for t in types.iter().flatten() {
+        let valid = t
+            .split_once('/')
+            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !t.contains(char::is_whitespace) && t.is_ascii());
+        if !valid {
+            return Err(Error::invalid(format!("Invalid MIME type {t:?}")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn create(project: Project, ctx: RequestContext, body: Bytes) -> Result<Json<Value>> {
+    let body: BucketBody = parse_body(&body)?;
+    let name = body.name.or(body.id.clone()).ok_or_else(|| Error::invalid("A bucket name is required"))?;
+    let id = body.id.unwrap_or_else(|| name.clone());
+    if !valid_bucket_name(&id) || !valid_bucket_name(&name) {
+        return Err(Error::invalid("Bucket name invalid"));
+    }
+    let limit = match &body.file_size_limit {
+        Some(v) => parse_size(v)?,
+        None => None,
+    };
+    check_mime_types(&body.allowed_mime_types)?;
+    let kind = body.kind.unwrap_or_else(|| "STANDARD".into());
+    if kind != "STANDARD" {
+        return Err(Error::invalid("Only STANDARD buckets are supported"));
+    }
+    let owner = ctx.principal().claims().sub().map(str::to_owned);
+    let sql = "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types) \
+               values ($1, $2, $3::text::uuid, $3, $4, $5, $6) returning to_jsonb(name)";
+    let owner = owner.filter(|o| uuid::Uuid::parse_str(o).is_ok());
+    let public = body.public.unwrap_or(false);
+    let created = rls_json(&project, &ctx, sql, &[&id, &name, &owner, &public, &limit, &body.allowed_mime_types])
+        .await
+        .map_err(duplicate_bucket)?;
+    Ok(Json(json!({ "name": created.unwrap_or(Value::String(name)) })))
+}
+
+fn duplicate_bucket(e: Error) -> Error {
+    match &e {
+        Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23505" => {
+            Error::api(409, "Duplicate", "The resource already exists")
+        }
+        _ => e,
+    }
+}
+
+pub(crate) async fn update(
+    project: Project,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    // A field set to null clears it; a missing field stays as it is.
+    let raw: Value = parse_body(&body)?;
+    let body: BucketBody = parse_body(&body)?;
+    let given = |k: &str| raw.as_object().is_some_and(|o| o.contains_key(k));
+    let set_limit = given("file_size_limit");
+    let limit = match &body.file_size_limit {
+        Some(v) => parse_size(v)?,
+        None => None,
+    };
+    check_mime_types(&body.allowed_mime_types)?;
+    let set_types = given("allowed_mime_types");
+    let sql = "update storage.buckets set public = coalesce($2, public), \
+               file_size_limit = case when $3 then $4 else file_size_limit end, \
+               allowed_mime_types = case when $5 then $6 else allowed_mime_types end, updated_at = now() \
+               where id = $1 returning to_jsonb(id)";
+    let updated =
+        rls_json(&project, &ctx, sql, &[&id, &body.public, &set_limit, &limit, &set_types, &body.allowed_mime_types])
+            .await?;
+    updated.ok_or_else(Error::no_such_bucket)?;
+    Ok(Json(json!({ "message": "Successfully updated" })))
+}
+
+pub(crate) async fn empty(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let tx = rls::begin(project.db(), &ctx).await?;
+    let found = tx.query("select 1 from storage.buckets where id = $1", &[&id]).await?;
+    if found.is_empty() {
+        return Err(Error::no_such_bucket());
+    }
+    let rows = tx
+        .query_and_commit(
+            "delete from storage.objects where bucket_id = $1 and version is not null returning version",
+            &[&id],
+        )
+        .await?;
+    let versions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    blob::forget(storage.store().as_ref(), versions.iter().map(|v| Storage::blob_path(&project, v)).collect()).await;
+    Ok(Json(json!({ "message": "Successfully emptied" })))
+}
+
+pub(crate) async fn delete(project: Project, ctx: RequestContext, Path(id): Path<String>) -> Result<Json<Value>> {
+    let tx = rls::begin(project.db(), &ctx).await?;
+    let objects = tx.query("select 1 from storage.objects where bucket_id = $1 limit 1", &[&id]).await?;
+    if !objects.is_empty() {
+        return Err(Error::api(409, "InvalidRequest", "The bucket you tried to delete is not empty"));
+    }
+    let rows = tx.query_and_commit("delete from storage.buckets where id = $1 returning id", &[&id]).await?;
+    if rows.is_empty() {
+        return Err(Error::no_such_bucket());
+    }
+    Ok(Json(json!({ "message": "Successfully deleted" })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_bytes_or_units() {
+        assert_eq!(parse_size(&json!(100)).ok(), Some(Some(100)));
+        assert_eq!(parse_size(&json!("1MB")).ok(), Some(Some(1 << 20)));
+        assert_eq!(parse_size(&json!("500 kb")).ok(), Some(Some(500 << 10)));
+        assert_eq!(parse_size(&Value::Null).ok(), Some(None));
+        for bad in [json!(-1), json!("1TB"), json!("MB"), json!(1.5), json!("99999999999999GB")] {
+            assert!(parse_size(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bucket_names_keep_to_supabases_characters() {
+        assert!(valid_bucket_name("avatars") && valid_bucket_name("My Bucket-1.0"));
+        for bad in ["", "a/b", " lead", "x".repeat(101).as_str(), "ünï"] {
+            assert!(!valid_bucket_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The HTTP face of forge-storage, at `/storage/v1`.
+
+mod bucket;
+mod object;
+
+use axum::Router;
+use axum::routing::{get, post};
+use forge_core::rls::{self, RequestContext};
+use forge_core::{Project, WireFormat};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+
+use crate::error::{Error, Result};
+use crate::service::Storage;
+
+impl Storage {
+    /// The routes, to nest at `/storage/v1` under a [`forge_core::ProjectLayer`].
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        Router::new()
+            .route("/bucket", get(bucket::list).post(bucket::create))
+            .route("/bucket/", get(bucket::list).post(bucket::create))
+            .route("/bucket/{id}", get(bucket::get).put(bucket::update).delete(bucket::delete))
+            .route("/bucket/{id}/empty", post(bucket::empty))
+            .route("/object/list/{bucket}", post(object::list))
+            .route("/object/move", post(object::move_object))
+            .route("/object/copy", post(object::copy))
+            .route("/object/info/public/{bucket}/{*path}", get(object::info_public))
+            .route("/object/info/authenticated/{bucket}/{*path}", get(object::info))
+            .route("/object/info/{bucket}/{*path}", get(object::info))
+            .route("/object/public/{bucket}/{*path}", get(object::download_public))
+            .route("/object/authenticated/{bucket}/{*path}", get(object::download))
+            .route("/object/sign/{bucket}", post(object::sign_many))
+            .route("/object/sign/{bucket}/{*path}", get(object::download_signed).post(object::sign))
+            .route("/object/{bucket}", axum::routing::delete(object::remove_many))
+            .route(
+                "/object/{bucket}/{*path}",
+                get(object::download).post(object::upload).put(object::update).delete(object::remove),
+            )
+            .layer(axum::Extension(self.clone()))
+            .layer(axum::Extension(WireFormat::Storage))
+    }
+}
+
+/// Parses a JSON body (an empty body is `{}`).
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| Error::invalid(format!("Invalid JSON body: {e}")))
+}
+
+/// Runs one statement returning one JSON value in its own RLS transaction, as the caller.
+pub(crate) async fn rls_json(
+    project: &Project,
+    ctx: &RequestContext,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Value>> {
+    let rows = rls::query_once(project.db(), ctx, sql, params).await?;
+    Ok(rows.first().and_then(|r| r.get::<_, Option<Value>>(0)))
+}
+
+/// A bucket as the service sees it (looked up without RLS: the caller's rights are checked on
+/// the objects).
+#[derive(Debug, Clone)]
+pub(crate) struct BucketInfo {
+    pub(crate) id: String,
+    pub(crate) public: bool,
+    pub(crate) file_size_limit: Option<i64>,
+    pub(crate) allowed_mime_types: Option<Vec<String>>,
+}
+
+pub(crate) async fn bucket_info(project: &Project, id: &str) -> Result<BucketInfo> {
+    let row = sqlx::query("select id, public, file_size_limit, allowed_mime_types from storage.buckets where id = $1")
+        .bind(id)
+        .fetch_optional(project.db().pool())
+        .await
+        .map_err(forge_core::ForgeError::from)?
+        .ok_or_else(Error::no_such_bucket)?;
+    use sqlx::Row as _;
+    let read = |e: sqlx::Error| Error::from(forge_core::ForgeError::from(e));
+    Ok(BucketInfo {
+        id: row.try_get("id").map_err(read)?,
+        public: row.try_get("public").map_err(read)?,
+        file_size_limit: row.try_get("file_size_limit").map_err(read)?,
+        allowed_mime_types: row.try_get("allowed_mime_types").map_err(read)?,
+    })
+}

@@ -1,0 +1,812 @@
+//! Objects: upload (`POST`/`PUT`, raw or multipart), download (authenticated, public and
+//! signed, with ranges and validators), info, list, move, copy, remove and signed URLs.
+//!
+//! Rows are read and written as the caller through RLS on `storage.objects`; bytes go to the
+//! object store under a fresh version for every upload (see the crate docs).
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use forge_core::Project;
+use forge_core::rls::RequestContext;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{BucketInfo, bucket_info, parse_body, rls_json};
+use crate::blob;
+use crate::error::{Error, Result};
+use crate::service::Storage;
+
+/// The longest object name, in bytes (Supabase's limit).
+const MAX_NAME: usize = 1024;
+
+/// Checks an object name: no empty, `.` or `..` segments, no control characters, not too long.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::api(400, "InvalidKey", format!("Invalid key: {why}")));
+    if name.is_empty() {
+        return bad("the name is empty");
+    }
+    if name.len() > MAX_NAME {
+        return bad("the name is longer than 1024 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("the name contains control characters");
+    }
+    if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return bad("empty, '.' and '..' path segments are not allowed");
+    }
+    Ok(())
+}
+
+/// What a row says about its bytes.
+#[derive(Debug, Deserialize)]
+struct Stored {
+    version: String,
+    #[serde(default)]
+    metadata: Value,
+    updated: String,
+}
+
+const STORED_JSON: &str = "jsonb_build_object('version', version, 'metadata', metadata, \
+     'updated', to_char(updated_at at time zone 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS') || ' GMT')";
+
+/// The `x-upsert` header.
+fn upsert(headers: &HeaderMap) -> bool {
+    headers.get("x-upsert").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Whether `mime` is allowed by a bucket's list (entries may end in `/*`).
+fn mime_allowed(bucket: &BucketInfo, mime: &str) -> bool {
+    let Some(allowed) = bucket.allowed_mime_types.as_ref().filter(|a| !a.is_empty()) else { return true };
+    let essence = mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    allowed.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        match a.strip_suffix("/*") {
+            Some(kind) => essence.split('/').next() == Some(kind),
+            None => a == essence || a == "*/*",
+        }
+    })
+}
+
+fn check_mime(bucket: &BucketInfo, mime: &str) -> Result<()> {
+    if mime_allowed(bucket, mime) {
+        Ok(())
+    } else {
+        Err(Error::api(415, "InvalidMimeType", format!("mime type {mime} is not supported")))
+    }
+}
+
+/// How an upload lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `POST`: a new object, or a replaced one with `x-upsert: true`.
+    Create { upsert: bool },
+    /// `PUT`: replaces an existing object.
+    Update,
+}
+
+/// What an upload carried besides its bytes.
+#[derive(Debug, Default)]
+struct Described {
+    content_type: String,
+    cache_control: String,
+    user_metadata: Option<Value>,
+}
+
+pub(crate) async fn upload(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+    request: Request,
+) -> Result<Json<Value>> {
+    let mode = Mode::Create { upsert: upsert(request.headers()) };
+    store_object(&storage, &project, &ctx, &bucket, &name, request, mode).await
+}
+
+pub(crate) async fn update(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+    request: Request,
+) -> Result<Json<Value>> {
+    store_object(&storage, &project, &ctx, &bucket, &name, request, Mode::Update).await
+}
+
+async fn store_object(
+    storage: &Storage,
+    project: &Project,
+    ctx: &RequestContext,
+    bucket: &str,
+    name: &str,
+    request: Request,
+    mode: Mode,
+) -> Result<Json<Value>> {
+    check_name(name)?;
+    let bucket = bucket_info(project, bucket).await?;
+    let limit = bucket
+        .file_size_limit
+        .and_then(|l| u64::try_from(l).ok())
+        .map_or(storage.config().file_size_limit, |l| l.min(storage.config().file_size_limit));
+    let version = Uuid::new_v4().to_string();
+    let path = Storage::blob_path(project, &version);
+    let store = storage.store().as_ref();
+    let headers = request.headers().clone();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+
+    let (size, described) = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        let form =
+            Multipart::from_request(request, &()).await.map_err(|e| Error::invalid(format!("Invalid form: {e}")))?;
+        match read_form(form, &bucket, store, &path, limit).await {
+            Ok(read) => read,
+            Err(e) => {
+                // The file may have been stored before a later field failed.
+                blob::forget(store, vec![path]).await;
+                return Err(e);
+            }
+        }
+    } else {
+        let mime = if content_type.is_empty() { "application/octet-stream".to_owned() } else { content_type };
+        check_mime(&bucket, &mime)?;
+        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(blob::too_large());
+        }
+        let user_metadata = match headers.get("x-metadata") {
+            None => None,
+            Some(v) => Some(decode_metadata(v)?),
+        };
+        let cache_control = headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let size = blob::write(store, &path, request.into_body().into_data_stream(), limit).await?;
+        (size, Described { content_type: mime, cache_control, user_metadata })
+    };
+
+    let cache_control =
+        if described.cache_control.is_empty() { "max-age=3600".to_owned() } else { described.cache_control };
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let metadata = json!({
+        "eTag": format!("\"{version}\""),
+        "size": size,
+        "mimetype": described.content_type,
+        "cacheControl": cache_control,
+        "lastModified": now,
+        "contentLength": size,
+        "httpStatusCode": 200,
+    });
+    let owner = ctx.principal().claims().sub().filter(|s| Uuid::parse_str(s).is_ok()).map(str::to_owned);
+    let sql = match mode {
+        Mode::Create { upsert: false } => {
+            "insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
+             values ($1, $2, $3::text::uuid, $3, $4, $5, $6) returning jsonb_build_object('id', id, 'old', null)"
+        }
+        Mode::Create { upsert: true } => {
+            "with old as (select version from storage.objects where bucket_id = $1 and name = $2) \
+             insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
+             values ($1, $2, $3::text::uuid, $3, $4, $5, $6) \
+             on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, \
+               metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version, \
+               updated_at = now(), last_accessed_at = now() \
+             returning jsonb_build_object('id', id, 'old', (select version from old))"
+        }
+        Mode::Update => {
+            "with old as (select id, version from storage.objects where bucket_id = $1 and name = $2) \
+             update storage.objects o set owner = $3::text::uuid, owner_id = $3, metadata = $4, \
+               user_metadata = coalesce($5, o.user_metadata), version = $6, updated_at = now(), \
+               last_accessed_at = now() \
+             from old where o.id = old.id returning jsonb_build_object('id', o.id, 'old', old.version)"
+        }
+    };
+    let written =
+        rls_json(project, ctx, sql, &[&bucket.id, &name, &owner, &metadata, &described.user_metadata, &version]).await;
+    let row = match written {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            blob::forget(store, vec![path]).await;
+            return Err(Error::no_such_key());
+        }
+        Err(e) => {
+            blob::forget(store, vec![path]).await;
+            return Err(duplicate(e));
+        }
+    };
+    if let Some(old) = row["old"].as_str() {
+        blob::forget(store, vec![Storage::blob_path(project, old)]).await;
+    }
+    Ok(Json(json!({ "Id": row["id"], "Key": format!("{}/{name}", bucket.id) })))
+}
+
+/// Reads a multipart upload: the file part (named `""` by storage-js, `file` by storage3, or
+/// any part with a file name) streams into `path`; `cacheControl` and `metadata` may come
+/// before or after it.
+async fn read_form(
+    mut form: Multipart,
+    bucket: &BucketInfo,
+    store: &dyn object_store::ObjectStore,
+    path: &object_store::path::Path,
+    limit: u64,
+) -> Result<(u64, Described)> {
+    let invalid = |e: axum::extract::multipart::MultipartError| Error::invalid(format!("Invalid form: {e}"));
+    let mut described = Described::default();
+    let mut size = None;
+    while let Some(field) = form.next_field().await.map_err(invalid)? {
+        let field_name = field.name().unwrap_or("").to_owned();
+        let is_file = field.file_name().is_some() || field_name.is_empty() || field_name == "file";
+        if is_file && size.is_none() {
+            let mime = field.content_type().unwrap_or("application/octet-stream").to_owned();
+            check_mime(bucket, &mime)?;
+            described.content_type = mime;
+            size = Some(blob::write(store, path, field, limit).await?);
+            continue;
+        }
+        let text = field.text().await.map_err(invalid)?;
+        match field_name.as_str() {
+            "cacheControl" => described.cache_control = format!("max-age={}", text.trim()),
+            "metadata" => match serde_json::from_str::<Value>(&text) {
+                Ok(v) if v.is_object() => described.user_metadata = Some(v),
+                _ => return Err(Error::invalid("metadata must be a JSON object")),
+            },
+            _ => {}
+        }
+    }
+    let size = size.ok_or_else(|| Error::invalid("The form has no file"))?;
+    Ok((size, described))
+}
+
+fn duplicate(e: Error) -> Error {
+    match &e {
+        Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23505" => {
+            Error::api(409, "Duplicate", "The resource already exists")
+        }
+        Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23503" => Error::no_such_bucket(),
+        _ => e,
+    }
+}
+
+fn decode_metadata(value: &HeaderValue) -> Result<Value> {
+    use base64::Engine as _;
+    let bad = || Error::invalid("x-metadata must be base64-encoded JSON object");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value.as_bytes()).map_err(|_| bad())?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err(bad()),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct DownloadQuery {
+    download: Option<String>,
+}
+
+pub(crate) async fn download(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    check_name(&name)?;
+    let sql = format!("select {STORED_JSON} from storage.objects where bucket_id = $1 and name = $2");
+    let stored = rls_json(&project, &ctx, &sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    serve(&storage, &project, stored, &name, q.download, &headers).await
+}
+
+pub(crate) async fn download_public(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    check_name(&name)?;
+    let info = bucket_info(&project, &bucket).await?;
+    if !info.public {
+        // A private bucket's objects are never served on public URLs.
+        return Err(Error::no_such_bucket());
+    }
+    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    serve(&storage, &project, stored, &name, q.download, &headers).await
+}
+
+/// A row looked up without RLS: for public buckets and signed URLs, whose access was decided
+/// otherwise.
+async fn stored_unchecked(project: &Project, bucket: &str, name: &str) -> Result<Value> {
+    let sql = format!("select {STORED_JSON} from storage.objects where bucket_id = $1 and name = $2");
+    let row: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(bucket)
+        .bind(name)
+        .fetch_optional(project.db().pool())
+        .await
+        .map_err(forge_core::ForgeError::from)?;
+    row.ok_or_else(Error::no_such_key)
+}
+
+/// One byte range, from a `Range: bytes=...` header.
+fn parse_range(value: &str) -> Option<GetRange> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    match (start.trim(), end.trim()) {
+        ("", n) => Some(GetRange::Suffix(n.parse().ok()?)),
+        (s, "") => Some(GetRange::Offset(s.parse().ok()?)),
+        (s, e) => {
+            let (s, e): (u64, u64) = (s.parse().ok()?, e.parse().ok()?);
+            (s <= e).then(|| GetRange::Bounded(s..e.saturating_add(1)))
+        }
+    }
+}
+
+async fn serve(
+    storage: &Storage,
+    project: &Project,
+    stored: Value,
+    name: &str,
+    download: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let stored: Stored = serde_json::from_value(stored).map_err(Error::internal)?;
+    let etag = format!("\"{}\"", stored.version);
+    let meta = &stored.metadata;
+    let size = meta["size"].as_u64().unwrap_or(0);
+    let mut out = HeaderMap::new();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            out.insert(name, v);
+        }
+    };
+    set(header::ETAG, &etag);
+    set(header::LAST_MODIFIED, &stored.updated);
+    set(header::CACHE_CONTROL, meta["cacheControl"].as_str().unwrap_or("no-cache"));
+    set(header::ACCEPT_RANGES, "bytes");
+    set(header::CONTENT_TYPE, meta["mimetype"].as_str().unwrap_or("application/octet-stream"));
+    if let Some(file) = download {
+        let file = if file.is_empty() { name.rsplit('/').next().unwrap_or(name).to_owned() } else { file };
+        let ascii: String = file
+            .chars()
+            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+            .collect();
+        let encoded: String = form_urlencoded::byte_serialize(file.as_bytes()).collect::<String>().replace('+', "%20");
+        set(header::CONTENT_DISPOSITION, &format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"));
+    }
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*" || t.trim() == stored.version));
+    if not_modified {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|v| (v, parse_range(v)));
+    let range = match range {
+        None => None,
+        Some((_, Some(r))) => Some(r),
+        Some((raw, None)) => {
+            tracing::debug!(range = raw, "unsupported range, sending the whole object");
+            None
+        }
+    };
+    if let Some(r) = &range {
+        let unsatisfiable = match r {
+            GetRange::Bounded(b) => b.start >= size,
+            GetRange::Offset(o) => *o >= size,
+            GetRange::Suffix(n) => *n == 0,
+        };
+        if unsatisfiable {
+            set(header::CONTENT_RANGE, &format!("bytes */{size}"));
+            let mut res = Error::api(416, "InvalidRange", "The requested range is not satisfiable").into_response();
+            res.headers_mut().extend(out);
+            return Ok(res);
+        }
+    }
+    let options = GetOptions { range: range.clone(), ..GetOptions::default() };
+    let got = storage.store().get_opts(&Storage::blob_path(project, &stored.version), options).await?;
+    let span = got.range.clone();
+    let length = span.end - span.start;
+    set(header::CONTENT_LENGTH, &length.to_string());
+    let status = if range.is_some() {
+        set(header::CONTENT_RANGE, &format!("bytes {}-{}/{size}", span.start, span.end.saturating_sub(1)));
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let body = Body::from_stream(got.into_stream());
+    Ok((status, out, body).into_response())
+}
+
+const INFO_JSON: &str = "jsonb_build_object('id', id, 'name', name, 'version', version, 'bucket_id', bucket_id, \
+     'size', (metadata ->> 'size')::bigint, 'content_type', metadata ->> 'mimetype', \
+     'cache_control', metadata ->> 'cacheControl', 'etag', metadata ->> 'eTag', \
+     'metadata', coalesce(user_metadata, '{}'::jsonb), 'last_modified', updated_at, 'created_at', created_at)";
+
+pub(crate) async fn info(
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    check_name(&name)?;
+    let sql = format!("select {INFO_JSON} from storage.objects where bucket_id = $1 and name = $2");
+    rls_json(&project, &ctx, &sql, &[&bucket, &name]).await?.map(Json).ok_or_else(Error::no_such_key)
+}
+
+pub(crate) async fn info_public(project: Project, Path((bucket, name)): Path<(String, String)>) -> Result<Json<Value>> {
+    check_name(&name)?;
+    if !bucket_info(&project, &bucket).await?.public {
+        return Err(Error::no_such_bucket());
+    }
+    let sql = format!("select {INFO_JSON} from storage.objects where bucket_id = $1 and name = $2");
+    let row: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(&bucket)
+        .bind(&name)
+        .fetch_optional(project.db().pool())
+        .await
+        .map_err(forge_core::ForgeError::from)?;
+    row.map(Json).ok_or_else(Error::no_such_key)
+}
+
+const FILE_OBJECT_JSON: &str = "jsonb_build_object('name', name, 'id', id, 'updated_at', updated_at, \
+     'created_at', created_at, 'last_accessed_at', last_accessed_at, 'metadata', metadata, \
+     'bucket_id', bucket_id, 'owner', owner, 'user_metadata', user_metadata)";
+
+pub(crate) async fn remove(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    check_name(&name)?;
+    let sql = "delete from storage.objects where bucket_id = $1 and name = $2 returning to_jsonb(version)";
+    let version = rls_json(&project, &ctx, sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    if let Some(v) = version.as_str() {
+        blob::forget(storage.store().as_ref(), vec![Storage::blob_path(&project, v)]).await;
+    }
+    Ok(Json(json!({ "message": "Successfully deleted" })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RemoveBody {
+    prefixes: Vec<String>,
+}
+
+pub(crate) async fn remove_many(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path(bucket): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: RemoveBody = parse_body(&body)?;
+    if body.prefixes.is_empty() || body.prefixes.len() > 1000 {
+        return Err(Error::invalid("prefixes must name between 1 and 1000 objects"));
+    }
+    let sql = format!(
+        "with gone as (delete from storage.objects where bucket_id = $1 and name = any($2) \
+           returning {FILE_OBJECT_JSON} as j, version) \
+         select jsonb_build_object('objects', coalesce(jsonb_agg(j), '[]'::jsonb), \
+           'versions', coalesce(jsonb_agg(version), '[]'::jsonb)) from gone"
+    );
+    let out = rls_json(&project, &ctx, &sql, &[&bucket, &body.prefixes]).await?.unwrap_or_default();
+    let versions = out["versions"].as_array().cloned().unwrap_or_default();
+    let paths = versions.iter().filter_map(Value::as_str).map(|v| Storage::blob_path(&project, v)).collect();
+    blob::forget(storage.store().as_ref(), paths).await;
+    Ok(Json(out["objects"].clone()))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct SortBy {
+    column: Option<String>,
+    order: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ListBody {
+    prefix: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    #[serde(rename = "sortBy")]
+    sort_by: Option<SortBy>,
+    search: Option<String>,
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub(crate) async fn list(
+    project: Project,
+    ctx: RequestContext,
+    Path(bucket): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: ListBody = parse_body(&body)?;
+    let prefix = body.prefix.unwrap_or_default();
+    let prefix = prefix.trim_matches('/');
+    let (folder, level) = if prefix.is_empty() {
+        (String::new(), 1i32)
+    } else {
+        (format!("{prefix}/"), prefix.split('/').count() as i32 + 1)
+    };
+    let sort = body.sort_by.unwrap_or_default();
+    let column = match sort.column.as_deref().unwrap_or("name") {
+        "name" => "name",
+        "updated_at" => "updated_at",
+        "created_at" => "created_at",
+        "last_accessed_at" => "last_accessed_at",
+        other => return Err(Error::invalid(format!("Invalid sortBy column {other:?}"))),
+    };
+    let order = match sort.order.as_deref().unwrap_or("asc").to_ascii_lowercase().as_str() {
+        "asc" => "asc",
+        "desc" => "desc",
+        other => return Err(Error::invalid(format!("Invalid sortBy order {other:?}"))),
+    };
+    let limit = body.limit.unwrap_or(100).clamp(0, 10_000);
+    let offset = body.offset.unwrap_or(0).max(0);
+    let pattern = format!("{}%", like_escape(&folder));
+    let search = format!("{}%", like_escape(body.search.as_deref().unwrap_or("")));
+    // Direct children are files; deeper names show as one folder entry each (no id).
+    let sql = format!(
+        "with entries as ( \
+           select distinct on (path_tokens[$3], array_length(path_tokens, 1) = $3) \
+             path_tokens[$3] as name, array_length(path_tokens, 1) = $3 as is_file, \
+             case when array_length(path_tokens, 1) = $3 then id end as id, \
+             case when array_length(path_tokens, 1) = $3 then updated_at end as updated_at, \
+             case when array_length(path_tokens, 1) = $3 then created_at end as created_at, \
+             case when array_length(path_tokens, 1) = $3 then last_accessed_at end as last_accessed_at, \
+             case when array_length(path_tokens, 1) = $3 then metadata end as metadata \
+           from storage.objects \
+           where bucket_id = $1 and name like $2 escape '\\' and path_tokens[$3] ilike $4 escape '\\' \
+           order by path_tokens[$3], array_length(path_tokens, 1) = $3 desc), \
+         page as (select * from entries order by {column} {order} nulls first, name {order} limit $5 offset $6) \
+         select coalesce(jsonb_agg(jsonb_build_object('name', name, 'id', id, 'updated_at', updated_at, \
+           'created_at', created_at, 'last_accessed_at', last_accessed_at, 'metadata', metadata) \
+           order by {column} {order} nulls first, name {order}), '[]'::jsonb) from page"
+    );
+    let out = rls_json(&project, &ctx, &sql, &[&bucket, &pattern, &level, &search, &limit, &offset]).await?;
+    Ok(Json(out.unwrap_or_else(|| json!([]))))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct MoveBody {
+    #[serde(rename = "bucketId")]
+    bucket_id: String,
+    #[serde(rename = "sourceKey")]
+    source_key: String,
+    #[serde(rename = "destinationKey")]
+    destination_key: String,
+    #[serde(rename = "destinationBucket")]
+    destination_bucket: Option<String>,
+}
+
+pub(crate) async fn move_object(project: Project, ctx: RequestContext, body: Bytes) -> Result<Json<Value>> {
+    let body: MoveBody = parse_body(&body)?;
+    check_name(&body.source_key)?;
+    check_name(&body.destination_key)?;
+    let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
+    bucket_info(&project, &to_bucket).await?;
+    // The bytes stay where they are: only the row changes.
+    let sql = "update storage.objects set bucket_id = $3, name = $4, updated_at = now() \
+               where bucket_id = $1 and name = $2 returning to_jsonb(id)";
+    let moved = rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key, &to_bucket, &body.destination_key])
+        .await
+        .map_err(duplicate)?;
+    moved.ok_or_else(Error::no_such_key)?;
+    Ok(Json(json!({ "message": "Successfully moved" })))
+}
+
+pub(crate) async fn copy(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: MoveBody = parse_body(&body)?;
+    check_name(&body.source_key)?;
+    check_name(&body.destination_key)?;
+    let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
+    bucket_info(&project, &to_bucket).await?;
+    let sql = "select jsonb_build_object('version', version, 'metadata', metadata, 'user_metadata', user_metadata) \
+               from storage.objects where bucket_id = $1 and name = $2";
+    let source =
+        rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key]).await?.ok_or_else(Error::no_such_key)?;
+    let from = source["version"].as_str().ok_or_else(Error::no_such_key)?;
+    let version = Uuid::new_v4().to_string();
+    let store = storage.store().as_ref();
+    let target = Storage::blob_path(&project, &version);
+    store.copy(&Storage::blob_path(&project, from), &target).await?;
+    let mut metadata = source["metadata"].clone();
+    metadata["eTag"] = json!(format!("\"{version}\""));
+    metadata["lastModified"] = json!(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default());
+    let owner = ctx.principal().claims().sub().filter(|s| Uuid::parse_str(s).is_ok()).map(str::to_owned);
+    let on_conflict = if upsert(&headers) {
+        "on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, \
+         metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version, \
+         updated_at = now()"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "with old as (select version from storage.objects where bucket_id = $1 and name = $2) \
+         insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
+         values ($1, $2, $3::text::uuid, $3, $4, $5, $6) {on_conflict} \
+         returning jsonb_build_object('id', id, 'old', (select version from old))"
+    );
+    let user_metadata = source["user_metadata"].clone();
+    let row = rls_json(
+        &project,
+        &ctx,
+        &sql,
+        &[&to_bucket, &body.destination_key, &owner, &metadata, &user_metadata, &version],
+    )
+    .await;
+    let row = match row {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            blob::forget(store, vec![target]).await;
+            return Err(Error::no_such_key());
+        }
+        Err(e) => {
+            blob::forget(store, vec![target]).await;
+            return Err(duplicate(e));
+        }
+    };
+    if let Some(old) = row["old"].as_str() {
+        blob::forget(store, vec![Storage::blob_path(&project, old)]).await;
+    }
+    Ok(Json(json!({ "Id": row["id"], "Key": format!("{to_bucket}/{}", body.destination_key) })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct SignBody {
+    #[serde(rename = "expiresIn")]
+    expires_in: Option<i64>,
+    paths: Vec<String>,
+}
+
+fn expiry(storage: &Storage, seconds: Option<i64>) -> Result<i64> {
+    let max = i64::try_from(storage.config().max_signed_url_expiry).unwrap_or(i64::MAX);
+    match seconds {
+        Some(s) if s >= 1 && s <= max => Ok(s),
+        _ => Err(Error::invalid(format!("expiresIn must be between 1 and {max} seconds"))),
+    }
+}
+
+fn signed_url(project: &Project, bucket: &str, name: &str, expires_in: i64) -> Result<String> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({ "url": format!("{bucket}/{name}"), "iat": now, "exp": now + expires_in });
+    let claims = claims.as_object().cloned().unwrap_or_default();
+    let token = project.keys().sign_hs256(&claims).map_err(Error::internal)?;
+    Ok(format!("/object/sign/{bucket}/{name}?token={token}"))
+}
+
+pub(crate) async fn sign(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    check_name(&name)?;
+    let body: SignBody = parse_body(&body)?;
+    let expires_in = expiry(&storage, body.expires_in)?;
+    // Only what the caller may read can be signed.
+    let sql = "select to_jsonb(id) from storage.objects where bucket_id = $1 and name = $2";
+    rls_json(&project, &ctx, sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    Ok(Json(json!({ "signedURL": signed_url(&project, &bucket, &name, expires_in)? })))
+}
+
+pub(crate) async fn sign_many(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path(bucket): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: SignBody = parse_body(&body)?;
+    let expires_in = expiry(&storage, body.expires_in)?;
+    if body.paths.is_empty() || body.paths.len() > 1000 {
+        return Err(Error::invalid("paths must name between 1 and 1000 objects"));
+    }
+    let sql =
+        "select coalesce(jsonb_agg(name), '[]'::jsonb) from storage.objects where bucket_id = $1 and name = any($2)";
+    let visible = rls_json(&project, &ctx, sql, &[&bucket, &body.paths]).await?.unwrap_or_default();
+    let visible: Vec<&str> =
+        visible.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let mut out = Vec::with_capacity(body.paths.len());
+    for path in &body.paths {
+        if visible.contains(&path.as_str()) {
+            out.push(
+                json!({ "path": path, "signedURL": signed_url(&project, &bucket, path, expires_in)?, "error": null }),
+            );
+        } else {
+            out.push(json!({ "path": path, "signedURL": null, "error": "Either the object does not exist or you do not have access to it" }));
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct SignedQuery {
+    token: Option<String>,
+    download: Option<String>,
+}
+
+pub(crate) async fn download_signed(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(q): Query<SignedQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let token = q
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::api(400, "InvalidSignature", "Querystring must have required property 'token'"))?;
+    let claims = project
+        .keys()
+        .verify_own_jwt(token)
+        .map_err(|e| Error::api(400, "InvalidSignature", format!("The signature is invalid: {e}")))?;
+    if claims.get("url").and_then(Value::as_str) != Some(format!("{bucket}/{name}").as_str()) {
+        return Err(Error::api(400, "InvalidSignature", "The signature does not match the object"));
+    }
+    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    serve(&storage, &project, stored, &name, q.download, &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_segment_by_segment() {
+        for ok in ["a.txt", "a/b/c.png", "folder/with space/é.txt", "a..b/c"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(MAX_NAME + 1);
+        for bad in ["", "/a", "a/", "a//b", ".", "a/./b", "..", "a/../b", "a\u{0}b", "a\nb", long.as_str()] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn single_byte_ranges_only() {
+        assert_eq!(parse_range("bytes=0-9"), Some(GetRange::Bounded(0..10)));
+        assert_eq!(parse_range("bytes=5-"), Some(GetRange::Offset(5)));
+        assert_eq!(parse_range("bytes=-3"), Some(GetRange::Suffix(3)));
+        for bad in ["bytes=9-1", "bytes=0-1,4-5", "items=0-1", "bytes=a-b", "bytes=-"] {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn mime_lists_allow_wildcards_and_ignore_parameters() {
+        let bucket = |types: Option<Vec<&str>>| BucketInfo {
+            id: "b".into(),
+            public: false,
+            file_size_limit: None,
+            allowed_mime_types: types.map(|t| t.into_iter().map(str::to_owned).collect()),
+        };
+        assert!(mime_allowed(&bucket(None), "anything/at-all"));
+        let images = bucket(Some(vec!["image/*", "text/csv"]));
+        assert!(mime_allowed(&images, "image/png"));
+        assert!(mime_allowed(&images, "Text/CSV; charset=utf-8"));
+        assert!(!mime_allowed(&images, "text/plain"));
+        assert!(!mime_allowed(&images, "imagex/png"));
+    }
+}

@@ -1,0 +1,64 @@
+//! Streaming bodies into and out of the object store, with limits enforced as bytes arrive.
+
+use futures_util::{Stream, StreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
+
+use crate::error::{Error, Result};
+
+/// Parts are sent to the store in chunks of this size (S3's minimum part is 5 MiB).
+const CHUNK: usize = 8 * 1024 * 1024;
+
+/// 413 `EntityTooLarge`.
+pub(crate) fn too_large() -> Error {
+    Error::api(413, "EntityTooLarge", "The object exceeded the maximum allowed size")
+}
+
+/// Streams `body` into `path` and returns its size. Beyond `limit` bytes, or when the body
+/// fails (the client went away), the upload is aborted and nothing is left at `path`.
+pub(crate) async fn write<S, E>(store: &dyn ObjectStore, path: &Path, mut body: S, limit: u64) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<axum::body::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let upload = store.put_multipart(path).await?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+    let mut size = 0u64;
+    let copied: Result<()> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Error::invalid(format!("The upload was interrupted: {e}")))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(too_large());
+            }
+            // At most two parts in flight: memory stays bounded whatever the object's size.
+            writer.wait_for_capacity(2).await?;
+            writer.put(chunk);
+        }
+        Ok(())
+    }
+    .await;
+    match copied {
+        Ok(()) => {
+            writer.finish().await?;
+            Ok(size)
+        }
+        Err(e) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, path = %path, "aborting a failed upload failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Deletes blobs after the rows that pointed at them are gone. Failures are logged: a stray
+/// blob is garbage, not data loss.
+pub(crate) async fn forget(store: &dyn ObjectStore, paths: Vec<Path>) {
+    for path in paths {
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, path = %path, "deleting a replaced blob failed"),
+        }
+    }
+}

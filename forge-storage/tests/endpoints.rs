@@ -1,0 +1,481 @@
+//! Each endpoint against a real Postgres, on the in-memory and local-filesystem backends.
+
+mod common;
+
+use axum::body::Body;
+use common::{BACKENDS, api};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn buckets_crud_with_limits_and_names() {
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        let r = t
+            .service(
+                "POST",
+                "/bucket",
+                json!({ "id": "avatars", "name": "avatars", "public": false, "file_size_limit": "1KB", "allowed_mime_types": ["image/*"] }),
+            )
+            .await;
+        assert_eq!((r.status.as_u16(), r.json()), (200, json!({ "name": "avatars" })), "{backend:?}");
+        t.service("POST", "/bucket", json!({ "name": "avatars" })).await.assert_error(400, "409", "Duplicate");
+        t.service("POST", "/bucket", json!({ "name": "a/b" })).await.assert_error(400, "400", "InvalidRequest");
+        t.service("POST", "/bucket", json!({ "name": "x", "file_size_limit": "lots" })).await.assert_error(
+            400,
+            "400",
+            "InvalidRequest",
+        );
+
+        let b = t.service("GET", "/bucket/avatars", Value::Null).await.json();
+        assert_eq!(b["file_size_limit"], 1024);
+        assert_eq!(b["allowed_mime_types"], json!(["image/*"]));
+        assert_eq!(b["public"], false);
+        assert!(b["created_at"].is_string() && b["updated_at"].is_string());
+        t.service("GET", "/bucket/nope", Value::Null).await.assert_error(400, "404", "NoSuchBucket");
+
+        let r = t.service("PUT", "/bucket/avatars", json!({ "public": true, "file_size_limit": null })).await;
+        assert_eq!(r.json()["message"], "Successfully updated");
+        let b = t.service("GET", "/bucket/avatars", Value::Null).await.json();
+        assert_eq!((b["public"].clone(), b["file_size_limit"].clone()), (json!(true), Value::Null));
+        assert_eq!(b["allowed_mime_types"], json!(["image/*"]), "untouched fields stay");
+
+        t.create_bucket("docs", false).await;
+        let list = t.service("GET", "/bucket", Value::Null).await.json();
+        let names: Vec<&str> = list.as_array().expect("array").iter().filter_map(|b| b["name"].as_str()).collect();
+        assert_eq!(names, ["avatars", "docs"]);
+        let list = t.service("GET", "/bucket?search=doc&limit=5", Value::Null).await.json();
+        assert_eq!(list.as_array().map(Vec::len), Some(1));
+
+        // Without policies, the anon role sees no buckets and cannot create any.
+        assert_eq!(t.send("GET", "/bucket", None, Value::Null).await.json(), json!([]));
+        let r = t.send("POST", "/bucket", None, json!({ "name": "mine" })).await;
+        r.assert_error(403, "403", "AccessDenied");
+
+        // A bucket with objects is refused until emptied.
+        t.put_raw("POST", "/object/docs/a.txt", Some(&t.service_key()), "text/plain", b"hello").await;
+        t.service("DELETE", "/bucket/docs", json!({})).await.assert_error(400, "409", "InvalidRequest");
+        let r = t.service("POST", "/bucket/docs/empty", json!({})).await;
+        assert_eq!(r.json()["message"], "Successfully emptied");
+        assert!(t.blobs().await.is_empty(), "emptying removed the bytes");
+        let r = t.service("DELETE", "/bucket/docs", json!({})).await;
+        assert_eq!(r.json()["message"], "Successfully deleted");
+        t.service("DELETE", "/bucket/docs", json!({})).await.assert_error(400, "404", "NoSuchBucket");
+    }
+}
+
+#[tokio::test]
+async fn upload_download_with_ranges_validators_and_info() {
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("docs", false).await;
+        let key = t.service_key();
+        let meta = base64_json(&json!({ "owner": "team-a" }));
+        let req = t
+            .builder("POST", "/object/docs/reports/2026/q3.txt", Some(&key))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("cache-control", "max-age=60")
+            .header("x-metadata", meta)
+            .body(Body::from("0123456789"))
+            .expect("request");
+        let r = t.request(req).await;
+        assert_eq!(r.status, 200, "{backend:?} {}", r.text());
+        assert_eq!(r.json()["Key"], "docs/reports/2026/q3.txt");
+        assert!(r.json()["Id"].as_str().is_some_and(|i| i.len() == 36));
+
+        let r = t.send("GET", "/object/docs/reports/2026/q3.txt", Some(&key), Value::Null).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "0123456789"));
+        assert_eq!(r.header("content-type"), Some("text/plain;charset=UTF-8"));
+        assert_eq!(r.header("cache-control"), Some("max-age=60"));
+        assert_eq!(r.header("content-length"), Some("10"));
+        assert_eq!(r.header("accept-ranges"), Some("bytes"));
+        assert!(r.header("last-modified").is_some_and(|l| l.ends_with(" GMT")), "{:?}", r.header("last-modified"));
+        let etag = r.header("etag").expect("etag").to_owned();
+        let r = t.send("GET", "/object/authenticated/docs/reports/2026/q3.txt", Some(&key), Value::Null).await;
+        assert_eq!(r.text(), "0123456789");
+
+        let req = t.builder("GET", "/object/docs/reports/2026/q3.txt", Some(&key)).header("if-none-match", &etag);
+        let r = t.request(req.body(Body::empty()).expect("req")).await;
+        assert_eq!(r.status, 304);
+        assert!(r.body.is_empty());
+        let req = t.builder("GET", "/object/docs/reports/2026/q3.txt", Some(&key)).header("range", "bytes=2-5");
+        let r = t.request(req.body(Body::empty()).expect("req")).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (206, "2345"));
+        assert_eq!(r.header("content-range"), Some("bytes 2-5/10"));
+        let req = t.builder("GET", "/object/docs/reports/2026/q3.txt", Some(&key)).header("range", "bytes=-3");
+        assert_eq!(t.request(req.body(Body::empty()).expect("req")).await.text(), "789");
+        let req = t.builder("GET", "/object/docs/reports/2026/q3.txt", Some(&key)).header("range", "bytes=20-");
+        let r = t.request(req.body(Body::empty()).expect("req")).await;
+        assert_eq!(r.status, 416);
+        assert_eq!(r.header("content-range"), Some("bytes */10"));
+
+        let r = t.send("GET", "/object/docs/reports/2026/q3.txt?download=", Some(&key), Value::Null).await;
+        assert!(r.header("content-disposition").is_some_and(|d| d.contains("filename=\"q3.txt\"")));
+        let r = t
+            .send("GET", "/object/docs/reports/2026/q3.txt?download=r%C3%A9sum%C3%A9.txt", Some(&key), Value::Null)
+            .await;
+        assert!(r.header("content-disposition").is_some_and(|d| d.contains("UTF-8''r%C3%A9sum%C3%A9.txt")));
+
+        let info = t.send("GET", "/object/info/docs/reports/2026/q3.txt", Some(&key), Value::Null).await.json();
+        assert_eq!(info["name"], "reports/2026/q3.txt");
+        assert_eq!(info["bucket_id"], "docs");
+        assert_eq!(info["size"], 10);
+        assert_eq!(info["content_type"], "text/plain;charset=UTF-8");
+        assert_eq!(info["cache_control"], "max-age=60");
+        assert_eq!(info["metadata"], json!({ "owner": "team-a" }));
+        assert_eq!(info["etag"], etag.as_str());
+
+        // exists(): HEAD; a missing object is 400 with statusCode 404.
+        assert_eq!(t.send("HEAD", "/object/docs/reports/2026/q3.txt", Some(&key), Value::Null).await.status, 200);
+        let r = t.send("GET", "/object/docs/missing.txt", Some(&key), Value::Null).await;
+        r.assert_error(400, "404", "NoSuchKey");
+        assert_eq!(t.send("HEAD", "/object/docs/missing.txt", Some(&key), Value::Null).await.status, 400);
+        t.send("GET", "/object/nobucket/x.txt", Some(&key), Value::Null).await.assert_error(400, "404", "NoSuchKey");
+    }
+}
+
+fn base64_json(v: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(v.to_string())
+}
+
+fn multipart(field: &str, filename: &str, mime: &str, bytes: &[u8], extra: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "----forgeboundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in extra {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {mime}\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn multipart_uploads_upsert_update_and_limits() {
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("media", false).await;
+        let key = t.service_key();
+        // storage-js: an unnamed file part after cacheControl and metadata.
+        let (ct, body) = multipart(
+            "",
+            "blob",
+            "image/png",
+            b"\x89PNG-one",
+            &[("cacheControl", "3600"), ("metadata", "{\"alt\":\"cat\"}")],
+        );
+        let req =
+            t.builder("POST", "/object/media/cat.png", Some(&key)).header("content-type", ct).body(Body::from(body));
+        let r = t.request(req.expect("req")).await;
+        assert_eq!(r.status, 200, "{backend:?} {}", r.text());
+        let info = t.send("GET", "/object/info/media/cat.png", Some(&key), Value::Null).await.json();
+        assert_eq!(
+            (info["content_type"].clone(), info["cache_control"].clone()),
+            (json!("image/png"), json!("max-age=3600"))
+        );
+        assert_eq!(info["metadata"], json!({ "alt": "cat" }));
+
+        // storage3: a part named `file`, metadata after it.
+        let (ct, body) = multipart("file", "dog.png", "image/png", b"\x89PNG-dog", &[]);
+        let req =
+            t.builder("POST", "/object/media/dog.png", Some(&key)).header("content-type", ct).body(Body::from(body));
+        assert_eq!(t.request(req.expect("req")).await.status, 200);
+
+        // A second POST without x-upsert is a conflict; nothing is left behind.
+        let before = t.blobs().await;
+        let r = t.put_raw("POST", "/object/media/cat.png", Some(&key), "image/png", b"\x89PNG-two").await;
+        r.assert_error(400, "409", "Duplicate");
+        assert_eq!(t.blobs().await, before, "the refused upload's bytes are gone");
+        // With x-upsert the object is replaced, and the old bytes go.
+        let req = t
+            .builder("POST", "/object/media/cat.png", Some(&key))
+            .header("content-type", "image/png")
+            .header("x-upsert", "true")
+            .body(Body::from(&b"\x89PNG-two"[..]));
+        assert_eq!(t.request(req.expect("req")).await.status, 200);
+        let r = t.send("GET", "/object/media/cat.png", Some(&key), Value::Null).await;
+        assert_eq!(r.body, b"\x89PNG-two");
+        assert_eq!(t.blobs().await.len(), 2, "one blob per object");
+
+        // PUT replaces an existing object and refuses a missing one.
+        let r = t.put_raw("PUT", "/object/media/dog.png", Some(&key), "image/png", b"\x89PNG-dog2").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(t.send("GET", "/object/media/dog.png", Some(&key), Value::Null).await.body, b"\x89PNG-dog2");
+        let r = t.put_raw("PUT", "/object/media/none.png", Some(&key), "image/png", b"x").await;
+        r.assert_error(400, "404", "NoSuchKey");
+        assert_eq!(t.blobs().await.len(), 2);
+
+        // Size and MIME limits, enforced while streaming: nothing stored.
+        t.service(
+            "POST",
+            "/bucket",
+            json!({ "name": "tiny", "file_size_limit": 8, "allowed_mime_types": ["image/*", "text/csv"] }),
+        )
+        .await;
+        let (rows, blobs) = (t.rows().await, t.blobs().await.len());
+        t.put_raw("POST", "/object/tiny/a.png", Some(&key), "image/png", b"123456789").await.assert_error(
+            400,
+            "413",
+            "EntityTooLarge",
+        );
+        let (ct, body) = multipart("", "blob", "image/png", b"123456789", &[]);
+        let req = t.builder("POST", "/object/tiny/b.png", Some(&key)).header("content-type", ct).body(Body::from(body));
+        t.request(req.expect("req")).await.assert_error(400, "413", "EntityTooLarge");
+        t.put_raw("POST", "/object/tiny/a.txt", Some(&key), "text/plain", b"1").await.assert_error(
+            400,
+            "415",
+            "InvalidMimeType",
+        );
+        assert_eq!((t.rows().await, t.blobs().await.len()), (rows, blobs));
+        assert_eq!(
+            t.put_raw("POST", "/object/tiny/a.csv", Some(&key), "text/csv; charset=utf-8", b"a,b").await.status,
+            200
+        );
+
+        for bad in ["a/../b.txt", "a//b.txt", "./a.txt", "a/%2E%2E/b.txt", "a%00b.txt"] {
+            let r = t.put_raw("POST", &format!("/object/media/{bad}"), Some(&key), "text/plain", b"x").await;
+            r.assert_error(400, "400", "InvalidKey");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_leaves_no_row_and_no_blob() {
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("docs", false).await;
+        let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+            Ok(axum::body::Bytes::from(vec![7u8; 64 * 1024])),
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+        ];
+        let body = Body::from_stream(futures_util::stream::iter(chunks));
+        let req = t
+            .builder("POST", "/object/docs/big.bin", Some(&t.service_key()))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .expect("req");
+        let r = t.request(req).await;
+        assert_eq!(r.status, 400, "{backend:?} {}", r.text());
+        assert_eq!(t.rows().await, 0);
+        assert!(t.blobs().await.is_empty(), "{:?}", t.blobs().await);
+    }
+}
+
+#[tokio::test]
+async fn list_move_copy_and_remove() {
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("docs", false).await;
+        t.create_bucket("archive", false).await;
+        let key = t.service_key();
+        for name in ["a.txt", "b.txt", "folder/c.txt", "folder/sub/d.txt", "folder/sub/e.txt"] {
+            let r = t.put_raw("POST", &format!("/object/docs/{name}"), Some(&key), "text/plain", name.as_bytes()).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        let names = |v: &Value| -> Vec<(String, bool)> {
+            v.as_array()
+                .expect("array")
+                .iter()
+                .map(|e| (e["name"].as_str().expect("name").to_owned(), e["id"].is_string()))
+                .collect()
+        };
+        let root =
+            t.service("POST", "/object/list/docs", json!({ "prefix": "", "limit": 100, "offset": 0 })).await.json();
+        assert_eq!(names(&root), [("a.txt".into(), true), ("b.txt".into(), true), ("folder".into(), false)]);
+        let file = &root[0];
+        assert_eq!(file["metadata"]["size"], 5);
+        assert_eq!(file["metadata"]["mimetype"], "text/plain");
+        assert!(root[2]["metadata"].is_null() && root[2]["updated_at"].is_null());
+        let inner = t.service("POST", "/object/list/docs", json!({ "prefix": "folder/" })).await.json();
+        assert_eq!(names(&inner), [("c.txt".into(), true), ("sub".into(), false)]);
+        let deep =
+            t.service("POST", "/object/list/docs", json!({ "prefix": "folder/sub", "search": "e" })).await.json();
+        assert_eq!(names(&deep), [("e.txt".into(), true)]);
+        let page = t
+            .service(
+                "POST",
+                "/object/list/docs",
+                json!({ "prefix": "", "limit": 1, "offset": 1, "sortBy": { "column": "name", "order": "desc" } }),
+            )
+            .await
+            .json();
+        assert_eq!(names(&page), [("b.txt".into(), true)]);
+
+        // Move renames the row; the bytes stay put.
+        let blobs = t.blobs().await;
+        let r = t
+            .service(
+                "POST",
+                "/object/move",
+                json!({ "bucketId": "docs", "sourceKey": "a.txt", "destinationKey": "moved/a.txt" }),
+            )
+            .await;
+        assert_eq!(r.json()["message"], "Successfully moved", "{}", r.text());
+        assert_eq!(t.blobs().await, blobs);
+        assert_eq!(t.send("GET", "/object/docs/moved/a.txt", Some(&key), Value::Null).await.text(), "a.txt");
+        t.send("GET", "/object/docs/a.txt", Some(&key), Value::Null).await.assert_error(400, "404", "NoSuchKey");
+        let r = t
+            .service(
+                "POST",
+                "/object/move",
+                json!({ "bucketId": "docs", "sourceKey": "b.txt", "destinationKey": "moved/a.txt" }),
+            )
+            .await;
+        r.assert_error(400, "409", "Duplicate");
+        let r = t
+            .service("POST", "/object/move", json!({ "bucketId": "docs", "sourceKey": "b.txt", "destinationKey": "b.txt", "destinationBucket": "archive" }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(t.send("GET", "/object/archive/b.txt", Some(&key), Value::Null).await.text(), "b.txt");
+
+        // Copy makes a second object with its own bytes.
+        let r = t
+            .service("POST", "/object/copy", json!({ "bucketId": "docs", "sourceKey": "moved/a.txt", "destinationKey": "a-copy.txt", "destinationBucket": "archive" }))
+            .await;
+        assert_eq!(r.json()["Key"], "archive/a-copy.txt", "{}", r.text());
+        assert_eq!(t.blobs().await.len(), 6);
+        t.send("DELETE", "/object/docs/moved/a.txt", Some(&key), Value::Null).await;
+        assert_eq!(t.send("GET", "/object/archive/a-copy.txt", Some(&key), Value::Null).await.text(), "a.txt");
+
+        // Bulk remove returns what went; missing names are ignored.
+        let r = t
+            .service("DELETE", "/object/docs", json!({ "prefixes": ["folder/c.txt", "folder/sub/d.txt", "nope.txt"] }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let mut gone: Vec<String> =
+            r.json().as_array().expect("array").iter().map(|o| o["name"].as_str().expect("name").to_owned()).collect();
+        gone.sort();
+        assert_eq!(gone, ["folder/c.txt", "folder/sub/d.txt"]);
+        assert_eq!(t.rows().await, 3);
+        assert_eq!(t.blobs().await.len(), 3, "removed objects' bytes are gone");
+        let r = t.send("DELETE", "/object/docs/nope.txt", Some(&key), Value::Null).await;
+        r.assert_error(400, "404", "NoSuchKey");
+    }
+}
+
+#[tokio::test]
+async fn signed_urls_are_bound_to_one_object_and_expire() {
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("private", false).await;
+    let key = t.service_key();
+    t.put_raw("POST", "/object/private/dir/secret%20one.txt", Some(&key), "text/plain", b"top secret").await;
+    t.put_raw("POST", "/object/private/other.txt", Some(&key), "text/plain", b"other").await;
+    let r = t.service("POST", "/object/sign/private/dir/secret%20one.txt", json!({ "expiresIn": 60 })).await;
+    let url = r.json()["signedURL"].as_str().expect("signedURL").to_owned();
+    assert!(url.starts_with("/object/sign/private/dir/secret one.txt?token="), "the decoded key: {url}");
+    let fetch = |url: String| {
+        let t = &t;
+        async move {
+            let uri = url.replace(' ', "%20");
+            let req = axum::http::Request::builder().uri(format!("/storage/v1{uri}")).body(Body::empty()).expect("req");
+            t.request(req).await
+        }
+    };
+    let r = fetch(url.clone()).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "top secret"));
+    let r = fetch(format!("{url}&download=s.txt")).await;
+    assert!(r.header("content-disposition").is_some_and(|d| d.contains("s.txt")));
+
+    // Bound to its object, tamper-evident, and expiring.
+    let token = url.split("token=").nth(1).expect("token").to_owned();
+    fetch(format!("/object/sign/private/other.txt?token={token}")).await.assert_error(400, "400", "InvalidSignature");
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    fetch(format!("/object/sign/private/dir/secret%20one.txt?token={forged}")).await.assert_error(
+        400,
+        "400",
+        "InvalidSignature",
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expired = json!({ "url": "private/dir/secret one.txt", "iat": now - 600, "exp": now - 300 });
+    let expired = t.project.keys().sign_hs256(expired.as_object().expect("claims")).expect("sign");
+    fetch(format!("/object/sign/private/dir/secret%20one.txt?token={expired}")).await.assert_error(
+        400,
+        "400",
+        "InvalidSignature",
+    );
+    fetch("/object/sign/private/other.txt".into()).await.assert_error(400, "400", "InvalidSignature");
+
+    t.service("POST", "/object/sign/private/other.txt", json!({ "expiresIn": 0 })).await.assert_error(
+        400,
+        "400",
+        "InvalidRequest",
+    );
+    t.service("POST", "/object/sign/private/missing.txt", json!({ "expiresIn": 60 })).await.assert_error(
+        400,
+        "404",
+        "NoSuchKey",
+    );
+    let many = t
+        .service("POST", "/object/sign/private", json!({ "expiresIn": 60, "paths": ["other.txt", "missing.txt"] }))
+        .await
+        .json();
+    assert!(many[0]["signedURL"].as_str().is_some_and(|u| u.starts_with("/object/sign/private/other.txt?token=")));
+    assert_eq!((many[1]["signedURL"].clone(), many[1]["path"].clone()), (Value::Null, json!("missing.txt")));
+    assert!(many[1]["error"].is_string());
+}
+
+#[tokio::test]
+async fn policies_decide_who_reads_and_writes_each_folder() {
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("private", false).await;
+    t.create_bucket("public", true).await;
+    sqlx::raw_sql(
+        "create policy own_folder_read on storage.objects for select to authenticated \
+           using (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text); \
+         create policy own_folder_write on storage.objects for insert to authenticated \
+           with check (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text and owner = auth.uid()); \
+         create policy own_folder_update on storage.objects for update to authenticated \
+           using (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text); \
+         create policy own_folder_delete on storage.objects for delete to authenticated \
+           using (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text);",
+    )
+    .execute(t.db.pool())
+    .await
+    .expect("policies");
+    let (ann, bob) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let (ann_token, bob_token) = (t.user_token(ann), t.user_token(bob));
+
+    let r =
+        t.put_raw("POST", &format!("/object/private/{ann}/notes.txt"), Some(&ann_token), "text/plain", b"ann's").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let owner: Option<uuid::Uuid> =
+        sqlx::query_scalar("select owner from storage.objects").fetch_one(t.db.pool()).await.expect("owner");
+    assert_eq!(owner, Some(ann), "owner comes from the token's subject");
+    let r = t.put_raw("POST", &format!("/object/private/{bob}/notes.txt"), Some(&ann_token), "text/plain", b"x").await;
+    r.assert_error(403, "403", "AccessDenied");
+    assert_eq!(t.blobs().await.len(), 1, "the refused upload left no bytes");
+
+    let path = format!("/object/private/{ann}/notes.txt");
+    assert_eq!(t.send("GET", &path, Some(&ann_token), Value::Null).await.text(), "ann's");
+    t.send("GET", &path, Some(&bob_token), Value::Null).await.assert_error(400, "404", "NoSuchKey");
+    t.send("GET", &path, None, Value::Null).await.assert_error(400, "404", "NoSuchKey");
+    let listed = t.send("POST", "/object/list/private", Some(&bob_token), json!({ "prefix": ann.to_string() })).await;
+    assert_eq!(listed.json(), json!([]));
+    t.send("POST", &format!("/object/sign/private/{ann}/notes.txt"), Some(&bob_token), json!({ "expiresIn": 60 }))
+        .await
+        .assert_error(400, "404", "NoSuchKey");
+    // Bob cannot delete it either; Ann can.
+    t.send("DELETE", &path, Some(&bob_token), Value::Null).await.assert_error(400, "404", "NoSuchKey");
+    assert_eq!(t.rows().await, 1);
+
+    // Private objects are never served on public URLs; public buckets are, without a token.
+    t.send("GET", &format!("/object/public/private/{ann}/notes.txt"), None, Value::Null).await.assert_error(
+        400,
+        "404",
+        "NoSuchBucket",
+    );
+    let key = t.service_key();
+    t.put_raw("POST", "/object/public/logo.svg", Some(&key), "image/svg+xml", b"<svg/>").await;
+    let req = axum::http::Request::builder().uri("/storage/v1/object/public/public/logo.svg").body(Body::empty());
+    let r = t.request(req.expect("req")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "<svg/>"));
+    assert_eq!(t.send("GET", "/object/info/public/public/logo.svg", None, Value::Null).await.json()["size"], 6);
+    assert_eq!(t.send("DELETE", &path, Some(&ann_token), Value::Null).await.status, 200);
+}
