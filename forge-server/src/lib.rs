@@ -80,7 +80,7 @@ impl From<config::ConfigError> for Error {
 
 /// The migrations of every crate, in dependency order. Crates add theirs as they get tables.
 pub fn migrations() -> Vec<MigrationSet> {
-    vec![forge_auth::MIGRATIONS]
+    vec![forge_auth::MIGRATIONS, forge_storage::MIGRATIONS]
 }
 
 /// Runs the command line.
@@ -171,7 +171,13 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         auth = auth.mailer(forge_auth::SmtpMailer::new(&smtp).map_err(|e| Error::Config(e.to_string()))?);
     }
     let auth = auth.build();
-    let app = app::router(project, &data, &auth, &config);
+    let disk = object_store::local::LocalFileSystem::new_with_prefix(&storage)
+        .map_err(|e| Error::Config(format!("storage_path {}: {e}", storage.display())))?;
+    // Uploads stop at the edge's body limit, so the storage limit is the same.
+    let storage_config =
+        forge_storage::StorageConfig { file_size_limit: config.body_limit, ..forge_storage::StorageConfig::default() };
+    let storage = forge_storage::Storage::builder().store(std::sync::Arc::new(disk)).config(storage_config).build();
+    let app = app::router(project, &data, &auth, &storage, &config);
 
     print_banner(&url, &reference, &keys);
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
