@@ -36,7 +36,7 @@
 //!
 //! ## Not yet supported
 //!
-//! Signed upload URLs, TUS resumable uploads, image transformation (`/render/image`),
+//! TUS resumable uploads, image transformation (`/render/image`),
 //! `list-v2`, and S3 configuration in forge-server.
 
 mod api;

@@ -479,3 +479,67 @@ async fn policies_decide_who_reads_and_writes_each_folder() {
     assert_eq!(t.send("GET", "/object/info/public/public/logo.svg", None, Value::Null).await.json()["size"], 6);
     assert_eq!(t.send("DELETE", &path, Some(&ann_token), Value::Null).await.status, 200);
 }
+
+#[tokio::test]
+async fn signed_upload_urls_upload_once_as_their_signer() {
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("drop", false).await;
+    sqlx::raw_sql(
+        "create policy own_insert on storage.objects for insert to authenticated \
+           with check (bucket_id = 'drop' and (storage.foldername(name))[1] = auth.uid()::text);",
+    )
+    .execute(t.db.pool())
+    .await
+    .expect("policy");
+    let ann = uuid::Uuid::new_v4();
+    let token = t.user_token(ann);
+    let r = t
+        .send("POST", &format!("/object/upload/sign/drop/{}/x.txt", uuid::Uuid::new_v4()), Some(&token), json!({}))
+        .await;
+    r.assert_error(403, "403", "AccessDenied");
+    let r = t.send("POST", &format!("/object/upload/sign/drop/{ann}/report.txt"), Some(&token), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let url = r.json()["url"].as_str().expect("url").to_owned();
+    let upload_token = r.json()["token"].as_str().expect("token").to_owned();
+    assert!(url.ends_with(&format!("?token={upload_token}")), "{url}");
+
+    // No JWT needed: the token is the permission.
+    let put = |body: &'static [u8]| {
+        axum::http::Request::builder()
+            .method("PUT")
+            .uri(format!("/storage/v1{url}"))
+            .header("content-type", "text/plain")
+            .body(Body::from(body))
+            .expect("req")
+    };
+    let r = t.request(put(b"first")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["Key"], format!("drop/{ann}/report.txt"));
+    let owner: Option<uuid::Uuid> =
+        sqlx::query_scalar("select owner from storage.objects").fetch_one(t.db.pool()).await.expect("owner");
+    assert_eq!(owner, Some(ann));
+    t.request(put(b"second")).await.assert_error(400, "409", "Duplicate");
+
+    // Upload tokens and download tokens do not stand in for each other.
+    let r = t
+        .request(
+            axum::http::Request::builder()
+                .uri(format!("/storage/v1/object/sign/drop/{ann}/report.txt?token={upload_token}"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    r.assert_error(400, "400", "InvalidSignature");
+    let key = t.service_key();
+    let signed = t.service("POST", &format!("/object/sign/drop/{ann}/report.txt"), json!({ "expiresIn": 60 })).await;
+    let download_token =
+        signed.json()["signedURL"].as_str().expect("url").split("token=").nth(1).expect("t").to_owned();
+    let req = axum::http::Request::builder()
+        .method("PUT")
+        .uri(format!("/storage/v1/object/upload/sign/drop/{ann}/report.txt?token={download_token}"))
+        .header("content-type", "text/plain")
+        .body(Body::from("overwrite"))
+        .expect("req");
+    t.request(req).await.assert_error(400, "400", "InvalidSignature");
+    assert_eq!(t.send("GET", &format!("/object/drop/{ann}/report.txt"), Some(&key), Value::Null).await.text(), "first");
+}

@@ -30,6 +30,7 @@ impl Storage {
             .route("/object/info/{bucket}/{*path}", get(object::info))
             .route("/object/public/{bucket}/{*path}", get(object::download_public))
             .route("/object/authenticated/{bucket}/{*path}", get(object::download))
+            .route("/object/upload/sign/{bucket}/{*path}", post(object::sign_upload).put(object::upload_signed))
             .route("/object/sign/{bucket}", post(object::sign_many))
             .route("/object/sign/{bucket}/{*path}", get(object::download_signed).post(object::sign))
             .route("/object/{bucket}", axum::routing::delete(object::remove_many))

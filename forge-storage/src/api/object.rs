@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use forge_core::Project;
-use forge_core::rls::RequestContext;
+use forge_core::rls::{self, RequestContext};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
 use serde::Deserialize;
@@ -107,7 +107,13 @@ pub(crate) async fn upload(
     request: Request,
 ) -> Result<Json<Value>> {
     let mode = Mode::Create { upsert: upsert(request.headers()) };
-    store_object(&storage, &project, &ctx, &bucket, &name, request, mode).await
+    let owner = owner_of(&ctx);
+    store_object(&storage, &project, &ctx, &bucket, &name, request, mode, owner).await
+}
+
+/// The caller's user id, when the caller is a user.
+fn owner_of(ctx: &RequestContext) -> Option<String> {
+    ctx.principal().claims().sub().filter(|s| Uuid::parse_str(s).is_ok()).map(str::to_owned)
 }
 
 pub(crate) async fn update(
@@ -117,9 +123,11 @@ pub(crate) async fn update(
     Path((bucket, name)): Path<(String, String)>,
     request: Request,
 ) -> Result<Json<Value>> {
-    store_object(&storage, &project, &ctx, &bucket, &name, request, Mode::Update).await
+    let owner = owner_of(&ctx);
+    store_object(&storage, &project, &ctx, &bucket, &name, request, Mode::Update, owner).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn store_object(
     storage: &Storage,
     project: &Project,
@@ -128,6 +136,7 @@ async fn store_object(
     name: &str,
     request: Request,
     mode: Mode,
+    owner: Option<String>,
 ) -> Result<Json<Value>> {
     check_name(name)?;
     let bucket = bucket_info(project, bucket).await?;
@@ -180,7 +189,6 @@ async fn store_object(
         "contentLength": size,
         "httpStatusCode": 200,
     });
-    let owner = ctx.principal().claims().sub().filter(|s| Uuid::parse_str(s).is_ok()).map(str::to_owned);
     let sql = match mode {
         Mode::Create { upsert: false } => {
             "insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
@@ -630,7 +638,7 @@ pub(crate) async fn copy(
     let mut metadata = source["metadata"].clone();
     metadata["eTag"] = json!(format!("\"{version}\""));
     metadata["lastModified"] = json!(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default());
-    let owner = ctx.principal().claims().sub().filter(|s| Uuid::parse_str(s).is_ok()).map(str::to_owned);
+    let owner = owner_of(&ctx);
     let on_conflict = if upsert(&headers) {
         "on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, \
          metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version, \
@@ -739,6 +747,88 @@ pub(crate) async fn sign_many(
     Ok(Json(Value::Array(out)))
 }
 
+/// How long a signed upload URL stays valid (Supabase's two hours).
+const UPLOAD_URL_TTL: i64 = 2 * 3600;
+
+/// `createSignedUploadUrl`: a URL anyone holding it may upload this one object to, once the
+/// caller has shown it may create it.
+pub(crate) async fn sign_upload(
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
+    check_name(&name)?;
+    bucket_info(&project, &bucket).await?;
+    let upsert = upsert(&headers);
+    let owner = owner_of(&ctx);
+    // Would the caller's insert pass the policies? Try it and roll back.
+    let tx = rls::begin(project.db(), &ctx).await?;
+    let probe = "insert into storage.objects (bucket_id, name, owner, owner_id, version) \
+                 values ($1, $2, $3::text::uuid, $3, null)";
+    match tx.execute(probe, &[&bucket, &name, &owner.as_deref()]).await.map_err(Error::from).map_err(duplicate) {
+        Ok(_) => tx.rollback().await?,
+        // An existing object may be replaced only through an upsert URL.
+        Err(Error::Api { code: "Duplicate", .. }) if upsert => drop(tx),
+        Err(e) => return Err(e),
+    }
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "url": format!("{bucket}/{name}"),
+        "upload": true,
+        "upsert": upsert,
+        "owner": owner,
+        "iat": now,
+        "exp": now + UPLOAD_URL_TTL,
+    });
+    let token = project.keys().sign_hs256(claims.as_object().expect("an object")).map_err(Error::internal)?;
+    Ok(Json(json!({ "url": format!("/object/upload/sign/{bucket}/{name}?token={token}"), "token": token })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `uploadToSignedUrl`: no JWT; the token decides the object, the owner and whether it may
+/// replace an existing one.
+pub(crate) async fn upload_signed(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
+    request: Request,
+) -> Result<Json<Value>> {
+    let claims = verify_token(&project, q.token.as_deref(), &bucket, &name)?;
+    if claims.get("upload").and_then(Value::as_bool) != Some(true) {
+        return Err(Error::api(400, "InvalidSignature", "The token is not an upload token"));
+    }
+    let upsert = claims.get("upsert").and_then(Value::as_bool).unwrap_or(false);
+    let owner = claims.get("owner").and_then(Value::as_str).map(str::to_owned);
+    // The policies were checked when the URL was signed.
+    let ctx = RequestContext::new(forge_core::Principal::service(), http::Method::PUT, "/object/upload/sign");
+    let key = format!("{bucket}/{name}");
+    let Json(stored) =
+        store_object(&storage, &project, &ctx, &bucket, &name, request, Mode::Create { upsert }, owner).await?;
+    Ok(Json(json!({ "Key": key, "Id": stored["Id"] })))
+}
+
+/// Verifies a signed-URL token and that it names `bucket/name`.
+fn verify_token(project: &Project, token: Option<&str>, bucket: &str, name: &str) -> Result<forge_core::Claims> {
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::api(400, "InvalidSignature", "Querystring must have required property 'token'"))?;
+    let claims = project
+        .keys()
+        .verify_own_jwt(token)
+        .map_err(|e| Error::api(400, "InvalidSignature", format!("The signature is invalid: {e}")))?;
+    if claims.get("url").and_then(Value::as_str) != Some(format!("{bucket}/{name}").as_str()) {
+        return Err(Error::api(400, "InvalidSignature", "The signature does not match the object"));
+    }
+    Ok(claims)
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct SignedQuery {
@@ -753,17 +843,9 @@ pub(crate) async fn download_signed(
     Query(q): Query<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let token = q
-        .token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::api(400, "InvalidSignature", "Querystring must have required property 'token'"))?;
-    let claims = project
-        .keys()
-        .verify_own_jwt(token)
-        .map_err(|e| Error::api(400, "InvalidSignature", format!("The signature is invalid: {e}")))?;
-    if claims.get("url").and_then(Value::as_str) != Some(format!("{bucket}/{name}").as_str()) {
-        return Err(Error::api(400, "InvalidSignature", "The signature does not match the object"));
+    let claims = verify_token(&project, q.token.as_deref(), &bucket, &name)?;
+    if claims.get("upload").is_some() {
+        return Err(Error::api(400, "InvalidSignature", "An upload token does not allow downloads"));
     }
     let stored = stored_unchecked(&project, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
