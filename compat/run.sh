@@ -43,13 +43,7 @@ if [ ! -d "$COMPAT_DIR/node_modules" ] || [ "$COMPAT_DIR/package-lock.json" -nt 
 fi
 
 VENV="$COMPAT_DIR/.venv"
-REQS="$COMPAT_DIR/python/requirements.txt"
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQS" "$VENV/.requirements.installed"; then
-  log "creating the Python venv"
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-  cp "$REQS" "$VENV/.requirements.installed"
-fi
+bash "$COMPAT_DIR/venv.sh"
 
 # ---------------------------------------------------------------- servers
 # Two forge-servers: the main one (every suite; mail kept in its local outbox) and a second one

@@ -9,6 +9,10 @@
 //! | `FORGE_DATA_DIR` | `data_dir` | `./.forge` |
 //! | `FORGE_JWT_SECRET` | `jwt_secret` | generated once, kept in the data dir |
 //! | `FORGE_STORAGE_PATH` | `storage_path` | `<data_dir>/storage` |
+//! | `FORGE_S3_BUCKET` | `s3_bucket` | unset: files stay on the local disk; set: in this S3 bucket |
+//! | `FORGE_S3_ENDPOINT` | `s3_endpoint` | unset: AWS; any S3-compatible server's URL |
+//! | `FORGE_S3_REGION` | `s3_region` | `us-east-1` |
+//! | `FORGE_S3_ACCESS_KEY_ID` / `FORGE_S3_SECRET_ACCESS_KEY` | `s3_access_key_id` / `s3_secret_access_key` | unset: the AWS environment (`AWS_*`) |
 //! | `FORGE_PUBLIC_URL` | `public_url` | `http://<listen>` |
 //! | `FORGE_LOG_FORMAT` | `log_format` | `text` (`json` for JSON lines) |
 //! | `FORGE_BODY_LIMIT` | `body_limit` | `52428800` (50 MiB) |
@@ -39,6 +43,11 @@ const KEYS: &[&str] = &[
     "data_dir",
     "jwt_secret",
     "storage_path",
+    "s3_bucket",
+    "s3_endpoint",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
     "public_url",
     "log_format",
     "body_limit",
@@ -71,6 +80,17 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
     /// Where uploaded files are kept.
     pub storage_path: Option<PathBuf>,
+    /// The S3 bucket files go to (unset: the local disk at `storage_path`).
+    pub s3_bucket: Option<String>,
+    /// An S3-compatible server's URL (unset: AWS).
+    pub s3_endpoint: Option<String>,
+    /// The S3 region.
+    pub s3_region: String,
+    /// The S3 access key id (unset: from the AWS environment).
+    pub s3_access_key_id: Option<String>,
+    /// The S3 secret key.
+    #[serde(serialize_with = "skip_secret")]
+    pub s3_secret_access_key: Option<SecretString>,
     /// The URL clients use to reach this server.
     pub public_url: Option<String>,
     /// `text` or `json`.
@@ -131,6 +151,11 @@ impl Default for Config {
             data_dir: PathBuf::from(".forge"),
             jwt_secret: None,
             storage_path: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             public_url: None,
             log_format: LogFormat::Text,
             body_limit: 50 * 1024 * 1024,
@@ -211,6 +236,31 @@ impl Config {
     /// Where uploaded files go.
     pub fn storage_path(&self) -> PathBuf {
         self.storage_path.clone().unwrap_or_else(|| self.data_dir.join("storage"))
+    }
+
+    /// Where uploaded files' bytes go: the S3 bucket when one is configured, else the local
+    /// disk at [`Config::storage_path`] (created if missing).
+    pub fn object_store(&self) -> Result<std::sync::Arc<dyn object_store::ObjectStore>, ConfigError> {
+        let Some(bucket) = self.s3_bucket.clone().filter(|b| !b.is_empty()) else {
+            let path = self.storage_path();
+            std::fs::create_dir_all(&path).map_err(|e| ConfigError(format!("storage_path {}: {e}", path.display())))?;
+            let disk = object_store::local::LocalFileSystem::new_with_prefix(&path)
+                .map_err(|e| ConfigError(format!("storage_path {}: {e}", path.display())))?;
+            return Ok(std::sync::Arc::new(disk));
+        };
+        let mut s3 =
+            object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).with_region(&self.s3_region);
+        if let Some(endpoint) = self.s3_endpoint.as_deref().filter(|e| !e.is_empty()) {
+            s3 = s3.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(id) = &self.s3_access_key_id {
+            s3 = s3.with_access_key_id(id);
+        }
+        if let Some(secret) = &self.s3_secret_access_key {
+            s3 = s3.with_secret_access_key(secrecy::ExposeSecret::expose_secret(secret));
+        }
+        let s3 = s3.build().map_err(|e| ConfigError(format!("s3: {e}")))?;
+        Ok(std::sync::Arc::new(s3))
     }
 
     /// The URL clients use, for a server bound to `bound`.
@@ -318,5 +368,24 @@ mod tests {
         });
         let missing = Config::load(Some(Path::new("/no/such/forge.toml"))).expect_err("missing file");
         assert!(missing.to_string().contains("not found"));
+    }
+
+    #[test]
+    fn files_go_to_s3_when_a_bucket_is_configured() {
+        let dir = std::env::temp_dir().join(format!("forge-config-{}", std::process::id()));
+        let disk = Config { storage_path: Some(dir.clone()), ..Config::default() };
+        assert!(disk.object_store().expect("disk").to_string().contains("LocalFileSystem"));
+        assert!(dir.is_dir(), "the storage directory is created");
+        let s3 = Config {
+            s3_bucket: Some("uploads".into()),
+            s3_endpoint: Some("http://127.0.0.1:9000".into()),
+            s3_access_key_id: Some("id".into()),
+            s3_secret_access_key: Some("very secret".into()),
+            ..Config::default()
+        };
+        let store = s3.object_store().expect("s3").to_string();
+        assert!(store.contains("uploads"), "{store}");
+        assert!(!format!("{s3:?}").contains("very secret"), "Debug hides the secret key");
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -155,8 +155,6 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         None => None,
     };
     let (reference, keys) = project_keys(&config, third_party)?;
-    let storage = config.storage_path();
-    std::fs::create_dir_all(&storage).map_err(|e| Error::io(format!("creating {}", storage.display()), e))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {}", config.listen), e))?;
@@ -171,12 +169,11 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         auth = auth.mailer(forge_auth::SmtpMailer::new(&smtp).map_err(|e| Error::Config(e.to_string()))?);
     }
     let auth = auth.build();
-    let disk = object_store::local::LocalFileSystem::new_with_prefix(&storage)
-        .map_err(|e| Error::Config(format!("storage_path {}: {e}", storage.display())))?;
+    let store = config.object_store()?;
     // Uploads stop at the edge's body limit, so the storage limit is the same.
     let storage_config =
         forge_storage::StorageConfig { file_size_limit: config.body_limit, ..forge_storage::StorageConfig::default() };
-    let storage = forge_storage::Storage::builder().store(std::sync::Arc::new(disk)).config(storage_config).build();
+    let storage = forge_storage::Storage::builder().store(store).config(storage_config).build();
     let app = app::router(project, &data, &auth, &storage, &config);
 
     print_banner(&url, &reference, &keys);
