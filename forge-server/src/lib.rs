@@ -200,6 +200,13 @@ pub async fn serve_app(
     // configured).
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
+    // Without TCP_NODELAY, the last segment of a streamed body can wait out the client's
+    // delayed ACK (about 40 ms) behind Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");

@@ -52,6 +52,32 @@ where
     }
 }
 
+/// How much of a local file is read at a time when serving it.
+const READ: u64 = 256 * 1024;
+
+/// Streams `range` of a local file in large pieces, one read in flight at a time.
+pub(crate) fn read_file(
+    file: std::fs::File,
+    range: std::ops::Range<u64>,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
+    futures_util::stream::try_unfold((Some(file), range.start, range.end, true), |(file, pos, end, first)| async move {
+        let Some(mut file) = file.filter(|_| pos < end) else { return Ok(None) };
+        let want = (end - pos).min(READ);
+        let (file, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            use std::io::{Read as _, Seek as _, SeekFrom};
+            if first {
+                file.seek(SeekFrom::Start(pos))?;
+            }
+            let mut buf = vec![0u8; usize::try_from(want).map_err(std::io::Error::other)?];
+            file.read_exact(&mut buf)?;
+            Ok((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Some((axum::body::Bytes::from(buf), (Some(file), pos + want, end, false))))
+    })
+}
+
 /// Deletes blobs after the rows that pointed at them are gone. Failures are logged: a stray
 /// blob is garbage, not data loss.
 pub(crate) async fn forget(store: &dyn ObjectStore, paths: Vec<Path>) {

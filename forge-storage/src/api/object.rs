@@ -418,6 +418,11 @@ async fn serve(
     let options = GetOptions { range: range.clone(), ..GetOptions::default() };
     let got = storage.store().get_opts(&Storage::blob_path(project, &stored.version), options).await?;
     let span = got.range.clone();
+    let body = match got.payload {
+        // Local files are read in large pieces: object_store's own stream reads 8 KiB at a time.
+        object_store::GetResultPayload::File(file, _) => Body::from_stream(crate::blob::read_file(file, span.clone())),
+        object_store::GetResultPayload::Stream(stream) => Body::from_stream(stream),
+    };
     let length = span.end - span.start;
     set(header::CONTENT_LENGTH, &length.to_string());
     let status = if range.is_some() {
@@ -426,7 +431,6 @@ async fn serve(
     } else {
         StatusCode::OK
     };
-    let body = Body::from_stream(got.into_stream());
     Ok((status, out, body).into_response())
 }
 

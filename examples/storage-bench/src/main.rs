@@ -1,0 +1,274 @@
+//! forge-storage throughput and memory, against `object_store`'s LocalFileSystem on the same
+//! disk, in one run.
+//!
+//! ```sh
+//! cargo run --release -p example-storage-bench            # 10 s of small uploads
+//! cargo run --release -p example-storage-bench -- 30 DIR  # seconds, data directory
+//! ```
+//!
+//! It starts a private Postgres, serves forge-storage over HTTP on 127.0.0.1, and measures:
+//! uploads and downloads of 1 MiB and 100 MiB objects through the server against direct
+//! `put`/`get` on the same disk; the process's peak resident memory while a 1 GiB object is
+//! uploaded (server and streaming client together); and 4 KiB uploads per second.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use forge_core::ProjectLayer;
+use forge_core::testing::test_db;
+use forge_storage::{Storage, StorageConfig};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
+
+const MIB: u64 = 1024 * 1024;
+/// The chunk both sides send: 64 KiB, as a browser or SDK stream would.
+const CHUNK: usize = 64 * 1024;
+/// Targets from the issue.
+const THROUGHPUT_TARGET: f64 = 0.8;
+const MEMORY_TARGET_MIB: f64 = 100.0;
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// `len` bytes as a stream of shared 64 KiB chunks (no copying, no buffering).
+fn body(len: u64, chunk: &Bytes) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let chunk = chunk.clone();
+    let full = len / CHUNK as u64;
+    let rest = (len % CHUNK as u64) as usize;
+    futures_util::stream::iter(
+        (0..full).map(move |_| Ok(chunk.clone())).chain((rest > 0).then(|| Ok(Bytes::from(vec![7u8; rest])))),
+    )
+}
+
+/// The peak resident set of this process since the last reset, in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    kb / 1024.0
+}
+
+/// Resets the peak resident set (Linux: `5` into `/proc/self/clear_refs`).
+fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        eprintln!("cannot reset the peak RSS ({e}); the figure includes set-up");
+    }
+}
+
+struct Server {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn upload(&self, name: &str, len: u64, chunk: &Bytes) -> Result<()> {
+        let res = self
+            .http
+            .post(format!("{}/storage/v1/object/bench/{name}", self.base))
+            .header("apikey", &self.key)
+            .header("authorization", format!("Bearer {}", self.key))
+            .header("content-type", "application/octet-stream")
+            .header("x-upsert", "true")
+            .body(reqwest::Body::wrap_stream(body(len, chunk)))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(format!("upload answered {}: {}", res.status(), res.text().await?).into());
+        }
+        Ok(())
+    }
+
+    async fn download(&self, name: &str) -> Result<u64> {
+        let res = self
+            .http
+            .get(format!("{}/storage/v1/object/bench/{name}", self.base))
+            .header("apikey", &self.key)
+            .header("authorization", format!("Bearer {}", self.key))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(format!("download answered {}", res.status()).into());
+        }
+        let mut stream = res.bytes_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            n += chunk?.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+async fn direct_put(store: &dyn ObjectStore, path: &Path, len: u64, chunk: &Bytes) -> Result<()> {
+    let mut writer = WriteMultipart::new_with_chunk_size(store.put_multipart(path).await?, 8 * MIB as usize);
+    let mut parts = body(len, chunk);
+    while let Some(part) = parts.next().await {
+        writer.wait_for_capacity(2).await?;
+        writer.put(part?);
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn direct_get(store: &dyn ObjectStore, path: &Path) -> Result<u64> {
+    let mut stream = store.get(path).await?.into_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.try_next().await? {
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
+fn mib_per_s(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / took.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10).max(1);
+    let data = args.get(2).map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/storage-bench-data")
+    });
+    let _ = std::fs::remove_dir_all(&data);
+    for side in ["server", "direct"] {
+        std::fs::create_dir_all(data.join(side))?;
+    }
+
+    eprintln!("setting up: private Postgres, forge-storage over HTTP, data in {}", data.display());
+    let db = test_db().await;
+    forge_core::migrate::run(db.pool(), &[forge_storage::MIGRATIONS]).await?;
+    let project = db.project("bench");
+    let server_store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(data.join("server"))?);
+    let direct: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(data.join("direct"))?);
+    let config = StorageConfig { file_size_limit: 2 * 1024 * MIB, ..StorageConfig::default() };
+    let storage = Storage::builder().store(server_store).config(config).build();
+    let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    // As forge-server does: no Nagle delay on streamed bodies.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let key = secrecy::ExposeSecret::expose_secret(project.keys().service_key()).to_owned();
+    let server = Server { base: format!("http://{addr}"), key, http: reqwest::Client::new() };
+    let created = server
+        .http
+        .post(format!("{}/storage/v1/bucket", server.base))
+        .header("apikey", &server.key)
+        .header("authorization", format!("Bearer {}", server.key))
+        .json(&serde_json::json!({ "name": "bench" }))
+        .send()
+        .await?;
+    if !created.status().is_success() {
+        return Err(format!("creating the bucket answered {}", created.status()).into());
+    }
+    let chunk = Bytes::from(vec![7u8; CHUNK]);
+
+    // 1. Throughput, alternating direct and server runs so drift hits both alike.
+    println!("## Throughput (MiB/s; same disk, 64 KiB chunks streamed)\n");
+    println!("| object | direct put | server upload | ratio | direct get | server download | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut worst = f64::INFINITY;
+    for (size, rounds) in [(MIB, 60u32), (100 * MIB, 4)] {
+        let (mut put_t, mut up_t, mut get_t, mut down_t) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        for r in 0..rounds {
+            let name = format!("obj-{size}-{r}");
+            let path = Path::from(name.as_str());
+            let t0 = Instant::now();
+            direct_put(direct.as_ref(), &path, size, &chunk).await?;
+            put_t += t0.elapsed();
+            let t0 = Instant::now();
+            server.upload(&name, size, &chunk).await?;
+            up_t += t0.elapsed();
+            let t0 = Instant::now();
+            let n = direct_get(direct.as_ref(), &path).await?;
+            get_t += t0.elapsed();
+            assert_eq!(n, size);
+            let t0 = Instant::now();
+            let n = server.download(&name).await?;
+            down_t += t0.elapsed();
+            assert_eq!(n, size, "the server sent every byte");
+        }
+        let bytes = size * u64::from(rounds);
+        let (put, up, get, down) =
+            (mib_per_s(bytes, put_t), mib_per_s(bytes, up_t), mib_per_s(bytes, get_t), mib_per_s(bytes, down_t));
+        worst = worst.min(up / put).min(down / get);
+        println!(
+            "| {} MiB × {rounds} | {put:.0} | {up:.0} | {:.2}x | {get:.0} | {down:.0} | {:.2}x |",
+            size / MIB,
+            up / put,
+            down / get
+        );
+    }
+
+    // 2. Peak memory while 1 GiB streams through the server.
+    let before = peak_rss_mib();
+    reset_peak_rss();
+    let t0 = Instant::now();
+    server.upload("one-gib", 1024 * MIB, &chunk).await?;
+    let took = t0.elapsed();
+    let peak = peak_rss_mib();
+    println!("\n## 1 GiB upload through the server\n");
+    println!("| measurement | value |\n|---|---:|");
+    println!("| throughput | {:.0} MiB/s |", mib_per_s(1024 * MIB, took));
+    println!("| peak resident memory of the process (server and streaming client) | {peak:.1} MiB |");
+    println!("| peak before the upload (set-up, earlier runs) | {before:.1} MiB |");
+
+    // 3. Small objects: 4 KiB uploads per second, 16 at a time, against direct puts.
+    let window = Duration::from_secs(seconds);
+    let small = Bytes::from(vec![7u8; 4096]);
+    let server = Arc::new(server);
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (server, count, small) = (server.clone(), count.clone(), small.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                server.upload(&format!("small/{w}/{i}"), 4096, &small).await.expect("small upload");
+                count.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let uploads = count.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
+    let t0 = Instant::now();
+    let mut puts = 0u64;
+    while t0.elapsed() < Duration::from_secs(seconds.min(5)) {
+        direct.put(&Path::from(format!("small/{puts}")), small.clone().into()).await?;
+        puts += 1;
+    }
+    let direct_puts = puts as f64 / t0.elapsed().as_secs_f64();
+    println!("\n## Small objects (4 KiB, 16 clients, {seconds} s)\n");
+    println!("| measurement | per second |\n|---|---:|");
+    println!("| uploads through the server (row, policy check, file) | {uploads:.0} |");
+    println!("| direct `put` on the same disk (one task; file only) | {direct_puts:.0} |");
+
+    println!();
+    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    println!(
+        "{}: worst server/direct throughput {worst:.2}x (target >= {THROUGHPUT_TARGET}x)",
+        verdict(worst >= THROUGHPUT_TARGET)
+    );
+    println!(
+        "{}: peak memory during the 1 GiB upload {peak:.1} MiB (target < {MEMORY_TARGET_MIB} MiB)",
+        verdict(peak < MEMORY_TARGET_MIB)
+    );
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(())
+}
