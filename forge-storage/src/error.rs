@@ -79,6 +79,21 @@ impl From<tokio_postgres::Error> for Error {
     }
 }
 
+/// The legacy `error` label Supabase Storage sends beside each code.
+fn label(code: &str) -> &str {
+    match code {
+        "NoSuchBucket" => "Bucket not found",
+        "NoSuchKey" => "not_found",
+        "KeyAlreadyExists" | "BucketAlreadyExists" | "ResourceAlreadyExists" => "Duplicate",
+        "EntityTooLarge" => "Payload too large",
+        "InvalidMimeType" => "invalid_mime_type",
+        "InvalidRange" => "invalid_range",
+        "AccessDenied" => "Unauthorized",
+        "InvalidBucketName" => "Invalid Input",
+        other => other,
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
@@ -90,7 +105,8 @@ impl IntoResponse for Error {
                     416 | 429 => status,
                     _ => 400,
                 };
-                let body = json!({ "statusCode": status.to_string(), "code": code, "error": code, "message": message });
+                let body =
+                    json!({ "statusCode": status.to_string(), "code": code, "error": label(code), "message": message });
                 (StatusCode::from_u16(http).unwrap_or(StatusCode::BAD_REQUEST), axum::Json(body)).into_response()
             }
         }

@@ -18,8 +18,10 @@ async fn buckets_crud_with_limits_and_names() {
             )
             .await;
         assert_eq!((r.status.as_u16(), r.json()), (200, json!({ "name": "avatars" })), "{backend:?}");
-        t.service("POST", "/bucket", json!({ "name": "avatars" })).await.assert_error(400, "409", "Duplicate");
-        t.service("POST", "/bucket", json!({ "name": "a/b" })).await.assert_error(400, "400", "InvalidRequest");
+        let r = t.service("POST", "/bucket", json!({ "name": "avatars" })).await;
+        r.assert_error(400, "409", "BucketAlreadyExists");
+        assert_eq!(r.json()["error"], "Duplicate");
+        t.service("POST", "/bucket", json!({ "name": "a/b" })).await.assert_error(400, "400", "InvalidBucketName");
         t.service("POST", "/bucket", json!({ "name": "x", "file_size_limit": "lots" })).await.assert_error(
             400,
             "400",
@@ -53,7 +55,7 @@ async fn buckets_crud_with_limits_and_names() {
 
         // A bucket with objects is refused until emptied.
         t.put_raw("POST", "/object/docs/a.txt", Some(&t.service_key()), "text/plain", b"hello").await;
-        t.service("DELETE", "/bucket/docs", json!({})).await.assert_error(400, "409", "InvalidRequest");
+        t.service("DELETE", "/bucket/docs", json!({})).await.assert_error(400, "409", "ResourceNotEmpty");
         let r = t.service("POST", "/bucket/docs/empty", json!({})).await;
         assert_eq!(r.json()["message"], "Successfully emptied");
         assert!(t.blobs().await.is_empty(), "emptying removed the bytes");
@@ -189,7 +191,7 @@ async fn multipart_uploads_upsert_update_and_limits() {
         // A second POST without x-upsert is a conflict; nothing is left behind.
         let before = t.blobs().await;
         let r = t.put_raw("POST", "/object/media/cat.png", Some(&key), "image/png", b"\x89PNG-two").await;
-        r.assert_error(400, "409", "Duplicate");
+        r.assert_error(400, "409", "KeyAlreadyExists");
         assert_eq!(t.blobs().await, before, "the refused upload's bytes are gone");
         // With x-upsert the object is replaced, and the old bytes go.
         let req = t
@@ -237,7 +239,9 @@ async fn multipart_uploads_upsert_update_and_limits() {
             200
         );
 
-        for bad in ["a/../b.txt", "a//b.txt", "./a.txt", "a/%2E%2E/b.txt", "a%00b.txt"] {
+        for bad in
+            ["a/../b.txt", "a//b.txt", "./a.txt", "a/%2E%2E/b.txt", "a%00b.txt", "r%C3%A9sum%C3%A9.txt", "a%23b.txt"]
+        {
             let r = t.put_raw("POST", &format!("/object/media/{bad}"), Some(&key), "text/plain", b"x").await;
             r.assert_error(400, "400", "InvalidKey");
         }
@@ -305,6 +309,19 @@ async fn list_move_copy_and_remove() {
             .await
             .json();
         assert_eq!(names(&page), [("b.txt".into(), true)]);
+        // Any column but the name: folders first, then files by that column.
+        let by_date = t
+            .service(
+                "POST",
+                "/object/list/docs",
+                json!({ "prefix": "", "sortBy": { "column": "created_at", "order": "desc" } }),
+            )
+            .await
+            .json();
+        assert_eq!(names(&by_date), [("folder".into(), false), ("b.txt".into(), true), ("a.txt".into(), true)]);
+        // Prefixes match case-insensitively, as in Supabase.
+        let upper = t.service("POST", "/object/list/docs", json!({ "prefix": "FOLDER/" })).await.json();
+        assert_eq!(names(&upper), [("c.txt".into(), true), ("sub".into(), false)]);
 
         // Move renames the row; the bytes stay put.
         let blobs = t.blobs().await;
@@ -326,7 +343,7 @@ async fn list_move_copy_and_remove() {
                 json!({ "bucketId": "docs", "sourceKey": "b.txt", "destinationKey": "moved/a.txt" }),
             )
             .await;
-        r.assert_error(400, "409", "Duplicate");
+        r.assert_error(400, "409", "KeyAlreadyExists");
         let r = t
             .service("POST", "/object/move", json!({ "bucketId": "docs", "sourceKey": "b.txt", "destinationKey": "b.txt", "destinationBucket": "archive" }))
             .await;
@@ -390,15 +407,16 @@ async fn signed_urls_are_bound_to_one_object_and_expire() {
     fetch(format!("/object/sign/private/dir/secret%20one.txt?token={forged}")).await.assert_error(
         400,
         "400",
-        "InvalidSignature",
+        "InvalidJWT",
     );
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let expired = json!({ "url": "private/dir/secret one.txt", "iat": now - 600, "exp": now - 300 });
+    let expired =
+        json!({ "url": "private/dir/secret one.txt", "scope": "download", "iat": now - 600, "exp": now - 300 });
     let expired = t.project.keys().sign_hs256(expired.as_object().expect("claims")).expect("sign");
     fetch(format!("/object/sign/private/dir/secret%20one.txt?token={expired}")).await.assert_error(
         400,
         "400",
-        "InvalidSignature",
+        "ExpiredToken",
     );
     fetch("/object/sign/private/other.txt".into()).await.assert_error(400, "400", "InvalidSignature");
 
@@ -518,7 +536,7 @@ async fn signed_upload_urls_upload_once_as_their_signer() {
     let owner: Option<uuid::Uuid> =
         sqlx::query_scalar("select owner from storage.objects").fetch_one(t.db.pool()).await.expect("owner");
     assert_eq!(owner, Some(ann));
-    t.request(put(b"second")).await.assert_error(400, "409", "Duplicate");
+    t.request(put(b"second")).await.assert_error(400, "409", "KeyAlreadyExists");
 
     // Upload tokens and download tokens do not stand in for each other.
     let r = t

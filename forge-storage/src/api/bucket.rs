@@ -122,7 +122,7 @@ pub(crate) async fn create(project: Project, ctx: RequestContext, body: Bytes) -
     let name = body.name.or(body.id.clone()).ok_or_else(|| Error::invalid("A bucket name is required"))?;
     let id = body.id.unwrap_or_else(|| name.clone());
     if !valid_bucket_name(&id) || !valid_bucket_name(&name) {
-        return Err(Error::invalid("Bucket name invalid"));
+        return Err(Error::api(400, "InvalidBucketName", "Bucket name invalid"));
     }
     let limit = match &body.file_size_limit {
         Some(v) => parse_size(v)?,
@@ -147,7 +147,7 @@ pub(crate) async fn create(project: Project, ctx: RequestContext, body: Bytes) -
 fn duplicate_bucket(e: Error) -> Error {
     match &e {
         Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23505" => {
-            Error::api(409, "Duplicate", "The resource already exists")
+            Error::api(409, "BucketAlreadyExists", "The resource already exists")
         }
         _ => e,
     }
@@ -207,7 +207,7 @@ pub(crate) async fn delete(project: Project, ctx: RequestContext, Path(id): Path
     let tx = rls::begin(project.db(), &ctx).await?;
     let objects = tx.query("select 1 from storage.objects where bucket_id = $1 limit 1", &[&id]).await?;
     if !objects.is_empty() {
-        return Err(Error::api(409, "InvalidRequest", "The bucket you tried to delete is not empty"));
+        return Err(Error::api(409, "ResourceNotEmpty", "The bucket you tried to delete is not empty"));
     }
     let rows = tx.query_and_commit("delete from storage.buckets where id = $1 returning id", &[&id]).await?;
     if rows.is_empty() {

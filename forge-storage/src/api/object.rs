@@ -28,18 +28,14 @@ const MAX_NAME: usize = 1024;
 
 /// Checks an object name: no empty, `.` or `..` segments, no control characters, not too long.
 pub(crate) fn check_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::api(400, "InvalidKey", format!("Invalid key: {why}")));
-    if name.is_empty() {
-        return bad("the name is empty");
-    }
-    if name.len() > MAX_NAME {
-        return bad("the name is longer than 1024 bytes");
-    }
-    if name.chars().any(char::is_control) {
-        return bad("the name contains control characters");
+    let bad = || Err(Error::api(400, "InvalidKey", format!("Invalid key: {name}")));
+    // Supabase's characters: letters, digits, space and `_/!.*'()&$=@;:+,?-`.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " _/!.*'()&$=@;:+,?-".contains(c);
+    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(allowed) {
+        return bad();
     }
     if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return bad("empty, '.' and '..' path segments are not allowed");
+        return bad();
     }
     Ok(())
 }
@@ -178,7 +174,7 @@ async fn store_object(
     };
 
     let cache_control =
-        if described.cache_control.is_empty() { "max-age=3600".to_owned() } else { described.cache_control };
+        if described.cache_control.is_empty() { "no-cache".to_owned() } else { described.cache_control };
     let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let metadata = json!({
         "eTag": format!("\"{version}\""),
@@ -256,7 +252,12 @@ async fn read_form(
         let text = field.text().await.map_err(invalid)?;
         match field_name.as_str() {
             "cacheControl" => described.cache_control = format!("max-age={}", text.trim()),
-            "metadata" => match serde_json::from_str::<Value>(&text) {
+            "contentType" if !text.trim().is_empty() => {
+                // Overrides the part's type; checked like it.
+                check_mime(bucket, text.trim())?;
+                described.content_type = text.trim().to_owned();
+            }
+            "metadata" | "userMetadata" => match serde_json::from_str::<Value>(&text) {
                 Ok(v) if v.is_object() => described.user_metadata = Some(v),
                 _ => return Err(Error::invalid("metadata must be a JSON object")),
             },
@@ -270,7 +271,7 @@ async fn read_form(
 fn duplicate(e: Error) -> Error {
     match &e {
         Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23505" => {
-            Error::api(409, "Duplicate", "The resource already exists")
+            Error::api(409, "KeyAlreadyExists", "The resource already exists")
         }
         Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23503" => Error::no_such_bucket(),
         _ => e,
@@ -410,7 +411,7 @@ async fn serve(
         };
         if unsatisfiable {
             set(header::CONTENT_RANGE, &format!("bytes */{size}"));
-            let mut res = Error::api(416, "InvalidRange", "The requested range is not satisfiable").into_response();
+            let mut res = Error::api(416, "InvalidRange", "invalid range provided").into_response();
             res.headers_mut().extend(out);
             return Ok(res);
         }
@@ -563,10 +564,20 @@ pub(crate) async fn list(
         "desc" => "desc",
         other => return Err(Error::invalid(format!("Invalid sortBy order {other:?}"))),
     };
-    let limit = body.limit.unwrap_or(100).clamp(0, 10_000);
+    let limit = body.limit.unwrap_or(100).clamp(1, 1500);
     let offset = body.offset.unwrap_or(0).max(0);
     let pattern = format!("{}%", like_escape(&folder));
     let search = format!("{}%", like_escape(body.search.as_deref().unwrap_or("")));
+    // Direct children are files; deeper names show as one folder entry each (no id).
+    // Names sort case-insensitively with folders and files interleaved; any other column
+    // lists the folders first (by name), then the files by that column (Supabase's rules).
+    let ordering = if column == "name" {
+        format!("lower(name) collate \"C\" {order}")
+    } else {
+        format!(
+            "is_file, case when not is_file then lower(name) end collate \"C\" {order}, {column} {order}, lower(name) collate \"C\" {order}"
+        )
+    };
     // Direct children are files; deeper names show as one folder entry each (no id).
     let sql = format!(
         "with entries as ( \
@@ -578,12 +589,13 @@ pub(crate) async fn list(
              case when array_length(path_tokens, 1) = $3 then last_accessed_at end as last_accessed_at, \
              case when array_length(path_tokens, 1) = $3 then metadata end as metadata \
            from storage.objects \
-           where bucket_id = $1 and name like $2 escape '\\' and path_tokens[$3] ilike $4 escape '\\' \
+           where bucket_id = $1 and name ilike $2 escape '\\' and path_tokens[$3] ilike $4 escape '\\' \
            order by path_tokens[$3], array_length(path_tokens, 1) = $3 desc), \
-         page as (select * from entries order by {column} {order} nulls first, name {order} limit $5 offset $6) \
+         page as (select *, row_number() over (order by {ordering}) as n from entries \
+           order by {ordering} limit $5 offset $6) \
          select coalesce(jsonb_agg(jsonb_build_object('name', name, 'id', id, 'updated_at', updated_at, \
-           'created_at', created_at, 'last_accessed_at', last_accessed_at, 'metadata', metadata) \
-           order by {column} {order} nulls first, name {order}), '[]'::jsonb) from page"
+           'created_at', created_at, 'last_accessed_at', last_accessed_at, 'metadata', metadata) order by n), \
+           '[]'::jsonb) from page"
     );
     let out = rls_json(&project, &ctx, &sql, &[&bucket, &pattern, &level, &search, &limit, &offset]).await?;
     Ok(Json(out.unwrap_or_else(|| json!([]))))
@@ -699,7 +711,7 @@ fn expiry(storage: &Storage, seconds: Option<i64>) -> Result<i64> {
 
 fn signed_url(project: &Project, bucket: &str, name: &str, expires_in: i64) -> Result<String> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({ "url": format!("{bucket}/{name}"), "iat": now, "exp": now + expires_in });
+    let claims = json!({ "url": format!("{bucket}/{name}"), "scope": "download", "iat": now, "exp": now + expires_in });
     let claims = claims.as_object().cloned().unwrap_or_default();
     let token = project.keys().sign_hs256(&claims).map_err(Error::internal)?;
     Ok(format!("/object/sign/{bucket}/{name}?token={token}"))
@@ -773,13 +785,13 @@ pub(crate) async fn sign_upload(
     match tx.execute(probe, &[&bucket, &name, &owner.as_deref()]).await.map_err(Error::from).map_err(duplicate) {
         Ok(_) => tx.rollback().await?,
         // An existing object may be replaced only through an upsert URL.
-        Err(Error::Api { code: "Duplicate", .. }) if upsert => drop(tx),
+        Err(Error::Api { code: "KeyAlreadyExists", .. }) if upsert => drop(tx),
         Err(e) => return Err(e),
     }
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({
         "url": format!("{bucket}/{name}"),
-        "upload": true,
+        "scope": "upload",
         "upsert": upsert,
         "owner": owner,
         "iat": now,
@@ -804,10 +816,7 @@ pub(crate) async fn upload_signed(
     Query(q): Query<TokenQuery>,
     request: Request,
 ) -> Result<Json<Value>> {
-    let claims = verify_token(&project, q.token.as_deref(), &bucket, &name)?;
-    if claims.get("upload").and_then(Value::as_bool) != Some(true) {
-        return Err(Error::api(400, "InvalidSignature", "The token is not an upload token"));
-    }
+    let claims = verify_token(&project, q.token.as_deref(), "upload", &bucket, &name)?;
     let upsert = claims.get("upsert").and_then(Value::as_bool).unwrap_or(false);
     let owner = claims.get("owner").and_then(Value::as_str).map(str::to_owned);
     // The policies were checked when the URL was signed.
@@ -818,15 +827,25 @@ pub(crate) async fn upload_signed(
     Ok(Json(json!({ "Key": key, "Id": stored["Id"] })))
 }
 
-/// Verifies a signed-URL token and that it names `bucket/name`.
-fn verify_token(project: &Project, token: Option<&str>, bucket: &str, name: &str) -> Result<forge_core::Claims> {
+/// Verifies a signed-URL token: its signature and expiry, its scope (`download` or
+/// `upload`), and that it names `bucket/name`.
+fn verify_token(
+    project: &Project,
+    token: Option<&str>,
+    scope: &str,
+    bucket: &str,
+    name: &str,
+) -> Result<forge_core::Claims> {
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::api(400, "InvalidSignature", "Querystring must have required property 'token'"))?;
-    let claims = project
-        .keys()
-        .verify_own_jwt(token)
-        .map_err(|e| Error::api(400, "InvalidSignature", format!("The signature is invalid: {e}")))?;
+    let claims = project.keys().verify_own_jwt(token).map_err(|e| match e.code {
+        forge_core::ErrorCode::JwtExpired => Error::api(400, "ExpiredToken", "The provided token has expired."),
+        _ => Error::api(400, "InvalidJWT", format!("The token is invalid: {e}")),
+    })?;
+    if claims.get("scope").and_then(Value::as_str) != Some(scope) {
+        return Err(Error::api(400, "InvalidSignature", format!("Token is not scoped for {scope}")));
+    }
     if claims.get("url").and_then(Value::as_str) != Some(format!("{bucket}/{name}").as_str()) {
         return Err(Error::api(400, "InvalidSignature", "The signature does not match the object"));
     }
@@ -847,10 +866,7 @@ pub(crate) async fn download_signed(
     Query(q): Query<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let claims = verify_token(&project, q.token.as_deref(), &bucket, &name)?;
-    if claims.get("upload").is_some() {
-        return Err(Error::api(400, "InvalidSignature", "An upload token does not allow downloads"));
-    }
+    verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
     let stored = stored_unchecked(&project, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
 }
@@ -861,11 +877,26 @@ mod tests {
 
     #[test]
     fn names_are_checked_segment_by_segment() {
-        for ok in ["a.txt", "a/b/c.png", "folder/with space/é.txt", "a..b/c"] {
+        for ok in ["a.txt", "a/b/c.png", "folder/with space/(1) it's=ok;+,?.txt", "a..b/c"] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
         let long = "a".repeat(MAX_NAME + 1);
-        for bad in ["", "/a", "a/", "a//b", ".", "a/./b", "..", "a/../b", "a\u{0}b", "a\nb", long.as_str()] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            ".",
+            "a/./b",
+            "..",
+            "a/../b",
+            "a\u{0}b",
+            "a\nb",
+            "é.txt",
+            "a#b",
+            "a%b",
+            long.as_str(),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }
