@@ -469,6 +469,24 @@ async fn policies_decide_who_reads_and_writes_each_folder() {
     let r = t.put_raw("POST", &format!("/object/private/{bob}/notes.txt"), Some(&ann_token), "text/plain", b"x").await;
     r.assert_error(403, "403", "AccessDenied");
     assert_eq!(t.blobs().await.len(), 1, "the refused upload left no bytes");
+    // The policies are asked before any byte is read: a body that would fail is never touched.
+    let never_read = || {
+        let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> =
+            vec![Err(std::io::Error::other("the body was read"))];
+        Body::from_stream(futures_util::stream::iter(chunks))
+    };
+    let req = t
+        .builder("POST", &format!("/object/private/{bob}/big.bin"), Some(&ann_token))
+        .header("content-type", "application/octet-stream")
+        .body(never_read())
+        .expect("req");
+    t.request(req).await.assert_error(403, "403", "AccessDenied");
+    let req = t
+        .builder("POST", &format!("/object/private/{ann}/notes.txt"), Some(&ann_token))
+        .header("content-type", "text/plain")
+        .body(never_read())
+        .expect("req");
+    t.request(req).await.assert_error(400, "409", "KeyAlreadyExists");
 
     let path = format!("/object/private/{ann}/notes.txt");
     assert_eq!(t.send("GET", &path, Some(&ann_token), Value::Null).await.text(), "ann's");

@@ -140,6 +140,8 @@ async fn store_object(
         .file_size_limit
         .and_then(|l| u64::try_from(l).ok())
         .map_or(storage.config().file_size_limit, |l| l.min(storage.config().file_size_limit));
+    // Refuse what the policies (or an existing key) would refuse before any byte moves.
+    precheck(project, ctx, &bucket.id, name, owner.as_deref(), mode).await?;
     let version = Uuid::new_v4().to_string();
     let path = Storage::blob_path(project, &version);
     let store = storage.store().as_ref();
@@ -224,6 +226,39 @@ async fn store_object(
         blob::forget(store, vec![Storage::blob_path(project, old)]).await;
     }
     Ok(Json(json!({ "Id": row["id"], "Key": format!("{}/{name}", bucket.id) })))
+}
+
+/// Tries the row change an upload will make, as the caller, and rolls it back.
+async fn precheck(
+    project: &Project,
+    ctx: &RequestContext,
+    bucket: &str,
+    name: &str,
+    owner: Option<&str>,
+    mode: Mode,
+) -> Result<()> {
+    let sql = match mode {
+        Mode::Create { upsert: false } => {
+            "insert into storage.objects (bucket_id, name, owner, owner_id) values ($1, $2, $3::text::uuid, $3) \
+             returning 1"
+        }
+        Mode::Create { upsert: true } => {
+            "insert into storage.objects (bucket_id, name, owner, owner_id) values ($1, $2, $3::text::uuid, $3) \
+             on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id \
+             returning 1"
+        }
+        Mode::Update => {
+            "update storage.objects set owner = $3::text::uuid, owner_id = $3 where bucket_id = $1 and name = $2 \
+             returning 1"
+        }
+    };
+    let tx = rls::begin(project.db(), ctx).await?;
+    let rows = tx.query(sql, &[&bucket, &name, &owner]).await.map_err(Error::from).map_err(duplicate)?;
+    tx.rollback().await?;
+    if rows.is_empty() {
+        return Err(Error::no_such_key());
+    }
+    Ok(())
 }
 
 /// Reads a multipart upload: the file part (named `""` by storage-js, `file` by storage3, or
