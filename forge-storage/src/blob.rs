@@ -16,7 +16,7 @@ pub(crate) fn too_large() -> Error {
 
 /// Streams `body` into `path` and returns its size. Beyond `limit` bytes, or when the body
 /// fails (the client went away), the upload is aborted and nothing is left at `path`.
-pub(crate) async fn write<S, E>(store: &dyn ObjectStore, path: &Path, mut body: S, limit: u64) -> Result<u64>
+pub(crate) async fn write<S, E>(store: &dyn ObjectStore, path: &Path, body: &mut S, limit: u64) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<axum::body::Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -48,6 +48,66 @@ where
                 tracing::warn!(error = %abort, path = %path, "aborting a failed upload failed");
             }
             Err(e)
+        }
+    }
+}
+
+/// The most of a refused request's body read and dropped before answering; past it the
+/// connection is closed instead.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+/// Reads a request body on a task of its own and hands it on through a small channel. When
+/// the reader stops early (the upload was refused), the task reads and drops the rest, up to
+/// [`DRAIN_MAX`] bytes or 10 s; await [`Drain::finish`] before answering, so a client that
+/// is still sending gets the error rather than a reset connection.
+pub(crate) fn pump(body: axum::body::Body) -> (axum::body::Body, Drain) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<axum::body::Bytes, axum::Error>>(2);
+    let handle = tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut forwarding = true;
+        let mut dropped = 0u64;
+        let reading = async {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(chunk) if forwarding => {
+                        let len = chunk.len() as u64;
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            forwarding = false;
+                            dropped += len;
+                        }
+                    }
+                    Ok(chunk) => {
+                        dropped += chunk.len() as u64;
+                        if dropped > DRAIN_MAX {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        if forwarding {
+                            let _ = tx.send(Err(e)).await;
+                        }
+                        break;
+                    }
+                }
+            }
+        };
+        reading.await;
+    });
+    let rx = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    (axum::body::Body::from_stream(rx), Drain(handle))
+}
+
+/// The task reading a request body (see [`pump`]).
+#[derive(Debug)]
+pub(crate) struct Drain(tokio::task::JoinHandle<()>);
+
+impl Drain {
+    /// Waits (at most 10 s) until the rest of the body has been read and dropped. Drop
+    /// everything reading the pumped body first.
+    pub(crate) async fn finish(self) {
+        let mut handle = self.0;
+        if tokio::time::timeout(std::time::Duration::from_secs(10), &mut handle).await.is_err() {
+            handle.abort();
         }
     }
 }

@@ -579,3 +579,57 @@ async fn signed_upload_urls_upload_once_as_their_signer() {
     t.request(req).await.assert_error(400, "400", "InvalidSignature");
     assert_eq!(t.send("GET", &format!("/object/drop/{ann}/report.txt"), Some(&key), Value::Null).await.text(), "first");
 }
+
+#[tokio::test]
+async fn a_refused_upload_is_answered_after_its_body_not_with_a_reset() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let t = api(common::Backend::Memory).await;
+    t.service("POST", "/bucket", json!({ "name": "tiny", "file_size_limit": 16, "allowed_mime_types": ["image/*"] }))
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = t.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let key = t.service_key();
+    for (mime, why) in [("image/png", "413"), ("application/pdf", "415")] {
+        let (ct, body) = multipart("", "blob", mime, &vec![7u8; 24 * 1024 * 1024], &[("cacheControl", "3600")]);
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /storage/v1/object/tiny/big.bin HTTP/1.1\r\nhost: {addr}\r\napikey: {key}\r\n\
+             authorization: Bearer {key}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        tcp.write_all(head.as_bytes()).await.expect("head");
+        // The whole body goes out: the server reads it before answering.
+        tcp.write_all(&body).await.unwrap_or_else(|e| panic!("{mime}: the server hung up mid-body: {e}"));
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"message\"") {
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "{mime}: no answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains(&format!("\"statusCode\":\"{why}\"")), "{answer}");
+    }
+    assert!(t.blobs().await.is_empty());
+}
+
+#[tokio::test]
+async fn expires_in_may_be_a_numeric_string() {
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    t.put_raw("POST", "/object/docs/a.txt", Some(&key), "text/plain", b"a").await;
+    // storage3 sends `"expiresIn": "60"`.
+    let r = t.service("POST", "/object/sign/docs/a.txt", json!({ "expiresIn": "60" })).await;
+    assert!(r.json()["signedURL"].is_string(), "{}", r.text());
+    let r = t.service("POST", "/object/sign/docs", json!({ "expiresIn": "60", "paths": ["a.txt"] })).await;
+    assert!(r.json()[0]["signedURL"].is_string(), "{}", r.text());
+    t.service("POST", "/object/sign/docs/a.txt", json!({ "expiresIn": "soon" })).await.assert_error(
+        400,
+        "400",
+        "InvalidRequest",
+    );
+}

@@ -134,45 +134,71 @@ async fn store_object(
     mode: Mode,
     owner: Option<String>,
 ) -> Result<Json<Value>> {
-    check_name(name)?;
-    let bucket = bucket_info(project, bucket).await?;
+    let (parts, body) = request.into_parts();
+    // On any refusal the rest of the body is read and dropped (within a bound) before the
+    // answer goes out: a client still sending would otherwise see a reset, not the error.
+    let (body, drain) = blob::pump(body);
+    let checked = async {
+        check_name(name)?;
+        let bucket = bucket_info(project, bucket).await?;
+        // Refuse what the policies (or an existing key) would refuse before any byte moves.
+        precheck(project, ctx, &bucket.id, name, owner.as_deref(), mode).await?;
+        Ok::<_, Error>(bucket)
+    };
+    let bucket = match checked.await {
+        Ok(b) => b,
+        Err(e) => {
+            drop(body);
+            drain.finish().await;
+            return Err(e);
+        }
+    };
     let limit = bucket
         .file_size_limit
         .and_then(|l| u64::try_from(l).ok())
         .map_or(storage.config().file_size_limit, |l| l.min(storage.config().file_size_limit));
-    // Refuse what the policies (or an existing key) would refuse before any byte moves.
-    precheck(project, ctx, &bucket.id, name, owner.as_deref(), mode).await?;
     let version = Uuid::new_v4().to_string();
     let path = Storage::blob_path(project, &version);
     let store = storage.store().as_ref();
-    let headers = request.headers().clone();
+    let headers = parts.headers.clone();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
 
-    let (size, described) = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
-        let form =
-            Multipart::from_request(request, &()).await.map_err(|e| Error::invalid(format!("Invalid form: {e}")))?;
-        match read_form(form, &bucket, store, &path, limit).await {
-            Ok(read) => read,
-            Err(e) => {
-                // The file may have been stored before a later field failed.
-                blob::forget(store, vec![path]).await;
-                return Err(e);
-            }
+    let read = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        match Multipart::from_request(Request::from_parts(parts, body), &()).await {
+            Ok(mut form) => read_form(&mut form, &bucket, store, &path, limit).await,
+            Err(e) => Err(Error::invalid(format!("Invalid form: {e}"))),
         }
     } else {
+        let mut stream = body.into_data_stream();
         let mime = if content_type.is_empty() { "application/octet-stream".to_owned() } else { content_type };
-        check_mime(&bucket, &mime)?;
         let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(blob::too_large());
-        }
-        let user_metadata = match headers.get("x-metadata") {
-            None => None,
-            Some(v) => Some(decode_metadata(v)?),
+        let described = async {
+            check_mime(&bucket, &mime)?;
+            if declared.is_some_and(|n| n > limit) {
+                return Err(blob::too_large());
+            }
+            let user_metadata = match headers.get("x-metadata") {
+                None => None,
+                Some(v) => Some(decode_metadata(v)?),
+            };
+            let cache_control =
+                headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            Ok(Described { content_type: mime, cache_control, user_metadata })
         };
-        let cache_control = headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let size = blob::write(store, &path, request.into_body().into_data_stream(), limit).await?;
-        (size, Described { content_type: mime, cache_control, user_metadata })
+        match described.await {
+            Ok(d) => blob::write(store, &path, &mut stream, limit).await.map(|size| (size, d)),
+            Err(e) => Err(e),
+        }
+    };
+    let (size, described) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            // The reader is gone: the pump drops the rest of the body.
+            drain.finish().await;
+            // The file may have been stored before a later field failed.
+            blob::forget(store, vec![path]).await;
+            return Err(e);
+        }
     };
 
     let cache_control =
@@ -265,7 +291,7 @@ async fn precheck(
 /// any part with a file name) streams into `path`; `cacheControl` and `metadata` may come
 /// before or after it.
 async fn read_form(
-    mut form: Multipart,
+    form: &mut Multipart,
     bucket: &BucketInfo,
     store: &dyn object_store::ObjectStore,
     path: &object_store::path::Path,
@@ -281,7 +307,8 @@ async fn read_form(
             let mime = field.content_type().unwrap_or("application/octet-stream").to_owned();
             check_mime(bucket, &mime)?;
             described.content_type = mime;
-            size = Some(blob::write(store, path, field, limit).await?);
+            let mut field = field;
+            size = Some(blob::write(store, path, &mut field, limit).await?);
             continue;
         }
         let text = field.text().await.map_err(invalid)?;
@@ -731,9 +758,22 @@ pub(crate) async fn copy(
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct SignBody {
-    #[serde(rename = "expiresIn")]
+    /// A number, or a numeric string (storage3 sends `"60"`; Supabase coerces it).
+    #[serde(rename = "expiresIn", deserialize_with = "int_or_string")]
     expires_in: Option<i64>,
     paths: Vec<String>,
+}
+
+fn int_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| D::Error::custom("expiresIn must be an integer")),
+        Some(Value::String(s)) => {
+            s.trim().parse().map(Some).map_err(|_| D::Error::custom("expiresIn must be an integer"))
+        }
+        Some(_) => Err(D::Error::custom("expiresIn must be an integer")),
+    }
 }
 
 fn expiry(storage: &Storage, seconds: Option<i64>) -> Result<i64> {
