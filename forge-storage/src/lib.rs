@@ -36,8 +36,8 @@
 //!
 //! ## Not yet supported
 //!
-//! TUS resumable uploads, image transformation (`/render/image`),
-//! `list-v2`, and S3 configuration in forge-server.
+//! TUS resumable uploads, image transformation (`/render/image`) and `list-v2`. Uploads
+//! through forge-server are bounded by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by default).
 
 mod api;
 mod blob;
