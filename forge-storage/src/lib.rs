@@ -31,17 +31,21 @@
 //! - An upload writes a new blob version first and then points the row at it in one
 //!   transaction, so an object is visible only once its bytes are stored, and a failed upload
 //!   leaves neither a row nor a blob. Replaced and deleted versions are removed after commit.
+//! - Images are transformed (`/render/image/...`: width, height, cover/contain/fill, quality,
+//!   origin or WebP) only up to 25 MiB and 10 000 pixels a side in, 2000 a side out.
 //! - Object names are validated: no `..`, `.` or empty segments, no control characters, at
 //!   most 1024 bytes.
 //!
 //! ## Not yet supported
 //!
-//! TUS resumable uploads, image transformation (`/render/image`) and `list-v2`. Uploads
+//! TUS resumable uploads and `list-v2`; image transformation has no AVIF output, and WebP
+//! output is lossless. Uploads
 //! through forge-server are bounded by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by default).
 
 mod api;
 mod blob;
 pub mod error;
+mod render;
 mod service;
 
 pub use error::{Error, Result};

@@ -633,3 +633,83 @@ async fn expires_in_may_be_a_numeric_string() {
         "InvalidRequest",
     );
 }
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    out.into_inner()
+}
+
+fn dims(bytes: &[u8]) -> (u32, u32) {
+    let img = image::load_from_memory(bytes).expect("an image");
+    (img.width(), img.height())
+}
+
+#[tokio::test]
+async fn images_are_transformed_on_the_render_endpoints() {
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("pics", false).await;
+    t.create_bucket("site", true).await;
+    let key = t.service_key();
+    t.put_raw("POST", "/object/pics/cat.png", Some(&key), "image/png", &png(300, 150)).await;
+    t.put_raw("POST", "/object/site/logo.png", Some(&key), "image/png", &png(64, 64)).await;
+    t.put_raw("POST", "/object/pics/notes.txt", Some(&key), "text/plain", b"hello").await;
+
+    let r = t
+        .send(
+            "GET",
+            "/render/image/authenticated/pics/cat.png?width=100&height=100&resize=contain",
+            Some(&key),
+            Value::Null,
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.header("content-type")), (200, Some("image/png")), "{}", r.text());
+    assert_eq!(dims(&r.body), (100, 50));
+    let r =
+        t.send("GET", "/render/image/authenticated/pics/cat.png?width=100&height=100", Some(&key), Value::Null).await;
+    assert_eq!(dims(&r.body), (100, 100), "cover is the default");
+    let r =
+        t.send("GET", "/render/image/authenticated/pics/cat.png?width=60&format=webp", Some(&key), Value::Null).await;
+    assert_eq!((r.header("content-type"), dims(&r.body)), (Some("image/webp"), (60, 30)));
+    // Without a token the private object stays hidden.
+    t.send("GET", "/render/image/authenticated/pics/cat.png?width=10", None, Value::Null).await.assert_error(
+        400,
+        "404",
+        "NoSuchKey",
+    );
+    t.send("GET", "/render/image/public/pics/cat.png?width=10", None, Value::Null).await.assert_error(
+        400,
+        "404",
+        "NoSuchBucket",
+    );
+    let r = t.send("GET", "/render/image/public/site/logo.png?width=16", None, Value::Null).await;
+    assert_eq!(dims(&r.body), (16, 16));
+
+    // A signed URL carries its transformation; the query cannot change it.
+    let signed = t
+        .service(
+            "POST",
+            "/object/sign/pics/cat.png",
+            json!({ "expiresIn": 60, "transform": { "width": 30, "height": 30, "resize": "fill" } }),
+        )
+        .await;
+    let url = signed.json()["signedURL"].as_str().expect("url").to_owned();
+    assert!(url.starts_with("/render/image/sign/pics/cat.png?token="), "{url}");
+    let fetch =
+        |u: String| axum::http::Request::builder().uri(format!("/storage/v1{u}")).body(Body::empty()).expect("req");
+    assert_eq!(dims(&t.request(fetch(url.clone())).await.body), (30, 30));
+    assert_eq!(dims(&t.request(fetch(format!("{url}&width=500"))).await.body), (30, 30));
+
+    t.send("GET", "/render/image/authenticated/pics/notes.txt?width=10", Some(&key), Value::Null).await.assert_error(
+        400,
+        "415",
+        "InvalidMimeType",
+    );
+    t.send("GET", "/render/image/authenticated/pics/cat.png?resize=squash", Some(&key), Value::Null)
+        .await
+        .assert_error(400, "400", "InvalidRequest");
+    t.service("POST", "/object/sign/pics/cat.png", json!({ "expiresIn": 60, "transform": { "quality": 1 } }))
+        .await
+        .assert_error(400, "400", "InvalidRequest");
+}

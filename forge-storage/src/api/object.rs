@@ -758,6 +758,8 @@ pub(crate) async fn copy(
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct SignBody {
+    /// An image transformation: the URL then points at `/render/image/sign/...`.
+    transform: Option<crate::render::Transform>,
     /// A number, or a numeric string (storage3 sends `"60"`; Supabase coerces it).
     #[serde(rename = "expiresIn", deserialize_with = "int_or_string")]
     expires_in: Option<i64>,
@@ -784,12 +786,23 @@ fn expiry(storage: &Storage, seconds: Option<i64>) -> Result<i64> {
     }
 }
 
-fn signed_url(project: &Project, bucket: &str, name: &str, expires_in: i64) -> Result<String> {
+fn signed_url(
+    project: &Project,
+    bucket: &str,
+    name: &str,
+    expires_in: i64,
+    transform: Option<&crate::render::Transform>,
+) -> Result<String> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({ "url": format!("{bucket}/{name}"), "scope": "download", "iat": now, "exp": now + expires_in });
+    let mut claims =
+        json!({ "url": format!("{bucket}/{name}"), "scope": "download", "iat": now, "exp": now + expires_in });
+    if let Some(t) = transform {
+        claims["transformations"] = json!(t.to_query());
+    }
     let claims = claims.as_object().cloned().unwrap_or_default();
     let token = project.keys().sign_hs256(&claims).map_err(Error::internal)?;
-    Ok(format!("/object/sign/{bucket}/{name}?token={token}"))
+    let base = if transform.is_some() { "/render/image/sign" } else { "/object/sign" };
+    Ok(format!("{base}/{bucket}/{name}?token={token}"))
 }
 
 pub(crate) async fn sign(
@@ -805,7 +818,10 @@ pub(crate) async fn sign(
     // Only what the caller may read can be signed.
     let sql = "select to_jsonb(id) from storage.objects where bucket_id = $1 and name = $2";
     rls_json(&project, &ctx, sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
-    Ok(Json(json!({ "signedURL": signed_url(&project, &bucket, &name, expires_in)? })))
+    if let Some(t) = &body.transform {
+        crate::render::check(t)?;
+    }
+    Ok(Json(json!({ "signedURL": signed_url(&project, &bucket, &name, expires_in, body.transform.as_ref())? })))
 }
 
 pub(crate) async fn sign_many(
@@ -829,7 +845,7 @@ pub(crate) async fn sign_many(
     for path in &body.paths {
         if visible.contains(&path.as_str()) {
             out.push(
-                json!({ "path": path, "signedURL": signed_url(&project, &bucket, path, expires_in)?, "error": null }),
+                json!({ "path": path, "signedURL": signed_url(&project, &bucket, path, expires_in, None)?, "error": null }),
             );
         } else {
             out.push(json!({ "path": path, "signedURL": null, "error": "Either the object does not exist or you do not have access to it" }));
@@ -944,6 +960,80 @@ pub(crate) async fn download_signed(
     verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
     let stored = stored_unchecked(&project, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
+}
+
+pub(crate) async fn render(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(t): Query<crate::render::Transform>,
+) -> Result<Response> {
+    check_name(&name)?;
+    crate::render::check(&t)?;
+    let sql = format!("select {STORED_JSON} from storage.objects where bucket_id = $1 and name = $2");
+    let stored = rls_json(&project, &ctx, &sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    render_stored(&storage, &project, stored, t).await
+}
+
+pub(crate) async fn render_public(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(t): Query<crate::render::Transform>,
+) -> Result<Response> {
+    check_name(&name)?;
+    crate::render::check(&t)?;
+    if !bucket_info(&project, &bucket).await?.public {
+        return Err(Error::no_such_bucket());
+    }
+    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    render_stored(&storage, &project, stored, t).await
+}
+
+pub(crate) async fn render_signed(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response> {
+    let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
+    // The transformation is the one that was signed.
+    let t = match claims.get("transformations").and_then(Value::as_str) {
+        Some(query) => crate::render::Transform::from_query(query)?,
+        None => crate::render::Transform::default(),
+    };
+    crate::render::check(&t)?;
+    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    render_stored(&storage, &project, stored, t).await
+}
+
+async fn render_stored(
+    storage: &Storage,
+    project: &Project,
+    stored: Value,
+    t: crate::render::Transform,
+) -> Result<Response> {
+    let stored: Stored = serde_json::from_value(stored).map_err(Error::internal)?;
+    if stored.metadata["size"].as_u64().unwrap_or(0) > crate::render::MAX_INPUT_BYTES {
+        return Err(Error::api(413, "EntityTooLarge", "The image is too large to transform"));
+    }
+    let bytes = storage.store().get(&Storage::blob_path(project, &stored.version)).await?.bytes().await?;
+    let (out, mime) =
+        tokio::task::spawn_blocking(move || crate::render::apply(&bytes, &t)).await.map_err(Error::internal)??;
+    let cache = stored.metadata["cacheControl"].as_str().unwrap_or("no-cache").to_owned();
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        (header::CONTENT_TYPE, mime.to_owned()),
+        (header::CACHE_CONTROL, cache),
+        (header::LAST_MODIFIED, stored.updated),
+        (header::CONTENT_LENGTH, out.len().to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    Ok((StatusCode::OK, headers, out).into_response())
 }
 
 #[cfg(test)]
