@@ -45,7 +45,8 @@ impl StorageBuilder {
     /// Builds the service.
     pub fn build(self) -> Storage {
         let store = self.store.unwrap_or_else(|| Arc::new(object_store::memory::InMemory::new()));
-        Storage(Arc::new(Inner { config: self.config, store }))
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Storage(Arc::new(Inner { config: self.config, store, renders: tokio::sync::Semaphore::new(cores) }))
     }
 }
 
@@ -53,6 +54,8 @@ impl StorageBuilder {
 pub(crate) struct Inner {
     pub(crate) config: StorageConfig,
     pub(crate) store: Arc<dyn ObjectStore>,
+    /// Image transformations in progress.
+    pub(crate) renders: tokio::sync::Semaphore,
 }
 
 /// The Supabase-compatible storage service. Cheap to clone.

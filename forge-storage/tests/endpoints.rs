@@ -713,3 +713,68 @@ async fn images_are_transformed_on_the_render_endpoints() {
         .await
         .assert_error(400, "400", "InvalidRequest");
 }
+
+#[tokio::test]
+async fn review_cases_upsert_urls_big_forms_render_tokens_and_destination_limits() {
+    let t = api(common::Backend::Memory).await;
+    let key = t.service_key();
+    // An upsert upload URL needs the update policy, not just the insert one.
+    t.create_bucket("shared", false).await;
+    sqlx::raw_sql(
+        "create policy shared_insert on storage.objects for insert to authenticated with check (bucket_id = 'shared'); \
+         create policy shared_read on storage.objects for select to authenticated using (bucket_id = 'shared'); \
+         create policy shared_update on storage.objects for update to authenticated \
+           using (bucket_id = 'shared' and owner = auth.uid());",
+    )
+    .execute(t.db.pool())
+    .await
+    .expect("policies");
+    let (bob, mallory) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let r = t.put_raw("POST", "/object/shared/cv.pdf", Some(&t.user_token(bob)), "application/pdf", b"bob's").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let req = t
+        .builder("POST", "/object/upload/sign/shared/cv.pdf", Some(&t.user_token(mallory)))
+        .header("x-upsert", "true")
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .expect("req");
+    t.request(req).await.assert_error(403, "403", "AccessDenied");
+    let r = t.send("POST", "/object/upload/sign/shared/cv.pdf", Some(&t.user_token(bob)), json!({})).await;
+    r.assert_error(400, "409", "KeyAlreadyExists");
+
+    // Multipart forms are not held to axum's 2 MiB default: the bucket's limit decides.
+    t.create_bucket("big", false).await;
+    let (ct, body) =
+        multipart("", "blob", "application/octet-stream", &vec![1u8; 3 * 1024 * 1024], &[("cacheControl", "60")]);
+    let req = t.builder("POST", "/object/big/three.bin", Some(&key)).header("content-type", ct).body(Body::from(body));
+    let r = t.request(req.expect("req")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = t.send("GET", "/object/big/three.bin", Some(&key), Value::Null).await;
+    assert_eq!(r.body.len(), 3 * 1024 * 1024);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    // A transformed-image token does not download the original.
+    t.put_raw("POST", "/object/big/pic.png", Some(&key), "image/png", &png(40, 40)).await;
+    let signed =
+        t.service("POST", "/object/sign/big/pic.png", json!({ "expiresIn": 60, "transform": { "width": 10 } })).await;
+    let token = signed.json()["signedURL"].as_str().expect("url").split("token=").nth(1).expect("t").to_owned();
+    let req = axum::http::Request::builder()
+        .uri(format!("/storage/v1/object/sign/big/pic.png?token={token}"))
+        .body(Body::empty());
+    t.request(req.expect("req")).await.assert_error(400, "400", "InvalidSignature");
+
+    // Move and copy respect the destination bucket's limits.
+    t.service(
+        "POST",
+        "/bucket",
+        json!({ "name": "images", "allowed_mime_types": ["image/*"], "file_size_limit": 1024 }),
+    )
+    .await;
+    let moved = |src: &str, dst: &str| json!({ "bucketId": "big", "sourceKey": src, "destinationKey": dst, "destinationBucket": "images" });
+    t.service("POST", "/object/move", moved("three.bin", "x.bin")).await.assert_error(400, "415", "InvalidMimeType");
+    t.service("POST", "/object/copy", moved("three.bin", "x.bin")).await.assert_error(400, "415", "InvalidMimeType");
+    t.put_raw("POST", "/object/big/large.png", Some(&key), "image/png", &vec![0u8; 2048]).await;
+    t.service("POST", "/object/copy", moved("large.png", "l.png")).await.assert_error(400, "413", "EntityTooLarge");
+    let r = t.service("POST", "/object/move", moved("pic.png", "pic.png")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

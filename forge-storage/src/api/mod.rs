@@ -43,6 +43,9 @@ impl Storage {
             )
             .layer(axum::Extension(self.clone()))
             .layer(axum::Extension(WireFormat::Storage))
+            // Uploads are limited while streaming (the bucket's and the service's limits), not
+            // by axum's 2 MiB default for extractors such as multipart forms.
+            .layer(axum::extract::DefaultBodyLimit::disable())
     }
 }
 

@@ -232,7 +232,8 @@ async fn store_object(
              update storage.objects o set owner = $3::text::uuid, owner_id = $3, metadata = $4, \
                user_metadata = coalesce($5, o.user_metadata), version = $6, updated_at = now(), \
                last_accessed_at = now() \
-             from old where o.id = old.id returning jsonb_build_object('id', o.id, 'old', old.version)"
+             from old where o.id = old.id and o.bucket_id = $1 and o.name = $2 \
+             returning jsonb_build_object('id', o.id, 'old', old.version)"
         }
     };
     let written =
@@ -249,7 +250,7 @@ async fn store_object(
         }
     };
     if let Some(old) = row["old"].as_str() {
-        blob::forget(store, vec![Storage::blob_path(project, old)]).await;
+        forget_unreferenced(project, store, old).await;
     }
     Ok(Json(json!({ "Id": row["id"], "Key": format!("{}/{name}", bucket.id) })))
 }
@@ -311,7 +312,7 @@ async fn read_form(
             size = Some(blob::write(store, path, &mut field, limit).await?);
             continue;
         }
-        let text = field.text().await.map_err(invalid)?;
+        let text = read_text(field).await?;
         match field_name.as_str() {
             "cacheControl" => described.cache_control = format!("max-age={}", text.trim()),
             "contentType" if !text.trim().is_empty() => {
@@ -328,6 +329,44 @@ async fn read_form(
     }
     let size = size.ok_or_else(|| Error::invalid("The form has no file"))?;
     Ok((size, described))
+}
+
+/// A non-file form field, at most 1 MiB.
+async fn read_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String> {
+    const MAX_FIELD: usize = 1024 * 1024;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| Error::invalid(format!("Invalid form: {e}")))? {
+        if bytes.len() + chunk.len() > MAX_FIELD {
+            return Err(Error::api(413, "EntityTooLarge", "A form field exceeded 1 MiB"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| Error::invalid("A form field is not UTF-8"))
+}
+
+/// Deletes a replaced version's blob unless a row still names it: a concurrent move or upsert
+/// may have read the same old version.
+async fn forget_unreferenced(project: &Project, store: &dyn object_store::ObjectStore, version: &str) {
+    let referenced: std::result::Result<bool, sqlx::Error> =
+        sqlx::query_scalar("select exists (select 1 from storage.objects where version = $1)")
+            .bind(version)
+            .fetch_one(project.db().pool())
+            .await;
+    match referenced {
+        Ok(false) => blob::forget(store, vec![Storage::blob_path(project, version)]).await,
+        Ok(true) => {}
+        Err(e) => tracing::warn!(error = %e, "checking a replaced version failed; its blob is kept"),
+    }
+}
+
+/// Refuses to put an object into a bucket whose limits it breaks (move and copy).
+fn check_fits(bucket: &BucketInfo, metadata: &Value) -> Result<()> {
+    check_mime(bucket, metadata["mimetype"].as_str().unwrap_or("application/octet-stream"))?;
+    let size = metadata["size"].as_i64().unwrap_or(0);
+    if bucket.file_size_limit.is_some_and(|limit| size > limit) {
+        return Err(blob::too_large());
+    }
+    Ok(())
 }
 
 fn duplicate(e: Error) -> Error {
@@ -440,6 +479,7 @@ async fn serve(
     set(header::CACHE_CONTROL, meta["cacheControl"].as_str().unwrap_or("no-cache"));
     set(header::ACCEPT_RANGES, "bytes");
     set(header::CONTENT_TYPE, meta["mimetype"].as_str().unwrap_or("application/octet-stream"));
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some(file) = download {
         let file = if file.is_empty() { name.rsplit('/').next().unwrap_or(name).to_owned() } else { file };
         let ascii: String = file
@@ -681,7 +721,14 @@ pub(crate) async fn move_object(project: Project, ctx: RequestContext, body: Byt
     check_name(&body.source_key)?;
     check_name(&body.destination_key)?;
     let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
-    bucket_info(&project, &to_bucket).await?;
+    let destination = bucket_info(&project, &to_bucket).await?;
+    if destination.id != body.bucket_id {
+        let sql = "select metadata from storage.objects where bucket_id = $1 and name = $2";
+        let metadata = rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key])
+            .await?
+            .ok_or_else(Error::no_such_key)?;
+        check_fits(&destination, &metadata)?;
+    }
     // The bytes stay where they are: only the row changes.
     let sql = "update storage.objects set bucket_id = $3, name = $4, updated_at = now() \
                where bucket_id = $1 and name = $2 returning to_jsonb(id)";
@@ -703,12 +750,13 @@ pub(crate) async fn copy(
     check_name(&body.source_key)?;
     check_name(&body.destination_key)?;
     let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
-    bucket_info(&project, &to_bucket).await?;
+    let destination = bucket_info(&project, &to_bucket).await?;
     let sql = "select jsonb_build_object('version', version, 'metadata', metadata, 'user_metadata', user_metadata) \
                from storage.objects where bucket_id = $1 and name = $2";
     let source =
         rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key]).await?.ok_or_else(Error::no_such_key)?;
     let from = source["version"].as_str().ok_or_else(Error::no_such_key)?;
+    check_fits(&destination, &source["metadata"])?;
     let version = Uuid::new_v4().to_string();
     let store = storage.store().as_ref();
     let target = Storage::blob_path(&project, &version);
@@ -750,7 +798,7 @@ pub(crate) async fn copy(
         }
     };
     if let Some(old) = row["old"].as_str() {
-        blob::forget(store, vec![Storage::blob_path(&project, old)]).await;
+        forget_unreferenced(&project, store, old).await;
     }
     Ok(Json(json!({ "Id": row["id"], "Key": format!("{to_bucket}/{}", body.destination_key) })))
 }
@@ -869,16 +917,9 @@ pub(crate) async fn sign_upload(
     bucket_info(&project, &bucket).await?;
     let upsert = upsert(&headers);
     let owner = owner_of(&ctx);
-    // Would the caller's insert pass the policies? Try it and roll back.
-    let tx = rls::begin(project.db(), &ctx).await?;
-    let probe = "insert into storage.objects (bucket_id, name, owner, owner_id, version) \
-                 values ($1, $2, $3::text::uuid, $3, null)";
-    match tx.execute(probe, &[&bucket, &name, &owner.as_deref()]).await.map_err(Error::from).map_err(duplicate) {
-        Ok(_) => tx.rollback().await?,
-        // An existing object may be replaced only through an upsert URL.
-        Err(Error::Api { code: "KeyAlreadyExists", .. }) if upsert => drop(tx),
-        Err(e) => return Err(e),
-    }
+    // Would the caller's upload pass the policies (insert, or the upsert's update)? Try it
+    // as the caller and roll back.
+    precheck(&project, &ctx, &bucket, &name, owner.as_deref(), Mode::Create { upsert }).await?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({
         "url": format!("{bucket}/{name}"),
@@ -957,7 +998,11 @@ pub(crate) async fn download_signed(
     Query(q): Query<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
+    let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
+    if claims.get("transformations").is_some() {
+        // A link to a transformed image does not also give the original.
+        return Err(Error::api(400, "InvalidSignature", "This token is for a transformed image only"));
+    }
     let stored = stored_unchecked(&project, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
 }
@@ -1018,7 +1063,13 @@ async fn render_stored(
     if stored.metadata["size"].as_u64().unwrap_or(0) > crate::render::MAX_INPUT_BYTES {
         return Err(Error::api(413, "EntityTooLarge", "The image is too large to transform"));
     }
-    let bytes = storage.store().get(&Storage::blob_path(project, &stored.version)).await?.bytes().await?;
+    let got = storage.store().get(&Storage::blob_path(project, &stored.version)).await?;
+    if got.meta.size > crate::render::MAX_INPUT_BYTES {
+        return Err(Error::api(413, "EntityTooLarge", "The image is too large to transform"));
+    }
+    // At most one transformation per core at a time: each may use hundreds of MiB.
+    let _permit = storage.0.renders.acquire().await.map_err(Error::internal)?;
+    let bytes = got.bytes().await?;
     let (out, mime) =
         tokio::task::spawn_blocking(move || crate::render::apply(&bytes, &t)).await.map_err(Error::internal)??;
     let cache = stored.metadata["cacheControl"].as_str().unwrap_or("no-cache").to_owned();
