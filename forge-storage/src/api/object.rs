@@ -213,6 +213,33 @@ async fn store_object(
         "contentLength": size,
         "httpStatusCode": 200,
     });
+    let new = NewVersion { version, metadata, user_metadata: described.user_metadata };
+    let id = point_at_version(project, ctx, store, mode, &bucket.id, name, owner.as_deref(), new).await?;
+    Ok(Json(json!({ "Id": id, "Key": format!("{}/{name}", bucket.id) })))
+}
+
+/// A version just stored, with what its row will say about it.
+struct NewVersion {
+    version: String,
+    metadata: Value,
+    user_metadata: Option<Value>,
+}
+
+/// Points the row of `bucket/name` at a version already in the store, as the caller (a new
+/// row, or with `upsert` or `Mode::Update` the existing one). If the change fails the new
+/// blob is removed; if it succeeds, the blob it replaced is removed once no row names it.
+/// Returns the row's id.
+#[allow(clippy::too_many_arguments)]
+async fn point_at_version(
+    project: &Project,
+    ctx: &RequestContext,
+    store: &dyn object_store::ObjectStore,
+    mode: Mode,
+    bucket: &str,
+    name: &str,
+    owner: Option<&str>,
+    new: NewVersion,
+) -> Result<Value> {
     let sql = match mode {
         Mode::Create { upsert: false } => {
             "insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
@@ -236,23 +263,22 @@ async fn store_object(
              returning jsonb_build_object('id', o.id, 'old', old.version)"
         }
     };
-    let written =
-        rls_json(project, ctx, sql, &[&bucket.id, &name, &owner, &metadata, &described.user_metadata, &version]).await;
-    let row = match written {
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&bucket, &name, &owner, &new.metadata, &new.user_metadata, &new.version];
+    let row = match rls_json(project, ctx, sql, &params).await {
         Ok(Some(row)) => row,
-        Ok(None) => {
-            blob::forget(store, vec![path]).await;
-            return Err(Error::no_such_key());
-        }
-        Err(e) => {
-            blob::forget(store, vec![path]).await;
-            return Err(duplicate(e));
+        failed => {
+            blob::forget(store, vec![Storage::blob_path(project, &new.version)]).await;
+            return Err(match failed {
+                Err(e) => duplicate(e),
+                _ => Error::no_such_key(),
+            });
         }
     };
     if let Some(old) = row["old"].as_str() {
         forget_unreferenced(project, store, old).await;
     }
-    Ok(Json(json!({ "Id": row["id"], "Key": format!("{}/{name}", bucket.id) })))
+    Ok(row["id"].clone())
 }
 
 /// Tries the row change an upload will make, as the caller, and rolls it back.
@@ -404,8 +430,7 @@ pub(crate) async fn download(
     headers: HeaderMap,
 ) -> Result<Response> {
     check_name(&name)?;
-    let sql = format!("select {STORED_JSON} from storage.objects where bucket_id = $1 and name = $2");
-    let stored = rls_json(&project, &ctx, &sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    let stored = object_row(&project, Reader::Caller(&ctx), STORED_JSON, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
 }
 
@@ -417,26 +442,40 @@ pub(crate) async fn download_public(
     headers: HeaderMap,
 ) -> Result<Response> {
     check_name(&name)?;
-    let info = bucket_info(&project, &bucket).await?;
-    if !info.public {
-        // A private bucket's objects are never served on public URLs.
-        return Err(Error::no_such_bucket());
-    }
-    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    ensure_public(&project, &bucket).await?;
+    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
 }
 
-/// A row looked up without RLS: for public buckets and signed URLs, whose access was decided
-/// otherwise.
-async fn stored_unchecked(project: &Project, bucket: &str, name: &str) -> Result<Value> {
-    let sql = format!("select {STORED_JSON} from storage.objects where bucket_id = $1 and name = $2");
-    let row: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(bucket)
-        .bind(name)
-        .fetch_optional(project.db().pool())
-        .await
-        .map_err(forge_core::ForgeError::from)?;
+/// Who reads an object's row.
+enum Reader<'a> {
+    /// The caller, through RLS.
+    Caller(&'a RequestContext),
+    /// The service itself: for public buckets and signed URLs, whose access was decided
+    /// otherwise.
+    Service,
+}
+
+/// The row of `bucket/name` rendered as `json` (a `jsonb_build_object` of its columns), or
+/// 404 `NoSuchKey`.
+async fn object_row(project: &Project, reader: Reader<'_>, json: &str, bucket: &str, name: &str) -> Result<Value> {
+    let sql = format!("select {json} from storage.objects where bucket_id = $1 and name = $2");
+    let row = match reader {
+        Reader::Caller(ctx) => rls_json(project, ctx, &sql, &[&bucket, &name]).await?,
+        Reader::Service => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(bucket)
+            .bind(name)
+            .fetch_optional(project.db().pool())
+            .await
+            .map_err(forge_core::ForgeError::from)?,
+    };
     row.ok_or_else(Error::no_such_key)
+}
+
+/// 404 `NoSuchBucket` unless `bucket` is public: a private bucket's objects are never served
+/// on public URLs.
+async fn ensure_public(project: &Project, bucket: &str) -> Result<()> {
+    if bucket_info(project, bucket).await?.public { Ok(()) } else { Err(Error::no_such_bucket()) }
 }
 
 /// One byte range, from a `Range: bytes=...` header.
@@ -548,23 +587,13 @@ pub(crate) async fn info(
     Path((bucket, name)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
     check_name(&name)?;
-    let sql = format!("select {INFO_JSON} from storage.objects where bucket_id = $1 and name = $2");
-    rls_json(&project, &ctx, &sql, &[&bucket, &name]).await?.map(Json).ok_or_else(Error::no_such_key)
+    object_row(&project, Reader::Caller(&ctx), INFO_JSON, &bucket, &name).await.map(Json)
 }
 
 pub(crate) async fn info_public(project: Project, Path((bucket, name)): Path<(String, String)>) -> Result<Json<Value>> {
     check_name(&name)?;
-    if !bucket_info(&project, &bucket).await?.public {
-        return Err(Error::no_such_bucket());
-    }
-    let sql = format!("select {INFO_JSON} from storage.objects where bucket_id = $1 and name = $2");
-    let row: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(&bucket)
-        .bind(&name)
-        .fetch_optional(project.db().pool())
-        .await
-        .map_err(forge_core::ForgeError::from)?;
-    row.map(Json).ok_or_else(Error::no_such_key)
+    ensure_public(&project, &bucket).await?;
+    object_row(&project, Reader::Service, INFO_JSON, &bucket, &name).await.map(Json)
 }
 
 const FILE_OBJECT_JSON: &str = "jsonb_build_object('name', name, 'id', id, 'updated_at', updated_at, \
@@ -765,42 +794,11 @@ pub(crate) async fn copy(
     metadata["eTag"] = json!(format!("\"{version}\""));
     metadata["lastModified"] = json!(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default());
     let owner = owner_of(&ctx);
-    let on_conflict = if upsert(&headers) {
-        "on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, \
-         metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version, \
-         updated_at = now()"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "with old as (select version from storage.objects where bucket_id = $1 and name = $2) \
-         insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
-         values ($1, $2, $3::text::uuid, $3, $4, $5, $6) {on_conflict} \
-         returning jsonb_build_object('id', id, 'old', (select version from old))"
-    );
-    let user_metadata = source["user_metadata"].clone();
-    let row = rls_json(
-        &project,
-        &ctx,
-        &sql,
-        &[&to_bucket, &body.destination_key, &owner, &metadata, &user_metadata, &version],
-    )
-    .await;
-    let row = match row {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            blob::forget(store, vec![target]).await;
-            return Err(Error::no_such_key());
-        }
-        Err(e) => {
-            blob::forget(store, vec![target]).await;
-            return Err(duplicate(e));
-        }
-    };
-    if let Some(old) = row["old"].as_str() {
-        forget_unreferenced(&project, store, old).await;
-    }
-    Ok(Json(json!({ "Id": row["id"], "Key": format!("{to_bucket}/{}", body.destination_key) })))
+    let mode = Mode::Create { upsert: upsert(&headers) };
+    let new = NewVersion { version, metadata, user_metadata: Some(source["user_metadata"].clone()) };
+    let id =
+        point_at_version(&project, &ctx, store, mode, &to_bucket, &body.destination_key, owner.as_deref(), new).await?;
+    Ok(Json(json!({ "Id": id, "Key": format!("{to_bucket}/{}", body.destination_key) })))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -1003,7 +1001,7 @@ pub(crate) async fn download_signed(
         // A link to a transformed image does not also give the original.
         return Err(Error::api(400, "InvalidSignature", "This token is for a transformed image only"));
     }
-    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
 }
 
@@ -1016,8 +1014,7 @@ pub(crate) async fn render(
 ) -> Result<Response> {
     check_name(&name)?;
     crate::render::check(&t)?;
-    let sql = format!("select {STORED_JSON} from storage.objects where bucket_id = $1 and name = $2");
-    let stored = rls_json(&project, &ctx, &sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    let stored = object_row(&project, Reader::Caller(&ctx), STORED_JSON, &bucket, &name).await?;
     render_stored(&storage, &project, stored, t).await
 }
 
@@ -1029,10 +1026,8 @@ pub(crate) async fn render_public(
 ) -> Result<Response> {
     check_name(&name)?;
     crate::render::check(&t)?;
-    if !bucket_info(&project, &bucket).await?.public {
-        return Err(Error::no_such_bucket());
-    }
-    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    ensure_public(&project, &bucket).await?;
+    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
     render_stored(&storage, &project, stored, t).await
 }
 
@@ -1049,7 +1044,7 @@ pub(crate) async fn render_signed(
         None => crate::render::Transform::default(),
     };
     crate::render::check(&t)?;
-    let stored = stored_unchecked(&project, &bucket, &name).await?;
+    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
     render_stored(&storage, &project, stored, t).await
 }
 
