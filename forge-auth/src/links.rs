@@ -19,6 +19,7 @@ use crate::model::{TokenColumn, User};
 use crate::service::Auth;
 use crate::sms::{Channel, Sms, SmsKind};
 use crate::store::{Lookup, UserChange};
+use crate::users::Contact;
 
 /// The kinds of verification, as sent in `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,10 +276,18 @@ pub(crate) async fn deliver_sms(auth: &Auth, sms: Sms) -> Result<String> {
 /// text went out (phone sign-up and resend). Failures are logged.
 pub(crate) fn deliver_sms_later(auth: &Auth, sms: Sms) {
     let kind = sms.kind;
-    let sending = auth.0.sms.send(sms);
+    in_background(auth.0.sms.send(sms), kind, "sending a text failed");
+}
+
+/// Runs a send on its own task, logging a failure with what was sent.
+fn in_background<T, E: std::fmt::Display>(
+    sending: impl std::future::Future<Output = std::result::Result<T, E>> + Send + 'static,
+    kind: impl std::fmt::Debug + Send + 'static,
+    failed: &'static str,
+) {
     tokio::spawn(async move {
         if let Err(e) = sending.await {
-            tracing::error!(error = %e, ?kind, "sending a text failed");
+            tracing::error!(error = %e, ?kind, "{failed}");
         }
     });
 }
@@ -293,12 +302,7 @@ pub(crate) async fn deliver(auth: &Auth, mail: Mail) -> Result<()> {
 /// tell known addresses from unknown ones. Failures are logged.
 pub(crate) fn deliver_later(auth: &Auth, mail: Mail) {
     let kind = mail.kind;
-    let sending = auth.0.mailer.send(mail);
-    tokio::spawn(async move {
-        if let Err(e) = sending.await {
-            tracing::error!(error = %e, ?kind, "sending mail failed");
-        }
-    });
+    in_background(auth.0.mailer.send(mail), kind, "sending mail failed");
 }
 
 /// How a token is presented.
@@ -444,7 +448,7 @@ async fn apply(auth: &Auth, conn: &mut PgConnection, user: &User, verify_type: V
     match verify_type {
         VerifyType::EmailChange => {
             let new_email = user.email_change.clone().filter(|e| !e.is_empty()).ok_or_else(Error::otp_expired)?;
-            crate::users::ensure_email_free(auth, conn, &new_email, Some(user.id)).await?;
+            crate::users::ensure_free(auth, conn, Contact::Email(&new_email), Some(user.id)).await?;
             let change = UserChange {
                 email: Some(Some(new_email.clone())),
                 email_change: Some(String::new()),
@@ -453,7 +457,7 @@ async fn apply(auth: &Auth, conn: &mut PgConnection, user: &User, verify_type: V
                 ..UserChange::default()
             };
             store.update(&mut *conn, user.id, change).await?;
-            crate::users::set_email_identity(auth, conn, user.id, &new_email, true).await?;
+            crate::users::set_identity(auth, conn, user.id, Contact::Email(&new_email), true).await?;
         }
         VerifyType::PhoneChange => {
             let new_phone = user.phone_change.clone().filter(|p| !p.is_empty()).ok_or_else(Error::otp_expired)?;
@@ -465,7 +469,7 @@ async fn apply(auth: &Auth, conn: &mut PgConnection, user: &User, verify_type: V
                 ..UserChange::default()
             };
             store.update(&mut *conn, user.id, change).await?;
-            crate::users::set_phone_identity(auth, conn, user.id, &new_phone, true).await?;
+            crate::users::set_identity(auth, conn, user.id, Contact::Phone(&new_phone), true).await?;
         }
         VerifyType::Sms => {
             let change = UserChange { phone_confirmed: Some(true), ..UserChange::default() };

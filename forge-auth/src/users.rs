@@ -8,43 +8,58 @@ use crate::error::{Error, Result};
 use crate::service::Auth;
 use crate::store::{Lookup, NewIdentity};
 
-/// Refuses (422 `email_exists`) an address another user already has; `owner` is the user
-/// who may keep it (none: nobody may have it).
-pub(crate) async fn ensure_email_free(
+/// An email address or a phone number, as a user's contact and identity.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Contact<'a> {
+    Email(&'a str),
+    Phone(&'a str),
+}
+
+impl Contact<'_> {
+    fn provider(self) -> &'static str {
+        match self {
+            Contact::Email(_) => "email",
+            Contact::Phone(_) => "phone",
+        }
+    }
+}
+
+/// Refuses (422 `email_exists` / `phone_exists`) a contact another user already has; `owner`
+/// is the user who may keep it (none: nobody may have it).
+pub(crate) async fn ensure_free(
     auth: &Auth,
     conn: &mut PgConnection,
-    email: &str,
+    contact: Contact<'_>,
     owner: Option<Uuid>,
 ) -> Result<()> {
-    let holder = auth.store().find(conn, Lookup::Email(email)).await?;
-    if holder.is_some_and(|u| Some(u.id) != owner) { Err(Error::email_exists()) } else { Ok(()) }
+    let lookup = match contact {
+        Contact::Email(e) => Lookup::Email(e),
+        Contact::Phone(p) => Lookup::Phone(p),
+    };
+    let holder = auth.store().find(conn, lookup).await?;
+    if holder.is_none_or(|u| Some(u.id) == owner) {
+        return Ok(());
+    }
+    Err(match contact {
+        Contact::Email(_) => Error::email_exists(),
+        Contact::Phone(_) => Error::api(422, "phone_exists", "Phone number already registered by another user"),
+    })
 }
 
-/// Adds (or refreshes) the user's `email` identity for `email`.
-pub(crate) async fn set_email_identity(
+/// Adds (or refreshes) the user's `email` or `phone` identity for `contact`.
+pub(crate) async fn set_identity(
     auth: &Auth,
     conn: &mut PgConnection,
     user_id: Uuid,
-    email: &str,
+    contact: Contact<'_>,
     verified: bool,
 ) -> Result<()> {
-    let data =
-        json!({ "sub": user_id.to_string(), "email": email, "email_verified": verified, "phone_verified": false });
-    let identity = NewIdentity { provider: "email".into(), provider_id: user_id.to_string(), data };
-    auth.store().link(conn, user_id, identity).await
-}
-
-/// Adds (or refreshes) the user's `phone` identity for `phone`.
-pub(crate) async fn set_phone_identity(
-    auth: &Auth,
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    phone: &str,
-    verified: bool,
-) -> Result<()> {
-    let data =
-        json!({ "sub": user_id.to_string(), "phone": phone, "email_verified": false, "phone_verified": verified });
-    let identity = NewIdentity { provider: "phone".into(), provider_id: user_id.to_string(), data };
+    let mut data = json!({ "sub": user_id.to_string(), "email_verified": false, "phone_verified": false });
+    match contact {
+        Contact::Email(e) => (data["email"], data["email_verified"]) = (json!(e), json!(verified)),
+        Contact::Phone(p) => (data["phone"], data["phone_verified"]) = (json!(p), json!(verified)),
+    }
+    let identity = NewIdentity { provider: contact.provider().into(), provider_id: user_id.to_string(), data };
     auth.store().link(conn, user_id, identity).await
 }
 
@@ -68,21 +83,6 @@ pub(crate) async fn mark_verified(
     store
         .link(conn, user_id, NewIdentity { provider: provider.to_owned(), provider_id: identity.provider_id, data })
         .await
-}
-
-/// Refuses (422 `phone_exists`) a number another user already has.
-pub(crate) async fn ensure_phone_free(
-    auth: &Auth,
-    conn: &mut PgConnection,
-    phone: &str,
-    owner: Option<Uuid>,
-) -> Result<()> {
-    let holder = auth.store().find(conn, Lookup::Phone(phone)).await?;
-    if holder.is_some_and(|u| Some(u.id) != owner) {
-        Err(Error::api(422, "phone_exists", "Phone number already registered by another user"))
-    } else {
-        Ok(())
-    }
 }
 
 /// Merges `patch` into a metadata object: keys set to `null` are removed (GoTrue's rule).

@@ -19,7 +19,7 @@ use crate::model::{Factor, User, user_json};
 use crate::password;
 use crate::service::Auth;
 use crate::store::{Deletion, Lookup, NewUser, UserChange, UserPage, UserQuery};
-use crate::users::{self, merge_metadata, normalize_phone};
+use crate::users::{self, Contact, merge_metadata, normalize_phone};
 
 fn parse_id(id: &str) -> Result<Uuid> {
     id.parse().map_err(|_| Error::user_not_found())
@@ -248,8 +248,9 @@ pub(crate) async fn update_user(
     if let Some(email) = body.email.as_deref().filter(|e| !e.is_empty()) {
         let email = normalize_email(email)?;
         if user.email.as_deref() != Some(email.as_str()) {
-            users::ensure_email_free(&auth, &mut tx, &email, Some(user.id)).await?;
-            users::set_email_identity(&auth, &mut tx, user.id, &email, body.email_confirm.unwrap_or(false)).await?;
+            users::ensure_free(&auth, &mut tx, Contact::Email(&email), Some(user.id)).await?;
+            users::set_identity(&auth, &mut tx, user.id, Contact::Email(&email), body.email_confirm.unwrap_or(false))
+                .await?;
             change.email = Some(Some(email));
             change.anonymous = Some(false);
         }
@@ -257,8 +258,9 @@ pub(crate) async fn update_user(
     if let Some(phone) = body.phone.as_deref().filter(|p| !p.is_empty()) {
         let phone = normalize_phone(phone)?;
         if user.phone.as_deref() != Some(phone.as_str()) {
-            users::ensure_phone_free(&auth, &mut tx, &phone, Some(user.id)).await?;
-            users::set_phone_identity(&auth, &mut tx, user.id, &phone, body.phone_confirm.unwrap_or(false)).await?;
+            users::ensure_free(&auth, &mut tx, Contact::Phone(&phone), Some(user.id)).await?;
+            users::set_identity(&auth, &mut tx, user.id, Contact::Phone(&phone), body.phone_confirm.unwrap_or(false))
+                .await?;
             change.phone = Some(Some(phone));
             change.anonymous = Some(false);
         }
@@ -465,7 +467,7 @@ pub(crate) async fn generate_link(
         "email_change_current" | "email_change_new" => {
             let user = existing.ok_or_else(Error::user_not_found)?;
             let new_email = normalize_email(body.new_email.as_deref().unwrap_or_default())?;
-            users::ensure_email_free(&auth, &mut tx, &new_email, None).await?;
+            users::ensure_free(&auth, &mut tx, Contact::Email(&new_email), None).await?;
             let change = UserChange { email_change: Some(new_email.clone()), ..UserChange::default() };
             let user = auth.store().update(&mut tx, user.id, change).await?;
             (user, MailKind::EmailChange, new_email)

@@ -18,7 +18,7 @@ use crate::service::Auth;
 use crate::session::ClientInfo;
 use crate::sms::{Channel, SmsKind};
 use crate::store::{Lookup, UserChange};
-use crate::users::{self, merge_metadata};
+use crate::users::{self, Contact, merge_metadata};
 
 pub(crate) async fn get_user(State(auth): State<Auth>, session: SessionUser) -> Result<Json<Value>> {
     Ok(Json(user_json(&auth, &mut *session.project.db().pool().acquire().await?, &session.user).await?))
@@ -129,7 +129,7 @@ pub(crate) async fn update_user(
     if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
         let email = normalize_email(email)?;
         if user.email.as_deref() != Some(email.as_str()) {
-            users::ensure_email_free(&auth, &mut tx, &email, Some(user.id)).await?;
+            users::ensure_free(&auth, &mut tx, Contact::Email(&email), Some(user.id)).await?;
             if config.mailer_autoconfirm {
                 let change = UserChange {
                     email: Some(Some(email.clone())),
@@ -139,7 +139,7 @@ pub(crate) async fn update_user(
                     ..UserChange::default()
                 };
                 user = auth.store().update(&mut tx, user.id, change).await?;
-                users::set_email_identity(&auth, &mut tx, user.id, &email, true).await?;
+                users::set_identity(&auth, &mut tx, user.id, Contact::Email(&email), true).await?;
             } else {
                 let change = UserChange { email_change: Some(email.clone()), ..UserChange::default() };
                 user = auth.store().update(&mut tx, user.id, change).await?;
@@ -159,7 +159,7 @@ pub(crate) async fn update_user(
         let phone = super::phone::enabled_phone(&auth, phone)?;
         let channel = super::phone::channel(body.channel.as_deref())?;
         if user.phone.as_deref() != Some(phone.as_str()) {
-            users::ensure_phone_free(&auth, &mut tx, &phone, Some(user.id)).await?;
+            users::ensure_free(&auth, &mut tx, Contact::Phone(&phone), Some(user.id)).await?;
             if config.sms_autoconfirm {
                 let change = UserChange {
                     phone: Some(Some(phone.clone())),
@@ -169,7 +169,7 @@ pub(crate) async fn update_user(
                     ..UserChange::default()
                 };
                 user = auth.store().update(&mut tx, user.id, change).await?;
-                users::set_phone_identity(&auth, &mut tx, user.id, &phone, true).await?;
+                users::set_identity(&auth, &mut tx, user.id, Contact::Phone(&phone), true).await?;
             } else {
                 let change = UserChange { phone_change: Some(phone.clone()), ..UserChange::default() };
                 user = auth.store().update(&mut tx, user.id, change).await?;
