@@ -10,7 +10,6 @@ import crypto from 'node:crypto'
 import { after, describe } from 'node:test'
 import {
   ANON_KEY,
-  JWT_SECRET,
   SERVICE_KEY,
   URL_,
   client,
@@ -23,6 +22,18 @@ import {
   sqlValue,
   wireTest as test,
 } from './helpers.mjs'
+import {
+  ISO_RE,
+  PASSWORD,
+  UUID_RE,
+  adminOutbox,
+  assertSession,
+  authFails,
+  authOk,
+  claimsOf,
+  fresh,
+  wire,
+} from './auth-helpers.mjs'
 
 const service = client(SERVICE_KEY)
 const admin = service.auth.admin
@@ -30,55 +41,15 @@ const admin = service.auth.admin
 after(closeDb)
 
 // ------------------------------------------------------------------------ helpers
-const PASSWORD = 'correct-horse-42'
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const ISO_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/
 
 /** A fresh, unique address (GoTrue lower-cases addresses; these are lower-case already). */
 function newEmail(label) {
   return `js-${label}-${crypto.randomUUID().slice(0, 8)}@example.com`
 }
 
-/** The claims of a JWT, after checking its HS256 signature with the project's JWT secret. */
-function claimsOf(jwt) {
-  const parts = jwt.split('.')
-  assert.equal(parts.length, 3, 'a JWT has three segments')
-  const header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'))
-  assert.equal(header.alg, 'HS256', `JWT header ${JSON.stringify(header)}`)
-  const sig = crypto.createHmac('sha256', JWT_SECRET).update(`${parts[0]}.${parts[1]}`).digest('base64url')
-  assert.equal(parts[2], sig, 'the access token is signed with the project JWT secret')
-  assert.ok(!/[=+/]/.test(jwt), 'unpadded base64url')
-  return JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'))
-}
-
-/** Asserts an auth call succeeded and returns its data. */
-function authOk(res) {
-  assert.equal(res.error, null, `unexpected auth error: ${JSON.stringify(res.error)} ${res.error?.message ?? ''}`)
-  return res.data
-}
-
-/** Asserts an auth call failed with an AuthApiError (or `name`) of this HTTP status and code. */
-function authFails(res, status, code, name = 'AuthApiError') {
-  assert.ok(res.error, `expected ${name} ${status} ${code}, got data ${JSON.stringify(res.data)}`)
-  assert.equal(res.error.name, name, `error ${JSON.stringify(res.error)} (${res.error.message})`)
-  assert.equal(res.error.status, status, `status of ${JSON.stringify(res.error)} (${res.error.message})`)
-  assert.equal(res.error.code, code, `code of ${JSON.stringify(res.error)} (${res.error.message})`)
-  return res.error
-}
-
-/** The last response on the wire: status and GoTrue's x-sb-error-code header. */
-function wire() {
-  const r = lastRequest()
-  return { method: r.method, path: new URL(r.url).pathname, status: r.status, code: r.responseHeaders['x-sb-error-code'] }
-}
-
 /** The mails the server kept for `email` in its local outbox, oldest first. */
 async function outbox(email) {
-  const res = await fetch(`${URL_}/auth/v1/admin/outbox?email=${encodeURIComponent(email)}`, {
-    headers: { apikey: SERVICE_KEY, Authorization: `Bearer ${SERVICE_KEY}` },
-  })
-  assert.equal(res.status, 200, 'GET /auth/v1/admin/outbox')
-  return (await res.json()).messages
+  return (await adminOutbox({ email })).messages
 }
 
 function otpOf(mail) {
@@ -93,11 +64,6 @@ function linkOf(mail) {
   return m[1].replaceAll('&amp;', '&')
 }
 
-/** A fresh anonymous-key client whose session lives only in memory. */
-function fresh() {
-  return client(ANON_KEY)
-}
-
 /** Signs up a new confirmed user (autoconfirm is on) on a fresh client. */
 async function signedUp(label, data = {}) {
   const c = fresh()
@@ -105,27 +71,6 @@ async function signedUp(label, data = {}) {
   const { user, session } = authOk(await c.auth.signUp({ email, password: PASSWORD, options: { data } }))
   assert.ok(session, 'autoconfirm: signUp returns a session')
   return { c, email, user, session }
-}
-
-function assertSession(session, userId) {
-  assert.equal(session.token_type, 'bearer')
-  assert.equal(session.expires_in, 3600)
-  assert.ok(Number.isInteger(session.expires_at), `expires_at ${session.expires_at}`)
-  const now = Math.floor(Date.now() / 1000)
-  assert.ok(Math.abs(session.expires_at - (now + 3600)) <= 30, `expires_at ${session.expires_at} vs now ${now}`)
-  assert.equal(typeof session.refresh_token, 'string')
-  assert.ok(session.refresh_token.length >= 12, `refresh token ${session.refresh_token}`)
-  assert.equal(session.user.id, userId)
-  const claims = claimsOf(session.access_token)
-  assert.equal(claims.sub, userId)
-  assert.equal(claims.aud, 'authenticated')
-  assert.equal(claims.role, 'authenticated')
-  assert.equal(claims.exp, session.expires_at)
-  assert.equal(claims.exp - claims.iat, 3600)
-  assert.match(claims.session_id, UUID_RE)
-  assert.ok(Array.isArray(claims.amr) && claims.amr.length >= 1, `amr ${JSON.stringify(claims.amr)}`)
-  for (const entry of claims.amr) assert.ok(typeof entry.method === 'string' && Number.isInteger(entry.timestamp))
-  return claims
 }
 
 // RFC 6238 TOTP (HMAC-SHA1, 30 s steps), for the authenticator-app side of MFA.

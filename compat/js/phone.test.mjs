@@ -10,10 +10,7 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { after, describe } from 'node:test'
 import {
-  ANON_KEY,
-  JWT_SECRET,
   SERVICE_KEY,
-  URL_,
   client,
   closeDb,
   lastRequest,
@@ -21,6 +18,19 @@ import {
   sqlValue,
   wireTest as test,
 } from './helpers.mjs'
+import {
+  ISO_RE,
+  PASSWORD,
+  UUID_RE,
+  adminOutbox,
+  amrOf,
+  assertSession,
+  authFails,
+  authOk,
+  claimsOf,
+  fresh,
+  wire,
+} from './auth-helpers.mjs'
 
 const service = client(SERVICE_KEY)
 const admin = service.auth.admin
@@ -28,9 +38,6 @@ const admin = service.auth.admin
 after(closeDb)
 
 // ------------------------------------------------------------------------ helpers
-const PASSWORD = 'correct-horse-42'
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const ISO_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/
 
 /** A fresh number in E.164 form: +1555 and 7 random digits (never 0000000). */
 function newPhone() {
@@ -42,47 +49,9 @@ function stored(phone) {
   return phone.replace(/^\+/, '')
 }
 
-/** The claims of a JWT, after checking its HS256 signature with the project's JWT secret. */
-function claimsOf(jwt) {
-  const parts = jwt.split('.')
-  assert.equal(parts.length, 3, 'a JWT has three segments')
-  const sig = crypto.createHmac('sha256', JWT_SECRET).update(`${parts[0]}.${parts[1]}`).digest('base64url')
-  assert.equal(parts[2], sig, 'the access token is signed with the project JWT secret')
-  return JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'))
-}
-
-function amrOf(jwt) {
-  return claimsOf(jwt).amr.map((a) => a.method)
-}
-
-/** Asserts an auth call succeeded and returns its data. */
-function authOk(res) {
-  assert.equal(res.error, null, `unexpected auth error: ${JSON.stringify(res.error)} ${res.error?.message ?? ''}`)
-  return res.data
-}
-
-/** Asserts an auth call failed with an AuthApiError (or `name`) of this HTTP status and code. */
-function authFails(res, status, code, name = 'AuthApiError') {
-  assert.ok(res.error, `expected ${name} ${status} ${code}, got data ${JSON.stringify(res.data)}`)
-  assert.equal(res.error.name, name, `error ${JSON.stringify(res.error)} (${res.error.message})`)
-  assert.equal(res.error.status, status, `status of ${JSON.stringify(res.error)} (${res.error.message})`)
-  assert.equal(res.error.code, code, `code of ${JSON.stringify(res.error)} (${res.error.message})`)
-  return res.error
-}
-
-/** The last response on the wire: status and GoTrue's x-sb-error-code header. */
-function wire() {
-  const r = lastRequest()
-  return { method: r.method, path: new URL(r.url).pathname, status: r.status, code: r.responseHeaders['x-sb-error-code'] }
-}
-
 /** The texts the server kept for `phone` in its local SMS outbox, oldest first. */
 async function texts(phone) {
-  const res = await fetch(`${URL_}/auth/v1/admin/outbox?phone=${encodeURIComponent(phone)}`, {
-    headers: { apikey: SERVICE_KEY, Authorization: `Bearer ${SERVICE_KEY}` },
-  })
-  assert.equal(res.status, 200, 'GET /auth/v1/admin/outbox')
-  return (await res.json()).texts
+  return (await adminOutbox({ phone })).texts
 }
 
 /** The code of a text (6 digits on this server). */
@@ -108,11 +77,6 @@ function otherCode(code) {
   return code === '000000' ? '111111' : '000000'
 }
 
-/** A fresh anonymous-key client whose session lives only in memory. */
-function fresh() {
-  return client(ANON_KEY)
-}
-
 /** Signs a new number up with a password (not confirmed yet: sms_autoconfirm is off). */
 async function phoneSignUp(data = {}) {
   const c = fresh()
@@ -130,22 +94,6 @@ async function confirmedPhoneUser() {
   const { session } = authOk(await c.auth.verifyOtp({ phone, token: codeOf(text), type: 'sms' }))
   assert.equal(session.user.id, user.id)
   return { c, phone, user: session.user, session }
-}
-
-function assertSession(session, userId) {
-  assert.equal(session.token_type, 'bearer')
-  assert.equal(session.expires_in, 3600)
-  assert.ok(Number.isInteger(session.expires_at), `expires_at ${session.expires_at}`)
-  assert.equal(typeof session.refresh_token, 'string')
-  assert.ok(session.refresh_token.length >= 12, `refresh token ${session.refresh_token}`)
-  assert.equal(session.user.id, userId)
-  const claims = claimsOf(session.access_token)
-  assert.equal(claims.sub, userId)
-  assert.equal(claims.aud, 'authenticated')
-  assert.equal(claims.role, 'authenticated')
-  assert.equal(claims.exp, session.expires_at)
-  assert.match(claims.session_id, UUID_RE)
-  return claims
 }
 
 // ------------------------------------------------------------------------ sign-up by phone

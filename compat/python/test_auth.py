@@ -29,9 +29,18 @@ from postgrest import APIError
 from supabase import Client, ClientOptions, create_client
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
+from auth_helpers import (
+    PASSWORD,
+    UUID_RE,
+    admin_outbox,
+    amr_methods,
+    assert_session,
+    auth_fails,
+    claims_of,
+    fresh,
+    wire,
+)
 from forge_compat import (
-    ANON_KEY,
-    JWT_SECRET,
     SERVICE_KEY,
     URL,
     client,
@@ -43,8 +52,6 @@ from forge_compat import (
     sql_value,
 )
 
-PASSWORD = "correct-horse-42"
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 service = client(SERVICE_KEY)
 admin = service.auth.admin
@@ -55,42 +62,9 @@ def new_email(label: str) -> str:
     return f"py-{label}-{uuid.uuid4().hex[:8]}@example.com"
 
 
-def claims_of(token: str) -> dict:
-    """The claims of an access token, checking its HS256 signature with the project secret."""
-    assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    return jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="authenticated")
-
-
-def amr_methods(token: str) -> list[str]:
-    return [entry["method"] for entry in claims_of(token)["amr"]]
-
-
-def wire() -> tuple[str, str, int, str | None]:
-    """Method, path, status and x-sb-error-code of the last exchange."""
-    req, res = last_request(), last_response()
-    return req.method, req.url.path, res.status_code, res.headers.get("x-sb-error-code")
-
-
-def auth_fails(call, status: int, code: str | None, error_type: type = AuthApiError):
-    """Runs `call`, expects an auth error of `error_type` with this status and code."""
-    with pytest.raises(error_type) as info:
-        call()
-    err = info.value
-    assert err.status == status, f"status of {err!r} ({err.message})"
-    assert err.code == code, f"code of {err!r} ({err.message})"
-    assert last_response().status_code == status
-    return err
-
-
 def outbox(address: str) -> list[dict]:
     """The mails the main server kept in its local outbox for `address`, oldest first."""
-    res = httpx.get(
-        f"{URL}/auth/v1/admin/outbox",
-        params={"email": address},
-        headers={"apikey": SERVICE_KEY, "Authorization": f"Bearer {SERVICE_KEY}"},
-    )
-    assert res.status_code == 200
-    return res.json()["messages"]
+    return admin_outbox(email=address)["messages"]
 
 
 def otp_of(html: str) -> str:
@@ -105,10 +79,6 @@ def link_of(html: str) -> str:
     return m.group(1).replace("&amp;", "&")
 
 
-def fresh() -> Client:
-    return client(ANON_KEY)
-
-
 def signed_up(label: str, data: dict | None = None):
     """Signs up a confirmed user (autoconfirm is on) on a fresh client: (client, email, response)."""
     c = fresh()
@@ -116,23 +86,6 @@ def signed_up(label: str, data: dict | None = None):
     res = c.auth.sign_up({"email": address, "password": PASSWORD, "options": {"data": data or {}}})
     assert res.session is not None, "autoconfirm: sign_up returns a session"
     return c, address, res
-
-
-def assert_session(session, user_id: str) -> dict:
-    assert session.token_type == "bearer"
-    assert session.expires_in == 3600
-    now = int(time.time())
-    assert abs(session.expires_at - (now + 3600)) <= 30
-    assert isinstance(session.refresh_token, str) and len(session.refresh_token) >= 12
-    assert session.user.id == user_id
-    claims = claims_of(session.access_token)
-    assert claims["sub"] == user_id
-    assert claims["aud"] == "authenticated"
-    assert claims["role"] == "authenticated"
-    assert claims["exp"] == session.expires_at
-    assert claims["exp"] - claims["iat"] == 3600
-    assert UUID_RE.match(claims["session_id"])
-    return claims
 
 
 # ------------------------------------------------------------------ sign-up and sign-in

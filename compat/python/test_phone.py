@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from urllib.parse import parse_qs
 
-import httpx
-import jwt
-import pytest
-from supabase import Client
-from supabase_auth.errors import AuthApiError
-
+from auth_helpers import (
+    PASSWORD,
+    UUID_RE,
+    admin_outbox,
+    amr_methods,
+    assert_session,
+    auth_fails,
+    claims_of,
+    fresh,
+    wire,
+)
 from forge_compat import (
-    ANON_KEY,
-    JWT_SECRET,
     SERVICE_KEY,
-    URL,
     client,
     last_request,
     last_response,
@@ -34,8 +35,6 @@ from forge_compat import (
     sql_value,
 )
 
-PASSWORD = "correct-horse-42"
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 service = client(SERVICE_KEY)
 admin = service.auth.admin
@@ -52,43 +51,10 @@ def stored(phone: str) -> str:
     return phone.removeprefix("+")
 
 
-def claims_of(token: str) -> dict:
-    """The claims of an access token, checking its HS256 signature with the project secret."""
-    assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    return jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="authenticated")
-
-
-def amr_methods(token: str) -> list[str]:
-    return [entry["method"] for entry in claims_of(token)["amr"]]
-
-
-def wire() -> tuple[str, str, int, str | None]:
-    """Method, path, status and x-sb-error-code of the last exchange."""
-    req, res = last_request(), last_response()
-    return req.method, req.url.path, res.status_code, res.headers.get("x-sb-error-code")
-
-
-def auth_fails(call, status: int, code: str | None, error_type: type = AuthApiError):
-    """Runs `call`, expects an auth error of `error_type` with this status and code."""
-    with pytest.raises(error_type) as info:
-        call()
-    err = info.value
-    assert err.status == status, f"status of {err!r} ({err.message})"
-    assert err.code == code, f"code of {err!r} ({err.message})"
-    assert last_response().status_code == status
-    return err
-
-
 def texts(phone: str) -> list[dict]:
     """The texts the main server kept in its local SMS outbox for `phone`, oldest first.
     (The request goes through httpx too: check wire() before reading the outbox.)"""
-    res = httpx.get(
-        f"{URL}/auth/v1/admin/outbox",
-        params={"phone": phone},
-        headers={"apikey": SERVICE_KEY, "Authorization": f"Bearer {SERVICE_KEY}"},
-    )
-    assert res.status_code == 200
-    return res.json()["texts"]
+    return admin_outbox(phone=phone)["texts"]
 
 
 def texts_of(phone: str, kinds: list[str]) -> list[dict]:
@@ -112,10 +78,6 @@ def other_code(code: str) -> str:
     return "111111" if code == "000000" else "000000"
 
 
-def fresh() -> Client:
-    return client(ANON_KEY)
-
-
 def phone_sign_up(data: dict | None = None):
     """Signs a new number up with a password (unconfirmed: sms_autoconfirm is off):
     (client, phone, response)."""
@@ -135,22 +97,6 @@ def confirmed_phone_user():
     res = c.auth.verify_otp({"phone": phone, "token": code_of(text), "type": "sms"})
     assert res.session is not None and res.user.id == signup.user.id
     return c, phone, res
-
-
-def assert_session(session, user_id: str) -> dict:
-    assert session.token_type == "bearer"
-    assert session.expires_in == 3600
-    now = int(time.time())
-    assert abs(session.expires_at - (now + 3600)) <= 30
-    assert isinstance(session.refresh_token, str) and len(session.refresh_token) >= 12
-    assert session.user.id == user_id
-    claims = claims_of(session.access_token)
-    assert claims["sub"] == user_id
-    assert claims["aud"] == "authenticated"
-    assert claims["role"] == "authenticated"
-    assert claims["exp"] == session.expires_at
-    assert UUID_RE.match(claims["session_id"])
-    return claims
 
 
 # ------------------------------------------------------------------ sign-up by phone

@@ -13,7 +13,6 @@ Run through compat/run.sh, which starts the servers and exports the FORGE_* vari
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import uuid
