@@ -1,6 +1,8 @@
 //! Streaming bodies into and out of the object store, with limits enforced as bytes arrive.
 
-use futures_util::{Stream, StreamExt};
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt, TryStreamExt as _};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
 
@@ -14,19 +16,43 @@ pub(crate) fn too_large() -> Error {
     Error::api(413, "EntityTooLarge", "The object exceeded the maximum allowed size")
 }
 
-/// Streams `body` into `path` and returns its size. Beyond `limit` bytes, or when the body
-/// fails (the client went away), the upload is aborted and nothing is left at `path`.
-pub(crate) async fn write<S, E>(store: &dyn ObjectStore, path: &Path, body: &mut S, limit: u64) -> Result<u64>
+/// What [`write`] does with the bytes already received when the body breaks off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnBreak {
+    /// Abort: nothing is left at the path (an ordinary upload).
+    Discard,
+    /// Store what arrived, if anything (a resumable upload's part: the client resumes from
+    /// there).
+    Keep,
+}
+
+/// Streams `body` into `path` and returns its size. Beyond `limit` bytes the upload is
+/// aborted and nothing is left at `path`; when the body fails (the client went away),
+/// `on_break` decides.
+pub(crate) async fn write<S, E>(
+    store: &dyn ObjectStore,
+    path: &Path,
+    body: &mut S,
+    limit: u64,
+    on_break: OnBreak,
+) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<axum::body::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    Error: From<E>,
 {
     let upload = store.put_multipart(path).await?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
     let mut size = 0u64;
+    let mut broke = None;
     let copied: Result<()> = async {
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| Error::invalid(format!("The upload was interrupted: {e}")))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    broke = Some(Error::from(e));
+                    break;
+                }
+            };
             size += chunk.len() as u64;
             if size > limit {
                 return Err(too_large());
@@ -38,8 +64,13 @@ where
         Ok(())
     }
     .await;
-    match copied {
-        Ok(()) => {
+    let result = match (copied, broke) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Some(e)) if on_break == OnBreak::Discard || size == 0 => Err(e),
+        (Ok(()), _) => Ok(size),
+    };
+    match result {
+        Ok(size) => {
             writer.finish().await?;
             Ok(size)
         }
@@ -50,6 +81,24 @@ where
             Err(e)
         }
     }
+}
+
+/// Joins `parts` (in order) into a new blob at `dest`, streaming; the parts stay.
+pub(crate) async fn join(store: &Arc<dyn ObjectStore>, parts: &[Path], dest: &Path) -> Result<u64> {
+    if let [only] = parts {
+        store.copy(only, dest).await?;
+        return Ok(store.head(dest).await?.size);
+    }
+    let reader = Arc::clone(store);
+    let mut pieces = futures_util::stream::iter(parts.to_vec())
+        .then(move |part| {
+            let reader = Arc::clone(&reader);
+            async move { reader.get(&part).await.map(|got| got.into_stream()) }
+        })
+        .try_flatten()
+        // Boxed: the combinators' types are too much for the compiler's `Send` proof.
+        .boxed();
+    write(store.as_ref(), dest, &mut pieces, u64::MAX, OnBreak::Discard).await
 }
 
 /// The most of a refused request's body read and dropped before answering; past it the

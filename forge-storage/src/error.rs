@@ -73,6 +73,20 @@ impl From<object_store::Error> for Error {
     }
 }
 
+/// A request body that broke off.
+impl From<axum::Error> for Error {
+    fn from(e: axum::Error) -> Self {
+        Error::invalid(format!("The upload was interrupted: {e}"))
+    }
+}
+
+/// A multipart body that broke off or was malformed.
+impl From<axum::extract::multipart::MultipartError> for Error {
+    fn from(e: axum::extract::multipart::MultipartError) -> Self {
+        Error::invalid(format!("Invalid form: {e}"))
+    }
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         Error::Core(e.into())

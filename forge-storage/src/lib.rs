@@ -36,11 +36,15 @@
 //! - Object names are validated: no `..`, `.` or empty segments, no control characters, at
 //!   most 1024 bytes.
 //!
+//! - TUS resumable uploads (`/upload/resumable`, tus-js-client and Uppy) keep each chunk as
+//!   a part blob under `<project ref>/tus/<id>/` and join them into the object's version when
+//!   the last byte arrives; the object row is written then, as the caller.
+//!
 //! ## Not yet supported
 //!
-//! TUS resumable uploads and `list-v2`; image transformation has no AVIF output, and WebP
-//! output is lossless. Uploads
-//! through forge-server are bounded by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by default).
+//! `list-v2`; image transformation has no AVIF output, and WebP output is lossless. Uploads
+//! through forge-server are bounded by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by default)
+//! per request: a resumable upload's chunks each are, its whole object is not.
 
 mod api;
 mod blob;
@@ -56,9 +60,12 @@ use forge_core::migrate::{Migration, MigrationSet};
 /// forge-storage's migrations (owner `forge-storage`).
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     owner: "forge-storage",
-    migrations: &[Migration {
-        version: 1,
-        name: "storage schema",
-        sql: include_str!("../migrations/0001_storage_schema.sql"),
-    }],
+    migrations: &[
+        Migration { version: 1, name: "storage schema", sql: include_str!("../migrations/0001_storage_schema.sql") },
+        Migration {
+            version: 2,
+            name: "resumable uploads",
+            sql: include_str!("../migrations/0002_resumable_uploads.sql"),
+        },
+    ],
 };

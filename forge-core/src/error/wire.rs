@@ -102,6 +102,16 @@ fn storage_db_error(code: &str) -> (&'static str, u16, &'static str) {
 }
 
 impl ForgeError {
+    /// What the client is told: a generic message for server errors (whose cause is never
+    /// sent), Postgres' message for statements it rejected, else the error itself.
+    pub fn public_message(&self, authenticated: bool) -> String {
+        match self {
+            _ if self.status(authenticated).is_server_error() => self.code().info().message.to_owned(),
+            ForgeError::Database(db) => db.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Renders this error in `format`. `authenticated` is whether the caller's role is other
     /// than anon (it decides 401 versus 403 for permission errors).
     ///
@@ -113,11 +123,7 @@ impl ForgeError {
         if status.is_server_error() {
             tracing::error!(error = %self, source = ?std::error::Error::source(&self), code = info.code, "request failed");
         }
-        let public_message: String = match &self {
-            _ if status.is_server_error() => info.message.to_owned(),
-            ForgeError::Database(db) => db.message.clone(),
-            other => other.to_string(),
-        };
+        let public_message = self.public_message(authenticated);
 
         match format {
             WireFormat::PostgRest => {

@@ -2,9 +2,10 @@
 
 mod bucket;
 mod object;
+mod tus;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 use forge_core::rls::{self, RequestContext};
 use forge_core::{Project, WireFormat};
 use serde::de::DeserializeOwned;
@@ -25,6 +26,18 @@ impl Storage {
             .route("/render/image/authenticated/{bucket}/{*path}", get(object::render))
             .route("/render/image/public/{bucket}/{*path}", get(object::render_public))
             .route("/render/image/sign/{bucket}/{*path}", get(object::render_signed))
+            .route("/upload/resumable", post(tus::create).options(tus::options))
+            .route("/upload/resumable/", post(tus::create).options(tus::options))
+            .route("/upload/resumable/sign", post(tus::create_signed).options(tus::options))
+            .route("/upload/resumable/sign/", post(tus::create_signed).options(tus::options))
+            .route(
+                "/upload/resumable/sign/{id}",
+                head(tus::head_signed).patch(tus::patch_signed).delete(tus::terminate_signed).options(tus::options),
+            )
+            .route(
+                "/upload/resumable/{id}",
+                head(tus::head).patch(tus::patch).delete(tus::terminate).options(tus::options),
+            )
             .route("/object/list/{bucket}", post(object::list))
             .route("/object/move", post(object::move_object))
             .route("/object/copy", post(object::copy))

@@ -53,7 +53,7 @@ const STORED_JSON: &str = "jsonb_build_object('version', version, 'metadata', me
      'updated', to_char(updated_at at time zone 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS') || ' GMT')";
 
 /// The `x-upsert` header.
-fn upsert(headers: &HeaderMap) -> bool {
+pub(super) fn upsert(headers: &HeaderMap) -> bool {
     headers.get("x-upsert").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
@@ -70,7 +70,7 @@ fn mime_allowed(bucket: &BucketInfo, mime: &str) -> bool {
     })
 }
 
-fn check_mime(bucket: &BucketInfo, mime: &str) -> Result<()> {
+pub(super) fn check_mime(bucket: &BucketInfo, mime: &str) -> Result<()> {
     if mime_allowed(bucket, mime) {
         Ok(())
     } else {
@@ -80,7 +80,7 @@ fn check_mime(bucket: &BucketInfo, mime: &str) -> Result<()> {
 
 /// How an upload lands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     /// `POST`: a new object, or a replaced one with `x-upsert: true`.
     Create { upsert: bool },
     /// `PUT`: replaces an existing object.
@@ -108,7 +108,7 @@ pub(crate) async fn upload(
 }
 
 /// The caller's user id, when the caller is a user.
-fn owner_of(ctx: &RequestContext) -> Option<String> {
+pub(super) fn owner_of(ctx: &RequestContext) -> Option<String> {
     ctx.principal().claims().sub().filter(|s| Uuid::parse_str(s).is_ok()).map(str::to_owned)
 }
 
@@ -153,10 +153,7 @@ async fn store_object(
             return Err(e);
         }
     };
-    let limit = bucket
-        .file_size_limit
-        .and_then(|l| u64::try_from(l).ok())
-        .map_or(storage.config().file_size_limit, |l| l.min(storage.config().file_size_limit));
+    let limit = size_limit(storage, &bucket);
     let version = Uuid::new_v4().to_string();
     let path = Storage::blob_path(project, &version);
     let store = storage.store().as_ref();
@@ -186,7 +183,7 @@ async fn store_object(
             Ok(Described { content_type: mime, cache_control, user_metadata })
         };
         match described.await {
-            Ok(d) => blob::write(store, &path, &mut stream, limit).await.map(|size| (size, d)),
+            Ok(d) => blob::write(store, &path, &mut stream, limit, blob::OnBreak::Discard).await.map(|size| (size, d)),
             Err(e) => Err(e),
         }
     };
@@ -203,26 +200,37 @@ async fn store_object(
 
     let cache_control =
         if described.cache_control.is_empty() { "no-cache".to_owned() } else { described.cache_control };
-    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    let metadata = json!({
-        "eTag": format!("\"{version}\""),
-        "size": size,
-        "mimetype": described.content_type,
-        "cacheControl": cache_control,
-        "lastModified": now,
-        "contentLength": size,
-        "httpStatusCode": 200,
-    });
+    let metadata = object_metadata(&version, size, &described.content_type, &cache_control);
     let new = NewVersion { version, metadata, user_metadata: described.user_metadata };
     let id = point_at_version(project, ctx, store, mode, &bucket.id, name, owner.as_deref(), new).await?;
     Ok(Json(json!({ "Id": id, "Key": format!("{}/{name}", bucket.id) })))
 }
 
+/// The `metadata` of an object row whose bytes are version `version`.
+pub(super) fn object_metadata(version: &str, size: u64, mimetype: &str, cache_control: &str) -> Value {
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    json!({
+        "eTag": format!("\"{version}\""),
+        "size": size,
+        "mimetype": mimetype,
+        "cacheControl": cache_control,
+        "lastModified": now,
+        "contentLength": size,
+        "httpStatusCode": 200,
+    })
+}
+
+/// The largest object `bucket` takes: its own limit, within the service's.
+pub(super) fn size_limit(storage: &Storage, bucket: &BucketInfo) -> u64 {
+    let service = storage.config().file_size_limit;
+    bucket.file_size_limit.and_then(|l| u64::try_from(l).ok()).map_or(service, |l| l.min(service))
+}
+
 /// A version just stored, with what its row will say about it.
-struct NewVersion {
-    version: String,
-    metadata: Value,
-    user_metadata: Option<Value>,
+pub(super) struct NewVersion {
+    pub(super) version: String,
+    pub(super) metadata: Value,
+    pub(super) user_metadata: Option<Value>,
 }
 
 /// Points the row of `bucket/name` at a version already in the store, as the caller (a new
@@ -230,7 +238,7 @@ struct NewVersion {
 /// blob is removed; if it succeeds, the blob it replaced is removed once no row names it.
 /// Returns the row's id.
 #[allow(clippy::too_many_arguments)]
-async fn point_at_version(
+pub(super) async fn point_at_version(
     project: &Project,
     ctx: &RequestContext,
     store: &dyn object_store::ObjectStore,
@@ -282,7 +290,7 @@ async fn point_at_version(
 }
 
 /// Tries the row change an upload will make, as the caller, and rolls it back.
-async fn precheck(
+pub(super) async fn precheck(
     project: &Project,
     ctx: &RequestContext,
     bucket: &str,
@@ -324,10 +332,9 @@ async fn read_form(
     path: &object_store::path::Path,
     limit: u64,
 ) -> Result<(u64, Described)> {
-    let invalid = |e: axum::extract::multipart::MultipartError| Error::invalid(format!("Invalid form: {e}"));
     let mut described = Described::default();
     let mut size = None;
-    while let Some(field) = form.next_field().await.map_err(invalid)? {
+    while let Some(field) = form.next_field().await? {
         let field_name = field.name().unwrap_or("").to_owned();
         let is_file = field.file_name().is_some() || field_name.is_empty() || field_name == "file";
         if is_file && size.is_none() {
@@ -335,7 +342,7 @@ async fn read_form(
             check_mime(bucket, &mime)?;
             described.content_type = mime;
             let mut field = field;
-            size = Some(blob::write(store, path, &mut field, limit).await?);
+            size = Some(blob::write(store, path, &mut field, limit, blob::OnBreak::Discard).await?);
             continue;
         }
         let text = read_text(field).await?;
@@ -361,7 +368,7 @@ async fn read_form(
 async fn read_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String> {
     const MAX_FIELD: usize = 1024 * 1024;
     let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| Error::invalid(format!("Invalid form: {e}")))? {
+    while let Some(chunk) = field.chunk().await? {
         if bytes.len() + chunk.len() > MAX_FIELD {
             return Err(Error::api(413, "EntityTooLarge", "A form field exceeded 1 MiB"));
         }
@@ -959,7 +966,7 @@ pub(crate) async fn upload_signed(
 
 /// Verifies a signed-URL token: its signature and expiry, its scope (`download` or
 /// `upload`), and that it names `bucket/name`.
-fn verify_token(
+pub(super) fn verify_token(
     project: &Project,
     token: Option<&str>,
     scope: &str,

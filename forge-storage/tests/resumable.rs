@@ -1,0 +1,441 @@
+//! TUS resumable uploads (`/upload/resumable`) against a real Postgres.
+
+mod common;
+
+use axum::body::{Body, Bytes};
+use base64::Engine as _;
+use common::{Api, BACKENDS, Backend, Reply, api};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// The bytes of a test object: not a repeating pattern, so a misplaced chunk shows.
+fn data(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_u32;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+fn metadata(bucket: &str, name: &str) -> String {
+    format!(
+        "bucketName {},objectName {},contentType {},cacheControl {},metadata {}",
+        b64(bucket),
+        b64(name),
+        b64("application/pdf"),
+        b64("3600"),
+        b64(r#"{"source":"tus"}"#)
+    )
+}
+
+/// `POST /upload/resumable` with `Upload-Metadata` as given.
+async fn create(t: &Api, token: &str, length: usize, meta: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut b = t
+        .builder("POST", "/upload/resumable", Some(token))
+        .header("host", "files.example:8000")
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", length.to_string())
+        .header("upload-metadata", meta);
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    t.request(b.body(Body::empty()).expect("request")).await
+}
+
+/// The path of an upload's URL, relative to `/storage/v1`.
+fn upload_path(location: &str) -> String {
+    location.split("/storage/v1").nth(1).expect("a storage URL").to_owned()
+}
+
+async fn head(t: &Api, token: &str, path: &str) -> Reply {
+    let req = t.builder("HEAD", path, Some(token)).header("tus-resumable", "1.0.0").body(Body::empty());
+    t.request(req.expect("request")).await
+}
+
+async fn patch(t: &Api, token: &str, path: &str, offset: usize, body: Body) -> Reply {
+    let req = t
+        .builder("PATCH", path, Some(token))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", offset.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(body);
+    t.request(req.expect("request")).await
+}
+
+/// A plain-text TUS error with its real status (HEAD answers carry no body).
+fn assert_tus_error(r: &Reply, status: u16, text: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text());
+    assert!(r.text().contains(text), "{:?} lacks {text:?}", r.text());
+    assert_eq!(r.header("tus-resumable"), Some("1.0.0"));
+}
+
+fn assert_head_error(r: &Reply, status: u16) {
+    assert_tus_error(r, status, "");
+    assert!(r.body.is_empty());
+}
+
+/// Serves the app on a real TCP port.
+async fn serve(t: &Api) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = t.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn an_upload_resumes_after_a_dropped_connection_and_produces_the_exact_bytes() {
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("docs", false).await;
+        let key = t.service_key();
+        let bytes = data(700_000);
+
+        let r = create(&t, &key, bytes.len(), &metadata("docs", "reports/q3.pdf"), &[]).await;
+        assert_eq!(r.status, 201, "{backend:?}: {}", r.text());
+        assert_eq!(r.header("tus-resumable"), Some("1.0.0"));
+        assert!(r.header("upload-expires").is_some_and(|e| e.ends_with(" GMT")));
+        let location = r.header("location").expect("location").to_owned();
+        assert!(location.starts_with("http://files.example:8000/storage/v1/upload/resumable/"), "{location}");
+        let id = location.rsplit('/').next().expect("id");
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).expect("base64url");
+        assert!(String::from_utf8(decoded).expect("utf-8").starts_with("docs/reports/q3.pdf/"));
+        let path = upload_path(&location);
+
+        let r = head(&t, &key, &path).await;
+        assert_eq!((r.status.as_u16(), r.header("upload-offset")), (200, Some("0")));
+        assert_eq!(r.header("upload-length"), Some("700000"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+
+        let r = patch(&t, &key, &path, 0, Body::from(bytes[..200_000].to_vec())).await;
+        assert_eq!((r.status.as_u16(), r.header("upload-offset")), (204, Some("200000")), "{}", r.text());
+
+        // A client sends the next 300 000 bytes and its connection drops after 120 000.
+        let addr = serve(&t).await;
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head_lines = format!(
+            "PATCH /storage/v1{path} HTTP/1.1\r\nhost: {addr}\r\napikey: {}\r\nauthorization: Bearer {key}\r\n\
+             tus-resumable: 1.0.0\r\nupload-offset: 200000\r\ncontent-type: application/offset+octet-stream\r\n\
+             content-length: 300000\r\n\r\n",
+            t.anon_key()
+        );
+        tcp.write_all(head_lines.as_bytes()).await.expect("head");
+        tcp.write_all(&bytes[200_000..320_000]).await.expect("part of the body");
+        tcp.flush().await.expect("flush");
+        drop(tcp);
+        // What arrived is kept: the client goes on from the offset HEAD reports.
+        let mut offset = String::new();
+        for _ in 0..100 {
+            offset = head(&t, &key, &path).await.header("upload-offset").unwrap_or_default().to_owned();
+            if offset != "200000" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(offset, "320000", "{backend:?}");
+
+        // Nothing is visible before the last byte.
+        assert_eq!(t.rows().await, 0);
+        t.send("GET", "/object/docs/reports/q3.pdf", Some(&key), Value::Null).await.assert_error(
+            400,
+            "404",
+            "NoSuchKey",
+        );
+        // A chunk at the wrong offset is refused and changes nothing.
+        let r = patch(&t, &key, &path, 200_000, Body::from(bytes[200_000..300_000].to_vec())).await;
+        assert_tus_error(&r, 409, "Upload-Offset");
+
+        let r = patch(&t, &key, &path, 320_000, Body::from(bytes[320_000..].to_vec())).await;
+        assert_eq!((r.status.as_u16(), r.header("upload-offset")), (204, Some("700000")), "{}", r.text());
+        assert_eq!(r.header("upload-expires"), None, "a finished upload does not expire");
+
+        let got = t.send("GET", "/object/docs/reports/q3.pdf", Some(&key), Value::Null).await;
+        assert_eq!(got.status, 200);
+        assert!(got.body == bytes, "{backend:?}: the object differs from what was sent");
+        let info = t.send("GET", "/object/info/docs/reports/q3.pdf", Some(&key), Value::Null).await.json();
+        assert_eq!(info["content_type"], "application/pdf", "{info}");
+        assert_eq!(info["size"], 700_000);
+        assert_eq!(info["cache_control"], "max-age=3600");
+        assert_eq!(info["metadata"], json!({ "source": "tus" }));
+        // Only the object's version is left in the store: the parts are gone.
+        let blobs = t.blobs().await;
+        assert_eq!(blobs.len(), 1, "{backend:?}: {blobs:?}");
+        assert!(!blobs[0].contains("/tus/"), "{blobs:?}");
+
+        // A repeated last request is answered the same; a finished upload stays.
+        let r = head(&t, &key, &path).await;
+        assert_eq!(r.header("upload-offset"), Some("700000"));
+        let r = patch(&t, &key, &path, 700_000, Body::empty()).await;
+        assert_eq!((r.status.as_u16(), r.header("upload-offset")), (204, Some("700000")));
+        let req = t.builder("DELETE", &path, Some(&key)).header("tus-resumable", "1.0.0").body(Body::empty());
+        assert_tus_error(&t.request(req.expect("request")).await, 400, "finished");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_plain_text_errors_with_their_real_status() {
+    let t = api(Backend::Memory).await;
+    t.service(
+        "POST",
+        "/bucket",
+        json!({ "name": "small", "file_size_limit": 1000, "allowed_mime_types": ["image/*"] }),
+    )
+    .await;
+    let key = t.service_key();
+    let image =
+        |name: &str| format!("bucketName {},objectName {},contentType {}", b64("small"), b64(name), b64("image/png"));
+
+    let req = t.builder("POST", "/upload/resumable", Some(&key)).header("upload-length", "10").body(Body::empty());
+    let r = t.request(req.expect("request")).await;
+    assert_tus_error(&r, 412, "TUS version");
+    assert_eq!(r.header("tus-version"), Some("1.0.0"));
+    assert_tus_error(&create(&t, &key, 10, "bucketName !!!", &[]).await, 400, "Invalid Upload-Metadata header");
+    assert_tus_error(&create(&t, &key, 10, &format!("objectName {}", b64("a.png")), &[]).await, 400, "bucketName");
+    let nobucket = format!("bucketName {},objectName {}", b64("nope"), b64("a.png"));
+    assert_tus_error(&create(&t, &key, 10, &nobucket, &[]).await, 404, "Bucket not found");
+    assert_tus_error(&create(&t, &key, 1001, &image("a.png"), &[]).await, 413, "maximum allowed size");
+    let pdf = format!("bucketName {},objectName {},contentType {}", b64("small"), b64("a.pdf"), b64("application/pdf"));
+    assert_tus_error(&create(&t, &key, 10, &pdf, &[]).await, 415, "not supported");
+    assert_tus_error(&create(&t, &key, 10, &image("../a.png"), &[]).await, 400, "Invalid key");
+    let r = create(&t, &key, 10, &image("a.png"), &[("upload-defer-length", "1")]).await;
+    assert_tus_error(&r, 400, "Upload-Defer-Length");
+
+    // An existing key is refused at creation, unless the upload may replace it.
+    t.put_raw("POST", "/object/small/a.png", Some(&key), "image/png", b"old").await;
+    assert_tus_error(&create(&t, &key, 3, &image("a.png"), &[]).await, 409, "already exists");
+    let r = create(&t, &key, 3, &image("a.png"), &[("x-upsert", "true")]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let path = upload_path(r.header("location").expect("location"));
+    // The chunk must be typed, and the offset given; bytes past the length are refused.
+    let req = t
+        .builder("PATCH", &path, Some(&key))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "image/png")
+        .body(Body::from("new"));
+    assert_tus_error(&t.request(req.expect("request")).await, 415, "offset+octet-stream");
+    assert_tus_error(&patch(&t, &key, &path, 0, Body::from("newer")).await, 413, "maximum allowed size");
+    assert_eq!(head(&t, &key, &path).await.header("upload-offset"), Some("0"));
+    let r = patch(&t, &key, &path, 0, Body::from("new")).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(t.send("GET", "/object/small/a.png", Some(&key), Value::Null).await.text(), "new");
+    assert_eq!(t.blobs().await.len(), 1, "the replaced version is gone");
+
+    // Unknown and malformed ids.
+    assert_head_error(&head(&t, &key, "/upload/resumable/bm90LWFuLWlk").await, 404);
+    assert_head_error(&head(&t, &key, "/upload/resumable/%%%").await, 404);
+    // A bad token is a 4xx in plain text, not Storage's JSON.
+    let r = patch(&t, "not.a.jwt", &path, 3, Body::empty()).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(!r.body.is_empty() && serde_json::from_slice::<Value>(&r.body).is_err(), "{}", r.text());
+}
+
+#[tokio::test]
+async fn one_writer_at_a_time_termination_and_expiry() {
+    let t = api(Backend::Memory).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    let bytes = data(64_000);
+    let r = create(&t, &key, bytes.len(), &metadata("docs", "big.pdf"), &[]).await;
+    let path = upload_path(r.header("location").expect("location"));
+
+    // A first writer holds the upload while its body is still coming.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let body =
+        Body::from_stream(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        ));
+    let first = {
+        let req = t
+            .builder("PATCH", &path, Some(&key))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", "0")
+            .header("content-type", "application/offset+octet-stream")
+            .body(body)
+            .expect("request");
+        let app = t.app.clone();
+        tokio::spawn(async move { tower::ServiceExt::oneshot(app, req).await })
+    };
+    tx.send(Ok(Bytes::copy_from_slice(&bytes[..10_000]))).await.expect("send");
+    // With a one-slot channel this second send returns once the server has taken the first
+    // chunk, so it holds the upload by now.
+    tx.send(Ok(Bytes::copy_from_slice(&bytes[10_000..20_000]))).await.expect("send");
+    let r = patch(&t, &key, &path, 0, Body::from(bytes[..1000].to_vec())).await;
+    assert_tus_error(&r, 423, "another request");
+    let req = t.builder("DELETE", &path, Some(&key)).header("tus-resumable", "1.0.0").body(Body::empty());
+    assert_tus_error(&t.request(req.expect("request")).await, 423, "another request");
+    tx.send(Ok(Bytes::copy_from_slice(&bytes[20_000..30_000]))).await.expect("send");
+    drop(tx);
+    let res = first.await.expect("task").expect("response");
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["upload-offset"], "30000");
+
+    // Another caller does not reach it.
+    let stranger = t.user_token(uuid::Uuid::new_v4());
+    assert_head_error(&head(&t, &stranger, &path).await, 404);
+    assert_tus_error(&patch(&t, &stranger, &path, 30_000, Body::from("x")).await, 404, "Upload not found");
+
+    // Termination removes the upload and its parts.
+    assert!(t.blobs().await.iter().any(|b| b.contains("/tus/")));
+    let req = t.builder("DELETE", &path, Some(&key)).header("tus-resumable", "1.0.0").body(Body::empty());
+    let r = t.request(req.expect("request")).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_head_error(&head(&t, &key, &path).await, 404);
+    assert!(t.blobs().await.is_empty(), "{:?}", t.blobs().await);
+
+    // An upload expires an hour after its creation; the next creation sweeps it away.
+    let r = create(&t, &key, bytes.len(), &metadata("docs", "late.pdf"), &[]).await;
+    let path = upload_path(r.header("location").expect("location"));
+    let r = patch(&t, &key, &path, 0, Body::from(bytes[..5000].to_vec())).await;
+    assert_eq!(r.status, 204);
+    let expires: time::OffsetDateTime = sqlx::query_scalar("select expires_at from storage.resumable_uploads")
+        .fetch_one(t.db.pool())
+        .await
+        .expect("row");
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(left > time::Duration::minutes(59) && left <= time::Duration::hours(1), "{left}");
+    sqlx::query("update storage.resumable_uploads set expires_at = now() - interval '1 second'")
+        .execute(t.db.pool())
+        .await
+        .expect("expire");
+    assert_head_error(&head(&t, &key, &path).await, 410);
+    assert_tus_error(&patch(&t, &key, &path, 5000, Body::from(bytes[5000..].to_vec())).await, 410, "expired");
+    let r = create(&t, &key, 1, &metadata("docs", "next.pdf"), &[]).await;
+    assert_eq!(r.status, 201);
+    let names: Vec<String> =
+        sqlx::query_scalar("select name from storage.resumable_uploads").fetch_all(t.db.pool()).await.expect("rows");
+    assert_eq!(names, ["next.pdf"]);
+    assert!(t.blobs().await.is_empty(), "{:?}", t.blobs().await);
+    assert_eq!(t.rows().await, 0);
+}
+
+#[tokio::test]
+async fn policies_decide_and_signed_upload_urls_work_over_tus() {
+    let t = api(Backend::Memory).await;
+    t.create_bucket("home", false).await;
+    sqlx::raw_sql(
+        "create policy own_insert on storage.objects for insert to authenticated \
+           with check (bucket_id = 'home' and (storage.foldername(name))[1] = auth.uid()::text); \
+         create policy own_select on storage.objects for select to authenticated \
+           using (bucket_id = 'home' and (storage.foldername(name))[1] = auth.uid()::text);",
+    )
+    .execute(t.db.pool())
+    .await
+    .expect("policies");
+    let ann = uuid::Uuid::new_v4();
+    let token = t.user_token(ann);
+    let other = uuid::Uuid::new_v4();
+
+    // Outside her folder, the policy refuses the upload before any byte is sent.
+    let r = create(&t, &token, 5, &metadata("home", &format!("{other}/x.pdf")), &[]).await;
+    assert_tus_error(&r, 403, "row-level security");
+    assert_tus_error(&create(&t, &t.anon_key(), 5, &metadata("home", &format!("{ann}/x.pdf")), &[]).await, 403, "");
+
+    // creation-with-upload: the first bytes come with the creation.
+    let req = t
+        .builder("POST", "/upload/resumable", Some(&token))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "11")
+        .header("upload-metadata", metadata("home", &format!("{ann}/notes.pdf")))
+        .header("content-type", "application/offset+octet-stream")
+        .body(Body::from("hello "));
+    let r = t.request(req.expect("request")).await;
+    assert_eq!((r.status.as_u16(), r.header("upload-offset")), (201, Some("6")), "{}", r.text());
+    let path = upload_path(r.header("location").expect("location"));
+    let r = patch(&t, &token, &path, 6, Body::from("world")).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let got = t.send("GET", &format!("/object/home/{ann}/notes.pdf"), Some(&token), Value::Null).await;
+    assert_eq!(got.text(), "hello world");
+    let owner: Option<uuid::Uuid> =
+        sqlx::query_scalar("select owner from storage.objects where name like '%notes.pdf'")
+            .fetch_one(t.db.pool())
+            .await
+            .expect("owner");
+    assert_eq!(owner, Some(ann));
+
+    // An empty file is complete at its creation.
+    let r = create(&t, &token, 0, &metadata("home", &format!("{ann}/empty.pdf")), &[]).await;
+    assert_eq!((r.status.as_u16(), r.header("upload-offset")), (201, Some("0")), "{}", r.text());
+    let got = t.send("GET", &format!("/object/home/{ann}/empty.pdf"), Some(&token), Value::Null).await;
+    assert_eq!((got.status.as_u16(), got.body.len()), (200, 0));
+
+    // The signed variant: a signed upload URL's token in x-signature, no JWT needed.
+    let r = t.send("POST", &format!("/object/upload/sign/home/{ann}/signed.pdf"), Some(&token), json!({})).await;
+    let signature = r.json()["token"].as_str().expect("token").to_owned();
+    let signed_create = |name: String, signature: Option<&str>| {
+        let mut b = axum::http::Request::builder()
+            .method("POST")
+            .uri("/storage/v1/upload/resumable/sign")
+            .header("host", "localhost")
+            .header("apikey", t.anon_key())
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "6")
+            .header("upload-metadata", metadata("home", &name));
+        if let Some(s) = signature {
+            b = b.header("x-signature", s);
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    assert_tus_error(&t.request(signed_create(format!("{ann}/signed.pdf"), None)).await, 400, "token");
+    let r = t.request(signed_create(format!("{ann}/other.pdf"), Some(&signature))).await;
+    assert_tus_error(&r, 400, "does not match");
+    let r = t.request(signed_create(format!("{ann}/signed.pdf"), Some(&signature))).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let location = r.header("location").expect("location").to_owned();
+    assert!(location.starts_with("http://localhost/storage/v1/upload/resumable/sign/"), "{location}");
+    let path = upload_path(&location);
+    // The JWT routes do not reach a signed upload, nor the signed routes a JWT one.
+    assert_tus_error(&patch(&t, &token, &path.replace("/sign/", "/"), 0, Body::from("signed")).await, 404, "");
+    let req = axum::http::Request::builder()
+        .method("PATCH")
+        .uri(format!("/storage/v1{path}"))
+        .header("apikey", t.anon_key())
+        .header("tus-resumable", "1.0.0")
+        .header("x-signature", &signature)
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(Body::from("signed"))
+        .expect("request");
+    let r = t.request(req).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let got = t.send("GET", &format!("/object/home/{ann}/signed.pdf"), Some(&token), Value::Null).await;
+    assert_eq!(got.text(), "signed");
+    let owner: Option<uuid::Uuid> =
+        sqlx::query_scalar("select owner from storage.objects where name like '%signed.pdf'")
+            .fetch_one(t.db.pool())
+            .await
+            .expect("owner");
+    assert_eq!(owner, Some(ann), "the signer owns what the URL's holder uploaded");
+}
+
+#[tokio::test]
+async fn the_location_honours_forwarded_headers_and_options_describes_the_server() {
+    let t = api(Backend::Memory).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    let forwarded = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "api.example.com"),
+        ("x-forwarded-port", "8443"),
+        ("x-forwarded-prefix", "/edge"),
+    ];
+    let r = create(&t, &key, 4, &metadata("docs", "a.pdf"), &forwarded).await;
+    let location = r.header("location").expect("location");
+    assert!(location.starts_with("https://api.example.com:8443/edge/storage/v1/upload/resumable/"), "{location}");
+
+    let req = t.builder("OPTIONS", "/upload/resumable", Some(&key)).body(Body::empty());
+    let r = t.request(req.expect("request")).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("tus-version"), Some("1.0.0"));
+    assert!(r.header("tus-extension").is_some_and(|e| e.contains("creation") && e.contains("termination")));
+    assert_eq!(r.header("tus-max-size"), Some(t.storage.config().file_size_limit.to_string().as_str()));
+}
