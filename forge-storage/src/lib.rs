@@ -42,7 +42,7 @@
 //!
 //! ## Not yet supported
 //!
-//! `list-v2`; image transformation has no AVIF output, and WebP output is lossless. Uploads
+//! Image transformation has no AVIF output, and WebP output is lossless. Uploads
 //! through forge-server are bounded by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by default)
 //! per request: a resumable upload's chunks each are, its whole object is not.
 

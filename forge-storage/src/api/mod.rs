@@ -1,6 +1,7 @@
 //! The HTTP face of forge-storage, at `/storage/v1`.
 
 mod bucket;
+mod list_v2;
 mod object;
 mod tus;
 
@@ -39,6 +40,7 @@ impl Storage {
                 head(tus::head).patch(tus::patch).delete(tus::terminate).options(tus::options),
             )
             .route("/object/list/{bucket}", post(object::list))
+            .route("/object/list-v2/{bucket}", post(list_v2::list_v2))
             .route("/object/move", post(object::move_object))
             .route("/object/copy", post(object::copy))
             .route("/object/info/public/{bucket}/{*path}", get(object::info_public))
