@@ -185,20 +185,42 @@ pub async fn execute_once(
     Ok(run_once(db, ctx, sql, params).await?.1)
 }
 
+/// Like [`query_once`], but the transaction is rolled back: the statement's rows, or its
+/// error, without its effect. It tells whether the caller's policies would let a change
+/// through (an insert they refuse fails with SQLSTATE 42501), in one flight.
+pub async fn try_once(
+    db: &Database,
+    ctx: &RequestContext,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, ForgeError> {
+    Ok(run_once_then(db, ctx, sql, params, ROLLBACK).await?.0)
+}
+
 async fn run_once(
     db: &Database,
     ctx: &RequestContext,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<(Vec<Row>, u64), ForgeError> {
+    run_once_then(db, ctx, sql, params, COMMIT).await
+}
+
+/// `BEGIN`, the settings, `sql` and `end` (`COMMIT` or `ROLLBACK`) in one flight.
+async fn run_once_then(
+    db: &Database,
+    ctx: &RequestContext,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    end: &'static str,
+) -> Result<(Vec<Row>, u64), ForgeError> {
     let mut tx = RlsTx::new(db.gateway().get().await?);
     let conn = tx.conn();
     let (set_sql, values) = ctx.set_config_params();
     let set_params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    let (begin, set, commit) =
-        try_join3(conn.prepare_cached(begin_sql(ctx)), conn.prepare_cached(&set_sql), conn.prepare_cached(COMMIT))
-            .await?;
-    let statement_and_commit = async {
+    let (begin, set, end) =
+        try_join3(conn.prepare_cached(begin_sql(ctx)), conn.prepare_cached(&set_sql), conn.prepare_cached(end)).await?;
+    let statement_and_end = async {
         // Cached: resolves at once, in the same poll, so all four go out together.
         let stmt = conn.prepare_cached(sql).await?;
         let rows = async {
@@ -211,10 +233,10 @@ async fn run_once(
             let affected = stream.rows_affected().unwrap_or(rows.len() as u64);
             Ok::<_, tokio_postgres::Error>((rows, affected))
         };
-        try_join(rows, conn.execute(&commit, &[])).await
+        try_join(rows, conn.execute(&end, &[])).await
     };
     let (_, _, (result, _)) =
-        try_join3(conn.execute(&begin, &[]), conn.execute(&set, &set_params), statement_and_commit).await?;
+        try_join3(conn.execute(&begin, &[]), conn.execute(&set, &set_params), statement_and_end).await?;
     tx.release();
     Ok(result)
 }

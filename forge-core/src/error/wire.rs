@@ -112,6 +112,20 @@ impl ForgeError {
         }
     }
 
+    /// How Supabase Storage reports this error: its code, its real status and its message
+    /// (database errors by SQLSTATE, as Storage names them).
+    pub fn storage_parts(&self, authenticated: bool) -> (&'static str, u16, String) {
+        match self {
+            ForgeError::Database(db) => {
+                let (code, status, message) = storage_db_error(&db.code);
+                (code, status, message.to_owned())
+            }
+            other => {
+                (other.code().info().storage, other.status(authenticated).as_u16(), other.public_message(authenticated))
+            }
+        }
+    }
+
     /// Renders this error in `format`. `authenticated` is whether the caller's role is other
     /// than anon (it decides 401 versus 403 for permission errors).
     ///
@@ -170,13 +184,7 @@ impl ForgeError {
                 res
             }
             WireFormat::Storage => {
-                let (st_code, real_status, message) = match &self {
-                    ForgeError::Database(db) => {
-                        let (c, s, m) = storage_db_error(&db.code);
-                        (c, s, m.to_owned())
-                    }
-                    _ => (info.storage, status.as_u16(), public_message),
-                };
+                let (st_code, real_status, message) = self.storage_parts(authenticated);
                 // Storage answers every 4xx with HTTP 400 except authentication failures
                 // (403) and a few with their own status; the real status is in the body.
                 let http_status = match real_status {

@@ -140,9 +140,14 @@ async fn store_object(
     let (body, drain) = blob::pump(body);
     let checked = async {
         check_name(name)?;
-        let bucket = bucket_info(project, bucket).await?;
         // Refuse what the policies (or an existing key) would refuse before any byte moves.
-        precheck(project, ctx, &bucket.id, name, owner.as_deref(), mode).await?;
+        // Both at once; a missing bucket is reported as such, whatever the policies say.
+        let (bucket, allowed) = futures_util::join!(
+            bucket_info(project, bucket),
+            precheck(project, ctx, bucket, name, owner.as_deref(), mode)
+        );
+        let bucket = bucket?;
+        allowed?;
         Ok::<_, Error>(bucket)
     };
     let bucket = match checked.await {
@@ -313,10 +318,8 @@ pub(super) async fn precheck(
              returning 1"
         }
     };
-    let tx = rls::begin(project.db(), ctx).await?;
-    let rows = tx.query(sql, &[&bucket, &name, &owner]).await.map_err(Error::from).map_err(duplicate)?;
-    tx.rollback().await?;
-    if rows.is_empty() {
+    let rows = rls::try_once(project.db(), ctx, sql, &[&bucket, &name, &owner]).await.map_err(Error::from);
+    if rows.map_err(duplicate)?.is_empty() {
         return Err(Error::no_such_key());
     }
     Ok(())
