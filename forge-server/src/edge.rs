@@ -121,7 +121,8 @@ async fn shape_errors(req: Request, next: Next, limit: u64) -> Response {
     let res = next.run(req).await;
     let is_json =
         res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
-    if is_json {
+    // TUS answers are plain text on purpose (Supabase's resumable uploads do so).
+    if is_json || res.headers().contains_key("tus-resumable") {
         return res;
     }
     match res.status() {
@@ -150,7 +151,11 @@ mod tests {
         let router = Router::new()
             .route("/rest/v1/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
             .route("/storage/v1/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
-            .route("/rest/v1/echo", post(|body: Bytes| async move { body.len().to_string() }));
+            .route("/rest/v1/echo", post(|body: Bytes| async move { body.len().to_string() }))
+            .route(
+                "/storage/v1/upload/resumable",
+                post(|| async { (StatusCode::PAYLOAD_TOO_LARGE, [("tus-resumable", "1.0.0")], "too large") }),
+            );
         layer(router, config)
     }
 
@@ -184,6 +189,17 @@ mod tests {
         let req = Request::post("/rest/v1/echo").body(Body::from(vec![b'x'; 900])).expect("req");
         let res = app(&config).oneshot(req).await.expect("ok");
         assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn resumable_upload_answers_keep_their_plain_text() {
+        let res = app(&Config::default())
+            .oneshot(Request::post("/storage/v1/upload/resumable").body(Body::empty()).expect("req"))
+            .await
+            .expect("ok");
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.expect("body");
+        assert_eq!(&body[..], b"too large");
     }
 
     #[test]

@@ -338,6 +338,7 @@ async fn policies_decide_and_signed_upload_urls_work_over_tus() {
     // Outside her folder, the policy refuses the upload before any byte is sent.
     let r = create(&t, &token, 5, &metadata("home", &format!("{other}/x.pdf")), &[]).await;
     assert_tus_error(&r, 403, "row-level security");
+    assert_eq!(r.text(), "new row violates row-level security policy", "Storage's words, not Postgres'");
     assert_tus_error(&create(&t, &t.anon_key(), 5, &metadata("home", &format!("{ann}/x.pdf")), &[]).await, 403, "");
 
     // creation-with-upload: the first bytes come with the creation.
@@ -438,4 +439,40 @@ async fn the_location_honours_forwarded_headers_and_options_describes_the_server
     assert_eq!(r.header("tus-version"), Some("1.0.0"));
     assert!(r.header("tus-extension").is_some_and(|e| e.contains("creation") && e.contains("termination")));
     assert_eq!(r.header("tus-max-size"), Some(t.storage.config().file_size_limit.to_string().as_str()));
+}
+
+#[tokio::test]
+async fn a_refused_first_chunk_is_answered_after_its_body_not_with_a_reset() {
+    use tokio::io::AsyncReadExt as _;
+    let t = api(Backend::Memory).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    t.put_raw("POST", "/object/docs/taken.pdf", Some(&key), "application/pdf", b"old").await;
+    let addr = serve(&t).await;
+    let chunk = data(6 * 1024 * 1024);
+    // As tus-js-client sends it with uploadDataDuringCreation: the first 6 MiB in the POST.
+    for (name, bucket, status) in [("a.pdf", "nope", "404"), ("taken.pdf", "docs", "409")] {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /storage/v1/upload/resumable HTTP/1.1\r\nhost: {addr}\r\napikey: {}\r\n\
+             authorization: Bearer {key}\r\ntus-resumable: 1.0.0\r\nupload-length: {}\r\n\
+             upload-metadata: {}\r\ncontent-type: application/offset+octet-stream\r\ncontent-length: {}\r\n\r\n",
+            t.anon_key(),
+            chunk.len() + 1,
+            metadata(bucket, name),
+            chunk.len()
+        );
+        tcp.write_all(head.as_bytes()).await.expect("head");
+        tcp.write_all(&chunk).await.unwrap_or_else(|e| panic!("{name}: the server hung up mid-body: {e}"));
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "{name}: no answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+    }
+    assert_eq!(t.blobs().await.len(), 1, "only the existing object");
 }

@@ -80,11 +80,11 @@ impl IntoResponse for TusError {
         let (status, message) = match self.0 {
             Error::Api { status, message, .. } => (status, message.into_owned()),
             Error::Core(e) => {
-                let status = e.status(true);
-                if status.is_server_error() {
+                let (_, status, message) = e.storage_parts(true);
+                if status >= 500 {
                     tracing::error!(error = %e, source = ?std::error::Error::source(&e), "resumable upload failed");
                 }
-                (status.as_u16(), e.public_message(true))
+                (status, message)
             }
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -416,6 +416,24 @@ pub(crate) async fn create_signed(
     create_upload(storage, project?, caller, uri.path(), request).await
 }
 
+/// Runs `handle` on a request whose body may carry a chunk. On a refusal the rest of the body
+/// is read and dropped (within a bound) before the answer goes out: a client still sending,
+/// as tus-js-client does with a first chunk of 6 MiB, would otherwise see a reset, not the
+/// status.
+async fn drained<F, Fut>(request: Request, handle: F) -> TusResult<Response>
+where
+    F: FnOnce(HeaderMap, Body) -> Fut,
+    Fut: Future<Output = TusResult<Response>>,
+{
+    let (parts, body) = request.into_parts();
+    let (body, drain) = blob::pump(body);
+    let result = handle(parts.headers, body).await;
+    if result.is_err() {
+        drain.finish().await;
+    }
+    result
+}
+
 async fn create_upload(
     storage: Storage,
     project: Project,
@@ -423,7 +441,17 @@ async fn create_upload(
     path: &str,
     request: Request,
 ) -> TusResult<Response> {
-    let headers = request.headers().clone();
+    drained(request, |headers, body| create_with(storage, project, caller, path, headers, body)).await
+}
+
+async fn create_with(
+    storage: Storage,
+    project: Project,
+    caller: Caller,
+    path: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> TusResult<Response> {
     check_version(&headers)?;
     if headers.contains_key("upload-defer-length") {
         return Err(tus_error(400, "InvalidRequest", "Upload-Defer-Length is not supported"));
@@ -490,7 +518,7 @@ async fn create_upload(
     let has_chunk = headers.get(header::CONTENT_TYPE).is_some_and(|t| t == CHUNK_TYPE);
     if has_chunk || length == 0 {
         let raw = encode_id(&bucket.id, name, id);
-        let written = write(storage, project, Writer::Creator(access), raw, 0, request.into_body()).await?;
+        let written = write(storage, project, Writer::Creator(access), raw, 0, body).await?;
         out.push(("upload-offset", written.offset.to_string()));
     }
     Ok(reply(StatusCode::CREATED, &out))
@@ -563,14 +591,24 @@ async fn patch_upload(
     raw: String,
     request: Request,
 ) -> TusResult<Response> {
-    let headers = request.headers();
-    check_version(headers)?;
+    drained(request, |headers, body| patch_with(storage, project, caller, raw, headers, body)).await
+}
+
+async fn patch_with(
+    storage: Storage,
+    project: Project,
+    caller: Caller,
+    raw: String,
+    headers: HeaderMap,
+    body: Body,
+) -> TusResult<Response> {
+    check_version(&headers)?;
     if headers.get(header::CONTENT_TYPE).is_none_or(|t| t != CHUNK_TYPE) {
         return Err(tus_error(415, "InvalidMimeType", "Content-Type must be application/offset+octet-stream"));
     }
-    let offset = header_u64(headers, "upload-offset")?
+    let offset = header_u64(&headers, "upload-offset")?
         .ok_or_else(|| tus_error(400, "InvalidRequest", "Upload-Offset is required"))?;
-    let written = write(storage, project, Writer::Caller(caller), raw, offset, request.into_body()).await?;
+    let written = write(storage, project, Writer::Caller(caller), raw, offset, body).await?;
     let mut out = vec![("upload-offset", written.offset.to_string())];
     if let Some(expires) = written.expires {
         out.push(("upload-expires", http_date(expires)));
