@@ -146,6 +146,13 @@ pub(crate) fn pump(body: axum::body::Body) -> (axum::body::Body, Drain) {
     (axum::body::Body::from_stream(rx), Drain(handle))
 }
 
+/// Reads and drops the body of a request refused before its upload began (see [`pump`]).
+pub(crate) async fn discard(body: axum::body::Body) {
+    let (body, drain) = pump(body);
+    drop(body);
+    drain.finish().await;
+}
+
 /// The task reading a request body (see [`pump`]).
 #[derive(Debug)]
 pub(crate) struct Drain(tokio::task::JoinHandle<()>);

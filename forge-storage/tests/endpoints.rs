@@ -617,6 +617,36 @@ async fn a_refused_upload_is_answered_after_its_body_not_with_a_reset() {
 }
 
 #[tokio::test]
+async fn a_refused_signed_upload_is_answered_after_its_body() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("drop", false).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = t.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let body = vec![7u8; 8 * 1024 * 1024];
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "PUT /storage/v1/object/upload/sign/drop/a.bin?token=forged HTTP/1.1\r\nhost: {addr}\r\napikey: {}\r\n\
+         content-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        t.anon_key(),
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp.write_all(&body).await.unwrap_or_else(|e| panic!("the server hung up mid-body: {e}"));
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\"message\"") {
+        let n = tcp.read(&mut buf).await.expect("read");
+        assert!(n > 0, "no answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("InvalidJWT"), "{answer}");
+}
+
+#[tokio::test]
 async fn expires_in_may_be_a_numeric_string() {
     let t = api(common::Backend::Memory).await;
     t.create_bucket("docs", false).await;
@@ -685,6 +715,15 @@ async fn images_are_transformed_on_the_render_endpoints() {
     );
     let r = t.send("GET", "/render/image/public/site/logo.png?width=16", None, Value::Null).await;
     assert_eq!(dims(&r.body), (16, 16));
+    assert_eq!(r.header("content-disposition"), None);
+    // `download` asks for an attachment, as on the object endpoints.
+    let r = t.send("GET", "/render/image/public/site/logo.png?width=16&download=", None, Value::Null).await;
+    assert_eq!(r.header("content-disposition"), Some("attachment; filename=\"logo.png\"; filename*=UTF-8''logo.png"));
+    let r = t
+        .send("GET", "/render/image/authenticated/pics/cat.png?width=16&download=small.png", Some(&key), Value::Null)
+        .await;
+    assert_eq!(dims(&r.body), (16, 8));
+    assert!(r.header("content-disposition").is_some_and(|d| d.contains("filename=\"small.png\"")));
 
     // A signed URL carries its transformation; the query cannot change it.
     let signed = t

@@ -104,7 +104,7 @@ pub(crate) async fn upload(
 ) -> Result<Json<Value>> {
     let mode = Mode::Create { upsert: upsert(request.headers()) };
     let owner = owner_of(&ctx);
-    store_object(&storage, &project, &ctx, &bucket, &name, request, mode, owner).await
+    store_detached(storage, project, ctx, bucket, name, request, mode, owner).await
 }
 
 /// The caller's user id, when the caller is a user.
@@ -120,7 +120,25 @@ pub(crate) async fn update(
     request: Request,
 ) -> Result<Json<Value>> {
     let owner = owner_of(&ctx);
-    store_object(&storage, &project, &ctx, &bucket, &name, request, Mode::Update, owner).await
+    store_detached(storage, project, ctx, bucket, name, request, Mode::Update, owner).await
+}
+
+/// Runs an upload on a task of its own: a client that goes away cannot cut it short between
+/// storing the bytes and recording them (or removing them), which would leave a stray blob.
+#[allow(clippy::too_many_arguments)]
+async fn store_detached(
+    storage: Storage,
+    project: Project,
+    ctx: RequestContext,
+    bucket: String,
+    name: String,
+    request: Request,
+    mode: Mode,
+    owner: Option<String>,
+) -> Result<Json<Value>> {
+    let task =
+        tokio::spawn(async move { store_object(&storage, &project, &ctx, &bucket, &name, request, mode, owner).await });
+    task.await.map_err(Error::internal)?
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -505,6 +523,15 @@ fn parse_range(value: &str) -> Option<GetRange> {
     }
 }
 
+/// `Content-Disposition` for `?download=<file>` (empty: the object's own file name).
+fn attachment(name: &str, file: String) -> String {
+    let file = if file.is_empty() { name.rsplit('/').next().unwrap_or(name).to_owned() } else { file };
+    let ascii: String =
+        file.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let encoded: String = form_urlencoded::byte_serialize(file.as_bytes()).collect::<String>().replace('+', "%20");
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 async fn serve(
     storage: &Storage,
     project: &Project,
@@ -530,13 +557,7 @@ async fn serve(
     set(header::CONTENT_TYPE, meta["mimetype"].as_str().unwrap_or("application/octet-stream"));
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some(file) = download {
-        let file = if file.is_empty() { name.rsplit('/').next().unwrap_or(name).to_owned() } else { file };
-        let ascii: String = file
-            .chars()
-            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
-            .collect();
-        let encoded: String = form_urlencoded::byte_serialize(file.as_bytes()).collect::<String>().replace('+', "%20");
-        set(header::CONTENT_DISPOSITION, &format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"));
+        set(header::CONTENT_DISPOSITION, &attachment(name, file));
     }
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -956,14 +977,21 @@ pub(crate) async fn upload_signed(
     Query(q): Query<TokenQuery>,
     request: Request,
 ) -> Result<Json<Value>> {
-    let claims = verify_token(&project, q.token.as_deref(), "upload", &bucket, &name)?;
+    let claims = match verify_token(&project, q.token.as_deref(), "upload", &bucket, &name) {
+        Ok(claims) => claims,
+        Err(e) => {
+            // Answered after the body, not with a reset while the client is still sending.
+            blob::discard(request.into_body()).await;
+            return Err(e);
+        }
+    };
     let upsert = claims.get("upsert").and_then(Value::as_bool).unwrap_or(false);
     let owner = claims.get("owner").and_then(Value::as_str).map(str::to_owned);
     // The policies were checked when the URL was signed.
     let ctx = RequestContext::new(forge_core::Principal::service(), http::Method::PUT, "/object/upload/sign");
     let key = format!("{bucket}/{name}");
     let Json(stored) =
-        store_object(&storage, &project, &ctx, &bucket, &name, request, Mode::Create { upsert }, owner).await?;
+        store_detached(storage, project, ctx, bucket, name, request, Mode::Create { upsert }, owner).await?;
     Ok(Json(json!({ "Key": key, "Id": stored["Id"] })))
 }
 
@@ -1021,11 +1049,12 @@ pub(crate) async fn render(
     ctx: RequestContext,
     Path((bucket, name)): Path<(String, String)>,
     Query(t): Query<crate::render::Transform>,
+    Query(q): Query<DownloadQuery>,
 ) -> Result<Response> {
     check_name(&name)?;
     crate::render::check(&t)?;
     let stored = object_row(&project, Reader::Caller(&ctx), STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t).await
+    render_stored(&storage, &project, stored, t, &name, q.download).await
 }
 
 pub(crate) async fn render_public(
@@ -1033,19 +1062,20 @@ pub(crate) async fn render_public(
     project: Project,
     Path((bucket, name)): Path<(String, String)>,
     Query(t): Query<crate::render::Transform>,
+    Query(q): Query<DownloadQuery>,
 ) -> Result<Response> {
     check_name(&name)?;
     crate::render::check(&t)?;
     ensure_public(&project, &bucket).await?;
     let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t).await
+    render_stored(&storage, &project, stored, t, &name, q.download).await
 }
 
 pub(crate) async fn render_signed(
     Extension(storage): Extension<Storage>,
     project: Project,
     Path((bucket, name)): Path<(String, String)>,
-    Query(q): Query<TokenQuery>,
+    Query(q): Query<SignedQuery>,
 ) -> Result<Response> {
     let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
     // The transformation is the one that was signed.
@@ -1055,7 +1085,7 @@ pub(crate) async fn render_signed(
     };
     crate::render::check(&t)?;
     let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t).await
+    render_stored(&storage, &project, stored, t, &name, q.download).await
 }
 
 async fn render_stored(
@@ -1063,6 +1093,8 @@ async fn render_stored(
     project: &Project,
     stored: Value,
     t: crate::render::Transform,
+    name: &str,
+    download: Option<String>,
 ) -> Result<Response> {
     let stored: Stored = serde_json::from_value(stored).map_err(Error::internal)?;
     if stored.metadata["size"].as_u64().unwrap_or(0) > crate::render::MAX_INPUT_BYTES {
@@ -1084,7 +1116,11 @@ async fn render_stored(
         (header::CACHE_CONTROL, cache),
         (header::LAST_MODIFIED, stored.updated),
         (header::CONTENT_LENGTH, out.len().to_string()),
-    ] {
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ]
+    .into_iter()
+    .chain(download.map(|file| (header::CONTENT_DISPOSITION, attachment(name, file))))
+    {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name, v);
         }
