@@ -926,3 +926,20 @@ async fn list_v2_pages_with_a_cursor_and_folds_folders() {
         t.service("POST", "/object/list-v2/docs", bad).await.assert_error(400, "400", "InvalidRequest");
     }
 }
+
+#[tokio::test]
+async fn cdn_purges_succeed_for_what_the_caller_can_see() {
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("pics", false).await;
+    let key = t.service_key();
+    t.put_raw("POST", "/object/pics/a.png", Some(&key), "image/png", b"png").await;
+    let r = t.service("DELETE", "/cdn/pics/a.png?transformations=true", json!({})).await;
+    assert_eq!((r.status.as_u16(), r.json()), (200, json!({ "message": "success" })));
+    assert_eq!(t.service("DELETE", "/cdn/pics", json!({})).await.json(), json!({ "message": "success" }));
+    t.service("DELETE", "/cdn/pics/missing.png", json!({})).await.assert_error(400, "404", "NoSuchKey");
+    t.service("DELETE", "/cdn/nope", json!({})).await.assert_error(400, "404", "NoSuchBucket");
+    // Without policies, anon sees neither the object nor the bucket.
+    t.send("DELETE", "/cdn/pics/a.png", None, json!({})).await.assert_error(400, "404", "NoSuchKey");
+    t.send("DELETE", "/cdn/pics", None, json!({})).await.assert_error(400, "404", "NoSuchBucket");
+    assert_eq!(t.blobs().await.len(), 1, "purging deletes nothing");
+}

@@ -1,6 +1,7 @@
 //! The HTTP face of forge-storage, at `/storage/v1`.
 
 mod bucket;
+mod cdn;
 mod list_v2;
 mod object;
 mod tus;
@@ -39,6 +40,8 @@ impl Storage {
                 "/upload/resumable/{id}",
                 head(tus::head).patch(tus::patch).delete(tus::terminate).options(tus::options),
             )
+            .route("/cdn/{bucket}", axum::routing::delete(cdn::purge_bucket))
+            .route("/cdn/{bucket}/{*path}", axum::routing::delete(cdn::purge))
             .route("/object/list/{bucket}", post(object::list))
             .route("/object/list-v2/{bucket}", post(list_v2::list_v2))
             .route("/object/move", post(object::move_object))
