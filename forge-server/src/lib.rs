@@ -174,15 +174,37 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     let storage_config =
         forge_storage::StorageConfig { file_size_limit: config.body_limit, ..forge_storage::StorageConfig::default() };
     let storage = forge_storage::Storage::builder().store(store).config(storage_config).build();
+    let sweeper = tokio::spawn(sweep_storage(storage.clone(), project.clone()));
     let app = app::router(project, &data, &auth, &storage, &config);
 
     print_banner(&url, &reference, &keys);
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
 
     let served = serve_app(listener, app, shutdown_signal(), DRAIN_TIMEOUT).await.map_err(|e| Error::io("serving", e));
+    sweeper.abort();
     db.shutdown().await;
     tracing::info!("stopped");
     served
+}
+
+/// Collects what storage uploads left behind (expired resumable uploads, blobs no row names
+/// after a crash mid-upload), a minute after start and then every hour.
+async fn sweep_storage(storage: forge_storage::Storage, project: Project) {
+    let first = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut every = tokio::time::interval_at(first, Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match storage.sweep(&project).await {
+            Ok(swept) if swept == forge_storage::Swept::default() => {}
+            Ok(swept) => tracing::info!(
+                expired_uploads = swept.expired_uploads,
+                orphan_blobs = swept.orphan_blobs,
+                orphan_uploads = swept.orphan_uploads,
+                "storage swept"
+            ),
+            Err(e) => tracing::warn!(error = %e, "sweeping storage failed"),
+        }
+    }
 }
 
 /// Serves `app` until `shutdown` resolves, then stops accepting connections and lets

@@ -30,3 +30,7 @@ create index if not exists resumable_uploads_expires on storage.resumable_upload
 
 alter table storage.resumable_uploads enable row level security;
 revoke all on storage.resumable_uploads from public, anon, authenticated, service_role;
+
+-- Finding whether any row still names a blob version (after an upsert, a delete or a move,
+-- and when sweeping) must not scan the table.
+create index if not exists objects_version on storage.objects (version);

@@ -51,9 +51,11 @@ mod blob;
 pub mod error;
 mod render;
 mod service;
+mod sweep;
 
 pub use error::{Error, Result};
 pub use service::{Storage, StorageBuilder, StorageConfig};
+pub use sweep::{SWEEP_GRACE, Swept};
 
 use forge_core::migrate::{Migration, MigrationSet};
 

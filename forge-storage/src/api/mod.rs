@@ -4,7 +4,7 @@ mod bucket;
 mod cdn;
 mod list_v2;
 mod object;
-mod tus;
+pub(crate) mod tus;
 
 use axum::Router;
 use axum::routing::{get, head, post};

@@ -343,7 +343,7 @@ async fn load(conn: &mut sqlx::PgConnection, raw: &str, lock: bool) -> TusResult
     row.ok_or_else(not_found)
 }
 
-fn part_prefix(project: &Project, id: Uuid) -> object_store::path::Path {
+pub(crate) fn part_prefix(project: &Project, id: Uuid) -> object_store::path::Path {
     object_store::path::Path::from_iter([project.reference().as_str(), "tus", &id.to_string()])
 }
 
@@ -352,7 +352,7 @@ fn part_path(project: &Project, id: Uuid, start: i64) -> object_store::path::Pat
 }
 
 /// Deletes every part blob of an upload (those of failed `PATCH`es too).
-async fn forget_parts(storage: &Storage, project: &Project, id: Uuid) {
+pub(crate) async fn forget_parts(storage: &Storage, project: &Project, id: Uuid) {
     let store = storage.store().as_ref();
     let prefix = part_prefix(project, id);
     match store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect::<Vec<_>>().await {
@@ -362,26 +362,22 @@ async fn forget_parts(storage: &Storage, project: &Project, id: Uuid) {
 }
 
 /// Removes up to [`SWEEP`] expired uploads (and the parts of unfinished ones), skipping any
-/// being written.
-async fn sweep(storage: &Storage, project: &Project) {
-    let gone: Result<Vec<(Uuid, bool)>, sqlx::Error> = sqlx::query_as(
+/// being written. Returns how many went.
+pub(crate) async fn sweep_expired(storage: &Storage, project: &Project) -> Result<usize, sqlx::Error> {
+    let gone: Vec<(Uuid, bool)> = sqlx::query_as(
         "delete from storage.resumable_uploads where id in (select id from storage.resumable_uploads \
            where expires_at < now() order by expires_at limit $1 for update skip locked) \
          returning id, finished_at is null",
     )
     .bind(SWEEP)
     .fetch_all(project.db().pool())
-    .await;
-    match gone {
-        Ok(gone) => {
-            for (id, unfinished) in gone {
-                if unfinished {
-                    forget_parts(storage, project, id).await;
-                }
-            }
+    .await?;
+    for (id, unfinished) in &gone {
+        if *unfinished {
+            forget_parts(storage, project, *id).await;
         }
-        Err(e) => tracing::warn!(error = %e, "sweeping expired uploads failed"),
     }
+    Ok(gone.len())
 }
 
 /// `OPTIONS`: what this server speaks.
@@ -486,7 +482,9 @@ async fn create_with(
     // Refuse now what the policies (or an existing key) would refuse at the end.
     precheck(&project, &access.ctx, &bucket.id, name, access.owner.as_deref(), Mode::Create { upsert: access.upsert })
         .await?;
-    sweep(&storage, &project).await;
+    if let Err(e) = sweep_expired(&storage, &project).await {
+        tracing::warn!(error = %e, "sweeping expired uploads failed");
+    }
 
     let id = Uuid::new_v4();
     let expires = OffsetDateTime::now_utc() + EXPIRY;
