@@ -1,4 +1,4 @@
-//! Each endpoint against a real Postgres, on the in-memory and local-filesystem backends.
+//! Each endpoint against a real Postgres; those that move bytes run on the in-memory, local-disk and S3 (moto) backends.
 
 mod common;
 
@@ -377,66 +377,73 @@ async fn list_move_copy_and_remove() {
 
 #[tokio::test]
 async fn signed_urls_are_bound_to_one_object_and_expire() {
-    let t = api(common::Backend::Memory).await;
-    t.create_bucket("private", false).await;
-    let key = t.service_key();
-    t.put_raw("POST", "/object/private/dir/secret%20one.txt", Some(&key), "text/plain", b"top secret").await;
-    t.put_raw("POST", "/object/private/other.txt", Some(&key), "text/plain", b"other").await;
-    let r = t.service("POST", "/object/sign/private/dir/secret%20one.txt", json!({ "expiresIn": 60 })).await;
-    let url = r.json()["signedURL"].as_str().expect("signedURL").to_owned();
-    assert!(url.starts_with("/object/sign/private/dir/secret one.txt?token="), "the decoded key: {url}");
-    let fetch = |url: String| {
-        let t = &t;
-        async move {
-            let uri = url.replace(' ', "%20");
-            let req = axum::http::Request::builder().uri(format!("/storage/v1{uri}")).body(Body::empty()).expect("req");
-            t.request(req).await
-        }
-    };
-    let r = fetch(url.clone()).await;
-    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "top secret"));
-    let r = fetch(format!("{url}&download=s.txt")).await;
-    assert!(r.header("content-disposition").is_some_and(|d| d.contains("s.txt")));
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("private", false).await;
+        let key = t.service_key();
+        t.put_raw("POST", "/object/private/dir/secret%20one.txt", Some(&key), "text/plain", b"top secret").await;
+        t.put_raw("POST", "/object/private/other.txt", Some(&key), "text/plain", b"other").await;
+        let r = t.service("POST", "/object/sign/private/dir/secret%20one.txt", json!({ "expiresIn": 60 })).await;
+        let url = r.json()["signedURL"].as_str().expect("signedURL").to_owned();
+        assert!(url.starts_with("/object/sign/private/dir/secret one.txt?token="), "the decoded key: {url}");
+        let fetch = |url: String| {
+            let t = &t;
+            async move {
+                let uri = url.replace(' ', "%20");
+                let req =
+                    axum::http::Request::builder().uri(format!("/storage/v1{uri}")).body(Body::empty()).expect("req");
+                t.request(req).await
+            }
+        };
+        let r = fetch(url.clone()).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "top secret"));
+        let r = fetch(format!("{url}&download=s.txt")).await;
+        assert!(r.header("content-disposition").is_some_and(|d| d.contains("s.txt")));
 
-    // Bound to its object, tamper-evident, and expiring.
-    let token = url.split("token=").nth(1).expect("token").to_owned();
-    fetch(format!("/object/sign/private/other.txt?token={token}")).await.assert_error(400, "400", "InvalidSignature");
-    let mut forged = token.clone();
-    forged.pop();
-    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
-    fetch(format!("/object/sign/private/dir/secret%20one.txt?token={forged}")).await.assert_error(
-        400,
-        "400",
-        "InvalidJWT",
-    );
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let expired =
-        json!({ "url": "private/dir/secret one.txt", "scope": "download", "iat": now - 600, "exp": now - 300 });
-    let expired = t.project.keys().sign_hs256(expired.as_object().expect("claims")).expect("sign");
-    fetch(format!("/object/sign/private/dir/secret%20one.txt?token={expired}")).await.assert_error(
-        400,
-        "400",
-        "ExpiredToken",
-    );
-    fetch("/object/sign/private/other.txt".into()).await.assert_error(400, "400", "InvalidSignature");
+        // Bound to its object, tamper-evident, and expiring.
+        let token = url.split("token=").nth(1).expect("token").to_owned();
+        fetch(format!("/object/sign/private/other.txt?token={token}")).await.assert_error(
+            400,
+            "400",
+            "InvalidSignature",
+        );
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        fetch(format!("/object/sign/private/dir/secret%20one.txt?token={forged}")).await.assert_error(
+            400,
+            "400",
+            "InvalidJWT",
+        );
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let expired =
+            json!({ "url": "private/dir/secret one.txt", "scope": "download", "iat": now - 600, "exp": now - 300 });
+        let expired = t.project.keys().sign_hs256(expired.as_object().expect("claims")).expect("sign");
+        fetch(format!("/object/sign/private/dir/secret%20one.txt?token={expired}")).await.assert_error(
+            400,
+            "400",
+            "ExpiredToken",
+        );
+        fetch("/object/sign/private/other.txt".into()).await.assert_error(400, "400", "InvalidSignature");
 
-    t.service("POST", "/object/sign/private/other.txt", json!({ "expiresIn": 0 })).await.assert_error(
-        400,
-        "400",
-        "InvalidRequest",
-    );
-    t.service("POST", "/object/sign/private/missing.txt", json!({ "expiresIn": 60 })).await.assert_error(
-        400,
-        "404",
-        "NoSuchKey",
-    );
-    let many = t
-        .service("POST", "/object/sign/private", json!({ "expiresIn": 60, "paths": ["other.txt", "missing.txt"] }))
-        .await
-        .json();
-    assert!(many[0]["signedURL"].as_str().is_some_and(|u| u.starts_with("/object/sign/private/other.txt?token=")));
-    assert_eq!((many[1]["signedURL"].clone(), many[1]["path"].clone()), (Value::Null, json!("missing.txt")));
-    assert!(many[1]["error"].is_string());
+        t.service("POST", "/object/sign/private/other.txt", json!({ "expiresIn": 0 })).await.assert_error(
+            400,
+            "400",
+            "InvalidRequest",
+        );
+        t.service("POST", "/object/sign/private/missing.txt", json!({ "expiresIn": 60 })).await.assert_error(
+            400,
+            "404",
+            "NoSuchKey",
+        );
+        let many = t
+            .service("POST", "/object/sign/private", json!({ "expiresIn": 60, "paths": ["other.txt", "missing.txt"] }))
+            .await
+            .json();
+        assert!(many[0]["signedURL"].as_str().is_some_and(|u| u.starts_with("/object/sign/private/other.txt?token=")));
+        assert_eq!((many[1]["signedURL"].clone(), many[1]["path"].clone()), (Value::Null, json!("missing.txt")));
+        assert!(many[1]["error"].is_string());
+    }
 }
 
 #[tokio::test]
@@ -518,66 +525,72 @@ async fn policies_decide_who_reads_and_writes_each_folder() {
 
 #[tokio::test]
 async fn signed_upload_urls_upload_once_as_their_signer() {
-    let t = api(common::Backend::Memory).await;
-    t.create_bucket("drop", false).await;
-    sqlx::raw_sql(
-        "create policy own_insert on storage.objects for insert to authenticated \
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("drop", false).await;
+        sqlx::raw_sql(
+            "create policy own_insert on storage.objects for insert to authenticated \
            with check (bucket_id = 'drop' and (storage.foldername(name))[1] = auth.uid()::text);",
-    )
-    .execute(t.db.pool())
-    .await
-    .expect("policy");
-    let ann = uuid::Uuid::new_v4();
-    let token = t.user_token(ann);
-    let r = t
-        .send("POST", &format!("/object/upload/sign/drop/{}/x.txt", uuid::Uuid::new_v4()), Some(&token), json!({}))
-        .await;
-    r.assert_error(403, "403", "AccessDenied");
-    let r = t.send("POST", &format!("/object/upload/sign/drop/{ann}/report.txt"), Some(&token), json!({})).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let url = r.json()["url"].as_str().expect("url").to_owned();
-    let upload_token = r.json()["token"].as_str().expect("token").to_owned();
-    assert!(url.ends_with(&format!("?token={upload_token}")), "{url}");
-
-    // No JWT needed: the token is the permission.
-    let put = |body: &'static [u8]| {
-        axum::http::Request::builder()
-            .method("PUT")
-            .uri(format!("/storage/v1{url}"))
-            .header("content-type", "text/plain")
-            .body(Body::from(body))
-            .expect("req")
-    };
-    let r = t.request(put(b"first")).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["Key"], format!("drop/{ann}/report.txt"));
-    let owner: Option<uuid::Uuid> =
-        sqlx::query_scalar("select owner from storage.objects").fetch_one(t.db.pool()).await.expect("owner");
-    assert_eq!(owner, Some(ann));
-    t.request(put(b"second")).await.assert_error(400, "409", "KeyAlreadyExists");
-
-    // Upload tokens and download tokens do not stand in for each other.
-    let r = t
-        .request(
-            axum::http::Request::builder()
-                .uri(format!("/storage/v1/object/sign/drop/{ann}/report.txt?token={upload_token}"))
-                .body(Body::empty())
-                .expect("req"),
         )
-        .await;
-    r.assert_error(400, "400", "InvalidSignature");
-    let key = t.service_key();
-    let signed = t.service("POST", &format!("/object/sign/drop/{ann}/report.txt"), json!({ "expiresIn": 60 })).await;
-    let download_token =
-        signed.json()["signedURL"].as_str().expect("url").split("token=").nth(1).expect("t").to_owned();
-    let req = axum::http::Request::builder()
-        .method("PUT")
-        .uri(format!("/storage/v1/object/upload/sign/drop/{ann}/report.txt?token={download_token}"))
-        .header("content-type", "text/plain")
-        .body(Body::from("overwrite"))
-        .expect("req");
-    t.request(req).await.assert_error(400, "400", "InvalidSignature");
-    assert_eq!(t.send("GET", &format!("/object/drop/{ann}/report.txt"), Some(&key), Value::Null).await.text(), "first");
+        .execute(t.db.pool())
+        .await
+        .expect("policy");
+        let ann = uuid::Uuid::new_v4();
+        let token = t.user_token(ann);
+        let r = t
+            .send("POST", &format!("/object/upload/sign/drop/{}/x.txt", uuid::Uuid::new_v4()), Some(&token), json!({}))
+            .await;
+        r.assert_error(403, "403", "AccessDenied");
+        let r = t.send("POST", &format!("/object/upload/sign/drop/{ann}/report.txt"), Some(&token), json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let url = r.json()["url"].as_str().expect("url").to_owned();
+        let upload_token = r.json()["token"].as_str().expect("token").to_owned();
+        assert!(url.ends_with(&format!("?token={upload_token}")), "{url}");
+
+        // No JWT needed: the token is the permission.
+        let put = |body: &'static [u8]| {
+            axum::http::Request::builder()
+                .method("PUT")
+                .uri(format!("/storage/v1{url}"))
+                .header("content-type", "text/plain")
+                .body(Body::from(body))
+                .expect("req")
+        };
+        let r = t.request(put(b"first")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["Key"], format!("drop/{ann}/report.txt"));
+        let owner: Option<uuid::Uuid> =
+            sqlx::query_scalar("select owner from storage.objects").fetch_one(t.db.pool()).await.expect("owner");
+        assert_eq!(owner, Some(ann));
+        t.request(put(b"second")).await.assert_error(400, "409", "KeyAlreadyExists");
+
+        // Upload tokens and download tokens do not stand in for each other.
+        let r = t
+            .request(
+                axum::http::Request::builder()
+                    .uri(format!("/storage/v1/object/sign/drop/{ann}/report.txt?token={upload_token}"))
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await;
+        r.assert_error(400, "400", "InvalidSignature");
+        let key = t.service_key();
+        let signed =
+            t.service("POST", &format!("/object/sign/drop/{ann}/report.txt"), json!({ "expiresIn": 60 })).await;
+        let download_token =
+            signed.json()["signedURL"].as_str().expect("url").split("token=").nth(1).expect("t").to_owned();
+        let req = axum::http::Request::builder()
+            .method("PUT")
+            .uri(format!("/storage/v1/object/upload/sign/drop/{ann}/report.txt?token={download_token}"))
+            .header("content-type", "text/plain")
+            .body(Body::from("overwrite"))
+            .expect("req");
+        t.request(req).await.assert_error(400, "400", "InvalidSignature");
+        assert_eq!(
+            t.send("GET", &format!("/object/drop/{ann}/report.txt"), Some(&key), Value::Null).await.text(),
+            "first"
+        );
+    }
 }
 
 #[tokio::test]
@@ -678,88 +691,99 @@ fn dims(bytes: &[u8]) -> (u32, u32) {
 
 #[tokio::test]
 async fn images_are_transformed_on_the_render_endpoints() {
-    let t = api(common::Backend::Memory).await;
-    t.create_bucket("pics", false).await;
-    t.create_bucket("site", true).await;
-    let key = t.service_key();
-    t.put_raw("POST", "/object/pics/cat.png", Some(&key), "image/png", &png(300, 150)).await;
-    t.put_raw("POST", "/object/site/logo.png", Some(&key), "image/png", &png(64, 64)).await;
-    t.put_raw("POST", "/object/pics/notes.txt", Some(&key), "text/plain", b"hello").await;
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("pics", false).await;
+        t.create_bucket("site", true).await;
+        let key = t.service_key();
+        t.put_raw("POST", "/object/pics/cat.png", Some(&key), "image/png", &png(300, 150)).await;
+        t.put_raw("POST", "/object/site/logo.png", Some(&key), "image/png", &png(64, 64)).await;
+        t.put_raw("POST", "/object/pics/notes.txt", Some(&key), "text/plain", b"hello").await;
 
-    let r = t
-        .send(
-            "GET",
-            "/render/image/authenticated/pics/cat.png?width=100&height=100&resize=contain",
-            Some(&key),
-            Value::Null,
-        )
-        .await;
-    assert_eq!((r.status.as_u16(), r.header("content-type")), (200, Some("image/png")), "{}", r.text());
-    assert_eq!(dims(&r.body), (100, 50));
-    let r =
-        t.send("GET", "/render/image/authenticated/pics/cat.png?width=100&height=100", Some(&key), Value::Null).await;
-    assert_eq!(dims(&r.body), (100, 100), "cover is the default");
-    let r =
-        t.send("GET", "/render/image/authenticated/pics/cat.png?width=60&format=webp", Some(&key), Value::Null).await;
-    assert_eq!((r.header("content-type"), dims(&r.body)), (Some("image/webp"), (60, 30)));
-    // Without a token the private object stays hidden.
-    t.send("GET", "/render/image/authenticated/pics/cat.png?width=10", None, Value::Null).await.assert_error(
-        400,
-        "404",
-        "NoSuchKey",
-    );
-    t.send("GET", "/render/image/public/pics/cat.png?width=10", None, Value::Null).await.assert_error(
-        400,
-        "404",
-        "NoSuchBucket",
-    );
-    let r = t.send("GET", "/render/image/public/site/logo.png?width=16", None, Value::Null).await;
-    assert_eq!(dims(&r.body), (16, 16));
-    assert_eq!(r.header("content-disposition"), None);
-    // `download` asks for an attachment, as on the object endpoints.
-    let r = t.send("GET", "/render/image/public/site/logo.png?width=16&download=", None, Value::Null).await;
-    assert_eq!(r.header("content-disposition"), Some("attachment; filename=\"logo.png\"; filename*=UTF-8''logo.png"));
-    let r = t
-        .send("GET", "/render/image/authenticated/pics/cat.png?width=16&download=small.png", Some(&key), Value::Null)
-        .await;
-    assert_eq!(dims(&r.body), (16, 8));
-    assert!(r.header("content-disposition").is_some_and(|d| d.contains("filename=\"small.png\"")));
+        let r = t
+            .send(
+                "GET",
+                "/render/image/authenticated/pics/cat.png?width=100&height=100&resize=contain",
+                Some(&key),
+                Value::Null,
+            )
+            .await;
+        assert_eq!((r.status.as_u16(), r.header("content-type")), (200, Some("image/png")), "{}", r.text());
+        assert_eq!(dims(&r.body), (100, 50));
+        let r = t
+            .send("GET", "/render/image/authenticated/pics/cat.png?width=100&height=100", Some(&key), Value::Null)
+            .await;
+        assert_eq!(dims(&r.body), (100, 100), "cover is the default");
+        let r = t
+            .send("GET", "/render/image/authenticated/pics/cat.png?width=60&format=webp", Some(&key), Value::Null)
+            .await;
+        assert_eq!((r.header("content-type"), dims(&r.body)), (Some("image/webp"), (60, 30)));
+        // Without a token the private object stays hidden.
+        t.send("GET", "/render/image/authenticated/pics/cat.png?width=10", None, Value::Null).await.assert_error(
+            400,
+            "404",
+            "NoSuchKey",
+        );
+        t.send("GET", "/render/image/public/pics/cat.png?width=10", None, Value::Null).await.assert_error(
+            400,
+            "404",
+            "NoSuchBucket",
+        );
+        let r = t.send("GET", "/render/image/public/site/logo.png?width=16", None, Value::Null).await;
+        assert_eq!(dims(&r.body), (16, 16));
+        assert_eq!(r.header("content-disposition"), None);
+        // `download` asks for an attachment, as on the object endpoints.
+        let r = t.send("GET", "/render/image/public/site/logo.png?width=16&download=", None, Value::Null).await;
+        assert_eq!(
+            r.header("content-disposition"),
+            Some("attachment; filename=\"logo.png\"; filename*=UTF-8''logo.png")
+        );
+        let r = t
+            .send(
+                "GET",
+                "/render/image/authenticated/pics/cat.png?width=16&download=small.png",
+                Some(&key),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(dims(&r.body), (16, 8));
+        assert!(r.header("content-disposition").is_some_and(|d| d.contains("filename=\"small.png\"")));
 
-    // A signed URL carries its transformation; the query cannot change it.
-    let signed = t
-        .service(
-            "POST",
-            "/object/sign/pics/cat.png",
-            json!({ "expiresIn": 60, "transform": { "width": 30, "height": 30, "resize": "fill" } }),
-        )
-        .await;
-    let url = signed.json()["signedURL"].as_str().expect("url").to_owned();
-    assert!(url.starts_with("/render/image/sign/pics/cat.png?token="), "{url}");
-    let fetch =
-        |u: String| axum::http::Request::builder().uri(format!("/storage/v1{u}")).body(Body::empty()).expect("req");
-    assert_eq!(dims(&t.request(fetch(url.clone())).await.body), (30, 30));
-    assert_eq!(dims(&t.request(fetch(format!("{url}&width=500"))).await.body), (30, 30));
+        // A signed URL carries its transformation; the query cannot change it.
+        let signed = t
+            .service(
+                "POST",
+                "/object/sign/pics/cat.png",
+                json!({ "expiresIn": 60, "transform": { "width": 30, "height": 30, "resize": "fill" } }),
+            )
+            .await;
+        let url = signed.json()["signedURL"].as_str().expect("url").to_owned();
+        assert!(url.starts_with("/render/image/sign/pics/cat.png?token="), "{url}");
+        let fetch =
+            |u: String| axum::http::Request::builder().uri(format!("/storage/v1{u}")).body(Body::empty()).expect("req");
+        assert_eq!(dims(&t.request(fetch(url.clone())).await.body), (30, 30));
+        assert_eq!(dims(&t.request(fetch(format!("{url}&width=500"))).await.body), (30, 30));
 
-    t.send("GET", "/render/image/authenticated/pics/notes.txt?width=10", Some(&key), Value::Null).await.assert_error(
-        400,
-        "415",
-        "InvalidMimeType",
-    );
-    t.send("GET", "/render/image/authenticated/pics/cat.png?resize=squash", Some(&key), Value::Null)
-        .await
-        .assert_error(400, "400", "InvalidRequest");
-    t.service("POST", "/object/sign/pics/cat.png", json!({ "expiresIn": 60, "transform": { "quality": 1 } }))
-        .await
-        .assert_error(400, "400", "InvalidRequest");
+        t.send("GET", "/render/image/authenticated/pics/notes.txt?width=10", Some(&key), Value::Null)
+            .await
+            .assert_error(400, "415", "InvalidMimeType");
+        t.send("GET", "/render/image/authenticated/pics/cat.png?resize=squash", Some(&key), Value::Null)
+            .await
+            .assert_error(400, "400", "InvalidRequest");
+        t.service("POST", "/object/sign/pics/cat.png", json!({ "expiresIn": 60, "transform": { "quality": 1 } }))
+            .await
+            .assert_error(400, "400", "InvalidRequest");
+    }
 }
 
 #[tokio::test]
 async fn review_cases_upsert_urls_big_forms_render_tokens_and_destination_limits() {
-    let t = api(common::Backend::Memory).await;
-    let key = t.service_key();
-    // An upsert upload URL needs the update policy, not just the insert one.
-    t.create_bucket("shared", false).await;
-    sqlx::raw_sql(
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        let key = t.service_key();
+        // An upsert upload URL needs the update policy, not just the insert one.
+        t.create_bucket("shared", false).await;
+        sqlx::raw_sql(
         "create policy shared_insert on storage.objects for insert to authenticated with check (bucket_id = 'shared'); \
          create policy shared_read on storage.objects for select to authenticated using (bucket_id = 'shared'); \
          create policy shared_update on storage.objects for update to authenticated \
@@ -768,54 +792,65 @@ async fn review_cases_upsert_urls_big_forms_render_tokens_and_destination_limits
     .execute(t.db.pool())
     .await
     .expect("policies");
-    let (bob, mallory) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let r = t.put_raw("POST", "/object/shared/cv.pdf", Some(&t.user_token(bob)), "application/pdf", b"bob's").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let req = t
-        .builder("POST", "/object/upload/sign/shared/cv.pdf", Some(&t.user_token(mallory)))
-        .header("x-upsert", "true")
-        .header("content-type", "application/json")
-        .body(Body::from("{}"))
-        .expect("req");
-    t.request(req).await.assert_error(403, "403", "AccessDenied");
-    let r = t.send("POST", "/object/upload/sign/shared/cv.pdf", Some(&t.user_token(bob)), json!({})).await;
-    r.assert_error(400, "409", "KeyAlreadyExists");
+        let (bob, mallory) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let r = t.put_raw("POST", "/object/shared/cv.pdf", Some(&t.user_token(bob)), "application/pdf", b"bob's").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let req = t
+            .builder("POST", "/object/upload/sign/shared/cv.pdf", Some(&t.user_token(mallory)))
+            .header("x-upsert", "true")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .expect("req");
+        t.request(req).await.assert_error(403, "403", "AccessDenied");
+        let r = t.send("POST", "/object/upload/sign/shared/cv.pdf", Some(&t.user_token(bob)), json!({})).await;
+        r.assert_error(400, "409", "KeyAlreadyExists");
 
-    // Multipart forms are not held to axum's 2 MiB default: the bucket's limit decides.
-    t.create_bucket("big", false).await;
-    let (ct, body) =
-        multipart("", "blob", "application/octet-stream", &vec![1u8; 3 * 1024 * 1024], &[("cacheControl", "60")]);
-    let req = t.builder("POST", "/object/big/three.bin", Some(&key)).header("content-type", ct).body(Body::from(body));
-    let r = t.request(req.expect("req")).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = t.send("GET", "/object/big/three.bin", Some(&key), Value::Null).await;
-    assert_eq!(r.body.len(), 3 * 1024 * 1024);
-    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        // Multipart forms are not held to axum's 2 MiB default: the bucket's limit decides.
+        t.create_bucket("big", false).await;
+        let (ct, body) =
+            multipart("", "blob", "application/octet-stream", &vec![1u8; 3 * 1024 * 1024], &[("cacheControl", "60")]);
+        let req =
+            t.builder("POST", "/object/big/three.bin", Some(&key)).header("content-type", ct).body(Body::from(body));
+        let r = t.request(req.expect("req")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = t.send("GET", "/object/big/three.bin", Some(&key), Value::Null).await;
+        assert_eq!(r.body.len(), 3 * 1024 * 1024);
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 
-    // A transformed-image token does not download the original.
-    t.put_raw("POST", "/object/big/pic.png", Some(&key), "image/png", &png(40, 40)).await;
-    let signed =
-        t.service("POST", "/object/sign/big/pic.png", json!({ "expiresIn": 60, "transform": { "width": 10 } })).await;
-    let token = signed.json()["signedURL"].as_str().expect("url").split("token=").nth(1).expect("t").to_owned();
-    let req = axum::http::Request::builder()
-        .uri(format!("/storage/v1/object/sign/big/pic.png?token={token}"))
-        .body(Body::empty());
-    t.request(req.expect("req")).await.assert_error(400, "400", "InvalidSignature");
+        // A transformed-image token does not download the original.
+        t.put_raw("POST", "/object/big/pic.png", Some(&key), "image/png", &png(40, 40)).await;
+        let signed = t
+            .service("POST", "/object/sign/big/pic.png", json!({ "expiresIn": 60, "transform": { "width": 10 } }))
+            .await;
+        let token = signed.json()["signedURL"].as_str().expect("url").split("token=").nth(1).expect("t").to_owned();
+        let req = axum::http::Request::builder()
+            .uri(format!("/storage/v1/object/sign/big/pic.png?token={token}"))
+            .body(Body::empty());
+        t.request(req.expect("req")).await.assert_error(400, "400", "InvalidSignature");
 
-    // Move and copy respect the destination bucket's limits.
-    t.service(
-        "POST",
-        "/bucket",
-        json!({ "name": "images", "allowed_mime_types": ["image/*"], "file_size_limit": 1024 }),
-    )
-    .await;
-    let moved = |src: &str, dst: &str| json!({ "bucketId": "big", "sourceKey": src, "destinationKey": dst, "destinationBucket": "images" });
-    t.service("POST", "/object/move", moved("three.bin", "x.bin")).await.assert_error(400, "415", "InvalidMimeType");
-    t.service("POST", "/object/copy", moved("three.bin", "x.bin")).await.assert_error(400, "415", "InvalidMimeType");
-    t.put_raw("POST", "/object/big/large.png", Some(&key), "image/png", &vec![0u8; 2048]).await;
-    t.service("POST", "/object/copy", moved("large.png", "l.png")).await.assert_error(400, "413", "EntityTooLarge");
-    let r = t.service("POST", "/object/move", moved("pic.png", "pic.png")).await;
-    assert_eq!(r.status, 200, "{}", r.text());
+        // Move and copy respect the destination bucket's limits.
+        t.service(
+            "POST",
+            "/bucket",
+            json!({ "name": "images", "allowed_mime_types": ["image/*"], "file_size_limit": 1024 }),
+        )
+        .await;
+        let moved = |src: &str, dst: &str| json!({ "bucketId": "big", "sourceKey": src, "destinationKey": dst, "destinationBucket": "images" });
+        t.service("POST", "/object/move", moved("three.bin", "x.bin")).await.assert_error(
+            400,
+            "415",
+            "InvalidMimeType",
+        );
+        t.service("POST", "/object/copy", moved("three.bin", "x.bin")).await.assert_error(
+            400,
+            "415",
+            "InvalidMimeType",
+        );
+        t.put_raw("POST", "/object/big/large.png", Some(&key), "image/png", &vec![0u8; 2048]).await;
+        t.service("POST", "/object/copy", moved("large.png", "l.png")).await.assert_error(400, "413", "EntityTooLarge");
+        let r = t.service("POST", "/object/move", moved("pic.png", "pic.png")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
 }
 
 #[tokio::test]

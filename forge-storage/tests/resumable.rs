@@ -320,102 +320,104 @@ async fn one_writer_at_a_time_termination_and_expiry() {
 
 #[tokio::test]
 async fn policies_decide_and_signed_upload_urls_work_over_tus() {
-    let t = api(Backend::Memory).await;
-    t.create_bucket("home", false).await;
-    sqlx::raw_sql(
-        "create policy own_insert on storage.objects for insert to authenticated \
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("home", false).await;
+        sqlx::raw_sql(
+            "create policy own_insert on storage.objects for insert to authenticated \
            with check (bucket_id = 'home' and (storage.foldername(name))[1] = auth.uid()::text); \
          create policy own_select on storage.objects for select to authenticated \
            using (bucket_id = 'home' and (storage.foldername(name))[1] = auth.uid()::text);",
-    )
-    .execute(t.db.pool())
-    .await
-    .expect("policies");
-    let ann = uuid::Uuid::new_v4();
-    let token = t.user_token(ann);
-    let other = uuid::Uuid::new_v4();
+        )
+        .execute(t.db.pool())
+        .await
+        .expect("policies");
+        let ann = uuid::Uuid::new_v4();
+        let token = t.user_token(ann);
+        let other = uuid::Uuid::new_v4();
 
-    // Outside her folder, the policy refuses the upload before any byte is sent.
-    let r = create(&t, &token, 5, &metadata("home", &format!("{other}/x.pdf")), &[]).await;
-    assert_tus_error(&r, 403, "row-level security");
-    assert_eq!(r.text(), "new row violates row-level security policy", "Storage's words, not Postgres'");
-    assert_tus_error(&create(&t, &t.anon_key(), 5, &metadata("home", &format!("{ann}/x.pdf")), &[]).await, 403, "");
+        // Outside her folder, the policy refuses the upload before any byte is sent.
+        let r = create(&t, &token, 5, &metadata("home", &format!("{other}/x.pdf")), &[]).await;
+        assert_tus_error(&r, 403, "row-level security");
+        assert_eq!(r.text(), "new row violates row-level security policy", "Storage's words, not Postgres'");
+        assert_tus_error(&create(&t, &t.anon_key(), 5, &metadata("home", &format!("{ann}/x.pdf")), &[]).await, 403, "");
 
-    // creation-with-upload: the first bytes come with the creation.
-    let req = t
-        .builder("POST", "/upload/resumable", Some(&token))
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", "11")
-        .header("upload-metadata", metadata("home", &format!("{ann}/notes.pdf")))
-        .header("content-type", "application/offset+octet-stream")
-        .body(Body::from("hello "));
-    let r = t.request(req.expect("request")).await;
-    assert_eq!((r.status.as_u16(), r.header("upload-offset")), (201, Some("6")), "{}", r.text());
-    let path = upload_path(r.header("location").expect("location"));
-    let r = patch(&t, &token, &path, 6, Body::from("world")).await;
-    assert_eq!(r.status, 204, "{}", r.text());
-    let got = t.send("GET", &format!("/object/home/{ann}/notes.pdf"), Some(&token), Value::Null).await;
-    assert_eq!(got.text(), "hello world");
-    let owner: Option<uuid::Uuid> =
-        sqlx::query_scalar("select owner from storage.objects where name like '%notes.pdf'")
-            .fetch_one(t.db.pool())
-            .await
-            .expect("owner");
-    assert_eq!(owner, Some(ann));
+        // creation-with-upload: the first bytes come with the creation.
+        let req = t
+            .builder("POST", "/upload/resumable", Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "11")
+            .header("upload-metadata", metadata("home", &format!("{ann}/notes.pdf")))
+            .header("content-type", "application/offset+octet-stream")
+            .body(Body::from("hello "));
+        let r = t.request(req.expect("request")).await;
+        assert_eq!((r.status.as_u16(), r.header("upload-offset")), (201, Some("6")), "{}", r.text());
+        let path = upload_path(r.header("location").expect("location"));
+        let r = patch(&t, &token, &path, 6, Body::from("world")).await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        let got = t.send("GET", &format!("/object/home/{ann}/notes.pdf"), Some(&token), Value::Null).await;
+        assert_eq!(got.text(), "hello world");
+        let owner: Option<uuid::Uuid> =
+            sqlx::query_scalar("select owner from storage.objects where name like '%notes.pdf'")
+                .fetch_one(t.db.pool())
+                .await
+                .expect("owner");
+        assert_eq!(owner, Some(ann));
 
-    // An empty file is complete at its creation.
-    let r = create(&t, &token, 0, &metadata("home", &format!("{ann}/empty.pdf")), &[]).await;
-    assert_eq!((r.status.as_u16(), r.header("upload-offset")), (201, Some("0")), "{}", r.text());
-    let got = t.send("GET", &format!("/object/home/{ann}/empty.pdf"), Some(&token), Value::Null).await;
-    assert_eq!((got.status.as_u16(), got.body.len()), (200, 0));
+        // An empty file is complete at its creation.
+        let r = create(&t, &token, 0, &metadata("home", &format!("{ann}/empty.pdf")), &[]).await;
+        assert_eq!((r.status.as_u16(), r.header("upload-offset")), (201, Some("0")), "{}", r.text());
+        let got = t.send("GET", &format!("/object/home/{ann}/empty.pdf"), Some(&token), Value::Null).await;
+        assert_eq!((got.status.as_u16(), got.body.len()), (200, 0));
 
-    // The signed variant: a signed upload URL's token in x-signature, no JWT needed.
-    let r = t.send("POST", &format!("/object/upload/sign/home/{ann}/signed.pdf"), Some(&token), json!({})).await;
-    let signature = r.json()["token"].as_str().expect("token").to_owned();
-    let signed_create = |name: String, signature: Option<&str>| {
-        let mut b = axum::http::Request::builder()
-            .method("POST")
-            .uri("/storage/v1/upload/resumable/sign")
-            .header("host", "localhost")
+        // The signed variant: a signed upload URL's token in x-signature, no JWT needed.
+        let r = t.send("POST", &format!("/object/upload/sign/home/{ann}/signed.pdf"), Some(&token), json!({})).await;
+        let signature = r.json()["token"].as_str().expect("token").to_owned();
+        let signed_create = |name: String, signature: Option<&str>| {
+            let mut b = axum::http::Request::builder()
+                .method("POST")
+                .uri("/storage/v1/upload/resumable/sign")
+                .header("host", "localhost")
+                .header("apikey", t.anon_key())
+                .header("tus-resumable", "1.0.0")
+                .header("upload-length", "6")
+                .header("upload-metadata", metadata("home", &name));
+            if let Some(s) = signature {
+                b = b.header("x-signature", s);
+            }
+            b.body(Body::empty()).expect("request")
+        };
+        assert_tus_error(&t.request(signed_create(format!("{ann}/signed.pdf"), None)).await, 400, "token");
+        let r = t.request(signed_create(format!("{ann}/other.pdf"), Some(&signature))).await;
+        assert_tus_error(&r, 400, "does not match");
+        let r = t.request(signed_create(format!("{ann}/signed.pdf"), Some(&signature))).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let location = r.header("location").expect("location").to_owned();
+        assert!(location.starts_with("http://localhost/storage/v1/upload/resumable/sign/"), "{location}");
+        let path = upload_path(&location);
+        // The JWT routes do not reach a signed upload, nor the signed routes a JWT one.
+        assert_tus_error(&patch(&t, &token, &path.replace("/sign/", "/"), 0, Body::from("signed")).await, 404, "");
+        let req = axum::http::Request::builder()
+            .method("PATCH")
+            .uri(format!("/storage/v1{path}"))
             .header("apikey", t.anon_key())
             .header("tus-resumable", "1.0.0")
-            .header("upload-length", "6")
-            .header("upload-metadata", metadata("home", &name));
-        if let Some(s) = signature {
-            b = b.header("x-signature", s);
-        }
-        b.body(Body::empty()).expect("request")
-    };
-    assert_tus_error(&t.request(signed_create(format!("{ann}/signed.pdf"), None)).await, 400, "token");
-    let r = t.request(signed_create(format!("{ann}/other.pdf"), Some(&signature))).await;
-    assert_tus_error(&r, 400, "does not match");
-    let r = t.request(signed_create(format!("{ann}/signed.pdf"), Some(&signature))).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let location = r.header("location").expect("location").to_owned();
-    assert!(location.starts_with("http://localhost/storage/v1/upload/resumable/sign/"), "{location}");
-    let path = upload_path(&location);
-    // The JWT routes do not reach a signed upload, nor the signed routes a JWT one.
-    assert_tus_error(&patch(&t, &token, &path.replace("/sign/", "/"), 0, Body::from("signed")).await, 404, "");
-    let req = axum::http::Request::builder()
-        .method("PATCH")
-        .uri(format!("/storage/v1{path}"))
-        .header("apikey", t.anon_key())
-        .header("tus-resumable", "1.0.0")
-        .header("x-signature", &signature)
-        .header("upload-offset", "0")
-        .header("content-type", "application/offset+octet-stream")
-        .body(Body::from("signed"))
-        .expect("request");
-    let r = t.request(req).await;
-    assert_eq!(r.status, 204, "{}", r.text());
-    let got = t.send("GET", &format!("/object/home/{ann}/signed.pdf"), Some(&token), Value::Null).await;
-    assert_eq!(got.text(), "signed");
-    let owner: Option<uuid::Uuid> =
-        sqlx::query_scalar("select owner from storage.objects where name like '%signed.pdf'")
-            .fetch_one(t.db.pool())
-            .await
-            .expect("owner");
-    assert_eq!(owner, Some(ann), "the signer owns what the URL's holder uploaded");
+            .header("x-signature", &signature)
+            .header("upload-offset", "0")
+            .header("content-type", "application/offset+octet-stream")
+            .body(Body::from("signed"))
+            .expect("request");
+        let r = t.request(req).await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        let got = t.send("GET", &format!("/object/home/{ann}/signed.pdf"), Some(&token), Value::Null).await;
+        assert_eq!(got.text(), "signed");
+        let owner: Option<uuid::Uuid> =
+            sqlx::query_scalar("select owner from storage.objects where name like '%signed.pdf'")
+                .fetch_one(t.db.pool())
+                .await
+                .expect("owner");
+        assert_eq!(owner, Some(ann), "the signer owns what the URL's holder uploaded");
+    }
 }
 
 #[tokio::test]
