@@ -52,6 +52,7 @@ pub mod error;
 mod render;
 mod service;
 mod sweep;
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use service::{Storage, StorageBuilder, StorageConfig};

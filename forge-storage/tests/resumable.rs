@@ -265,15 +265,16 @@ async fn one_writer_at_a_time_termination_and_expiry() {
         let app = t.app.clone();
         tokio::spawn(async move { tower::ServiceExt::oneshot(app, req).await })
     };
-    tx.send(Ok(Bytes::copy_from_slice(&bytes[..10_000]))).await.expect("send");
-    // With a one-slot channel this second send returns once the server has taken the first
-    // chunk, so it holds the upload by now.
-    tx.send(Ok(Bytes::copy_from_slice(&bytes[10_000..20_000]))).await.expect("send");
+    // The body passes a one-slot channel here, then the server's read-ahead (a task holding
+    // one chunk and a two-slot channel). Once six chunks went in, the writer, which takes the
+    // upload's lock before it reads, has taken at least the first.
+    for start in (0..30_000).step_by(5000) {
+        tx.send(Ok(Bytes::copy_from_slice(&bytes[start..start + 5000]))).await.expect("send");
+    }
     let r = patch(&t, &key, &path, 0, Body::from(bytes[..1000].to_vec())).await;
     assert_tus_error(&r, 423, "another request");
     let req = t.builder("DELETE", &path, Some(&key)).header("tus-resumable", "1.0.0").body(Body::empty());
     assert_tus_error(&t.request(req.expect("request")).await, 423, "another request");
-    tx.send(Ok(Bytes::copy_from_slice(&bytes[20_000..30_000]))).await.expect("send");
     drop(tx);
     let res = first.await.expect("task").expect("response");
     assert_eq!(res.status(), 204);

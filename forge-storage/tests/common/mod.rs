@@ -1,13 +1,14 @@
 //! Drives forge-storage's router in-process over a fresh test database and a chosen backend.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use forge_core::testing::{TestDb, test_db};
 use forge_core::{Project, ProjectLayer};
 use forge_storage::Storage;
+use forge_storage::testing::{moto_bucket, moto_store};
 use futures_util::TryStreamExt as _;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
@@ -20,59 +21,11 @@ use tower::ServiceExt as _;
 pub enum Backend {
     Memory,
     Local,
-    /// moto's S3 server (`FORGE_MOTO_SERVER`, or `compat/.venv/bin/moto_server`).
+    /// A fresh bucket of moto's S3 server ([`forge_storage::testing`]).
     S3,
 }
 
 pub const BACKENDS: [Backend; 3] = [Backend::Memory, Backend::Local, Backend::S3];
-
-/// One moto S3 server per test binary. It stops within a second of the tests' process.
-fn moto() -> &'static str {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(|| {
-        let server = std::env::var("FORGE_MOTO_SERVER")
-            .unwrap_or_else(|_| format!("{}/../compat/.venv/bin/moto_server", env!("CARGO_MANIFEST_DIR")));
-        assert!(
-            std::path::Path::new(&server).exists(),
-            "moto's S3 server is needed for the S3 tests: run `bash compat/venv.sh` (or set FORGE_MOTO_SERVER); \
-             not found at {server}"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        // The shell watches this process and stops moto when it is gone.
-        let script = format!(
-            "\"{server}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
-             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
-            parent = std::process::id()
-        );
-        // Not waited for: it outlives the tests by design and is reaped by init.
-        #[allow(clippy::zombie_processes)]
-        std::process::Command::new("sh").arg("-c").arg(script).spawn().expect("start moto");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "moto did not start within 30 s");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        format!("http://127.0.0.1:{port}")
-    })
-}
-
-/// An S3 store on a fresh bucket of the moto server.
-async fn s3_store() -> Arc<dyn ObjectStore> {
-    let endpoint = moto();
-    let bucket = format!("forge-{}", uuid::Uuid::new_v4().simple());
-    let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("create bucket");
-    assert!(created.status().is_success(), "creating the bucket: {}", created.status());
-    let s3 = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(endpoint)
-        .with_bucket_name(bucket)
-        .with_region("us-east-1")
-        .with_access_key_id("forge-test")
-        .with_secret_access_key("forge-test-secret")
-        .with_allow_http(true)
-        .build()
-        .expect("s3");
-    Arc::new(s3)
-}
 
 pub struct Api {
     pub db: TestDb,
@@ -127,7 +80,7 @@ pub async fn api(backend: Backend) -> Api {
             let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("fs");
             (Arc::new(fs), Some(dir))
         }
-        Backend::S3 => (s3_store().await, None),
+        Backend::S3 => (moto_store(&moto_bucket().await), None),
     };
     let storage = Storage::builder().store(store.clone()).build();
     let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
