@@ -244,9 +244,12 @@ impl Config {
         let Some(bucket) = self.s3_bucket.clone().filter(|b| !b.is_empty()) else {
             let path = self.storage_path();
             std::fs::create_dir_all(&path).map_err(|e| ConfigError(format!("storage_path {}: {e}", path.display())))?;
-            // Directories left empty by deletes (a finished resumable upload's parts) go too.
+            // Files are synced to disk before the row that names them commits, so a crash
+            // cannot leave a visible object without its bytes. Directories left empty by
+            // deletes (a finished resumable upload's parts) go too.
             let disk = object_store::local::LocalFileSystem::new_with_prefix(&path)
                 .map_err(|e| ConfigError(format!("storage_path {}: {e}", path.display())))?
+                .with_fsync(true)
                 .with_automatic_cleanup(true);
             return Ok(std::sync::Arc::new(disk));
         };
