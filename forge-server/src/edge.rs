@@ -50,6 +50,8 @@ pub const ALLOWED_HEADERS: &[&str] = &[
     "upload-defer-length",
     "upload-concat",
     "x-http-method-override",
+    // The signed variant of resumable uploads carries its token here.
+    "x-signature",
 ];
 
 /// Response headers browsers may read (SUPABASE-WIRE.md §A and G.20).

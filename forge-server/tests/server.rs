@@ -81,6 +81,7 @@ fn health_ready_and_the_edge_on_port_zero() {
         "upload-offset",
         "upload-length",
         "upload-metadata",
+        "x-signature",
     ];
     for h in required {
         assert!(allowed.split(',').any(|a| a.trim() == h), "{h} in {allowed}");

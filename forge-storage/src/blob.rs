@@ -153,6 +153,37 @@ pub(crate) async fn discard(body: axum::body::Body) {
     drain.finish().await;
 }
 
+/// How long an upload may go without a byte before it is cut off.
+pub(crate) const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Cancels a [`guard`]ed body when dropped.
+#[derive(Debug)]
+pub(crate) struct Cancel(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
+
+/// Wraps a request body for work that runs on a task of its own, so that the work still ends
+/// as an interrupted upload would: the body breaks off when no byte came for [`IDLE`], or
+/// when the returned [`Cancel`] is dropped (the request that started the work was dropped,
+/// by the edge's timeout or a client that left).
+pub(crate) fn guard(body: axum::body::Body) -> (axum::body::Body, Cancel) {
+    let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let state = Some((body.into_data_stream(), cancelled));
+    let guarded = futures_util::stream::unfold(state, |state| async move {
+        let (mut stream, mut cancelled) = state?;
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Ok(chunk)) => Some((Ok(chunk), Some((stream, cancelled)))),
+                Some(Err(e)) => Some((Err(Error::from(e)), None)),
+                None => None,
+            },
+            _ = &mut cancelled => Some((Err(Error::invalid("The request was cancelled")), None)),
+            () = tokio::time::sleep(IDLE) => {
+                Some((Err(Error::api(408, "RequestTimeout", "No data arrived for 30 seconds")), None))
+            }
+        }
+    });
+    (axum::body::Body::from_stream(guarded), Cancel(cancel))
+}
+
 /// The task reading a request body (see [`pump`]).
 #[derive(Debug)]
 pub(crate) struct Drain(tokio::task::JoinHandle<()>);

@@ -38,13 +38,16 @@
 //!
 //! - TUS resumable uploads (`/upload/resumable`, tus-js-client and Uppy) keep each chunk as
 //!   a part blob under `<project ref>/tus/<id>/` and join them into the object's version when
-//!   the last byte arrives; the object row is written then, as the caller.
+//!   the last byte arrives; the object row is written then, as the caller. A chunk's writer
+//!   holds a renewed lease on its upload, not a database transaction.
+//! - [`Storage::sweep`] collects what a crash can leave: blobs no row names, expired
+//!   resumable uploads.
 //!
 //! ## Not yet supported
 //!
-//! Image transformation has no AVIF output, and WebP output is lossless. Uploads
-//! through forge-server are bounded by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by default)
-//! per request: a resumable upload's chunks each are, its whole object is not.
+//! Image transformation has no AVIF output, and WebP output is lossless. forge-server bounds
+//! every request body and every object by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by
+//! default).
 
 mod api;
 mod blob;

@@ -48,7 +48,18 @@ impl Storage {
         let expired_uploads = tus::sweep_expired(self, project).await.map_err(ForgeError::from)?;
         let cutoff =
             time::OffsetDateTime::now_utc().unix_timestamp() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX / 2);
-        let old = |meta: &ObjectMeta| meta.last_modified.timestamp() <= cutoff;
+        // A version's id tells when it was made (versions are time-ordered UUIDs); a copy on a
+        // local disk is a hard link that keeps its source's time, so the file's time is only
+        // a fallback, for versions made before ids were time-ordered.
+        let old = |meta: &ObjectMeta| {
+            let made = meta
+                .location
+                .filename()
+                .and_then(|name| Uuid::parse_str(name).ok())
+                .and_then(|id| id.get_timestamp())
+                .and_then(|t| i64::try_from(t.to_unix().0).ok());
+            made.unwrap_or_else(|| meta.last_modified.timestamp()) <= cutoff
+        };
         let store = self.store().as_ref();
         let root = Path::from(project.reference().as_str());
 

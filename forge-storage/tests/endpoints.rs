@@ -3,6 +3,7 @@
 mod common;
 
 use axum::body::Body;
+use base64::Engine as _;
 use common::{BACKENDS, api};
 use serde_json::{Value, json};
 
@@ -947,6 +948,13 @@ async fn list_v2_pages_with_a_cursor_and_folds_folders() {
         // The caller's policies decide: anon sees nothing without one.
         let r = t.send("POST", "/object/list-v2/docs", None, json!({})).await;
         assert_eq!(r.json(), json!({ "hasNext": false, "folders": [], "objects": [], "nextCursor": null }));
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"after":"a.txt","column":"updated_at","order":"asc","at":"not a time"}"#);
+        t.service("POST", "/object/list-v2/docs", json!({ "cursor": forged })).await.assert_error(
+            400,
+            "400",
+            "InvalidRequest",
+        );
         t.service("POST", "/object/list-v2/docs", json!({ "cursor": "nonsense" })).await.assert_error(
             400,
             "400",

@@ -479,3 +479,145 @@ async fn a_refused_first_chunk_is_answered_after_its_body_not_with_a_reset() {
     }
     assert_eq!(t.blobs().await.len(), 1, "only the existing object");
 }
+
+/// A PATCH whose body comes from `rx` (the test sends the chunks).
+fn streamed_patch(
+    t: &Api,
+    token: &str,
+    path: &str,
+    offset: usize,
+) -> (tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>, tokio::task::JoinHandle<axum::response::Response>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let body =
+        Body::from_stream(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        ));
+    let req = t
+        .builder("PATCH", path, Some(token))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", offset.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(body)
+        .expect("request");
+    let app = t.app.clone();
+    (tx, tokio::spawn(async move { tower::ServiceExt::oneshot(app, req).await.expect("infallible") }))
+}
+
+#[tokio::test]
+async fn stalled_writers_hold_no_database_connection() {
+    let t = api(Backend::Memory).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    let pool_size = t.db.pool().options().get_max_connections() as usize;
+    // More uploads stall mid-chunk than the pool has connections.
+    let mut stalled = Vec::new();
+    for i in 0..pool_size + 2 {
+        let r = create(&t, &key, 100_000, &metadata("docs", &format!("stall-{i}.pdf")), &[]).await;
+        let path = upload_path(r.header("location").expect("location"));
+        let (tx, res) = streamed_patch(&t, &key, &path, 0);
+        // Past the server's read-ahead: the writer holds its lease and waits for more.
+        for _ in 0..6 {
+            tx.send(Ok(Bytes::from(vec![1u8; 1000]))).await.expect("send");
+        }
+        stalled.push((path, tx, res));
+    }
+    let alive = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        sqlx::query_scalar::<_, i32>("select 1").fetch_one(t.db.pool()).await
+    })
+    .await;
+    assert!(matches!(alive, Ok(Ok(1))), "the pool is exhausted: {alive:?}");
+    let (path, _, _) = &stalled[0];
+    assert_eq!(head(&t, &key, path).await.header("upload-offset"), Some("0"), "HEAD still answers");
+    assert_tus_error(&patch(&t, &key, path, 0, Body::from("x")).await, 423, "another request");
+    // Each stalled chunk ends (the client goes away) and keeps what arrived.
+    for (path, tx, res) in stalled {
+        drop(tx);
+        let res = res.await.expect("task");
+        assert_eq!((res.status().as_u16(), res.headers()["upload-offset"].to_str().ok()), (204, Some("6000")));
+        assert_eq!(head(&t, &key, &path).await.header("upload-offset"), Some("6000"));
+    }
+}
+
+#[tokio::test]
+async fn a_retried_last_chunk_after_a_lost_record_keeps_the_object() {
+    for backend in BACKENDS {
+        let t = api(backend).await;
+        t.create_bucket("docs", false).await;
+        let key = t.service_key();
+        let bytes = data(20_000);
+        let r = create(&t, &key, bytes.len(), &metadata("docs", "a.pdf"), &[]).await;
+        let path = upload_path(r.header("location").expect("location"));
+        assert_eq!(patch(&t, &key, &path, 0, Body::from(bytes[..8000].to_vec())).await.status, 204);
+        let before: Vec<String> = sqlx::query_scalar("select parts from storage.resumable_uploads")
+            .fetch_one(t.db.pool())
+            .await
+            .expect("parts");
+        assert_eq!(patch(&t, &key, &path, 8000, Body::from(bytes[8000..].to_vec())).await.status, 204);
+        // The object row committed, but the upload's own record was lost (a crash between
+        // the two): the client sends its last chunk again.
+        sqlx::query("update storage.resumable_uploads set finished_at = null, upload_offset = 8000, parts = $1")
+            .bind(&before)
+            .execute(t.db.pool())
+            .await
+            .expect("rewind");
+        let r = patch(&t, &key, &path, 8000, Body::from(bytes[8000..].to_vec())).await;
+        assert_eq!((r.status.as_u16(), r.header("upload-offset")), (204, Some("20000")), "{backend:?}: {}", r.text());
+        let got = t.send("GET", "/object/docs/a.pdf", Some(&key), Value::Null).await;
+        assert!(got.status == 200 && got.body == bytes, "{backend:?}: the object lost its bytes: {}", got.status);
+        assert_eq!(t.blobs().await.len(), 1, "{backend:?}: only the version is left");
+    }
+}
+
+#[tokio::test]
+async fn odd_requests_are_refused_or_understood() {
+    let t = api(Backend::Memory).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    // Upload-Concat (the concatenation extension) is not offered.
+    let r = create(&t, &key, 10, &metadata("docs", "c.pdf"), &[("upload-concat", "partial")]).await;
+    assert_tus_error(&r, 400, "Upload-Concat");
+    // X-HTTP-Method-Override, for clients that cannot send PATCH.
+    let r = create(&t, &key, 5, &metadata("docs", "o.pdf"), &[]).await;
+    let path = upload_path(r.header("location").expect("location"));
+    let req = t
+        .builder("POST", &path, Some(&key))
+        .header("tus-resumable", "1.0.0")
+        .header("x-http-method-override", "PATCH")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(Body::from("hello"));
+    let r = t.request(req.expect("request")).await;
+    assert_eq!((r.status.as_u16(), r.header("upload-offset")), (204, Some("5")), "{}", r.text());
+    assert_eq!(t.send("GET", "/object/docs/o.pdf", Some(&key), Value::Null).await.text(), "hello");
+    let req = t.builder("POST", &path, Some(&key)).header("tus-resumable", "1.0.0").body(Body::empty());
+    assert_tus_error(&t.request(req.expect("request")).await, 405, "HEAD, PATCH and DELETE");
+    // An upload takes at most 10 000 parts.
+    let r = create(&t, &key, 20_000, &metadata("docs", "many.pdf"), &[]).await;
+    let path = upload_path(r.header("location").expect("location"));
+    sqlx::query("update storage.resumable_uploads set parts = array_fill('x'::text, array[10000]), upload_offset = 10000 where name = 'many.pdf'")
+        .execute(t.db.pool())
+        .await
+        .expect("parts");
+    assert_tus_error(&patch(&t, &key, &path, 10_000, Body::from("x")).await, 400, "10000 chunks");
+
+    // Users whose `sub` is not a UUID (third-party tokens) do not share uploads.
+    sqlx::raw_sql(
+        "create policy open_insert on storage.objects for insert to authenticated with check (bucket_id = 'docs');",
+    )
+    .execute(t.db.pool())
+    .await
+    .expect("policy");
+    let token = |sub: &str| {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims =
+            json!({ "sub": sub, "role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + 3600 });
+        t.project.keys().sign(claims.as_object().expect("claims")).expect("sign")
+    };
+    let (alice, bob) = (token("alice@idp"), token("bob@idp"));
+    let r = create(&t, &alice, 5, &metadata("docs", "alice.pdf"), &[]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let path = upload_path(r.header("location").expect("location"));
+    assert_head_error(&head(&t, &bob, &path).await, 404);
+    assert_eq!(head(&t, &alice, &path).await.status, 200);
+}

@@ -81,3 +81,24 @@ async fn a_sweep_removes_unnamed_blobs_and_orphaned_parts_and_keeps_the_rest() {
         assert_eq!(uploads, ["big.bin"]);
     }
 }
+
+#[tokio::test]
+async fn a_young_version_is_kept_whatever_its_file_time() {
+    let t = api(common::Backend::Local).await;
+    let reference = t.project.reference().as_str().to_owned();
+    let dir = t.local_dir().expect("a local backend").join(&reference);
+    // A copy on a local disk is a hard link: its file keeps the source's (old) time. The
+    // version's time-ordered id says it is new.
+    let young = uuid::Uuid::now_v7().to_string();
+    let old = uuid::Uuid::new_v4().to_string();
+    for version in [&young, &old] {
+        t.store.put(&Path::from_iter([reference.as_str(), version.as_str()]), "x".into()).await.expect("put");
+        let file = std::fs::File::options().write(true).open(dir.join(version)).expect("file");
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+        file.set_modified(long_ago).expect("mtime");
+    }
+    let swept = t.storage.sweep(&t.project).await.expect("sweep");
+    assert_eq!(swept.orphan_blobs, 1);
+    let left = t.blobs().await;
+    assert_eq!(left, [format!("{reference}/{young}")]);
+}

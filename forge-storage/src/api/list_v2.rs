@@ -56,7 +56,12 @@ impl Cursor {
     fn decode(raw: &str) -> Result<Self> {
         let bad = || Error::invalid("Invalid cursor");
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
-        serde_json::from_slice(&json).map_err(|_| bad())
+        let cursor: Cursor = serde_json::from_slice(&json).map_err(|_| bad())?;
+        // The timestamp goes to Postgres as text: it must be one.
+        if let Some(at) = &cursor.at {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).map_err(|_| bad())?;
+        }
+        Ok(cursor)
     }
 }
 
@@ -110,12 +115,16 @@ pub(crate) async fn list_v2(
     // entry per folder, named up to and including that `/`. Sorting by name, the sort key is
     // a constant, so the cursor compares names alone.
     let key = if column == "name" { "'-infinity'::timestamptz" } else { column };
+    // By name and unfolded, the cursor also bounds the scan, so a page does not read the
+    // names before it.
+    let skip = if column == "name" { format!("name collate \"C\" {cmp} $4::text") } else { "true".to_owned() };
     let sql = format!(
         "with listed as ( \
            select (case when $7 and strpos(substr(name, $3 + 1), '/') > 0 \
                then left(name, $3 + strpos(substr(name, $3 + 1), '/')) else name end) collate \"C\" as entry, \
              id, name, metadata, updated_at, created_at, last_accessed_at \
-           from storage.objects where bucket_id = $1 and name like $2 escape '\\'), \
+           from storage.objects where bucket_id = $1 and name like $2 escape '\\' \
+             and ($4::text is null or $7 or {skip})), \
          entries as ( \
            select distinct on (entry) entry, entry <> name collate \"C\" as folder, id, metadata, updated_at, \
              created_at, last_accessed_at, {key} as sort_key \

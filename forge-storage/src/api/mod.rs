@@ -34,11 +34,15 @@ impl Storage {
             .route("/upload/resumable/sign/", post(tus::create_signed).options(tus::options))
             .route(
                 "/upload/resumable/sign/{id}",
-                head(tus::head_signed).patch(tus::patch_signed).delete(tus::terminate_signed).options(tus::options),
+                head(tus::head_signed)
+                    .patch(tus::patch_signed)
+                    .delete(tus::terminate_signed)
+                    .post(tus::overridden_signed)
+                    .options(tus::options),
             )
             .route(
                 "/upload/resumable/{id}",
-                head(tus::head).patch(tus::patch).delete(tus::terminate).options(tus::options),
+                head(tus::head).patch(tus::patch).delete(tus::terminate).post(tus::overridden).options(tus::options),
             )
             .route("/cdn/{bucket}", axum::routing::delete(cdn::purge_bucket))
             .route("/cdn/{bucket}/{*path}", axum::routing::delete(cdn::purge))

@@ -125,6 +125,7 @@ pub(crate) async fn update(
 
 /// Runs an upload on a task of its own: a client that goes away cannot cut it short between
 /// storing the bytes and recording them (or removing them), which would leave a stray blob.
+/// Its body is [`blob::guard`]ed: dropping this request interrupts the upload cleanly.
 #[allow(clippy::too_many_arguments)]
 async fn store_detached(
     storage: Storage,
@@ -136,6 +137,11 @@ async fn store_detached(
     mode: Mode,
     owner: Option<String>,
 ) -> Result<Json<Value>> {
+    let (parts, body) = request.into_parts();
+    // If this request is dropped (a timeout, a client that left), the task sees its body
+    // break off and cleans up as for any interrupted upload.
+    let (body, _cancel) = blob::guard(body);
+    let request = Request::from_parts(parts, body);
     let task =
         tokio::spawn(async move { store_object(&storage, &project, &ctx, &bucket, &name, request, mode, owner).await });
     task.await.map_err(Error::internal)?
@@ -177,7 +183,7 @@ async fn store_object(
         }
     };
     let limit = size_limit(storage, &bucket);
-    let version = Uuid::new_v4().to_string();
+    let version = Uuid::now_v7().to_string();
     let path = Storage::blob_path(project, &version);
     let store = storage.store().as_ref();
     let headers = parts.headers.clone();
@@ -299,7 +305,8 @@ pub(super) async fn point_at_version(
     let row = match rls_json(project, ctx, sql, &params).await {
         Ok(Some(row)) => row,
         failed => {
-            blob::forget(store, vec![Storage::blob_path(project, &new.version)]).await;
+            // Unless a row names it after all (a resumable upload finished once already).
+            forget_unreferenced(project, store, &new.version).await;
             return Err(match failed {
                 Err(e) => duplicate(e),
                 _ => Error::no_such_key(),
@@ -817,7 +824,7 @@ pub(crate) async fn copy(
         rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key]).await?.ok_or_else(Error::no_such_key)?;
     let from = source["version"].as_str().ok_or_else(Error::no_such_key)?;
     check_fits(&destination, &source["metadata"])?;
-    let version = Uuid::new_v4().to_string();
+    let version = Uuid::now_v7().to_string();
     let store = storage.store().as_ref();
     let target = Storage::blob_path(&project, &version);
     store.copy(&Storage::blob_path(&project, from), &target).await?;

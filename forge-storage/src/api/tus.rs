@@ -14,6 +14,7 @@
 //! Errors have the real status and a plain-text body, as Supabase's TUS routes answer.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Request};
@@ -182,7 +183,7 @@ fn decode_id(raw: &str) -> TusResult<(String, String, Uuid)> {
 
 /// The absolute URL of `path` as the client reached it, through any proxy in front
 /// (`X-Forwarded-Proto`, `-Host`, `-Port` and `-Prefix`).
-fn public_url(headers: &HeaderMap, path: &str) -> String {
+fn public_url(headers: &HeaderMap, uri: &http::Uri) -> String {
     let first = |name: &str| {
         headers
             .get(name)
@@ -194,7 +195,9 @@ fn public_url(headers: &HeaderMap, path: &str) -> String {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let mut host = first("x-forwarded-host").or_else(|| first("host")).unwrap_or("localhost").to_owned();
+    // HTTP/2 carries the host in the URI, not in a `Host` header.
+    let authority = uri.authority().map(http::uri::Authority::as_str);
+    let mut host = first("x-forwarded-host").or_else(|| first("host")).or(authority).unwrap_or("localhost").to_owned();
     let has_port = host.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()));
     if let Some(port) = first("x-forwarded-port").filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
         && !has_port
@@ -204,7 +207,7 @@ fn public_url(headers: &HeaderMap, path: &str) -> String {
     }
     let prefix = first("x-forwarded-prefix").unwrap_or("").trim_end_matches('/');
     let prefix = if prefix.is_empty() || prefix.starts_with('/') { prefix.to_owned() } else { format!("/{prefix}") };
-    format!("{proto}://{host}{prefix}{}", path.trim_end_matches('/'))
+    format!("{proto}://{host}{prefix}{}", uri.path().trim_end_matches('/'))
 }
 
 /// An HTTP date (`Upload-Expires`).
@@ -233,6 +236,9 @@ impl Caller {
 struct Access {
     /// The caller's transaction settings (the service's for a signed URL).
     ctx: RequestContext,
+    /// The caller's `sub`, as the token gave it.
+    subject: Option<String>,
+    /// The object's owner (a user id).
     owner: Option<String>,
     upsert: bool,
 }
@@ -241,11 +247,17 @@ impl Access {
     /// The access a new upload of `bucket/name` gets.
     fn new(project: &Project, caller: Caller, bucket: &str, name: &str, headers: &HeaderMap) -> TusResult<Self> {
         match caller {
-            Caller::Jwt(ctx) => Ok(Access { owner: owner_of(&ctx), upsert: upsert(headers), ctx }),
+            Caller::Jwt(ctx) => Ok(Access {
+                subject: ctx.principal().claims().sub().map(str::to_owned),
+                owner: owner_of(&ctx),
+                upsert: upsert(headers),
+                ctx,
+            }),
             Caller::Signed(token) => {
                 let claims = verify_token(project, token.as_deref(), "upload", bucket, name)?;
                 Ok(Access {
                     ctx: service_ctx(),
+                    subject: None,
                     owner: claims.get("owner").and_then(Value::as_str).map(str::to_owned),
                     upsert: claims.get("upsert").and_then(Value::as_bool).unwrap_or(false),
                 })
@@ -253,16 +265,16 @@ impl Access {
         }
     }
 
-    /// The access `caller` has to an existing upload: only the creator's role and user, or
+    /// The access `caller` has to an existing upload: only the creator's role and subject, or
     /// a token for the same object and owner, reach it (404 otherwise).
     fn to(project: &Project, caller: Caller, upload: &Upload) -> TusResult<Self> {
         match caller {
             Caller::Jwt(ctx) => {
-                let owner = owner_of(&ctx);
-                if upload.signed || ctx.principal().role() != upload.role || owner != upload.owner_id {
+                let subject = ctx.principal().claims().sub().map(str::to_owned);
+                if upload.signed || ctx.principal().role() != upload.role || subject != upload.subject {
                     return Err(not_found());
                 }
-                Ok(Access { ctx, owner, upsert: upload.upsert })
+                Ok(Access { owner: owner_of(&ctx), subject, ctx, upsert: upload.upsert })
             }
             Caller::Signed(token) => {
                 let claims = verify_token(project, token.as_deref(), "upload", &upload.bucket_id, &upload.name)?;
@@ -270,7 +282,7 @@ impl Access {
                 if !upload.signed || owner != upload.owner_id {
                     return Err(not_found());
                 }
-                Ok(Access { ctx: service_ctx(), owner, upsert: upload.upsert })
+                Ok(Access { ctx: service_ctx(), subject: None, owner, upsert: upload.upsert })
             }
         }
     }
@@ -289,12 +301,13 @@ struct Upload {
     bucket_id: String,
     name: String,
     role: String,
+    subject: Option<String>,
     owner_id: Option<String>,
     signed: bool,
     upsert: bool,
     upload_length: i64,
     upload_offset: i64,
-    parts: Vec<i64>,
+    parts: Vec<String>,
     content_type: String,
     cache_control: String,
     user_metadata: Option<Value>,
@@ -317,38 +330,91 @@ impl Upload {
     }
 }
 
-const UPLOAD_COLUMNS: &str = "id, bucket_id, name, role, owner_id, signed, upsert, upload_length, upload_offset, \
-     parts, content_type, cache_control, user_metadata, upload_metadata, expires_at, finished_at";
+const UPLOAD_COLUMNS: &str = "id, bucket_id, name, role, subject, owner_id, signed, upsert, upload_length, \
+     upload_offset, parts, content_type, cache_control, user_metadata, upload_metadata, expires_at, finished_at";
 
-/// The upload `raw` names (a URL id). With `lock`, the row is locked in `tx` for its one
-/// writer; a request that finds it locked gets 423.
-async fn load(conn: &mut sqlx::PgConnection, raw: &str, lock: bool) -> TusResult<Upload> {
+/// The upload `raw` names (a URL id), or 404.
+async fn load(project: &Project, raw: &str) -> TusResult<Upload> {
     let (bucket, name, id) = decode_id(raw)?;
     let sql = format!(
-        "select {UPLOAD_COLUMNS} from storage.resumable_uploads where id = $1 and bucket_id = $2 and name = $3{}",
-        if lock { " for update nowait" } else { "" }
+        "select {UPLOAD_COLUMNS} from storage.resumable_uploads where id = $1 and bucket_id = $2 and name = $3"
     );
     let row = sqlx::query_as::<_, Upload>(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(bucket)
         .bind(name)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
-                tus_error(423, "ResourceLocked", "The upload is being written by another request")
-            }
-            _ => TusError::from(e),
-        })?;
+        .fetch_optional(project.db().pool())
+        .await?;
     row.ok_or_else(not_found)
+}
+
+/// How long a writer's lease on an upload holds unless renewed; it is renewed every third
+/// of that while the chunk streams.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// The most parts an upload may have.
+const MAX_PARTS: usize = 10_000;
+
+fn locked() -> TusError {
+    tus_error(423, "ResourceLocked", "The upload is being written by another request")
+}
+
+/// Takes the writer's lease on `upload` (423 while another request holds it).
+async fn take_lease(project: &Project, upload: &Upload, lease: Uuid) -> TusResult<()> {
+    let taken = sqlx::query(
+        "update storage.resumable_uploads set writer = $2, lease_until = now() + make_interval(secs => $3) \
+         where id = $1 and (writer is null or lease_until < now())",
+    )
+    .bind(upload.id)
+    .bind(lease)
+    .bind(LEASE.as_secs_f64())
+    .execute(project.db().pool())
+    .await?;
+    if taken.rows_affected() == 0 { Err(locked()) } else { Ok(()) }
+}
+
+/// Keeps the lease alive while a chunk streams; never returns. A lease that could not be
+/// renewed is found out when the chunk is recorded.
+async fn renew_lease(project: &Project, id: Uuid, lease: Uuid) -> std::convert::Infallible {
+    let mut every = tokio::time::interval(LEASE / 3);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let renewed = sqlx::query(
+            "update storage.resumable_uploads set lease_until = now() + make_interval(secs => $3) \
+             where id = $1 and writer = $2",
+        )
+        .bind(id)
+        .bind(lease)
+        .bind(LEASE.as_secs_f64())
+        .execute(project.db().pool())
+        .await;
+        if let Err(e) = renewed {
+            tracing::warn!(error = %e, upload = %id, "renewing a resumable upload's lease failed");
+        }
+    }
+}
+
+/// Gives the lease up without recording anything.
+async fn release_lease(project: &Project, id: Uuid, lease: Uuid) {
+    let released = sqlx::query(
+        "update storage.resumable_uploads set writer = null, lease_until = null where id = $1 and writer = $2",
+    )
+    .bind(id)
+    .bind(lease)
+    .execute(project.db().pool())
+    .await;
+    if let Err(e) = released {
+        tracing::warn!(error = %e, upload = %id, "releasing a resumable upload's lease failed; it runs out");
+    }
 }
 
 pub(crate) fn part_prefix(project: &Project, id: Uuid) -> object_store::path::Path {
     object_store::path::Path::from_iter([project.reference().as_str(), "tus", &id.to_string()])
 }
 
-fn part_path(project: &Project, id: Uuid, start: i64) -> object_store::path::Path {
-    part_prefix(project, id).join(format!("{start:020}"))
+fn part_path(project: &Project, id: Uuid, part: &str) -> object_store::path::Path {
+    part_prefix(project, id).join(part)
 }
 
 /// Deletes every part blob of an upload (those of failed `PATCH`es too).
@@ -366,7 +432,8 @@ pub(crate) async fn forget_parts(storage: &Storage, project: &Project, id: Uuid)
 pub(crate) async fn sweep_expired(storage: &Storage, project: &Project) -> Result<usize, sqlx::Error> {
     let gone: Vec<(Uuid, bool)> = sqlx::query_as(
         "delete from storage.resumable_uploads where id in (select id from storage.resumable_uploads \
-           where expires_at < now() order by expires_at limit $1 for update skip locked) \
+           where expires_at < now() and (writer is null or lease_until < now()) \
+           order by expires_at limit $1 for update skip locked) \
          returning id, finished_at is null",
     )
     .bind(SWEEP)
@@ -399,7 +466,7 @@ pub(crate) async fn create(
     OriginalUri(uri): OriginalUri,
     request: Request,
 ) -> TusResult<Response> {
-    create_upload(storage, project?, Caller::Jwt(ctx?), uri.path(), request).await
+    create_upload(storage, project?, Caller::Jwt(ctx?), &uri, request).await
 }
 
 pub(crate) async fn create_signed(
@@ -409,7 +476,7 @@ pub(crate) async fn create_signed(
     request: Request,
 ) -> TusResult<Response> {
     let caller = Caller::signed(request.headers());
-    create_upload(storage, project?, caller, uri.path(), request).await
+    create_upload(storage, project?, caller, &uri, request).await
 }
 
 /// Runs `handle` on a request whose body may carry a chunk. On a refusal the rest of the body
@@ -434,23 +501,26 @@ async fn create_upload(
     storage: Storage,
     project: Project,
     caller: Caller,
-    path: &str,
+    uri: &http::Uri,
     request: Request,
 ) -> TusResult<Response> {
-    drained(request, |headers, body| create_with(storage, project, caller, path, headers, body)).await
+    drained(request, |headers, body| create_with(storage, project, caller, uri, headers, body)).await
 }
 
 async fn create_with(
     storage: Storage,
     project: Project,
     caller: Caller,
-    path: &str,
+    uri: &http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> TusResult<Response> {
     check_version(&headers)?;
     if headers.contains_key("upload-defer-length") {
         return Err(tus_error(400, "InvalidRequest", "Upload-Defer-Length is not supported"));
+    }
+    if headers.contains_key("upload-concat") {
+        return Err(tus_error(400, "InvalidRequest", "Upload-Concat is not supported"));
     }
     let length = header_u64(&headers, "upload-length")?
         .ok_or_else(|| tus_error(400, "InvalidRequest", "Upload-Length is required"))?;
@@ -486,17 +556,19 @@ async fn create_with(
         tracing::warn!(error = %e, "sweeping expired uploads failed");
     }
 
-    let id = Uuid::new_v4();
+    // Time-ordered: the sweep tells a young version from a stray one by its id.
+    let id = Uuid::now_v7();
     let expires = OffsetDateTime::now_utc() + EXPIRY;
     sqlx::query(
-        "insert into storage.resumable_uploads (id, bucket_id, name, role, owner_id, signed, upsert, upload_length, \
-           content_type, cache_control, user_metadata, upload_metadata, expires_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "insert into storage.resumable_uploads (id, bucket_id, name, role, subject, owner_id, signed, upsert, \
+           upload_length, content_type, cache_control, user_metadata, upload_metadata, expires_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(id)
     .bind(&bucket.id)
     .bind(name)
     .bind(access.ctx.principal().role())
+    .bind(access.subject.as_deref())
     .bind(access.owner.as_deref())
     .bind(signed)
     .bind(access.upsert)
@@ -509,7 +581,7 @@ async fn create_with(
     .execute(project.db().pool())
     .await?;
 
-    let location = format!("{}/{}", public_url(&headers, path), encode_id(&bucket.id, name, id));
+    let location = format!("{}/{}", public_url(&headers, uri), encode_id(&bucket.id, name, id));
     let mut out = vec![("location", location), ("upload-expires", http_date(expires))];
     // creation-with-upload: the first bytes may come with the creation (and an empty upload
     // is complete at once).
@@ -541,9 +613,7 @@ pub(crate) async fn head_signed(
 
 async fn head_upload(project: Project, caller: Caller, raw: &str, headers: &HeaderMap) -> TusResult<Response> {
     check_version(headers)?;
-    let mut conn = project.db().pool().acquire().await.map_err(forge_core::ForgeError::from)?;
-    let upload = load(&mut conn, raw, false).await?;
-    drop(conn);
+    let upload = load(&project, raw).await?;
     Access::to(&project, caller, &upload)?;
     if upload.expired() {
         return Err(tus_error(410, "NoSuchUpload", "The upload has expired"));
@@ -630,8 +700,9 @@ struct Written {
 }
 
 /// Writes one chunk at `offset` and, if it was the last, turns the upload into its object.
-/// The work runs on a task of its own, so a client that goes away cannot cut it short
-/// between storing bytes and recording them.
+/// The work runs on a task of its own, so that a client that goes away cannot cut it short
+/// between storing bytes and recording them; the body is [`blob::guard`]ed, so that it then
+/// ends as an interrupted chunk (what arrived is kept).
 async fn write(
     storage: Storage,
     project: Project,
@@ -640,11 +711,14 @@ async fn write(
     offset: u64,
     body: Body,
 ) -> TusResult<Written> {
-    let task = tokio::spawn(async move { write_locked(&storage, &project, writer, &raw, offset, body).await });
+    let (body, _cancel) = blob::guard(body);
+    let task = tokio::spawn(async move { write_leased(&storage, &project, writer, &raw, offset, body).await });
     task.await.map_err(|e| TusError(Error::internal(e)))?
 }
 
-async fn write_locked(
+/// Takes the upload's lease, writes under it, and gives it up however that ends. No
+/// transaction stays open while the bytes arrive.
+async fn write_leased(
     storage: &Storage,
     project: &Project,
     writer: Writer,
@@ -652,70 +726,7 @@ async fn write_locked(
     offset: u64,
     body: Body,
 ) -> TusResult<Written> {
-    let mut tx = project.db().pool().begin().await?;
-    let ending = match write_chunk(storage, project, writer, raw, offset, body, &mut tx).await {
-        Ok(ending) => ending,
-        Err(e) => {
-            rollback(tx).await;
-            return Err(e);
-        }
-    };
-    let store = storage.store().as_ref();
-    if let Err(e) = tx.commit().await {
-        if let Ending::Written { part: Some(part), .. } = ending {
-            blob::forget(store, vec![part]).await;
-        }
-        return Err(e.into());
-    }
-    match ending {
-        Ending::Written { written, finished, .. } => {
-            if let Some(id) = finished {
-                forget_parts(storage, project, id).await;
-            }
-            Ok(written)
-        }
-        Ending::Refused { id, error } => {
-            forget_parts(storage, project, id).await;
-            Err(error.into())
-        }
-    }
-}
-
-/// Ends `tx` now: a dropped transaction would keep its row locks until its connection is
-/// next used.
-async fn rollback(tx: sqlx::Transaction<'_, sqlx::Postgres>) {
-    if let Err(e) = tx.rollback().await {
-        tracing::warn!(error = %e, "rolling back a resumable upload's transaction failed");
-    }
-}
-
-/// How a write ends, once its transaction commits.
-enum Ending {
-    /// The chunk is recorded.
-    Written {
-        written: Written,
-        /// The part it stored, to remove if the commit fails.
-        part: Option<object_store::path::Path>,
-        /// The upload, if this chunk finished it: its parts go.
-        finished: Option<Uuid>,
-    },
-    /// The object could not be created (a policy or an existing key refused it): the upload
-    /// is removed, and its parts go.
-    Refused { id: Uuid, error: Error },
-}
-
-/// The work of [`write_locked`] inside its transaction.
-#[allow(clippy::too_many_arguments)]
-async fn write_chunk(
-    storage: &Storage,
-    project: &Project,
-    writer: Writer,
-    raw: &str,
-    offset: u64,
-    body: Body,
-    tx: &mut sqlx::PgConnection,
-) -> TusResult<Ending> {
-    let upload = load(tx, raw, true).await?;
+    let upload = load(project, raw).await?;
     let access = match writer {
         Writer::Creator(access) => access,
         Writer::Caller(caller) => Access::to(project, caller, &upload)?,
@@ -723,6 +734,26 @@ async fn write_chunk(
     if upload.expired() {
         return Err(tus_error(410, "NoSuchUpload", "The upload has expired"));
     }
+    let (id, lease) = (upload.id, Uuid::new_v4());
+    take_lease(project, &upload, lease).await?;
+    let written = write_chunk(storage, project, &access, upload, lease, offset, body).await;
+    if written.is_err() {
+        release_lease(project, id, lease).await;
+    }
+    written
+}
+
+/// The work of [`write_leased`], under the lease.
+#[allow(clippy::too_many_arguments)]
+async fn write_chunk(
+    storage: &Storage,
+    project: &Project,
+    access: &Access,
+    upload: Upload,
+    lease: Uuid,
+    offset: u64,
+    body: Body,
+) -> TusResult<Written> {
     if offset != upload.offset() {
         return Err(tus_error(409, "InvalidRequest", "Upload-Offset does not match the upload's offset"));
     }
@@ -734,86 +765,121 @@ async fn write_chunk(
                 return Err(TusError(blob::too_large()));
             }
         }
-        return Ok(Ending::Written { written: Written { offset, expires: None }, part: None, finished: None });
+        return Ok(Written { offset, expires: None });
     }
 
     let store = storage.store().as_ref();
-    let part = part_path(project, upload.id, upload.upload_offset);
     let remaining = upload.length() - upload.offset();
-    let received =
-        if remaining == 0 { 0 } else { blob::write(store, &part, &mut stream, remaining, blob::OnBreak::Keep).await? };
     let mut parts = upload.parts.clone();
-    if received > 0 {
-        parts.push(upload.upload_offset);
-    } else if remaining > 0 {
-        // An empty chunk leaves no part.
-        blob::forget(store, vec![part.clone()]).await;
-    }
-    let part = (received > 0).then_some(part);
-    let now_at = upload.offset() + received;
-    let record = |finished: bool| {
-        sqlx::query(
-            "update storage.resumable_uploads set upload_offset = $2, parts = $3, \
-               finished_at = case when $4 then now() end where id = $1",
-        )
-        .bind(upload.id)
-        .bind(i64::try_from(now_at).unwrap_or(i64::MAX))
-        .bind(parts.clone())
-        .bind(finished)
-    };
-
-    if now_at < upload.length() {
-        let recorded = record(false).execute(&mut *tx).await;
-        if let Err(e) = recorded {
-            if let Some(part) = part {
-                blob::forget(store, vec![part]).await;
-            }
-            return Err(e.into());
+    let mut received = 0;
+    if remaining > 0 {
+        if parts.len() >= MAX_PARTS {
+            return Err(tus_error(400, "InvalidRequest", "An upload takes at most 10000 chunks"));
         }
-        let written = Written { offset: now_at, expires: Some(upload.expires_at) };
-        return Ok(Ending::Written { written, part, finished: None });
+        // Named by offset and lease: a writer whose lease ran out never overwrites the part
+        // of the request that took the upload over.
+        let part = format!("{:020}-{lease}", upload.upload_offset);
+        let path = part_path(project, upload.id, &part);
+        let streaming = blob::write(store, &path, &mut stream, remaining, blob::OnBreak::Keep);
+        received = tokio::select! {
+            received = streaming => received?,
+            never = renew_lease(project, upload.id, lease) => match never {},
+        };
+        if received > 0 {
+            parts.push(part);
+        } else {
+            // An empty chunk leaves no part.
+            blob::forget(store, vec![path]).await;
+        }
+    }
+    let now_at = upload.offset() + received;
+    if now_at < upload.length() {
+        record(project, &upload, lease, now_at, &parts, false).await?;
+        return Ok(Written { offset: now_at, expires: Some(upload.expires_at) });
     }
     // The last byte is in: the object appears.
-    let finished = match finish(storage, project, &access, &upload, &parts).await {
-        Ok(()) => record(true).execute(&mut *tx).await.map_err(TusError::from),
+    match finish(storage, project, access, &upload, &parts).await {
+        Ok(()) => {
+            record(project, &upload, lease, now_at, &parts, true).await?;
+            forget_parts(storage, project, upload.id).await;
+            Ok(Written { offset: now_at, expires: None })
+        }
         Err(e) if e.status() < 500 => {
-            sqlx::query("delete from storage.resumable_uploads where id = $1")
+            // The object may not be created (a policy or an existing key refused it): the
+            // upload is over.
+            sqlx::query("delete from storage.resumable_uploads where id = $1 and writer = $2")
                 .bind(upload.id)
-                .execute(&mut *tx)
+                .bind(lease)
+                .execute(project.db().pool())
                 .await?;
-            return Ok(Ending::Refused { id: upload.id, error: e });
+            forget_parts(storage, project, upload.id).await;
+            Err(e.into())
         }
+        // This chunk's part stays unrecorded: the client sends the chunk again.
         Err(e) => Err(e.into()),
-    };
-    if let Err(e) = finished {
-        // This chunk is dropped; the client may send it again.
-        if let Some(part) = part {
-            blob::forget(store, vec![part]).await;
-        }
-        return Err(e);
     }
-    Ok(Ending::Written { written: Written { offset: now_at, expires: None }, part, finished: Some(upload.id) })
+}
+
+/// Records where the upload stands and gives the lease up: 409 if the lease ran out and
+/// another request took the upload over meanwhile (this chunk is then not recorded).
+async fn record(
+    project: &Project,
+    upload: &Upload,
+    lease: Uuid,
+    offset: u64,
+    parts: &[String],
+    finished: bool,
+) -> TusResult<()> {
+    let recorded = sqlx::query(
+        "update storage.resumable_uploads set upload_offset = $3, parts = $4, \
+           finished_at = case when $5 then now() end, writer = null, lease_until = null \
+         where id = $1 and writer = $2",
+    )
+    .bind(upload.id)
+    .bind(lease)
+    .bind(i64::try_from(offset).map_err(|_| TusError(blob::too_large()))?)
+    .bind(parts)
+    .bind(finished)
+    .execute(project.db().pool())
+    .await?;
+    if recorded.rows_affected() == 0 {
+        return Err(tus_error(409, "InvalidRequest", "Another request took the upload over"));
+    }
+    Ok(())
 }
 
 /// Joins an upload's parts into the object's version and points the object row at it, as
-/// the caller.
+/// the caller. Done already if a row names the version (the upload's own record failed
+/// after that).
 async fn finish(
     storage: &Storage,
     project: &Project,
     access: &Access,
     upload: &Upload,
-    parts: &[i64],
+    parts: &[String],
 ) -> Result<(), Error> {
     let store = storage.store().as_ref();
     let version = upload.id.to_string();
+    let named: bool = sqlx::query_scalar("select exists (select 1 from storage.objects where version = $1)")
+        .bind(&version)
+        .fetch_one(project.db().pool())
+        .await
+        .map_err(forge_core::ForgeError::from)?;
+    if named {
+        return Ok(());
+    }
     let dest = Storage::blob_path(project, &version);
-    let paths: Vec<_> = parts.iter().map(|start| part_path(project, upload.id, *start)).collect();
-    let size = if paths.is_empty() {
-        store.put(&dest, object_store::PutPayload::new()).await?;
-        0
+    let paths: Vec<_> = parts.iter().map(|part| part_path(project, upload.id, part)).collect();
+    let joined = if paths.is_empty() {
+        store.put(&dest, object_store::PutPayload::new()).await.map(|_| 0).map_err(Error::from)
     } else {
-        blob::join(storage.store(), &paths, &dest).await?
+        blob::join(storage.store(), &paths, &dest).await
     };
+    // A missing part is the server's fault, not a refusal: the upload stays.
+    let size = joined.map_err(|e| match e {
+        Error::Api { status, .. } if status < 500 => Error::internal(format!("joining upload {}: {e}", upload.id)),
+        other => other,
+    })?;
     if size != upload.length() {
         blob::forget(store, vec![dest]).await;
         return Err(Error::internal(format!("upload {} joined to {size} bytes, not {}", upload.id, upload.length())));
@@ -853,25 +919,60 @@ async fn terminate_upload(
     headers: &HeaderMap,
 ) -> TusResult<Response> {
     check_version(headers)?;
-    let mut tx = project.db().pool().begin().await?;
-    let checked = async {
-        let upload = load(&mut tx, raw, true).await?;
-        Access::to(&project, caller, &upload)?;
-        if upload.finished_at.is_some() {
-            return Err(tus_error(400, "InvalidRequest", "A finished upload cannot be terminated"));
-        }
-        sqlx::query("delete from storage.resumable_uploads where id = $1").bind(upload.id).execute(&mut *tx).await?;
-        Ok(upload.id)
+    let upload = load(&project, raw).await?;
+    Access::to(&project, caller, &upload)?;
+    if upload.finished_at.is_some() {
+        return Err(tus_error(400, "InvalidRequest", "A finished upload cannot be terminated"));
     }
-    .await;
-    let id = match checked {
-        Ok(id) => id,
-        Err(e) => {
-            rollback(tx).await;
-            return Err(e);
-        }
-    };
-    tx.commit().await?;
-    forget_parts(&storage, &project, id).await;
+    let deleted = sqlx::query(
+        "delete from storage.resumable_uploads where id = $1 and finished_at is null \
+           and (writer is null or lease_until < now())",
+    )
+    .bind(upload.id)
+    .execute(project.db().pool())
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(locked());
+    }
+    forget_parts(&storage, &project, upload.id).await;
     Ok(reply(StatusCode::NO_CONTENT, &[]))
+}
+
+/// `POST` with `X-HTTP-Method-Override` (tus-js-client's `overridePatchMethod`, for
+/// environments that cannot send `PATCH`): the method it names.
+pub(crate) async fn overridden(
+    Extension(storage): Extension<Storage>,
+    project: Result<Project, Rejection>,
+    ctx: Result<RequestContext, Rejection>,
+    Path(raw): Path<String>,
+    request: Request,
+) -> TusResult<Response> {
+    let caller = Caller::Jwt(ctx?);
+    override_method(storage, project?, caller, raw, request).await
+}
+
+pub(crate) async fn overridden_signed(
+    Extension(storage): Extension<Storage>,
+    project: Result<Project, Rejection>,
+    Path(raw): Path<String>,
+    request: Request,
+) -> TusResult<Response> {
+    let caller = Caller::signed(request.headers());
+    override_method(storage, project?, caller, raw, request).await
+}
+
+async fn override_method(
+    storage: Storage,
+    project: Project,
+    caller: Caller,
+    raw: String,
+    request: Request,
+) -> TusResult<Response> {
+    let method = header_str(request.headers(), "x-http-method-override")?.map(str::to_ascii_uppercase);
+    match method.as_deref() {
+        Some("PATCH") => patch_upload(storage, project, caller, raw, request).await,
+        Some("HEAD") => head_upload(project, caller, &raw, request.headers()).await,
+        Some("DELETE") => terminate_upload(storage, project, caller, &raw, request.headers()).await,
+        _ => Err(tus_error(405, "InvalidRequest", "An upload takes HEAD, PATCH and DELETE")),
+    }
 }

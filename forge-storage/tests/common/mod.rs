@@ -33,7 +33,7 @@ pub struct Api {
     pub storage: Storage,
     pub store: Arc<dyn ObjectStore>,
     pub app: Router,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
 }
 
 #[derive(Debug)]
@@ -84,10 +84,15 @@ pub async fn api(backend: Backend) -> Api {
     };
     let storage = Storage::builder().store(store.clone()).build();
     let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
-    Api { db, project, storage, store, app, _dir: dir }
+    Api { db, project, storage, store, app, dir }
 }
 
 impl Api {
+    /// The directory the local-disk backend keeps its files in.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+
     pub fn anon_key(&self) -> String {
         self.project.keys().anon_key().to_owned()
     }
