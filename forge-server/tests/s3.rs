@@ -8,26 +8,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::Server;
 use forge_storage::testing::{
-    MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY, moto_bucket, moto_endpoint, moto_keys,
+    MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY, moto_bucket, moto_endpoint, moto_keys, noise,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// The project ref, so every blob's key starts with `s3-e2e/`.
 const REF: &str = "s3-e2e";
-
-/// The bytes of a test object: not a repeating pattern, so a misplaced chunk shows.
-fn data(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x.to_le_bytes()[0]
-        })
-        .collect()
-}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -101,7 +88,7 @@ async fn files_go_to_s3_and_come_back_through_the_binary() {
     assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap_or_default());
 
     // A plain upload: one blob `<ref>/<version>` in S3 holding exactly the bytes.
-    let report = data(300 * 1024 + 7, 0x9e37_79b9);
+    let report = noise(300 * 1024 + 7, 0x9e37_79b9);
     let res = api
         .storage(Method::POST, "/object/files/docs/report.bin")
         .header("content-type", "application/octet-stream")
@@ -122,7 +109,7 @@ async fn files_go_to_s3_and_come_back_through_the_binary() {
     assert!(body == report, "the download is the upload ({} bytes of {})", body.len(), report.len());
 
     // A TUS upload in two chunks: a part blob in S3 after the first, the object after the last.
-    let big = data(400 * 1024 + 3, 0x2545_f491);
+    let big = noise(400 * 1024 + 3, 0x2545_f491);
     let split = 150_000;
     let metadata = format!(
         "bucketName {},objectName {},contentType {}",

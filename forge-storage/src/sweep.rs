@@ -67,47 +67,51 @@ impl Storage {
         let listed = store.list_with_delimiter(Some(&root)).await?;
         let versions: Vec<String> =
             listed.objects.iter().filter(|m| old(m)).filter_map(|m| m.location.filename().map(str::to_owned)).collect();
-        let mut orphan_blobs = 0;
-        for batch in versions.chunks(BATCH) {
-            let unnamed: Vec<String> = sqlx::query_scalar(
-                "select v from unnest($1::text[]) as v \
-                 where not exists (select 1 from storage.objects where version = v)",
-            )
-            .bind(batch)
-            .fetch_all(project.db().pool())
-            .await
-            .map_err(ForgeError::from)?;
-            orphan_blobs += unnamed.len();
-            blob::forget(store, unnamed.iter().map(|v| Storage::blob_path(project, v)).collect()).await;
-        }
+        let unnamed = without_rows(
+            project,
+            "select v from unnest($1::text[]) as v where not exists (select 1 from storage.objects where version = v)",
+            &versions,
+        )
+        .await?;
+        let orphan_blobs = unnamed.len();
+        blob::forget(store, unnamed.iter().map(|v| Storage::blob_path(project, v)).collect()).await;
 
-        // Resumable uploads' parts: `<ref>/tus/<id>/<offset>`. An upload's row is written
+        // Resumable uploads' parts: `<ref>/tus/<id>/<offset>-<lease>`. An upload's row is written
         // before any of its parts, so parts without a row are left over.
         let uploads = store.list_with_delimiter(Some(&root.clone().join("tus"))).await?;
-        let ids: Vec<Uuid> = uploads
+        let ids: Vec<String> = uploads
             .common_prefixes
             .iter()
-            .filter_map(|p| p.filename().and_then(|id| Uuid::parse_str(id).ok()))
+            .filter_map(|p| p.filename().filter(|id| Uuid::parse_str(id).is_ok()).map(str::to_owned))
             .collect();
+        let gone = without_rows(
+            project,
+            "select v from unnest($1::text[]) as v \
+             where not exists (select 1 from storage.resumable_uploads where id = v::uuid)",
+            &ids,
+        )
+        .await?;
         let mut orphan_uploads = 0;
-        for batch in ids.chunks(BATCH) {
-            let gone: Vec<Uuid> = sqlx::query_scalar(
-                "select v from unnest($1::uuid[]) as v \
-                 where not exists (select 1 from storage.resumable_uploads where id = v)",
-            )
-            .bind(batch)
-            .fetch_all(project.db().pool())
-            .await
-            .map_err(ForgeError::from)?;
-            for id in gone {
-                let parts: Vec<ObjectMeta> = store.list(Some(&tus::part_prefix(project, id))).try_collect().await?;
-                // (A local disk may keep the emptied folder of an upload swept before.)
-                if !parts.is_empty() && parts.iter().all(old) {
-                    orphan_uploads += 1;
-                    blob::forget(store, parts.into_iter().map(|m| m.location).collect()).await;
-                }
+        for id in gone.iter().filter_map(|id| Uuid::parse_str(id).ok()) {
+            let parts: Vec<ObjectMeta> = store.list(Some(&tus::part_prefix(project, id))).try_collect().await?;
+            // (A local disk may keep the emptied folder of an upload swept before.)
+            if !parts.is_empty() && parts.iter().all(old) {
+                orphan_uploads += 1;
+                blob::forget(store, parts.into_iter().map(|m| m.location).collect()).await;
             }
         }
         Ok(Swept { expired_uploads, orphan_blobs, orphan_uploads })
     }
+}
+
+/// Those of `keys` that `missing` (a statement over `unnest($1::text[]) as v` returning the
+/// keys no row has) returns, looked up a batch at a time.
+async fn without_rows(project: &Project, missing: &'static str, keys: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for batch in keys.chunks(BATCH) {
+        let found: Vec<String> =
+            sqlx::query_scalar(missing).bind(batch).fetch_all(project.db().pool()).await.map_err(ForgeError::from)?;
+        out.extend(found);
+    }
+    Ok(out)
 }

@@ -150,6 +150,20 @@ fn unescape(text: &str) -> String {
     text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
 }
 
+/// `len` bytes of a test object from `seed`: not a repeating pattern, so a misplaced or
+/// repeated chunk shows when the object is compared with what was sent.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

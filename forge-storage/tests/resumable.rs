@@ -14,15 +14,7 @@ fn b64(s: &str) -> String {
 
 /// The bytes of a test object: not a repeating pattern, so a misplaced chunk shows.
 fn data(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_u32;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x.to_le_bytes()[0]
-        })
-        .collect()
+    forge_storage::testing::noise(len, 0x9e37_79b9)
 }
 
 fn metadata(bucket: &str, name: &str) -> String {

@@ -16,6 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::{Error, Result};
 use crate::service::Storage;
+use tus::{ByJwt, BySignature};
 
 impl Storage {
     /// The routes, to nest at `/storage/v1` under a [`forge_core::ProjectLayer`].
@@ -28,21 +29,25 @@ impl Storage {
             .route("/render/image/authenticated/{bucket}/{*path}", get(object::render))
             .route("/render/image/public/{bucket}/{*path}", get(object::render_public))
             .route("/render/image/sign/{bucket}/{*path}", get(object::render_signed))
-            .route("/upload/resumable", post(tus::create).options(tus::options))
-            .route("/upload/resumable/", post(tus::create).options(tus::options))
-            .route("/upload/resumable/sign", post(tus::create_signed).options(tus::options))
-            .route("/upload/resumable/sign/", post(tus::create_signed).options(tus::options))
+            .route("/upload/resumable", post(tus::create::<ByJwt>).options(tus::options))
+            .route("/upload/resumable/", post(tus::create::<ByJwt>).options(tus::options))
+            .route("/upload/resumable/sign", post(tus::create::<BySignature>).options(tus::options))
+            .route("/upload/resumable/sign/", post(tus::create::<BySignature>).options(tus::options))
             .route(
                 "/upload/resumable/sign/{id}",
-                head(tus::head_signed)
-                    .patch(tus::patch_signed)
-                    .delete(tus::terminate_signed)
-                    .post(tus::overridden_signed)
+                head(tus::head::<BySignature>)
+                    .patch(tus::patch::<BySignature>)
+                    .delete(tus::terminate::<BySignature>)
+                    .post(tus::overridden::<BySignature>)
                     .options(tus::options),
             )
             .route(
                 "/upload/resumable/{id}",
-                head(tus::head).patch(tus::patch).delete(tus::terminate).post(tus::overridden).options(tus::options),
+                head(tus::head::<ByJwt>)
+                    .patch(tus::patch::<ByJwt>)
+                    .delete(tus::terminate::<ByJwt>)
+                    .post(tus::overridden::<ByJwt>)
+                    .options(tus::options),
             )
             .route("/cdn/{bucket}", axum::routing::delete(cdn::purge_bucket))
             .route("/cdn/{bucket}/{*path}", axum::routing::delete(cdn::purge))

@@ -4,20 +4,22 @@
 //! takes a signed upload URL's token in `x-signature`.
 //!
 //! An upload is a row of `storage.resumable_uploads`; its bytes are part blobs under
-//! `<project ref>/tus/<id>/<start offset>`, one per `PATCH`, so any `ObjectStore` will do. A
-//! `PATCH` holds the row's lock while it writes, so an upload has one writer at a time (a
-//! second one gets 423), and a body that breaks off keeps what arrived: the client asks for
-//! the offset and goes on from there. When the last byte is in, the parts are joined into the
-//! object's version `<project ref>/<id>` and the object row is written as the caller, as a
-//! plain upload would be; until then nothing is visible.
+//! `<project ref>/tus/<id>/<start offset>-<lease>`, one per `PATCH`, so any `ObjectStore`
+//! will do. A `PATCH` takes a lease on the row, renewed while its chunk streams, so an upload
+//! has one writer at a time (a second one gets 423) and no connection is held while bytes
+//! arrive. A body that breaks off keeps what arrived: the client asks for the offset and goes
+//! on from there. When the last byte is in, the parts are joined into the object's version
+//! `<project ref>/<id>` and the object row is written as the caller, as a plain upload would
+//! be; until then nothing is visible.
 //!
 //! Errors have the real status and a plain-text body, as Supabase's TUS routes answer.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Request};
+use axum::extract::{FromRequestParts, OriginalUri, Path, Request};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, http};
 use base64::Engine as _;
@@ -226,9 +228,30 @@ enum Caller {
     Signed(Option<String>),
 }
 
-impl Caller {
-    fn signed(headers: &HeaderMap) -> Self {
-        Caller::Signed(headers.get("x-signature").and_then(|v| v.to_str().ok()).map(str::to_owned))
+/// The routes under `/upload/resumable`: the caller's token decides.
+pub(crate) struct ByJwt;
+
+/// The routes under `/upload/resumable/sign`: a signed upload URL's token in `x-signature`.
+pub(crate) struct BySignature;
+
+/// A TUS request's [`Caller`], as its route family (`P`) proves it.
+pub(crate) struct TusCaller<P>(Caller, PhantomData<P>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TusCaller<ByJwt> {
+    type Rejection = TusError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> TusResult<Self> {
+        let ctx = RequestContext::from_request_parts(parts, state).await?;
+        Ok(TusCaller(Caller::Jwt(ctx), PhantomData))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TusCaller<BySignature> {
+    type Rejection = TusError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> TusResult<Self> {
+        let token = parts.headers.get("x-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(TusCaller(Caller::Signed(token), PhantomData))
     }
 }
 
@@ -459,23 +482,13 @@ pub(crate) async fn options(Extension(storage): Extension<Storage>) -> Response 
     )
 }
 
-pub(crate) async fn create(
+pub(crate) async fn create<P>(
     Extension(storage): Extension<Storage>,
     project: Result<Project, Rejection>,
-    ctx: Result<RequestContext, Rejection>,
+    TusCaller(caller, _): TusCaller<P>,
     OriginalUri(uri): OriginalUri,
     request: Request,
 ) -> TusResult<Response> {
-    create_upload(storage, project?, Caller::Jwt(ctx?), &uri, request).await
-}
-
-pub(crate) async fn create_signed(
-    Extension(storage): Extension<Storage>,
-    project: Result<Project, Rejection>,
-    OriginalUri(uri): OriginalUri,
-    request: Request,
-) -> TusResult<Response> {
-    let caller = Caller::signed(request.headers());
     create_upload(storage, project?, caller, &uri, request).await
 }
 
@@ -594,21 +607,13 @@ async fn create_with(
     Ok(reply(StatusCode::CREATED, &out))
 }
 
-pub(crate) async fn head(
+pub(crate) async fn head<P>(
     project: Result<Project, Rejection>,
-    ctx: Result<RequestContext, Rejection>,
+    TusCaller(caller, _): TusCaller<P>,
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> TusResult<Response> {
-    head_upload(project?, Caller::Jwt(ctx?), &raw, &headers).await
-}
-
-pub(crate) async fn head_signed(
-    project: Result<Project, Rejection>,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-) -> TusResult<Response> {
-    head_upload(project?, Caller::signed(&headers), &raw, &headers).await
+    head_upload(project?, caller, &raw, &headers).await
 }
 
 async fn head_upload(project: Project, caller: Caller, raw: &str, headers: &HeaderMap) -> TusResult<Response> {
@@ -632,23 +637,13 @@ async fn head_upload(project: Project, caller: Caller, raw: &str, headers: &Head
     Ok(reply(StatusCode::OK, &out))
 }
 
-pub(crate) async fn patch(
+pub(crate) async fn patch<P>(
     Extension(storage): Extension<Storage>,
     project: Result<Project, Rejection>,
-    ctx: Result<RequestContext, Rejection>,
+    TusCaller(caller, _): TusCaller<P>,
     Path(raw): Path<String>,
     request: Request,
 ) -> TusResult<Response> {
-    patch_upload(storage, project?, Caller::Jwt(ctx?), raw, request).await
-}
-
-pub(crate) async fn patch_signed(
-    Extension(storage): Extension<Storage>,
-    project: Result<Project, Rejection>,
-    Path(raw): Path<String>,
-    request: Request,
-) -> TusResult<Response> {
-    let caller = Caller::signed(request.headers());
     patch_upload(storage, project?, caller, raw, request).await
 }
 
@@ -892,23 +887,14 @@ async fn finish(
     Ok(())
 }
 
-pub(crate) async fn terminate(
+pub(crate) async fn terminate<P>(
     Extension(storage): Extension<Storage>,
     project: Result<Project, Rejection>,
-    ctx: Result<RequestContext, Rejection>,
+    TusCaller(caller, _): TusCaller<P>,
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> TusResult<Response> {
-    terminate_upload(storage, project?, Caller::Jwt(ctx?), &raw, &headers).await
-}
-
-pub(crate) async fn terminate_signed(
-    Extension(storage): Extension<Storage>,
-    project: Result<Project, Rejection>,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-) -> TusResult<Response> {
-    terminate_upload(storage, project?, Caller::signed(&headers), &raw, &headers).await
+    terminate_upload(storage, project?, caller, &raw, &headers).await
 }
 
 async fn terminate_upload(
@@ -940,24 +926,13 @@ async fn terminate_upload(
 
 /// `POST` with `X-HTTP-Method-Override` (tus-js-client's `overridePatchMethod`, for
 /// environments that cannot send `PATCH`): the method it names.
-pub(crate) async fn overridden(
+pub(crate) async fn overridden<P>(
     Extension(storage): Extension<Storage>,
     project: Result<Project, Rejection>,
-    ctx: Result<RequestContext, Rejection>,
+    TusCaller(caller, _): TusCaller<P>,
     Path(raw): Path<String>,
     request: Request,
 ) -> TusResult<Response> {
-    let caller = Caller::Jwt(ctx?);
-    override_method(storage, project?, caller, raw, request).await
-}
-
-pub(crate) async fn overridden_signed(
-    Extension(storage): Extension<Storage>,
-    project: Result<Project, Rejection>,
-    Path(raw): Path<String>,
-    request: Request,
-) -> TusResult<Response> {
-    let caller = Caller::signed(request.headers());
     override_method(storage, project?, caller, raw, request).await
 }
 
