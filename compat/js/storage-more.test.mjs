@@ -9,159 +9,37 @@
 // compared with the rows read back in SQL. Run through compat/run.sh, which starts the server
 // and exports FORGE_*.
 import assert from 'node:assert/strict'
-import crypto from 'node:crypto'
 import zlib from 'node:zlib'
-import { after, describe } from 'node:test'
+import { describe } from 'node:test'
+import { ANON_KEY, client, lastRequest, sqlRows, wireTest as test } from './helpers.mjs'
+import { ISO_RE, UUID_RE } from './auth-helpers.mjs'
 import {
-  ANON_KEY,
-  SERVICE_KEY,
-  URL_,
-  client,
-  closeDb,
-  lastRequest,
-  sqlExec,
-  sqlRows,
-  wireTest as test,
-} from './helpers.mjs'
+  STORAGE_URL,
+  attachmentName,
+  blobBytes,
+  cleanUpAfter,
+  fetchUrl,
+  folderPolicies,
+  newBucket,
+  objectNames,
+  objectRow,
+  put,
+  signedUp,
+  storage,
+  storageFails,
+  storageOk,
+  suffix,
+  unverifiedClaims,
+  wireWithQuery,
+} from './storage-helpers.mjs'
 
-const service = client(SERVICE_KEY)
-const storage = service.storage
-
-const STORAGE_URL = `${URL_}/storage/v1`
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const ISO_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/
-const PASSWORD = 'correct-horse-42'
-
-// Buckets made by this file: emptied and deleted once every test ran.
-const created = new Set()
-
-after(async () => {
-  try {
-    for (const id of created) {
-      await storage.emptyBucket(id)
-      await storage.deleteBucket(id)
-    }
-  } finally {
-    await closeDb()
-  }
-})
+// Buckets made here are emptied and deleted once every test ran.
+cleanUpAfter()
 
 // ------------------------------------------------------------------------ helpers
-function suffix() {
-  return crypto.randomUUID().slice(0, 8)
-}
-
-/** Asserts a storage call succeeded and returns its data. */
-function storageOk(res) {
-  const e = res.error
-  assert.equal(e, null, `unexpected storage error: ${e?.name} status=${e?.status} statusCode=${e?.statusCode} ${e?.message}`)
-  return res.data
-}
-
-/** Asserts a storage call failed with a StorageApiError: Storage's `statusCode` and the HTTP status. */
-function storageFails(res, statusCode, status = 400, message = undefined) {
-  const e = res.error
-  assert.ok(e, `expected StorageApiError ${statusCode}, got data ${JSON.stringify(res.data)}`)
-  assert.equal(e.name, 'StorageApiError', `error ${e.name}: ${e.message}`)
-  assert.equal(e.statusCode, statusCode, `statusCode of ${JSON.stringify(e)} (${e.message})`)
-  assert.equal(e.status, status, `HTTP status of ${JSON.stringify(e)} (${e.message})`)
-  if (message instanceof RegExp) assert.match(e.message, message)
-  else if (message !== undefined) assert.equal(e.message, message)
-  assert.equal(res.data, null)
-  return e
-}
-
-/** Method, path (decoded), query and status of the last request on the wire. */
-function wire() {
-  const r = lastRequest()
-  const u = new URL(r.url)
-  return { method: r.method, path: decodeURIComponent(u.pathname), query: u.search, status: r.status }
-}
-
-async function newBucket(label, options = { public: false }) {
-  const id = `js-${label}-${suffix()}`
-  assert.deepEqual(storageOk(await storage.createBucket(id, options)), { name: id })
-  created.add(id)
-  return id
-}
-
-async function put(bucket, path, body, options = {}) {
-  return storageOk(await storage.from(bucket).upload(path, body, options))
-}
-
-async function objectRow(bucket, name) {
-  const rows = await sqlRows(
-    `select id, name, owner, owner_id, version, metadata, user_metadata, created_at, updated_at
-       from storage.objects where bucket_id = $1 and name = $2`,
-    [bucket, name],
-  )
-  return rows[0] ?? null
-}
-
-async function objectNames(bucket) {
-  const rows = await sqlRows('select name from storage.objects where bucket_id = $1 order by name collate "C"', [bucket])
-  return rows.map((r) => r.name)
-}
-
-/** A plain GET (no apikey, no Authorization), as a browser following a URL would send it. */
-async function fetchUrl(url) {
-  const res = await fetch(url)
-  const body = Buffer.from(await res.arrayBuffer())
-  return { status: res.status, headers: res.headers, body, text: body.toString('utf8') }
-}
-
-async function blobBytes(blob) {
-  assert.ok(blob instanceof Blob, `expected a Blob, got ${blob}`)
-  return Buffer.from(await blob.arrayBuffer())
-}
-
-/**
- * The file name a browser saves an attachment under: `filename*` (RFC 5987) first, else
- * `filename` (quoted or not; Supabase Storage sends it percent-encoded and unquoted).
- */
-function attachmentName(disposition) {
-  assert.match(disposition ?? '', /^attachment\b/, `Content-Disposition ${disposition}`)
-  const star = /filename\*=UTF-8''([^;]+)/i.exec(disposition)
-  if (star) return decodeURIComponent(star[1].trim())
-  const plain = /filename=("([^"]*)"|[^;]+)/i.exec(disposition)
-  assert.ok(plain, `no file name in ${disposition}`)
-  return decodeURIComponent(plain[2] ?? plain[1].trim())
-}
-
-/** The claims of a JWT (not verified: the server signs them with its own key). */
-function claimsOf(token) {
-  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'))
-}
-
 /** A token with its signature altered. */
 function forge(token) {
   return token.slice(0, -3) + (token.endsWith('AAA') ? 'BBB' : 'AAA')
-}
-
-async function signedUp(label) {
-  const c = client(ANON_KEY)
-  const email = `js-storage-more-${label}-${suffix()}@example.com`
-  const { data, error } = await c.auth.signUp({ email, password: PASSWORD })
-  assert.equal(error, null, `signUp: ${error?.message}`)
-  assert.ok(data.session, 'autoconfirm: signUp returns a session')
-  return { c, id: data.user.id }
-}
-
-/** Creates select/insert/update/delete policies letting users use only `<uid>/...` in `bucket`. */
-async function folderPolicies(bucket) {
-  const tag = `jsm_${suffix()}`
-  const own = `bucket_id = '${bucket}' and (storage.foldername(name))[1] = auth.uid()::text`
-  await sqlExec(
-    `create policy ${tag}_select on storage.objects for select to authenticated using (${own});
-     create policy ${tag}_insert on storage.objects for insert to authenticated with check (${own});
-     create policy ${tag}_update on storage.objects for update to authenticated using (${own}) with check (${own});
-     create policy ${tag}_delete on storage.objects for delete to authenticated using (${own});`,
-  )
-  return async () => {
-    for (const op of ['select', 'insert', 'update', 'delete']) {
-      await sqlExec(`drop policy if exists ${tag}_${op} on storage.objects`)
-    }
-  }
 }
 
 /** Every byte value, so an upload that mangled binary data shows. */
@@ -315,14 +193,14 @@ function assertBands(bytes, width, height, left, right) {
 describe('signed upload URLs', () => {
   test('createSignedUploadUrl: a client without a session uploads once, the signer owns it, RLS applies at signing', async () => {
     const bucket = await newBucket('signup')
-    const dropPolicies = await folderPolicies(bucket)
+    const dropPolicies = await folderPolicies('jsm', bucket)
     try {
-      const ann = await signedUp('ann')
-      const bob = await signedUp('bob')
+      const ann = await signedUp('js-storage-more', 'ann')
+      const bob = await signedUp('js-storage-more', 'bob')
       const path = `${ann.id}/data/upload.bin`
 
       const signed = storageOk(await ann.c.storage.from(bucket).createSignedUploadUrl(path))
-      assert.deepEqual(wire(), {
+      assert.deepEqual(wireWithQuery(), {
         method: 'POST',
         path: `/storage/v1/object/upload/sign/${bucket}/${path}`,
         query: '',
@@ -333,7 +211,7 @@ describe('signed upload URLs', () => {
       assert.deepEqual(Object.keys(signed).sort(), ['path', 'signedUrl', 'token'])
       assert.equal(signed.path, path)
       assert.equal(signed.signedUrl, `${STORAGE_URL}/object/upload/sign/${bucket}/${path}?token=${signed.token}`)
-      const claims = claimsOf(signed.token)
+      const claims = unverifiedClaims(signed.token)
       assert.equal(claims.url, `${bucket}/${path}`)
       assert.equal(claims.owner, ann.id)
       assert.equal(claims.upsert, false)
@@ -350,7 +228,7 @@ describe('signed upload URLs', () => {
         }),
       )
       const sent = lastRequest()
-      assert.deepEqual(wire(), {
+      assert.deepEqual(wireWithQuery(), {
         method: 'PUT',
         path: `/storage/v1/object/upload/sign/${bucket}/${path}`,
         query: `?token=${signed.token}`,
@@ -395,7 +273,7 @@ describe('signed upload URLs', () => {
       storageFails(await nobody.storage.from(bucket).createSignedUploadUrl(`${ann.id}/anon.bin`), '403', 403)
       storageFails(await bob.c.storage.from(bucket).createSignedUploadUrl('top-level.bin'), '403', 403)
       const bobs = storageOk(await bob.c.storage.from(bucket).createSignedUploadUrl(`${bob.id}/ok.bin`))
-      assert.equal(claimsOf(bobs.token).owner, bob.id)
+      assert.equal(unverifiedClaims(bobs.token).owner, bob.id)
       // ... and an existing object cannot be signed for creation again
       storageFails(await ann.c.storage.from(bucket).createSignedUploadUrl(path), '409', 400, 'The resource already exists')
       storageFails(await storage.from(`js-nobucket-${suffix()}`).createSignedUploadUrl('x.bin'), '404')
@@ -411,8 +289,8 @@ describe('signed upload URLs', () => {
 
     const signed = storageOk(await storage.from(bucket).createSignedUploadUrl('notes/today.txt', { upsert: true }))
     assert.equal(lastRequest().headers['x-upsert'], 'true')
-    assert.equal(claimsOf(signed.token).upsert, true)
-    assert.equal(claimsOf(signed.token).owner ?? null, null, 'signed by the service role: no owner')
+    assert.equal(unverifiedClaims(signed.token).upsert, true)
+    assert.equal(unverifiedClaims(signed.token).owner ?? null, null, 'signed by the service role: no owner')
 
     storageOk(await nobody.uploadToSignedUrl('notes/today.txt', signed.token, 'first draft', { contentType: 'text/plain' }))
     const first = await objectRow(bucket, 'notes/today.txt')
@@ -445,7 +323,7 @@ describe('signed upload URLs', () => {
     storageFails(await nobody.uploadToSignedUrl('dir/a.txt', forge(token), 'x', { contentType: 'text/plain' }), '400')
     // claims changed, signature kept
     const [head, , sig] = token.split('.')
-    const claims = { ...claimsOf(token), url: `${bucket}/dir/b.txt` }
+    const claims = { ...unverifiedClaims(token), url: `${bucket}/dir/b.txt` }
     const altered = `${head}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`
     storageFails(await nobody.uploadToSignedUrl('dir/b.txt', altered, 'x', { contentType: 'text/plain' }), '400')
     // a genuine token names one object
@@ -491,7 +369,7 @@ describe('image transformations', () => {
     assertBands(PNG, 64, 32, 'green', 'yellow')
 
     const cover = storageOk(await files.download('img/bands.png', { transform: { width: 16, height: 16, resize: 'cover' } }))
-    assert.deepEqual(wire(), {
+    assert.deepEqual(wireWithQuery(), {
       method: 'GET',
       path: `/storage/v1/render/image/authenticated/${bucket}/img/bands.png`,
       query: '?width=16&height=16&resize=cover',
@@ -513,7 +391,7 @@ describe('image transformations', () => {
 
     const originTransform = { width: 16, height: 16, resize: 'cover', format: 'origin', quality: 50 }
     const origin = storageOk(await files.download('img/bands.png', { transform: originTransform }))
-    assert.equal(wire().query, '?width=16&height=16&resize=cover&format=origin&quality=50')
+    assert.equal(wireWithQuery().query, '?width=16&height=16&resize=cover&format=origin&quality=50')
     assert.equal(origin.type, 'image/png')
     assertBands(await blobBytes(origin), 16, 16, 'red', 'blue')
 
@@ -537,11 +415,16 @@ describe('image transformations', () => {
     const { signedUrl } = storageOk(
       await files.createSignedUrl('pics/bands.png', 60, { transform: { width: 16, height: 16, resize: 'contain' } }),
     )
-    assert.deepEqual(wire(), { method: 'POST', path: `/storage/v1/object/sign/${bucket}/pics/bands.png`, query: '', status: 200 })
+    assert.deepEqual(wireWithQuery(), {
+      method: 'POST',
+      path: `/storage/v1/object/sign/${bucket}/pics/bands.png`,
+      query: '',
+      status: 200,
+    })
     const prefix = `${STORAGE_URL}/render/image/sign/${bucket}/pics/bands.png?token=`
     assert.ok(signedUrl.startsWith(prefix), signedUrl)
     const token = new URL(signedUrl).searchParams.get('token')
-    const claims = claimsOf(token)
+    const claims = unverifiedClaims(token)
     assert.equal(claims.url, `${bucket}/pics/bands.png`)
     assert.equal(claims.exp - claims.iat, 60)
     assert.ok(claims.transformations, 'the token carries the transformation')
@@ -678,7 +561,12 @@ describe('listV2', () => {
     const files = storage.from(bucket)
 
     const all = storageOk(await files.listV2())
-    assert.deepEqual(wire(), { method: 'POST', path: `/storage/v1/object/list-v2/${bucket}`, query: '', status: 200 })
+    assert.deepEqual(wireWithQuery(), {
+      method: 'POST',
+      path: `/storage/v1/object/list-v2/${bucket}`,
+      query: '',
+      status: 200,
+    })
     assert.deepEqual(all.folders, [])
     assert.deepEqual(
       all.objects.map((o) => o.name),

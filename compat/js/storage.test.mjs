@@ -7,105 +7,36 @@
 // independent of each other and of the Python suite; what the client got is compared with the
 // rows read back in SQL. Run through compat/run.sh, which starts the server and exports FORGE_*.
 import assert from 'node:assert/strict'
-import crypto from 'node:crypto'
-import { after, describe } from 'node:test'
+import { describe } from 'node:test'
+import { ANON_KEY, SERVICE_KEY, client, lastRequest, requests, sqlOne, sqlRows, sqlValue, wireTest as test } from './helpers.mjs'
+import { ISO_RE, UUID_RE } from './auth-helpers.mjs'
 import {
-  ANON_KEY,
-  SERVICE_KEY,
-  URL_,
-  client,
-  closeDb,
-  lastRequest,
-  requests,
-  sqlExec,
-  sqlOne,
-  sqlRows,
-  sqlValue,
-  wireTest as test,
-} from './helpers.mjs'
+  STORAGE_URL,
+  attachmentName,
+  blobBytes,
+  cleanUpAfter,
+  dropLater,
+  fetchUrl,
+  folderPolicies,
+  newBucket,
+  objectNames,
+  objectRow,
+  put,
+  signedUp,
+  storage,
+  storageFails,
+  storageOk,
+  suffix,
+  unverifiedClaims,
+  wire,
+} from './storage-helpers.mjs'
 
-const service = client(SERVICE_KEY)
-const storage = service.storage
 const anon = client(ANON_KEY)
 
-const STORAGE_URL = `${URL_}/storage/v1`
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const ISO_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/
-const PASSWORD = 'correct-horse-42'
-
-// Buckets made by this file: emptied and deleted once every test ran.
-const created = new Set()
-
-after(async () => {
-  try {
-    for (const id of created) {
-      await storage.emptyBucket(id)
-      await storage.deleteBucket(id)
-    }
-  } finally {
-    await closeDb()
-  }
-})
+// Buckets made here are emptied and deleted once every test ran.
+cleanUpAfter()
 
 // ------------------------------------------------------------------------ helpers
-function suffix() {
-  return crypto.randomUUID().slice(0, 8)
-}
-
-/** Asserts a storage call succeeded and returns its data. */
-function storageOk(res) {
-  const e = res.error
-  assert.equal(e, null, `unexpected storage error: ${e?.name} status=${e?.status} statusCode=${e?.statusCode} ${e?.message}`)
-  return res.data
-}
-
-/**
- * Asserts a storage call failed with a StorageApiError carrying Storage's `statusCode` (the real
- * status, in the body) and the HTTP `status` (400 for most 4xx, as Supabase Storage answers).
- */
-function storageFails(res, statusCode, status = 400, message = undefined) {
-  const e = res.error
-  assert.ok(e, `expected StorageApiError ${statusCode}, got data ${JSON.stringify(res.data)}`)
-  assert.equal(e.name, 'StorageApiError', `error ${e.name}: ${e.message}`)
-  assert.equal(e.statusCode, statusCode, `statusCode of ${JSON.stringify(e)} (${e.message})`)
-  assert.equal(e.status, status, `HTTP status of ${JSON.stringify(e)} (${e.message})`)
-  if (message !== undefined) assert.equal(e.message, message)
-  return e
-}
-
-/** Method, path (decoded) and status of the last request on the wire. */
-function wire() {
-  const r = lastRequest()
-  return { method: r.method, path: decodeURIComponent(new URL(r.url).pathname), status: r.status }
-}
-
-/** Creates a bucket (service role) with a unique id and returns the id. */
-async function newBucket(label, options = { public: false }) {
-  const id = `js-${label}-${suffix()}`
-  assert.deepEqual(storageOk(await storage.createBucket(id, options)), { name: id })
-  created.add(id)
-  return id
-}
-
-/** Uploads `body` (service role) and returns the upload's data. */
-async function put(bucket, path, body, options = {}) {
-  return storageOk(await storage.from(bucket).upload(path, body, options))
-}
-
-/** The storage.objects row of an object, as Postgres renders it to JSON (null when absent). */
-async function objectRow(bucket, name) {
-  const rows = await sqlRows(
-    `select id, name, bucket_id, owner, owner_id, version, metadata, user_metadata, created_at, updated_at
-       from storage.objects where bucket_id = $1 and name = $2`,
-    [bucket, name],
-  )
-  return rows[0] ?? null
-}
-
-async function objectNames(bucket) {
-  return (await sqlRows('select name from storage.objects where bucket_id = $1 order by name collate "C"', [bucket])).map((r) => r.name)
-}
-
 /** The bucket as storage.buckets holds it, in the shape the API returns. */
 function bucketRow(id) {
   return sqlOne(
@@ -113,31 +44,6 @@ function bucketRow(id) {
             created_at, updated_at from storage.buckets where id = $1`,
     [id],
   )
-}
-
-/** A plain GET (no apikey, no Authorization), as a browser following a URL would send it. */
-async function fetchUrl(url, headers = {}) {
-  const res = await fetch(url, { headers })
-  const body = Buffer.from(await res.arrayBuffer())
-  return { status: res.status, headers: res.headers, body, text: body.toString('utf8') }
-}
-
-/**
- * The file name a browser saves an attachment under: `filename*` (RFC 5987) first, else
- * `filename` (quoted or not; Supabase Storage sends it percent-encoded and unquoted).
- */
-function attachmentName(disposition) {
-  assert.match(disposition ?? '', /^attachment\b/, `Content-Disposition ${disposition}`)
-  const star = /filename\*=UTF-8''([^;]+)/i.exec(disposition)
-  if (star) return decodeURIComponent(star[1].trim())
-  const plain = /filename=("([^"]*)"|[^;]+)/i.exec(disposition)
-  assert.ok(plain, `no file name in ${disposition}`)
-  return decodeURIComponent(plain[2] ?? plain[1].trim())
-}
-
-async function blobBytes(blob) {
-  assert.ok(blob instanceof Blob, `expected a Blob, got ${blob}`)
-  return Buffer.from(await blob.arrayBuffer())
 }
 
 /** Every byte value, so a download that mangled binary data shows. */
@@ -150,7 +56,7 @@ describe('buckets', () => {
     const data = storageOk(
       await storage.createBucket(id, { public: false, fileSizeLimit: '1MB', allowedMimeTypes: ['image/*', 'text/plain'] }),
     )
-    created.add(id)
+    dropLater(id)
     assert.deepEqual(data, { name: id })
     assert.deepEqual(wire(), { method: 'POST', path: '/storage/v1/bucket', status: 200 })
 
@@ -198,7 +104,7 @@ describe('buckets', () => {
     for (const letter of ['b', 'a', 'c']) {
       const id = `js-${tag}-${letter}`
       storageOk(await storage.createBucket(id, { public: letter === 'c' }))
-      created.add(id)
+      dropLater(id)
       ids.push(id)
     }
     const sorted = [...ids].sort()
@@ -687,7 +593,7 @@ describe('signed and public URLs', () => {
     const prefix = `${STORAGE_URL}/object/sign/${bucket}/dir/report%201.txt?token=`
     assert.ok(signedUrl.startsWith(prefix), `signedUrl ${signedUrl}`)
     const token = new URL(signedUrl).searchParams.get('token')
-    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'))
+    const claims = unverifiedClaims(token)
     assert.equal(claims.url, `${bucket}/dir/report 1.txt`)
     assert.equal(claims.exp - claims.iat, 60)
 
@@ -827,28 +733,12 @@ describe('bucket limits', () => {
 
 // ------------------------------------------------------------------------ policies
 describe('storage policies', () => {
-  async function signedUp(label) {
-    const c = client(ANON_KEY)
-    const email = `js-storage-${label}-${suffix()}@example.com`
-    const { data, error } = await c.auth.signUp({ email, password: PASSWORD })
-    assert.equal(error, null, `signUp: ${error?.message}`)
-    assert.ok(data.session, 'autoconfirm: signUp returns a session')
-    return { c, id: data.user.id }
-  }
-
   test('per-user folder policy: each user reads and writes only their own folder; anon gets nothing', async () => {
     const bucket = await newBucket('folders')
-    const tag = `js_${suffix()}`
-    const own = `bucket_id = '${bucket}' and (storage.foldername(name))[1] = auth.uid()::text`
-    await sqlExec(
-      `create policy ${tag}_select on storage.objects for select to authenticated using (${own});
-       create policy ${tag}_insert on storage.objects for insert to authenticated with check (${own});
-       create policy ${tag}_update on storage.objects for update to authenticated using (${own}) with check (${own});
-       create policy ${tag}_delete on storage.objects for delete to authenticated using (${own});`,
-    )
+    const dropPolicies = await folderPolicies('js', bucket)
     try {
-      const ann = await signedUp('ann')
-      const bob = await signedUp('bob')
+      const ann = await signedUp('js-storage', 'ann')
+      const bob = await signedUp('js-storage', 'bob')
       const annFiles = ann.c.storage.from(bucket)
       const bobFiles = bob.c.storage.from(bucket)
       const anonFiles = anon.storage.from(bucket)
@@ -926,9 +816,7 @@ describe('storage policies', () => {
       // the service role bypasses the policies
       assert.equal(await (storageOk(await storage.from(bucket).download(`${bob.id}/notes.txt`))).text(), "bob's notes")
     } finally {
-      for (const op of ['select', 'insert', 'update', 'delete']) {
-        await sqlExec(`drop policy if exists ${tag}_${op} on storage.objects`)
-      }
+      await dropPolicies()
     }
   })
 })

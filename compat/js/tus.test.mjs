@@ -10,13 +10,11 @@
 // starts the server and exports FORGE_*.
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
-import { after, before, describe } from 'node:test'
+import { before, describe } from 'node:test'
 import * as tus from 'tus-js-client'
-import { ANON_KEY, SERVICE_KEY, URL_, client, closeDb, sqlExec, sqlRows, sqlValue, wireTest } from './helpers.mjs'
-import { PASSWORD, UUID_RE } from './auth-helpers.mjs'
-
-const service = client(SERVICE_KEY)
-const storage = service.storage
+import { ANON_KEY, URL_, sqlRows, sqlValue, wireTest } from './helpers.mjs'
+import { UUID_RE } from './auth-helpers.mjs'
+import { cleanUpAfter, folderPolicies, newBucket, signedUp, suffix } from './storage-helpers.mjs'
 
 const TUS_URL = `${URL_}/storage/v1/upload/resumable`
 const TUS_SIGN_URL = `${URL_}/storage/v1/upload/resumable/sign`
@@ -26,10 +24,6 @@ const CHUNK = 6 * MiB
 /** The size limit of the `limited` bucket. */
 const LIMIT = 1024
 
-function suffix() {
-  return crypto.randomUUID().slice(0, 8)
-}
-
 function sha256(bytes) {
   return crypto.createHash('sha256').update(bytes).digest('hex')
 }
@@ -37,48 +31,29 @@ function sha256(bytes) {
 // ------------------------------------------------------------------------ fixtures
 // Two buckets (the main one, and a small one with a size limit and one MIME type), a per-user
 // folder policy on both, and two signed-up users.
-const bucket = `js-tus-${suffix()}`
-const limited = `js-tus-limit-${suffix()}`
-const tag = `js_tus_${suffix()}`
+let bucket = null
+let limited = null
+let dropPolicies = null
 let ann = null
 let bob = null
 
-async function signedUp(label) {
-  const c = client(ANON_KEY)
-  const email = `js-tus-${label}-${suffix()}@example.com`
-  const { data, error } = await c.auth.signUp({ email, password: PASSWORD })
-  assert.equal(error, null, `signUp: ${error?.message}`)
-  assert.ok(data.session, 'autoconfirm: signUp returns a session')
-  return { c, id: data.user.id, token: data.session.access_token, files: c.storage.from(bucket) }
+/** A signed-up user (see signedUp) with `files`, the user's storage client for the main bucket. */
+async function tusUser(label) {
+  const user = await signedUp('js-tus', label)
+  return { ...user, files: user.c.storage.from(bucket) }
 }
 
 before(async () => {
-  assert.equal((await storage.createBucket(bucket, { public: false })).error, null)
-  const limits = { public: false, fileSizeLimit: LIMIT, allowedMimeTypes: ['image/png'] }
-  assert.equal((await storage.createBucket(limited, limits)).error, null)
-  const own = `bucket_id in ('${bucket}', '${limited}') and (storage.foldername(name))[1] = auth.uid()::text`
-  await sqlExec(
-    `create policy ${tag}_select on storage.objects for select to authenticated using (${own});
-     create policy ${tag}_insert on storage.objects for insert to authenticated with check (${own});
-     create policy ${tag}_update on storage.objects for update to authenticated using (${own}) with check (${own});
-     create policy ${tag}_delete on storage.objects for delete to authenticated using (${own});`,
-  )
-  ann = await signedUp('ann')
-  bob = await signedUp('bob')
+  bucket = await newBucket('tus', { public: false })
+  limited = await newBucket('tus-limit', { public: false, fileSizeLimit: LIMIT, allowedMimeTypes: ['image/png'] })
+  dropPolicies = await folderPolicies('js_tus', [bucket, limited])
+  ann = await tusUser('ann')
+  bob = await tusUser('bob')
 })
 
-after(async () => {
-  try {
-    for (const op of ['select', 'insert', 'update', 'delete']) {
-      await sqlExec(`drop policy if exists ${tag}_${op} on storage.objects`)
-    }
-    for (const id of [bucket, limited]) {
-      await storage.emptyBucket(id)
-      await storage.deleteBucket(id)
-    }
-  } finally {
-    await closeDb()
-  }
+// The policies are dropped, then the buckets emptied and deleted, once every test ran.
+cleanUpAfter(async () => {
+  if (dropPolicies) await dropPolicies()
 })
 
 // ------------------------------------------------------------------------ tus helpers

@@ -15,98 +15,47 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 import pytest
 from storage3.exceptions import StorageApiError
 
-from forge_compat import (
-    ANON_KEY,
-    JWT_SECRET,
-    SERVICE_KEY,
-    URL,
-    client,
-    last_request,
-    last_response,
-    sql_exec,
-    sql_rows,
-    sql_value,
+from auth_helpers import UUID_RE
+from forge_compat import ANON_KEY, JWT_SECRET, SERVICE_KEY, client, last_request, last_response, sql_rows, sql_value
+from storage_helpers import (
+    CREATED,
+    STORAGE_URL,
+    attachment_name,
+    drop_buckets,
+    drop_policies,
+    folder_policies,
+    new_bucket,
+    object_names,
+    object_row,
+    signed_up,
+    storage,
+    storage_fails,
+    suffix,
+    unverified_claims,
+    wire,
 )
 
-service = client(SERVICE_KEY)
-storage = service.storage
 anon = client(ANON_KEY)
-
-STORAGE_URL = f"{URL}/storage/v1"
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-PASSWORD = "correct-horse-42"
 BINARY = bytes((i * 7 + 3) % 256 for i in range(300))
 
+
 # Buckets made by this module: emptied and deleted once every test ran.
-CREATED: list[str] = []
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _drop_buckets() -> Iterator[None]:
     yield
-    for bucket in CREATED:
-        try:
-            storage.empty_bucket(bucket)
-            storage.delete_bucket(bucket)
-        except (StorageApiError, httpx.HTTPError):
-            pass
+    drop_buckets()
 
 
 # ------------------------------------------------------------------ helpers
-def suffix() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def new_bucket(label: str, options: dict | None = None) -> str:
-    """Creates a bucket (service role) with a unique id and returns the id."""
-    bucket = f"py-{label}-{suffix()}"
-    assert storage.create_bucket(bucket, options=options or {"public": False}) == {"name": bucket}
-    CREATED.append(bucket)
-    return bucket
-
-
-def storage_fails(call, status_code: str, http_status: int = 400, message: str | None = None) -> StorageApiError:
-    """Runs `call`, expects a StorageApiError whose status is Storage's `statusCode` (the real
-    status, in the body), answered with `http_status` on the wire (400 for most 4xx)."""
-    with pytest.raises(StorageApiError) as info:
-        call()
-    err = info.value
-    assert str(err.status) == status_code, f"statusCode of {err.to_dict()}"
-    assert last_response().status_code == http_status, f"HTTP status for {err.to_dict()}"
-    if message is not None:
-        assert err.message == message
-    return err
-
-
-def wire() -> tuple[str, str, int]:
-    """Method, decoded path and status of the last exchange."""
-    return last_request().method, unquote(last_request().url.path), last_response().status_code
-
-
-def object_row(bucket: str, name: str) -> dict | None:
-    rows = sql_rows(
-        """select id, name, bucket_id, owner, owner_id, version, metadata, user_metadata, created_at, updated_at
-             from storage.objects where bucket_id = %s and name = %s""",
-        (bucket, name),
-    )
-    return rows[0] if rows else None
-
-
-def object_names(bucket: str) -> list[str]:
-    rows = sql_rows('select name from storage.objects where bucket_id = %s order by name collate "C"', (bucket,))
-    return [r["name"] for r in rows]
-
-
 def bucket_row(bucket: str) -> dict:
     rows = sql_rows(
         """select id, name, coalesce(owner::text, '') as owner, public, type, file_size_limit, allowed_mime_types
@@ -128,18 +77,6 @@ def bucket_fields(b) -> dict:
         "file_size_limit": b.file_size_limit,
         "allowed_mime_types": b.allowed_mime_types,
     }
-
-
-def attachment_name(disposition: str) -> str:
-    """The file name a browser saves an attachment under: `filename*` (RFC 5987) first, else
-    `filename` (quoted or not; Supabase Storage sends it percent-encoded and unquoted)."""
-    assert disposition.startswith("attachment"), disposition
-    star = re.search(r"filename\*=UTF-8''([^;]+)", disposition, re.I)
-    if star:
-        return unquote(star.group(1).strip())
-    plain = re.search(r'filename=("([^"]*)"|[^;]+)', disposition, re.I)
-    assert plain, f"no file name in {disposition}"
-    return unquote(plain.group(2) if plain.group(2) is not None else plain.group(1).strip())
 
 
 def multipart_fields(request: httpx.Request) -> dict[str, tuple[str | None, bytes]]:
@@ -640,7 +577,7 @@ def test_create_signed_url_and_fetch_it():
     assert res["signedUrl"] == url
     assert url.startswith(f"{STORAGE_URL}/object/sign/{bucket}/dir/report%201.txt?token="), url
     token = parse_qs(urlsplit(url).query)["token"][0]
-    claims = jwt.decode(token, options={"verify_signature": False})
+    claims = unverified_claims(token)
     assert claims["url"] == f"{bucket}/dir/report 1.txt"
     assert claims["exp"] - claims["iat"] == 60
 
@@ -757,26 +694,12 @@ def test_size_limit_413_and_mime_type_415():
 
 
 # ------------------------------------------------------------------ policies
-def signed_up(label: str):
-    c = client(ANON_KEY)
-    res = c.auth.sign_up({"email": f"py-storage-{label}-{suffix()}@example.com", "password": PASSWORD})
-    assert res.session is not None, "autoconfirm: sign_up returns a session"
-    return c, res.user.id
-
-
 def test_per_user_folder_policy():
     bucket = new_bucket("folders")
-    tag = f"py_{suffix()}"
-    own = f"bucket_id = '{bucket}' and (storage.foldername(name))[1] = auth.uid()::text"
-    sql_exec(
-        f"""create policy {tag}_select on storage.objects for select to authenticated using ({own});
-            create policy {tag}_insert on storage.objects for insert to authenticated with check ({own});
-            create policy {tag}_update on storage.objects for update to authenticated using ({own}) with check ({own});
-            create policy {tag}_delete on storage.objects for delete to authenticated using ({own});"""
-    )
+    tag = folder_policies("py", bucket)
     try:
-        ann, ann_id = signed_up("ann")
-        bob, bob_id = signed_up("bob")
+        ann, ann_id = signed_up("py-storage", "ann")
+        bob, bob_id = signed_up("py-storage", "bob")
         ann_files = ann.storage.from_(bucket)
         bob_files = bob.storage.from_(bucket)
         anon_files = anon.storage.from_(bucket)
@@ -836,5 +759,4 @@ def test_per_user_folder_policy():
 
         assert storage.from_(bucket).download(f"{bob_id}/notes.txt") == b"bob's notes", "the service role bypasses RLS"
     finally:
-        for op in ("select", "insert", "update", "delete"):
-            sql_exec(f"drop policy if exists {tag}_{op} on storage.objects")
+        drop_policies(tag)

@@ -19,133 +19,48 @@ import json
 import re
 import struct
 import time
-import uuid
 import zlib
 from collections.abc import Iterator
 from datetime import datetime
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import jwt
 import pytest
-from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions, SearchV2Result
 
-from forge_compat import ANON_KEY, SERVICE_KEY, URL, client, last_request, last_response, sql_exec, sql_rows
+from auth_helpers import UUID_RE
+from forge_compat import ANON_KEY, client, last_request, last_response, sql_rows
+from storage_helpers import (
+    STORAGE_URL,
+    attachment_name,
+    drop_buckets,
+    drop_policies,
+    folder_policies,
+    new_bucket,
+    object_names,
+    object_row,
+    signed_up,
+    storage,
+    storage_fails,
+    suffix,
+    unverified_claims,
+    wire_as_sent,
+)
 
-service = client(SERVICE_KEY)
-storage = service.storage
-
-STORAGE_URL = f"{URL}/storage/v1"
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-PASSWORD = "correct-horse-42"
 BINARY = bytes((i * 11 + 5) % 256 for i in range(300))
 
+
 # Buckets made by this module: emptied and deleted once every test ran.
-CREATED: list[str] = []
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _drop_buckets() -> Iterator[None]:
     yield
-    for bucket in CREATED:
-        try:
-            storage.empty_bucket(bucket)
-            storage.delete_bucket(bucket)
-        except (StorageApiError, httpx.HTTPError):
-            pass
+    drop_buckets()
 
 
 # ------------------------------------------------------------------ helpers
-def suffix() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def new_bucket(label: str, options: dict | None = None) -> str:
-    bucket = f"py-{label}-{suffix()}"
-    assert storage.create_bucket(bucket, options=options or {"public": False}) == {"name": bucket}
-    CREATED.append(bucket)
-    return bucket
-
-
-def storage_fails(call, status_code: str, http_status: int = 400, message: str | re.Pattern | None = None) -> StorageApiError:
-    """Runs `call`, expects a StorageApiError with Storage's `statusCode` and the HTTP status."""
-    with pytest.raises(StorageApiError) as info:
-        call()
-    err = info.value
-    assert str(err.status) == status_code, f"statusCode of {err.to_dict()}"
-    assert last_response().status_code == http_status, f"HTTP status for {err.to_dict()}"
-    if isinstance(message, re.Pattern):
-        assert message.search(err.message), err.message
-    elif message is not None:
-        assert err.message == message
-    return err
-
-
-def wire() -> tuple[str, str, int]:
-    """Method, path (as sent, percent-encoded) and status of the last exchange."""
-    return last_request().method, last_request().url.path, last_response().status_code
-
-
-def object_row(bucket: str, name: str) -> dict | None:
-    rows = sql_rows(
-        """select id, name, owner, owner_id, version, metadata, user_metadata, created_at, updated_at
-             from storage.objects where bucket_id = %s and name = %s""",
-        (bucket, name),
-    )
-    return rows[0] if rows else None
-
-
-def object_names(bucket: str) -> list[str]:
-    rows = sql_rows('select name from storage.objects where bucket_id = %s order by name collate "C"', (bucket,))
-    return [r["name"] for r in rows]
-
-
-def claims_of(token: str) -> dict:
-    """The claims of a signed-URL token (not verified: the server signs them with its own key)."""
-    return jwt.decode(token, options={"verify_signature": False})
-
-
-def attachment_name(disposition: str) -> str:
-    """The file name a browser saves an attachment under: `filename*` (RFC 5987) first, else
-    `filename` (quoted or not; Supabase Storage sends it percent-encoded and unquoted)."""
-    assert disposition.startswith("attachment"), disposition
-    star = re.search(r"filename\*=UTF-8''([^;]+)", disposition, re.I)
-    if star:
-        return unquote(star.group(1).strip())
-    plain = re.search(r'filename=("([^"]*)"|[^;]+)', disposition, re.I)
-    assert plain, f"no file name in {disposition}"
-    return unquote(plain.group(2) if plain.group(2) is not None else plain.group(1).strip())
-
-
 def forge(token: str) -> str:
     """A token with its signature altered."""
     return token[:-3] + ("BBB" if token.endswith("AAA") else "AAA")
-
-
-def signed_up(label: str):
-    c = client(ANON_KEY)
-    res = c.auth.sign_up({"email": f"py-storage-more-{label}-{suffix()}@example.com", "password": PASSWORD})
-    assert res.session is not None, "autoconfirm: sign_up returns a session"
-    return c, res.user.id
-
-
-def folder_policies(bucket: str) -> str:
-    """Policies letting users use only `<uid>/...` in `bucket`; returns their tag."""
-    tag = f"pym_{suffix()}"
-    own = f"bucket_id = '{bucket}' and (storage.foldername(name))[1] = auth.uid()::text"
-    sql_exec(
-        f"""create policy {tag}_select on storage.objects for select to authenticated using ({own});
-            create policy {tag}_insert on storage.objects for insert to authenticated with check ({own});
-            create policy {tag}_update on storage.objects for update to authenticated using ({own}) with check ({own});
-            create policy {tag}_delete on storage.objects for delete to authenticated using ({own});"""
-    )
-    return tag
-
-
-def drop_policies(tag: str) -> None:
-    for op in ("select", "insert", "update", "delete"):
-        sql_exec(f"drop policy if exists {tag}_{op} on storage.objects")
 
 
 # ------------------------------------------------------------------ PNG and WebP
@@ -262,19 +177,19 @@ def assert_bands(data: bytes, width: int, height: int, left: str, right: str) ->
 # ------------------------------------------------------------------ signed upload URLs
 def test_signed_upload_url_owner_is_signer_and_rls_applies_at_signing():
     bucket = new_bucket("signup")
-    tag = folder_policies(bucket)
+    tag = folder_policies("pym", bucket)
     try:
-        ann, ann_id = signed_up("ann")
-        bob, bob_id = signed_up("bob")
+        ann, ann_id = signed_up("py-storage-more", "ann")
+        bob, bob_id = signed_up("py-storage-more", "bob")
         path = f"{ann_id}/data/upload.bin"
 
         signed = ann.storage.from_(bucket).create_signed_upload_url(path)
-        assert wire() == ("POST", f"/storage/v1/object/upload/sign/{bucket}/{path}", 200)
+        assert wire_as_sent() == ("POST", f"/storage/v1/object/upload/sign/{bucket}/{path}", 200)
         assert "x-upsert" not in last_request().headers
         assert signed["path"] == path
         assert signed["signed_url"] == signed["signedUrl"]
         assert signed["signedUrl"] == f"{STORAGE_URL}/object/upload/sign/{bucket}/{path}?token={signed['token']}"
-        claims = claims_of(signed["token"])
+        claims = unverified_claims(signed["token"])
         assert (claims["url"], claims["owner"], claims["upsert"]) == (f"{bucket}/{path}", ann_id, False)
         assert claims["exp"] > time.time() + 30
         assert object_names(bucket) == [], "signing stores nothing"
@@ -287,7 +202,7 @@ def test_signed_upload_url_owner_is_signer_and_rls_applies_at_signing():
             BINARY,
             {"content-type": "application/x-custom", "cache-control": "120", "metadata": {"via": "signed-url"}},
         )
-        assert wire() == ("PUT", f"/storage/v1/object/upload/sign/{bucket}/{path}", 200)
+        assert wire_as_sent() == ("PUT", f"/storage/v1/object/upload/sign/{bucket}/{path}", 200)
         sent = last_request()
         assert parse_qs(sent.url.query.decode())["token"] == [signed["token"]]
         assert sent.headers["authorization"] == f"Bearer {ANON_KEY}"
@@ -321,7 +236,7 @@ def test_signed_upload_url_owner_is_signer_and_rls_applies_at_signing():
         storage_fails(lambda: nobody.create_signed_upload_url(f"{ann_id}/anon.bin"), "403", 403)
         storage_fails(lambda: bob.storage.from_(bucket).create_signed_upload_url("top-level.bin"), "403", 403)
         bobs = bob.storage.from_(bucket).create_signed_upload_url(f"{bob_id}/ok.bin")
-        assert claims_of(bobs["token"])["owner"] == bob_id
+        assert unverified_claims(bobs["token"])["owner"] == bob_id
         storage_fails(lambda: ann.storage.from_(bucket).create_signed_upload_url(path), "409")
         storage_fails(lambda: storage.from_(f"py-nobucket-{suffix()}").create_signed_upload_url("x.bin"), "404")
         assert object_names(bucket) == [path]
@@ -335,7 +250,7 @@ def test_signed_upload_url_with_upsert_replaces():
 
     signed = storage.from_(bucket).create_signed_upload_url("notes/today.txt", CreateSignedUploadUrlOptions(upsert="true"))
     assert last_request().headers["x-upsert"] == "true"
-    assert claims_of(signed["token"])["upsert"] is True
+    assert unverified_claims(signed["token"])["upsert"] is True
 
     nobody.upload_to_signed_url("notes/today.txt", signed["token"], b"first draft", {"content-type": "text/plain"})
     first = object_row(bucket, "notes/today.txt")
@@ -369,7 +284,7 @@ def test_upload_to_signed_url_refuses_bad_tokens():
 
     storage_fails(lambda: nobody().upload_to_signed_url("dir/a.txt", forge(token), b"x", opts), "400")
     head, _, sig = token.split(".")
-    claims = {**claims_of(token), "url": f"{bucket}/dir/b.txt"}
+    claims = {**unverified_claims(token), "url": f"{bucket}/dir/b.txt"}
     altered = f"{head}.{base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip('=')}.{sig}"
     storage_fails(lambda: nobody().upload_to_signed_url("dir/b.txt", altered, b"x", opts), "400")
     storage_fails(lambda: nobody().upload_to_signed_url("dir/b.txt", token, b"x", opts), "400")
@@ -409,7 +324,7 @@ def test_download_with_transform():
     assert_bands(PNG, 64, 32, "green", "yellow")
 
     cover = files.download("img/bands.png", {"transform": {"width": 16, "height": 16, "resize": "cover"}})
-    assert wire() == ("GET", f"/storage/v1/render/image/authenticated/{bucket}/img/bands.png", 200)
+    assert wire_as_sent() == ("GET", f"/storage/v1/render/image/authenticated/{bucket}/img/bands.png", 200)
     assert parse_qs(last_request().url.query.decode()) == {"width": ["16"], "height": ["16"], "resize": ["cover"]}
     # httpx asks for any type (no image/webp), so the original format comes back
     assert last_request().headers["accept"] == "*/*"
@@ -447,11 +362,11 @@ def test_create_signed_url_with_transform():
     url = files.create_signed_url("pics/bands.png", 60, {"transform": {"width": 16, "height": 16, "resize": "contain"}})[
         "signedURL"
     ]
-    assert wire() == ("POST", f"/storage/v1/object/sign/{bucket}/pics/bands.png", 200)
+    assert wire_as_sent() == ("POST", f"/storage/v1/object/sign/{bucket}/pics/bands.png", 200)
     assert json.loads(last_request().content)["transform"] == {"width": 16, "height": 16, "resize": "contain"}
     assert url.startswith(f"{STORAGE_URL}/render/image/sign/{bucket}/pics/bands.png?token="), url
     token = parse_qs(urlsplit(url).query)["token"][0]
-    claims = claims_of(token)
+    claims = unverified_claims(token)
     assert claims["url"] == f"{bucket}/pics/bands.png"
     assert claims["exp"] - claims["iat"] == 60
     assert claims.get("transformations"), "the token carries the transformation"
@@ -579,7 +494,7 @@ def test_list_v2_without_delimiter_pages_full_keys():
     files = storage.from_(bucket)
 
     everything = files.list_v2()
-    assert wire() == ("POST", f"/storage/v1/object/list-v2/{bucket}", 200)
+    assert wire_as_sent() == ("POST", f"/storage/v1/object/list-v2/{bucket}", 200)
     assert everything.folders == []
     assert object_keys(everything) == KEYS
     assert (everything.hasNext, everything.nextCursor) == (False, None)
