@@ -382,18 +382,21 @@ fn locked() -> TusError {
     tus_error(423, "ResourceLocked", "The upload is being written by another request")
 }
 
-/// Takes the writer's lease on `upload` (423 while another request holds it).
-async fn take_lease(project: &Project, upload: &Upload, lease: Uuid) -> TusResult<()> {
-    let taken = sqlx::query(
+/// Takes the writer's lease on `upload` (423 while another request holds it) and returns
+/// the upload as it stands now: what an earlier writer recorded counts, not what was read
+/// before the lease.
+async fn take_lease(project: &Project, upload: &Upload, lease: Uuid) -> TusResult<Upload> {
+    let sql = format!(
         "update storage.resumable_uploads set writer = $2, lease_until = now() + make_interval(secs => $3) \
-         where id = $1 and (writer is null or lease_until < now())",
-    )
-    .bind(upload.id)
-    .bind(lease)
-    .bind(LEASE.as_secs_f64())
-    .execute(project.db().pool())
-    .await?;
-    if taken.rows_affected() == 0 { Err(locked()) } else { Ok(()) }
+         where id = $1 and (writer is null or lease_until < now()) returning {UPLOAD_COLUMNS}"
+    );
+    let taken = sqlx::query_as::<_, Upload>(sqlx::AssertSqlSafe(sql))
+        .bind(upload.id)
+        .bind(lease)
+        .bind(LEASE.as_secs_f64())
+        .fetch_optional(project.db().pool())
+        .await?;
+    taken.ok_or_else(locked)
 }
 
 /// Keeps the lease alive while a chunk streams; never returns. A lease that could not be
@@ -730,7 +733,7 @@ async fn write_leased(
         return Err(tus_error(410, "NoSuchUpload", "The upload has expired"));
     }
     let (id, lease) = (upload.id, Uuid::new_v4());
-    take_lease(project, &upload, lease).await?;
+    let upload = take_lease(project, &upload, lease).await?;
     let written = write_chunk(storage, project, &access, upload, lease, offset, body).await;
     if written.is_err() {
         release_lease(project, id, lease).await;
