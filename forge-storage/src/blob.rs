@@ -146,6 +146,24 @@ pub(crate) fn pump(body: axum::body::Body) -> (axum::body::Body, Drain) {
     (axum::body::Body::from_stream(rx), Drain(handle))
 }
 
+/// Runs `handle` on `request`'s parts and [`pump`]ed body. If it fails, the rest of the body
+/// is read and dropped (within the pump's bounds) before the error is returned: a client
+/// still sending (a large upload refused by a policy, a 6 MiB first TUS chunk) would
+/// otherwise see a reset, not the answer.
+pub(crate) async fn drained<T, E, F, Fut>(request: axum::extract::Request, handle: F) -> std::result::Result<T, E>
+where
+    F: FnOnce(http::request::Parts, axum::body::Body) -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    let (parts, body) = request.into_parts();
+    let (body, drain) = pump(body);
+    let result = handle(parts, body).await;
+    if result.is_err() {
+        drain.finish().await;
+    }
+    result
+}
+
 /// Reads and drops the body of a request refused before its upload began (see [`pump`]).
 pub(crate) async fn discard(body: axum::body::Body) {
     let (body, drain) = pump(body);

@@ -142,8 +142,13 @@ async fn store_detached(
     // break off and cleans up as for any interrupted upload.
     let (body, _cancel) = blob::guard(body);
     let request = Request::from_parts(parts, body);
-    let task =
-        tokio::spawn(async move { store_object(&storage, &project, &ctx, &bucket, &name, request, mode, owner).await });
+    // On any refusal the rest of the body is read and dropped before the answer goes out.
+    let task = tokio::spawn(async move {
+        blob::drained(request, |parts, body| {
+            store_object(&storage, &project, &ctx, &bucket, &name, parts, body, mode, owner)
+        })
+        .await
+    });
     task.await.map_err(Error::internal)?
 }
 
@@ -154,14 +159,11 @@ async fn store_object(
     ctx: &RequestContext,
     bucket: &str,
     name: &str,
-    request: Request,
+    parts: http::request::Parts,
+    body: Body,
     mode: Mode,
     owner: Option<String>,
 ) -> Result<Json<Value>> {
-    let (parts, body) = request.into_parts();
-    // On any refusal the rest of the body is read and dropped (within a bound) before the
-    // answer goes out: a client still sending would otherwise see a reset, not the error.
-    let (body, drain) = blob::pump(body);
     let checked = async {
         check_name(name)?;
         // Refuse what the policies (or an existing key) would refuse before any byte moves.
@@ -174,14 +176,7 @@ async fn store_object(
         allowed?;
         Ok::<_, Error>(bucket)
     };
-    let bucket = match checked.await {
-        Ok(b) => b,
-        Err(e) => {
-            drop(body);
-            drain.finish().await;
-            return Err(e);
-        }
-    };
+    let bucket = checked.await?;
     let limit = size_limit(storage, &bucket);
     let version = Uuid::now_v7().to_string();
     let path = Storage::blob_path(project, &version);
@@ -219,8 +214,6 @@ async fn store_object(
     let (size, described) = match read {
         Ok(read) => read,
         Err(e) => {
-            // The reader is gone: the pump drops the rest of the body.
-            drain.finish().await;
             // The file may have been stored before a later field failed.
             blob::forget(store, vec![path]).await;
             return Err(e);
@@ -984,27 +977,48 @@ pub(crate) async fn upload_signed(
     Query(q): Query<TokenQuery>,
     request: Request,
 ) -> Result<Json<Value>> {
-    let claims = match verify_token(&project, q.token.as_deref(), "upload", &bucket, &name) {
-        Ok(claims) => claims,
+    let grant = match UploadGrant::verify(&project, q.token.as_deref(), &bucket, &name) {
+        Ok(grant) => grant,
         Err(e) => {
             // Answered after the body, not with a reset while the client is still sending.
             blob::discard(request.into_body()).await;
             return Err(e);
         }
     };
-    let upsert = claims.get("upsert").and_then(Value::as_bool).unwrap_or(false);
-    let owner = claims.get("owner").and_then(Value::as_str).map(str::to_owned);
-    // The policies were checked when the URL was signed.
-    let ctx = RequestContext::new(forge_core::Principal::service(), http::Method::PUT, "/object/upload/sign");
+    let ctx = UploadGrant::ctx(http::Method::PUT, "/object/upload/sign");
     let key = format!("{bucket}/{name}");
-    let Json(stored) =
-        store_detached(storage, project, ctx, bucket, name, request, Mode::Create { upsert }, owner).await?;
+    let mode = Mode::Create { upsert: grant.upsert };
+    let Json(stored) = store_detached(storage, project, ctx, bucket, name, request, mode, grant.owner).await?;
     Ok(Json(json!({ "Key": key, "Id": stored["Id"] })))
+}
+
+/// What a signed upload URL lets its holder do: create one object (or, with `upsert`,
+/// replace it), owned by the URL's signer.
+pub(super) struct UploadGrant {
+    pub(super) owner: Option<String>,
+    pub(super) upsert: bool,
+}
+
+impl UploadGrant {
+    /// The grant of an upload token for `bucket/name` (see [`verify_token`]).
+    pub(super) fn verify(project: &Project, token: Option<&str>, bucket: &str, name: &str) -> Result<Self> {
+        let claims = verify_token(project, token, "upload", bucket, name)?;
+        Ok(UploadGrant {
+            owner: claims.get("owner").and_then(Value::as_str).map(str::to_owned),
+            upsert: claims.get("upsert").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// The settings the grant's row changes run with: the policies were checked, as the
+    /// signer, when the URL was signed.
+    pub(super) fn ctx(method: http::Method, path: &'static str) -> RequestContext {
+        RequestContext::new(forge_core::Principal::service(), method, path)
+    }
 }
 
 /// Verifies a signed-URL token: its signature and expiry, its scope (`download` or
 /// `upload`), and that it names `bucket/name`.
-pub(super) fn verify_token(
+fn verify_token(
     project: &Project,
     token: Option<&str>,
     scope: &str,

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, http};
 use base64::Engine as _;
 use forge_core::rls::RequestContext;
-use forge_core::{Principal, Project, Rejection};
+use forge_core::{Project, Rejection};
 use futures_util::TryStreamExt as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use object_store::ObjectStoreExt as _;
@@ -34,8 +34,8 @@ use uuid::Uuid;
 
 use super::bucket_info;
 use super::object::{
-    Mode, NewVersion, check_mime, check_name, object_metadata, owner_of, point_at_version, precheck, size_limit,
-    upsert, verify_token,
+    Mode, NewVersion, UploadGrant, check_mime, check_name, object_metadata, owner_of, point_at_version, precheck,
+    size_limit, upsert,
 };
 use crate::blob;
 use crate::error::Error;
@@ -277,13 +277,8 @@ impl Access {
                 ctx,
             }),
             Caller::Signed(token) => {
-                let claims = verify_token(project, token.as_deref(), "upload", bucket, name)?;
-                Ok(Access {
-                    ctx: service_ctx(),
-                    subject: None,
-                    owner: claims.get("owner").and_then(Value::as_str).map(str::to_owned),
-                    upsert: claims.get("upsert").and_then(Value::as_bool).unwrap_or(false),
-                })
+                let grant = UploadGrant::verify(project, token.as_deref(), bucket, name)?;
+                Ok(Access { ctx: signed_ctx(), subject: None, owner: grant.owner, upsert: grant.upsert })
             }
         }
     }
@@ -300,21 +295,18 @@ impl Access {
                 Ok(Access { owner: owner_of(&ctx), subject, ctx, upsert: upload.upsert })
             }
             Caller::Signed(token) => {
-                let claims = verify_token(project, token.as_deref(), "upload", &upload.bucket_id, &upload.name)?;
-                let owner = claims.get("owner").and_then(Value::as_str).map(str::to_owned);
-                if !upload.signed || owner != upload.owner_id {
+                let grant = UploadGrant::verify(project, token.as_deref(), &upload.bucket_id, &upload.name)?;
+                if !upload.signed || grant.owner != upload.owner_id {
                     return Err(not_found());
                 }
-                Ok(Access { ctx: service_ctx(), subject: None, owner, upsert: upload.upsert })
+                Ok(Access { ctx: signed_ctx(), subject: None, owner: grant.owner, upsert: upload.upsert })
             }
         }
     }
 }
 
-/// The settings a signed upload's row changes run with: its policies were checked when the
-/// URL was signed.
-fn service_ctx() -> RequestContext {
-    RequestContext::new(Principal::service(), Method::POST, "/upload/resumable/sign")
+fn signed_ctx() -> RequestContext {
+    UploadGrant::ctx(Method::POST, "/upload/resumable/sign")
 }
 
 /// An upload in progress (a row of `storage.resumable_uploads`).
@@ -495,24 +487,6 @@ pub(crate) async fn create<P>(
     create_upload(storage, project?, caller, &uri, request).await
 }
 
-/// Runs `handle` on a request whose body may carry a chunk. On a refusal the rest of the body
-/// is read and dropped (within a bound) before the answer goes out: a client still sending,
-/// as tus-js-client does with a first chunk of 6 MiB, would otherwise see a reset, not the
-/// status.
-async fn drained<F, Fut>(request: Request, handle: F) -> TusResult<Response>
-where
-    F: FnOnce(HeaderMap, Body) -> Fut,
-    Fut: Future<Output = TusResult<Response>>,
-{
-    let (parts, body) = request.into_parts();
-    let (body, drain) = blob::pump(body);
-    let result = handle(parts.headers, body).await;
-    if result.is_err() {
-        drain.finish().await;
-    }
-    result
-}
-
 async fn create_upload(
     storage: Storage,
     project: Project,
@@ -520,7 +494,7 @@ async fn create_upload(
     uri: &http::Uri,
     request: Request,
 ) -> TusResult<Response> {
-    drained(request, |headers, body| create_with(storage, project, caller, uri, headers, body)).await
+    blob::drained(request, |parts, body| create_with(storage, project, caller, uri, parts.headers, body)).await
 }
 
 async fn create_with(
@@ -657,7 +631,7 @@ async fn patch_upload(
     raw: String,
     request: Request,
 ) -> TusResult<Response> {
-    drained(request, |headers, body| patch_with(storage, project, caller, raw, headers, body)).await
+    blob::drained(request, |parts, body| patch_with(storage, project, caller, raw, parts.headers, body)).await
 }
 
 async fn patch_with(
