@@ -73,5 +73,6 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             name: "resumable uploads",
             sql: include_str!("../migrations/0002_resumable_uploads.sql"),
         },
+        Migration { version: 3, name: "vector buckets", sql: include_str!("../migrations/0003_vectors.sql") },
     ],
 };

@@ -5,6 +5,7 @@ mod cdn;
 mod list_v2;
 mod object;
 pub(crate) mod tus;
+mod vectors;
 
 use axum::Router;
 use axum::routing::{get, head, post};
@@ -68,6 +69,7 @@ impl Storage {
                 "/object/{bucket}/{*path}",
                 get(object::download).post(object::upload).put(object::update).delete(object::remove),
             )
+            .nest("/vector", vectors::router())
             .layer(axum::Extension(self.clone()))
             .layer(axum::Extension(WireFormat::Storage))
             // Uploads are limited while streaming (the bucket's and the service's limits), not
