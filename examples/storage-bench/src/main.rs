@@ -10,8 +10,10 @@
 //! uploads and downloads of 1 MiB and 100 MiB objects through the server against direct
 //! `put`/`get` on the same disk; the process's peak resident memory while a 1 GiB object is
 //! uploaded (server and streaming client together); and 4 KiB uploads per second. Files are
-//! synced to disk on both sides, as forge-server keeps them; the throughput is also measured
-//! without fsync on either side.
+//! synced to disk on both sides, and rows committed durably, as forge-server keeps them; the
+//! throughput is also measured with nothing synced on either side. Beside each size it shows
+//! where an upload's time goes: the same body sent to a route that drops it (the HTTP hop
+//! alone) and a durable commit of one row.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -20,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use forge_core::ProjectLayer;
+use forge_core::embedded::{ClusterOptions, EmbeddedPostgres};
 use forge_core::testing::test_db;
+use forge_core::{Database, DatabaseConfig, ProjectKeys, ProjectLayer, ProjectRef, ProjectSettings};
 use forge_storage::{Storage, StorageConfig};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::local::LocalFileSystem;
@@ -90,6 +93,19 @@ impl Server {
         Ok(())
     }
 
+    async fn drain(&self, len: u64, chunk: &Bytes) -> Result<()> {
+        let res = self
+            .http
+            .post(format!("{}/drain", self.base))
+            .body(reqwest::Body::wrap_stream(body(len, chunk)))
+            .send()
+            .await?;
+        if res.text().await? != len.to_string() {
+            return Err("the drain route missed bytes".into());
+        }
+        Ok(())
+    }
+
     async fn download(&self, name: &str) -> Result<u64> {
         let res = self
             .http
@@ -134,11 +150,25 @@ fn mib_per_s(bytes: u64, took: Duration) -> f64 {
     bytes as f64 / MIB as f64 / took.as_secs_f64()
 }
 
+/// Reads a request body and drops it: what an upload costs before storage does anything.
+async fn drain(body: axum::body::Body) -> std::result::Result<String, String> {
+    let mut stream = body.into_data_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        n += chunk.map_err(|e| e.to_string())?.len() as u64;
+    }
+    Ok(n.to_string())
+}
+
 /// Serves forge-storage over `store` on a local port, with a bucket of its own.
 async fn start(project: &forge_core::Project, store: Arc<dyn ObjectStore>, bucket: &str) -> Result<Server> {
     let config = StorageConfig { file_size_limit: 2 * 1024 * MIB, ..StorageConfig::default() };
     let storage = Storage::builder().store(store).config(config).build();
-    let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
+    let app = Router::new()
+        .nest("/storage/v1", storage.router())
+        // The HTTP hop alone: the same upload, read and dropped.
+        .route("/drain", axum::routing::post(drain))
+        .layer(ProjectLayer::single(project.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     // As forge-server does: no Nagle delay on streamed bodies.
@@ -165,11 +195,17 @@ async fn start(project: &forge_core::Project, store: Arc<dyn ObjectStore>, bucke
 
 /// Prints the throughput rows for one pair of server and direct store, and returns the worst
 /// ratio.
-async fn throughput(server: &Server, direct: &dyn ObjectStore, files: &str, chunk: &Bytes) -> Result<f64> {
+async fn throughput(
+    server: &Server,
+    direct: &dyn ObjectStore,
+    files: &str,
+    chunk: &Bytes,
+    bounds: &mut Vec<String>,
+) -> Result<f64> {
     let mut worst = f64::INFINITY;
     for (size, rounds) in [(MIB, 60u32), (100 * MIB, 4)] {
-        let (mut put_t, mut up_t, mut get_t, mut down_t) =
-            (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut put_t, mut up_t, mut get_t, mut down_t, mut hop_t) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for r in 0..rounds {
             let name = format!("obj-{size}-{r}");
             let path = Path::from(name.as_str());
@@ -179,6 +215,9 @@ async fn throughput(server: &Server, direct: &dyn ObjectStore, files: &str, chun
             let t0 = Instant::now();
             server.upload(&name, size, chunk).await?;
             up_t += t0.elapsed();
+            let t0 = Instant::now();
+            server.drain(size, chunk).await?;
+            hop_t += t0.elapsed();
             let t0 = Instant::now();
             let n = direct_get(direct, &path).await?;
             get_t += t0.elapsed();
@@ -192,6 +231,16 @@ async fn throughput(server: &Server, direct: &dyn ObjectStore, files: &str, chun
         let (put, up, get, down) =
             (mib_per_s(bytes, put_t), mib_per_s(bytes, up_t), mib_per_s(bytes, get_t), mib_per_s(bytes, down_t));
         worst = worst.min(up / put).min(down / get);
+        // What an upload cannot avoid: the HTTP hop, then the put (its row commit comes on top).
+        let bound = put_t.as_secs_f64() / (put_t + hop_t).as_secs_f64();
+        bounds.push(format!(
+            "| {} MiB | {files} | {:.2} ms | {:.2} ms | {:.2} ms | {bound:.2}x | {:.2}x |",
+            size / MIB,
+            put_t.as_secs_f64() * 1e3 / f64::from(rounds),
+            hop_t.as_secs_f64() * 1e3 / f64::from(rounds),
+            up_t.as_secs_f64() * 1e3 / f64::from(rounds),
+            up / put,
+        ));
         println!(
             "| {} MiB × {rounds} | {files} | {put:.0} | {up:.0} | {:.2}x | {get:.0} | {down:.0} | {:.2}x |",
             size / MIB,
@@ -215,14 +264,16 @@ async fn main() -> Result<()> {
         Ok(Arc::new(LocalFileSystem::new_with_prefix(data.join(side))?.with_fsync(fsync)))
     };
 
-    eprintln!("setting up: private Postgres, forge-storage over HTTP, data in {}", data.display());
+    eprintln!("setting up: private Postgres clusters, forge-storage over HTTP, data in {}", data.display());
+    // As forge-server keeps files and rows: files synced to disk before the row that names
+    // them commits, on a durable cluster (each commit flushes the WAL).
+    let (durable_pg, durable_project) = durable_project(&data).await?;
+    let server = start(&durable_project, disk("server-fsync", true)?, "durable").await?;
+    let direct = disk("direct-fsync", true)?;
+    // And nothing synced on either side: no file fsync, and the tests' cluster (`fsync=off`).
     let db = test_db().await;
     forge_core::migrate::run(db.pool(), &[forge_storage::MIGRATIONS]).await?;
     let project = db.project("bench");
-    // As forge-server keeps files: synced to disk before the row that names them commits.
-    let server = start(&project, disk("server-fsync", true)?, "durable").await?;
-    let direct = disk("direct-fsync", true)?;
-    // And without fsync on either side.
     let server_nosync = start(&project, disk("server", false)?, "bench").await?;
     let direct_nosync = disk("direct", false)?;
     let chunk = Bytes::from(vec![7u8; CHUNK]);
@@ -231,8 +282,28 @@ async fn main() -> Result<()> {
     println!("## Throughput (MiB/s; same disk, 64 KiB chunks streamed)\n");
     println!("| object | files | direct put | server upload | ratio | direct get | server download | ratio |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
-    let worst = throughput(&server, direct.as_ref(), "fsync", &chunk).await?;
-    let worst_nosync = throughput(&server_nosync, direct_nosync.as_ref(), "no fsync", &chunk).await?;
+    let mut bounds = Vec::new();
+    let worst = throughput(&server, direct.as_ref(), "fsync", &chunk, &mut bounds).await?;
+    let worst_nosync = throughput(&server_nosync, direct_nosync.as_ref(), "no fsync", &chunk, &mut bounds).await?;
+
+    // What an upload pays besides the put: the HTTP hop (the same body read and dropped by the
+    // same server) and a durable commit (one row in its own transaction, as an upload's row).
+    let pool = durable_project.db().pool();
+    sqlx::query("create table bench_commit (id bigserial primary key, at timestamptz default now())")
+        .execute(pool)
+        .await?;
+    let t0 = Instant::now();
+    for _ in 0..100 {
+        sqlx::query("insert into bench_commit default values").execute(pool).await?;
+    }
+    let commit_ms = t0.elapsed().as_secs_f64() * 1e3 / 100.0;
+    println!("\n## Where an upload's time goes (mean per object)\n");
+    println!("| object | files | direct put | HTTP hop alone | server upload | put / (hop + put) | measured ratio |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for row in bounds {
+        println!("{row}");
+    }
+    println!("\nA durable commit of one row alone: {commit_ms:.2} ms");
 
     // 2. Peak memory while 1 GiB streams through the server.
     let before = peak_rss_mib();
@@ -295,6 +366,28 @@ async fn main() -> Result<()> {
         "{}: peak memory during the 1 GiB upload {peak:.1} MiB (target < {MEMORY_TARGET_MIB} MiB)",
         verdict(peak < MEMORY_TARGET_MIB)
     );
+    durable_project.db().close().await;
+    durable_pg.stop();
     let _ = std::fs::remove_dir_all(&data);
     Ok(())
+}
+
+/// A project on a durable cluster of its own under `data` (as forge-server runs Postgres).
+async fn durable_project(data: &std::path::Path) -> Result<(EmbeddedPostgres, forge_core::Project)> {
+    // Postgres may run as another user (when we are root): let it reach its directory.
+    std::fs::create_dir_all(data)?;
+    std::fs::set_permissions(data, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let mut options = ClusterOptions::new(data.join("pg"));
+    options.socket_dir = Some(data.join("pg-run"));
+    options.port = 5499;
+    let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(options)).await??;
+    let config =
+        DatabaseConfig::new(pg.url("postgres", pg.superuser())).with_gateway_url(pg.url("postgres", "authenticator"));
+    let db = Database::connect_lazy(&config)?;
+    forge_core::bootstrap::apply(db.pool()).await?;
+    forge_core::migrate::run(db.pool(), &[forge_storage::MIGRATIONS]).await?;
+    let reference = ProjectRef::new("durable")?;
+    let keys = ProjectKeys::builder(reference.clone(), b"a bench secret of at least 32 bytes!".to_vec()).build()?;
+    let project = forge_core::Project::new(reference, db, keys, ProjectSettings::new("http://localhost"));
+    Ok((pg, project))
 }
