@@ -74,5 +74,6 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             sql: include_str!("../migrations/0002_resumable_uploads.sql"),
         },
         Migration { version: 3, name: "vector buckets", sql: include_str!("../migrations/0003_vectors.sql") },
+        Migration { version: 4, name: "analytics buckets", sql: include_str!("../migrations/0004_analytics.sql") },
     ],
 };

@@ -2,6 +2,7 @@
 
 mod bucket;
 mod cdn;
+mod iceberg;
 mod list_v2;
 mod object;
 pub(crate) mod tus;
@@ -70,6 +71,7 @@ impl Storage {
                 get(object::download).post(object::upload).put(object::update).delete(object::remove),
             )
             .nest("/vector", vectors::router())
+            .nest("/iceberg", iceberg::router())
             .layer(axum::Extension(self.clone()))
             .layer(axum::Extension(WireFormat::Storage))
             // Uploads are limited while streaming (the bucket's and the service's limits), not
