@@ -753,9 +753,9 @@ describe('storage policies', () => {
 
       // ... and nowhere else
       const intrude = await annFiles.upload(`${bob.id}/evil.txt`, 'x', { contentType: 'text/plain' })
-      storageFails(intrude, '403', 403)
-      storageFails(await annFiles.upload('top-level.txt', 'x', { contentType: 'text/plain' }), '403', 403)
-      storageFails(await anonFiles.upload(`${ann.id}/anon.txt`, 'x', { contentType: 'text/plain' }), '403', 403)
+      storageFails(intrude, '403', 400)
+      storageFails(await annFiles.upload('top-level.txt', 'x', { contentType: 'text/plain' }), '403', 400)
+      storageFails(await anonFiles.upload(`${ann.id}/anon.txt`, 'x', { contentType: 'text/plain' }), '403', 400)
       assert.deepEqual(await objectNames(bucket), [`${ann.id}/notes.txt`, `${bob.id}/notes.txt`].sort())
 
       // downloads, info, exists, list and signed URLs see only the caller's folder
@@ -800,7 +800,7 @@ describe('storage policies', () => {
 
       // move and copy out of or into another folder are refused
       storageFails(await bobFiles.move(`${ann.id}/notes.txt`, `${bob.id}/stolen.txt`), '404')
-      storageFails(await annFiles.move(`${ann.id}/notes.txt`, `${bob.id}/gift.txt`), '403', 403)
+      storageFails(await annFiles.move(`${ann.id}/notes.txt`, `${bob.id}/gift.txt`), '403', 400)
       storageFails(await bobFiles.copy(`${ann.id}/notes.txt`, `${bob.id}/stolen.txt`), '404')
       storageOk(await annFiles.copy(`${ann.id}/notes.txt`, `${ann.id}/copy.txt`))
       assert.equal((await objectRow(bucket, `${ann.id}/copy.txt`)).owner, ann.id)

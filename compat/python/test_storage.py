@@ -713,9 +713,9 @@ def test_per_user_folder_policy():
         assert (row["owner"], row["owner_id"]) == (ann_id, ann_id)
 
         # uploads into another folder, outside any folder, or without a user are refused
-        storage_fails(lambda: ann_files.upload(f"{bob_id}/evil.txt", b"x", {"content-type": "text/plain"}), "403", 403)
-        storage_fails(lambda: ann_files.upload("top-level.txt", b"x", {"content-type": "text/plain"}), "403", 403)
-        storage_fails(lambda: anon_files.upload(f"{ann_id}/anon.txt", b"x", {"content-type": "text/plain"}), "403", 403)
+        storage_fails(lambda: ann_files.upload(f"{bob_id}/evil.txt", b"x", {"content-type": "text/plain"}), "403", 400)
+        storage_fails(lambda: ann_files.upload("top-level.txt", b"x", {"content-type": "text/plain"}), "403", 400)
+        storage_fails(lambda: anon_files.upload(f"{ann_id}/anon.txt", b"x", {"content-type": "text/plain"}), "403", 400)
         assert object_names(bucket) == sorted([f"{ann_id}/notes.txt", f"{bob_id}/notes.txt"])
 
         # reads see only the caller's folder
@@ -744,7 +744,7 @@ def test_per_user_folder_policy():
 
         # move and copy across folders are refused
         storage_fails(lambda: bob_files.move(f"{ann_id}/notes.txt", f"{bob_id}/stolen.txt"), "404")
-        storage_fails(lambda: ann_files.move(f"{ann_id}/notes.txt", f"{bob_id}/gift.txt"), "403", 403)
+        storage_fails(lambda: ann_files.move(f"{ann_id}/notes.txt", f"{bob_id}/gift.txt"), "403", 400)
         storage_fails(lambda: bob_files.copy(f"{ann_id}/notes.txt", f"{bob_id}/stolen.txt"), "404")
         ann_files.copy(f"{ann_id}/notes.txt", f"{ann_id}/copy.txt")
         assert object_row(bucket, f"{ann_id}/copy.txt")["owner"] == ann_id

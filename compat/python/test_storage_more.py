@@ -230,11 +230,11 @@ def test_signed_upload_url_owner_is_signer_and_rls_applies_at_signing():
         storage_fails(
             lambda: bob.storage.from_(bucket).create_signed_upload_url(f"{ann_id}/evil.bin"),
             "403",
-            403,
+            400,
             re.compile("row-level security"),
         )
-        storage_fails(lambda: nobody.create_signed_upload_url(f"{ann_id}/anon.bin"), "403", 403)
-        storage_fails(lambda: bob.storage.from_(bucket).create_signed_upload_url("top-level.bin"), "403", 403)
+        storage_fails(lambda: nobody.create_signed_upload_url(f"{ann_id}/anon.bin"), "403", 400)
+        storage_fails(lambda: bob.storage.from_(bucket).create_signed_upload_url("top-level.bin"), "403", 400)
         bobs = bob.storage.from_(bucket).create_signed_upload_url(f"{bob_id}/ok.bin")
         assert unverified_claims(bobs["token"])["owner"] == bob_id
         storage_fails(lambda: ann.storage.from_(bucket).create_signed_upload_url(path), "409")

@@ -52,7 +52,7 @@ async fn buckets_crud_with_limits_and_names() {
         // Without policies, the anon role sees no buckets and cannot create any.
         assert_eq!(t.send("GET", "/bucket", None, Value::Null).await.json(), json!([]));
         let r = t.send("POST", "/bucket", None, json!({ "name": "mine" })).await;
-        r.assert_error(403, "403", "AccessDenied");
+        r.assert_error(400, "403", "AccessDenied");
 
         // A bucket with objects is refused until emptied.
         t.put_raw("POST", "/object/docs/a.txt", Some(&t.service_key()), "text/plain", b"hello").await;
@@ -475,7 +475,7 @@ async fn policies_decide_who_reads_and_writes_each_folder() {
         sqlx::query_scalar("select owner from storage.objects").fetch_one(t.db.pool()).await.expect("owner");
     assert_eq!(owner, Some(ann), "owner comes from the token's subject");
     let r = t.put_raw("POST", &format!("/object/private/{bob}/notes.txt"), Some(&ann_token), "text/plain", b"x").await;
-    r.assert_error(403, "403", "AccessDenied");
+    r.assert_error(400, "403", "AccessDenied");
     assert_eq!(t.blobs().await.len(), 1, "the refused upload left no bytes");
     // The policies are asked before any byte is read: a body that would fail is never touched.
     let never_read = || {
@@ -488,7 +488,7 @@ async fn policies_decide_who_reads_and_writes_each_folder() {
         .header("content-type", "application/octet-stream")
         .body(never_read())
         .expect("req");
-    t.request(req).await.assert_error(403, "403", "AccessDenied");
+    t.request(req).await.assert_error(400, "403", "AccessDenied");
     let req = t
         .builder("POST", &format!("/object/private/{ann}/notes.txt"), Some(&ann_token))
         .header("content-type", "text/plain")
@@ -541,7 +541,7 @@ async fn signed_upload_urls_upload_once_as_their_signer() {
         let r = t
             .send("POST", &format!("/object/upload/sign/drop/{}/x.txt", uuid::Uuid::new_v4()), Some(&token), json!({}))
             .await;
-        r.assert_error(403, "403", "AccessDenied");
+        r.assert_error(400, "403", "AccessDenied");
         let r = t.send("POST", &format!("/object/upload/sign/drop/{ann}/report.txt"), Some(&token), json!({})).await;
         assert_eq!(r.status, 200, "{}", r.text());
         let url = r.json()["url"].as_str().expect("url").to_owned();
@@ -802,7 +802,7 @@ async fn review_cases_upsert_urls_big_forms_render_tokens_and_destination_limits
             .header("content-type", "application/json")
             .body(Body::from("{}"))
             .expect("req");
-        t.request(req).await.assert_error(403, "403", "AccessDenied");
+        t.request(req).await.assert_error(400, "403", "AccessDenied");
         let r = t.send("POST", "/object/upload/sign/shared/cv.pdf", Some(&t.user_token(bob)), json!({})).await;
         r.assert_error(400, "409", "KeyAlreadyExists");
 

@@ -186,9 +186,11 @@ impl ForgeError {
             WireFormat::Storage => {
                 let (st_code, real_status, message) = self.storage_parts(authenticated);
                 // Storage answers every 4xx with HTTP 400 except authentication failures
-                // (403) and a few with their own status; the real status is in the body.
+                // (403) and a few with their own status; the real status is in the body. A
+                // row-level security refusal is an ordinary 4xx there (HTTP 400, "403").
                 let http_status = match real_status {
                     s if s >= 500 => s.min(599),
+                    403 if matches!(self, ForgeError::Database(_)) => 400,
                     401 | 403 => 403,
                     416 | 429 | 431 => real_status,
                     _ => 400,
@@ -326,7 +328,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn storage_shape_folds_4xx_into_400_but_keeps_auth_403() {
+    async fn storage_shape_folds_4xx_into_400_but_keeps_authentication_403() {
         let res = ForgeError::ProjectNotFound("nope".into()).render(WireFormat::Storage, false);
         assert_eq!(res.status(), 400);
         let b = body(res).await;
@@ -335,6 +337,16 @@ mod tests {
         let res = ForgeError::from(AuthError::new(ErrorCode::JwtExpired)).render(WireFormat::Storage, false);
         assert_eq!(res.status(), 403);
         assert_eq!(body(res).await["statusCode"], "401");
+        let rls = DbError {
+            code: "42501".into(),
+            message: "new row violates row-level security policy".into(),
+            detail: None,
+            hint: None,
+        };
+        let res = ForgeError::Database(rls).render(WireFormat::Storage, true);
+        assert_eq!(res.status(), 400, "an RLS refusal is an ordinary 4xx");
+        let b = body(res).await;
+        assert_eq!((b["statusCode"].as_str(), b["code"].as_str()), (Some("403"), Some("AccessDenied")));
     }
 
     #[test]
