@@ -43,11 +43,24 @@
 //! - [`Storage::sweep`] collects what a crash can leave: blobs no row names, expired
 //!   resumable uploads.
 //!
+//! ## Vector and analytics buckets
+//!
+//! - `/vector/*`: the S3 Vectors API of `storage.vectors`. Vector buckets, their indexes
+//!   (float32, cosine or euclidean, up to 4096 dimensions) and vectors with metadata are
+//!   rows; a query is an exact nearest-neighbour search with S3 Vectors' metadata filters.
+//! - `/iceberg/*`: analytics buckets (`storage.analytics`) and an Iceberg REST catalog over
+//!   them: namespaces and tables, with table metadata kept in Postgres and commits checked
+//!   against their requirements.
+//!
+//! Only the service role may call either, as in Supabase.
+//!
 //! ## Not yet supported
 //!
 //! Image transformation has no AVIF output, and WebP output is lossless. forge-server bounds
 //! every request body and every object by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by
-//! default).
+//! default). The analytics catalog writes no metadata or data files and Forge has no S3
+//! protocol endpoint, so query engines can use the catalog but cannot read or write table
+//! data through Forge.
 
 mod api;
 mod blob;

@@ -288,6 +288,38 @@ async fn queries_find_the_nearest_vectors_under_a_filter() {
 }
 
 #[tokio::test]
+async fn ties_go_to_the_smaller_key_and_misses_name_what_is_missing() {
+    let api = api(Backend::Memory).await;
+    index(&api, "ties", "flat", 2, "euclidean", Value::Null).await;
+    // Four vectors at the same distance from the query, stored in an order unlike their keys'.
+    let batch: Vec<Value> = ["d", "b", "c", "a"]
+        .iter()
+        .zip([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+        .map(|(k, v)| json!({ "key": k, "data": { "float32": v } }))
+        .collect();
+    ok(&call(&api, "PutVectors", json!({ "vectorBucketName": "ties", "indexName": "flat", "vectors": batch })).await);
+    let found = ok(&call(
+        &api,
+        "QueryVectors",
+        json!({ "vectorBucketName": "ties", "indexName": "flat", "queryVector": { "float32": [0.0, 0.0] }, "topK": 3 }),
+    )
+    .await);
+    assert_eq!(found["vectors"], json!([{ "key": "a" }, { "key": "b" }, { "key": "c" }]));
+
+    // A missing bucket is named as such, and a missing index as such.
+    for op in ["GetIndex", "DeleteIndex", "GetVectors"] {
+        let body = json!({ "vectorBucketName": "nope", "indexName": "flat", "keys": ["a"] });
+        let r = call(&api, op, body).await;
+        refused(&r, 404, "S3VectorNotFoundException");
+        assert!(r.json()["message"].as_str().is_some_and(|m| m.starts_with("Vector bucket")), "{op}: {}", r.text());
+        let body = json!({ "vectorBucketName": "ties", "indexName": "nope", "keys": ["a"] });
+        let r = call(&api, op, body).await;
+        refused(&r, 404, "S3VectorNotFoundException");
+        assert!(r.json()["message"].as_str().is_some_and(|m| m.starts_with("Vector index")), "{op}: {}", r.text());
+    }
+}
+
+#[tokio::test]
 async fn vectors_are_put_read_listed_and_deleted() {
     let api = api(Backend::Memory).await;
     index(&api, "shop", "items", 2, "euclidean", Value::Null).await;

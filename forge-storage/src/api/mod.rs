@@ -80,6 +80,36 @@ impl Storage {
     }
 }
 
+/// How a service-only family of routes refuses a caller, in its own error format: `None` for
+/// a role other than the service role, `Some` for credentials that failed.
+pub(crate) type Refusal = fn(Option<forge_core::Rejection>) -> axum::response::Response;
+
+/// Lets only the service role through to `router` (the vector and analytics routes, as in
+/// Supabase). A refused request's body is read and dropped before the answer (up to the
+/// drain's bounds), so a client still sending gets the error on a connection it can reuse.
+pub(crate) fn service_only<S: Clone + Send + Sync + 'static>(router: Router<S>, refuse: Refusal) -> Router<S> {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            let (mut parts, body) = req.into_parts();
+            let principal =
+                <forge_core::Principal as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
+                    .await;
+            let refused = match principal {
+                Ok(forge_core::Principal::Service(_)) => None,
+                Ok(_) => Some(refuse(None)),
+                Err(rejection) => Some(refuse(Some(rejection))),
+            };
+            match refused {
+                None => next.run(axum::extract::Request::from_parts(parts, body)).await,
+                Some(answer) => {
+                    crate::blob::discard(body).await;
+                    answer
+                }
+            }
+        },
+    ))
+}
+
 /// Parses a JSON body (an empty body is `{}`).
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };

@@ -57,7 +57,7 @@ use error::{IcebergError, IcebergResult};
 
 /// The routes, relative to `/storage/v1/iceberg`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let routes = Router::new()
         .route("/bucket", get(bucket::list).post(bucket::create))
         .route("/bucket/", get(bucket::list).post(bucket::create))
         .route("/bucket/{name}", delete(bucket::delete))
@@ -73,9 +73,14 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/v1/{prefix}/namespaces/{namespace}/tables/{table}",
             get(table::load).head(table::exists).post(table::commit).delete(table::remove),
         )
-        .route("/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics", post(table::metrics))
+        // A metrics report is acknowledged (204) once its table is found; nothing is kept.
+        .route("/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics", post(table::exists))
         .route("/v1/{prefix}/tables/rename", post(table::rename))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    super::service_only(routes, |failed| {
+        let error = failed.map_or_else(IcebergError::invalid_role, |rejection| IcebergError::from(rejection.error));
+        axum::response::IntoResponse::into_response(error)
+    })
 }
 
 /// The largest request body: a commit with its schemas and snapshots, or a create request.

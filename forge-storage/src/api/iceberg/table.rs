@@ -196,15 +196,6 @@ pub(crate) async fn exists(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn metrics(
-    project: Project,
-    ServiceRole(ctx): ServiceRole,
-    Path(path): Path<(String, String, String)>,
-) -> IcebergResult<StatusCode> {
-    find(&project, &ctx, &path).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 pub(crate) async fn remove(
     project: Project,
     ServiceRole(ctx): ServiceRole,

@@ -47,7 +47,7 @@ const MAX_SEGMENTS: i32 = 16;
 
 /// The routes, relative to `/storage/v1/vector`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let routes = Router::new()
         .route("/CreateVectorBucket", post(create_bucket))
         .route("/GetVectorBucket", post(get_bucket))
         .route("/ListVectorBuckets", post(list_buckets))
@@ -61,7 +61,11 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/ListVectors", post(list_vectors))
         .route("/QueryVectors", post(query_vectors))
         .route("/DeleteVectors", post(delete_vectors))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    super::service_only(routes, |failed| match failed {
+        Some(rejection) => rejection.into_response(),
+        None => Failure(Error::api(403, "AccessDenied", "Access denied: Invalid role")).into_response(),
+    })
 }
 
 /// A failure of a vector route: Storage's error body with the real HTTP status.
@@ -362,43 +366,24 @@ struct IndexRef {
     index_name: Option<String>,
 }
 
-impl IndexRef {
-    fn names(self) -> Result<(String, String), Failure> {
-        Ok((required(self.vector_bucket_name, "vectorBucketName")?, required(self.index_name, "indexName")?))
-    }
+/// The bucket and index a call names, both required.
+fn names(bucket: Option<String>, index: Option<String>) -> Result<(String, String), Failure> {
+    Ok((required(bucket, "vectorBucketName")?, required(index, "indexName")?))
 }
 
 async fn get_index(Call { project, body }: Call<IndexRef>) -> Answer {
-    let (bucket, name) = body.names()?;
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        data_type: String,
-        dimension: i32,
-        distance_metric: String,
-        metadata_configuration: Option<sqlx::types::Json<Value>>,
-        created: i64,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "select data_type, dimension, distance_metric, metadata_configuration, \
-         extract(epoch from created_at)::bigint as created from storage.vector_indexes \
-         where bucket_id = $1 and name = $2",
-    )
-    .bind(&bucket)
-    .bind(&name)
-    .fetch_optional(project.db().pool())
-    .await
-    .map_err(db)?;
-    let row = row.ok_or_else(|| not_found("Vector index", &name))?;
+    let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
+    let found = index(&project, &bucket, &name).await?;
     let mut index = json!({
         "indexName": name,
         "vectorBucketName": bucket,
-        "dataType": row.data_type,
-        "dimension": row.dimension,
-        "distanceMetric": row.distance_metric,
-        "creationTime": row.created,
+        "dataType": "float32",
+        "dimension": found.dimension,
+        "distanceMetric": found.metric.name(),
+        "creationTime": found.created,
     });
-    if let Some(config) = row.metadata_configuration {
-        index["metadataConfiguration"] = config.0;
+    if let Some(config) = found.configuration {
+        index["metadataConfiguration"] = config;
     }
     Ok(Json(json!({ "index": index })))
 }
@@ -432,11 +417,11 @@ async fn list_indexes(Call { project, body }: Call<ListNames>) -> Answer {
 }
 
 async fn delete_index(Call { project, body }: Call<IndexRef>) -> Answer {
-    let (bucket, name) = body.names()?;
+    let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
+    let found = index(&project, &bucket, &name).await?;
     // Its vectors go with it (on delete cascade).
-    let done = sqlx::query("delete from storage.vector_indexes where bucket_id = $1 and name = $2")
-        .bind(&bucket)
-        .bind(&name)
+    let done = sqlx::query("delete from storage.vector_indexes where id = $1")
+        .bind(found.id)
         .execute(project.db().pool())
         .await
         .map_err(db)?;
@@ -466,6 +451,13 @@ impl Metric {
         }
     }
 
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::Euclidean => "euclidean",
+        }
+    }
+
     fn distance(self, a: &[f32], b: &[f32]) -> f64 {
         match self {
             Metric::Cosine => {
@@ -491,6 +483,10 @@ struct Index {
     dimension: usize,
     metric: Metric,
     non_filterable: Vec<String>,
+    /// The configuration as stored (`GetIndex` answers it).
+    configuration: Option<Value>,
+    /// Seconds since the epoch.
+    created: i64,
 }
 
 async fn index(project: &Project, bucket: &str, name: &str) -> Result<Index, Failure> {
@@ -500,10 +496,12 @@ async fn index(project: &Project, bucket: &str, name: &str) -> Result<Index, Fai
         id: Option<Uuid>,
         dimension: Option<i32>,
         distance_metric: Option<String>,
-        metadata_configuration: Option<sqlx::types::Json<MetadataConfiguration>>,
+        metadata_configuration: Option<sqlx::types::Json<Value>>,
+        created: Option<i64>,
     }
     let row: Option<Row> = sqlx::query_as(
-        "select i.id, i.dimension, i.distance_metric, i.metadata_configuration from storage.buckets_vectors b \
+        "select i.id, i.dimension, i.distance_metric, i.metadata_configuration, \
+         extract(epoch from i.created_at)::bigint as created from storage.buckets_vectors b \
          left join storage.vector_indexes i on i.bucket_id = b.id and i.name = $2 where b.id = $1",
     )
     .bind(bucket)
@@ -511,17 +509,26 @@ async fn index(project: &Project, bucket: &str, name: &str) -> Result<Index, Fai
     .fetch_optional(project.db().pool())
     .await
     .map_err(db)?;
-    let Some(Row { id, dimension, distance_metric, metadata_configuration: config }) = row else {
+    let Some(Row { id, dimension, distance_metric, metadata_configuration, created }) = row else {
         return Err(not_found("Vector bucket", bucket));
     };
-    let (Some(id), Some(dimension), Some(metric)) = (id, dimension, distance_metric) else {
+    let (Some(id), Some(dimension), Some(metric), Some(created)) = (id, dimension, distance_metric, created) else {
         return Err(not_found("Vector index", name));
+    };
+    let configuration = metadata_configuration.map(|c| c.0);
+    let non_filterable = match &configuration {
+        Some(c) => {
+            MetadataConfiguration::deserialize(c).map_err(|e| Failure(Error::internal(e)))?.non_filterable_metadata_keys
+        }
+        None => Vec::new(),
     };
     Ok(Index {
         id,
         dimension: usize::try_from(dimension).map_err(|e| Failure(Error::internal(e)))?,
         metric: Metric::parse(&metric)?,
-        non_filterable: config.map(|c| c.0.non_filterable_metadata_keys).unwrap_or_default(),
+        non_filterable,
+        configuration,
+        created,
     })
 }
 
@@ -603,8 +610,7 @@ fn decode(bytes: &[u8]) -> Vec<f32> {
 }
 
 async fn put_vectors(Call { project, body }: Call<PutVectors>) -> Answer {
-    let (bucket, name) =
-        IndexRef { vector_bucket_name: body.vector_bucket_name, index_name: body.index_name }.names()?;
+    let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let vectors = required(body.vectors, "vectors")?;
     if vectors.is_empty() || vectors.len() > MAX_PUT {
         return Err(invalid(format!("vectors must have 1 to {MAX_PUT} entries")));
@@ -679,8 +685,7 @@ fn vector_json(key: String, data: Option<&[u8]>, metadata: Option<Value>) -> Val
 type VectorRow = (String, Vec<u8>, Option<sqlx::types::Json<Value>>);
 
 async fn get_vectors(Call { project, body }: Call<GetVectors>) -> Answer {
-    let (bucket, name) =
-        IndexRef { vector_bucket_name: body.vector_bucket_name, index_name: body.index_name }.names()?;
+    let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let keys = check_keys(body.keys, MAX_GET)?;
     let index = index(&project, &bucket, &name).await?;
     let rows: Vec<VectorRow> =
@@ -720,8 +725,7 @@ struct ListVectors {
 }
 
 async fn list_vectors(Call { project, body }: Call<ListVectors>) -> Answer {
-    let (bucket, name) =
-        IndexRef { vector_bucket_name: body.vector_bucket_name, index_name: body.index_name }.names()?;
+    let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let limit = page_size(body.max_results, 500, MAX_LIST_VECTORS)?;
     // Parallel scans: segment i of n holds the keys whose hash is i modulo n.
     let segment = match (body.segment_count, body.segment_index) {
@@ -803,8 +807,7 @@ impl Ord for Candidate {
 }
 
 async fn query_vectors(Call { project, body }: Call<QueryVectors>) -> Answer {
-    let (bucket, name) =
-        IndexRef { vector_bucket_name: body.vector_bucket_name, index_name: body.index_name }.names()?;
+    let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let query = required(body.query_vector.and_then(|q| q.float32), "queryVector.float32")?;
     let top_k = body.top_k.unwrap_or(10);
     if !(1..=MAX_TOP_K).contains(&top_k) {
@@ -830,7 +833,9 @@ async fn query_vectors(Call { project, body }: Call<QueryVectors>) -> Answer {
             continue;
         }
         let distance = index.metric.distance(&query, &decode(&data));
-        if best.len() == top_k && best.peek().is_some_and(|worst: &Candidate| distance >= worst.distance) {
+        // Kept only if better than the worst kept: by distance, then (on a tie) by key.
+        let worse = |worst: &Candidate| worst.distance.total_cmp(&distance).then_with(|| worst.key.cmp(&key)).is_le();
+        if best.len() == top_k && best.peek().is_some_and(worse) {
             continue;
         }
         let metadata = body.return_metadata.then(|| Value::Object(metadata.unwrap_or_default()));
@@ -851,11 +856,7 @@ async fn query_vectors(Call { project, body }: Call<QueryVectors>) -> Answer {
             v
         })
         .collect();
-    let metric = match index.metric {
-        Metric::Cosine => "cosine",
-        Metric::Euclidean => "euclidean",
-    };
-    Ok(Json(json!({ "vectors": vectors, "distanceMetric": metric })))
+    Ok(Json(json!({ "vectors": vectors, "distanceMetric": index.metric.name() })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -867,8 +868,7 @@ struct DeleteVectors {
 }
 
 async fn delete_vectors(Call { project, body }: Call<DeleteVectors>) -> Answer {
-    let (bucket, name) =
-        IndexRef { vector_bucket_name: body.vector_bucket_name, index_name: body.index_name }.names()?;
+    let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let keys = check_keys(body.keys, MAX_DELETE)?;
     let index = index(&project, &bucket, &name).await?;
     sqlx::query("delete from storage.vectors where index_id = $1 and key = any($2)")
