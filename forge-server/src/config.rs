@@ -16,7 +16,7 @@
 //! | `FORGE_PUBLIC_URL` | `public_url` | `http://<listen>` |
 //! | `FORGE_LOG_FORMAT` | `log_format` | `text` (`json` for JSON lines) |
 //! | `FORGE_BODY_LIMIT` | `body_limit` | `52428800` (50 MiB) |
-//! | `FORGE_REQUEST_TIMEOUT` | `request_timeout` | `60` (seconds) |
+//! | `FORGE_REQUEST_TIMEOUT` | `request_timeout` | `60` (seconds; not uploads into storage) |
 //! | `FORGE_CORS_ORIGINS` | `cors_origins` | empty: any origin |
 //! | `FORGE_PROJECT_REF` | `project_ref` | `default` |
 //! | `FORGE_POSTGRES_BIN` | `postgres_bin` | found on `PATH` or under `/usr/lib/postgresql/*/bin` |
