@@ -32,7 +32,9 @@
 //!   transaction, so an object is visible only once its bytes are stored, and a failed upload
 //!   leaves neither a row nor a blob. Replaced and deleted versions are removed after commit.
 //! - Images are transformed (`/render/image/...`: width, height, cover/contain/fill, quality,
-//!   origin or WebP) only up to 25 MiB and 10 000 pixels a side in, 2000 a side out.
+//!   origin or lossy WebP) only up to 25 MiB and 10 000 pixels a side in, 2000 a side out.
+//!   Without a `format`, a client whose `Accept` names `image/webp` gets WebP (`Vary:
+//!   Accept`); each rendition has its own ETag, and `If-None-Match` with it answers 304.
 //! - Object names are validated: no `..`, `.` or empty segments, no control characters, at
 //!   most 1024 bytes.
 //!
@@ -56,7 +58,7 @@
 //!
 //! ## Not yet supported
 //!
-//! Image transformation has no AVIF output, and WebP output is lossless. forge-server bounds
+//! Image transformation has no AVIF output. forge-server bounds
 //! every request body and every object by its body limit (`FORGE_BODY_LIMIT`, 50 MiB by
 //! default). The analytics catalog writes no metadata or data files and Forge has no S3
 //! protocol endpoint, so query engines can use the catalog but cannot read or write table

@@ -162,9 +162,17 @@ fn encode(image: DynamicImage, format: ImageFormat, quality: u8) -> Result<(Vec<
             "image/gif"
         }
         _ => {
-            // WebP (lossless: the encoder available here has no lossy mode).
-            image.to_rgba8().write_to(&mut out, ImageFormat::WebP).map_err(Error::internal)?;
-            "image/webp"
+            // Lossy WebP at the asked quality; the alpha channel is kept when there is one.
+            let (w, h) = (image.width(), image.height());
+            let encoded = if image.color().has_alpha() {
+                let rgba = image.to_rgba8();
+                webp::Encoder::from_rgba(&rgba, w, h).encode_simple(false, f32::from(quality))
+            } else {
+                let rgb = image.to_rgb8();
+                webp::Encoder::from_rgb(&rgb, w, h).encode_simple(false, f32::from(quality))
+            };
+            let encoded = encoded.map_err(|e| Error::internal(format!("WebP encoding failed: {e:?}")))?;
+            return Ok((encoded.to_vec(), "image/webp"));
         }
     };
     Ok((out.into_inner(), mime))
@@ -209,6 +217,34 @@ mod tests {
         let (out, mime) = apply(&src, &webp).expect("webp");
         assert_eq!((mime, image::guess_format(&out).ok()), ("image/webp", Some(ImageFormat::WebP)));
         assert_eq!(dims(&out), (40, 20));
+    }
+
+    #[test]
+    fn webp_output_is_lossy_at_the_asked_quality() {
+        // A photo-like gradient with noise: lossy coding shows in the size.
+        let img = image::RgbImage::from_fn(300, 200, |x, y| {
+            let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 23;
+            image::Rgb([(x % 256) as u8, ((y + n) % 256) as u8, ((x + y) % 256) as u8])
+        });
+        let mut src = Cursor::new(Vec::new());
+        img.write_to(&mut src, ImageFormat::Png).expect("png");
+        let at = |quality| {
+            let t = Transform { format: Some("webp".into()), quality: Some(quality), ..Transform::default() };
+            apply(src.get_ref(), &t).expect("webp").0
+        };
+        let (low, high) = (at(20), at(95));
+        // A lossy (VP8) bitstream, not a lossless (VP8L) one.
+        assert_eq!(&low[12..16], b"VP8 ");
+        assert!(low.len() * 2 < high.len(), "quality 20: {} bytes, 95: {} bytes", low.len(), high.len());
+        assert_eq!(dims(&low), (300, 200));
+        // Transparency survives.
+        let clear = image::RgbaImage::from_pixel(8, 8, image::Rgba([10, 20, 30, 0]));
+        let mut src = Cursor::new(Vec::new());
+        clear.write_to(&mut src, ImageFormat::Png).expect("png");
+        let t = Transform { format: Some("webp".into()), ..Transform::default() };
+        let (out, _) = apply(src.get_ref(), &t).expect("webp");
+        let back = image::load_from_memory(&out).expect("decodes").to_rgba8();
+        assert_eq!(back.get_pixel(3, 3)[3], 0, "alpha kept");
     }
 
     #[test]

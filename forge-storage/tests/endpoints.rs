@@ -719,6 +719,28 @@ async fn images_are_transformed_on_the_render_endpoints() {
             .send("GET", "/render/image/authenticated/pics/cat.png?width=60&format=webp", Some(&key), Value::Null)
             .await;
         assert_eq!((r.header("content-type"), dims(&r.body)), (Some("image/webp"), (60, 30)));
+        // Without a format, a client that takes WebP gets WebP (a browser's Accept); with
+        // `format=origin` it gets the stored format. Each variant has its own ETag, and a
+        // revalidation with it is answered 304 without a body.
+        let browser = |uri: &str, tag: Option<&str>| {
+            let mut b = t.builder("GET", uri, Some(&key)).header("accept", "image/avif,image/webp,image/*,*/*;q=0.8");
+            if let Some(tag) = tag {
+                b = b.header("if-none-match", tag);
+            }
+            b.body(Body::empty()).expect("req")
+        };
+        let webp = t.request(browser("/render/image/authenticated/pics/cat.png?width=60", None)).await;
+        assert_eq!((webp.header("content-type"), dims(&webp.body)), (Some("image/webp"), (60, 30)));
+        assert_eq!(webp.header("vary"), Some("Accept"));
+        let origin = t.request(browser("/render/image/authenticated/pics/cat.png?width=60&format=origin", None)).await;
+        assert_eq!(origin.header("content-type"), Some("image/png"));
+        let (webp_tag, origin_tag) = (webp.header("etag").expect("etag"), origin.header("etag").expect("etag"));
+        assert_ne!(webp_tag, origin_tag);
+        let again = t.request(browser("/render/image/authenticated/pics/cat.png?width=60", Some(webp_tag))).await;
+        assert_eq!((again.status.as_u16(), again.body.len()), (304, 0));
+        assert_eq!(again.header("etag"), Some(webp_tag));
+        let other = t.request(browser("/render/image/authenticated/pics/cat.png?width=61", Some(webp_tag))).await;
+        assert_eq!(other.status, 200, "another transformation is another variant");
         // Without a token the private object stays hidden.
         t.send("GET", "/render/image/authenticated/pics/cat.png?width=10", None, Value::Null).await.assert_error(
             400,

@@ -532,6 +532,27 @@ fn attachment(name: &str, file: String) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
+/// Whether `If-None-Match` names one of `tags` (or is `*`): the client's copy is current.
+fn if_none_match(headers: &HeaderMap, tags: &[&str]) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').map(str::trim).any(|t| t == "*" || tags.contains(&t)))
+}
+
+/// Whether the client takes WebP (`Accept: image/webp`), as browsers say for images.
+fn accepts_webp(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let q_zero =
+                |p: &str| p.replace(' ', "").strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0);
+            let refused = parts.clone().skip(1).any(q_zero);
+            parts.next().is_some_and(|m| m.eq_ignore_ascii_case("image/webp")) && !refused
+        })
+    })
+}
+
 async fn serve(
     storage: &Storage,
     project: &Project,
@@ -559,11 +580,7 @@ async fn serve(
     if let Some(file) = download {
         set(header::CONTENT_DISPOSITION, &attachment(name, file));
     }
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*" || t.trim() == stored.version));
-    if not_modified {
+    if if_none_match(headers, &[&etag, &stored.version]) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|v| (v, parse_range(v)));
@@ -1071,11 +1088,12 @@ pub(crate) async fn render(
     Path((bucket, name)): Path<(String, String)>,
     Query(t): Query<crate::render::Transform>,
     Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     check_name(&name)?;
     crate::render::check(&t)?;
     let stored = object_row(&project, Reader::Caller(&ctx), STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t, &name, q.download).await
+    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
 }
 
 pub(crate) async fn render_public(
@@ -1084,12 +1102,13 @@ pub(crate) async fn render_public(
     Path((bucket, name)): Path<(String, String)>,
     Query(t): Query<crate::render::Transform>,
     Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     check_name(&name)?;
     crate::render::check(&t)?;
     ensure_public(&project, &bucket).await?;
     let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t, &name, q.download).await
+    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
 }
 
 pub(crate) async fn render_signed(
@@ -1097,6 +1116,7 @@ pub(crate) async fn render_signed(
     project: Project,
     Path((bucket, name)): Path<(String, String)>,
     Query(q): Query<SignedQuery>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
     // The transformation is the one that was signed.
@@ -1106,18 +1126,46 @@ pub(crate) async fn render_signed(
     };
     crate::render::check(&t)?;
     let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t, &name, q.download).await
+    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
 }
 
+/// Renders a stored image. Without a `format`, a client that takes WebP gets WebP (as
+/// Supabase's image service answers browsers); `format=origin` keeps the stored format. Each
+/// stored version and transformation has its own ETag, so a revalidation skips the render.
 async fn render_stored(
     storage: &Storage,
     project: &Project,
     stored: Value,
-    t: crate::render::Transform,
+    mut t: crate::render::Transform,
     name: &str,
     download: Option<String>,
+    asked: &HeaderMap,
 ) -> Result<Response> {
+    use base64::Engine as _;
     let stored: Stored = serde_json::from_value(stored).map_err(Error::internal)?;
+    if t.format.is_none() && accepts_webp(asked) {
+        t.format = Some("webp".into());
+    }
+    let variant = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t.to_query());
+    let etag = format!("\"{}.{variant}\"", stored.version);
+    let cache = stored.metadata["cacheControl"].as_str().unwrap_or("no-cache").to_owned();
+    let mut headers = HeaderMap::new();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(header::ETAG, &etag);
+    set(header::CACHE_CONTROL, &cache);
+    set(header::LAST_MODIFIED, &stored.updated);
+    set(header::VARY, "Accept");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if let Some(file) = download {
+        set(header::CONTENT_DISPOSITION, &attachment(name, file));
+    }
+    if if_none_match(asked, &[&etag]) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
     if stored.metadata["size"].as_u64().unwrap_or(0) > crate::render::MAX_INPUT_BYTES {
         return Err(Error::api(413, "EntityTooLarge", "The image is too large to transform"));
     }
@@ -1130,22 +1178,8 @@ async fn render_stored(
     let bytes = got.bytes().await?;
     let (out, mime) =
         tokio::task::spawn_blocking(move || crate::render::apply(&bytes, &t)).await.map_err(Error::internal)??;
-    let cache = stored.metadata["cacheControl"].as_str().unwrap_or("no-cache").to_owned();
-    let mut headers = HeaderMap::new();
-    for (name, value) in [
-        (header::CONTENT_TYPE, mime.to_owned()),
-        (header::CACHE_CONTROL, cache),
-        (header::LAST_MODIFIED, stored.updated),
-        (header::CONTENT_LENGTH, out.len().to_string()),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-    ]
-    .into_iter()
-    .chain(download.map(|file| (header::CONTENT_DISPOSITION, attachment(name, file))))
-    {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
-    }
+    set(header::CONTENT_TYPE, mime);
+    set(header::CONTENT_LENGTH, &out.len().to_string());
     Ok((StatusCode::OK, headers, out).into_response())
 }
 
@@ -1177,6 +1211,23 @@ mod tests {
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn webp_is_taken_when_accept_names_it() {
+        let accept = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
+            accepts_webp(&h)
+        };
+        assert!(accept("image/avif,image/webp,image/apng,image/*,*/*;q=0.8"));
+        assert!(accept("IMAGE/WEBP"));
+        assert!(!accept("image/webp;q=0, image/*"));
+        assert!(!accept("image/webp; q=0.0"));
+        assert!(accept("image/webp;q=0.5"));
+        assert!(!accept("image/*,*/*"));
+        assert!(!accept("image/webpx"));
+        assert!(!accepts_webp(&HeaderMap::new()));
     }
 
     #[test]
