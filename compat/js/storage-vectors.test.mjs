@@ -605,7 +605,7 @@ describe('putVectors, getVectors and deleteVectors', () => {
     const many = Array.from({ length: 101 }, (_, i) => `k${i}`)
     vectorsFails(await index.getVectors({ keys: many }), 400, 'InvalidParameter', 'keys must have 1 to 100 entries')
     assert.deepEqual(storageOk(await index.getVectors({ keys: [...many.slice(0, 99), 'exact'] })), { vectors: [{ key: 'exact' }] })
-    vectorsFails(await index.getVectors({ keys: [''] }), 400, 'InvalidParameter', 'Vector keys must have 1 to 1024 characters')
+    vectorsFails(await index.getVectors({ keys: [''] }), 400, 'InvalidParameter', 'Vector keys must have 1 to 1024 characters and at most 2048 bytes')
     vectorsFails(
       await vectors.from(bucket).index('nope').getVectors({ keys }),
       404,
@@ -666,8 +666,8 @@ describe('putVectors, getVectors and deleteVectors', () => {
     const cases = [
       [{ key: 'bad', data: { float32: [1, 2, 3] } }, 'Vector "bad" has 3 components; the index takes 4'],
       [{ key: 'good', data: { float32: [4, 3, 2, 1] } }, 'Vector key "good" appears twice in the request'],
-      [{ key: '', data: { float32: [1, 2, 3, 4] } }, 'Vector keys must have 1 to 1024 characters'],
-      [{ key: 'k'.repeat(1025), data: { float32: [1, 2, 3, 4] } }, 'Vector keys must have 1 to 1024 characters'],
+      [{ key: '', data: { float32: [1, 2, 3, 4] } }, 'Vector keys must have 1 to 1024 characters and at most 2048 bytes'],
+      [{ key: 'k'.repeat(1025), data: { float32: [1, 2, 3, 4] } }, 'Vector keys must have 1 to 1024 characters and at most 2048 bytes'],
       [{ key: 'bad', data: { float32: [1, 2, 1e39, 4] } }, 'Vector "bad" has a component that is not a finite number'],
       [
         { key: 'bad', data: { float32: [1, 2, 3, 4] }, metadata: { nested: { a: 1 } } },
@@ -740,7 +740,7 @@ describe('putVectors, getVectors and deleteVectors', () => {
     assert.deepEqual(storageOk(await index.deleteVectors({ keys: ['k1', 'k3'] })), {})
     assert.equal((await storedVectors(bucket, 'items')).length, 4)
 
-    vectorsFails(await index.deleteVectors({ keys: [''] }), 400, 'InvalidParameter', 'Vector keys must have 1 to 1024 characters')
+    vectorsFails(await index.deleteVectors({ keys: [''] }), 400, 'InvalidParameter', 'Vector keys must have 1 to 1024 characters and at most 2048 bytes')
     vectorsFails(await vectors.from(bucket).index('nope').deleteVectors({ keys: ['k0'] }), 404, 'S3VectorNotFoundException', 'Vector index not found: nope')
     await refusedByClient(() => index.deleteVectors({ keys: [] }), 'Keys batch size must be between 1 and 500 items')
     const tooMany = Array.from({ length: 501 }, (_, i) => `k${i}`)

@@ -624,7 +624,7 @@ def test_put_and_get_round_trip_data_and_metadata():
     many = [f"k{i}" for i in range(101)]
     vectors_fails(lambda: index.get(*many), 400, "InvalidParameter", "keys must have 1 to 100 entries")
     assert [v.key for v in index.get(*many[:99], "exact").vectors] == ["exact"]
-    vectors_fails(lambda: index.get(""), 400, "InvalidParameter", "Vector keys must have 1 to 1024 characters")
+    vectors_fails(lambda: index.get(""), 400, "InvalidParameter", "Vector keys must have 1 to 1024 characters and at most 2048 bytes")
     vectors_fails(lambda: vectors.from_(bucket).index("nope").get(*keys), 404, "S3VectorNotFoundException", "Vector index not found: nope")
     none = f"py-vec-none-{suffix()}"
     vectors_fails(lambda: vectors.from_(none).index("items").get(*keys), 404, "S3VectorNotFoundException", f"Vector bucket not found: {none}")
@@ -677,8 +677,8 @@ def test_put_refuses_an_invalid_batch_as_a_whole():
     cases = [
         (obj("bad", [1, 2, 3]), 'Vector "bad" has 3 components; the index takes 4'),
         (obj("good", [4, 3, 2, 1]), 'Vector key "good" appears twice in the request'),
-        (obj("", [1, 2, 3, 4]), "Vector keys must have 1 to 1024 characters"),
-        (obj("k" * 1025, [1, 2, 3, 4]), "Vector keys must have 1 to 1024 characters"),
+        (obj("", [1, 2, 3, 4]), "Vector keys must have 1 to 1024 characters and at most 2048 bytes"),
+        (obj("k" * 1025, [1, 2, 3, 4]), "Vector keys must have 1 to 1024 characters and at most 2048 bytes"),
         (obj("bad", [1, 2, 1e39, 4]), 'Vector "bad" has a component that is not a finite number'),
         (obj("bad", [1, 2, 3, 4], {"nested": {"a": 1}}), 'Metadata "nested" of vector "bad" must be a string, number, boolean or an array of them'),
         (obj("bad", [1, 2, 3, 4], {"list": ["a", {"b": 1}]}), 'Metadata "list" of vector "bad" must be a string, number, boolean or an array of them'),
@@ -735,7 +735,7 @@ def test_delete_removes_the_given_keys_and_ignores_unknown_ones():
     assert index.delete(["k1", "k3"]) is None
     assert len(stored_vectors(bucket, "items")) == 4
 
-    vectors_fails(lambda: index.delete([""]), 400, "InvalidParameter", "Vector keys must have 1 to 1024 characters")
+    vectors_fails(lambda: index.delete([""]), 400, "InvalidParameter", "Vector keys must have 1 to 1024 characters and at most 2048 bytes")
     vectors_fails(lambda: vectors.from_(bucket).index("nope").delete(["k0"]), 404, "S3VectorNotFoundException", "Vector index not found: nope")
     # storage3 refuses an empty batch and one over 500 itself, sending nothing
     sent_before = len(forge_compat.EXCHANGES)

@@ -767,3 +767,46 @@ async fn a_commit_waits_for_the_row_lock_and_then_sees_the_winner() {
     assert_eq!((meta["current-snapshot-id"].clone(), meta["snapshots"].as_array().unwrap().len()), (json!(id), 1));
     assert_eq!(stored_version(&api).await.0, 1);
 }
+
+#[tokio::test]
+async fn hostile_ids_depths_nuls_and_refusals_are_clean_400s() {
+    let api = api(Backend::Memory).await;
+    table_fixture(&api).await;
+    // Ids are positive 32-bit ints: one past them, or an id that would wrap, is refused.
+    for field in [
+        json!({ "source-id": 10, "field-id": 9_223_372_036_854_775_807_i64, "name": "big", "transform": "identity" }),
+        json!({ "source-id": 2_147_483_648_i64, "name": "wide", "transform": "identity" }),
+    ] {
+        let commit =
+            json!({ "requirements": [], "updates": [{ "action": "add-spec", "spec": { "fields": [field] } }] });
+        let r = iceberg(&api, "POST", "/v1/lake/namespaces/ns/tables/events", commit).await;
+        assert_iceberg_error(&r, 400, "BadRequestException", None);
+    }
+    let (version, _) = stored_version(&api).await;
+    assert_eq!(version, 0, "nothing was committed");
+
+    // At most eight levels.
+    let deep: Vec<String> = (0..9).map(|i| format!("l{i}")).collect();
+    let r = iceberg(&api, "POST", "/v1/lake/namespaces", json!({ "namespace": deep })).await;
+    assert_iceberg_error(&r, 400, "BadRequestException", Some("A namespace has 1 to 8 levels"));
+
+    // Postgres keeps no NUL character: a clean 400, not a 500.
+    let r =
+        iceberg(&api, "POST", "/v1/lake/namespaces", json!({ "namespace": ["p"], "properties": { "k": "a\u{0}b" } }))
+            .await;
+    assert_iceberg_error(&r, 400, "InvalidParameter", None);
+
+    // axum's own refusals come in the Iceberg model too.
+    let r = iceberg(&api, "GET", "/v1/lake/namespaces/%FF/tables", Value::Null).await;
+    assert_iceberg_error(&r, 400, "BadRequestException", None);
+    let big = "x".repeat(9 << 20);
+    let r =
+        iceberg(&api, "POST", "/v1/lake/namespaces", json!({ "namespace": ["q"], "properties": { "k": big } })).await;
+    assert_iceberg_error(&r, 413, "RequestTooLargeException", None);
+
+    // A namespace dropped once is gone the second time.
+    new_namespace(&api, "lake", &["gone"]).await;
+    assert_ok(&iceberg(&api, "DELETE", "/v1/lake/namespaces/gone", Value::Null).await, 204);
+    let r = iceberg(&api, "DELETE", "/v1/lake/namespaces/gone", Value::Null).await;
+    assert_iceberg_error(&r, 404, "NoSuchNamespaceException", None);
+}

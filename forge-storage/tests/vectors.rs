@@ -474,3 +474,74 @@ async fn vectors_are_put_read_listed_and_deleted() {
     let r = api.service("POST", "/vector/PutVectors", json!("not an object")).await;
     refused(&r, 400, "InvalidRequest");
 }
+
+#[tokio::test]
+async fn concurrent_batches_over_the_same_keys_all_land() {
+    let api = api(Backend::Memory).await;
+    index(&api, "race", "keys", 2, "euclidean", Value::Null).await;
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i:03}")).collect();
+    let batch = |reverse: bool, round: usize| {
+        let mut order = keys.clone();
+        if reverse {
+            order.reverse();
+        }
+        let vectors: Vec<Value> =
+            order.iter().map(|k| json!({ "key": k, "data": { "float32": [round as f32, 1.0] } })).collect();
+        json!({ "vectorBucketName": "race", "indexName": "keys", "vectors": vectors })
+    };
+    // Batches sharing keys in opposite orders would lock rows in a cycle if taken as sent.
+    let calls = (0..16).map(|i| {
+        let api = &api;
+        let body = batch(i % 2 == 1, i);
+        async move { call(api, "PutVectors", body).await }
+    });
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let n: i64 =
+        sqlx::query_scalar("select count(*) from storage.vectors").fetch_one(api.db.pool()).await.expect("count");
+    assert_eq!(n, 200);
+}
+
+#[tokio::test]
+async fn keys_nuls_and_self_distances_are_handled() {
+    let api = api(Backend::Memory).await;
+    index(&api, "edge", "cos", 3, "cosine", Value::Null).await;
+    let put = |vectors: Value| json!({ "vectorBucketName": "edge", "indexName": "cos", "vectors": vectors });
+    // 1000 characters of three bytes each: within S3 Vectors' character count, past the bytes
+    // an index entry holds.
+    let wide = "界".repeat(1000);
+    let r = call(&api, "PutVectors", put(json!([{ "key": wide, "data": { "float32": [1, 2, 3] } }]))).await;
+    refused(&r, 400, "InvalidParameter");
+    let fits = "界".repeat(600);
+    ok(&call(&api, "PutVectors", put(json!([{ "key": fits, "data": { "float32": [1, 2, 3] } }]))).await);
+    // Postgres keeps no NUL character: a clean 400, not a 500.
+    let r = call(
+        &api,
+        "PutVectors",
+        put(json!([{ "key": "n", "data": { "float32": [1, 2, 3] }, "metadata": { "a": "x\u{0}y" } }])),
+    )
+    .await;
+    refused(&r, 400, "InvalidParameter");
+    let r = call(&api, "GetVectorBucket", json!({ "vectorBucketName": "ed\u{0}ge" })).await;
+    refused(&r, 400, "InvalidParameter");
+    // A vector is at distance 0 from itself, never a hair below.
+    let v = [0.1f32, 0.7, 0.3];
+    ok(&call(&api, "PutVectors", put(json!([{ "key": "self", "data": { "float32": v } }]))).await);
+    let found = ok(&call(
+        &api,
+        "QueryVectors",
+        json!({ "vectorBucketName": "edge", "indexName": "cos", "queryVector": { "float32": v }, "topK": 1, "returnDistance": true }),
+    )
+    .await);
+    assert_eq!(found["vectors"][0]["key"], "self");
+    assert_eq!(found["vectors"][0]["distance"], json!(0.0));
+    // The API roles have no rights on the tables themselves.
+    for role in ["anon", "authenticated"] {
+        let denied = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("set role {role}; select * from storage.vectors")))
+            .execute(api.db.pool())
+            .await;
+        let code = denied.expect_err("refused").as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{role}");
+    }
+}

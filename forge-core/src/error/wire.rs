@@ -97,6 +97,8 @@ fn storage_db_error(code: &str) -> (&'static str, u16, &'static str) {
         "57014" => ("DatabaseTimeout", 544, "The database timed out"),
         "25006" => ("DatabaseReadOnly", 503, "The database is read only"),
         "22P02" => ("InvalidParameter", 400, "Invalid parameter"),
+        // A NUL character in text (22021) or in JSON (22P05): Postgres stores neither.
+        "22021" | "22P05" => ("InvalidParameter", 400, "Text may not contain the NUL character (\\u0000)"),
         _ => ("DatabaseError", 500, "Internal server error"),
     }
 }

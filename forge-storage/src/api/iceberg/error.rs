@@ -133,6 +133,29 @@ impl IntoResponse for IcebergError {
     }
 }
 
+/// axum's own refusals on these routes (a path that does not decode, a body over the limit, a
+/// method not allowed) come as plain text; they are answered in the Iceberg model too.
+pub(crate) async fn plain_refusals(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let json =
+        res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("Request failed").to_owned() } else { text };
+    let kind = match status.as_u16() {
+        404 => "NotFoundException",
+        405 => "MethodNotAllowedException",
+        413 => "RequestTooLargeException",
+        s if s >= 500 => "ServiceFailureException",
+        _ => "BadRequestException",
+    };
+    IcebergError { status: status.as_u16(), kind: Cow::Borrowed(kind), message: message.into() }.into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

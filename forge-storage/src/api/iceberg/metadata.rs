@@ -65,6 +65,19 @@ fn int(o: &Object, field: &str) -> IcebergResult<i64> {
     o.get(field).and_then(Value::as_i64).ok_or_else(|| bad(format!("Missing or invalid integer field: {field}")))
 }
 
+/// A required id field: Iceberg's field, column and partition ids are positive 32-bit ints.
+fn id(o: &Object, field: &str) -> IcebergResult<i64> {
+    checked_id(int(o, field)?, field)
+}
+
+fn checked_id(value: i64, field: &str) -> IcebergResult<i64> {
+    if (0..=i64::from(i32::MAX)).contains(&value) {
+        Ok(value)
+    } else {
+        Err(bad(format!("Invalid {field} {value}: ids are between 0 and {}", i32::MAX)))
+    }
+}
+
 /// A required string field.
 fn string<'a>(o: &'a Object, field: &str) -> IcebergResult<&'a str> {
     o.get(field).and_then(Value::as_str).ok_or_else(|| bad(format!("Missing or invalid string field: {field}")))
@@ -135,19 +148,19 @@ fn collect_ids(t: &Value, ids: &mut Vec<i64>) -> IcebergResult<()> {
             Some("struct") => {
                 for f in array(o, "fields")? {
                     let f = object(f, "struct field")?;
-                    ids.push(int(f, "id")?);
+                    ids.push(id(f, "id")?);
                     check_field(f)?;
                     collect_ids(f.get("type").unwrap_or(&Value::Null), ids)?;
                 }
                 Ok(())
             }
             Some("list") => {
-                ids.push(int(o, "element-id")?);
+                ids.push(id(o, "element-id")?);
                 collect_ids(o.get("element").unwrap_or(&Value::Null), ids)
             }
             Some("map") => {
-                ids.push(int(o, "key-id")?);
-                ids.push(int(o, "value-id")?);
+                ids.push(id(o, "key-id")?);
+                ids.push(id(o, "value-id")?);
                 collect_ids(o.get("key").unwrap_or(&Value::Null), ids)?;
                 collect_ids(o.get("value").unwrap_or(&Value::Null), ids)
             }
@@ -760,7 +773,7 @@ impl Commit {
             }
         };
         // `last-column-id` in the update is deprecated: the highest id in use wins.
-        let given = u.get("last-column-id").and_then(Value::as_i64).unwrap_or(0);
+        let given = checked_id(u.get("last-column-id").and_then(Value::as_i64).unwrap_or(0), "last-column-id")?;
         let last = self.int("last-column-id").max(highest).max(given);
         self.set("last-column-id", json!(last));
         self.last_added_schema = Some(id);
@@ -771,15 +784,17 @@ impl Commit {
         let spec = object(u.get("spec").unwrap_or(&Value::Null), "spec")?;
         let mut next = self.int("last-partition-id").max(PARTITION_DATA_ID_START - 1);
         let source = |old: Option<&Value>| {
-            old.and_then(Value::as_i64).ok_or_else(|| bad("Missing or invalid integer field: source-id"))
+            let source =
+                old.and_then(Value::as_i64).ok_or_else(|| bad("Missing or invalid integer field: source-id"))?;
+            checked_id(source, "source-id")
         };
         let mut fields = Vec::new();
         for f in array(spec, "fields")? {
             let given = f.as_object().and_then(|o| either(o, "field-id", "field_id")).and_then(Value::as_i64);
             let id = match given {
-                Some(id) => id,
+                Some(id) => checked_id(id, "field-id")?,
                 None => {
-                    next += 1;
+                    next = checked_id(next.saturating_add(1), "field-id")?;
                     next
                 }
             };

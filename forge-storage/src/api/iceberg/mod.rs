@@ -76,7 +76,8 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         // A metrics report is acknowledged (204) once its table is found; nothing is kept.
         .route("/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics", post(table::exists))
         .route("/v1/{prefix}/tables/rename", post(table::rename))
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(error::plain_refusals));
     super::service_only(routes, |failed| {
         let error = failed.map_or_else(IcebergError::invalid_role, |rejection| IcebergError::from(rejection.error));
         axum::response::IntoResponse::into_response(error)
@@ -130,10 +131,13 @@ fn valid_name(name: &str) -> bool {
         && edge(name.chars().last())
 }
 
+/// The deepest namespace: eight levels of 255 bytes still fit Postgres' index entries.
+const MAX_LEVELS: usize = 8;
+
 /// A namespace's levels from a JSON array.
 fn namespace_levels(levels: &[String]) -> IcebergResult<Vec<String>> {
-    if levels.is_empty() {
-        return Err(IcebergError::bad_request("A namespace needs at least one level"));
+    if levels.is_empty() || levels.len() > MAX_LEVELS {
+        return Err(IcebergError::bad_request(format!("A namespace has 1 to {MAX_LEVELS} levels")));
     }
     if let Some(bad) = levels.iter().find(|l| !valid_name(l)) {
         return Err(IcebergError::bad_request(format!(

@@ -153,12 +153,17 @@ pub(crate) async fn remove(
     let tx = begin(&project, &ctx).await?;
     let id = namespace_id(&tx, &prefix, &levels).await?;
     // Tables and child namespaces reference it: a non-empty namespace fails on their keys.
-    tx.query_and_commit("delete from storage.iceberg_namespaces where id = $1", &[&id]).await.map_err(|e| {
-        match IcebergError::sqlstate(&e) {
+    let deleted = tx
+        .query_and_commit("delete from storage.iceberg_namespaces where id = $1 returning id", &[&id])
+        .await
+        .map_err(|e| match IcebergError::sqlstate(&e) {
             Some("23503") => IcebergError::namespace_not_empty(&levels),
             _ => e.into(),
-        }
-    })?;
+        })?;
+    // A concurrent drop took it first.
+    if deleted.is_empty() {
+        return Err(IcebergError::no_such_namespace(&levels));
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

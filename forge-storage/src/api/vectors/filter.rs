@@ -36,9 +36,17 @@ fn bad(message: impl Into<String>) -> Error {
     Error::api(400, "InvalidParameter", format!("Invalid filter: {}", message.into()))
 }
 
+/// The most clauses and listed values a filter may hold: each is checked on every candidate.
+const MAX_OPERANDS: usize = 1024;
+
 impl Filter {
     /// Compiles `value`, refusing keys the index declared non-filterable.
     pub(crate) fn compile(value: &Value, non_filterable: &[String]) -> Result<Self> {
+        let mut budget = MAX_OPERANDS;
+        Self::compile_within(value, non_filterable, &mut budget)
+    }
+
+    fn compile_within(value: &Value, non_filterable: &[String], budget: &mut usize) -> Result<Self> {
         let Value::Object(map) = value else { return Err(bad("a filter must be an object")) };
         if map.is_empty() {
             return Err(bad("a filter must have at least one clause"));
@@ -52,7 +60,8 @@ impl Filter {
             if sub.is_empty() {
                 return Err(bad(format!("{op} takes a non-empty array")));
             }
-            let sub = sub.iter().map(|f| Filter::compile(f, non_filterable)).collect::<Result<Vec<_>>>()?;
+            let sub =
+                sub.iter().map(|f| Filter::compile_within(f, non_filterable, budget)).collect::<Result<Vec<_>>>()?;
             return Ok(if op == "$and" { Filter::And(sub) } else { Filter::Or(sub) });
         }
         let mut clauses = Vec::new();
@@ -65,6 +74,16 @@ impl Filter {
             }
             clauses.extend(field_clauses(key, condition)?);
         }
+        let operands = clauses
+            .iter()
+            .map(|c| match c {
+                Filter::Field { op: Op::In(set) | Op::Nin(set), .. } => set.len(),
+                _ => 1,
+            })
+            .sum();
+        *budget = budget
+            .checked_sub(operands)
+            .ok_or_else(|| bad(format!("a filter may hold at most {MAX_OPERANDS} clauses and listed values")))?;
         Ok(if clauses.len() == 1 { clauses.pop().expect("one") } else { Filter::And(clauses) })
     }
 
@@ -209,5 +228,9 @@ mod tests {
         refused(json!({ "a": {} }), "empty operator object");
         refused(json!({ "a": { "$exists": 1 } }), "true or false");
         refused(json!({ "secret": 1 }), "not filterable");
+        let many: Vec<i32> = (0..1025).collect();
+        refused(json!({ "a": { "$in": many } }), "at most 1024");
+        let clauses: Vec<Value> = (0..600).map(|i| json!({ "a": i })).collect();
+        refused(json!({ "$or": [{ "$or": clauses.clone() }, { "$and": clauses }] }), "at most 1024");
     }
 }

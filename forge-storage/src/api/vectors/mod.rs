@@ -30,8 +30,9 @@ use super::parse_body;
 use crate::error::Error;
 use filter::Filter;
 
-/// The largest request body: a full `PutVectors` batch (500 vectors of 4096 components with
-/// their metadata) fits.
+/// The largest request body these routes read: a full `PutVectors` batch (500 vectors of 4096
+/// components with their metadata) fits. An edge in front may allow less (forge-server's body
+/// limit is 50 MiB by default).
 const MAX_BODY: usize = 64 << 20;
 const MAX_DIMENSION: i32 = 4096;
 const MAX_PUT: usize = 500;
@@ -39,6 +40,7 @@ const MAX_GET: usize = 100;
 const MAX_DELETE: usize = 500;
 const MAX_TOP_K: i64 = 100;
 const MAX_KEY_CHARS: usize = 1024;
+const MAX_KEY_BYTES: usize = 2048;
 const MAX_METADATA_BYTES: usize = 40 << 10;
 const MAX_NON_FILTERABLE: usize = 10;
 const MAX_LIST_NAMES: i64 = 500;
@@ -468,7 +470,8 @@ impl Metric {
                     na += x * x;
                     nb += y * y;
                 }
-                1.0 - dot / (na.sqrt() * nb.sqrt())
+                // Rounding can take it just outside [0, 2].
+                (1.0 - dot / (na.sqrt() * nb.sqrt())).clamp(0.0, 2.0)
             }
             Metric::Euclidean => {
                 a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>().sqrt()
@@ -552,10 +555,14 @@ struct PutVectors {
     vectors: Option<Vec<VectorIn>>,
 }
 
+/// A key: 1 to 1024 characters (S3 Vectors' rule) and at most 2048 bytes, which keeps the
+/// key within what a Postgres index entry holds.
 fn check_key(key: &str) -> Result<(), Failure> {
     let chars = key.chars().count();
-    if chars == 0 || chars > MAX_KEY_CHARS {
-        return Err(invalid(format!("Vector keys must have 1 to {MAX_KEY_CHARS} characters")));
+    if chars == 0 || chars > MAX_KEY_CHARS || key.len() > MAX_KEY_BYTES {
+        return Err(invalid(format!(
+            "Vector keys must have 1 to {MAX_KEY_CHARS} characters and at most {MAX_KEY_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -616,6 +623,10 @@ async fn put_vectors(Call { project, body }: Call<PutVectors>) -> Answer {
         return Err(invalid(format!("vectors must have 1 to {MAX_PUT} entries")));
     }
     let index = index(&project, &bucket, &name).await?;
+    let mut vectors = vectors;
+    // Rows are locked in key order (bytes, as the column's "C" collation sorts), so batches
+    // that share keys never wait on each other in a cycle.
+    vectors.sort_by(|a, b| a.key.cmp(&b.key));
     let mut seen = HashSet::new();
     let (mut keys, mut data, mut metadata) = (Vec::new(), Vec::new(), Vec::new());
     for v in vectors {
@@ -632,7 +643,8 @@ async fn put_vectors(Call { project, body }: Call<PutVectors>) -> Answer {
     }
     let stored = sqlx::query(
         "insert into storage.vectors (index_id, key, data, metadata) \
-         select $1, k, d, m::jsonb from unnest($2::text[], $3::bytea[], $4::text[]) as t(k, d, m) \
+         select $1, k, d, m::jsonb from unnest($2::text[], $3::bytea[], $4::text[]) with ordinality as t(k, d, m, n) \
+         order by n \
          on conflict (index_id, key) do update set data = excluded.data, metadata = excluded.metadata",
     )
     .bind(index.id)
@@ -682,20 +694,25 @@ fn vector_json(key: String, data: Option<&[u8]>, metadata: Option<Value>) -> Val
     v
 }
 
-type VectorRow = (String, Vec<u8>, Option<sqlx::types::Json<Value>>);
+/// A key, its data and its metadata (each read only when asked).
+type VectorRow = (String, Option<Vec<u8>>, Option<sqlx::types::Json<Value>>);
 
 async fn get_vectors(Call { project, body }: Call<GetVectors>) -> Answer {
     let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let keys = check_keys(body.keys, MAX_GET)?;
     let index = index(&project, &bucket, &name).await?;
-    let rows: Vec<VectorRow> =
-        sqlx::query_as("select key, data, metadata from storage.vectors where index_id = $1 and key = any($2)")
-            .bind(index.id)
-            .bind(&keys)
-            .fetch_all(project.db().pool())
-            .await
-            .map_err(db)?;
-    let mut found: HashMap<String, (Vec<u8>, Option<Value>)> =
+    let rows: Vec<VectorRow> = sqlx::query_as(
+        "select key, case when $3 then data end, case when $4 then metadata end from storage.vectors \
+             where index_id = $1 and key = any($2)",
+    )
+    .bind(index.id)
+    .bind(&keys)
+    .bind(body.return_data)
+    .bind(body.return_metadata)
+    .fetch_all(project.db().pool())
+    .await
+    .map_err(db)?;
+    let mut found: HashMap<String, (Option<Vec<u8>>, Option<Value>)> =
         rows.into_iter().map(|(k, d, m)| (k, (d, m.map(|m| m.0)))).collect();
     // In the order asked, each once; missing keys are left out.
     let vectors: Vec<Value> = keys
@@ -703,7 +720,7 @@ async fn get_vectors(Call { project, body }: Call<GetVectors>) -> Answer {
         .filter_map(|key| {
             let (data, metadata) = found.remove(&key)?;
             let metadata = body.return_metadata.then(|| metadata.unwrap_or_else(|| json!({})));
-            Some(vector_json(key, body.return_data.then_some(data.as_slice()), metadata))
+            Some(vector_json(key, data.as_deref(), metadata))
         })
         .collect();
     Ok(Json(json!({ "vectors": vectors })))
@@ -740,8 +757,8 @@ async fn list_vectors(Call { project, body }: Call<ListVectors>) -> Answer {
     };
     let index = index(&project, &bucket, &name).await?;
     let rows: Vec<VectorRow> = sqlx::query_as(
-        "select key, data, case when $5 then metadata end from storage.vectors where index_id = $1 \
-         and ($2::text is null or key > $2) \
+        "select key, case when $7 then data end, case when $5 then metadata end from storage.vectors \
+         where index_id = $1 and ($2::text is null or key > $2) \
          and ($3::int is null or mod(hashtext(key)::bigint + 2147483648, $3) = $4) \
          order by key limit $6",
     )
@@ -751,6 +768,7 @@ async fn list_vectors(Call { project, body }: Call<ListVectors>) -> Answer {
     .bind(segment.map(|s| s.1))
     .bind(body.return_metadata)
     .bind(limit + 1)
+    .bind(body.return_data)
     .fetch_all(project.db().pool())
     .await
     .map_err(db)?;
@@ -759,7 +777,7 @@ async fn list_vectors(Call { project, body }: Call<ListVectors>) -> Answer {
         .into_iter()
         .map(|(key, data, metadata)| {
             let metadata = body.return_metadata.then(|| metadata.map_or_else(|| json!({}), |m| m.0));
-            vector_json(key, body.return_data.then_some(data.as_slice()), metadata)
+            vector_json(key, data.as_deref(), metadata)
         })
         .collect();
     Ok(Json(with_token(json!({ "vectors": vectors }), next)))
