@@ -17,6 +17,7 @@
 //! | `FORGE_LOG_FORMAT` | `log_format` | `text` (`json` for JSON lines) |
 //! | `FORGE_BODY_LIMIT` | `body_limit` | `52428800` (50 MiB) |
 //! | `FORGE_REQUEST_TIMEOUT` | `request_timeout` | `60` (seconds; not uploads into storage) |
+//! | `FORGE_UPLOAD_TIMEOUT` | `upload_timeout` | `3600` (seconds an upload into storage may take) |
 //! | `FORGE_CORS_ORIGINS` | `cors_origins` | empty: any origin |
 //! | `FORGE_PROJECT_REF` | `project_ref` | `default` |
 //! | `FORGE_POSTGRES_BIN` | `postgres_bin` | found on `PATH` or under `/usr/lib/postgresql/*/bin` |
@@ -52,6 +53,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "body_limit",
     "request_timeout",
+    "upload_timeout",
     "cors_origins",
     "project_ref",
     "postgres_bin",
@@ -99,6 +101,9 @@ pub struct Config {
     pub body_limit: u64,
     /// The longest a request may take, in seconds.
     pub request_timeout: u64,
+    /// The longest an upload into storage may take, in seconds (its body is also cut off
+    /// after 30 s without a byte).
+    pub upload_timeout: u64,
     /// Origins allowed by CORS; empty allows any origin.
     pub cors_origins: Vec<String>,
     /// The default project's ref.
@@ -160,6 +165,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             body_limit: 50 * 1024 * 1024,
             request_timeout: 60,
+            upload_timeout: 3600,
             cors_origins: Vec::new(),
             project_ref: "default".into(),
             postgres_bin: None,
@@ -212,6 +218,9 @@ impl Config {
         forge_core::ProjectRef::new(&self.project_ref).map_err(|e| ConfigError(format!("project_ref: {e}")))?;
         if self.request_timeout == 0 {
             return Err(ConfigError("request_timeout must be at least 1 second".into()));
+        }
+        if self.upload_timeout < self.request_timeout {
+            return Err(ConfigError("upload_timeout must be at least request_timeout".into()));
         }
         if self.body_limit == 0 {
             return Err(ConfigError("body_limit must be positive".into()));

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
-use forge_core::{ForgeError, WireFormat};
+use forge_core::{ForgeError, LongRequest, WireFormat};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -81,11 +81,12 @@ pub fn layer(router: Router, config: &Config) -> Router {
     let sensitive: Arc<[HeaderName]> = SENSITIVE.iter().cloned().chain([HeaderName::from_static("apikey")]).collect();
     let limit = config.body_limit;
     let timeout = Duration::from_secs(config.request_timeout);
+    let upload = Duration::from_secs(config.upload_timeout);
     // The first layer added is the innermost. Error shaping wraps the limit and timeout layers
     // (to reshape their bare responses) and sits inside CORS (so shaped errors carry CORS).
     router
         .layer(RequestBodyLimitLayer::new(usize::try_from(config.body_limit).unwrap_or(usize::MAX)))
-        .layer(middleware::from_fn(move |req: Request, next: Next| deadline(req, next, timeout)))
+        .layer(middleware::from_fn(move |req: Request, next: Next| deadline(req, next, timeout, upload)))
         .layer(middleware::from_fn(move |req: Request, next: Next| shape_errors(req, next, limit)))
         .layer(cors(config))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -116,35 +117,21 @@ fn cors(config: &Config) -> CorsLayer {
     }
 }
 
-/// Answers 504 when a request's response is not ready in `timeout`, except uploads into
-/// storage: their bodies may take longer to arrive, and forge-storage cuts them off after 30 s
-/// without a byte instead.
-async fn deadline(req: Request, next: Next, timeout: Duration) -> Response {
-    if is_storage_upload(req.method(), service_path(req.uri().path())) {
-        return next.run(req).await;
-    }
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => StatusCode::GATEWAY_TIMEOUT.into_response(),
-    }
-}
-
-/// Whether a request streams an object's bytes into storage: `POST|PUT /object/{bucket}/{path}`,
-/// `PUT /object/upload/sign/...` and the TUS routes' `POST` and `PATCH`. The other object
-/// routes (list, move, copy, sign, ...) take small JSON bodies and keep the timeout.
-fn is_storage_upload(method: &Method, path: &str) -> bool {
-    const NOT_UPLOADS: &[&str] = &["list", "list-v2", "move", "copy", "sign", "info", "public", "authenticated"];
-    if let Some(rest) = path.strip_prefix("/storage/v1/upload/resumable") {
-        return (rest.is_empty() || rest.starts_with('/')) && (method == Method::POST || method == Method::PATCH);
-    }
-    let Some(rest) = path.strip_prefix("/storage/v1/object/") else { return false };
-    let first = rest.split('/').next().unwrap_or_default();
-    match first {
-        "upload" => method == Method::PUT && rest.starts_with("upload/sign/"),
-        _ if NOT_UPLOADS.contains(&first) => false,
-        // `/object/{bucket}` alone is a bulk delete.
-        _ => (method == Method::POST || method == Method::PUT) && rest.contains('/'),
-    }
+/// Answers 504 when a request's response is not ready in `timeout`. A route that streams an
+/// object's bytes (forge-storage's uploads) marks its request ([`LongRequest`]) and is held to
+/// `upload` instead: such bodies may take longer to arrive, and forge-storage also cuts them
+/// off after 30 s without a byte.
+async fn deadline(mut req: Request, next: Next, timeout: Duration, upload: Duration) -> Response {
+    let long = LongRequest::default();
+    req.extensions_mut().insert(long.clone());
+    let run = next.run(req);
+    tokio::pin!(run);
+    let res = match tokio::time::timeout(timeout, &mut run).await {
+        Ok(res) => return res,
+        Err(_) if long.allowed() => tokio::time::timeout(upload.saturating_sub(timeout), run).await,
+        Err(elapsed) => Err(elapsed),
+    };
+    res.unwrap_or_else(|_| StatusCode::GATEWAY_TIMEOUT.into_response())
 }
 
 /// Turns the bare 413 and 504 responses of the limit and timeout layers into errors in the
@@ -185,11 +172,16 @@ mod tests {
             .route("/rest/v1/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
             .route("/storage/v1/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
             .route(
+                "/storage/v1/object/stuck/{*path}",
+                post(|| tokio::time::sleep(Duration::from_secs(10))).layer(middleware::from_fn(LongRequest::mark)),
+            )
+            .route(
                 "/storage/v1/object/{bucket}/{*path}",
                 post(|| async {
                     tokio::time::sleep(Duration::from_millis(1500)).await;
                     "stored"
-                }),
+                })
+                .layer(middleware::from_fn(LongRequest::mark)),
             )
             .route(
                 "/storage/v1/object/list/{bucket}",
@@ -224,31 +216,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn uploads_into_storage_outlast_the_request_timeout() {
-        let config = Config { request_timeout: 1, ..Config::default() };
+    async fn marked_routes_outlast_the_request_timeout_up_to_the_upload_deadline() {
+        let config = Config { request_timeout: 1, upload_timeout: 3, ..Config::default() };
         let send = |uri: &str| Request::post(uri).body(Body::empty()).expect("req");
-        let res = app(&config).oneshot(send("/storage/v1/object/docs/big.bin")).await.expect("ok");
-        assert_eq!(res.status(), StatusCode::OK);
+        let res = app(&config).oneshot(send("/storage/v1/object/public/big.bin")).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::OK, "a marked route may take longer");
         let res = app(&config).oneshot(send("/storage/v1/object/list/docs")).await.expect("ok");
-        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT, "a listing keeps the timeout");
-    }
-
-    #[test]
-    fn storage_uploads_are_told_apart_from_other_object_routes() {
-        let upload = |m: Method, p: &str| is_storage_upload(&m, p);
-        assert!(upload(Method::POST, "/storage/v1/object/docs/a/b.png"));
-        assert!(upload(Method::PUT, "/storage/v1/object/docs/b.png"));
-        assert!(upload(Method::PUT, "/storage/v1/object/upload/sign/docs/b.png"));
-        assert!(upload(Method::POST, "/storage/v1/upload/resumable"));
-        assert!(upload(Method::PATCH, "/storage/v1/upload/resumable/sign/abc"));
-        assert!(!upload(Method::POST, "/storage/v1/object/upload/sign/docs/b.png"), "signing an upload");
-        assert!(!upload(Method::GET, "/storage/v1/object/docs/b.png"));
-        assert!(!upload(Method::DELETE, "/storage/v1/object/docs"));
-        for route in ["list/docs", "list-v2/docs", "move", "copy", "sign/docs/a.png", "info/docs/a.png"] {
-            assert!(!upload(Method::POST, &format!("/storage/v1/object/{route}")), "{route}");
-        }
-        assert!(!upload(Method::POST, "/storage/v1/upload/resumablex"));
-        assert!(!upload(Method::POST, "/rest/v1/object/docs/a.png"));
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT, "an unmarked route keeps the timeout");
+        let res = app(&config).oneshot(send("/storage/v1/object/stuck/forever.bin")).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT, "the upload deadline still holds");
+        assert_eq!(json(res).await["statusCode"], "504");
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ pub(crate) mod tus;
 mod vectors;
 
 use axum::Router;
-use axum::routing::{get, head, post};
+use axum::routing::{get, patch, post, put};
 use forge_core::rls::{self, RequestContext};
 use forge_core::{Project, WireFormat};
 use serde::de::DeserializeOwned;
@@ -23,6 +23,8 @@ use tus::{ByJwt, BySignature};
 impl Storage {
     /// The routes, to nest at `/storage/v1` under a [`forge_core::ProjectLayer`].
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        // Marks a route whose body may take longer than an edge's request timeout.
+        let long = || axum::middleware::from_fn(forge_core::LongRequest::mark);
         Router::new()
             .route("/bucket", get(bucket::list).post(bucket::create))
             .route("/bucket/", get(bucket::list).post(bucket::create))
@@ -31,24 +33,28 @@ impl Storage {
             .route("/render/image/authenticated/{bucket}/{*path}", get(object::render))
             .route("/render/image/public/{bucket}/{*path}", get(object::render_public))
             .route("/render/image/sign/{bucket}/{*path}", get(object::render_signed))
-            .route("/upload/resumable", post(tus::create::<ByJwt>).options(tus::options))
-            .route("/upload/resumable/", post(tus::create::<ByJwt>).options(tus::options))
-            .route("/upload/resumable/sign", post(tus::create::<BySignature>).options(tus::options))
-            .route("/upload/resumable/sign/", post(tus::create::<BySignature>).options(tus::options))
+            // Routes whose bodies are objects' bytes may outlast an edge's request timeout
+            // (`LongRequest`): their bodies are cut off after 30 s without a byte instead.
+            .route("/upload/resumable", post(tus::create::<ByJwt>).layer(long()).options(tus::options))
+            .route("/upload/resumable/", post(tus::create::<ByJwt>).layer(long()).options(tus::options))
+            .route("/upload/resumable/sign", post(tus::create::<BySignature>).layer(long()).options(tus::options))
+            .route("/upload/resumable/sign/", post(tus::create::<BySignature>).layer(long()).options(tus::options))
             .route(
                 "/upload/resumable/sign/{id}",
-                head(tus::head::<BySignature>)
-                    .patch(tus::patch::<BySignature>)
-                    .delete(tus::terminate::<BySignature>)
+                patch(tus::patch::<BySignature>)
                     .post(tus::overridden::<BySignature>)
+                    .layer(long())
+                    .head(tus::head::<BySignature>)
+                    .delete(tus::terminate::<BySignature>)
                     .options(tus::options),
             )
             .route(
                 "/upload/resumable/{id}",
-                head(tus::head::<ByJwt>)
-                    .patch(tus::patch::<ByJwt>)
-                    .delete(tus::terminate::<ByJwt>)
+                patch(tus::patch::<ByJwt>)
                     .post(tus::overridden::<ByJwt>)
+                    .layer(long())
+                    .head(tus::head::<ByJwt>)
+                    .delete(tus::terminate::<ByJwt>)
                     .options(tus::options),
             )
             .route("/cdn/{bucket}", axum::routing::delete(cdn::purge_bucket))
@@ -62,13 +68,16 @@ impl Storage {
             .route("/object/info/{bucket}/{*path}", get(object::info))
             .route("/object/public/{bucket}/{*path}", get(object::download_public))
             .route("/object/authenticated/{bucket}/{*path}", get(object::download))
-            .route("/object/upload/sign/{bucket}/{*path}", post(object::sign_upload).put(object::upload_signed))
+            .route(
+                "/object/upload/sign/{bucket}/{*path}",
+                put(object::upload_signed).layer(long()).post(object::sign_upload),
+            )
             .route("/object/sign/{bucket}", post(object::sign_many))
             .route("/object/sign/{bucket}/{*path}", get(object::download_signed).post(object::sign))
             .route("/object/{bucket}", axum::routing::delete(object::remove_many))
             .route(
                 "/object/{bucket}/{*path}",
-                get(object::download).post(object::upload).put(object::update).delete(object::remove),
+                post(object::upload).put(object::update).layer(long()).get(object::download).delete(object::remove),
             )
             .nest("/vector", vectors::router())
             .nest("/iceberg", iceberg::router())
