@@ -115,8 +115,9 @@ pub(crate) async fn list_v2(
     // entry per folder, named up to and including that `/`. Sorting by name, the sort key is
     // a constant, so the cursor compares names alone.
     let key = if column == "name" { "'-infinity'::timestamptz" } else { column };
-    // By name and unfolded, the cursor also bounds the scan, so a page does not read the
-    // names before it.
+    // By name, the cursor also bounds the scan, so a page does not read the names before it.
+    // Folded too: an entry is a prefix of its names, so an entry past the cursor has only
+    // names past it (at one level, the cursor is never a longer path through an entry).
     let skip = if column == "name" { format!("name collate \"C\" {cmp} $4::text") } else { "true".to_owned() };
     let sql = format!(
         "with listed as ( \
@@ -124,7 +125,7 @@ pub(crate) async fn list_v2(
                then left(name, $3 + strpos(substr(name, $3 + 1), '/')) else name end) collate \"C\" as entry, \
              id, name, metadata, updated_at, created_at, last_accessed_at \
            from storage.objects where bucket_id = $1 and name like $2 escape '\\' \
-             and ($4::text is null or $7 or {skip})), \
+             and ($4::text is null or {skip})), \
          entries as ( \
            select distinct on (entry) entry, entry <> name collate \"C\" as folder, id, metadata, updated_at, \
              created_at, last_accessed_at, {key} as sort_key \
