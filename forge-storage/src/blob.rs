@@ -171,21 +171,18 @@ pub(crate) async fn discard(body: axum::body::Body) {
     drain.finish().await;
 }
 
-/// How long an upload may go without a byte before it is cut off.
-pub(crate) const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Cancels a [`guard`]ed body when dropped.
 #[derive(Debug)]
 pub(crate) struct Cancel(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
 
 /// Wraps a request body for work that runs on a task of its own, so that the work still ends
-/// as an interrupted upload would: the body breaks off when no byte came for [`IDLE`], or
+/// as an interrupted upload would: the body breaks off when no byte came for `idle`, or
 /// when the returned [`Cancel`] is dropped (the request that started the work was dropped,
 /// by the edge's timeout or a client that left).
-pub(crate) fn guard(body: axum::body::Body) -> (axum::body::Body, Cancel) {
+pub(crate) fn guard(body: axum::body::Body, idle: std::time::Duration) -> (axum::body::Body, Cancel) {
     let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
     let state = Some((body.into_data_stream(), cancelled));
-    let guarded = futures_util::stream::unfold(state, |state| async move {
+    let guarded = futures_util::stream::unfold(state, move |state| async move {
         let (mut stream, mut cancelled) = state?;
         tokio::select! {
             item = stream.next() => match item {
@@ -194,8 +191,9 @@ pub(crate) fn guard(body: axum::body::Body) -> (axum::body::Body, Cancel) {
                 None => None,
             },
             _ = &mut cancelled => Some((Err(Error::invalid("The request was cancelled")), None)),
-            () = tokio::time::sleep(IDLE) => {
-                Some((Err(Error::api(408, "RequestTimeout", "No data arrived for 30 seconds")), None))
+            () = tokio::time::sleep(idle) => {
+                let message = format!("No data arrived for {} seconds", idle.as_secs_f64());
+                Some((Err(Error::api(408, "RequestTimeout", message)), None))
             }
         }
     });

@@ -73,10 +73,20 @@ impl From<object_store::Error> for Error {
     }
 }
 
-/// A request body that broke off.
+/// A request body that broke off: the client's doing (400), or ours when the body was cut
+/// off here (a stalled upload's 408), whose error comes back through the body's layers.
 impl From<axum::Error> for Error {
     fn from(e: axum::Error) -> Self {
-        Error::invalid(format!("The upload was interrupted: {e}"))
+        let mut inner = e.into_inner();
+        loop {
+            inner = match inner.downcast::<Error>() {
+                Ok(ours) => return *ours,
+                Err(other) => match other.downcast::<axum::Error>() {
+                    Ok(wrapped) => wrapped.into_inner(),
+                    Err(other) => return Error::invalid(format!("The upload was interrupted: {other}")),
+                },
+            };
+        }
     }
 }
 

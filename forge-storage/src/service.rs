@@ -14,11 +14,18 @@ pub struct StorageConfig {
     pub file_size_limit: u64,
     /// The longest a signed URL may stay valid, in seconds.
     pub max_signed_url_expiry: u64,
+    /// How long an upload's body may go without a byte before it is cut off (an interrupted
+    /// upload: nothing is kept, or for a resumable upload what arrived is kept).
+    pub upload_idle_timeout: std::time::Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { file_size_limit: 50 * 1024 * 1024, max_signed_url_expiry: 7 * 24 * 3600 }
+        Self {
+            file_size_limit: 50 * 1024 * 1024,
+            max_signed_url_expiry: 7 * 24 * 3600,
+            upload_idle_timeout: std::time::Duration::from_secs(30),
+        }
     }
 }
 

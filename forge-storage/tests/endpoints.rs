@@ -272,6 +272,32 @@ async fn an_interrupted_upload_leaves_no_row_and_no_blob() {
 }
 
 #[tokio::test]
+async fn a_stalled_upload_is_cut_off_and_leaves_nothing() {
+    let config = forge_storage::StorageConfig {
+        upload_idle_timeout: std::time::Duration::from_millis(300),
+        ..forge_storage::StorageConfig::default()
+    };
+    for backend in BACKENDS {
+        let t = common::api_with(backend, config.clone()).await;
+        t.create_bucket("docs", false).await;
+        // One chunk, then nothing more, ever.
+        let first =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![7u8; 64 * 1024]))]);
+        let body = Body::from_stream(futures_util::StreamExt::chain(first, futures_util::stream::pending()));
+        let req = t
+            .builder("POST", "/object/docs/stalled.bin", Some(&t.service_key()))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .expect("req");
+        let r =
+            tokio::time::timeout(std::time::Duration::from_secs(20), t.request(req)).await.expect("cut off in time");
+        r.assert_error(400, "408", "RequestTimeout");
+        assert_eq!(t.rows().await, 0);
+        assert!(t.blobs().await.is_empty(), "{:?}", t.blobs().await);
+    }
+}
+
+#[tokio::test]
 async fn list_move_copy_and_remove() {
     for backend in BACKENDS {
         let t = api(backend).await;

@@ -140,7 +140,7 @@ async fn store_detached(
     let (parts, body) = request.into_parts();
     // If this request is dropped (a timeout, a client that left), the task sees its body
     // break off and cleans up as for any interrupted upload.
-    let (body, _cancel) = blob::guard(body);
+    let (body, _cancel) = blob::guard(body, storage.config().upload_idle_timeout);
     let request = Request::from_parts(parts, body);
     // On any refusal the rest of the body is read and dropped before the answer goes out.
     let task = tokio::spawn(async move {

@@ -683,7 +683,7 @@ async fn write(
     offset: u64,
     body: Body,
 ) -> TusResult<Written> {
-    let (body, _cancel) = blob::guard(body);
+    let (body, _cancel) = blob::guard(body, storage.config().upload_idle_timeout);
     let task = tokio::spawn(async move { write_leased(&storage, &project, writer, &raw, offset, body).await });
     task.await.map_err(|e| TusError(Error::internal(e)))?
 }

@@ -70,6 +70,11 @@ impl Reply {
 }
 
 pub async fn api(backend: Backend) -> Api {
+    api_with(backend, forge_storage::StorageConfig::default()).await
+}
+
+/// [`api`] with a storage configuration of the test's own.
+pub async fn api_with(backend: Backend, config: forge_storage::StorageConfig) -> Api {
     let db = test_db().await;
     forge_core::migrate::run(db.pool(), &[forge_storage::MIGRATIONS]).await.expect("migrate");
     let project = db.project("test");
@@ -82,7 +87,7 @@ pub async fn api(backend: Backend) -> Api {
         }
         Backend::S3 => (moto_store(&moto_bucket().await), None),
     };
-    let storage = Storage::builder().store(store.clone()).build();
+    let storage = Storage::builder().store(store.clone()).config(config).build();
     let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
     Api { db, project, storage, store, app, dir }
 }
