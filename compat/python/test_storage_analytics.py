@@ -2,10 +2,10 @@
 
 `storage.analytics()`: create(), list() with its options and delete() of analytics buckets, their
 errors (storage3 reads the Iceberg error model these routes answer in: the `type` becomes the
-error's `code`, the HTTP status its `status`), and the service-role check. storage3's catalog()
-needs pyiceberg, which the suite does not install: the last test sends the Iceberg REST requests
-pyiceberg's RestCatalog would (config, then namespaces and tables under the returned prefix, a
-nested namespace joined by %1F) with httpx.
+error's `code`, the HTTP status its `status`), and the service-role check. The last test sends
+the Iceberg REST requests pyiceberg's RestCatalog makes (config, then namespaces and tables under
+the returned prefix, a nested namespace joined by %1F) with httpx, to check the raw wire; the
+real pyiceberg behind storage3's catalog() is driven in test_storage_analytics_catalog.py.
 Every test creates its own analytics buckets (random names, removed at the end of the module);
 what the client got is compared with the rows read back in SQL. Run through compat/run.sh, which
 starts the servers and exports the FORGE_* variables.
