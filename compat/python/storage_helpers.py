@@ -45,6 +45,23 @@ def drop_buckets() -> None:
             pass
 
 
+def drop_analytics_buckets(names: list[str]) -> None:
+    """Removes these analytics buckets with their tables and namespaces (children before their
+    parents: a namespace has at most 8 levels)."""
+    sql_exec(
+        """delete from storage.iceberg_tables t using storage.iceberg_namespaces n, storage.buckets_analytics b
+            where t.namespace_id = n.id and n.catalog_id = b.id and b.name = any(%s)""",
+        (names,),
+    )
+    for depth in range(8, 0, -1):
+        sql_exec(
+            """delete from storage.iceberg_namespaces n using storage.buckets_analytics b
+                where n.catalog_id = b.id and b.name = any(%s) and cardinality(n.levels) = %s""",
+            (names, depth),
+        )
+    sql_exec("delete from storage.buckets_analytics where name = any(%s)", (names,))
+
+
 def new_bucket(label: str, options: dict | None = None) -> str:
     """Creates a bucket `py-<label>-<random>` (service role) and returns its id."""
     bucket = f"py-{label}-{suffix()}"

@@ -31,11 +31,11 @@ from forge_compat import (
     client,
     last_request,
     last_response,
-    sql_exec,
     sql_rows,
     user_client,
     user_token,
 )
+from storage_helpers import drop_analytics_buckets
 
 # The service role's analytics client: only the service role may use analytics buckets.
 analytics = client(SERVICE_KEY).storage.analytics()
@@ -61,17 +61,7 @@ def new_bucket(label: str) -> str:
 @pytest.fixture(scope="module", autouse=True)
 def _drop_buckets() -> Iterator[None]:
     yield
-    sql_exec(
-        """delete from storage.iceberg_tables t using storage.iceberg_namespaces n, storage.buckets_analytics b
-            where t.namespace_id = n.id and n.catalog_id = b.id and b.name = any(%s)""",
-        (CREATED,),
-    )
-    sql_exec(
-        """delete from storage.iceberg_namespaces n using storage.buckets_analytics b
-            where n.catalog_id = b.id and b.name = any(%s)""",
-        (CREATED,),
-    )
-    sql_exec("delete from storage.buckets_analytics where name = any(%s)", (CREATED,))
+    drop_analytics_buckets(CREATED)
 
 
 def bucket_rows(part: str) -> list[dict]:

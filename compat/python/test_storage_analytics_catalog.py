@@ -65,7 +65,8 @@ from pyiceberg.types import (
 from supabase import AsyncClientOptions, acreate_client
 
 import forge_compat
-from forge_compat import ANON_KEY, SERVICE_KEY, URL, client, last_request, last_response, sql_exec, sql_rows
+from forge_compat import ANON_KEY, SERVICE_KEY, URL, client, last_request, last_response, sql_rows
+from storage_helpers import drop_analytics_buckets
 
 # The service role's analytics client: only the service role may use analytics buckets.
 analytics = client(SERVICE_KEY).storage.analytics()
@@ -167,19 +168,7 @@ def delete_bucket(name: str) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _drop_buckets() -> Iterator[None]:
     yield
-    sql_exec(
-        """delete from storage.iceberg_tables t using storage.iceberg_namespaces n, storage.buckets_analytics b
-            where t.namespace_id = n.id and n.catalog_id = b.id and b.name = any(%s)""",
-        (CREATED,),
-    )
-    # children before their parents (a namespace has at most 8 levels)
-    for depth in range(8, 0, -1):
-        sql_exec(
-            """delete from storage.iceberg_namespaces n using storage.buckets_analytics b
-                where n.catalog_id = b.id and b.name = any(%s) and cardinality(n.levels) = %s""",
-            (CREATED, depth),
-        )
-    sql_exec("delete from storage.buckets_analytics where name = any(%s)", (CREATED,))
+    drop_analytics_buckets(CREATED)
 
 
 def namespace_rows(bucket: str) -> list[dict]:
