@@ -119,6 +119,16 @@ pub(crate) fn service_only<S: Clone + Send + Sync + 'static>(router: Router<S>, 
     ))
 }
 
+/// The S3 naming rule of vector and table buckets (and of vector indexes, with `dots`): 3 to
+/// 63 lower-case letters, digits and hyphens, beginning and ending with a letter or digit.
+pub(crate) fn s3_style_name(name: &str, dots: bool) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.'))
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+}
+
 /// Parses a JSON body (an empty body is `{}`).
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };

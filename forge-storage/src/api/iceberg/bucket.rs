@@ -28,11 +28,7 @@ const BUCKET_JSON: &str = "jsonb_build_object('id', b.name, 'name', b.name, 'typ
 /// ending with a letter or digit (the rule of S3 table buckets, which back Supabase's; the
 /// table's check constraint says the same).
 fn valid_bucket_name(name: &str) -> bool {
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (3..=63).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && edge(name.chars().next())
-        && edge(name.chars().last())
+    crate::api::s3_style_name(name, false)
 }
 
 #[derive(Debug, Deserialize)]

@@ -154,12 +154,7 @@ fn conflict(what: &str, name: &str) -> Failure {
 /// S3 Vectors' naming rule: 3 to 63 lower-case letters, digits and hyphens (and dots, for
 /// index names), beginning and ending with a letter or digit.
 fn check_name(name: &str, what: &str, dots: bool) -> Result<(), Failure> {
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let valid = (3..=63).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.'))
-        && edge(name.chars().next())
-        && edge(name.chars().last());
-    if valid {
+    if super::s3_style_name(name, dots) {
         Ok(())
     } else {
         let allowed = if dots {
