@@ -286,6 +286,17 @@ async fn main() -> Result<()> {
     let worst = throughput(&server, direct.as_ref(), "fsync", &chunk, &mut bounds).await?;
     let worst_nosync = throughput(&server_nosync, direct_nosync.as_ref(), "no fsync", &chunk, &mut bounds).await?;
 
+    // Many clients at once: 1 MiB objects from 8 concurrent streams on each side, as a server
+    // is used; the aggregate throughput of each side.
+    println!("\n## 1 MiB objects from 8 concurrent streams (aggregate MiB/s)\n");
+    println!("| files | direct put | server upload | ratio |\n|---|---:|---:|---:|");
+    let server = Arc::new(server);
+    for (files, server, direct) in [("fsync", &server, &direct), ("no fsync", &Arc::new(server_nosync), &direct_nosync)]
+    {
+        let (put, up) = concurrent(server, direct, &chunk).await?;
+        println!("| {files} | {put:.0} | {up:.0} | {:.2}x |", up / put);
+    }
+
     // What an upload pays besides the put: the HTTP hop (the same body read and dropped by the
     // same server) and a durable commit (one row in its own transaction, as an upload's row).
     let pool = durable_project.db().pool();
@@ -321,7 +332,6 @@ async fn main() -> Result<()> {
     // 3. Small objects: 4 KiB uploads per second, 16 at a time, against direct puts.
     let window = Duration::from_secs(seconds);
     let small = Bytes::from(vec![7u8; 4096]);
-    let server = Arc::new(server);
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + window;
     let mut tasks = Vec::new();
@@ -370,6 +380,44 @@ async fn main() -> Result<()> {
     durable_pg.stop();
     let _ = std::fs::remove_dir_all(&data);
     Ok(())
+}
+
+/// 8 streams × 20 objects of 1 MiB on each side, at once; the aggregate MiB/s of the direct
+/// puts and of the uploads.
+async fn concurrent(server: &Arc<Server>, direct: &Arc<dyn ObjectStore>, chunk: &Bytes) -> Result<(f64, f64)> {
+    const STREAMS: usize = 8;
+    const EACH: usize = 20;
+    let bytes = (STREAMS * EACH) as u64 * MIB;
+    let t0 = Instant::now();
+    let puts = (0..STREAMS).map(|s| {
+        let (direct, chunk) = (direct.clone(), chunk.clone());
+        tokio::spawn(async move {
+            for i in 0..EACH {
+                direct_put(direct.as_ref(), &Path::from(format!("many/{s}/{i}")), MIB, &chunk)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        })
+    });
+    for task in puts.collect::<Vec<_>>() {
+        task.await??;
+    }
+    let put = mib_per_s(bytes, t0.elapsed());
+    let t0 = Instant::now();
+    let uploads = (0..STREAMS).map(|s| {
+        let (server, chunk) = (server.clone(), chunk.clone());
+        tokio::spawn(async move {
+            for i in 0..EACH {
+                server.upload(&format!("many/{s}/{i}"), MIB, &chunk).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        })
+    });
+    for task in uploads.collect::<Vec<_>>() {
+        task.await??;
+    }
+    Ok((put, mib_per_s(bytes, t0.elapsed())))
 }
 
 /// A project on a durable cluster of its own under `data` (as forge-server runs Postgres).
