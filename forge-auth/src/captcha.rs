@@ -3,6 +3,7 @@
 //! `gotrue_meta_security.captcha_token` (supabase-js: `options.captchaToken`), checked with
 //! hCaptcha or Cloudflare Turnstile before anything else is done.
 
+use crate::error::ErrorKind;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -60,7 +61,7 @@ struct Verdict {
 }
 
 fn refused(reason: &str) -> Error {
-    Error::api(400, "captcha_failed", format!("captcha protection: request disallowed ({reason})"))
+    Error::new(ErrorKind::CaptchaFailed, format!("captcha protection: request disallowed ({reason})"))
 }
 
 impl Captcha {

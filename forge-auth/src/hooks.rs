@@ -12,6 +12,8 @@
 //! careless hook away from what it was not granted, but it is not a sandbox (a function can
 //! reset the role, or change settings other than the role and timeout, which are restored).
 
+use crate::error::ErrorKind;
+use forge_core::error::DbErrorKind;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -78,10 +80,7 @@ pub(crate) async fn custom_access_token(
     if let Some(err) = output.get("error").filter(|e| !e.is_null()) {
         let status = err.get("http_code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
         let message = err.get("message").and_then(Value::as_str).unwrap_or("The hook refused the request");
-        return Err(match status {
-            Some(s @ 400..=499) => Error::api(s, "unexpected_failure", message.to_owned()),
-            _ => Error::internal(format!("access token hook error: {message}")),
-        });
+        return Err(Error::hook_refused(status.unwrap_or(500), message.to_owned()));
     }
     let Some(Value::Object(out)) = output.get("claims").cloned() else {
         return Err(Error::internal("access token hook: the output has no claims object"));
@@ -115,8 +114,8 @@ async fn call(conn: &mut sqlx::PgConnection, hook: &PgFunction, input: &Value) -
     let sql = format!("select \"{}\".\"{}\"($1)", hook.schema, hook.function);
     let output: Option<Value> =
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(input).fetch_one(&mut *conn).await.map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
-                Error::api(422, "hook_timeout", "Failed to reach hook within maximum time")
+            e if DbErrorKind::of_sqlx(e) == Some(DbErrorKind::QueryCanceled) => {
+                Error::new(ErrorKind::HookTimeout, "Failed to reach hook within maximum time")
             }
             _ => {
                 tracing::error!(error = %e, hook = %signature, "access token hook failed");

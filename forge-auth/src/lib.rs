@@ -65,7 +65,7 @@ pub mod third_party;
 mod users;
 
 pub use config::{AuthConfig, Hooks, RateLimits, Template, Templates};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use mail::{Mail, MailError, MailKind, Mailer, Outbox, SmtpMailer, SmtpSettings};
 pub use provider::{GitHub, IdentityProvider, Oidc, ProviderConfig, ProviderUser};
 pub use service::{Auth, AuthBuilder};

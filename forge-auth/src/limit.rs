@@ -4,6 +4,7 @@
 //! The per-address interval is kept in memory for every address asked about, known or not,
 //! so that re-sends are limited identically for unknown addresses (no enumeration).
 
+use crate::error::ErrorKind;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -109,17 +110,17 @@ impl Limiters {
     /// Counts a mail of `kind` to `address`: refused when one went out less than the
     /// configured interval ago, or when the global hourly budget is spent.
     pub(crate) fn mail(&self, kind: crate::mail::MailKind, address: &str) -> Result<()> {
-        self.interval(kind as u8, address, "over_email_send_rate_limit")?;
-        spend(&self.email_sent, "over_email_send_rate_limit", "email rate limit exceeded")
+        self.interval(kind as u8, address, ErrorKind::OverEmailSendRateLimit)?;
+        spend(&self.email_sent, ErrorKind::OverEmailSendRateLimit, "email rate limit exceeded")
     }
 
     /// Counts a text of `kind` to `phone`, as [`Limiters::mail`] does mail.
     pub(crate) fn sms(&self, kind: crate::sms::SmsKind, phone: &str) -> Result<()> {
-        self.interval(0x80 | kind as u8, phone, "over_sms_send_rate_limit")?;
-        spend(&self.sms_sent, "over_sms_send_rate_limit", "SMS rate limit exceeded")
+        self.interval(0x80 | kind as u8, phone, ErrorKind::OverSmsSendRateLimit)?;
+        spend(&self.sms_sent, ErrorKind::OverSmsSendRateLimit, "SMS rate limit exceeded")
     }
 
-    fn interval(&self, kind: u8, address: &str, code: &'static str) -> Result<()> {
+    fn interval(&self, kind: u8, address: &str, code: ErrorKind) -> Result<()> {
         if let Some(l) = &self.per_address {
             prune(l);
             if let Err(not_until) = l.check_key(&(kind, address.to_ascii_lowercase())) {
@@ -132,10 +133,10 @@ impl Limiters {
 }
 
 /// Spends one from a global budget (none: every send is refused).
-fn spend(budget: &Option<Direct>, code: &'static str, message: &'static str) -> Result<()> {
+fn spend(budget: &Option<Direct>, code: ErrorKind, message: &'static str) -> Result<()> {
     match budget {
         Some(l) if l.check().is_ok() => Ok(()),
-        _ => Err(Error::api(429, code, message)),
+        _ => Err(Error::new(code, message)),
     }
 }
 

@@ -7,6 +7,7 @@
 //! sent. Tokens issued for a PKCE flow are stored with a `pkce_` prefix and are exchanged for
 //! an auth code rather than a session when followed as a link.
 
+use crate::error::ErrorKind;
 use forge_core::Project;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -268,7 +269,7 @@ pub(crate) async fn deliver_sms(auth: &Auth, sms: Sms) -> Result<String> {
     let kind = sms.kind;
     auth.0.sms.send(sms).await.map_err(|e| {
         tracing::error!(error = %e, ?kind, "sending a text failed");
-        Error::api(422, "sms_send_failed", "Error sending a text message")
+        Error::new(ErrorKind::SmsSendFailed, "Error sending a text message")
     })
 }
 
@@ -500,7 +501,7 @@ pub(crate) async fn issue_auth_code(
     .fetch_optional(&mut *conn)
     .await?;
     let (id, redirect_to) =
-        flow.ok_or_else(|| Error::api(404, "flow_state_not_found", "invalid flow state, no valid flow state found"))?;
+        flow.ok_or_else(|| Error::new(ErrorKind::FlowStateNotFound, "invalid flow state, no valid flow state found"))?;
     let code = random_token();
     sqlx::query(
         "update auth.flow_state set auth_code = $2, auth_code_issued_at = now(), updated_at = now() where id = $1",

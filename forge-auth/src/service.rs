@@ -156,8 +156,9 @@ impl Auth {
         self.0.sms_outbox.as_ref()
     }
 
-    /// The routes, to nest at `/auth/v1` under a [`forge_core::ProjectLayer`].
-    pub fn router(&self) -> Router {
+    /// The routes, to nest at `/auth/v1` under a [`forge_core::ProjectLayer`], in an
+    /// application's router of any state.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         crate::api::router(self.clone())
     }
 

@@ -6,6 +6,7 @@
 //! refreshing at the same moment); that forks the chain and leaves its successor valid.
 //! Presenting it later is treated as theft: the whole session is deleted.
 
+use crate::error::ErrorKind;
 use std::net::IpAddr;
 
 use forge_core::Project;
@@ -230,14 +231,15 @@ pub(crate) async fn refresh(auth: &Auth, project: &Project, token: &str, client:
     .bind(&digest)
     .fetch_optional(&mut *tx)
     .await?;
-    let not_found = || Error::api(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found");
+    let not_found = || Error::new(ErrorKind::RefreshTokenNotFound, "Invalid Refresh Token: Refresh Token Not Found");
     let row = row.ok_or_else(not_found)?;
     let user_id: Uuid = row.user_id.as_deref().and_then(|u| u.parse().ok()).ok_or_else(not_found)?;
     let user = auth.store().find(&mut tx, Lookup::Id(user_id)).await?.ok_or_else(not_found)?;
     if user.is_banned() {
-        return Err(Error::api(400, "user_banned", "User is banned"));
+        return Err(Error::new(ErrorKind::UserBannedAtSignIn, "User is banned"));
     }
-    let session_not_found = || Error::api(400, "session_not_found", "Invalid Refresh Token: Session Not Found");
+    let session_not_found =
+        || Error::new(ErrorKind::SessionNotFoundOnRefresh, "Invalid Refresh Token: Session Not Found");
     let session_id = row.session_id.ok_or_else(session_not_found)?;
     let session: SessionRow =
         sqlx::query_as("select created_at, refreshed_at, not_after from auth.sessions where id = $1 for update")
@@ -257,7 +259,7 @@ pub(crate) async fn refresh(auth: &Auth, project: &Project, token: &str, client:
     if expired {
         sqlx::query("delete from auth.sessions where id = $1").bind(session_id).execute(&mut *tx).await?;
         tx.commit().await?;
-        return Err(Error::api(400, "session_expired", "Invalid Refresh Token: Session Expired"));
+        return Err(Error::new(ErrorKind::SessionExpired, "Invalid Refresh Token: Session Expired"));
     }
 
     if row.revoked == Some(true) {
@@ -269,7 +271,7 @@ pub(crate) async fn refresh(auth: &Auth, project: &Project, token: &str, client:
             sqlx::query("delete from auth.sessions where id = $1").bind(session_id).execute(&mut *tx).await?;
             tx.commit().await?;
             tracing::warn!(%session_id, "refresh token reused after rotation; session revoked");
-            return Err(Error::api(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used"));
+            return Err(Error::new(ErrorKind::RefreshTokenAlreadyUsed, "Invalid Refresh Token: Already Used"));
         }
     } else {
         sqlx::query("update auth.refresh_tokens set revoked = true, updated_at = now() where token = $1")

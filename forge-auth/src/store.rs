@@ -9,6 +9,9 @@
 //! somewhere else still has to keep a row there for each of them: the usual way to write
 //! one is to wrap [`PgUserStore`] (see the `custom_store` test).
 
+use crate::error::ErrorKind;
+use forge_core::ForgeError;
+use forge_core::error::DbErrorKind;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -221,20 +224,19 @@ const USER_COLUMNS: &str = "id, aud, role, email, phone, encrypted_password, ema
 const IDENTITY_COLUMNS: &str =
     "id, provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at, email";
 
-/// A unique-key violation on `auth.users`, as the error users see.
+/// A unique-key violation on `auth.users`, as the error users see (told apart by the
+/// constraint the schema names: `users_phone_key`, `users_pkey`, `users_email_partial_key`).
 fn taken(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            let constraint = db.constraint().unwrap_or_default();
-            if constraint.contains("phone") || db.message().contains("phone") {
-                Error::api(422, "phone_exists", "Phone number already registered by another user")
-            } else if constraint.contains("pkey") {
-                Error::api(422, "user_already_exists", "User already registered")
-            } else {
-                Error::email_exists()
-            }
+    let e = ForgeError::from(e);
+    if e.db_kind() != Some(DbErrorKind::UniqueViolation) {
+        return Error::from_core(e);
+    }
+    match e.db_constraint() {
+        Some("users_phone_key") => {
+            Error::new(ErrorKind::PhoneExists, "Phone number already registered by another user")
         }
-        _ => e.into(),
+        Some("users_pkey") => Error::new(ErrorKind::UserAlreadyExists, "User already registered"),
+        _ => Error::email_exists(),
     }
 }
 
@@ -453,7 +455,7 @@ impl PgUserStore {
         .execute(&mut *conn)
         .await?;
         if linked.rows_affected() == 0 {
-            return Err(Error::api(422, "identity_already_exists", "Identity is already linked to another user"));
+            return Err(Error::new(ErrorKind::IdentityAlreadyExists, "Identity is already linked to another user"));
         }
         Self::sync_providers(conn, user_id).await
     }

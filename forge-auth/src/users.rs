@@ -1,5 +1,6 @@
 //! Helpers for changing users through the [`crate::UserStore`].
 
+use crate::error::ErrorKind;
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ pub(crate) async fn ensure_free(
     }
     Err(match contact {
         Contact::Email(_) => Error::email_exists(),
-        Contact::Phone(_) => Error::api(422, "phone_exists", "Phone number already registered by another user"),
+        Contact::Phone(_) => Error::new(ErrorKind::PhoneExists, "Phone number already registered by another user"),
     })
 }
 

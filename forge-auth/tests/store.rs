@@ -7,9 +7,10 @@ use common::{api_built, assert_session};
 use forge_auth::model::{Identity, User};
 use forge_auth::store::StoreFuture;
 use forge_auth::{
-    Auth, AuthConfig, Deletion, Error, Lookup, NewIdentity, NewUser, PgUserStore, UserChange, UserPage, UserQuery,
-    UserStore,
+    Auth, AuthConfig, Deletion, Error, ErrorKind, Lookup, NewIdentity, NewUser, PgUserStore, UserChange, UserPage,
+    UserQuery, UserStore,
 };
+use forge_core::error::DbErrorKind;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -32,11 +33,9 @@ impl Profiles {
         .bind(handle)
         .execute(conn)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-                Error::api(422, "handle_taken", "That handle is taken")
-            }
-            other => other.into(),
+        .map_err(|e| match DbErrorKind::of_sqlx(&e) {
+            Some(DbErrorKind::UniqueViolation) => Error::store_refused("handle_taken", "That handle is taken"),
+            _ => e.into(),
         })?;
         Ok(())
     }
@@ -44,7 +43,7 @@ impl Profiles {
     fn admits(&self, email: Option<&str>) -> forge_auth::Result<()> {
         match email {
             Some(e) if !e.ends_with(self.domain) => {
-                Err(Error::api(403, "email_address_not_authorized", "Sign-ups are open to staff addresses only"))
+                Err(Error::new(ErrorKind::EmailAddressNotAuthorized, "Sign-ups are open to staff addresses only"))
             }
             _ => Ok(()),
         }
@@ -150,7 +149,7 @@ async fn a_custom_store_sees_every_user_change_in_the_request_transaction() {
 
     // The store's own rule, with its own error, and nothing stored.
     let r = t.post("/auth/v1/signup", json!({ "email": "eve@elsewhere.test", "password": "correct horse 1" })).await;
-    r.assert_error(403, "email_address_not_authorized");
+    r.assert_error(400, "email_address_not_authorized");
     assert_eq!(users(&t).await, 1);
 
     // A store failure after the user row was written rolls the whole sign-up back.
@@ -166,7 +165,7 @@ async fn a_custom_store_sees_every_user_change_in_the_request_transaction() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(profiles(&t).await[0].2.as_deref(), Some("annie"));
     let r = t.send("PUT", "/auth/v1/user", Some(token), &json!({ "email": "ann@gmail.test" }).to_string()).await;
-    r.assert_error(403, "email_address_not_authorized");
+    r.assert_error(400, "email_address_not_authorized");
     let r = t.admin("PUT", &format!("/auth/v1/admin/users/{ann}"), json!({ "email": "ann.b@staff.test" })).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["email"], "ann.b@staff.test");

@@ -52,7 +52,9 @@ pub mod rls;
 pub mod testing;
 
 pub use db::{Database, DatabaseConfig};
-pub use error::{AuthError, DbError, ErrorCode, ForgeError, Rejection, WireFormat};
+pub use error::{
+    AuthError, DbError, DbErrorKind, ErrorCode, ForgeError, Problem, Rejection, RenderedError, WireFormat,
+};
 pub use keys::{ProjectKeys, ThirdPartyIssuer};
 pub use long_request::LongRequest;
 pub use principal::{Claims, Principal};

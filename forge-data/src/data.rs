@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use forge_core::{Project, ProjectRef};
 use tokio::sync::OnceCell;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{Schema, SchemaCache};
 
 /// Settings of the REST service.
@@ -96,12 +96,9 @@ impl Data {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, project = %project.reference(), "loading the schema cache failed");
-                Error::parse(
-                    "PGRST002",
-                    503,
-                    "Could not query the database for the schema cache. Retrying.".into(),
-                    None,
-                    None,
+                Error::refused(
+                    ErrorKind::SchemaCacheUnavailable,
+                    "Could not query the database for the schema cache. Retrying.",
                 )
             })?;
         Ok(cache.snapshot())

@@ -53,4 +53,4 @@ pub mod query;
 pub mod schema;
 
 pub use data::{Data, DataBuilder, DataConfig};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};

@@ -6,14 +6,14 @@ use futures_util::{Stream, StreamExt, TryStreamExt as _};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Parts are sent to the store in chunks of this size (S3's minimum part is 5 MiB).
 const CHUNK: usize = 8 * 1024 * 1024;
 
 /// 413 `EntityTooLarge`.
 pub(crate) fn too_large() -> Error {
-    Error::api(413, "EntityTooLarge", "The object exceeded the maximum allowed size")
+    Error::new(ErrorKind::EntityTooLarge, "The object exceeded the maximum allowed size")
 }
 
 /// What [`write`] does with the bytes already received when the body breaks off.
@@ -193,7 +193,7 @@ pub(crate) fn guard(body: axum::body::Body, idle: std::time::Duration) -> (axum:
             _ = &mut cancelled => Some((Err(Error::invalid("The request was cancelled")), None)),
             () = tokio::time::sleep(idle) => {
                 let message = format!("No data arrived for {} seconds", idle.as_secs_f64());
-                Some((Err(Error::api(408, "RequestTimeout", message)), None))
+                Some((Err(Error::new(ErrorKind::RequestTimeout, message)), None))
             }
         }
     });

@@ -72,7 +72,7 @@ mod service;
 mod sweep;
 pub mod testing;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use service::{Storage, StorageBuilder, StorageConfig};
 pub use sweep::{SWEEP_GRACE, Swept};
 

@@ -7,7 +7,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The largest stored object that is transformed.
 pub(crate) const MAX_INPUT_BYTES: u64 = 25 * 1024 * 1024;
@@ -104,7 +104,7 @@ fn mode(t: &Transform) -> Result<Mode> {
 /// Decodes `bytes`, applies `t`, and encodes the result: the bytes and their MIME type.
 pub(crate) fn apply(bytes: &[u8], t: &Transform) -> Result<(Vec<u8>, &'static str)> {
     let mode = mode(t)?;
-    let not_image = || Error::api(415, "InvalidMimeType", "The object is not an image that can be transformed");
+    let not_image = || Error::new(ErrorKind::InvalidMimeType, "The object is not an image that can be transformed");
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| not_image())?;
     let source = reader.format().ok_or_else(not_image)?;
     let mut limits = Limits::default();
@@ -113,7 +113,7 @@ pub(crate) fn apply(bytes: &[u8], t: &Transform) -> Result<(Vec<u8>, &'static st
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
     let image = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => Error::api(413, "EntityTooLarge", "The image is too large to transform"),
+        image::ImageError::Limits(_) => Error::new(ErrorKind::EntityTooLarge, "The image is too large to transform"),
         _ => not_image(),
     })?;
     let clamp = |v: u32| v.clamp(1, MAX_OUTPUT_SIDE);

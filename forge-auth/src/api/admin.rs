@@ -1,6 +1,7 @@
 //! The admin API (service role only): users, their factors, `generate_link`, `invite`, and
 //! Forge's local outbox.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -344,7 +345,7 @@ pub(crate) async fn list_factors(
 
 async fn find_factor(pool: &sqlx::PgPool, user: &str, factor: &str) -> Result<Factor> {
     let user = parse_id(user)?;
-    let not_found = || Error::api(404, "mfa_factor_not_found", "Factor not found");
+    let not_found = || Error::new(ErrorKind::MfaFactorNotFound, "Factor not found");
     let fid: Uuid = factor.parse().map_err(|_| not_found())?;
     Factor::of_user(pool, user).await?.into_iter().find(|f| f.id == fid).ok_or_else(not_found)
 }

@@ -2,6 +2,7 @@
 //! flow, PKCE towards the provider, and implicit or PKCE towards the app), the `id_token`
 //! grant, and `DELETE /user/identities/{id}`.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -168,7 +169,7 @@ fn serde_urlencoded_params(body: &[u8]) -> CallbackParams {
 }
 
 async fn load_flow(project: &Project, state: Option<&str>) -> Result<Flow> {
-    let bad_state = || Error::api(400, "bad_oauth_state", "OAuth state parameter missing or invalid");
+    let bad_state = || Error::new(ErrorKind::BadOauthState, "OAuth state parameter missing or invalid");
     let id: Uuid = state.and_then(|s| s.parse().ok()).ok_or_else(bad_state)?;
     // Taking the row out makes the state single-use.
     let sql = "delete from auth.flow_state where id = $1 and authentication_method = 'oauth' and user_id is null \
@@ -183,7 +184,7 @@ async fn load_flow(project: &Project, state: Option<&str>) -> Result<Flow> {
         .transpose()?;
     let (flow, fresh) = row.ok_or_else(bad_state)?;
     if !fresh {
-        return Err(Error::api(422, "oauth_client_state_expired", "OAuth state has expired"));
+        return Err(Error::new(ErrorKind::OauthClientStateExpired, "OAuth state has expired"));
     }
     Ok(flow)
 }
@@ -232,18 +233,18 @@ async fn finish(
 ) -> Result<Landing> {
     if let Some(error) = params.error {
         let description = params.error_description.unwrap_or_default();
-        return Err(Error::api(400, "bad_oauth_callback", format!("{error}: {description}")));
+        return Err(Error::new(ErrorKind::BadOauthCallback, format!("{error}: {description}")));
     }
     let code = params
         .code
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::api(400, "bad_oauth_callback", "OAuth callback with missing authorization code"))?;
+        .ok_or_else(|| Error::new(ErrorKind::BadOauthCallback, "OAuth callback with missing authorization code"))?;
     let provider = provider(auth, &flow.provider_type)?;
     let callback = format!("{}/callback", auth.issuer(project));
     let verifier = flow.provider_verifier.clone().unwrap_or_default();
     let nonce = flow.provider_nonce.clone().unwrap_or_default();
     let external = provider.exchange(&code, &verifier, &callback, &nonce).await.map_err(|e| {
-        Error::api(400, "bad_oauth_callback", format!("Error getting user profile from external provider: {e}"))
+        Error::new(ErrorKind::BadOauthCallback, format!("Error getting user profile from external provider: {e}"))
     })?;
     let provider_token = external.access_token.clone();
     let provider_refresh = external.refresh_token.clone();
@@ -289,7 +290,7 @@ async fn link_identity(
     let store = auth.store();
     let owner = store.identity_owner(tx, provider, &external.subject).await?;
     if owner.is_some_and(|o| o != user_id) {
-        return Err(Error::api(422, "identity_already_exists", "Identity is already linked to another user"));
+        return Err(Error::new(ErrorKind::IdentityAlreadyExists, "Identity is already linked to another user"));
     }
     let identity = NewIdentity {
         provider: provider.to_owned(),
@@ -310,7 +311,7 @@ async fn link_identity(
     }
     let user = store.update(tx, user_id, change).await?;
     if user.is_banned() {
-        return Err(Error::api(403, "user_banned", "User is banned"));
+        return Err(Error::new(ErrorKind::UserBanned, "User is banned"));
     }
     Ok(user)
 }
@@ -371,15 +372,14 @@ async fn resolve_user(
                     store.find(tx, Lookup::Id(u.id)).await?.ok_or_else(|| Error::internal("user vanished"))?
                 }
                 Some(_) => {
-                    return Err(Error::api(
-                        422,
-                        "provider_email_needs_verification",
+                    return Err(Error::new(
+                        ErrorKind::ProviderEmailNeedsVerification,
                         "Unverified email with the provider: verify it there before signing in",
                     ));
                 }
                 None => {
                     if auth.config().disable_signup {
-                        return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
+                        return Err(Error::new(ErrorKind::SignupDisabled, "Signups not allowed for this instance"));
                     }
                     let metadata = match &data {
                         Value::Object(m) => m.clone(),
@@ -398,7 +398,7 @@ async fn resolve_user(
         }
     };
     if user.is_banned() {
-        return Err(Error::api(403, "user_banned", "User is banned"));
+        return Err(Error::new(ErrorKind::UserBanned, "User is banned"));
     }
     Ok(user)
 }
@@ -445,10 +445,9 @@ pub(crate) async fn id_token_grant(
         .ok_or_else(|| Error::validation("provider or client_id and issuer required"))?;
     let id_token =
         body.id_token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| Error::validation("id_token required"))?;
-    let provider =
-        auth.0.providers.get(name).cloned().ok_or_else(|| {
-            Error::api(400, "provider_disabled", format!("Custom OIDC provider \"{name}\" not allowed"))
-        })?;
+    let provider = auth.0.providers.get(name).cloned().ok_or_else(|| {
+        Error::new(ErrorKind::ProviderDisabled, format!("Custom OIDC provider \"{name}\" not allowed"))
+    })?;
     let external = provider
         .verify_id_token(id_token, body.nonce.as_deref().filter(|n| !n.is_empty()))
         .await
@@ -469,15 +468,14 @@ pub(crate) async fn unlink(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let SessionUser { project, user, .. } = session;
-    let not_found = || Error::api(422, "identity_not_found", "Identity doesn't exist");
+    let not_found = || Error::new(ErrorKind::IdentityNotFound, "Identity doesn't exist");
     let id: Uuid = id.parse().map_err(|_| not_found())?;
     let mut tx = project.db().pool().begin().await?;
     let identities = auth.store().identities(&mut tx, user.id).await?;
     let identity = identities.iter().find(|i| i.id == id).ok_or_else(not_found)?;
     if identities.len() <= 1 {
-        return Err(Error::api(
-            422,
-            "single_identity_not_deletable",
+        return Err(Error::new(
+            ErrorKind::SingleIdentityNotDeletable,
             "User must have at least 1 identity after unlinking",
         ));
     }

@@ -5,6 +5,7 @@
 //! to its `amr`. Each TOTP code (each 30-second step) is accepted once per factor, and each
 //! challenge once. A phone factor's challenge texts a code whose digest the challenge keeps.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -52,11 +53,11 @@ pub(crate) async fn enroll(State(auth): State<Auth>, session: SessionUser, body:
     let phone = match body.factor_type.as_deref() {
         Some("totp") => None,
         Some("phone") if !auth.config().mfa_phone_enabled => {
-            return Err(Error::api(422, "mfa_phone_enroll_not_enabled", "MFA enroll is disabled for Phone"));
+            return Err(Error::new(ErrorKind::MfaPhoneEnrollNotEnabled, "MFA enroll is disabled for Phone"));
         }
         Some("phone") => Some(crate::users::normalize_phone(body.phone.as_deref().unwrap_or_default())?),
         Some("webauthn") => {
-            return Err(Error::api(422, "mfa_webauthn_enroll_not_enabled", "MFA enroll is disabled for WebAuthn"));
+            return Err(Error::new(ErrorKind::MfaWebauthnEnrollNotEnabled, "MFA enroll is disabled for WebAuthn"));
         }
         _ => return Err(Error::validation("factor_type needs to be totp, phone or webauthn")),
     };
@@ -64,20 +65,18 @@ pub(crate) async fn enroll(State(auth): State<Auth>, session: SessionUser, body:
     let pool = project.db().pool();
     let factors = Factor::of_user(pool, user.id).await?;
     if factors.iter().any(|f| f.status == "verified") && aal != "aal2" {
-        return Err(Error::api(403, "insufficient_aal", "AAL2 required to enroll a new factor"));
+        return Err(Error::new(ErrorKind::InsufficientAal, "AAL2 required to enroll a new factor"));
     }
     if factors.len() >= auth.config().mfa_max_factors {
-        return Err(Error::api(
-            422,
-            "too_many_enrolled_mfa_factors",
+        return Err(Error::new(
+            ErrorKind::TooManyEnrolledMfaFactors,
             "Maximum number of verified factors reached, unenroll to continue",
         ));
     }
     let friendly_name = body.friendly_name.unwrap_or_default();
     if !friendly_name.is_empty() && factors.iter().any(|f| f.friendly_name.as_deref() == Some(friendly_name.as_str())) {
-        return Err(Error::api(
-            422,
-            "mfa_factor_name_conflict",
+        return Err(Error::new(
+            ErrorKind::MfaFactorNameConflict,
             format!("A factor with the friendly name \"{friendly_name}\" for this user already exists"),
         ));
     }
@@ -130,7 +129,7 @@ fn host_of(url: &str) -> String {
 }
 
 async fn own_factor(pool: &sqlx::PgPool, user_id: Uuid, factor_id: &str) -> Result<Factor> {
-    let not_found = || Error::api(404, "mfa_factor_not_found", "Factor not found");
+    let not_found = || Error::new(ErrorKind::MfaFactorNotFound, "Factor not found");
     let id: Uuid = factor_id.parse().map_err(|_| not_found())?;
     Factor::of_user(pool, user_id).await?.into_iter().find(|f| f.id == id).ok_or_else(not_found)
 }
@@ -157,7 +156,7 @@ pub(crate) async fn challenge(
     // A phone factor's code goes out by text; the challenge keeps only its digest.
     let text = match (factor.factor_type.as_str(), factor.phone.as_deref()) {
         ("phone", _) if !auth.config().mfa_phone_enabled => {
-            return Err(Error::api(422, "mfa_phone_verify_not_enabled", "MFA verification is disabled for Phone"));
+            return Err(Error::new(ErrorKind::MfaPhoneVerifyNotEnabled, "MFA verification is disabled for Phone"));
         }
         ("phone", Some(phone)) => {
             let channel = super::phone::channel(body.channel.as_deref())?;
@@ -207,14 +206,14 @@ pub(crate) async fn verify(
     let body: VerifyBody = parse_body(&body)?;
     let SessionUser { project, user, session_id, .. } = session;
     let session_id =
-        session_id.ok_or_else(|| Error::api(403, "session_not_found", "MFA verification requires a session"))?;
+        session_id.ok_or_else(|| Error::new(ErrorKind::SessionNotFound, "MFA verification requires a session"))?;
     let pool = project.db().pool();
     let factor = own_factor(pool, user.id, &id).await?;
     let challenge_id: Uuid = body
         .challenge_id
         .as_deref()
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| Error::api(422, "mfa_challenge_expired", "MFA challenge not found"))?;
+        .ok_or_else(|| Error::new(ErrorKind::MfaChallengeExpired, "MFA challenge not found"))?;
     let code = body.code.unwrap_or_default();
     auth.0.limits.guess(&factor.id.to_string())?;
 
@@ -227,14 +226,13 @@ pub(crate) async fn verify(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((created, verified_at, otp_code)) = challenge else {
-        return Err(Error::api(404, "mfa_factor_not_found", "Challenge and factor do not match"));
+        return Err(Error::new(ErrorKind::MfaFactorNotFound, "Challenge and factor do not match"));
     };
     if verified_at.is_some() || created + CHALLENGE_TTL < OffsetDateTime::now_utc() {
         sqlx::query("delete from auth.mfa_challenges where id = $1").bind(challenge_id).execute(&mut *tx).await?;
         tx.commit().await?;
-        return Err(Error::api(
-            422,
-            "mfa_challenge_expired",
+        return Err(Error::new(
+            ErrorKind::MfaChallengeExpired,
             format!(
                 "MFA challenge {challenge_id} has expired, verify against another challenge or create a new challenge."
             ),
@@ -250,7 +248,7 @@ pub(crate) async fn verify(
         let presented = stored_digest(&token_hash(phone, code.trim()));
         if !otp_code.as_deref().is_some_and(|expected| ct_eq(expected, &presented)) {
             tx.commit().await?;
-            return Err(Error::api(422, "mfa_verification_failed", "Invalid MFA Phone code entered"));
+            return Err(Error::new(ErrorKind::MfaVerificationFailed, "Invalid MFA Phone code entered"));
         }
         sqlx::query(
             "update auth.mfa_factors set status = 'verified', updated_at = now(), last_challenged_at = now() \
@@ -270,7 +268,7 @@ pub(crate) async fn verify(
     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or_default();
     let step = totp.check(code.trim(), now).and_then(|s| i64::try_from(s).ok());
     let Some(step) = step else {
-        return Err(Error::api(422, "mfa_verification_failed", "Invalid TOTP code entered"));
+        return Err(Error::new(ErrorKind::MfaVerificationFailed, "Invalid TOTP code entered"));
     };
     // Each step's code is accepted once: the factor remembers the last step it accepted.
     let fresh = sqlx::query(
@@ -283,7 +281,7 @@ pub(crate) async fn verify(
     .await?
     .rows_affected();
     if fresh == 0 {
-        return Err(Error::api(422, "mfa_verification_failed", "Invalid TOTP code entered"));
+        return Err(Error::new(ErrorKind::MfaVerificationFailed, "Invalid TOTP code entered"));
     }
     sqlx::query("update auth.mfa_challenges set verified_at = now() where id = $1")
         .bind(challenge_id)
@@ -324,7 +322,7 @@ pub(crate) async fn unenroll(session: SessionUser, Path(id): Path<String>) -> Re
     let pool = session.project.db().pool();
     let factor = own_factor(pool, session.user.id, &id).await?;
     if factor.status == "verified" && session.aal != "aal2" {
-        return Err(Error::api(422, "insufficient_aal", "AAL2 required to unenroll verified factor"));
+        return Err(Error::new(ErrorKind::InsufficientAalToUnenroll, "AAL2 required to unenroll verified factor"));
     }
     sqlx::query("delete from auth.mfa_factors where id = $1").bind(factor.id).execute(pool).await?;
     Ok(Json(json!({ "id": factor.id })))

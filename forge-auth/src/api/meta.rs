@@ -1,5 +1,6 @@
 //! `GET /settings`, `GET /health`, `GET /.well-known/jwks.json`, and the fallback.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::extract::State;
 use forge_core::Project;
@@ -37,5 +38,5 @@ pub(crate) async fn jwks(project: Project) -> Json<Value> {
 }
 
 pub(crate) async fn not_found() -> Error {
-    Error::api(404, "not_found", "The requested path was not found")
+    Error::new(ErrorKind::NotFound, "The requested path was not found")
 }

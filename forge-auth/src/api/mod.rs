@@ -10,6 +10,7 @@ mod signup;
 mod token;
 mod user;
 
+use crate::error::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
@@ -26,7 +27,7 @@ use crate::service::Auth;
 use crate::session::ClientInfo;
 use crate::store::Lookup;
 
-pub(crate) fn router(auth: Auth) -> Router {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> {
     Router::new()
         .route("/signup", post(signup::signup))
         .route("/token", post(token::token))
@@ -58,6 +59,7 @@ pub(crate) fn router(auth: Auth) -> Router {
         .route("/user/identities/{id}", delete(external::unlink))
         .fallback(meta::not_found)
         .layer(axum::middleware::from_fn_with_state(auth.clone(), with_auth))
+        .layer(forge_core::error::RefusalLayer::new(forge_core::WireFormat::GoTrue))
         .with_state(auth)
 }
 
@@ -65,7 +67,7 @@ pub(crate) fn router(auth: Auth) -> Router {
 pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::api(400, "bad_json", format!("Could not parse request body as JSON: {e}")))
+        .map_err(|e| Error::new(ErrorKind::BadJson, format!("Could not parse request body as JSON: {e}")))
 }
 
 /// The client's address and user agent.
@@ -106,7 +108,7 @@ fn bearer(headers: &http::HeaderMap) -> Result<&str> {
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::api(401, "no_authorization", "This endpoint requires a valid Bearer token"))
+        .ok_or_else(|| Error::new(ErrorKind::NoAuthorization, "This endpoint requires a valid Bearer token"))
 }
 
 /// A signed-in user: the bearer is a valid user JWT whose user and session still exist.
@@ -132,25 +134,24 @@ impl SessionUser {
     pub(crate) async fn from_headers(state: &Auth, project: Project, headers: &http::HeaderMap) -> Result<Self> {
         let token = bearer(headers)?;
         let claims = project.keys().verify_own_jwt(token).map_err(|e| {
-            Error::api(403, "bad_jwt", format!("invalid JWT: unable to parse or verify signature, {}", e.message))
+            Error::new(ErrorKind::BadJwt, format!("invalid JWT: unable to parse or verify signature, {}", e.message))
         })?;
         let Some(sub) = claims.sub() else {
-            return Err(Error::api(403, "bad_jwt", "invalid claim: missing sub claim"));
+            return Err(Error::new(ErrorKind::BadJwt, "invalid claim: missing sub claim"));
         };
         let user_id: Uuid =
-            sub.parse().map_err(|_| Error::api(400, "bad_jwt", "invalid claim: sub claim must be a UUID"))?;
+            sub.parse().map_err(|_| Error::new(ErrorKind::BadJwtSubject, "invalid claim: sub claim must be a UUID"))?;
         let pool = project.db().pool();
-        let user = state
-            .store()
-            .find(&mut *pool.acquire().await?, Lookup::Id(user_id))
-            .await?
-            .ok_or_else(|| Error::api(403, "user_not_found", "User from sub claim in JWT does not exist"))?;
+        let user =
+            state.store().find(&mut *pool.acquire().await?, Lookup::Id(user_id)).await?.ok_or_else(|| {
+                Error::new(ErrorKind::UserFromJwtNotFound, "User from sub claim in JWT does not exist")
+            })?;
         let session_id = match claims.get("session_id").and_then(|v| v.as_str()) {
             None | Some("") => None,
             Some(s) => {
                 let id: Uuid = s
                     .parse()
-                    .map_err(|_| Error::api(403, "bad_jwt", "invalid claim: session_id claim must be a UUID"))?;
+                    .map_err(|_| Error::new(ErrorKind::BadJwt, "invalid claim: session_id claim must be a UUID"))?;
                 let exists: bool =
                     sqlx::query_scalar("select exists (select 1 from auth.sessions where id = $1 and user_id = $2)")
                         .bind(id)
@@ -158,9 +159,8 @@ impl SessionUser {
                         .fetch_one(pool)
                         .await?;
                 if !exists {
-                    return Err(Error::api(
-                        403,
-                        "session_not_found",
+                    return Err(Error::new(
+                        ErrorKind::SessionNotFound,
                         "Session from session_id claim in JWT does not exist",
                     ));
                 }
@@ -168,7 +168,7 @@ impl SessionUser {
             }
         };
         if user.is_banned() {
-            return Err(Error::api(403, "user_banned", "User is banned"));
+            return Err(Error::new(ErrorKind::UserBanned, "User is banned"));
         }
         let aal = claims.get("aal").and_then(|v| v.as_str()).unwrap_or("aal1").to_owned();
         Ok(SessionUser { project, user, session_id, aal })
@@ -188,7 +188,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         let apikey = parts.headers.get("apikey").map(|v| v.as_bytes());
         let authorization = parts.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
         let principal = project.keys().authenticate(apikey, authorization).map_err(|e| {
-            Error::api(403, "bad_jwt", format!("invalid JWT: unable to parse or verify signature, {}", e.message))
+            Error::new(ErrorKind::BadJwt, format!("invalid JWT: unable to parse or verify signature, {}", e.message))
         })?;
         match principal {
             Principal::Service(_) => Ok(Admin(project)),
@@ -225,7 +225,7 @@ pub(crate) fn normalize_email(email: &str) -> Result<String> {
     if valid {
         Ok(email)
     } else {
-        Err(Error::api(400, "validation_failed", "Unable to validate email address: invalid format"))
+        Err(Error::new(ErrorKind::ValidationFailed, "Unable to validate email address: invalid format"))
     }
 }
 

@@ -3,6 +3,7 @@
 //! `recover`, `otp` (with `create_user`), `magiclink` and `resend` answer the same for known
 //! and unknown addresses, and count the per-address re-send interval for both.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -132,7 +133,7 @@ async fn send_magic_link(
 ) -> Result<()> {
     let config = auth.config();
     if !config.email_enabled {
-        return Err(Error::api(400, "email_provider_disabled", "Email logins are disabled"));
+        return Err(Error::new(ErrorKind::EmailProviderDisabled, "Email logins are disabled"));
     }
     let email = required_email(body)?;
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
@@ -140,9 +141,9 @@ async fn send_magic_link(
     let mut tx = project.db().pool().begin().await?;
     let (user, existing) = match auth.store().find(&mut tx, Lookup::Email(&email)).await? {
         Some(u) => (u, true),
-        None if !create_user => return Err(Error::api(422, "otp_disabled", "Signups not allowed for otp")),
+        None if !create_user => return Err(Error::new(ErrorKind::OtpDisabled, "Signups not allowed for otp")),
         None if config.disable_signup => {
-            return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
+            return Err(Error::new(ErrorKind::SignupDisabled, "Signups not allowed for this instance"));
         }
         None => {
             let new = NewUser {
@@ -263,7 +264,7 @@ pub(crate) async fn verify_post(
     let mut tx = project.db().pool().begin().await?;
     let verified = links::verify(&auth, &mut tx, verify_type, presented).await?;
     if verified.user.is_banned() {
-        return Err(Error::api(403, "user_banned", "User is banned"));
+        return Err(Error::new(ErrorKind::UserBanned, "User is banned"));
     }
     let issued = session::start(&auth, &mut tx, &verified.user, "otp", &client).await?;
     Ok(Json(session::respond(&auth, &project, tx, issued, SessionExtras::default()).await?))
@@ -310,7 +311,7 @@ async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &Ve
     let mut tx = project.db().pool().begin().await?;
     let verified = links::verify(auth, &mut tx, verify_type, Presented::Hash(token)).await?;
     if verified.user.is_banned() {
-        return Err(Error::api(403, "user_banned", "User is banned"));
+        return Err(Error::new(ErrorKind::UserBanned, "User is banned"));
     }
     if verified.pkce {
         let (code, _) = links::issue_auth_code(&mut tx, verified.user.id, verified.verify_type.method()).await?;

@@ -4,6 +4,7 @@
 //! (its hash covers both), is single-use, and expires after `sms_otp_exp` seconds. Answers do
 //! not tell registered numbers from new ones, as for email.
 
+use crate::error::ErrorKind;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
@@ -18,7 +19,7 @@ use forge_core::Project;
 /// `phone_provider_disabled` unless phone sign-in is on; else the number, normalized.
 pub(crate) fn enabled_phone(auth: &Auth, phone: &str) -> Result<String> {
     if !auth.config().phone_enabled {
-        return Err(Error::api(400, "phone_provider_disabled", "Phone logins are disabled"));
+        return Err(Error::new(ErrorKind::PhoneProviderDisabled, "Phone logins are disabled"));
     }
     normalize_phone(phone)
 }
@@ -47,7 +48,7 @@ pub(crate) async fn signup(
     let store = auth.store();
     let mut tx = project.db().pool().begin().await?;
     let user = match store.find(&mut tx, Lookup::Phone(&phone)).await? {
-        Some(_) if autoconfirm => return Err(Error::api(422, "user_already_exists", "User already registered")),
+        Some(_) if autoconfirm => return Err(Error::new(ErrorKind::UserAlreadyExists, "User already registered")),
         Some(u) if u.phone_confirmed_at.is_some() => {
             // As for email: answer as for a new number, send nothing, count the interval.
             auth.0.limits.sms(SmsKind::Otp, &phone)?;
@@ -99,9 +100,9 @@ pub(crate) async fn otp(
     let mut tx = project.db().pool().begin().await?;
     let (user, existing) = match store.find(&mut tx, Lookup::Phone(&phone)).await? {
         Some(u) => (u, true),
-        None if !create_user => return Err(Error::api(422, "otp_disabled", "Signups not allowed for otp")),
+        None if !create_user => return Err(Error::new(ErrorKind::OtpDisabled, "Signups not allowed for otp")),
         None if config.disable_signup => {
-            return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
+            return Err(Error::new(ErrorKind::SignupDisabled, "Signups not allowed for this instance"));
         }
         None => {
             let new =

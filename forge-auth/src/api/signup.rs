@@ -1,5 +1,6 @@
 //! `POST /signup`: email sign-up and anonymous sign-in.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -43,7 +44,7 @@ pub(crate) async fn signup(
     auth.check_captcha(&raw, client.ip).await?;
     let config = auth.config();
     if config.disable_signup {
-        return Err(Error::api(422, "signup_disabled", "Signups not allowed for this instance"));
+        return Err(Error::new(ErrorKind::SignupDisabled, "Signups not allowed for this instance"));
     }
     let email = body.email.as_deref().filter(|e| !e.trim().is_empty());
     let phone = body.phone.as_deref().filter(|p| !p.trim().is_empty());
@@ -64,7 +65,7 @@ pub(crate) async fn signup(
         (Some(email), None) => {
             auth.0.limits.check(Route::Signup, client.ip)?;
             if !config.email_enabled {
-                return Err(Error::api(400, "email_provider_disabled", "Email signups are disabled"));
+                return Err(Error::new(ErrorKind::EmailProviderDisabled, "Email signups are disabled"));
             }
             let email = normalize_email(email)?;
             // Hashed before the address is looked up, so known and unknown addresses cost
@@ -85,7 +86,7 @@ async fn anonymous(
     metadata: Map<String, Value>,
 ) -> Result<Json<Value>> {
     if !auth.config().anonymous_enabled {
-        return Err(Error::api(422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled"));
+        return Err(Error::new(ErrorKind::AnonymousProviderDisabled, "Anonymous sign-ins are disabled"));
     }
     auth.0.limits.check(Route::Anonymous, client.ip)?;
     let mut tx = project.db().pool().begin().await?;
@@ -112,7 +113,7 @@ async fn email_signup(
     let user = match existing {
         Some(u) if u.email_confirmed() => {
             if autoconfirm {
-                return Err(Error::api(422, "user_already_exists", "User already registered"));
+                return Err(Error::new(ErrorKind::UserAlreadyExists, "User already registered"));
             }
             // Confirmation is on: answer as for a new address, so sign-up does not reveal
             // who is registered. Nothing is stored or sent, but the re-send interval counts.
@@ -124,7 +125,7 @@ async fn email_signup(
             // has proved they own the address, so a sign-up changes nothing. With
             // confirmation on, the owner gets the confirmation again.
             if autoconfirm {
-                return Err(Error::api(422, "user_already_exists", "User already registered"));
+                return Err(Error::new(ErrorKind::UserAlreadyExists, "User already registered"));
             }
             let spec = LinkSpec {
                 kind: MailKind::Confirmation,

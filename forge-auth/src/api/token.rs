@@ -1,5 +1,6 @@
 //! `POST /token` (the `password`, `refresh_token` and `pkce` grants) and `POST /logout`.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -70,7 +71,7 @@ pub(crate) async fn token(
         "pkce" => pkce_grant(&auth, &project, parse_body(&body)?).await?,
         "id_token" => super::external::id_token_grant(&auth, &project, &client, &headers, &body).await?,
         other => {
-            return Err(Error::api(400, "invalid_credentials", format!("unsupported_grant_type: {other}")));
+            return Err(Error::new(ErrorKind::InvalidCredentials, format!("unsupported_grant_type: {other}")));
         }
     };
     Ok(Json(session))
@@ -90,7 +91,7 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
     {
         (Some(email), _) => {
             if !auth.config().email_enabled {
-                return Err(Error::api(422, "email_provider_disabled", "Email logins are disabled"));
+                return Err(Error::new(ErrorKind::EmailPasswordDisabled, "Email logins are disabled"));
             }
             match normalize_email(email) {
                 Ok(e) => auth.store().find(&mut conn, Lookup::Email(&e)).await?,
@@ -99,7 +100,7 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
         }
         (None, Some(phone)) => {
             if !auth.config().phone_enabled {
-                return Err(Error::api(422, "phone_provider_disabled", "Phone logins are disabled"));
+                return Err(Error::new(ErrorKind::PhonePasswordDisabled, "Phone logins are disabled"));
             }
             match crate::users::normalize_phone(phone) {
                 Ok(p) => auth.store().find(&mut conn, Lookup::Phone(&p)).await?,
@@ -120,14 +121,14 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
         _ => return Err(Error::invalid_credentials()),
     };
     if user.is_banned() {
-        return Err(Error::api(400, "user_banned", "User is banned"));
+        return Err(Error::new(ErrorKind::UserBannedAtSignIn, "User is banned"));
     }
     if by_phone {
         if user.phone_confirmed_at.is_none() {
-            return Err(Error::api(400, "phone_not_confirmed", "Phone not confirmed"));
+            return Err(Error::new(ErrorKind::PhoneNotConfirmedAtSignIn, "Phone not confirmed"));
         }
     } else if user.email.is_some() && !user.email_confirmed() && user.phone_confirmed_at.is_none() {
-        return Err(Error::api(400, "email_not_confirmed", "Email not confirmed"));
+        return Err(Error::new(ErrorKind::EmailNotConfirmedAtSignIn, "Email not confirmed"));
     }
     let mut tx = pool.begin().await?;
     if let Some(new_hash) = rehash {
@@ -168,12 +169,12 @@ async fn pkce_grant(auth: &Auth, project: &Project, body: PkceGrant) -> Result<V
     .bind(sha256_hex(code.as_bytes()))
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| Error::api(404, "flow_state_not_found", "invalid flow state, no valid flow state found"))?;
+    .ok_or_else(|| Error::new(ErrorKind::FlowStateNotFound, "invalid flow state, no valid flow state found"))?;
     // A code is single-use, matched or not.
     sqlx::query("delete from auth.flow_state where id = $1").bind(flow.id).execute(&mut *tx).await?;
     if flow.auth_code_issued_at.is_none_or(|t| t + AUTH_CODE_TTL < time::OffsetDateTime::now_utc()) {
         tx.commit().await?;
-        return Err(Error::api(422, "flow_state_expired", "invalid flow state, flow state has expired"));
+        return Err(Error::new(ErrorKind::FlowStateExpired, "invalid flow state, flow state has expired"));
     }
     let method = flow.code_challenge_method.as_deref().and_then(ChallengeMethod::parse);
     let ok = match (method, flow.code_challenge.as_deref()) {
@@ -182,19 +183,18 @@ async fn pkce_grant(auth: &Auth, project: &Project, body: PkceGrant) -> Result<V
     };
     if !ok {
         tx.commit().await?;
-        return Err(Error::api(
-            400,
-            "bad_code_verifier",
+        return Err(Error::new(
+            ErrorKind::BadCodeVerifier,
             "code challenge does not match previously saved code verifier",
         ));
     }
-    let user_id = flow.user_id.ok_or_else(|| Error::api(404, "flow_state_not_found", "invalid flow state"))?;
+    let user_id = flow.user_id.ok_or_else(|| Error::new(ErrorKind::FlowStateNotFound, "invalid flow state"))?;
     // The code is spent whatever happens next.
     tx.commit().await?;
     let mut tx = project.db().pool().begin().await?;
     let user = auth.store().find(&mut tx, Lookup::Id(user_id)).await?.ok_or_else(Error::user_not_found)?;
     if user.is_banned() {
-        return Err(Error::api(400, "user_banned", "User is banned"));
+        return Err(Error::new(ErrorKind::UserBannedAtSignIn, "User is banned"));
     }
     let issued = session::start(auth, &mut tx, &user, &flow.authentication_method, &ClientInfo::default()).await?;
     let extras = SessionExtras {

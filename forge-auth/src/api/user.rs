@@ -1,5 +1,6 @@
 //! `GET /user`, `PUT /user` and `GET /reauthenticate`.
 
+use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -61,9 +62,8 @@ pub(crate) async fn update_user(
         .fetch_one(pool)
         .await?;
         if verified_factor {
-            return Err(Error::api(
-                401,
-                "insufficient_aal",
+            return Err(Error::new(
+                ErrorKind::InsufficientAalForUpdate,
                 "AAL2 session is required to update email or password when MFA is enabled.",
             ));
         }
@@ -72,10 +72,9 @@ pub(crate) async fn update_user(
     // else: a wrong guess spends it too.
     let has_password = user.encrypted_password.as_deref().is_some_and(|h| !h.is_empty());
     if body.password.is_some() && body.current_password.is_none() && config.secure_password_change && has_password {
-        let nonce =
-            body.nonce.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
-                Error::api(400, "reauthentication_needed", "Password update requires reauthentication")
-            })?;
+        let nonce = body.nonce.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
+            Error::new(ErrorKind::ReauthenticationNeeded, "Password update requires reauthentication")
+        })?;
         consume_nonce(&auth, pool, &user, nonce).await?;
     }
     let mut tx = pool.begin().await?;
@@ -90,16 +89,18 @@ pub(crate) async fn update_user(
 
     if let Some(new_password) = body.password.as_deref() {
         if user.is_anonymous && user.email.as_deref().is_none_or(str::is_empty) {
-            return Err(Error::api(422, "validation_failed", "Anonymous users cannot set a password without an email"));
+            return Err(Error::new(
+                ErrorKind::UserStateInvalid,
+                "Anonymous users cannot set a password without an email",
+            ));
         }
         config.password_policy().check(new_password).map_err(|w| Error::weak_password(w.reasons))?;
         let stored = user.encrypted_password.clone().filter(|h| !h.is_empty());
         if let Some(stored) = &stored {
             let same = blocking_verify(new_password, stored).await?;
             if matches!(same, Verified::Valid { .. }) {
-                return Err(Error::api(
-                    422,
-                    "same_password",
+                return Err(Error::new(
+                    ErrorKind::SamePassword,
                     "New password should be different from the old password.",
                 ));
             }
@@ -110,9 +111,8 @@ pub(crate) async fn update_user(
                 None => false,
             };
             if !ok {
-                return Err(Error::api(
-                    400,
-                    "current_password_invalid",
+                return Err(Error::new(
+                    ErrorKind::CurrentPasswordInvalid,
                     "Current password required when setting new password.",
                 ));
             }
@@ -214,7 +214,7 @@ async fn consume_nonce(auth: &Auth, pool: &sqlx::PgPool, user: &User, nonce: &st
         t + time::Duration::seconds(i64::try_from(ttl).unwrap_or(600)) >= time::OffsetDateTime::now_utc()
     });
     if expected.is_empty() || !ct_eq(&expected, &presented) || !fresh {
-        return Err(Error::api(422, "reauthentication_not_valid", "Requires reauthentication nonce to be valid"));
+        return Err(Error::new(ErrorKind::ReauthenticationNotValid, "Requires reauthentication nonce to be valid"));
     }
     Ok(())
 }
@@ -230,18 +230,17 @@ fn reauthentication_address(user: &User) -> Option<String> {
 pub(crate) async fn reauthenticate(State(auth): State<Auth>, session: SessionUser) -> Result<Json<Value>> {
     let SessionUser { project, user, .. } = session;
     let Some(address) = reauthentication_address(&user) else {
-        return Err(Error::api(
-            422,
-            "validation_failed",
+        return Err(Error::new(
+            ErrorKind::UserStateInvalid,
             "Reauthentication requires the user to have an email or a phone number",
         ));
     };
     let by_email = user.email.as_deref() == Some(address.as_str());
     if by_email && !user.email_confirmed() {
-        return Err(Error::api(422, "email_not_confirmed", "Please verify your email first."));
+        return Err(Error::new(ErrorKind::EmailNotConfirmed, "Please verify your email first."));
     }
     if !by_email && user.phone_confirmed_at.is_none() {
-        return Err(Error::api(422, "phone_not_confirmed", "Please verify your phone first."));
+        return Err(Error::new(ErrorKind::PhoneNotConfirmed, "Please verify your phone first."));
     }
     let mut tx = project.db().pool().begin().await?;
     if by_email {

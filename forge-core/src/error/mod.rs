@@ -7,11 +7,13 @@
 //!
 //! 5xx bodies are generic: the cause is logged with `tracing` and never sent to the client.
 
+mod refusal;
 mod wire;
 
 use std::borrow::Cow;
 
-pub use wire::{Rejection, WireFormat, sqlstate_status};
+pub use refusal::{RefusalLayer, Refusals};
+pub use wire::{Problem, Rejection, RenderedError, TUS_VERSION, WireFormat, sqlstate_status};
 
 /// A boxed error used as the hidden cause of 5xx errors.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -66,6 +68,26 @@ pub enum ErrorCode {
     NotFound,
     /// Anything else; the cause is logged, never sent.
     Internal,
+}
+
+/// One row of a service's error catalogue: a code, its one HTTP status, and when it is
+/// answered. Each crate keeps its catalogue as a table of these (`ErrorKind::entry`), from
+/// which its errors take their status and `docs/errors.md` is generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The code the service sends.
+    pub code: &'static str,
+    /// The real HTTP status.
+    pub status: u16,
+    /// When it is answered, for the documentation.
+    pub when: &'static str,
+}
+
+impl Entry {
+    /// The HTTP status.
+    pub fn status(&self) -> http::StatusCode {
+        http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
 }
 
 /// One row of the error table.
@@ -160,6 +182,7 @@ impl std::fmt::Display for ErrorCode {
 /// An error reported by Postgres, kept with its SQLSTATE so services can map it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("postgres error {code}: {message}")]
+#[non_exhaustive]
 pub struct DbError {
     /// The five-character SQLSTATE.
     pub code: String,
@@ -169,6 +192,86 @@ pub struct DbError {
     pub detail: Option<String>,
     /// Postgres's HINT, if any.
     pub hint: Option<String>,
+    /// The constraint Postgres named, if any (never sent to clients).
+    pub constraint: Option<String>,
+}
+
+impl DbError {
+    /// An error with a SQLSTATE and a message, and no detail, hint or constraint.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), detail: None, hint: None, constraint: None }
+    }
+
+    /// What kind of error this is, by its SQLSTATE.
+    pub fn kind(&self) -> DbErrorKind {
+        DbErrorKind::from_sqlstate(&self.code)
+    }
+}
+
+/// What a database error means, judged by its SQLSTATE (in the spirit of sqlx's
+/// `DatabaseError::kind()`). Services map errors by kind, never by message text or by SQLSTATE
+/// literals of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// 23505: a unique or primary-key constraint.
+    UniqueViolation,
+    /// 23503: a foreign key (a missing referenced row, or a row still referenced).
+    ForeignKeyViolation,
+    /// 23502: a NOT NULL column.
+    NotNullViolation,
+    /// 23514: a CHECK constraint.
+    CheckViolation,
+    /// 23P01: an exclusion constraint.
+    ExclusionViolation,
+    /// 40001: a serializable transaction lost a race.
+    SerializationFailure,
+    /// 40P01: a deadlock was broken by failing this transaction.
+    DeadlockDetected,
+    /// 42501: a privilege or a row-level security policy refused.
+    InsufficientPrivilege,
+    /// 55P03: `NOWAIT` or `lock_timeout` could not take a lock.
+    LockNotAvailable,
+    /// 57014: `statement_timeout` or a cancel request ended the statement.
+    QueryCanceled,
+    /// 25006: a write in a read-only transaction.
+    ReadOnlyTransaction,
+    /// 22P02: a value that does not parse as its type.
+    InvalidTextRepresentation,
+    /// 22021 or 22P05: a NUL character in text or JSON, which Postgres cannot store.
+    NulCharacter,
+    /// P0001: `RAISE EXCEPTION` in a function or trigger.
+    RaiseException,
+    /// Anything else.
+    Other,
+}
+
+impl DbErrorKind {
+    /// The kind of a SQLSTATE.
+    pub fn from_sqlstate(code: &str) -> Self {
+        match code {
+            "23505" => Self::UniqueViolation,
+            "23503" => Self::ForeignKeyViolation,
+            "23502" => Self::NotNullViolation,
+            "23514" => Self::CheckViolation,
+            "23P01" => Self::ExclusionViolation,
+            "40001" => Self::SerializationFailure,
+            "40P01" => Self::DeadlockDetected,
+            "42501" => Self::InsufficientPrivilege,
+            "55P03" => Self::LockNotAvailable,
+            "57014" => Self::QueryCanceled,
+            "25006" => Self::ReadOnlyTransaction,
+            "22P02" => Self::InvalidTextRepresentation,
+            "22021" | "22P05" => Self::NulCharacter,
+            "P0001" => Self::RaiseException,
+            _ => Self::Other,
+        }
+    }
+
+    /// The kind of a database error from sqlx, if it is one.
+    pub fn of_sqlx(err: &sqlx::Error) -> Option<Self> {
+        err.as_database_error().and_then(|db| db.code()).map(|code| Self::from_sqlstate(&code))
+    }
 }
 
 /// Authentication failures: API keys, the `Authorization` header and JWTs.
@@ -262,6 +365,23 @@ impl ForgeError {
         }
     }
 
+    /// The kind of a database error; `None` for anything else.
+    pub fn db_kind(&self) -> Option<DbErrorKind> {
+        match self {
+            ForgeError::Database(db) => Some(db.kind()),
+            _ => None,
+        }
+    }
+
+    /// The database error's constraint, when Postgres named one (unique, foreign-key, check
+    /// and not-null violations do).
+    pub fn db_constraint(&self) -> Option<&str> {
+        match self {
+            ForgeError::Database(db) => db.constraint.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The HTTP status this error answers with (the real one, before any wire-format folding).
     ///
     /// `authenticated` matters only for SQLSTATE 42501, which PostgREST answers with 401 for
@@ -284,6 +404,7 @@ impl From<sqlx::Error> for ForgeError {
                     message: db.message().to_owned(),
                     detail: pg.and_then(|p| p.detail()).map(str::to_owned),
                     hint: pg.and_then(|p| p.hint()).map(str::to_owned),
+                    constraint: db.constraint().map(str::to_owned),
                 })
             }
             sqlx::Error::PoolTimedOut => ForgeError::PoolTimeout,
@@ -310,6 +431,7 @@ impl From<tokio_postgres::Error> for ForgeError {
                 message: db.message().to_owned(),
                 detail: db.detail().map(str::to_owned),
                 hint: db.hint().map(str::to_owned),
+                constraint: db.constraint().map(str::to_owned),
             });
         }
         // A lost or refused connection is "unavailable"; anything else on the client side

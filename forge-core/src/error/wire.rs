@@ -1,10 +1,12 @@
 //! Rendering errors in each service's wire shape.
 
+use std::borrow::Cow;
+
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
-use super::ForgeError;
+use super::{DbErrorKind, ErrorCode, ForgeError};
 
 /// The error body shape a service speaks, as described in SUPABASE-WIRE.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +19,14 @@ pub enum WireFormat {
     GoTrue,
     /// Supabase Storage: `{statusCode, code, error, message}`, 4xx folded into HTTP 400.
     Storage,
+    /// Storage's body with the real HTTP status, as the vector routes answer.
+    StorageVectors,
+    /// The Iceberg REST error model of the analytics routes: `{"error": {message, type, code}}`
+    /// with the real status.
+    Iceberg,
+    /// TUS resumable uploads: the message as plain text with the real status and
+    /// `Tus-Resumable`.
+    Tus,
     /// Forge's own endpoints: `{code, message}`.
     Plain,
 }
@@ -87,18 +97,82 @@ pub fn sqlstate_status(code: &str, message: &str, authenticated: bool) -> Status
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// What Supabase Storage calls a database error (SERVER-BEHAVIOUR.md §3a).
-fn storage_db_error(code: &str) -> (&'static str, u16, &'static str) {
-    match code {
-        "42501" => ("AccessDenied", 403, "new row violates row-level security policy"),
-        "23505" => ("ResourceAlreadyExists", 409, "The resource already exists"),
-        "23503" => ("ResourceReferenced", 409, "The resource is still referenced"),
-        "55P03" => ("ResourceLocked", 423, "The resource is locked"),
-        "57014" => ("DatabaseTimeout", 544, "The database timed out"),
-        "25006" => ("DatabaseReadOnly", 503, "The database is read only"),
-        "22P02" => ("InvalidParameter", 400, "Invalid parameter"),
-        // A NUL character in text (22021) or in JSON (22P05): Postgres stores neither.
-        "22021" | "22P05" => ("InvalidParameter", 400, "Text may not contain the NUL character (\\u0000)"),
+/// A neutral description of an error: what the renderer of a wire shape turns into a response.
+///
+/// Every crate describes its own errors as a `Problem` and hands it to [`WireFormat::render`];
+/// no crate builds an error body by hand. `status` is the real status; a shape may send
+/// another on the wire (Storage folds 4xx into 400) while keeping the real one in the body.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The real HTTP status.
+    pub status: StatusCode,
+    /// The service's code (`PGRST116`, `user_banned`, `NoSuchKey`, a SQLSTATE, ...).
+    pub code: Cow<'static, str>,
+    /// A client-safe message.
+    pub message: Cow<'static, str>,
+    /// PostgREST's `details`: a string or, for ambiguities, a JSON array; null when none.
+    pub details: Value,
+    /// PostgREST's `hint`.
+    pub hint: Option<String>,
+    /// Members added beside the shape's own (GoTrue's `weak_password`).
+    pub extra: Map<String, Value>,
+    /// The status to send when it is not the one the shape would choose for `status` (Storage
+    /// answers a row-level security refusal, "403" in the body, with HTTP 400).
+    pub sent_status: Option<StatusCode>,
+}
+
+impl Problem {
+    /// A problem with a status, a code and a message.
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            details: Value::Null,
+            hint: None,
+            extra: Map::new(),
+            sent_status: None,
+        }
+    }
+
+    /// With PostgREST's `details`.
+    pub fn with_details(mut self, details: impl Into<Value>) -> Self {
+        self.details = details.into();
+        self
+    }
+
+    /// With PostgREST's `hint`.
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// With one more top-level member.
+    pub fn with_extra(mut self, name: &str, value: Value) -> Self {
+        self.extra.insert(name.to_owned(), value);
+        self
+    }
+
+    /// Sent with `status` on the wire whatever the shape would choose.
+    pub fn sent_as(mut self, status: StatusCode) -> Self {
+        self.sent_status = Some(status);
+        self
+    }
+}
+
+/// How Supabase Storage names a database error (SERVER-BEHAVIOUR.md §3a), by its kind.
+fn storage_db_error(kind: DbErrorKind) -> (&'static str, u16, &'static str) {
+    match kind {
+        DbErrorKind::InsufficientPrivilege => ("AccessDenied", 403, "new row violates row-level security policy"),
+        DbErrorKind::UniqueViolation => ("ResourceAlreadyExists", 409, "The resource already exists"),
+        DbErrorKind::ForeignKeyViolation => ("ResourceReferenced", 409, "The resource is still referenced"),
+        DbErrorKind::LockNotAvailable => ("ResourceLocked", 423, "The resource is locked"),
+        DbErrorKind::QueryCanceled => ("DatabaseTimeout", 544, "The database timed out"),
+        DbErrorKind::ReadOnlyTransaction => ("DatabaseReadOnly", 503, "The database is read only"),
+        DbErrorKind::InvalidTextRepresentation => ("InvalidParameter", 400, "Invalid parameter"),
+        // Postgres stores no NUL character, in text or in JSON.
+        DbErrorKind::NulCharacter => ("InvalidParameter", 400, "Text may not contain the NUL character (\\u0000)"),
         _ => ("DatabaseError", 500, "Internal server error"),
     }
 }
@@ -114,17 +188,54 @@ impl ForgeError {
         }
     }
 
-    /// How Supabase Storage reports this error: its code, its real status and its message
-    /// (database errors by SQLSTATE, as Storage names them).
-    pub fn storage_parts(&self, authenticated: bool) -> (&'static str, u16, String) {
-        match self {
-            ForgeError::Database(db) => {
-                let (code, status, message) = storage_db_error(&db.code);
-                (code, status, message.to_owned())
+    /// This error described for `format`: the code and status that service gives it.
+    /// `authenticated` is whether the caller's role is other than anon (it decides 401 versus
+    /// 403 for permission errors).
+    pub fn problem(&self, format: WireFormat, authenticated: bool) -> Problem {
+        let info = self.code().info();
+        let status = self.status(authenticated);
+        let message = self.public_message(authenticated);
+        match format {
+            WireFormat::PostgRest => match self {
+                ForgeError::Database(db) if !status.is_server_error() => Problem::new(status, db.code.clone(), message)
+                    .with_details(db.detail.clone())
+                    .with_hint(db.hint.clone()),
+                ForgeError::Database(db) => Problem::new(status, db.code.clone(), message),
+                _ => Problem::new(status, info.postgrest, message),
+            },
+            // GoTrue never passes database errors to clients; a client must not see a 4xx for
+            // what is the server's fault.
+            WireFormat::GoTrue => match self {
+                ForgeError::Database(_) => {
+                    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal.info().gotrue, info.message)
+                }
+                _ => Problem::new(status, info.gotrue, message),
+            },
+            WireFormat::Storage | WireFormat::StorageVectors | WireFormat::Iceberg | WireFormat::Tus => {
+                let problem = match self {
+                    ForgeError::Database(db) => {
+                        let kind = db.kind();
+                        let (code, status, message) = storage_db_error(kind);
+                        let problem = Problem::new(status_of(status), code, message);
+                        // A row-level security refusal is an ordinary 4xx to Storage's plain
+                        // routes (HTTP 400, "403"); only authentication failures are sent as
+                        // 403 there. The other routes send the real status.
+                        if kind == DbErrorKind::InsufficientPrivilege && format == WireFormat::Storage {
+                            problem.sent_as(StatusCode::BAD_REQUEST)
+                        } else {
+                            problem
+                        }
+                    }
+                    _ => Problem::new(status, info.storage, message),
+                };
+                // The Iceberg routes refuse credentials with 403 (`AccessDenied` from Storage's
+                // JWT check), never 401.
+                if format == WireFormat::Iceberg && problem.status == StatusCode::UNAUTHORIZED {
+                    return Problem { status: StatusCode::FORBIDDEN, ..problem };
+                }
+                problem
             }
-            other => {
-                (other.code().info().storage, other.status(authenticated).as_u16(), other.public_message(authenticated))
-            }
+            WireFormat::Plain => Problem::new(status, info.code, message),
         }
     }
 
@@ -133,84 +244,124 @@ impl ForgeError {
     ///
     /// Server errors are logged here with their cause and answered with a generic body.
     pub fn render(self, format: WireFormat, authenticated: bool) -> Response {
-        let code = self.code();
-        let info = code.info();
-        let status = self.status(authenticated);
-        if status.is_server_error() {
-            tracing::error!(error = %self, source = ?std::error::Error::source(&self), code = info.code, "request failed");
+        let problem = self.problem(format, authenticated);
+        if problem.status.is_server_error() {
+            tracing::error!(error = %self, source = ?std::error::Error::source(&self), code = self.code().as_str(), "request failed");
         }
-        let public_message = self.public_message(authenticated);
+        format.render(problem)
+    }
+}
 
-        match format {
+impl WireFormat {
+    /// Renders `problem` in this shape: the one place each shape's error body is built.
+    pub fn render(self, problem: Problem) -> Response {
+        let Problem { status, code, message, details, hint, extra, sent_status } = problem;
+        let mut res = match self {
             WireFormat::PostgRest => {
-                let (pg_code, details, hint) = match &self {
-                    ForgeError::Database(db) if !status.is_server_error() => {
-                        (db.code.clone(), db.detail.clone(), db.hint.clone())
-                    }
-                    ForgeError::Database(db) => (db.code.clone(), None, None),
-                    _ => (info.postgrest.to_owned(), None, None),
-                };
-                let body = json!({ "code": pg_code, "message": public_message, "details": details, "hint": hint });
-                let mut res = json_response(status, &body);
-                insert(&mut res, HeaderName::from_static("proxy-status"), &format!("PostgREST; error={pg_code}"));
-                if status == StatusCode::UNAUTHORIZED {
-                    let value = match info.postgrest {
-                        "PGRST301" | "PGRST303" if !matches!(self, ForgeError::Database(_)) => {
-                            format!(
-                                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                                public_message.replace(['"', '\\'], "'")
-                            )
-                        }
-                        _ => "Bearer".to_owned(),
+                let mut res = json_response(
+                    sent_status.unwrap_or(status),
+                    json!({ "code": code, "message": message, "details": details, "hint": hint }),
+                    extra,
+                    JSON_UTF8,
+                );
+                insert(&mut res, HeaderName::from_static("proxy-status"), &format!("PostgREST; error={code}"));
+                if res.status() == StatusCode::UNAUTHORIZED {
+                    // JWT failures say why (RFC 6750); other 401s (42501 for anon) only ask.
+                    let value = if matches!(code.as_ref(), "PGRST301" | "PGRST303") {
+                        format!(
+                            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                            message.replace(['"', '\\'], "'")
+                        )
+                    } else {
+                        "Bearer".to_owned()
                     };
                     insert(&mut res, header::WWW_AUTHENTICATE, &value);
                 }
                 res
             }
             WireFormat::GoTrue => {
-                let (status, gt_code, message) = match &self {
-                    // GoTrue never passes database errors to clients; a client must not see
-                    // a 4xx for what is the server's fault.
-                    ForgeError::Database(_) => {
-                        (StatusCode::INTERNAL_SERVER_ERROR, "unexpected_failure", info.message.to_owned())
-                    }
-                    _ => (status, info.gotrue, public_message),
-                };
-                if status.is_server_error() && matches!(self, ForgeError::Database(_)) {
-                    tracing::error!(error = %self, "database error on an auth endpoint");
-                }
-                let body = json!({ "code": gt_code, "error_code": gt_code, "msg": message, "message": message });
-                let mut res = json_response(status, &body);
+                let body = json!({ "code": code, "error_code": code, "msg": message, "message": message });
+                let mut res = json_response(sent_status.unwrap_or(status), body, extra, "application/json");
                 insert(&mut res, HeaderName::from_static("x-supabase-api-version"), "2024-01-01");
-                insert(&mut res, HeaderName::from_static("x-sb-error-code"), gt_code);
+                insert(&mut res, HeaderName::from_static("x-sb-error-code"), &code);
                 res
             }
-            WireFormat::Storage => {
-                let (st_code, real_status, message) = self.storage_parts(authenticated);
-                // Storage answers every 4xx with HTTP 400 except authentication failures
-                // (403) and a few with their own status; the real status is in the body. A
-                // row-level security refusal is an ordinary 4xx there (HTTP 400, "403").
-                let http_status = match real_status {
-                    s if s >= 500 => s.min(599),
-                    403 if matches!(self, ForgeError::Database(_)) => 400,
-                    401 | 403 => 403,
-                    416 | 429 | 431 => real_status,
-                    _ => 400,
+            WireFormat::Storage | WireFormat::StorageVectors => {
+                // Storage answers every 4xx with HTTP 400 except authentication failures (403)
+                // and a few with their own status; the real status is in the body. The vector
+                // routes send the real status.
+                let sent = match (sent_status, self) {
+                    (Some(sent), _) => sent,
+                    (None, WireFormat::StorageVectors) => status,
+                    (None, _) => match status.as_u16() {
+                        s if s >= 500 => status,
+                        401 | 403 => StatusCode::FORBIDDEN,
+                        416 | 429 | 431 => status,
+                        _ => StatusCode::BAD_REQUEST,
+                    },
                 };
                 let body = json!({
-                    "statusCode": real_status.to_string(),
-                    "code": st_code,
-                    "error": st_code,
+                    "statusCode": status.as_u16().to_string(),
+                    "code": code,
+                    // The vector routes send the code itself as the legacy label.
+                    "error": if self == WireFormat::Storage { storage_label(&code) } else { &code },
                     "message": message,
                 });
-                json_response(StatusCode::from_u16(http_status).unwrap_or(StatusCode::BAD_REQUEST), &body)
+                json_response(sent, body, extra, JSON_UTF8)
             }
-            WireFormat::Plain => {
-                let body = json!({ "code": info.code, "message": public_message });
-                json_response(status, &body)
+            WireFormat::Iceberg => {
+                let sent = sent_status.unwrap_or(status);
+                let body = json!({ "error": { "message": message, "type": code, "code": sent.as_u16() } });
+                json_response(sent, body, extra, "application/json")
             }
-        }
+            WireFormat::Tus => {
+                let sent = sent_status.unwrap_or(status);
+                let mut res = (sent, message.into_owned()).into_response();
+                insert(&mut res, HeaderName::from_static("tus-resumable"), TUS_VERSION);
+                if sent == StatusCode::PRECONDITION_FAILED {
+                    insert(&mut res, HeaderName::from_static("tus-version"), TUS_VERSION);
+                }
+                res
+            }
+            WireFormat::Plain => json_response(
+                sent_status.unwrap_or(status),
+                json!({ "code": code, "message": message }),
+                extra,
+                JSON_UTF8,
+            ),
+        };
+        res.extensions_mut().insert(RenderedError);
+        res
     }
+}
+
+/// Marks a response as an error body a shape's renderer built (so a layer that rewrites
+/// framework refusals can tell them from ours).
+#[derive(Debug, Clone, Copy)]
+pub struct RenderedError;
+
+/// The TUS protocol version the resumable-upload routes speak.
+pub const TUS_VERSION: &str = "1.0.0";
+
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// The legacy `error` label Supabase Storage sends beside each code.
+fn storage_label(code: &str) -> &str {
+    match code {
+        "NoSuchBucket" => "Bucket not found",
+        "NoSuchKey" => "not_found",
+        "KeyAlreadyExists" | "BucketAlreadyExists" | "ResourceAlreadyExists" => "Duplicate",
+        "EntityTooLarge" => "Payload too large",
+        "InvalidMimeType" => "invalid_mime_type",
+        "InvalidRange" => "invalid_range",
+        "AccessDenied" => "Unauthorized",
+        "InvalidBucketName" => "Invalid Input",
+        other => other,
+    }
+}
+
+fn status_of(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl IntoResponse for ForgeError {
@@ -235,9 +386,17 @@ impl IntoResponse for Rejection {
     }
 }
 
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+fn json_response(
+    status: StatusCode,
+    mut body: Value,
+    extra: Map<String, Value>,
+    content_type: &'static str,
+) -> Response {
+    if let Value::Object(members) = &mut body {
+        members.extend(extra);
+    }
     let mut res = (status, body.to_string()).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     res
 }
 
@@ -295,6 +454,7 @@ mod tests {
             message: "duplicate key".into(),
             detail: Some("Key (id)=(1)".into()),
             hint: None,
+            constraint: None,
         };
         let res = ForgeError::from(db).render(WireFormat::PostgRest, true);
         assert_eq!(res.status(), 409);
@@ -306,6 +466,7 @@ mod tests {
             message: "SELECT secret FROM x".into(),
             detail: Some("leak".into()),
             hint: None,
+            constraint: None,
         };
         let res = ForgeError::from(secret).render(WireFormat::PostgRest, true);
         assert_eq!(res.status(), 500);
@@ -344,6 +505,7 @@ mod tests {
             message: "new row violates row-level security policy".into(),
             detail: None,
             hint: None,
+            constraint: None,
         };
         let res = ForgeError::Database(rls).render(WireFormat::Storage, true);
         assert_eq!(res.status(), 400, "an RLS refusal is an ordinary 4xx");

@@ -10,6 +10,7 @@ use axum::extract::{FromRequestParts, Path, RawQuery};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use forge_core::error::RefusalLayer;
 use forge_core::rls::RequestContext;
 use forge_core::{ForgeError, Project, WireFormat};
 use http::request::Parts;
@@ -34,6 +35,7 @@ impl Data {
             )
             .layer(axum::Extension(self.clone()))
             .layer(axum::Extension(WireFormat::PostgRest))
+            .layer(RefusalLayer::new(WireFormat::PostgRest))
     }
 }
 
@@ -75,8 +77,7 @@ pub(crate) fn relation_of<'s>(
 }
 
 pub(crate) fn parse_error(e: ParseError) -> Error {
-    let status = e.status();
-    Error::parse(e.code, status, e.message, e.details, e.hint)
+    Error::parse(e)
 }
 
 /// The query string and the `Prefer` header of a request on a table or view, parsed; strict
@@ -85,16 +86,15 @@ pub(crate) fn parse_request(raw: &str, headers: &HeaderMap) -> Result<(ApiQuery,
     let query = parse_query(&decode_query(raw)).map_err(parse_error)?;
     if let Some((key, value)) = query.params.first() {
         let shown: String = value.chars().take(200).collect();
-        return Err(Error::parse(
-            "PGRST100",
-            400,
-            format!("\"failed to parse filter ({shown})\" (line 1, column 1)"),
-            Some(format!(
+        return Err(Error::parse(ParseError {
+            code: "PGRST100",
+            message: format!("\"failed to parse filter ({shown})\" (line 1, column 1)"),
+            details: Some(format!(
                 "unexpected \"{}\" expecting an operator (eq, gt, ...) for '{key}'",
                 shown.chars().next().map(String::from).unwrap_or_default()
             )),
-            None,
-        ));
+            hint: None,
+        }));
     }
     let prefs = parse_prefer(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()));
     prefs.check_strict().map_err(parse_error)?;

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Method, header};
 
 use super::{openapi, request_schema};
 use crate::data::Data;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 pub(super) async fn get(
     Extension(data): Extension<Data>,
@@ -20,7 +20,7 @@ pub(super) async fn get(
 ) -> Response {
     let authenticated = principal.is_authenticated();
     if !data.config().openapi {
-        return Error::bad_query("PGRST126", "Root endpoint metadata is disabled").render(authenticated);
+        return Error::refused(ErrorKind::RootDisabled, "Root endpoint metadata is disabled").render(authenticated);
     }
     let schema = match data.schema(&project).await {
         Ok(s) => s,

@@ -9,7 +9,7 @@ use sea_query::{Alias, Expr, Query};
 use serde_json::{Map, Value};
 
 use super::{Page, Rest, finish, internal, negotiate, parse_error, read_row, with_schema};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Args, Output, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
 use crate::query::{PreferHandling, decode_query, parse_prefer, parse_query};
 use crate::schema::ReturnType;
@@ -23,7 +23,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
     let Rest { data, project, ctx, method, name, raw, headers } = req;
     let (data, project, method, name, raw, headers) = (&data, &project, &method, name.as_str(), raw.as_str(), &headers);
     if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
-        return Err(Error::method_not_allowed("PGRST101", format!("Cannot use the {method} method on RPC")));
+        return Err(Error::refused(ErrorKind::RpcMethodNotAllowed, format!("Cannot use the {method} method on RPC")));
     }
     let schema = data.schema(project).await?;
     let schema_name = super::request_schema(&schema, method, headers)?;
@@ -71,8 +71,8 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
     // `maxAffected(n)`: only for functions returning a set, whose rows are counted.
     let strict_limit = prefs.max_affected.filter(|_| prefs.handling == Some(PreferHandling::Strict));
     if strict_limit.is_some() && !function.returns_set {
-        return Err(Error::bad_query(
-            "PGRST128",
+        return Err(Error::refused(
+            ErrorKind::MaxAffectedNeedsSet,
             "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
         ));
     }

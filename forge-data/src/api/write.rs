@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::{Rest, csv, finish, internal, negotiate, parse_request, relation_of, with_schema};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{
     Conflict, Output, ReadRequest, Source, Write, merges, plan_upsert_counts, plan_write, plan_write_returning,
 };
@@ -209,7 +209,10 @@ fn conflict(relation: &Relation, query: &ApiQuery, prefs: &mut Preferences) -> O
 /// PUT: an upsert of exactly the row the primary-key filters name.
 fn put_write(relation: &Relation, query: &ApiQuery, body: &[u8], headers: &HeaderMap) -> Result<Write> {
     if query.ranges.iter().any(|r| r.path.is_empty()) {
-        return Err(Error::bad_query("PGRST114", "limit/offset querystring parameters are not allowed for PUT"));
+        return Err(Error::refused(
+            ErrorKind::PutLimitNotAllowed,
+            "limit/offset querystring parameters are not allowed for PUT",
+        ));
     }
     let pk = &relation.primary_key;
     let pk_filters: Vec<(&str, &str)> = query
@@ -230,8 +233,8 @@ fn put_write(relation: &Relation, query: &ApiQuery, body: &[u8], headers: &Heade
         && pk_filters.len() == pk.len()
         && pk.iter().all(|c| pk_filters.iter().any(|(n, _)| n == c));
     if !exact {
-        return Err(Error::method_not_allowed(
-            "PGRST105",
+        return Err(Error::refused(
+            ErrorKind::PutFiltersNotPrimaryKey,
             "Filters must include all and only primary key columns with 'eq' operators",
         ));
     }
@@ -248,7 +251,10 @@ fn put_write(relation: &Relation, query: &ApiQuery, body: &[u8], headers: &Heade
             _ => false,
         };
         if !matches {
-            return Err(Error::bad_query("PGRST115", "Payload values do not match URL in primary key column(s)"));
+            return Err(Error::refused(
+                ErrorKind::PutPrimaryKeyMismatch,
+                "Payload values do not match URL in primary key column(s)",
+            ));
         }
     }
     let columns: Vec<String> = row.keys().cloned().collect();

@@ -296,6 +296,6 @@ mod tests {
         let q = parse_query(&crate::query::decode_query("nope=eq.1")).expect("parses");
         let err = condition(Scope { relation: &rel, alias: "t0" }, &q.filters[0].field, &q.filters[0].expr)
             .expect_err("unknown");
-        assert!(matches!(err, Error::Api { ref code, .. } if code == "42703"), "{err:?}");
+        assert!(matches!(err, Error::Api { kind: crate::error::ErrorKind::UndefinedColumn, .. }), "{err:?}");
     }
 }

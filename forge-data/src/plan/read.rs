@@ -18,7 +18,7 @@ use sea_query::{Alias, Expr, NullOrdering, Order, Query, SelectStatement};
 
 use super::filter::{Scope, condition, field_expr, logic_tree, negate};
 use super::{Statement, ident, is_safe_type_name};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::query::{
     AggregateFunction, ApiQuery, Embed, Field, IsValue, JoinType, JsonOperand, LogicOp, LogicTree, NullsOrder,
     Operation, OrderDirection, SelectItem,
@@ -365,14 +365,14 @@ impl<'a> Planner<'a> {
         }
         if has_aggregate {
             if !embeds.is_empty() {
-                return Err(Error::bad_query(
-                    "PGRST127",
+                return Err(Error::refused(
+                    ErrorKind::NotImplemented,
                     "Feature not implemented: aggregates together with embedded resources",
                 ));
             }
             if items.iter().any(|i| matches!(i, SelectItem::Star)) {
-                return Err(Error::bad_query(
-                    "PGRST123",
+                return Err(Error::refused(
+                    ErrorKind::AggregatesNotAllowed,
                     "Use of aggregate functions is not allowed together with '*'",
                 ));
             }
@@ -555,8 +555,8 @@ impl<'a> Planner<'a> {
             (Operation::Is(IsValue::Null), false) | (Operation::Is(IsValue::NotNull), true) => true,
             (Operation::Is(IsValue::Null), true) | (Operation::Is(IsValue::NotNull), false) => false,
             _ => {
-                return Err(Error::bad_query(
-                    "PGRST120",
+                return Err(Error::refused(
+                    ErrorKind::BadEmbeddedOperator,
                     format!(
                         "Bad operator on the '{}' embedded resource",
                         embed.alias.as_deref().unwrap_or(&embed.relation)
@@ -588,11 +588,14 @@ impl<'a> Planner<'a> {
     fn related_order(&mut self, scope: Scope<'_>, embeds: &[&'a Embed], name: &str, field: &Field) -> Result<Expr> {
         let embed =
             embeds.iter().find(|e| e.alias.as_deref() == Some(name) || e.relation == name).ok_or_else(|| {
-                Error::bad_query("PGRST108", format!("'{name}' is not an embedded resource in this request"))
+                Error::refused(ErrorKind::NotEmbedded, format!("'{name}' is not an embedded resource in this request"))
             })?;
         let joined = self.join(scope, embed)?;
         if !joined.relationship.is_to_one() {
-            return Err(Error::bad_query("PGRST118", format!("A related order on '{name}' is not possible")));
+            return Err(Error::refused(
+                ErrorKind::RelatedOrderNotPossible,
+                format!("A related order on '{name}' is not possible"),
+            ));
         }
         let (column, _) = field_expr(Scope { relation: joined.target, alias: &joined.alias }, field)?;
         let mut s = joined.from.clone();
@@ -613,8 +616,8 @@ impl<'a> Planner<'a> {
         for path in paths {
             if !path.is_empty() && !self.embed_paths.contains(path) {
                 let name = path.last().map(String::as_str).unwrap_or("");
-                return Err(Error::bad_query(
-                    "PGRST108",
+                return Err(Error::refused(
+                    ErrorKind::NotEmbedded,
                     format!("'{name}' is not an embedded resource in this request"),
                 ));
             }
@@ -650,7 +653,7 @@ fn embed_named<'e>(embeds: &[&'e Embed], field: &Field) -> Option<&'e Embed> {
 
 fn cast_expr(e: Expr, cast: &str) -> Result<Expr> {
     if !is_safe_type_name(cast) {
-        return Err(Error::bad_query("PGRST100", format!("invalid cast target '{cast}'")));
+        return Err(Error::refused(ErrorKind::BadQuery, format!("invalid cast target '{cast}'")));
     }
     Ok(Expr::cust_with_exprs(format!("CAST($1 AS {cast})"), [e]))
 }

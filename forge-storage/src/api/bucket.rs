@@ -4,6 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::{Extension, Json};
+use forge_core::DbErrorKind;
 use forge_core::Project;
 use forge_core::rls::{self, RequestContext};
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{parse_body, rls_json};
 use crate::blob;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::service::Storage;
 
 const BUCKET_JSON: &str = "jsonb_build_object('id', b.id, 'name', b.name, 'owner', coalesce(b.owner::text, ''), \
@@ -122,7 +123,7 @@ pub(crate) async fn create(project: Project, ctx: RequestContext, body: Bytes) -
     let name = body.name.or(body.id.clone()).ok_or_else(|| Error::invalid("A bucket name is required"))?;
     let id = body.id.unwrap_or_else(|| name.clone());
     if !valid_bucket_name(&id) || !valid_bucket_name(&name) {
-        return Err(Error::api(400, "InvalidBucketName", "Bucket name invalid"));
+        return Err(Error::new(ErrorKind::InvalidBucketName, "Bucket name invalid"));
     }
     let limit = match &body.file_size_limit {
         Some(v) => parse_size(v)?,
@@ -146,8 +147,8 @@ pub(crate) async fn create(project: Project, ctx: RequestContext, body: Bytes) -
 
 fn duplicate_bucket(e: Error) -> Error {
     match &e {
-        Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23505" => {
-            Error::api(409, "BucketAlreadyExists", "The resource already exists")
+        e if e.db_kind() == Some(DbErrorKind::UniqueViolation) => {
+            Error::new(ErrorKind::BucketAlreadyExists, "The resource already exists")
         }
         _ => e,
     }
@@ -207,7 +208,7 @@ pub(crate) async fn delete(project: Project, ctx: RequestContext, Path(id): Path
     let tx = rls::begin(project.db(), &ctx).await?;
     let objects = tx.query("select 1 from storage.objects where bucket_id = $1 limit 1", &[&id]).await?;
     if !objects.is_empty() {
-        return Err(Error::api(409, "ResourceNotEmpty", "The bucket you tried to delete is not empty"));
+        return Err(Error::new(ErrorKind::BucketNotEmpty, "The bucket you tried to delete is not empty"));
     }
     let rows = tx.query_and_commit("delete from storage.buckets where id = $1 returning id", &[&id]).await?;
     if rows.is_empty() {

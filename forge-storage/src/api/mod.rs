@@ -10,6 +10,7 @@ mod vectors;
 
 use axum::Router;
 use axum::routing::{get, patch, post, put};
+use forge_core::error::RefusalLayer;
 use forge_core::rls::{self, RequestContext};
 use forge_core::{Project, WireFormat};
 use serde::de::DeserializeOwned;
@@ -25,6 +26,8 @@ impl Storage {
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         // Marks a route whose body may take longer than an edge's request timeout.
         let long = || axum::middleware::from_fn(forge_core::LongRequest::mark);
+        // Resumable uploads answer the framework's refusals as TUS does: plain text.
+        let tus = || RefusalLayer::new(WireFormat::Tus);
         Router::new()
             .route("/bucket", get(bucket::list).post(bucket::create))
             .route("/bucket/", get(bucket::list).post(bucket::create))
@@ -35,10 +38,16 @@ impl Storage {
             .route("/render/image/sign/{bucket}/{*path}", get(object::render_signed))
             // Routes whose bodies are objects' bytes may outlast an edge's request timeout
             // (`LongRequest`): their bodies are cut off after 30 s without a byte instead.
-            .route("/upload/resumable", post(tus::create::<ByJwt>).layer(long()).options(tus::options))
-            .route("/upload/resumable/", post(tus::create::<ByJwt>).layer(long()).options(tus::options))
-            .route("/upload/resumable/sign", post(tus::create::<BySignature>).layer(long()).options(tus::options))
-            .route("/upload/resumable/sign/", post(tus::create::<BySignature>).layer(long()).options(tus::options))
+            .route("/upload/resumable", post(tus::create::<ByJwt>).layer(long()).options(tus::options).layer(tus()))
+            .route("/upload/resumable/", post(tus::create::<ByJwt>).layer(long()).options(tus::options).layer(tus()))
+            .route(
+                "/upload/resumable/sign",
+                post(tus::create::<BySignature>).layer(long()).options(tus::options).layer(tus()),
+            )
+            .route(
+                "/upload/resumable/sign/",
+                post(tus::create::<BySignature>).layer(long()).options(tus::options).layer(tus()),
+            )
             .route(
                 "/upload/resumable/sign/{id}",
                 patch(tus::patch::<BySignature>)
@@ -46,7 +55,8 @@ impl Storage {
                     .layer(long())
                     .head(tus::head::<BySignature>)
                     .delete(tus::terminate::<BySignature>)
-                    .options(tus::options),
+                    .options(tus::options)
+                    .layer(tus()),
             )
             .route(
                 "/upload/resumable/{id}",
@@ -55,7 +65,8 @@ impl Storage {
                     .layer(long())
                     .head(tus::head::<ByJwt>)
                     .delete(tus::terminate::<ByJwt>)
-                    .options(tus::options),
+                    .options(tus::options)
+                    .layer(tus()),
             )
             .route("/cdn/{bucket}", axum::routing::delete(cdn::purge_bucket))
             .route("/cdn/{bucket}/{*path}", axum::routing::delete(cdn::purge))
@@ -83,6 +94,7 @@ impl Storage {
             .nest("/iceberg", iceberg::router())
             .layer(axum::Extension(self.clone()))
             .layer(axum::Extension(WireFormat::Storage))
+            .layer(RefusalLayer::new(WireFormat::Storage))
             // Uploads are limited while streaming (the bucket's and the service's limits), not
             // by axum's 2 MiB default for extractors such as multipart forms.
             .layer(axum::extract::DefaultBodyLimit::disable())

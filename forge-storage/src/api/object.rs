@@ -8,6 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Path, Query, Request};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use forge_core::DbErrorKind;
 use forge_core::Project;
 use forge_core::rls::{self, RequestContext};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 use super::{BucketInfo, bucket_info, parse_body, rls_json};
 use crate::blob;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::service::Storage;
 
 /// The longest object name, in bytes (Supabase's limit).
@@ -28,7 +29,7 @@ const MAX_NAME: usize = 1024;
 
 /// Checks an object name: no empty, `.` or `..` segments, no control characters, not too long.
 pub(crate) fn check_name(name: &str) -> Result<()> {
-    let bad = || Err(Error::api(400, "InvalidKey", format!("Invalid key: {name}")));
+    let bad = || Err(Error::new(ErrorKind::InvalidKey, format!("Invalid key: {name}")));
     // Supabase's characters: letters, digits, space and `_/!.*'()&$=@;:+,?-`.
     let allowed = |c: char| c.is_ascii_alphanumeric() || " _/!.*'()&$=@;:+,?-".contains(c);
     if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(allowed) {
@@ -74,7 +75,7 @@ pub(super) fn check_mime(bucket: &BucketInfo, mime: &str) -> Result<()> {
     if mime_allowed(bucket, mime) {
         Ok(())
     } else {
-        Err(Error::api(415, "InvalidMimeType", format!("mime type {mime} is not supported")))
+        Err(Error::new(ErrorKind::InvalidMimeType, format!("mime type {mime} is not supported")))
     }
 }
 
@@ -391,7 +392,7 @@ async fn read_text(mut field: axum::extract::multipart::Field<'_>) -> Result<Str
     let mut bytes = Vec::new();
     while let Some(chunk) = field.chunk().await? {
         if bytes.len() + chunk.len() > MAX_FIELD {
-            return Err(Error::api(413, "EntityTooLarge", "A form field exceeded 1 MiB"));
+            return Err(Error::new(ErrorKind::EntityTooLarge, "A form field exceeded 1 MiB"));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -425,10 +426,10 @@ fn check_fits(bucket: &BucketInfo, metadata: &Value) -> Result<()> {
 
 fn duplicate(e: Error) -> Error {
     match &e {
-        Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23505" => {
-            Error::api(409, "KeyAlreadyExists", "The resource already exists")
+        e if e.db_kind() == Some(DbErrorKind::UniqueViolation) => {
+            Error::new(ErrorKind::KeyAlreadyExists, "The resource already exists")
         }
-        Error::Core(forge_core::ForgeError::Database(db)) if db.code == "23503" => Error::no_such_bucket(),
+        e if e.db_kind() == Some(DbErrorKind::ForeignKeyViolation) => Error::no_such_bucket(),
         _ => e,
     }
 }
@@ -600,7 +601,7 @@ async fn serve(
         };
         if unsatisfiable {
             set(header::CONTENT_RANGE, &format!("bytes */{size}"));
-            let mut res = Error::api(416, "InvalidRange", "invalid range provided").into_response();
+            let mut res = Error::new(ErrorKind::InvalidRange, "invalid range provided").into_response();
             res.headers_mut().extend(out);
             return Ok(res);
         }
@@ -1044,16 +1045,16 @@ fn verify_token(
 ) -> Result<forge_core::Claims> {
     let token = token
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::api(400, "InvalidSignature", "Querystring must have required property 'token'"))?;
+        .ok_or_else(|| Error::new(ErrorKind::InvalidSignature, "Querystring must have required property 'token'"))?;
     let claims = project.keys().verify_own_jwt(token).map_err(|e| match e.code {
-        forge_core::ErrorCode::JwtExpired => Error::api(400, "ExpiredToken", "The provided token has expired."),
-        _ => Error::api(400, "InvalidJWT", format!("The token is invalid: {e}")),
+        forge_core::ErrorCode::JwtExpired => Error::new(ErrorKind::ExpiredToken, "The provided token has expired."),
+        _ => Error::new(ErrorKind::InvalidJwt, format!("The token is invalid: {e}")),
     })?;
     if claims.get("scope").and_then(Value::as_str) != Some(scope) {
-        return Err(Error::api(400, "InvalidSignature", format!("Token is not scoped for {scope}")));
+        return Err(Error::new(ErrorKind::InvalidSignature, format!("Token is not scoped for {scope}")));
     }
     if claims.get("url").and_then(Value::as_str) != Some(format!("{bucket}/{name}").as_str()) {
-        return Err(Error::api(400, "InvalidSignature", "The signature does not match the object"));
+        return Err(Error::new(ErrorKind::InvalidSignature, "The signature does not match the object"));
     }
     Ok(claims)
 }
@@ -1075,7 +1076,7 @@ pub(crate) async fn download_signed(
     let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
     if claims.get("transformations").is_some() {
         // A link to a transformed image does not also give the original.
-        return Err(Error::api(400, "InvalidSignature", "This token is for a transformed image only"));
+        return Err(Error::new(ErrorKind::InvalidSignature, "This token is for a transformed image only"));
     }
     let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
     serve(&storage, &project, stored, &name, q.download, &headers).await
@@ -1167,11 +1168,11 @@ async fn render_stored(
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     if stored.metadata["size"].as_u64().unwrap_or(0) > crate::render::MAX_INPUT_BYTES {
-        return Err(Error::api(413, "EntityTooLarge", "The image is too large to transform"));
+        return Err(Error::new(ErrorKind::EntityTooLarge, "The image is too large to transform"));
     }
     let got = storage.store().get(&Storage::blob_path(project, &stored.version)).await?;
     if got.meta.size > crate::render::MAX_INPUT_BYTES {
-        return Err(Error::api(413, "EntityTooLarge", "The image is too large to transform"));
+        return Err(Error::new(ErrorKind::EntityTooLarge, "The image is too large to transform"));
     }
     // At most one transformation per core at a time: each may use hundreds of MiB.
     let _permit = storage.0.renders.acquire().await.map_err(Error::internal)?;

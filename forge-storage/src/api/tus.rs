@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, http};
 use base64::Engine as _;
 use forge_core::rls::RequestContext;
-use forge_core::{Project, Rejection};
+use forge_core::{Project, Rejection, WireFormat};
 use futures_util::TryStreamExt as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use object_store::ObjectStoreExt as _;
@@ -38,10 +38,10 @@ use super::object::{
     size_limit, upsert,
 };
 use crate::blob;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::service::Storage;
 
-const TUS_VERSION: &str = "1.0.0";
+use forge_core::error::TUS_VERSION;
 /// How long an upload may take, from its creation (Supabase's `TUS_URL_EXPIRY_MS`).
 const EXPIRY: time::Duration = time::Duration::hours(1);
 const CHUNK_TYPE: &str = "application/offset+octet-stream";
@@ -80,32 +80,16 @@ impl From<sqlx::Error> for TusError {
 
 impl IntoResponse for TusError {
     fn into_response(self) -> Response {
-        let (status, message) = match self.0 {
-            Error::Api { status, message, .. } => (status, message.into_owned()),
-            Error::Core(e) => {
-                let (_, status, message) = e.storage_parts(true);
-                if status >= 500 {
-                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "resumable upload failed");
-                }
-                (status, message)
-            }
-        };
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = (status, message).into_response();
-        res.headers_mut().insert(tus_resumable(), HeaderValue::from_static(TUS_VERSION));
-        if status == StatusCode::PRECONDITION_FAILED {
-            res.headers_mut().insert(HeaderName::from_static("tus-version"), HeaderValue::from_static(TUS_VERSION));
-        }
-        res
+        self.0.render(WireFormat::Tus)
     }
 }
 
-fn tus_error(status: u16, code: &'static str, message: &'static str) -> TusError {
-    TusError(Error::api(status, code, message))
+fn tus_error(kind: ErrorKind, message: &'static str) -> TusError {
+    TusError(Error::new(kind, message))
 }
 
 fn not_found() -> TusError {
-    tus_error(404, "NoSuchUpload", "Upload not found")
+    tus_error(ErrorKind::NoSuchUpload, "Upload not found")
 }
 
 fn tus_resumable() -> HeaderName {
@@ -129,7 +113,7 @@ fn reply(status: StatusCode, headers: &[(&'static str, String)]) -> Response {
 fn check_version(headers: &HeaderMap) -> TusResult<()> {
     match headers.get(tus_resumable()) {
         Some(v) if v == TUS_VERSION => Ok(()),
-        _ => Err(tus_error(412, "InvalidRequest", "Unsupported TUS version")),
+        _ => Err(tus_error(ErrorKind::TusVersionNotSupported, "Unsupported TUS version")),
     }
 }
 
@@ -152,7 +136,7 @@ fn header_u64(headers: &HeaderMap, name: &str) -> TusResult<Option<u64>> {
 
 /// `Upload-Metadata`: comma-separated `key base64(value)` pairs (the value may be absent).
 fn parse_metadata(raw: &str) -> TusResult<HashMap<String, String>> {
-    let bad = || tus_error(400, "InvalidRequest", "Invalid Upload-Metadata header");
+    let bad = || tus_error(ErrorKind::InvalidRequest, "Invalid Upload-Metadata header");
     let mut out = HashMap::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
@@ -371,7 +355,7 @@ const LEASE: Duration = Duration::from_secs(60);
 const MAX_PARTS: usize = 10_000;
 
 fn locked() -> TusError {
-    tus_error(423, "ResourceLocked", "The upload is being written by another request")
+    tus_error(ErrorKind::UploadLocked, "The upload is being written by another request")
 }
 
 /// Takes the writer's lease on `upload` (423 while another request holds it) and returns
@@ -507,13 +491,13 @@ async fn create_with(
 ) -> TusResult<Response> {
     check_version(&headers)?;
     if headers.contains_key("upload-defer-length") {
-        return Err(tus_error(400, "InvalidRequest", "Upload-Defer-Length is not supported"));
+        return Err(tus_error(ErrorKind::InvalidRequest, "Upload-Defer-Length is not supported"));
     }
     if headers.contains_key("upload-concat") {
-        return Err(tus_error(400, "InvalidRequest", "Upload-Concat is not supported"));
+        return Err(tus_error(ErrorKind::InvalidRequest, "Upload-Concat is not supported"));
     }
     let length = header_u64(&headers, "upload-length")?
-        .ok_or_else(|| tus_error(400, "InvalidRequest", "Upload-Length is required"))?;
+        .ok_or_else(|| tus_error(ErrorKind::InvalidRequest, "Upload-Length is required"))?;
     let raw_metadata = header_str(&headers, "upload-metadata")?.unwrap_or("");
     let metadata = parse_metadata(raw_metadata)?;
     let required = |key: &str| {
@@ -598,7 +582,7 @@ async fn head_upload(project: Project, caller: Caller, raw: &str, headers: &Head
     let upload = load(&project, raw).await?;
     Access::to(&project, caller, &upload)?;
     if upload.expired() {
-        return Err(tus_error(410, "NoSuchUpload", "The upload has expired"));
+        return Err(tus_error(ErrorKind::UploadExpired, "The upload has expired"));
     }
     let mut out = vec![
         ("upload-offset", upload.upload_offset.to_string()),
@@ -644,10 +628,10 @@ async fn patch_with(
 ) -> TusResult<Response> {
     check_version(&headers)?;
     if headers.get(header::CONTENT_TYPE).is_none_or(|t| t != CHUNK_TYPE) {
-        return Err(tus_error(415, "InvalidMimeType", "Content-Type must be application/offset+octet-stream"));
+        return Err(tus_error(ErrorKind::InvalidMimeType, "Content-Type must be application/offset+octet-stream"));
     }
     let offset = header_u64(&headers, "upload-offset")?
-        .ok_or_else(|| tus_error(400, "InvalidRequest", "Upload-Offset is required"))?;
+        .ok_or_else(|| tus_error(ErrorKind::InvalidRequest, "Upload-Offset is required"))?;
     let written = write(storage, project, Writer::Caller(caller), raw, offset, body).await?;
     let mut out = vec![("upload-offset", written.offset.to_string())];
     if let Some(expires) = written.expires {
@@ -704,7 +688,7 @@ async fn write_leased(
         Writer::Caller(caller) => Access::to(project, caller, &upload)?,
     };
     if upload.expired() {
-        return Err(tus_error(410, "NoSuchUpload", "The upload has expired"));
+        return Err(tus_error(ErrorKind::UploadExpired, "The upload has expired"));
     }
     let (id, lease) = (upload.id, Uuid::new_v4());
     let upload = take_lease(project, &upload, lease).await?;
@@ -727,7 +711,7 @@ async fn write_chunk(
     body: Body,
 ) -> TusResult<Written> {
     if offset != upload.offset() {
-        return Err(tus_error(409, "InvalidRequest", "Upload-Offset does not match the upload's offset"));
+        return Err(tus_error(ErrorKind::UploadOffsetMismatch, "Upload-Offset does not match the upload's offset"));
     }
     let mut stream = body.into_data_stream();
     if upload.finished_at.is_some() {
@@ -746,7 +730,7 @@ async fn write_chunk(
     let mut received = 0;
     if remaining > 0 {
         if parts.len() >= MAX_PARTS {
-            return Err(tus_error(400, "InvalidRequest", "An upload takes at most 10000 chunks"));
+            return Err(tus_error(ErrorKind::InvalidRequest, "An upload takes at most 10000 chunks"));
         }
         // Named by offset and lease: a writer whose lease ran out never overwrites the part
         // of the request that took the upload over.
@@ -815,7 +799,7 @@ async fn record(
     .execute(project.db().pool())
     .await?;
     if recorded.rows_affected() == 0 {
-        return Err(tus_error(409, "InvalidRequest", "Another request took the upload over"));
+        return Err(tus_error(ErrorKind::UploadOffsetMismatch, "Another request took the upload over"));
     }
     Ok(())
 }
@@ -849,7 +833,7 @@ async fn finish(
     };
     // A missing part is the server's fault, not a refusal: the upload stays.
     let size = joined.map_err(|e| match e {
-        Error::Api { status, .. } if status < 500 => Error::internal(format!("joining upload {}: {e}", upload.id)),
+        e @ Error::Api { .. } if e.status() < 500 => Error::internal(format!("joining upload {}: {e}", upload.id)),
         other => other,
     })?;
     if size != upload.length() {
@@ -885,7 +869,7 @@ async fn terminate_upload(
     let upload = load(&project, raw).await?;
     Access::to(&project, caller, &upload)?;
     if upload.finished_at.is_some() {
-        return Err(tus_error(400, "InvalidRequest", "A finished upload cannot be terminated"));
+        return Err(tus_error(ErrorKind::InvalidRequest, "A finished upload cannot be terminated"));
     }
     let deleted = sqlx::query(
         "delete from storage.resumable_uploads where id = $1 and finished_at is null \
@@ -925,6 +909,6 @@ async fn override_method(
         Some("PATCH") => patch_upload(storage, project, caller, raw, request).await,
         Some("HEAD") => head_upload(project, caller, &raw, request.headers()).await,
         Some("DELETE") => terminate_upload(storage, project, caller, &raw, request.headers()).await,
-        _ => Err(tus_error(405, "InvalidRequest", "An upload takes HEAD, PATCH and DELETE")),
+        _ => Err(tus_error(ErrorKind::TusMethodNotAllowed, "An upload takes HEAD, PATCH and DELETE")),
     }
 }

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use forge_core::Project;
+use forge_core::error::DbErrorKind;
 use forge_core::rls;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,7 +20,7 @@ use super::error::{IcebergError, IcebergResult};
 use super::{ServiceRole, parse_json, query_params};
 use crate::api::object::like_escape;
 use crate::api::rls_json;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 const BUCKET_JSON: &str = "jsonb_build_object('id', b.name, 'name', b.name, 'type', b.type, 'format', b.format, \
      'created_at', b.created_at, 'updated_at', b.updated_at)";
@@ -43,12 +44,12 @@ pub(crate) async fn create(project: Project, ServiceRole(ctx): ServiceRole, body
         _ => return Err(Error::invalid("body must have required property 'name'").into()),
     };
     if !valid_bucket_name(&name) {
-        return Err(Error::api(400, "InvalidBucketName", "Bucket name invalid").into());
+        return Err(Error::new(ErrorKind::InvalidBucketName, "Bucket name invalid").into());
     }
     let sql = format!("insert into storage.buckets_analytics as b (name) values ($1) returning {BUCKET_JSON}");
     let created = rls_json(&project, &ctx, &sql, &[&name]).await.map_err(|e| match &e {
-        Error::Core(core) if IcebergError::sqlstate(core) == Some("23505") => {
-            Error::api(409, "BucketAlreadyExists", "The resource already exists")
+        e if e.db_kind() == Some(DbErrorKind::UniqueViolation) => {
+            Error::new(ErrorKind::BucketAlreadyExists, "The resource already exists")
         }
         _ => e,
     })?;
@@ -111,10 +112,9 @@ pub(crate) async fn delete(
         &[&name],
     )
     .await
-    .map_err(|e| match IcebergError::sqlstate(&e) {
-        Some("23503") => Error::api(
-            409,
-            "ResourceNotEmpty",
+    .map_err(|e| match e.db_kind() {
+        Some(DbErrorKind::ForeignKeyViolation) => Error::new(
+            ErrorKind::BucketNotEmpty,
             "The analytics bucket you tried to delete is not empty: drop its tables and namespaces first",
         ),
         _ => Error::from(e),

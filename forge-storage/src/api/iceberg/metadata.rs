@@ -922,6 +922,7 @@ impl Commit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn create(body: Value) -> IcebergResult<Object> {
         let req: CreateTable = serde_json::from_value(body).expect("a create request");
@@ -1017,13 +1018,13 @@ mod tests {
             json!({ "type": "struct", "fields": [field(json!("int"))], "identifier-field-ids": [2] }),
         ] {
             let e = create(json!({ "name": "t", "schema": schema })).expect_err("refused");
-            assert_eq!((e.status, e.kind.as_ref()), (400, "BadRequestException"), "{schema}: {}", e.message);
+            assert_eq!((e.status(), e.kind()), (400, Some(ErrorKind::IcebergBadRequest)), "{schema}: {}", e.message());
         }
         let spec = json!({ "fields": [{ "source-id": 9, "name": "p", "transform": "identity" }] });
         let e = create(json!({ "name": "t", "schema": { "type": "struct", "fields": [field(json!("int"))] },
             "partition-spec": spec }))
         .expect_err("unknown source");
-        assert_eq!(e.message, "Cannot find source column 9 in the schema");
+        assert_eq!(e.message(), "Cannot find source column 9 in the schema");
         assert!(primitive("decimal(10, 2)") && primitive("fixed[16]") && !primitive("fixed[x]"));
     }
 
@@ -1073,12 +1074,12 @@ mod tests {
             ),
         ] {
             let e = check_requirements(Some(&meta), std::slice::from_ref(&failing)).expect_err("fails");
-            assert_eq!((e.status, e.kind.as_ref(), e.message.as_ref()), (409, "CommitFailedException", message));
+            assert_eq!((e.status(), e.kind(), e.message().as_str()), (409, Some(ErrorKind::CommitFailed), message));
         }
         let e = check_requirements(Some(&meta), &[json!({ "type": "assert-nothing" })]).expect_err("unknown");
-        assert_eq!(e.status, 400);
+        assert_eq!(e.status(), 400);
         check_requirements(None, &[json!({ "type": "assert-create" })]).expect("creation");
-        assert_eq!(check_requirements(None, ok.as_array().unwrap()).expect_err("not with a create").status, 400);
+        assert_eq!(check_requirements(None, ok.as_array().unwrap()).expect_err("not with a create").status(), 400);
     }
 
     #[test]
@@ -1153,7 +1154,7 @@ mod tests {
             json!([{ "no-action": true }]),
         ] {
             let e = commit(&meta, updates.clone()).expect_err("refused");
-            assert_eq!((e.status, e.kind.as_ref()), (400, "BadRequestException"), "{updates}");
+            assert_eq!((e.status(), e.kind()), (400, Some(ErrorKind::IcebergBadRequest)), "{updates}");
         }
         assert_eq!(commit(&meta, json!([{ "action": "upgrade-format-version", "format-version": 2 }])).unwrap(), None);
     }
@@ -1182,9 +1183,9 @@ mod tests {
         assert_eq!(out["last-updated-ms"], 5000, "the commit's time");
 
         let e = commit(&out, json!([{ "action": "add-snapshot", "snapshot": snapshot(2, Some(1), 1) }])).unwrap_err();
-        assert_eq!(e.message, "Cannot add snapshot with sequence number 1 older than last sequence number 1");
+        assert_eq!(e.message(), "Cannot add snapshot with sequence number 1 older than last sequence number 1");
         let e = commit(&out, json!([{ "action": "add-snapshot", "snapshot": snapshot(1, None, 2) }])).unwrap_err();
-        assert_eq!(e.message, "Snapshot already exists: 1");
+        assert_eq!(e.message(), "Snapshot already exists: 1");
 
         let out = commit(
             &out,
@@ -1205,7 +1206,7 @@ mod tests {
             &[json!({ "type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": null })],
         )
         .unwrap_err();
-        assert_eq!(e.message, "Requirement failed: branch or tag main was created concurrently");
+        assert_eq!(e.message(), "Requirement failed: branch or tag main was created concurrently");
 
         let out = commit(&out, json!([{ "action": "remove-snapshots", "snapshot-ids": [1] }])).unwrap().unwrap();
         assert_eq!(out["snapshots"].as_array().unwrap().len(), 1);

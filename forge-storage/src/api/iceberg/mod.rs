@@ -77,7 +77,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics", post(table::exists))
         .route("/v1/{prefix}/tables/rename", post(table::rename))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(error::plain_refusals));
+        .layer(forge_core::error::RefusalLayer::new(forge_core::WireFormat::Iceberg));
     super::service_only(routes, |failed| {
         let error = failed.map_or_else(IcebergError::invalid_role, |rejection| IcebergError::from(rejection.error));
         axum::response::IntoResponse::into_response(error)

@@ -11,6 +11,7 @@
 //! - `POST /{namespace}/properties {removals, updates}` changes its properties:
 //!   `{updated, removed, missing}`.
 
+use forge_core::error::DbErrorKind;
 use std::collections::BTreeSet;
 
 use axum::Json;
@@ -104,10 +105,12 @@ pub(crate) async fn create(
             &[&catalog, &parent_id, &levels, &properties],
         )
         .await
-        .map_err(|e| match IcebergError::sqlstate(&e) {
-            Some("23505") => IcebergError::already_exists(format!("Namespace already exists: {}", levels.join("."))),
-            Some("23503") if parent.is_empty() => IcebergError::no_such_warehouse(&prefix),
-            Some("23503") => IcebergError::no_such_namespace(parent),
+        .map_err(|e| match e.db_kind() {
+            Some(DbErrorKind::UniqueViolation) => {
+                IcebergError::already_exists(format!("Namespace already exists: {}", levels.join(".")))
+            }
+            Some(DbErrorKind::ForeignKeyViolation) if parent.is_empty() => IcebergError::no_such_warehouse(&prefix),
+            Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(parent),
             _ => e.into(),
         })?;
     let properties: Value = inserted.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(properties);
@@ -156,8 +159,8 @@ pub(crate) async fn remove(
     let deleted = tx
         .query_and_commit("delete from storage.iceberg_namespaces where id = $1 returning id", &[&id])
         .await
-        .map_err(|e| match IcebergError::sqlstate(&e) {
-            Some("23503") => IcebergError::namespace_not_empty(&levels),
+        .map_err(|e| match e.db_kind() {
+            Some(DbErrorKind::ForeignKeyViolation) => IcebergError::namespace_not_empty(&levels),
             _ => e.into(),
         })?;
     // A concurrent drop took it first.

@@ -20,6 +20,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use forge_core::Project;
+use forge_core::error::DbErrorKind;
 use forge_core::rls::{RequestContext, RlsTx};
 use http::StatusCode;
 use serde::Deserialize;
@@ -34,6 +35,7 @@ use super::metadata::{
 use super::{
     ServiceRole, begin, namespace_id, namespace_levels, namespace_path, page_size, parse_json, query_params, table_name,
 };
+use crate::error::ErrorKind;
 
 /// A stored table.
 #[derive(Debug)]
@@ -141,9 +143,9 @@ pub(crate) async fn create(
         &[&ns, &name, &location, &file, &Value::Object(metadata.clone())],
     )
     .await
-    .map_err(|e| match IcebergError::sqlstate(&e) {
-        Some("23505") => already(),
-        Some("23503") => IcebergError::no_such_namespace(&levels),
+    .map_err(|e| match e.db_kind() {
+        Some(DbErrorKind::UniqueViolation) => already(),
+        Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(&levels),
         _ => e.into(),
     })?;
     Ok(load_result(Some(&file), metadata))
@@ -300,9 +302,9 @@ async fn create_by_commit(
         &[&ns, &name, &location, &file, &Value::Object(metadata.clone())],
     )
     .await
-    .map_err(|e| match IcebergError::sqlstate(&e) {
-        Some("23505") => IcebergError::commit_failed("Requirement failed: table already exists"),
-        Some("23503") => IcebergError::no_such_namespace(levels),
+    .map_err(|e| match e.db_kind() {
+        Some(DbErrorKind::UniqueViolation) => IcebergError::commit_failed("Requirement failed: table already exists"),
+        Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(levels),
         _ => e.into(),
     })?;
     Ok(Json(json!({ "metadata-location": file, "metadata": metadata })))
@@ -332,8 +334,8 @@ pub(crate) async fn rename(
     let (from, to) = (table_name(&body.source.name)?, table_name(&body.destination.name)?);
     let tx = begin(&project, &ctx).await?;
     // A source in a missing namespace is a missing table.
-    let from_ns = namespace_id(&tx, &prefix, &from_levels).await.map_err(|e| match e.kind.as_ref() {
-        "NoSuchNamespaceException" => IcebergError::no_such_table(&from_levels, from),
+    let from_ns = namespace_id(&tx, &prefix, &from_levels).await.map_err(|e| match e.kind() {
+        Some(ErrorKind::NoSuchNamespace) => IcebergError::no_such_table(&from_levels, from),
         _ => e,
     })?;
     let to_ns = namespace_id(&tx, &prefix, &to_levels).await?;
@@ -344,11 +346,11 @@ pub(crate) async fn rename(
             &[&from_ns, &from, &to_ns, &to],
         )
         .await
-        .map_err(|e| match IcebergError::sqlstate(&e) {
-            Some("23505") => {
+        .map_err(|e| match e.db_kind() {
+            Some(DbErrorKind::UniqueViolation) => {
                 IcebergError::already_exists(format!("Table already exists: {}.{to}", to_levels.join(".")))
             }
-            Some("23503") => IcebergError::no_such_namespace(&to_levels),
+            Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(&to_levels),
             _ => e.into(),
         })?;
     if rows.is_empty() {

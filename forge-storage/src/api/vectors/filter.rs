@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// A compiled filter.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +33,7 @@ pub(crate) enum Op {
 }
 
 fn bad(message: impl Into<String>) -> Error {
-    Error::api(400, "InvalidParameter", format!("Invalid filter: {}", message.into()))
+    Error::new(ErrorKind::InvalidParameter, format!("Invalid filter: {}", message.into()))
 }
 
 /// The most clauses and listed values a filter may hold: each is checked on every candidate.

@@ -19,7 +19,8 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use forge_core::{ForgeError, Principal, Project};
+use forge_core::error::DbErrorKind;
+use forge_core::{ForgeError, Principal, Project, WireFormat};
 use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +28,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::parse_body;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use filter::Filter;
 
 /// The largest request body these routes read: a full `PutVectors` batch (500 vectors of 4096
@@ -63,10 +64,11 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/ListVectors", post(list_vectors))
         .route("/QueryVectors", post(query_vectors))
         .route("/DeleteVectors", post(delete_vectors))
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(forge_core::error::RefusalLayer::new(WireFormat::StorageVectors));
     super::service_only(routes, |failed| match failed {
         Some(rejection) => rejection.into_response(),
-        None => Failure(Error::api(403, "AccessDenied", "Access denied: Invalid role")).into_response(),
+        None => Failure(Error::invalid_role()).into_response(),
     })
 }
 
@@ -82,24 +84,12 @@ impl<E: Into<Error>> From<E> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        match self.0 {
-            Error::Api { status, code, message } => {
-                let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
-                let body = json!({ "statusCode": status.as_u16().to_string(), "code": code, "error": code, "message": message });
-                (status, Json(body)).into_response()
-            }
-            core @ Error::Core(_) => core.into_response(),
-        }
+        self.0.render(WireFormat::StorageVectors)
     }
 }
 
 fn db(e: sqlx::Error) -> Failure {
     Failure(Error::Core(ForgeError::from(e)))
-}
-
-/// The SQLSTATE of a database error.
-fn sqlstate(e: &sqlx::Error) -> Option<String> {
-    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
 }
 
 type Answer = Result<Json<Value>, Failure>;
@@ -123,12 +113,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Call<T> {
             .await
             .map_err(IntoResponse::into_response)?;
         if !matches!(principal, Principal::Service(_)) {
-            return Err(Failure(Error::api(403, "AccessDenied", "Access denied: Invalid role")).into_response());
+            return Err(Failure(Error::invalid_role()).into_response());
         }
         let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(|rejection| {
-            let status = rejection.status().as_u16();
-            let code = if status == 413 { "EntityTooLarge" } else { "InvalidRequest" };
-            Failure(Error::api(status, code, rejection.body_text())).into_response()
+            let kind = if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorKind::EntityTooLarge
+            } else {
+                ErrorKind::InvalidRequest
+            };
+            Failure(Error::new(kind, rejection.body_text())).into_response()
         })?;
         let body = parse_body(&bytes).map_err(|e| Failure(e).into_response())?;
         Ok(Call { project, body })
@@ -136,19 +129,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Call<T> {
 }
 
 fn invalid(message: impl Into<String>) -> Failure {
-    Failure(Error::api(400, "InvalidParameter", message.into()))
+    Failure(Error::new(ErrorKind::InvalidParameter, message.into()))
 }
 
 fn required<T>(value: Option<T>, name: &str) -> Result<T, Failure> {
-    value.ok_or_else(|| Failure(Error::api(400, "MissingParameter", format!("Missing required parameter: {name}"))))
+    value.ok_or_else(|| Failure(Error::new(ErrorKind::MissingParameter, format!("Missing required parameter: {name}"))))
 }
 
 fn not_found(what: &str, name: &str) -> Failure {
-    Failure(Error::api(404, "S3VectorNotFoundException", format!("{what} not found: {name}")))
+    Failure(Error::new(ErrorKind::VectorNotFound, format!("{what} not found: {name}")))
 }
 
 fn conflict(what: &str, name: &str) -> Failure {
-    Failure(Error::api(409, "S3VectorConflictException", format!("{what} already exists: {name}")))
+    Failure(Error::new(ErrorKind::VectorConflict, format!("{what} already exists: {name}")))
 }
 
 /// S3 Vectors' naming rule: 3 to 63 lower-case letters, digits and hyphens (and dots, for
@@ -194,7 +187,9 @@ async fn create_bucket(Call { project, body }: Call<BucketRef>) -> Answer {
         .await;
     match inserted {
         Ok(_) => Ok(Json(json!({}))),
-        Err(e) if sqlstate(&e).as_deref() == Some("23505") => Err(conflict("Vector bucket", &name)),
+        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::UniqueViolation) => {
+            Err(conflict("Vector bucket", &name))
+        }
         Err(e) => Err(db(e)),
     }
 }
@@ -268,16 +263,15 @@ async fn delete_bucket(Call { project, body }: Call<BucketRef>) -> Answer {
     .execute(project.db().pool())
     .await;
     let not_empty = || {
-        Failure(Error::api(
-            400,
-            "S3VectorBucketNotEmpty",
+        Failure(Error::new(
+            ErrorKind::VectorBucketNotEmpty,
             format!("The vector bucket {name} still has indexes: delete them first"),
         ))
     };
     match deleted {
         Ok(done) if done.rows_affected() == 1 => Ok(Json(json!({}))),
         // An index created meanwhile holds the bucket.
-        Err(e) if sqlstate(&e).as_deref() == Some("23503") => Err(not_empty()),
+        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::ForeignKeyViolation) => Err(not_empty()),
         Err(e) => Err(db(e)),
         Ok(_) => {
             let exists: bool =
@@ -349,9 +343,13 @@ async fn create_index(Call { project, body }: Call<CreateIndex>) -> Answer {
     match inserted {
         Ok(done) if done.rows_affected() == 1 => Ok(Json(json!({}))),
         Ok(_) => Err(not_found("Vector bucket", &bucket)),
-        Err(e) if sqlstate(&e).as_deref() == Some("23505") => Err(conflict("Vector index", &name)),
+        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::UniqueViolation) => {
+            Err(conflict("Vector index", &name))
+        }
         // The bucket was deleted meanwhile.
-        Err(e) if sqlstate(&e).as_deref() == Some("23503") => Err(not_found("Vector bucket", &bucket)),
+        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::ForeignKeyViolation) => {
+            Err(not_found("Vector bucket", &bucket))
+        }
         Err(e) => Err(db(e)),
     }
 }
@@ -651,7 +649,9 @@ async fn put_vectors(Call { project, body }: Call<PutVectors>) -> Answer {
     match stored {
         Ok(_) => Ok(Json(json!({}))),
         // The index was deleted meanwhile.
-        Err(e) if sqlstate(&e).as_deref() == Some("23503") => Err(not_found("Vector index", &name)),
+        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::ForeignKeyViolation) => {
+            Err(not_found("Vector index", &name))
+        }
         Err(e) => Err(db(e)),
     }
 }
