@@ -139,32 +139,54 @@ impl AuthConfig {
     }
 
     /// Checks values that would make the service misbehave.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BuildError> {
+        let invalid = |setting: &str, reason: &str| {
+            Err(BuildError::Invalid { setting: format!("auth.{setting}"), reason: reason.to_owned() })
+        };
         if self.jwt_exp < 120 {
-            return Err("auth.jwt_exp must be at least 120 seconds (clients refresh 90 s before expiry)".into());
+            return invalid("jwt_exp", "must be at least 120 seconds (clients refresh 90 s before expiry)");
         }
         if self.password_min_length < 6 {
-            return Err("auth.password_min_length must be at least 6".into());
+            return invalid("password_min_length", "must be at least 6");
         }
         if self.otp_exp == 0 || self.sms_otp_exp == 0 {
-            return Err("auth.otp_exp and auth.sms_otp_exp must be positive".into());
+            return invalid("otp_exp", "auth.otp_exp and auth.sms_otp_exp must be positive");
         }
         if !self.sms_template.contains("{{ .Code }}") {
-            return Err("auth.sms_template must contain {{ .Code }}".into());
+            return invalid("sms_template", "must contain {{ .Code }}");
         }
         if let Some(t) = &self.third_party
             && !(t.issuer.starts_with("https://") || t.issuer.starts_with("http://"))
         {
-            return Err("auth.third_party.issuer must be an http(s) URL".into());
+            return invalid("third_party.issuer", "must be an http(s) URL");
         }
-        if let Some(uri) = &self.hooks.custom_access_token {
-            crate::hooks::PgFunction::parse(uri).map_err(|e| format!("auth.hooks.custom_access_token: {e}"))?;
+        if let Some(uri) = &self.hooks.custom_access_token
+            && let Err(e) = crate::hooks::PgFunction::parse(uri)
+        {
+            return invalid("hooks.custom_access_token", &e);
         }
         for (name, provider) in &self.external {
-            provider.build(name).map_err(|e| format!("auth.external.{name}: {e}"))?;
+            if let Err(e) = provider.build(name) {
+                return invalid(&format!("external.{name}"), &e.to_string());
+            }
         }
         Ok(())
     }
+}
+
+/// Why an [`AuthBuilder`](crate::AuthBuilder) could not build, or an [`AuthConfig`] is
+/// not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting has a value the service cannot run with.
+    #[error("{setting} {reason}")]
+    Invalid {
+        /// The setting, as named in `forge.toml` (`auth.jwt_exp`).
+        setting: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Requests allowed per client address, as token buckets: `N` per window, with a burst of N.

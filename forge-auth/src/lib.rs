@@ -5,15 +5,49 @@
 //!
 //! ## Embedding
 //!
-//! ```no_run
-//! use axum::Router;
-//! use forge_auth::{Auth, AuthConfig};
-//! use forge_core::{Project, ProjectLayer};
+//! The routes nest into an application's own router, whatever its state; a request needs a
+//! [`forge_core::Project`] in its extensions, which [`forge_core::ProjectLayer`] provides.
 //!
-//! fn app(project: Project) -> Router {
-//!     let auth = Auth::builder().config(AuthConfig::default()).build();
-//!     Router::new().nest("/auth/v1", auth.router()).layer(ProjectLayer::single(project))
+//! ```
+//! use std::net::SocketAddr;
+//!
+//! use axum::extract::State;
+//! use axum::{Router, routing::get};
+//! use forge_auth::{Auth, AuthConfig};
+//! use forge_core::{Principal, Project, ProjectLayer};
+//!
+//! #[derive(Clone)]
+//! struct AppState {
+//!     greeting: &'static str,
 //! }
+//!
+//! // The app's own handler reads the caller that forge-auth's tokens name.
+//! async fn hello(State(state): State<AppState>, who: Principal) -> String {
+//!     format!("{} {:?}", state.greeting, who.user_id())
+//! }
+//!
+//! fn app(project: Project) -> Result<Router, forge_auth::BuildError> {
+//!     let auth = Auth::builder().config(AuthConfig::default()).build()?;
+//!     Ok(Router::new()
+//!         .route("/hello", get(hello))
+//!         .nest("/auth/v1", auth.router())
+//!         .layer(ProjectLayer::single(project))
+//!         .with_state(AppState { greeting: "hello" }))
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # let _guard = rt.enter();
+//! # let reference: forge_core::ProjectRef = "embedded".parse()?;
+//! # let keys = forge_core::ProjectKeys::builder(reference.clone(), vec![7; 32]).build()?;
+//! # let db = forge_core::Database::connect_lazy(&forge_core::DatabaseConfig::new("postgres://localhost/app"))?;
+//! # let project = Project::new(reference, db, keys, forge_core::ProjectSettings::new("http://localhost:3000"));
+//! let app = app(project)?;
+//! // Per-client rate limits key on the peer address: serve with `ConnectInfo` (or set
+//! // `AuthConfig::rate_limit_header` behind a proxy), else every client shares one bucket.
+//! let _service = app.into_make_service_with_connect_info::<SocketAddr>();
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Apply [`MIGRATIONS`] to the project's database first (`forge_core::migrate::run`). Tokens
@@ -64,7 +98,7 @@ pub mod store;
 pub mod third_party;
 mod users;
 
-pub use config::{AuthConfig, Hooks, RateLimits, Template, Templates};
+pub use config::{AuthConfig, BuildError, Hooks, RateLimits, Template, Templates};
 pub use error::{Error, ErrorKind, Result};
 pub use mail::{Mail, MailError, MailKind, Mailer, Outbox, SmtpMailer, SmtpSettings};
 pub use provider::{GitHub, IdentityProvider, Oidc, ProviderConfig, ProviderUser};

@@ -8,7 +8,7 @@ use axum::Router;
 use forge_core::Project;
 
 use crate::captcha::Captcha;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, BuildError};
 use crate::limit::Limiters;
 use crate::mail::{Mailer, Outbox};
 use crate::provider::IdentityProvider;
@@ -58,17 +58,15 @@ impl AuthBuilder {
         self
     }
 
-    /// Builds the service. Providers in the config that cannot be built are left out with an
-    /// error in the log ([`AuthConfig::validate`] reports them up front).
-    pub fn build(self) -> Auth {
+    /// Builds the service, or says which setting is not valid (see [`AuthConfig::validate`]).
+    pub fn build(self) -> Result<Auth, BuildError> {
+        self.config.validate()?;
         let mut providers = HashMap::new();
         for (name, config) in &self.config.external {
-            match config.build(name) {
-                Ok(p) => {
-                    providers.insert(name.clone(), p);
-                }
-                Err(e) => tracing::error!(provider = %name, error = %e, "external provider left out"),
-            }
+            let provider = config
+                .build(name)
+                .map_err(|e| BuildError::Invalid { setting: format!("auth.external.{name}"), reason: e.to_string() })?;
+            providers.insert(name.clone(), provider);
         }
         for p in self.providers {
             providers.insert(p.name().to_owned(), p);
@@ -91,7 +89,7 @@ impl AuthBuilder {
         };
         let store = self.store.unwrap_or_else(|| Arc::new(PgUserStore));
         let captcha = self.config.captcha.clone().map(Captcha::new);
-        Auth(Arc::new(Inner {
+        Ok(Auth(Arc::new(Inner {
             config: self.config,
             mailer,
             outbox,
@@ -101,7 +99,7 @@ impl AuthBuilder {
             providers,
             store,
             captcha,
-        }))
+        })))
     }
 }
 
@@ -230,7 +228,8 @@ mod tests {
                 ],
                 ..AuthConfig::default()
             })
-            .build();
+            .build()
+            .expect("a valid config");
         let site = "https://app.example.com";
         assert!(auth.redirect_allowed(site, "https://app.example.com/welcome"));
         assert!(auth.redirect_allowed(site, "http://localhost:3000/cb?x=1"));

@@ -53,10 +53,27 @@ impl DataBuilder {
         self
     }
 
-    /// Builds the service.
-    pub fn build(self) -> Data {
-        Data(Arc::new(Inner { config: self.config, caches: Mutex::new(HashMap::new()) }))
+    /// Builds the service, or says which setting is not valid.
+    pub fn build(self) -> Result<Data, BuildError> {
+        if self.config.max_rows == Some(0) {
+            return Err(BuildError::Invalid { setting: "max_rows", reason: "must be positive (None: no cap)" });
+        }
+        Ok(Data(Arc::new(Inner { config: self.config, caches: Mutex::new(HashMap::new()) })))
     }
+}
+
+/// Why a [`DataBuilder`] could not build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting has a value the service cannot run with.
+    #[error("{setting} {reason}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 #[derive(Debug)]

@@ -17,19 +17,47 @@
 //!
 //! ## Embedding
 //!
-//! ```no_run
-//! use axum::Router;
+//! The routes nest into an application's own router, whatever its state; a request needs a
+//! [`forge_core::Project`] in its extensions, which [`forge_core::ProjectLayer`] provides.
+//!
+//! ```
+//! use axum::extract::State;
+//! use axum::{Router, routing::get};
 //! use forge_core::{Project, ProjectLayer};
 //! use forge_data::Data;
 //!
-//! fn app(project: Project) -> Router {
-//!     let data = Data::builder().max_rows(Some(1000)).build();
-//!     Router::new().nest("/rest/v1", data.router()).layer(ProjectLayer::single(project))
+//! #[derive(Clone)]
+//! struct AppState {
+//!     name: &'static str,
 //! }
-//! ```
 //!
-//! Wrap the app in `tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()`
-//! so that `/rest/v1/` reaches the OpenAPI root.
+//! async fn about(State(state): State<AppState>) -> &'static str {
+//!     state.name
+//! }
+//!
+//! fn app(project: Project) -> Result<Router, forge_data::BuildError> {
+//!     let data = Data::builder().max_rows(Some(1000)).build()?;
+//!     Ok(Router::new()
+//!         .route("/about", get(about))
+//!         .nest("/api/rest", data.router())
+//!         .layer(ProjectLayer::single(project))
+//!         .with_state(AppState { name: "my app" }))
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # let _guard = rt.enter();
+//! # let reference: forge_core::ProjectRef = "embedded".parse()?;
+//! # let keys = forge_core::ProjectKeys::builder(reference.clone(), vec![7; 32]).build()?;
+//! # let db = forge_core::Database::connect_lazy(&forge_core::DatabaseConfig::new("postgres://localhost/app"))?;
+//! # let project = Project::new(reference, db, keys, forge_core::ProjectSettings::new("http://localhost:3000"));
+//! let app = app(project)?;
+//! // `/api/rest/` (with the slash) is the OpenAPI root only if trailing slashes are trimmed
+//! // before routing, as supabase-js's root calls need.
+//! let _app = tower_http::normalize_path::NormalizePath::trim_trailing_slash(app);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Views inherit their base tables' foreign keys (read from each view's stored rule, as
 //! PostgREST does), so embedding works through views, including views over tables in
@@ -52,5 +80,5 @@ mod plan;
 pub mod query;
 pub mod schema;
 
-pub use data::{Data, DataBuilder, DataConfig};
+pub use data::{BuildError, Data, DataBuilder, DataConfig};
 pub use error::{Error, ErrorKind, Result};

@@ -225,7 +225,7 @@ impl Config {
         if self.body_limit == 0 {
             return Err(ConfigError("body_limit must be positive".into()));
         }
-        self.auth.validate().map_err(ConfigError)?;
+        self.auth.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(())
     }
 

@@ -163,17 +163,23 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
 
     let db = prepare(&config).await?;
     let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), ProjectSettings::new(url.clone()));
-    let data = forge_data::Data::builder().plan_enabled(config.rest_explain).build();
+    let data = forge_data::Data::builder()
+        .plan_enabled(config.rest_explain)
+        .build()
+        .map_err(|e| Error::Config(e.to_string()))?;
     let mut auth = forge_auth::Auth::builder().config(config.auth.clone());
     if let Some(smtp) = config.smtp() {
         auth = auth.mailer(forge_auth::SmtpMailer::new(&smtp).map_err(|e| Error::Config(e.to_string()))?);
     }
-    let auth = auth.build();
+    let auth = auth.build().map_err(|e| Error::Config(e.to_string()))?;
     let store = config.object_store()?;
     // Uploads stop at the edge's body limit, so the storage limit is the same.
-    let storage_config =
-        forge_storage::StorageConfig { file_size_limit: config.body_limit, ..forge_storage::StorageConfig::default() };
-    let storage = forge_storage::Storage::builder().store(store).config(storage_config).build();
+    let storage_config = forge_storage::StorageConfig::default().with_file_size_limit(config.body_limit);
+    let storage = forge_storage::Storage::builder()
+        .store(store)
+        .config(storage_config)
+        .build()
+        .map_err(|e| Error::Config(e.to_string()))?;
     let sweeper = tokio::spawn(sweep_storage(storage.clone(), project.clone()));
     let app = app::router(project, &data, &auth, &storage, &config);
 

@@ -5,18 +5,51 @@
 //!
 //! ## Embedding
 //!
-//! ```no_run
+//! The routes nest into an application's own router, whatever its state; a request needs a
+//! [`forge_core::Project`] in its extensions, which [`forge_core::ProjectLayer`] provides.
+//!
+//! ```
 //! use std::sync::Arc;
-//! use axum::Router;
+//!
+//! use axum::extract::State;
+//! use axum::{Router, routing::get};
 //! use forge_core::{Project, ProjectLayer};
 //! use forge_storage::Storage;
 //! use object_store::local::LocalFileSystem;
 //!
-//! fn app(project: Project) -> Router {
-//!     let disk = LocalFileSystem::new_with_prefix("/var/lib/forge/storage").expect("directory");
-//!     let storage = Storage::builder().store(Arc::new(disk)).build();
-//!     Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project))
+//! #[derive(Clone)]
+//! struct AppState {
+//!     name: &'static str,
 //! }
+//!
+//! async fn about(State(state): State<AppState>) -> &'static str {
+//!     state.name
+//! }
+//!
+//! fn app(project: Project, dir: &std::path::Path) -> Result<Router, Box<dyn std::error::Error>> {
+//!     let disk = LocalFileSystem::new_with_prefix(dir)?;
+//!     let storage = Storage::builder().store(Arc::new(disk)).build()?;
+//!     Ok(Router::new()
+//!         .route("/about", get(about))
+//!         .nest("/files", storage.router())
+//!         .layer(ProjectLayer::single(project))
+//!         .with_state(AppState { name: "my app" }))
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # let _guard = rt.enter();
+//! # let reference: forge_core::ProjectRef = "embedded".parse()?;
+//! # let keys = forge_core::ProjectKeys::builder(reference.clone(), vec![7; 32]).build()?;
+//! # let db = forge_core::Database::connect_lazy(&forge_core::DatabaseConfig::new("postgres://localhost/app"))?;
+//! # let project = Project::new(reference, db, keys, forge_core::ProjectSettings::new("http://localhost:3000"));
+//! # let dir = tempfile::tempdir()?;
+//! // The storage routes lift axum's body limit for themselves (uploads are limited while
+//! // streaming). An app-wide request timeout would cut long uploads off: let requests that
+//! // carry `forge_core::LongRequest` in their extensions through, as forge-server does.
+//! let _app = app(project, dir.path())?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Apply [`MIGRATIONS`] to the project's database first. Bytes live in any
@@ -73,7 +106,7 @@ mod sweep;
 pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
-pub use service::{Storage, StorageBuilder, StorageConfig};
+pub use service::{BuildError, Storage, StorageBuilder, StorageConfig};
 pub use sweep::{SWEEP_GRACE, Swept};
 
 use forge_core::migrate::{Migration, MigrationSet};

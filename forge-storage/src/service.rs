@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Settings of the storage service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct StorageConfig {
     /// The largest object anyone may upload, in bytes, whatever a bucket allows.
     pub file_size_limit: u64,
@@ -29,6 +30,26 @@ impl Default for StorageConfig {
     }
 }
 
+impl StorageConfig {
+    /// With the largest object anyone may upload, in bytes.
+    pub fn with_file_size_limit(mut self, bytes: u64) -> Self {
+        self.file_size_limit = bytes;
+        self
+    }
+
+    /// With the longest a signed URL may stay valid, in seconds.
+    pub fn with_max_signed_url_expiry(mut self, seconds: u64) -> Self {
+        self.max_signed_url_expiry = seconds;
+        self
+    }
+
+    /// With how long an upload's body may go without a byte.
+    pub fn with_upload_idle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.upload_idle_timeout = timeout;
+        self
+    }
+}
+
 /// Builds a [`Storage`].
 #[derive(Debug, Default)]
 pub struct StorageBuilder {
@@ -43,18 +64,42 @@ impl StorageBuilder {
         self
     }
 
-    /// Keeps object bytes in `store` (default: in memory, for tests).
+    /// Keeps object bytes in `store` (required: local disk, S3 or any `ObjectStore`).
     pub fn store(mut self, store: Arc<dyn ObjectStore>) -> Self {
         self.store = Some(store);
         self
     }
 
-    /// Builds the service.
-    pub fn build(self) -> Storage {
-        let store = self.store.unwrap_or_else(|| Arc::new(object_store::memory::InMemory::new()));
+    /// Builds the service, or says what is missing or not valid. There is no default store:
+    /// bytes kept in memory would be lost at the next start, so the caller names one.
+    pub fn build(self) -> Result<Storage, BuildError> {
+        let store = self.store.ok_or(BuildError::NoStore)?;
+        if self.config.file_size_limit == 0 {
+            return Err(BuildError::Invalid { setting: "storage.file_size_limit", reason: "must be positive" });
+        }
+        if self.config.upload_idle_timeout.is_zero() {
+            return Err(BuildError::Invalid { setting: "storage.upload_idle_timeout", reason: "must be positive" });
+        }
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Storage(Arc::new(Inner { config: self.config, store, renders: tokio::sync::Semaphore::new(cores) }))
+        Ok(Storage(Arc::new(Inner { config: self.config, store, renders: tokio::sync::Semaphore::new(cores) })))
     }
+}
+
+/// Why a [`StorageBuilder`] could not build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No object store was given ([`StorageBuilder::store`]).
+    #[error("no object store: call StorageBuilder::store with local disk, S3 or another ObjectStore")]
+    NoStore,
+    /// A setting has a value the service cannot run with.
+    #[error("{setting} {reason}")]
+    Invalid {
+        /// The setting, as named in `forge.toml`.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 #[derive(Debug)]

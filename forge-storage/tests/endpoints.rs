@@ -279,10 +279,8 @@ async fn an_interrupted_upload_leaves_no_row_and_no_blob() {
 
 #[tokio::test]
 async fn a_stalled_upload_is_cut_off_and_leaves_nothing() {
-    let config = forge_storage::StorageConfig {
-        upload_idle_timeout: std::time::Duration::from_millis(300),
-        ..forge_storage::StorageConfig::default()
-    };
+    let config =
+        forge_storage::StorageConfig::default().with_upload_idle_timeout(std::time::Duration::from_millis(300));
     for backend in BACKENDS {
         let t = common::api_with(backend, config.clone()).await;
         t.create_bucket("docs", false).await;

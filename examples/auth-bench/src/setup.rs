@@ -111,8 +111,8 @@ pub(crate) async fn setup(users: usize, parallel: usize) -> Result<Bench, Error>
         max_frequency: 0,
         ..AuthConfig::default()
     };
-    let auth = Auth::builder().config(config).build();
-    let data = forge_data::Data::builder().build();
+    let auth = Auth::builder().config(config).build()?;
+    let data = forge_data::Data::builder().build()?;
     let app = Router::new()
         .nest("/auth/v1", auth.router())
         .nest("/rest/v1", data.router())

@@ -135,7 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let project = Project::new(reference, db, keys, ProjectSettings::new("http://127.0.0.1:3000"));
 
     let discord = Discord::new(env("DISCORD_CLIENT_ID")?, env("DISCORD_CLIENT_SECRET")?, "https://discord.com");
-    let auth = Auth::builder().config(AuthConfig::default()).provider(discord).build();
+    let auth = Auth::builder().config(AuthConfig::default()).provider(discord).build()?;
     let app = Router::new().nest("/auth/v1", auth.router()).layer(ProjectLayer::single(project));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

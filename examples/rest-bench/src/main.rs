@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fetch_all(t.pool())
         .await?;
 
-    let data = forge_data::Data::builder().build();
+    let data = forge_data::Data::builder().build()?;
     let forge = Router::new().nest("/rest/v1", data.router()).layer(ProjectLayer::single(project.clone()));
     let forge_addr = serve(forge).await?;
     let baseline = baseline::router(t.url(), POOL, forge_core::testing::TEST_JWT_SECRET).await?;

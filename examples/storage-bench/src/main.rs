@@ -162,8 +162,8 @@ async fn drain(body: axum::body::Body) -> std::result::Result<String, String> {
 
 /// Serves forge-storage over `store` on a local port, with a bucket of its own.
 async fn start(project: &forge_core::Project, store: Arc<dyn ObjectStore>, bucket: &str) -> Result<Server> {
-    let config = StorageConfig { file_size_limit: 2 * 1024 * MIB, ..StorageConfig::default() };
-    let storage = Storage::builder().store(store).config(config).build();
+    let config = StorageConfig::default().with_file_size_limit(2 * 1024 * MIB);
+    let storage = Storage::builder().store(store).config(config).build()?;
     let app = Router::new()
         .nest("/storage/v1", storage.router())
         // The HTTP hop alone: the same upload, read and dropped.

@@ -16,7 +16,7 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let store = Arc::new(CountingStore::new(InMemory::new()));
-//! // let storage = forge_storage::Storage::builder().store(store.clone()).build();
+//! // let storage = forge_storage::Storage::builder().store(store.clone()).build()?;
 //! store.put(&Path::from("a.txt"), "hello".into()).await?;
 //! let bytes = store.get(&Path::from("a.txt")).await?.bytes().await?;
 //! assert_eq!(&bytes[..], b"hello");

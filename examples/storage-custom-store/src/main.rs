@@ -62,7 +62,7 @@ async fn main() -> Result<()> {
     // The custom store: keep an `Arc` to read its counters, hand forge-storage a clone.
     let dir = tempfile::tempdir()?;
     let store = Arc::new(CountingStore::new(LocalFileSystem::new_with_prefix(dir.path())?));
-    let storage = Storage::builder().store(store.clone()).build();
+    let storage = Storage::builder().store(store.clone()).build()?;
 
     let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -33,7 +33,7 @@ async fn harness<S: ObjectStore>(inner: S) -> Harness<S> {
     forge_core::migrate::run(db.pool(), &[forge_storage::MIGRATIONS]).await.expect("migrate");
     let project = db.project("test");
     let store = Arc::new(CountingStore::new(inner));
-    let storage = Storage::builder().store(store.clone()).build();
+    let storage = Storage::builder().store(store.clone()).build().expect("storage");
     let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
     let key = secrecy::ExposeSecret::expose_secret(project.keys().service_key()).to_owned();
     let h = Harness { _db: db, app, key, store };

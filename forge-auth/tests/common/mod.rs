@@ -62,7 +62,7 @@ pub async fn api_built(builder: AuthBuilder) -> Api {
     let db = test_db().await;
     forge_core::migrate::run(db.pool(), &[forge_auth::MIGRATIONS]).await.expect("migrate");
     let project = db.project("test");
-    let auth = builder.build();
+    let auth = builder.build().expect("auth");
     let app = Router::new().nest("/auth/v1", auth.router()).layer(ProjectLayer::single(project.clone()));
     Api { db, project, auth, app }
 }

@@ -37,7 +37,7 @@ impl Reply {
 
 /// A fresh database with `sql` applied and the REST router over it at `/rest/v1`.
 pub async fn api(sql: &str) -> Api {
-    api_with(sql, Data::builder().build()).await
+    api_with(sql, Data::builder().build().expect("data")).await
 }
 
 /// Like [`api`], with a service configured by the caller.

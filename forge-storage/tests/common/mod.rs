@@ -87,7 +87,7 @@ pub async fn api_with(backend: Backend, config: forge_storage::StorageConfig) ->
         }
         Backend::S3 => (moto_store(&moto_bucket().await), None),
     };
-    let storage = Storage::builder().store(store.clone()).config(config).build();
+    let storage = Storage::builder().store(store.clone()).config(config).build().expect("storage");
     let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
     Api { db, project, storage, store, app, dir }
 }
