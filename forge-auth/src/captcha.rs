@@ -3,14 +3,13 @@
 //! `gotrue_meta_security.captcha_token` (supabase-js: `options.captchaToken`), checked with
 //! hCaptcha or Cloudflare Turnstile before anything else is done.
 
-use crate::error::ErrorKind;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Which service checks the tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

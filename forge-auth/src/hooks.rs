@@ -12,12 +12,11 @@
 //! careless hook away from what it was not granted, but it is not a sandbox (a function can
 //! reset the role, or change settings other than the role and timeout, which are restored).
 
-use crate::error::ErrorKind;
 use forge_core::error::DbErrorKind;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// How long a hook may run.
 const HOOK_TIMEOUT_MS: u32 = 2000;

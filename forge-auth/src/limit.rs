@@ -4,7 +4,6 @@
 //! The per-address interval is kept in memory for every address asked about, known or not,
 //! so that re-sends are limited identically for unknown addresses (no enumeration).
 
-use crate::error::ErrorKind;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -15,7 +14,7 @@ use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::config::RateLimits;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 type Keyed<K> = RateLimiter<K, HashMapStateStore<K>, DefaultClock>;
 type Direct = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;

@@ -7,14 +7,13 @@
 //! sent. Tokens issued for a PKCE flow are stored with a `pkce_` prefix and are exchanged for
 //! an auth code rather than a session when followed as a link.
 
-use crate::error::ErrorKind;
 use forge_core::Project;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::crypto::{ChallengeMethod, random_otp, random_token, sha256_hex, stored_digest, token_hash};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::mail::{Mail, MailKind, TemplateData};
 use crate::model::{TokenColumn, User};
 use crate::service::Auth;

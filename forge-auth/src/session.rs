@@ -6,7 +6,6 @@
 //! refreshing at the same moment); that forks the chain and leaves its successor valid.
 //! Presenting it later is treated as theft: the whole session is deleted.
 
-use crate::error::ErrorKind;
 use std::net::IpAddr;
 
 use forge_core::Project;
@@ -16,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::crypto::{random_token, sha256_hex};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{User, user_json};
 use crate::service::Auth;
 use crate::store::{Lookup, UserChange};

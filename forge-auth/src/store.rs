@@ -9,7 +9,6 @@
 //! somewhere else still has to keep a row there for each of them: the usual way to write
 //! one is to wrap [`PgUserStore`] (see the `custom_store` test).
 
-use crate::error::ErrorKind;
 use forge_core::ForgeError;
 use forge_core::error::DbErrorKind;
 use std::fmt::Debug;
@@ -21,7 +20,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Identity, TokenColumn, User};
 
 /// The future a [`UserStore`] method returns.
@@ -172,8 +171,9 @@ pub struct UserPage {
 
 /// Where users and their identities live. See the module docs for the contract.
 ///
-/// Errors that users should see are [`Error::api`] values, e.g. 422 `email_exists`; anything
-/// else becomes a generic 500.
+/// Errors that users should see are rows of the catalogue ([`Error::new`] with an
+/// [`ErrorKind`], e.g. 422 `email_exists`) or a refusal under the store's own
+/// code ([`Error::store_refused`], 422); anything else becomes a generic 500.
 pub trait UserStore: Send + Sync + Debug + 'static {
     /// Finds a user (soft-deleted ones too, by id).
     fn find<'a>(&'a self, conn: &'a mut PgConnection, by: Lookup<'a>) -> StoreFuture<'a, Option<User>>;

@@ -1,11 +1,10 @@
 //! Helpers for changing users through the [`crate::UserStore`].
 
-use crate::error::ErrorKind;
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::service::Auth;
 use crate::store::{Lookup, NewIdentity};
 

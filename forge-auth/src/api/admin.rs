@@ -1,7 +1,6 @@
 //! The admin API (service role only): users, their factors, `generate_link`, `invite`, and
 //! Forge's local outbox.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -13,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Admin, RedirectQuery, normalize_email, parse_body};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::links::{self, LinkSpec};
 use crate::mail::MailKind;
 use crate::model::{Factor, User, user_json};

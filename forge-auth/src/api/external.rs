@@ -2,7 +2,6 @@
 //! flow, PKCE towards the provider, and implicit or PKCE towards the app), the `id_token`
 //! grant, and `DELETE /user/identities/{id}`.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -15,7 +14,7 @@ use uuid::Uuid;
 
 use super::{SessionUser, parse_body, redirect, redirect_error};
 use crate::crypto::{random_token, sha256_hex};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::links::{encode, pkce_params};
 use crate::model::{TokenColumn, User};
 use crate::provider::{AuthorizeParams, IdentityProvider, ProviderUser};

@@ -5,7 +5,6 @@
 //! to its `amr`. Each TOTP code (each 30-second step) is accepted once per factor, and each
 //! challenge once. A phone factor's challenge texts a code whose digest the challenge keeps.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,7 +16,7 @@ use uuid::Uuid;
 
 use super::{SessionUser, parse_body};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::links;
 use crate::model::Factor;

@@ -1,12 +1,11 @@
 //! `GET /settings`, `GET /health`, `GET /.well-known/jwks.json`, and the fallback.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::extract::State;
 use forge_core::Project;
 use serde_json::{Value, json};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::service::Auth;
 
 pub(crate) async fn settings(State(auth): State<Auth>) -> Json<Value> {

@@ -10,7 +10,6 @@ mod signup;
 mod token;
 mod user;
 
-use crate::error::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
@@ -21,7 +20,7 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::User;
 use crate::service::Auth;
 use crate::session::ClientInfo;

@@ -3,7 +3,6 @@
 //! `recover`, `otp` (with `create_user`), `magiclink` and `resend` answer the same for known
 //! and unknown addresses, and count the per-address re-send interval for both.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -16,7 +15,7 @@ use super::{RedirectQuery, normalize_email, parse_body, redirect, redirect_error
 use http::StatusCode;
 
 const SEE_OTHER: StatusCode = StatusCode::SEE_OTHER;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, Presented, VerifyType, encode, pkce_params};
 use crate::mail::MailKind;

@@ -4,10 +4,9 @@
 //! (its hash covers both), is single-use, and expires after `sms_otp_exp` seconds. Answers do
 //! not tell registered numbers from new ones, as for email.
 
-use crate::error::ErrorKind;
 use serde_json::{Map, Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::links;
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, SessionExtras};

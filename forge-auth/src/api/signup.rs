@@ -1,6 +1,5 @@
 //! `POST /signup`: email sign-up and anonymous sign-in.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -11,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{RedirectQuery, normalize_email, parse_body};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, pkce_params};
 use crate::mail::MailKind;

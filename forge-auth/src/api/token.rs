@@ -1,6 +1,5 @@
 //! `POST /token` (the `password`, `refresh_token` and `pkce` grants) and `POST /logout`.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -12,7 +11,7 @@ use serde_json::Value;
 
 use super::{SessionUser, normalize_email, parse_body};
 use crate::crypto::{ChallengeMethod, sha256_hex};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::password::{self, Verified};
 use crate::service::Auth;

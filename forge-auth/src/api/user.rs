@@ -1,6 +1,5 @@
 //! `GET /user`, `PUT /user` and `GET /reauthenticate`.
 
-use crate::error::ErrorKind;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -9,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{RedirectQuery, SessionUser, normalize_email, parse_body};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, pkce_params};
 use crate::mail::MailKind;

@@ -2,8 +2,14 @@
 //!
 //! Each error has a meaning ([`ForgeError`]) and a stable [`ErrorCode`]. The one table in
 //! [`ErrorCode::info`] maps every code to its HTTP status and to the code each wire format
-//! uses (PostgREST, GoTrue, Storage). Rendering lives in [`wire`]; a service picks its
-//! [`WireFormat`] and never builds error bodies by hand.
+//! uses (PostgREST, GoTrue, Storage).
+//!
+//! Every crate describes its errors as a [`Problem`] (status, code, message, details, hint)
+//! and [`WireFormat::render`] builds the body: one renderer per wire shape, so no crate builds
+//! error bodies by hand. Each feature crate keeps its own catalogue, a table of [`Entry`] rows
+//! (code, status, when) from which its errors take their status. Database errors are told
+//! apart by [`DbErrorKind`], never by message text. [`RefusalLayer`] renders axum's own
+//! refusals (bad query strings, paths, bodies, methods) in the service's shape.
 //!
 //! 5xx bodies are generic: the cause is logged with `tracing` and never sent to the client.
 
