@@ -93,14 +93,15 @@ impl Database {
         Ok(Self { pool, gateway: gateway_pool(pg_config, config)? })
     }
 
-    /// Wraps an existing sqlx pool, with the gateway built from `gateway` (a tokio-postgres
-    /// config, since a `PgPool` does not reveal its password).
-    pub fn from_parts(
-        pool: PgPool,
-        gateway: tokio_postgres::Config,
-        config: &DatabaseConfig,
-    ) -> Result<Self, InvalidDatabaseUrl> {
-        Ok(Self { pool, gateway: gateway_pool(gateway, config)? })
+    /// Wraps the application's own sqlx pool: Forge's services do their own work on it, and
+    /// the RLS gateway opens its connections from `config`'s URL (its gateway URL if set),
+    /// since a `PgPool` does not reveal its password. No deadpool or tokio-postgres type is
+    /// involved.
+    pub fn from_pool(pool: PgPool, config: &DatabaseConfig) -> Result<Self, InvalidDatabaseUrl> {
+        let gateway_url = config.gateway_url.as_ref().unwrap_or(&config.url);
+        let pg_config = tokio_postgres::Config::from_str(gateway_url.expose_secret())
+            .map_err(|_| InvalidDatabaseUrl("gateway url"))?;
+        Ok(Self { pool, gateway: gateway_pool(pg_config, config)? })
     }
 
     /// The sqlx pool, for the services' own (non-RLS) work.
@@ -108,8 +109,8 @@ impl Database {
         &self.pool
     }
 
-    /// The gateway pool. Prefer [`crate::rls::begin`], which sets up RLS on the connection.
-    pub fn gateway(&self) -> &GatewayPool {
+    /// The gateway pool, for [`crate::rls::begin`], which sets up RLS on the connection.
+    pub(crate) fn gateway(&self) -> &GatewayPool {
         &self.gateway
     }
 
