@@ -51,10 +51,28 @@ pub struct Mail {
     pub sent_at: OffsetDateTime,
 }
 
-/// A mail could not be sent.
+/// Why a mail could not be sent, by meaning.
 #[derive(Debug, thiserror::Error)]
-#[error("sending mail failed: {0}")]
-pub struct MailError(pub String);
+#[non_exhaustive]
+pub enum MailError {
+    /// An address (the sender's or the recipient's) does not parse.
+    #[error("invalid address {address:?}: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The mail settings cannot be used (an SMTP host or TLS setting).
+    #[error("invalid mail settings: {0}")]
+    Settings(#[source] forge_core::error::BoxError),
+    /// The message could not be built.
+    #[error("the message could not be built: {0}")]
+    Message(#[source] forge_core::error::BoxError),
+    /// The transport (an SMTP server, an API) refused the message or could not be reached.
+    #[error("sending mail failed: {0}")]
+    Transport(#[source] forge_core::error::BoxError),
+}
 
 /// A boxed future returned by [`Mailer::send`]. It owns what it needs, so a send can finish
 /// in the background.
@@ -131,14 +149,16 @@ pub struct SmtpMailer {
 impl SmtpMailer {
     /// Connects lazily to the server in `settings`.
     pub fn new(settings: &SmtpSettings) -> Result<Self, MailError> {
-        let from: Mailbox = settings.from.parse().map_err(|e| MailError(format!("invalid sender address: {e}")))?;
+        let from: Mailbox = settings.from.parse().map_err(|e: lettre::address::AddressError| {
+            MailError::InvalidAddress { address: settings.from.clone(), reason: e.to_string() }
+        })?;
         let mut builder = if !settings.tls {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
         } else if settings.port == 465 {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host).map_err(|e| MailError(e.to_string()))?
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host).map_err(|e| MailError::Settings(e.into()))?
         } else {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-                .map_err(|e| MailError(e.to_string()))?
+                .map_err(|e| MailError::Settings(e.into()))?
         };
         builder = builder.port(settings.port);
         if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
@@ -153,14 +173,16 @@ impl Mailer for SmtpMailer {
     fn send(&self, mail: Mail) -> SendFuture {
         let (transport, from) = (self.transport.clone(), self.from.clone());
         Box::pin(async move {
-            let to: Mailbox = mail.to.parse().map_err(|e| MailError(format!("invalid recipient: {e}")))?;
+            let to: Mailbox = mail.to.parse().map_err(|e: lettre::address::AddressError| {
+                MailError::InvalidAddress { address: mail.to.clone(), reason: e.to_string() }
+            })?;
             let message = lettre::Message::builder()
                 .from(from)
                 .to(to)
                 .subject(mail.subject)
                 .multipart(MultiPart::alternative_plain_html(html_to_text(&mail.html), mail.html))
-                .map_err(|e| MailError(e.to_string()))?;
-            transport.send(message).await.map_err(|e| MailError(e.to_string()))?;
+                .map_err(|e| MailError::Message(e.into()))?;
+            transport.send(message).await.map_err(|e| MailError::Transport(e.into()))?;
             Ok(())
         })
     }

@@ -24,14 +24,34 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-/// A provider failed (unreachable, refused the code, returned something unusable).
+/// Why an identity provider failed, by meaning. The message of each is for the log and for
+/// `bad_oauth_callback`'s description; it never holds a secret.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ProviderError(pub String);
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The provider's settings cannot be used (no client id, no issuer, a URL that does not
+    /// parse).
+    #[error("provider settings: {0}")]
+    Config(String),
+    /// The provider could not be reached, or its answer could not be read.
+    #[error("the provider could not be reached: {0}")]
+    Request(#[source] forge_core::error::BoxError),
+    /// The provider answered with a refusal (an error status, a refused code).
+    #[error("{0}")]
+    Refused(String),
+    /// The provider answered with something sign-in cannot use (a profile without an id, an
+    /// ID token that does not verify or whose nonce does not match).
+    #[error("{0}")]
+    Invalid(String),
+    /// The provider does not do this (an ID-token sign-in with a provider that issues none).
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
 
 impl ProviderError {
-    fn new(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
+    /// A request that failed on the way (connect, TLS, reading the body).
+    pub fn request(e: impl Into<forge_core::error::BoxError>) -> Self {
+        Self::Request(e.into())
     }
 }
 
@@ -91,7 +111,7 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug + 'static {
     /// without ID tokens refuse.
     fn verify_id_token<'a>(&'a self, id_token: &'a str, nonce: Option<&'a str>) -> ProviderFuture<'a, ProviderUser> {
         let _ = (id_token, nonce);
-        Box::pin(async { Err(ProviderError("this provider does not issue ID tokens".into())) })
+        Box::pin(async { Err(ProviderError::Unsupported("this provider does not issue ID tokens")) })
     }
 }
 
@@ -137,7 +157,7 @@ impl ProviderConfig {
             _ => "oidc".into(),
         });
         if self.client_id.is_empty() {
-            return Err(ProviderError(format!("provider {name}: client_id is required")));
+            return Err(ProviderError::Config(format!("provider {name}: client_id is required")));
         }
         match kind.as_str() {
             "github" => Ok(Arc::new(GitHub::new(&self.client_id, &self.secret, self.scopes.clone()))),
@@ -152,10 +172,10 @@ impl ProviderConfig {
                 let issuer = self
                     .issuer
                     .as_deref()
-                    .ok_or_else(|| ProviderError(format!("provider {name}: issuer is required")))?;
+                    .ok_or_else(|| ProviderError::Config(format!("provider {name}: issuer is required")))?;
                 Ok(Arc::new(Oidc::new(name, issuer, &self.client_id, &self.secret, self.scopes.clone())))
             }
-            other => Err(ProviderError(format!("provider {name}: unknown kind {other:?}"))),
+            other => Err(ProviderError::Config(format!("provider {name}: unknown kind {other:?}"))),
         }
     }
 }
@@ -179,13 +199,13 @@ async fn send_oauth(
     for (name, value) in &parts.headers {
         builder = builder.header(name, value);
     }
-    let res = builder.send().await.map_err(ProviderError::new)?;
+    let res = builder.send().await.map_err(ProviderError::request)?;
     let mut out = http::Response::builder().status(res.status());
     for (name, value) in res.headers() {
         out = out.header(name, value);
     }
-    let bytes = res.bytes().await.map_err(ProviderError::new)?;
-    out.body(bytes.to_vec()).map_err(ProviderError::new)
+    let bytes = res.bytes().await.map_err(ProviderError::request)?;
+    out.body(bytes.to_vec()).map_err(ProviderError::request)
 }
 
 /// reqwest 0.13 as `oauth2`'s HTTP client.
@@ -224,8 +244,8 @@ type OAuthClient = oauth2::Client<
 
 fn oauth_client(client_id: &str, secret: &str, auth: &str, token: &str) -> Result<OAuthClient, ProviderError> {
     let mut c = oauth2::Client::new(ClientId::new(client_id.to_owned()))
-        .set_auth_uri(AuthUrl::new(auth.to_owned()).map_err(ProviderError::new)?)
-        .set_token_uri(TokenUrl::new(token.to_owned()).map_err(ProviderError::new)?);
+        .set_auth_uri(AuthUrl::new(auth.to_owned()).map_err(|e| ProviderError::Config(e.to_string()))?)
+        .set_token_uri(TokenUrl::new(token.to_owned()).map_err(|e| ProviderError::Config(e.to_string()))?);
     if !secret.is_empty() {
         c = c.set_client_secret(ClientSecret::new(secret.to_owned()));
     }
@@ -238,7 +258,7 @@ fn build_authorize_url(
     scopes: impl IntoIterator<Item = String>,
     nonce: bool,
 ) -> Result<String, ProviderError> {
-    let redirect = RedirectUrl::new(params.redirect_uri.to_owned()).map_err(ProviderError::new)?;
+    let redirect = RedirectUrl::new(params.redirect_uri.to_owned()).map_err(ProviderError::request)?;
     let state = params.state.to_owned();
     let mut req = client
         .authorize_url(move || CsrfToken::new(state))
@@ -262,7 +282,7 @@ async fn exchange_code(
     verifier: &str,
     redirect_uri: &str,
 ) -> Result<StandardTokenResponse<IdTokenFields, BasicTokenType>, ProviderError> {
-    let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(ProviderError::new)?;
+    let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| ProviderError::Config(e.to_string()))?;
     let send = Http(http);
     client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -270,7 +290,7 @@ async fn exchange_code(
         .set_redirect_uri(std::borrow::Cow::Owned(redirect))
         .request_async(&send)
         .await
-        .map_err(|e| ProviderError(format!("the provider refused the code: {e}")))
+        .map_err(|e| ProviderError::Refused(format!("the provider refused the code: {e}")))
 }
 
 /// GitHub (OAuth 2, no ID tokens): the user from `/user` and the primary verified email
@@ -322,11 +342,11 @@ impl GitHub {
             .header("accept", "application/vnd.github+json")
             .send()
             .await
-            .map_err(ProviderError::new)?;
+            .map_err(ProviderError::request)?;
         if !res.status().is_success() {
-            return Err(ProviderError(format!("GitHub answered {} for {path}", res.status())));
+            return Err(ProviderError::Refused(format!("GitHub answered {} for {path}", res.status())));
         }
-        res.json().await.map_err(ProviderError::new)
+        res.json().await.map_err(ProviderError::request)
     }
 }
 
@@ -361,7 +381,7 @@ impl IdentityProvider for GitHub {
             let subject = match &user["id"] {
                 Value::Number(n) => n.to_string(),
                 Value::String(s) => s.clone(),
-                _ => return Err(ProviderError("GitHub returned a user without an id".into())),
+                _ => return Err(ProviderError::Invalid("GitHub returned a user without an id".into())),
             };
             let email = primary.and_then(|e| e["email"].as_str()).map(str::to_lowercase);
             let mut data = Map::new();
@@ -451,13 +471,13 @@ impl Oidc {
         self.discovered
             .get_or_try_init(|| async {
                 let url = format!("{}/.well-known/openid-configuration", self.issuer);
-                let res = self.http.get(&url).send().await.map_err(ProviderError::new)?;
+                let res = self.http.get(&url).send().await.map_err(ProviderError::request)?;
                 if !res.status().is_success() {
-                    return Err(ProviderError(format!("OIDC discovery at {url} answered {}", res.status())));
+                    return Err(ProviderError::Refused(format!("OIDC discovery at {url} answered {}", res.status())));
                 }
-                let doc: Discovery = res.json().await.map_err(ProviderError::new)?;
+                let doc: Discovery = res.json().await.map_err(ProviderError::request)?;
                 if doc.issuer.trim_end_matches('/') != self.issuer {
-                    return Err(ProviderError(format!(
+                    return Err(ProviderError::Invalid(format!(
                         "OIDC discovery names issuer {:?}, expected {:?}",
                         doc.issuer, self.issuer
                     )));
@@ -482,10 +502,10 @@ impl Oidc {
             .get(&d.doc.jwks_uri)
             .send()
             .await
-            .map_err(ProviderError::new)?
+            .map_err(ProviderError::request)?
             .json()
             .await
-            .map_err(ProviderError::new)?;
+            .map_err(ProviderError::request)?;
         *self.jwks.write().await = Some((set.clone(), std::time::Instant::now()));
         Ok(set)
     }
@@ -493,8 +513,8 @@ impl Oidc {
     /// Verifies an ID token: signature against the JWKS (refetched once for an unknown
     /// `kid`), `iss`, `aud` = our client id, `exp`, and the nonce when one is expected.
     async fn verify(&self, id_token: &str, nonce: Option<&str>) -> Result<Map<String, Value>, ProviderError> {
-        let header =
-            jsonwebtoken::decode_header(id_token).map_err(|e| ProviderError(format!("invalid ID token: {e}")))?;
+        let header = jsonwebtoken::decode_header(id_token)
+            .map_err(|e| ProviderError::Invalid(format!("invalid ID token: {e}")))?;
         let kid = header.kid.clone();
         let mut set = self.keys(false).await?;
         if kid.as_ref().is_some_and(|k| set.find(k).is_none()) {
@@ -504,11 +524,11 @@ impl Oidc {
             Some(k) => set.find(k),
             None => set.keys.first(),
         }
-        .ok_or_else(|| ProviderError("no provider key matches the ID token".into()))?;
-        let key = DecodingKey::from_jwk(jwk).map_err(ProviderError::new)?;
+        .ok_or_else(|| ProviderError::Invalid("no provider key matches the ID token".into()))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| ProviderError::Invalid(e.to_string()))?;
         use jsonwebtoken::Algorithm::*;
         if !matches!(header.alg, RS256 | RS384 | RS512 | ES256 | ES384 | PS256 | PS384 | PS512 | EdDSA) {
-            return Err(ProviderError(format!("ID token algorithm {:?} is not accepted", header.alg)));
+            return Err(ProviderError::Invalid(format!("ID token algorithm {:?} is not accepted", header.alg)));
         }
         let mut v = Validation::new(header.alg);
         v.set_audience(&[&self.client_id]);
@@ -518,7 +538,7 @@ impl Oidc {
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = 60;
         let data = jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &v)
-            .map_err(|e| ProviderError(format!("invalid ID token: {e}")))?;
+            .map_err(|e| ProviderError::Invalid(format!("invalid ID token: {e}")))?;
         let claims = data.claims;
         // Both or neither: a token bound to a nonce is only accepted with it.
         match (nonce, claims.get("nonce").and_then(Value::as_str)) {
@@ -526,11 +546,11 @@ impl Oidc {
             (Some(expected), Some(got)) => {
                 let hashed = crate::crypto::sha256_hex(expected.as_bytes());
                 if !(crate::crypto::ct_eq(got, expected) || crate::crypto::ct_eq(got, &hashed)) {
-                    return Err(ProviderError("the ID token's nonce does not match".into()));
+                    return Err(ProviderError::Invalid("the ID token's nonce does not match".into()));
                 }
             }
             _ => {
-                return Err(ProviderError(
+                return Err(ProviderError::Invalid(
                     "passed nonce and nonce in the ID token should either both exist or not".into(),
                 ));
             }
@@ -547,7 +567,7 @@ impl Oidc {
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
-            .ok_or_else(|| ProviderError("the ID token has no sub".into()))?
+            .ok_or_else(|| ProviderError::Invalid("the ID token has no sub".into()))?
             .to_owned();
         let email = claims.get("email").and_then(Value::as_str).map(str::to_lowercase);
         let email_verified = match claims.get("email_verified") {
@@ -604,7 +624,7 @@ impl IdentityProvider for Oidc {
                 .extra_fields()
                 .id_token
                 .clone()
-                .ok_or_else(|| ProviderError("the provider returned no ID token".into()))?;
+                .ok_or_else(|| ProviderError::Invalid("the provider returned no ID token".into()))?;
             let mut claims = self.verify(&id_token, Some(nonce)).await?;
             // The userinfo endpoint may know more (some providers keep the email there).
             if let Some(url) = &d.doc.userinfo_endpoint

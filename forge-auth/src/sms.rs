@@ -54,10 +54,22 @@ pub struct Sms {
     pub sent_at: OffsetDateTime,
 }
 
-/// A text could not be sent.
+/// Why a text could not be sent, by meaning.
 #[derive(Debug, thiserror::Error)]
-#[error("sending a text message failed: {0}")]
-pub struct SmsError(pub String);
+#[non_exhaustive]
+pub enum SmsError {
+    /// The provider could not be reached, or its answer could not be read.
+    #[error("the SMS provider could not be reached: {0}")]
+    Transport(#[source] forge_core::error::BoxError),
+    /// The provider refused the message.
+    #[error("the SMS provider refused the message (HTTP {status}): {message}")]
+    Refused {
+        /// The provider's HTTP status.
+        status: u16,
+        /// The provider's words and error code.
+        message: String,
+    },
+}
 
 /// The future [`SmsSender::send`] returns: the provider's message id.
 pub type SmsFuture = Pin<Box<dyn Future<Output = Result<String, SmsError>> + Send + 'static>>;
@@ -191,19 +203,21 @@ impl SmsSender for Twilio {
         let form = [("To", to), (sender_field, sender), ("Body", sms.body)];
         let request = self.http.post(url).basic_auth(&s.account_sid, Some(&s.auth_token)).form(&form);
         Box::pin(async move {
-            let response = request.send().await.map_err(|e| SmsError(format!("twilio: {e}")))?;
+            let response = request.send().await.map_err(|e| SmsError::Transport(e.into()))?;
             let status = response.status();
-            let reply: TwilioReply =
-                response.json().await.map_err(|e| SmsError(format!("twilio answered {status}: {e}")))?;
+            let reply: TwilioReply = response.json().await.map_err(|e| SmsError::Transport(e.into()))?;
             let failed = matches!(reply.status.as_deref(), Some("failed" | "undelivered"))
                 || reply.error_code.as_ref().is_some_and(|c| !c.is_null());
             match reply.sid {
                 Some(sid) if status.is_success() && !failed => Ok(sid),
-                _ => Err(SmsError(format!(
-                    "twilio answered {status}: {} ({})",
-                    reply.message.unwrap_or_default(),
-                    reply.code.or(reply.error_code).unwrap_or_default()
-                ))),
+                _ => Err(SmsError::Refused {
+                    status: status.as_u16(),
+                    message: format!(
+                        "{} ({})",
+                        reply.message.unwrap_or_default(),
+                        reply.code.or(reply.error_code).unwrap_or_default()
+                    ),
+                }),
             }
         })
     }

@@ -31,18 +31,15 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(300);
 
 /// Fetches the issuer's current keys into `issuer`; returns how many it has.
 pub async fn refresh(config: &ThirdPartyConfig, issuer: &ThirdPartyIssuer) -> Result<usize, ProviderError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| ProviderError(e.to_string()))?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(ProviderError::request)?;
     let get = |url: String| {
         let http = http.clone();
         async move {
-            let res = http.get(&url).send().await.map_err(|e| ProviderError(format!("{url}: {e}")))?;
+            let res = http.get(&url).send().await.map_err(ProviderError::request)?;
             if !res.status().is_success() {
-                return Err(ProviderError(format!("{url} answered {}", res.status())));
+                return Err(ProviderError::Refused(format!("{url} answered {}", res.status())));
             }
-            res.json::<Value>().await.map_err(|e| ProviderError(format!("{url}: {e}")))
+            res.json::<Value>().await.map_err(ProviderError::request)
         }
     };
     let url = match &config.jwks_url {
@@ -51,12 +48,12 @@ pub async fn refresh(config: &ThirdPartyConfig, issuer: &ThirdPartyIssuer) -> Re
             let doc = get(format!("{}/.well-known/openid-configuration", config.issuer.trim_end_matches('/'))).await?;
             doc["jwks_uri"]
                 .as_str()
-                .ok_or_else(|| ProviderError("discovery document without jwks_uri".into()))?
+                .ok_or_else(|| ProviderError::Invalid("discovery document without jwks_uri".into()))?
                 .to_owned()
         }
     };
     let jwks = get(url).await?;
-    issuer.set_jwks(&jwks).map_err(|e| ProviderError(e.to_string()))
+    issuer.set_jwks(&jwks).map_err(|e| ProviderError::Invalid(e.to_string()))
 }
 
 /// Creates the issuer, fetches its keys once (a failure is logged and retried), and keeps

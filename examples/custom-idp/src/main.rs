@@ -77,23 +77,24 @@ impl IdentityProvider for Discord {
                 .form(&form)
                 .send()
                 .await
-                .map_err(|e| ProviderError(e.to_string()))?
+                .map_err(ProviderError::request)?
                 .error_for_status()
-                .map_err(|e| ProviderError(e.to_string()))?
+                .map_err(|e| ProviderError::Refused(e.to_string()))?
                 .json()
                 .await
-                .map_err(|e| ProviderError(e.to_string()))?;
-            let access = tokens["access_token"].as_str().ok_or_else(|| ProviderError("no access token".into()))?;
+                .map_err(ProviderError::request)?;
+            let access =
+                tokens["access_token"].as_str().ok_or_else(|| ProviderError::Invalid("no access token".into()))?;
             let me: Value = self
                 .http
                 .get(format!("{}/api/users/@me", self.base))
                 .bearer_auth(access)
                 .send()
                 .await
-                .map_err(|e| ProviderError(e.to_string()))?
+                .map_err(ProviderError::request)?
                 .json()
                 .await
-                .map_err(|e| ProviderError(e.to_string()))?;
+                .map_err(ProviderError::request)?;
             user_from_profile(&me, access, tokens["refresh_token"].as_str())
         })
     }
@@ -101,7 +102,7 @@ impl IdentityProvider for Discord {
 
 /// Maps Discord's profile to what Forge stores as the identity.
 fn user_from_profile(me: &Value, access: &str, refresh: Option<&str>) -> Result<ProviderUser, ProviderError> {
-    let subject = me["id"].as_str().ok_or_else(|| ProviderError("profile without id".into()))?.to_owned();
+    let subject = me["id"].as_str().ok_or_else(|| ProviderError::Invalid("profile without id".into()))?.to_owned();
     let email = me["email"].as_str().map(str::to_lowercase);
     let mut data = Map::new();
     data.insert("sub".into(), json!(subject));

@@ -17,7 +17,6 @@ use uuid::Uuid;
 use super::{SessionUser, parse_body};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, ErrorKind, Result};
-use crate::limit::Route;
 use crate::links;
 use crate::model::Factor;
 use crate::service::Auth;
@@ -146,7 +145,6 @@ pub(crate) async fn challenge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Mfa, client.ip)?;
     let body: ChallengeBody = parse_body(&body)?;
     let pool = session.project.db().pool();
     let factor = own_factor(pool, session.user.id, &id).await?;
@@ -197,11 +195,9 @@ pub(crate) struct VerifyBody {
 pub(crate) async fn verify(
     State(auth): State<Auth>,
     session: SessionUser,
-    client: ClientInfo,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Mfa, client.ip)?;
     let body: VerifyBody = parse_body(&body)?;
     let SessionUser { project, user, session_id, .. } = session;
     let session_id =

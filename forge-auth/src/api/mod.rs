@@ -13,14 +13,16 @@ mod user;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::routing::{delete, get, post};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use forge_core::{Principal, Project};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::limit::Route;
 use crate::model::User;
 use crate::service::Auth;
 use crate::session::ClientInfo;
@@ -29,19 +31,19 @@ use crate::store::Lookup;
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> {
     Router::new()
         .route("/signup", post(signup::signup))
-        .route("/token", post(token::token))
+        .route("/token", limited(Route::Token, post(token::token)))
         .route("/logout", post(token::logout))
-        .route("/user", get(user::get_user).put(user::update_user))
+        .route("/user", get(user::get_user).merge(limited(Route::UserUpdate, put(user::update_user))))
         .route("/reauthenticate", get(user::reauthenticate))
-        .route("/recover", post(otp::recover))
-        .route("/otp", post(otp::otp))
-        .route("/magiclink", post(otp::magiclink))
-        .route("/resend", post(otp::resend))
-        .route("/verify", get(otp::verify_get).post(otp::verify_post))
+        .route("/recover", limited(Route::Recover, post(otp::recover)))
+        .route("/otp", limited(Route::Otp, post(otp::otp)))
+        .route("/magiclink", limited(Route::Magiclink, post(otp::magiclink)))
+        .route("/resend", limited(Route::Resend, post(otp::resend)))
+        .route("/verify", limited(Route::Verify, get(otp::verify_get).post(otp::verify_post)))
         .route("/factors", post(factors::enroll))
         .route("/factors/{id}", delete(factors::unenroll))
-        .route("/factors/{id}/challenge", post(factors::challenge))
-        .route("/factors/{id}/verify", post(factors::verify))
+        .route("/factors/{id}/challenge", limited(Route::Mfa, post(factors::challenge)))
+        .route("/factors/{id}/verify", limited(Route::Mfa, post(factors::verify)))
         .route("/invite", post(admin::invite))
         .route("/admin/users", get(admin::list_users).post(admin::create_user))
         .route("/admin/users/{id}", get(admin::get_user).put(admin::update_user).delete(admin::delete_user))
@@ -60,6 +62,44 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .layer(axum::middleware::from_fn_with_state(auth.clone(), with_auth))
         .layer(forge_core::error::RefusalLayer::new(forge_core::WireFormat::GoTrue))
         .with_state(auth)
+}
+
+/// `methods` behind the per-client rate limit of `route`, checked before any extractor runs
+/// (GoTrue's limiter is middleware too): over the limit is 429 `over_request_rate_limit`.
+fn limited(route: Route, methods: MethodRouter<Auth>) -> MethodRouter<Auth> {
+    methods.route_layer(axum::middleware::from_fn_with_state(route, check_limit))
+}
+
+async fn check_limit(
+    axum::extract::State(route): axum::extract::State<Route>,
+    client: ClientInfo,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let refused = req.extensions().get::<Auth>().and_then(|auth| auth.0.limits.check(route, client.ip).err());
+    match refused {
+        Some(e) => axum::response::IntoResponse::into_response(e),
+        None => next.run(req).await,
+    }
+}
+
+/// A request body that passed the captcha check when the project requires one (the token in
+/// `gotrue_meta_security.captcha_token`): the sign-up, OTP, magic-link, recovery and re-send
+/// routes take their body through it.
+pub(crate) struct CaptchaChecked(pub(crate) Bytes);
+
+impl FromRequest<Auth> for CaptchaChecked {
+    type Rejection = Error;
+
+    async fn from_request(req: axum::extract::Request, auth: &Auth) -> Result<Self> {
+        let (mut parts, body) = req.into_parts();
+        let client = ClientInfo::from_request_parts(&mut parts, auth).await?;
+        let bytes = Bytes::from_request(axum::extract::Request::from_parts(parts, body), auth).await.map_err(|e| {
+            Error::new(ErrorKind::BadJson, format!("Could not read the request body: {}", e.body_text()))
+        })?;
+        auth.check_captcha(&bytes, client.ip).await?;
+        Ok(CaptchaChecked(bytes))
+    }
 }
 
 /// Parses a JSON body, ignoring unknown keys; an empty body is `{}`.

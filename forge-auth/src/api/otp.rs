@@ -11,12 +11,11 @@ use forge_core::Project;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{RedirectQuery, normalize_email, parse_body, redirect, redirect_error};
+use super::{CaptchaChecked, RedirectQuery, normalize_email, parse_body, redirect, redirect_error};
 use http::StatusCode;
 
 const SEE_OTHER: StatusCode = StatusCode::SEE_OTHER;
 use crate::error::{Error, ErrorKind, Result};
-use crate::limit::Route;
 use crate::links::{self, LinkSpec, Presented, VerifyType, encode, pkce_params};
 use crate::mail::MailKind;
 use crate::service::Auth;
@@ -57,12 +56,9 @@ fn required_email(body: &EmailBody) -> Result<String> {
 pub(crate) async fn recover(
     State(auth): State<Auth>,
     project: Project,
-    client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    CaptchaChecked(body): CaptchaChecked,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Recover, client.ip)?;
-    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     let email = required_email(&body)?;
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
@@ -91,12 +87,9 @@ pub(crate) async fn recover(
 pub(crate) async fn otp(
     State(auth): State<Auth>,
     project: Project,
-    client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    CaptchaChecked(body): CaptchaChecked,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Otp, client.ip)?;
-    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     if let Some(phone) = body.phone_only() {
         let channel = super::phone::channel(body.channel.as_deref())?;
@@ -110,12 +103,9 @@ pub(crate) async fn otp(
 pub(crate) async fn magiclink(
     State(auth): State<Auth>,
     project: Project,
-    client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    CaptchaChecked(body): CaptchaChecked,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Magiclink, client.ip)?;
-    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     send_magic_link(&auth, &project, &body, q.redirect_to.as_deref(), true).await?;
     Ok(Json(json!({})))
@@ -169,12 +159,9 @@ async fn send_magic_link(
 pub(crate) async fn resend(
     State(auth): State<Auth>,
     project: Project,
-    client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    CaptchaChecked(body): CaptchaChecked,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Resend, client.ip)?;
-    auth.check_captcha(&body, client.ip).await?;
     let body: EmailBody = parse_body(&body)?;
     let kind = body.kind.as_deref().unwrap_or_default();
     if matches!(kind, "sms" | "phone_change") {
@@ -234,7 +221,6 @@ pub(crate) async fn verify_post(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Verify, client.ip)?;
     let body: VerifyBody = parse_body(&body)?;
     let verify_type = VerifyType::parse(body.kind.as_deref().unwrap_or_default())?;
     // A code is bound to the address (or number) it went to.
@@ -303,7 +289,6 @@ enum Landing {
 }
 
 async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &VerifyQuery) -> Result<Landing> {
-    auth.0.limits.check(Route::Verify, client.ip)?;
     let verify_type = VerifyType::parse(q.kind.as_deref().unwrap_or_default())?;
     let token =
         q.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| Error::validation("Verify requires a token"))?;

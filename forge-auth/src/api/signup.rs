@@ -1,7 +1,6 @@
 //! `POST /signup`: email sign-up and anonymous sign-in.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use forge_core::Project;
 use serde::Deserialize;
@@ -9,7 +8,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{RedirectQuery, normalize_email, parse_body};
+use super::{CaptchaChecked, RedirectQuery, normalize_email, parse_body};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, pkce_params};
@@ -37,10 +36,9 @@ pub(crate) async fn signup(
     project: Project,
     client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    raw: Bytes,
+    CaptchaChecked(raw): CaptchaChecked,
 ) -> Result<Json<Value>> {
     let body: SignupBody = parse_body(&raw)?;
-    auth.check_captcha(&raw, client.ip).await?;
     let config = auth.config();
     if config.disable_signup {
         return Err(Error::new(ErrorKind::SignupDisabled, "Signups not allowed for this instance"));

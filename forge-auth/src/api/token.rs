@@ -12,7 +12,6 @@ use serde_json::Value;
 use super::{SessionUser, normalize_email, parse_body};
 use crate::crypto::{ChallengeMethod, sha256_hex};
 use crate::error::{Error, ErrorKind, Result};
-use crate::limit::Route;
 use crate::password::{self, Verified};
 use crate::service::Auth;
 use crate::session::{self, ClientInfo, LogoutScope, SessionExtras};
@@ -52,7 +51,6 @@ pub(crate) async fn token(
     headers: http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::Token, client.ip)?;
     let grant = q.grant_type.as_deref().unwrap_or_default();
     if matches!(grant, "password" | "id_token") {
         auth.check_captcha(&body, client.ip).await?;

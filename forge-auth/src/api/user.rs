@@ -9,13 +9,11 @@ use serde_json::{Map, Value, json};
 use super::{RedirectQuery, SessionUser, normalize_email, parse_body};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, ErrorKind, Result};
-use crate::limit::Route;
 use crate::links::{self, LinkSpec, pkce_params};
 use crate::mail::MailKind;
 use crate::model::{TokenColumn, User, user_json};
 use crate::password::{self, Verified};
 use crate::service::Auth;
-use crate::session::ClientInfo;
 use crate::sms::{Channel, SmsKind};
 use crate::store::{Lookup, UserChange};
 use crate::users::{self, Contact, merge_metadata};
@@ -41,11 +39,9 @@ pub(crate) struct UpdateBody {
 pub(crate) async fn update_user(
     State(auth): State<Auth>,
     session: SessionUser,
-    client: ClientInfo,
     Query(q): Query<RedirectQuery>,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    auth.0.limits.check(Route::UserUpdate, client.ip)?;
     let body: UpdateBody = parse_body(&body)?;
     let config = auth.config();
     let SessionUser { project, user, aal, .. } = session;
