@@ -11,6 +11,7 @@ const MAX_ECHO_CHARS: usize = 200;
 /// `message`, `details` and `hint` are the fields of the PostgREST error body; [`ParseError::status`]
 /// gives the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub struct ParseError {
     /// The PostgREST code: `PGRST100` (syntax), `PGRST103` (range) or `PGRST122` (strict `Prefer`).
     pub code: &'static str,

@@ -6,6 +6,7 @@ use super::render::{is_bare, write_name, write_quoted};
 
 /// A column, possibly followed by JSON operators (`data->a->>b`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Field {
     /// The column name, unquoted.
     pub name: String,
@@ -37,6 +38,7 @@ impl fmt::Display for Field {
 
 /// One JSON operator and its operand.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct JsonStep {
     /// `->` or `->>`.
     pub arrow: JsonArrow,
@@ -60,6 +62,7 @@ impl fmt::Display for JsonStep {
 
 /// A JSON operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum JsonArrow {
     /// `->`: the result stays `json`/`jsonb`.
     Json,
@@ -69,6 +72,7 @@ pub enum JsonArrow {
 
 /// The right-hand side of a JSON operator.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum JsonOperand {
     /// An object key (`->name`, or `->"0"` for a key that looks like a number).
     Key(String),

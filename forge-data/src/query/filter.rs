@@ -14,6 +14,7 @@ pub(super) const RESERVED_FIELD_NAMES: &[&str] =
 
 /// A filter from a `key=value` query parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Filter {
     /// The embed path before the column (`rel.sub.col=…` → `["rel", "sub"]`); empty at top level.
     pub path: Vec<String>,
@@ -56,6 +57,7 @@ pub(super) fn write_path<W: Write>(w: &mut W, path: &[String]) -> fmt::Result {
 
 /// An optionally negated operation (`not.eq.5`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct OpExpr {
     /// `not.` prefix.
     pub negated: bool,
@@ -65,6 +67,7 @@ pub struct OpExpr {
 
 /// What a filter tests.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     /// A binary operator with a raw value, e.g. `eq.5`, `like(any).{a*,b%}`, `cs.{1,2}`.
     Op {
@@ -92,6 +95,7 @@ pub enum Operation {
 
 /// The binary operators (everything but `in`, `is` and full-text search).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operator {
     /// `eq`: `=`.
     Eq,
@@ -207,6 +211,7 @@ impl Operator {
 
 /// `(any)` or `(all)` after an operator: compare against every element of a `{a,b}` list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Quantifier {
     /// `(any)`: `= ANY(...)`.
     Any,
@@ -226,6 +231,7 @@ impl Quantifier {
 
 /// The full-text search operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FtsOperator {
     /// `fts`: `to_tsquery`.
     Fts,
@@ -259,6 +265,7 @@ impl FtsOperator {
 
 /// The right-hand side of `is`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum IsValue {
     /// `is.null`.
     Null,

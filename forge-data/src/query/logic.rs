@@ -19,6 +19,7 @@ use super::filter::{OpExpr, ValueMode, op_expr, write_path};
 
 /// A logic-tree parameter: `[path.][not.]and|or=(...)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct LogicFilter {
     /// The embed path the tree applies to (`rel.or=…` → `["rel"]`); empty at top level.
     pub path: Vec<String>,
@@ -32,6 +33,7 @@ pub struct LogicFilter {
 
 /// `and` or `or`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LogicOp {
     /// All children must hold.
     And,
@@ -51,6 +53,7 @@ impl LogicOp {
 
 /// A node of a logic tree.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LogicTree {
     /// A nested `[not.]and(...)` / `[not.]or(...)`.
     Expr {

@@ -33,6 +33,8 @@ mod render;
 mod select;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use error::ParseError;
@@ -54,6 +56,7 @@ pub const MAX_DEPTH: usize = 32;
 
 /// A parsed query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ApiQuery {
     /// `select=`; `[SelectItem::Star]` when absent (only the first `select` counts).
     pub select: Vec<SelectItem>,

@@ -15,6 +15,7 @@ use super::render::write_name;
 
 /// One `order` parameter: the embed it applies to and its terms.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct OrderSpec {
     /// The embed path (`rel.order=…` → `["rel"]`); empty at top level.
     pub path: Vec<String>,
@@ -24,6 +25,7 @@ pub struct OrderSpec {
 
 /// One sort key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct OrderTerm {
     /// `rel(col)`: order by a column of a to-one embedded resource.
     pub relation: Option<String>,
@@ -37,6 +39,7 @@ pub struct OrderTerm {
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OrderDirection {
     /// `asc`.
     Asc,
@@ -46,6 +49,7 @@ pub enum OrderDirection {
 
 /// Where NULLs sort.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NullsOrder {
     /// `nullsfirst`.
     First,

@@ -7,6 +7,7 @@ use super::error::{ParseError, truncate};
 /// For each preference the first valid occurrence wins; tokens that are not recognised are
 /// collected in [`Preferences::invalid`] (they only matter under `handling=strict`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Preferences {
     /// `resolution=merge-duplicates|ignore-duplicates` (upserts).
     pub resolution: Option<PreferResolution>,
@@ -30,6 +31,7 @@ pub struct Preferences {
 
 /// `resolution=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PreferResolution {
     /// `resolution=merge-duplicates`: `ON CONFLICT DO UPDATE`.
     MergeDuplicates,
@@ -39,6 +41,7 @@ pub enum PreferResolution {
 
 /// `missing=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PreferMissing {
     /// `missing=default`: absent keys take the column default.
     Default,
@@ -48,6 +51,7 @@ pub enum PreferMissing {
 
 /// `return=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PreferReturn {
     /// `return=minimal`: no body.
     Minimal,
@@ -59,6 +63,7 @@ pub enum PreferReturn {
 
 /// `count=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PreferCount {
     /// `count=exact`.
     Exact,
@@ -70,6 +75,7 @@ pub enum PreferCount {
 
 /// `tx=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PreferTx {
     /// `tx=commit`.
     Commit,
@@ -79,6 +85,7 @@ pub enum PreferTx {
 
 /// `handling=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PreferHandling {
     /// `handling=lenient`: ignore invalid preferences (the default).
     Lenient,

@@ -5,6 +5,7 @@ use super::error::{ParseError, SyntaxError};
 
 /// `limit` and `offset` for one level of the request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct RangeSpec {
     /// The embed path (`rel.limit=…` → `["rel"]`); empty at top level.
     pub path: Vec<String>,

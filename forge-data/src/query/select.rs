@@ -22,6 +22,7 @@ use super::render::{write_comma_list, write_name};
 
 /// One node of a `select` list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SelectItem {
     /// `*`: every column.
     Star,
@@ -43,6 +44,7 @@ pub enum SelectItem {
 
 /// A selected column: `[alias:]field[::cast][.agg()[::cast]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct SelectField {
     /// `alias:` before the column.
     pub alias: Option<String>,
@@ -63,6 +65,7 @@ impl SelectField {
 
 /// An aggregate applied to a selected column: `.avg()::int`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Aggregate {
     /// Which aggregate.
     pub function: AggregateFunction,
@@ -72,6 +75,7 @@ pub struct Aggregate {
 
 /// The aggregate functions PostgREST accepts in `select`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AggregateFunction {
     /// `sum()`.
     Sum,
@@ -107,6 +111,7 @@ impl AggregateFunction {
 
 /// An embedded resource: `[...][alias:]relation[!hint][!inner|!left](items)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Embed {
     /// `...rel(...)`: lift the embedded columns into the parent (never has an alias).
     pub spread: bool,
@@ -124,6 +129,7 @@ pub struct Embed {
 
 /// The join an embed asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum JoinType {
     /// `!inner`: parents without a matching embedded row are dropped.
     Inner,

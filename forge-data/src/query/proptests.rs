@@ -1,6 +1,7 @@
-//! Property tests for the PostgREST query-string parser and renderer.
+//! Property tests for the PostgREST query-string parser and renderer. They build syntax trees
+//! of every shape, so they live inside the crate: the trees are non-exhaustive outside it.
 
-use forge_data::query::{
+use crate::query::{
     Aggregate, AggregateFunction, ApiQuery, Embed, Field, Filter, FtsOperator, IsValue, JoinType, JsonArrow,
     JsonOperand, JsonStep, LogicFilter, LogicOp, LogicTree, NullsOrder, OpExpr, Operation, Operator, OrderDirection,
     OrderSpec, OrderTerm, Quantifier, RangeSpec, SelectField, SelectItem, decode_query, parse_prefer, parse_query,
