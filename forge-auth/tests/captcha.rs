@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::AssertError as _;
+
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;

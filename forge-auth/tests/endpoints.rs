@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::AssertError as _;
+
 use common::{Api, api, api_with, assert_session, assert_user};
 use forge_auth::AuthConfig;
 use serde_json::json;

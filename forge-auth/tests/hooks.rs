@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::AssertError as _;
+
 use common::{Api, api_with};
 use forge_auth::{AuthConfig, Hooks};
 use serde_json::json;

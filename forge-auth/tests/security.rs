@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::AssertError as _;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Api, api, api_with};

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::AssertError as _;
+
 use common::{api_built, assert_session};
 use forge_auth::model::{Identity, User};
 use forge_auth::store::StoreFuture;

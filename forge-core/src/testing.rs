@@ -190,3 +190,107 @@ impl TestDb {
         Project::new(reference, self.db.clone(), keys, ProjectSettings::new("http://localhost"))
     }
 }
+
+/// An app driven in-process over a fresh database: the one harness of every crate's HTTP
+/// tests. It holds the database, the project and the router (under the project's layer), and
+/// sends requests with `tower::ServiceExt::oneshot`, as a client would send them.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use forge_core::testing::{TestApp, test_db};
+/// let db = test_db().await;
+/// let project = db.project("test");
+/// let app = TestApp::new(db, project, axum::Router::new());
+/// let reply = app.send(app.request("GET", "/nowhere").body(axum::body::Body::empty()).unwrap()).await;
+/// assert_eq!(reply.status, 404);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TestApp {
+    /// The test's database.
+    pub db: TestDb,
+    /// The project the app serves.
+    pub project: Project,
+    app: axum::Router,
+}
+
+/// What the app answered: status, headers and the whole body.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: http::StatusCode,
+    /// The headers.
+    pub headers: http::HeaderMap,
+    /// The body's bytes.
+    pub bytes: Vec<u8>,
+    /// The body as text (lossy UTF-8), for assertions and their messages.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics with the body when it is not.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        self.body.clone()
+    }
+
+    /// A header's value, if it is present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestApp {
+    /// `app` under `project`'s layer, over `db`.
+    pub fn new(db: TestDb, project: Project, app: axum::Router) -> Self {
+        let app = app.layer(crate::ProjectLayer::single(project.clone()));
+        Self { db, project, app }
+    }
+
+    /// The project's anon key.
+    pub fn anon_key(&self) -> String {
+        self.project.keys().anon_key().to_owned()
+    }
+
+    /// The project's service-role key.
+    pub fn service_key(&self) -> String {
+        secrecy::ExposeSecret::expose_secret(self.project.keys().service_key()).to_owned()
+    }
+
+    /// An access token for `user` with the `authenticated` role, valid for an hour.
+    pub fn user_token(&self, user: uuid::Uuid) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let claims = serde_json::json!({
+            "sub": user, "role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + 3600
+        });
+        let Some(claims) = claims.as_object() else { unreachable!("a JSON object") };
+        self.project.keys().sign(claims).expect("sign a user token")
+    }
+
+    /// The app, under the project's layer, for tests that drive it themselves (concurrently,
+    /// say).
+    pub fn router(&self) -> axum::Router {
+        self.app.clone()
+    }
+
+    /// A request to `uri` with the anon key in `apikey`, as every Supabase client sends.
+    pub fn request(&self, method: &str, uri: &str) -> http::request::Builder {
+        http::Request::builder().method(method).uri(uri).header("apikey", self.anon_key())
+    }
+
+    /// Sends `req` and reads the whole answer.
+    pub async fn send(&self, req: http::Request<axum::body::Body>) -> Reply {
+        use tower::ServiceExt as _;
+        let res = self.app.clone().oneshot(req).await.unwrap_or_else(|e| match e {});
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("read the body").to_vec();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        Reply { status, headers, bytes, body }
+    }
+}

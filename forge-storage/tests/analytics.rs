@@ -37,7 +37,7 @@ fn assert_iceberg_error(reply: &Reply, status: u16, kind: &str, message: Option<
 #[track_caller]
 fn assert_ok(reply: &Reply, status: u16) -> Value {
     assert_eq!(reply.status.as_u16(), status, "{}", reply.text());
-    if reply.body.is_empty() { Value::Null } else { reply.json() }
+    if reply.bytes.is_empty() { Value::Null } else { reply.json() }
 }
 
 async fn new_bucket(api: &Api, name: &str) {
@@ -193,7 +193,7 @@ async fn only_the_service_role_may_use_analytics() {
             assert_iceberg_error(&r, 403, "AccessDenied", Some("Access denied: Invalid role"));
         }
         let r = api.send("HEAD", "/iceberg/v1/lake/namespaces/ns", Some(token), Value::Null).await;
-        assert_eq!((r.status.as_u16(), r.body.len()), (403, 0), "HEAD has no body");
+        assert_eq!((r.status.as_u16(), r.bytes.len()), (403, 0), "HEAD has no body");
     }
     let r = api.send("GET", "/iceberg/bucket", Some("not-a-jwt"), Value::Null).await;
     assert_eq!(r.status, 403, "{}", r.text());
@@ -296,9 +296,9 @@ async fn namespaces_nest_page_and_refuse_to_drop_while_not_empty() {
     let r = iceberg(&api, "GET", &format!("/v1/lake/namespaces/{}", ns(&["sales", "eu", "de"])), Value::Null).await;
     assert_eq!(assert_ok(&r, 200), json!({ "namespace": ["sales", "eu", "de"], "properties": {} }));
     let r = iceberg(&api, "HEAD", &format!("/v1/lake/namespaces/{}", ns(&["sales", "us"])), Value::Null).await;
-    assert_eq!((r.status.as_u16(), r.body.len()), (204, 0));
+    assert_eq!((r.status.as_u16(), r.bytes.len()), (204, 0));
     let r = iceberg(&api, "HEAD", &format!("/v1/lake/namespaces/{}", ns(&["sales", "fr"])), Value::Null).await;
-    assert_eq!((r.status.as_u16(), r.body.len()), (404, 0));
+    assert_eq!((r.status.as_u16(), r.bytes.len()), (404, 0));
     let r = iceberg(&api, "GET", "/v1/lake/namespaces/nope", Value::Null).await;
     assert_iceberg_error(&r, 404, "NoSuchNamespaceException", Some("Namespace does not exist: nope"));
     let r = iceberg(
@@ -341,7 +341,7 @@ async fn namespaces_nest_page_and_refuse_to_drop_while_not_empty() {
     assert_iceberg_error(&r, 409, "NamespaceNotEmptyException", None);
     for levels in [&["sales", "eu", "de"][..], &["sales", "eu"], &["sales", "us"], &["sales"]] {
         let r = iceberg(&api, "DELETE", &format!("/v1/lake/namespaces/{}", ns(levels)), Value::Null).await;
-        assert_eq!((r.status.as_u16(), r.body.len()), (204, 0), "{levels:?}");
+        assert_eq!((r.status.as_u16(), r.bytes.len()), (204, 0), "{levels:?}");
     }
     let r = iceberg(&api, "DELETE", "/v1/lake/namespaces/sales", Value::Null).await;
     assert_iceberg_error(&r, 404, "NoSuchNamespaceException", None);
@@ -401,9 +401,9 @@ async fn tables_are_created_with_fresh_ids_listed_loaded_renamed_and_dropped() {
     let r = iceberg(&api, "GET", "/v1/lake/namespaces/ns/tables/events", Value::Null).await;
     assert_eq!(assert_ok(&r, 200), created);
     let r = iceberg(&api, "HEAD", "/v1/lake/namespaces/ns/tables/events", Value::Null).await;
-    assert_eq!((r.status.as_u16(), r.body.len()), (204, 0));
+    assert_eq!((r.status.as_u16(), r.bytes.len()), (204, 0));
     let r = iceberg(&api, "HEAD", "/v1/lake/namespaces/ns/tables/nope", Value::Null).await;
-    assert_eq!((r.status.as_u16(), r.body.len()), (404, 0));
+    assert_eq!((r.status.as_u16(), r.bytes.len()), (404, 0));
     let r = iceberg(&api, "GET", "/v1/lake/namespaces/ns/tables/nope", Value::Null).await;
     assert_iceberg_error(&r, 404, "NoSuchTableException", Some("Table does not exist: ns.nope"));
     let r = iceberg(&api, "GET", "/v1/lake/namespaces/gone/tables/events", Value::Null).await;
@@ -466,7 +466,7 @@ async fn tables_are_created_with_fresh_ids_listed_loaded_renamed_and_dropped() {
     new_namespace(&api, "lake", &["archive"]).await;
     let rename = |from: &str, to_ns: &str, to: &str| json!({ "source": { "namespace": ["ns"], "name": from }, "destination": { "namespace": [to_ns], "name": to } });
     let r = iceberg(&api, "POST", "/v1/lake/tables/rename", rename("alpha", "archive", "alpha_2024")).await;
-    assert_eq!((r.status.as_u16(), r.body.len()), (204, 0));
+    assert_eq!((r.status.as_u16(), r.bytes.len()), (204, 0));
     let r = iceberg(&api, "GET", "/v1/lake/namespaces/archive/tables", Value::Null).await;
     assert_eq!(assert_ok(&r, 200), json!({ "identifiers": [{ "namespace": ["archive"], "name": "alpha_2024" }] }));
     let r = iceberg(&api, "POST", "/v1/lake/tables/rename", rename("alpha", "archive", "x")).await;
@@ -478,7 +478,7 @@ async fn tables_are_created_with_fresh_ids_listed_loaded_renamed_and_dropped() {
 
     // Drops.
     let r = iceberg(&api, "DELETE", "/v1/lake/namespaces/ns/tables/zulu?purgeRequested=true", Value::Null).await;
-    assert_eq!((r.status.as_u16(), r.body.len()), (204, 0));
+    assert_eq!((r.status.as_u16(), r.bytes.len()), (204, 0));
     let r = iceberg(&api, "DELETE", "/v1/lake/namespaces/ns/tables/zulu", Value::Null).await;
     assert_iceberg_error(&r, 404, "NoSuchTableException", None);
     let names: Vec<String> = sqlx::query_scalar("select name from storage.iceberg_tables order by name")

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::AssertError as _;
+
 use axum::body::Body;
 use base64::Engine as _;
 use common::{BACKENDS, api};
@@ -105,7 +107,7 @@ async fn upload_download_with_ranges_validators_and_info() {
         let req = t.builder("GET", "/object/docs/reports/2026/q3.txt", Some(&key)).header("if-none-match", &etag);
         let r = t.request(req.body(Body::empty()).expect("req")).await;
         assert_eq!(r.status, 304);
-        assert!(r.body.is_empty());
+        assert!(r.bytes.is_empty());
         let req = t.builder("GET", "/object/docs/reports/2026/q3.txt", Some(&key)).header("range", "bytes=2-5");
         let r = t.request(req.body(Body::empty()).expect("req")).await;
         assert_eq!((r.status.as_u16(), r.text().as_str()), (206, "2345"));
@@ -208,13 +210,13 @@ async fn multipart_uploads_upsert_update_and_limits() {
             .body(Body::from(&b"\x89PNG-two"[..]));
         assert_eq!(t.request(req.expect("req")).await.status, 200);
         let r = t.send("GET", "/object/media/cat.png", Some(&key), Value::Null).await;
-        assert_eq!(r.body, b"\x89PNG-two");
+        assert_eq!(r.bytes, b"\x89PNG-two");
         assert_eq!(t.blobs().await.len(), 2, "one blob per object");
 
         // PUT replaces an existing object and refuses a missing one.
         let r = t.put_raw("PUT", "/object/media/dog.png", Some(&key), "image/png", b"\x89PNG-dog2").await;
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(t.send("GET", "/object/media/dog.png", Some(&key), Value::Null).await.body, b"\x89PNG-dog2");
+        assert_eq!(t.send("GET", "/object/media/dog.png", Some(&key), Value::Null).await.bytes, b"\x89PNG-dog2");
         let r = t.put_raw("PUT", "/object/media/none.png", Some(&key), "image/png", b"x").await;
         r.assert_error(400, "404", "NoSuchKey");
         assert_eq!(t.blobs().await.len(), 2);
@@ -632,7 +634,7 @@ async fn a_refused_upload_is_answered_after_its_body_not_with_a_reset() {
         .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = t.app.clone();
+    let app = t.router();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let key = t.service_key();
     for (mime, why) in [("image/png", "413"), ("application/pdf", "415")] {
@@ -667,7 +669,7 @@ async fn a_refused_signed_upload_is_answered_after_its_body() {
     t.create_bucket("drop", false).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = t.app.clone();
+    let app = t.router();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let body = vec![7u8; 8 * 1024 * 1024];
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -740,15 +742,15 @@ async fn images_are_transformed_on_the_render_endpoints() {
             )
             .await;
         assert_eq!((r.status.as_u16(), r.header("content-type")), (200, Some("image/png")), "{}", r.text());
-        assert_eq!(dims(&r.body), (100, 50));
+        assert_eq!(dims(&r.bytes), (100, 50));
         let r = t
             .send("GET", "/render/image/authenticated/pics/cat.png?width=100&height=100", Some(&key), Value::Null)
             .await;
-        assert_eq!(dims(&r.body), (100, 100), "cover is the default");
+        assert_eq!(dims(&r.bytes), (100, 100), "cover is the default");
         let r = t
             .send("GET", "/render/image/authenticated/pics/cat.png?width=60&format=webp", Some(&key), Value::Null)
             .await;
-        assert_eq!((r.header("content-type"), dims(&r.body)), (Some("image/webp"), (60, 30)));
+        assert_eq!((r.header("content-type"), dims(&r.bytes)), (Some("image/webp"), (60, 30)));
         // Without a format, a client that takes WebP gets WebP (a browser's Accept); with
         // `format=origin` it gets the stored format. Each variant has its own ETag, and a
         // revalidation with it is answered 304 without a body.
@@ -760,14 +762,14 @@ async fn images_are_transformed_on_the_render_endpoints() {
             b.body(Body::empty()).expect("req")
         };
         let webp = t.request(browser("/render/image/authenticated/pics/cat.png?width=60", None)).await;
-        assert_eq!((webp.header("content-type"), dims(&webp.body)), (Some("image/webp"), (60, 30)));
+        assert_eq!((webp.header("content-type"), dims(&webp.bytes)), (Some("image/webp"), (60, 30)));
         assert_eq!(webp.header("vary"), Some("Accept"));
         let origin = t.request(browser("/render/image/authenticated/pics/cat.png?width=60&format=origin", None)).await;
         assert_eq!(origin.header("content-type"), Some("image/png"));
         let (webp_tag, origin_tag) = (webp.header("etag").expect("etag"), origin.header("etag").expect("etag"));
         assert_ne!(webp_tag, origin_tag);
         let again = t.request(browser("/render/image/authenticated/pics/cat.png?width=60", Some(webp_tag))).await;
-        assert_eq!((again.status.as_u16(), again.body.len()), (304, 0));
+        assert_eq!((again.status.as_u16(), again.bytes.len()), (304, 0));
         assert_eq!(again.header("etag"), Some(webp_tag));
         let other = t.request(browser("/render/image/authenticated/pics/cat.png?width=61", Some(webp_tag))).await;
         assert_eq!(other.status, 200, "another transformation is another variant");
@@ -783,7 +785,7 @@ async fn images_are_transformed_on_the_render_endpoints() {
             "NoSuchBucket",
         );
         let r = t.send("GET", "/render/image/public/site/logo.png?width=16", None, Value::Null).await;
-        assert_eq!(dims(&r.body), (16, 16));
+        assert_eq!(dims(&r.bytes), (16, 16));
         assert_eq!(r.header("content-disposition"), None);
         // `download` asks for an attachment, as on the object endpoints.
         let r = t.send("GET", "/render/image/public/site/logo.png?width=16&download=", None, Value::Null).await;
@@ -799,7 +801,7 @@ async fn images_are_transformed_on_the_render_endpoints() {
                 Value::Null,
             )
             .await;
-        assert_eq!(dims(&r.body), (16, 8));
+        assert_eq!(dims(&r.bytes), (16, 8));
         assert!(r.header("content-disposition").is_some_and(|d| d.contains("filename=\"small.png\"")));
 
         // A signed URL carries its transformation; the query cannot change it.
@@ -814,8 +816,8 @@ async fn images_are_transformed_on_the_render_endpoints() {
         assert!(url.starts_with("/render/image/sign/pics/cat.png?token="), "{url}");
         let fetch =
             |u: String| axum::http::Request::builder().uri(format!("/storage/v1{u}")).body(Body::empty()).expect("req");
-        assert_eq!(dims(&t.request(fetch(url.clone())).await.body), (30, 30));
-        assert_eq!(dims(&t.request(fetch(format!("{url}&width=500"))).await.body), (30, 30));
+        assert_eq!(dims(&t.request(fetch(url.clone())).await.bytes), (30, 30));
+        assert_eq!(dims(&t.request(fetch(format!("{url}&width=500"))).await.bytes), (30, 30));
 
         t.send("GET", "/render/image/authenticated/pics/notes.txt?width=10", Some(&key), Value::Null)
             .await
@@ -867,7 +869,7 @@ async fn review_cases_upsert_urls_big_forms_render_tokens_and_destination_limits
         let r = t.request(req.expect("req")).await;
         assert_eq!(r.status, 200, "{}", r.text());
         let r = t.send("GET", "/object/big/three.bin", Some(&key), Value::Null).await;
-        assert_eq!(r.body.len(), 3 * 1024 * 1024);
+        assert_eq!(r.bytes.len(), 3 * 1024 * 1024);
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 
         // A transformed-image token does not download the original.

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::AssertError as _;
+
 use axum::body::{Body, Bytes};
 use base64::Engine as _;
 use common::{Api, BACKENDS, Backend, Reply, api};
@@ -71,14 +73,14 @@ fn assert_tus_error(r: &Reply, status: u16, text: &str) {
 
 fn assert_head_error(r: &Reply, status: u16) {
     assert_tus_error(r, status, "");
-    assert!(r.body.is_empty());
+    assert!(r.bytes.is_empty());
 }
 
 /// Serves the app on a real TCP port.
 async fn serve(t: &Api) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = t.app.clone();
+    let app = t.router();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
@@ -151,7 +153,7 @@ async fn an_upload_resumes_after_a_dropped_connection_and_produces_the_exact_byt
 
         let got = t.send("GET", "/object/docs/reports/q3.pdf", Some(&key), Value::Null).await;
         assert_eq!(got.status, 200);
-        assert!(got.body == bytes, "{backend:?}: the object differs from what was sent");
+        assert!(got.bytes == bytes, "{backend:?}: the object differs from what was sent");
         let info = t.send("GET", "/object/info/docs/reports/q3.pdf", Some(&key), Value::Null).await.json();
         assert_eq!(info["content_type"], "application/pdf", "{info}");
         assert_eq!(info["size"], 700_000);
@@ -227,7 +229,7 @@ async fn bad_requests_get_plain_text_errors_with_their_real_status() {
     // A bad token is a 4xx in plain text, not Storage's JSON.
     let r = patch(&t, "not.a.jwt", &path, 3, Body::empty()).await;
     assert!(r.status.is_client_error(), "{}", r.status);
-    assert!(!r.body.is_empty() && serde_json::from_slice::<Value>(&r.body).is_err(), "{}", r.text());
+    assert!(!r.bytes.is_empty() && serde_json::from_slice::<Value>(&r.bytes).is_err(), "{}", r.text());
 }
 
 #[tokio::test]
@@ -254,7 +256,7 @@ async fn one_writer_at_a_time_termination_and_expiry() {
             .header("content-type", "application/offset+octet-stream")
             .body(body)
             .expect("request");
-        let app = t.app.clone();
+        let app = t.router();
         tokio::spawn(async move { tower::ServiceExt::oneshot(app, req).await })
     };
     // The body passes a one-slot channel here, then the server's read-ahead (a task holding
@@ -361,7 +363,7 @@ async fn policies_decide_and_signed_upload_urls_work_over_tus() {
         let r = create(&t, &token, 0, &metadata("home", &format!("{ann}/empty.pdf")), &[]).await;
         assert_eq!((r.status.as_u16(), r.header("upload-offset")), (201, Some("0")), "{}", r.text());
         let got = t.send("GET", &format!("/object/home/{ann}/empty.pdf"), Some(&token), Value::Null).await;
-        assert_eq!((got.status.as_u16(), got.body.len()), (200, 0));
+        assert_eq!((got.status.as_u16(), got.bytes.len()), (200, 0));
 
         // The signed variant: a signed upload URL's token in x-signature, no JWT needed.
         let r = t.send("POST", &format!("/object/upload/sign/home/{ann}/signed.pdf"), Some(&token), json!({})).await;
@@ -492,7 +494,7 @@ fn streamed_patch(
         .header("content-type", "application/offset+octet-stream")
         .body(body)
         .expect("request");
-    let app = t.app.clone();
+    let app = t.router();
     (tx, tokio::spawn(async move { tower::ServiceExt::oneshot(app, req).await.expect("infallible") }))
 }
 
@@ -556,7 +558,7 @@ async fn a_retried_last_chunk_after_a_lost_record_keeps_the_object() {
         let r = patch(&t, &key, &path, 8000, Body::from(bytes[8000..].to_vec())).await;
         assert_eq!((r.status.as_u16(), r.header("upload-offset")), (204, Some("20000")), "{backend:?}: {}", r.text());
         let got = t.send("GET", "/object/docs/a.pdf", Some(&key), Value::Null).await;
-        assert!(got.status == 200 && got.body == bytes, "{backend:?}: the object lost its bytes: {}", got.status);
+        assert!(got.status == 200 && got.bytes == bytes, "{backend:?}: the object lost its bytes: {}", got.status);
         assert_eq!(t.blobs().await.len(), 1, "{backend:?}: only the version is left");
     }
 }

@@ -2,44 +2,41 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use forge_auth::{Auth, AuthBuilder, AuthConfig};
-use forge_core::testing::{TestDb, test_db};
-use forge_core::{Project, ProjectLayer};
-use http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
+use forge_core::testing::{TestApp, test_db};
+use http::StatusCode;
 use serde_json::Value;
-use tower::ServiceExt as _;
 
+pub use forge_core::testing::Reply;
+
+/// forge-auth's router at `/auth/v1` in forge-core's shared harness.
 pub struct Api {
-    pub db: TestDb,
-    pub project: Project,
+    pub t: TestApp,
     pub auth: Auth,
-    pub app: Router,
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: http::HeaderMap,
-    pub body: String,
+impl Deref for Api {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.t
+    }
 }
 
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
+/// GoTrue's error shape, asserted on a reply.
+pub trait AssertError {
+    /// Asserts the status and a GoTrue error body with `code`, readable by both client parsers.
+    fn assert_error(&self, status: u16, code: &str);
+}
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts a GoTrue error: status, `error_code`, and the shape both clients parse.
+impl AssertError for Reply {
     #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
+    fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "{}", self.body);
         let body = self.json();
         assert_eq!(body["code"], code, "{}", self.body);
@@ -63,27 +60,15 @@ pub async fn api_built(builder: AuthBuilder) -> Api {
     forge_core::migrate::run(db.pool(), &[forge_auth::MIGRATIONS]).await.expect("migrate");
     let project = db.project("test");
     let auth = builder.build().expect("auth");
-    let app = Router::new().nest("/auth/v1", auth.router()).layer(ProjectLayer::single(project.clone()));
-    Api { db, project, auth, app }
+    let app = Router::new().nest("/auth/v1", auth.router());
+    Api { t: TestApp::new(db, project, app), auth }
 }
 
 impl Api {
-    pub fn anon_key(&self) -> String {
-        self.project.keys().anon_key().to_owned()
-    }
-
-    pub fn service_key(&self) -> String {
-        secrecy::ExposeSecret::expose_secret(self.project.keys().service_key()).to_owned()
-    }
-
-    /// Sends a request the way auth-js does: `apikey` always, `Authorization: Bearer <token>`
-    /// (the anon key when `token` is `None`).
     pub async fn send_from(&self, ip: &str, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {
         let bearer = token.map_or_else(|| self.anon_key(), str::to_owned);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("apikey", self.anon_key())
+        let mut req = self
+            .request(method, uri)
             .header("authorization", format!("Bearer {bearer}"))
             .header("x-supabase-api-version", "2024-01-01");
         if !body.is_empty() {
@@ -92,11 +77,7 @@ impl Api {
         let mut req = req.body(Body::from(body.to_owned())).expect("request");
         let addr: SocketAddr = format!("{ip}:40000").parse().expect("address");
         req.extensions_mut().insert(ConnectInfo(addr));
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        self.t.send(req).await
     }
 
     pub async fn send(&self, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {

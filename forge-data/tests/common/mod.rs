@@ -1,37 +1,23 @@
 //! Drives forge-data's router in-process over a fresh test database.
 #![allow(dead_code, unreachable_pub)]
 
+use std::ops::Deref;
+
 use axum::Router;
 use axum::body::Body;
-use forge_core::testing::{TestDb, test_db};
-use forge_core::{Project, ProjectLayer};
+use forge_core::testing::{TestApp, test_db};
 use forge_data::Data;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
-use serde_json::Value;
-use tower::ServiceExt as _;
 
-pub type App = tower_http::normalize_path::NormalizePath<Router>;
+pub use forge_core::testing::Reply;
 
-pub struct Api {
-    pub db: TestDb,
-    pub project: Project,
-    pub app: App,
-}
+/// forge-data's router at `/rest/v1` in forge-core's shared harness.
+pub struct Api(pub TestApp);
 
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: http::HeaderMap,
-    pub body: String,
-}
+impl Deref for Api {
+    type Target = TestApp;
 
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+    fn deref(&self) -> &TestApp {
+        &self.0
     }
 }
 
@@ -45,23 +31,15 @@ pub async fn api_with(sql: &str, data: Data) -> Api {
     let db = test_db().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(db.pool()).await.expect("schema");
     let project = db.project("test");
-    let app = Router::new().nest("/rest/v1", data.router()).layer(ProjectLayer::single(project.clone()));
     // As forge-server does: `/rest/v1/` is the root, like `/rest/v1`.
-    let app = tower_http::normalize_path::NormalizePath::trim_trailing_slash(app);
-    Api { db, project, app }
+    let rest =
+        tower_http::normalize_path::NormalizePath::trim_trailing_slash(Router::new().nest("/rest/v1", data.router()));
+    Api(TestApp::new(db, project, Router::new().fallback_service(rest)))
 }
 
 impl Api {
-    pub fn anon_key(&self) -> String {
-        self.project.keys().anon_key().to_owned()
-    }
-
-    pub fn service_key(&self) -> String {
-        secrecy::ExposeSecret::expose_secret(self.project.keys().service_key()).to_owned()
-    }
-
     pub async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut req = Request::builder().method(method).uri(encode(uri));
+        let mut req = http::Request::builder().method(method).uri(encode(uri));
         let has_apikey = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("apikey"));
         if !has_apikey {
             req = req.header("apikey", self.anon_key());
@@ -69,16 +47,7 @@ impl Api {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::from(body.to_owned())).expect("request"))
-            .await
-            .expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        self.0.send(req.body(Body::from(body.to_owned())).expect("request")).await
     }
 
     pub async fn get(&self, uri: &str) -> Reply {

@@ -5,16 +5,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use forge_core::testing::{TestDb, test_db};
-use forge_core::{Project, ProjectLayer};
+use std::ops::Deref;
+
+use forge_core::testing::{TestApp, test_db};
 use forge_storage::Storage;
 use forge_storage::testing::{moto_bucket, moto_store};
 use futures_util::TryStreamExt as _;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
+use http::Request;
 use object_store::ObjectStore;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
+
+pub use forge_core::testing::Reply;
 
 /// The backends every endpoint test runs on.
 #[derive(Debug, Clone, Copy)]
@@ -27,40 +28,32 @@ pub enum Backend {
 
 pub const BACKENDS: [Backend; 3] = [Backend::Memory, Backend::Local, Backend::S3];
 
+/// forge-storage's router at `/storage/v1` in forge-core's shared harness, on one backend.
 pub struct Api {
-    pub db: TestDb,
-    pub project: Project,
+    pub t: TestApp,
     pub storage: Storage,
     pub store: Arc<dyn ObjectStore>,
-    pub app: Router,
     dir: Option<tempfile::TempDir>,
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: http::HeaderMap,
-    pub body: Vec<u8>,
+impl Deref for Api {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.t
+    }
 }
 
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, String::from_utf8_lossy(&self.body)))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
+/// Storage's error shape, asserted on a reply.
+pub trait AssertError {
     /// Asserts a Storage error: HTTP status, `statusCode` and `code`.
+    fn assert_error(&self, http: u16, status_code: &str, code: &str);
+}
+
+impl AssertError for Reply {
     #[track_caller]
-    pub fn assert_error(&self, http: u16, status_code: &str, code: &str) {
-        assert_eq!(self.status.as_u16(), http, "{}", self.text());
+    fn assert_error(&self, http: u16, status_code: &str, code: &str) {
+        assert_eq!(self.status.as_u16(), http, "{}", self.body);
         let body = self.json();
         assert_eq!(body["statusCode"], status_code, "{body}");
         assert_eq!(body["code"], code, "{body}");
@@ -88,8 +81,8 @@ pub async fn api_with(backend: Backend, config: forge_storage::StorageConfig) ->
         Backend::S3 => (moto_store(&moto_bucket().await), None),
     };
     let storage = Storage::builder().store(store.clone()).config(config).build().expect("storage");
-    let app = Router::new().nest("/storage/v1", storage.router()).layer(ProjectLayer::single(project.clone()));
-    Api { db, project, storage, store, app, dir }
+    let app = Router::new().nest("/storage/v1", storage.router());
+    Api { t: TestApp::new(db, project, app), storage, store, dir }
 }
 
 impl Api {
@@ -98,28 +91,8 @@ impl Api {
         self.dir.as_ref().map(tempfile::TempDir::path)
     }
 
-    pub fn anon_key(&self) -> String {
-        self.project.keys().anon_key().to_owned()
-    }
-
-    pub fn service_key(&self) -> String {
-        secrecy::ExposeSecret::expose_secret(self.project.keys().service_key()).to_owned()
-    }
-
-    /// A signed-in user's access token.
-    pub fn user_token(&self, user: uuid::Uuid) -> String {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims =
-            json!({ "sub": user, "role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + 3600 });
-        self.project.keys().sign(claims.as_object().expect("claims")).expect("sign")
-    }
-
     pub async fn request(&self, req: Request<Body>) -> Reply {
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
-        Reply { status, headers, body }
+        self.t.send(req).await
     }
 
     /// A request as storage-js sends it: `apikey` (anon) and `Authorization: Bearer <token>`.
