@@ -11,7 +11,7 @@ use forge_core::rls::RequestContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::object::like_escape;
+use super::object::list::like_escape;
 use super::{parse_body, rls_json};
 use crate::error::{Error, Result};
 

@@ -33,9 +33,9 @@ impl Storage {
             .route("/bucket/", get(bucket::list).post(bucket::create))
             .route("/bucket/{id}", get(bucket::get).put(bucket::update).delete(bucket::delete))
             .route("/bucket/{id}/empty", post(bucket::empty))
-            .route("/render/image/authenticated/{bucket}/{*path}", get(object::render))
-            .route("/render/image/public/{bucket}/{*path}", get(object::render_public))
-            .route("/render/image/sign/{bucket}/{*path}", get(object::render_signed))
+            .route("/render/image/authenticated/{bucket}/{*path}", get(object::render::render))
+            .route("/render/image/public/{bucket}/{*path}", get(object::render::render_public))
+            .route("/render/image/sign/{bucket}/{*path}", get(object::render::render_signed))
             // Routes whose bodies are objects' bytes may outlast an edge's request timeout
             // (`LongRequest`): their bodies are cut off after 30 s without a byte instead.
             .route("/upload/resumable", post(tus::create::<ByJwt>).layer(long()).options(tus::options).layer(tus()))
@@ -70,25 +70,29 @@ impl Storage {
             )
             .route("/cdn/{bucket}", axum::routing::delete(cdn::purge_bucket))
             .route("/cdn/{bucket}/{*path}", axum::routing::delete(cdn::purge))
-            .route("/object/list/{bucket}", post(object::list))
+            .route("/object/list/{bucket}", post(object::list::list))
             .route("/object/list-v2/{bucket}", post(list_v2::list_v2))
-            .route("/object/move", post(object::move_object))
-            .route("/object/copy", post(object::copy))
-            .route("/object/info/public/{bucket}/{*path}", get(object::info_public))
-            .route("/object/info/authenticated/{bucket}/{*path}", get(object::info))
-            .route("/object/info/{bucket}/{*path}", get(object::info))
-            .route("/object/public/{bucket}/{*path}", get(object::download_public))
-            .route("/object/authenticated/{bucket}/{*path}", get(object::download))
+            .route("/object/move", post(object::move_object::move_object))
+            .route("/object/copy", post(object::copy::copy))
+            .route("/object/info/public/{bucket}/{*path}", get(object::info::info_public))
+            .route("/object/info/authenticated/{bucket}/{*path}", get(object::info::info))
+            .route("/object/info/{bucket}/{*path}", get(object::info::info))
+            .route("/object/public/{bucket}/{*path}", get(object::download::download_public))
+            .route("/object/authenticated/{bucket}/{*path}", get(object::download::download))
             .route(
                 "/object/upload/sign/{bucket}/{*path}",
-                put(object::upload_signed).layer(long()).post(object::sign_upload),
+                put(object::upload::upload_signed).layer(long()).post(object::sign::sign_upload),
             )
-            .route("/object/sign/{bucket}", post(object::sign_many))
-            .route("/object/sign/{bucket}/{*path}", get(object::download_signed).post(object::sign))
-            .route("/object/{bucket}", axum::routing::delete(object::remove_many))
+            .route("/object/sign/{bucket}", post(object::sign::sign_many))
+            .route("/object/sign/{bucket}/{*path}", get(object::download::download_signed).post(object::sign::sign))
+            .route("/object/{bucket}", axum::routing::delete(object::remove::remove_many))
             .route(
                 "/object/{bucket}/{*path}",
-                post(object::upload).put(object::update).layer(long()).get(object::download).delete(object::remove),
+                post(object::upload::upload)
+                    .put(object::upload::update)
+                    .layer(long())
+                    .get(object::download::download)
+                    .delete(object::remove::remove),
             )
             .nest("/vector", vectors::router())
             .nest("/iceberg", iceberg::router())

@@ -33,10 +33,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::bucket_info;
-use super::object::{
-    Mode, NewVersion, UploadGrant, check_mime, check_name, object_metadata, owner_of, point_at_version, precheck,
-    size_limit, upsert,
+use super::object::sign::UploadGrant;
+use super::object::upload::{
+    Mode, NewVersion, object_metadata, owner_of, point_at_version, precheck, size_limit, upsert,
 };
+use super::object::{check_mime, check_name};
 use crate::blob;
 use crate::error::{Error, ErrorKind};
 use crate::service::Storage;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::error::{IcebergError, IcebergResult};
 use super::{ServiceRole, parse_json, query_params};
-use crate::api::object::like_escape;
+use crate::api::object::list::like_escape;
 use crate::api::rls_json;
 use crate::error::{Error, ErrorKind};
 

@@ -1,0 +1,50 @@
+//! Copying an object: a new row naming the same stored version.
+
+use axum::body::Bytes;
+use axum::{Extension, Json};
+use forge_core::Project;
+use forge_core::rls::RequestContext;
+use http::HeaderMap;
+use object_store::ObjectStoreExt as _;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::*;
+use super::{bucket_info, parse_body, rls_json};
+use crate::error::{Error, Result};
+use crate::service::Storage;
+
+pub(crate) async fn copy(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: MoveBody = parse_body(&body)?;
+    check_name(&body.source_key)?;
+    check_name(&body.destination_key)?;
+    let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
+    let destination = bucket_info(&project, &to_bucket).await?;
+    let sql = "select jsonb_build_object('version', version, 'metadata', metadata, 'user_metadata', user_metadata) \
+               from storage.objects where bucket_id = $1 and name = $2";
+    let source =
+        rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key]).await?.ok_or_else(Error::no_such_key)?;
+    let from = source["version"].as_str().ok_or_else(Error::no_such_key)?;
+    check_fits(&destination, &source["metadata"])?;
+    let version = Uuid::now_v7().to_string();
+    let store = storage.store().as_ref();
+    let target = Storage::blob_path(&project, &version);
+    store.copy(&Storage::blob_path(&project, from), &target).await?;
+    let mut metadata = source["metadata"].clone();
+    metadata["eTag"] = json!(format!("\"{version}\""));
+    metadata["lastModified"] = json!(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default());
+    let owner = owner_of(&ctx);
+    let mode = Mode::Create { upsert: upsert(&headers) };
+    let new = NewVersion { version, metadata, user_metadata: Some(source["user_metadata"].clone()) };
+    let id =
+        point_at_version(&project, &ctx, store, mode, &to_bucket, &body.destination_key, owner.as_deref(), new).await?;
+    Ok(Json(json!({ "Id": id, "Key": format!("{to_bucket}/{}", body.destination_key) })))
+}

@@ -1,0 +1,192 @@
+//! Objects: upload (`POST`/`PUT`, raw or multipart), download (authenticated, public and
+//! signed, with ranges and validators), info, list, move, copy, remove and signed URLs.
+//!
+//! Rows are read and written as the caller through RLS on `storage.objects`; bytes go to the
+//! object store under a fresh version for every upload (see the crate docs).
+
+use forge_core::Project;
+use forge_core::rls::RequestContext;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{BucketInfo, bucket_info, parse_body, rls_json};
+use crate::error::{Error, ErrorKind, Result};
+
+pub(crate) mod copy;
+pub(crate) mod download;
+pub(crate) mod info;
+pub(crate) mod list;
+pub(crate) mod move_object;
+pub(crate) mod remove;
+pub(crate) mod render;
+pub(crate) mod sign;
+pub(crate) mod upload;
+
+use download::*;
+use move_object::*;
+use sign::*;
+use upload::*;
+
+/// The longest object name, in bytes (Supabase's limit).
+pub(super) const MAX_NAME: usize = 1024;
+
+/// Checks an object name: no empty, `.` or `..` segments, no control characters, not too long.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let bad = || Err(Error::new(ErrorKind::InvalidKey, format!("Invalid key: {name}")));
+    // Supabase's characters: letters, digits, space and `_/!.*'()&$=@;:+,?-`.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " _/!.*'()&$=@;:+,?-".contains(c);
+    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(allowed) {
+        return bad();
+    }
+    if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return bad();
+    }
+    Ok(())
+}
+
+/// What a row says about its bytes.
+#[derive(Debug, Deserialize)]
+pub(super) struct Stored {
+    version: String,
+    #[serde(default)]
+    metadata: Value,
+    updated: String,
+}
+
+pub(super) const STORED_JSON: &str = "jsonb_build_object('version', version, 'metadata', metadata, \
+     'updated', to_char(updated_at at time zone 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS') || ' GMT')";
+
+/// Whether `mime` is allowed by a bucket's list (entries may end in `/*`).
+pub(super) fn mime_allowed(bucket: &BucketInfo, mime: &str) -> bool {
+    let Some(allowed) = bucket.allowed_mime_types.as_ref().filter(|a| !a.is_empty()) else { return true };
+    let essence = mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    allowed.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        match a.strip_suffix("/*") {
+            Some(kind) => essence.split('/').next() == Some(kind),
+            None => a == essence || a == "*/*",
+        }
+    })
+}
+
+pub(crate) fn check_mime(bucket: &BucketInfo, mime: &str) -> Result<()> {
+    if mime_allowed(bucket, mime) {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::InvalidMimeType, format!("mime type {mime} is not supported")))
+    }
+}
+
+/// Who reads an object's row.
+pub(super) enum Reader<'a> {
+    /// The caller, through RLS.
+    Caller(&'a RequestContext),
+    /// The service itself: for public buckets and signed URLs, whose access was decided
+    /// otherwise.
+    Service,
+}
+
+/// The row of `bucket/name` rendered as `json` (a `jsonb_build_object` of its columns), or
+/// 404 `NoSuchKey`.
+pub(super) async fn object_row(
+    project: &Project,
+    reader: Reader<'_>,
+    json: &str,
+    bucket: &str,
+    name: &str,
+) -> Result<Value> {
+    let sql = format!("select {json} from storage.objects where bucket_id = $1 and name = $2");
+    let row = match reader {
+        Reader::Caller(ctx) => rls_json(project, ctx, &sql, &[&bucket, &name]).await?,
+        Reader::Service => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(bucket)
+            .bind(name)
+            .fetch_optional(project.db().pool())
+            .await
+            .map_err(forge_core::ForgeError::from)?,
+    };
+    row.ok_or_else(Error::no_such_key)
+}
+
+/// 404 `NoSuchBucket` unless `bucket` is public: a private bucket's objects are never served
+/// on public URLs.
+pub(super) async fn ensure_public(project: &Project, bucket: &str) -> Result<()> {
+    if bucket_info(project, bucket).await?.public { Ok(()) } else { Err(Error::no_such_bucket()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue, header};
+    use object_store::GetRange;
+
+    use super::*;
+
+    #[test]
+    fn names_are_checked_segment_by_segment() {
+        for ok in ["a.txt", "a/b/c.png", "folder/with space/(1) it's=ok;+,?.txt", "a..b/c"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(MAX_NAME + 1);
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            ".",
+            "a/./b",
+            "..",
+            "a/../b",
+            "a\u{0}b",
+            "a\nb",
+            "é.txt",
+            "a#b",
+            "a%b",
+            long.as_str(),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn webp_is_taken_when_accept_names_it() {
+        let accept = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
+            accepts_webp(&h)
+        };
+        assert!(accept("image/avif,image/webp,image/apng,image/*,*/*;q=0.8"));
+        assert!(accept("IMAGE/WEBP"));
+        assert!(!accept("image/webp;q=0, image/*"));
+        assert!(!accept("image/webp; q=0.0"));
+        assert!(accept("image/webp;q=0.5"));
+        assert!(!accept("image/*,*/*"));
+        assert!(!accept("image/webpx"));
+        assert!(!accepts_webp(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn single_byte_ranges_only() {
+        assert_eq!(parse_range("bytes=0-9"), Some(GetRange::Bounded(0..10)));
+        assert_eq!(parse_range("bytes=5-"), Some(GetRange::Offset(5)));
+        assert_eq!(parse_range("bytes=-3"), Some(GetRange::Suffix(3)));
+        for bad in ["bytes=9-1", "bytes=0-1,4-5", "items=0-1", "bytes=a-b", "bytes=-"] {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn mime_lists_allow_wildcards_and_ignore_parameters() {
+        let bucket = |types: Option<Vec<&str>>| BucketInfo {
+            id: "b".into(),
+            public: false,
+            file_size_limit: None,
+            allowed_mime_types: types.map(|t| t.into_iter().map(str::to_owned).collect()),
+        };
+        assert!(mime_allowed(&bucket(None), "anything/at-all"));
+        let images = bucket(Some(vec!["image/*", "text/csv"]));
+        assert!(mime_allowed(&images, "image/png"));
+        assert!(mime_allowed(&images, "Text/CSV; charset=utf-8"));
+        assert!(!mime_allowed(&images, "text/plain"));
+        assert!(!mime_allowed(&images, "imagex/png"));
+    }
+}

@@ -1,0 +1,116 @@
+//! Image transformations on download (`/render/image/...`): authenticated, public and signed.
+
+use axum::Extension;
+use axum::extract::{Path, Query};
+use axum::response::{IntoResponse, Response};
+use forge_core::Project;
+use forge_core::rls::RequestContext;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use object_store::ObjectStoreExt as _;
+use serde_json::Value;
+
+use super::*;
+use crate::error::{Error, ErrorKind, Result};
+use crate::service::Storage;
+
+pub(crate) async fn render(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    ctx: RequestContext,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(t): Query<crate::render::Transform>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    check_name(&name)?;
+    crate::render::check(&t)?;
+    let stored = object_row(&project, Reader::Caller(&ctx), STORED_JSON, &bucket, &name).await?;
+    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
+}
+
+pub(crate) async fn render_public(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(t): Query<crate::render::Transform>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    check_name(&name)?;
+    crate::render::check(&t)?;
+    ensure_public(&project, &bucket).await?;
+    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
+    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
+}
+
+pub(crate) async fn render_signed(
+    Extension(storage): Extension<Storage>,
+    project: Project,
+    Path((bucket, name)): Path<(String, String)>,
+    Query(q): Query<SignedQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
+    // The transformation is the one that was signed.
+    let t = match claims.get("transformations").and_then(Value::as_str) {
+        Some(query) => crate::render::Transform::from_query(query)?,
+        None => crate::render::Transform::default(),
+    };
+    crate::render::check(&t)?;
+    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
+    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
+}
+
+/// Renders a stored image. Without a `format`, a client that takes WebP gets WebP (as
+/// Supabase's image service answers browsers); `format=origin` keeps the stored format. Each
+/// stored version and transformation has its own ETag, so a revalidation skips the render.
+pub(super) async fn render_stored(
+    storage: &Storage,
+    project: &Project,
+    stored: Value,
+    mut t: crate::render::Transform,
+    name: &str,
+    download: Option<String>,
+    asked: &HeaderMap,
+) -> Result<Response> {
+    use base64::Engine as _;
+    let stored: Stored = serde_json::from_value(stored).map_err(Error::internal)?;
+    if t.format.is_none() && accepts_webp(asked) {
+        t.format = Some("webp".into());
+    }
+    let variant = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t.to_query());
+    let etag = format!("\"{}.{variant}\"", stored.version);
+    let cache = stored.metadata["cacheControl"].as_str().unwrap_or("no-cache").to_owned();
+    let mut headers = HeaderMap::new();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(header::ETAG, &etag);
+    set(header::CACHE_CONTROL, &cache);
+    set(header::LAST_MODIFIED, &stored.updated);
+    set(header::VARY, "Accept");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if let Some(file) = download {
+        set(header::CONTENT_DISPOSITION, &attachment(name, file));
+    }
+    if if_none_match(asked, &[&etag]) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    if stored.metadata["size"].as_u64().unwrap_or(0) > crate::render::MAX_INPUT_BYTES {
+        return Err(Error::new(ErrorKind::EntityTooLarge, "The image is too large to transform"));
+    }
+    let got = storage.store().get(&Storage::blob_path(project, &stored.version)).await?;
+    if got.meta.size > crate::render::MAX_INPUT_BYTES {
+        return Err(Error::new(ErrorKind::EntityTooLarge, "The image is too large to transform"));
+    }
+    // At most one transformation per core at a time: each may use hundreds of MiB.
+    let _permit = storage.0.renders.acquire().await.map_err(Error::internal)?;
+    let bytes = got.bytes().await?;
+    let (out, mime) =
+        tokio::task::spawn_blocking(move || crate::render::apply(&bytes, &t)).await.map_err(Error::internal)??;
+    set(header::CONTENT_TYPE, mime);
+    set(header::CONTENT_LENGTH, &out.len().to_string());
+    Ok((StatusCode::OK, headers, out).into_response())
+}
