@@ -19,6 +19,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::{Error, Result};
 use crate::service::Storage;
+use object::access::{Authenticated, Public, Signed};
 use tus::{ByJwt, BySignature};
 
 impl Storage {
@@ -33,9 +34,9 @@ impl Storage {
             .route("/bucket/", get(bucket::list).post(bucket::create))
             .route("/bucket/{id}", get(bucket::get).put(bucket::update).delete(bucket::delete))
             .route("/bucket/{id}/empty", post(bucket::empty))
-            .route("/render/image/authenticated/{bucket}/{*path}", get(object::render::render))
-            .route("/render/image/public/{bucket}/{*path}", get(object::render::render_public))
-            .route("/render/image/sign/{bucket}/{*path}", get(object::render::render_signed))
+            .route("/render/image/authenticated/{bucket}/{*path}", get(object::render::render::<Authenticated>))
+            .route("/render/image/public/{bucket}/{*path}", get(object::render::render::<Public>))
+            .route("/render/image/sign/{bucket}/{*path}", get(object::render::render::<Signed>))
             // Routes whose bodies are objects' bytes may outlast an edge's request timeout
             // (`LongRequest`): their bodies are cut off after 30 s without a byte instead.
             .route("/upload/resumable", post(tus::create::<ByJwt>).layer(long()).options(tus::options).layer(tus()))
@@ -74,24 +75,24 @@ impl Storage {
             .route("/object/list-v2/{bucket}", post(list_v2::list_v2))
             .route("/object/move", post(object::move_object::move_object))
             .route("/object/copy", post(object::copy::copy))
-            .route("/object/info/public/{bucket}/{*path}", get(object::info::info_public))
-            .route("/object/info/authenticated/{bucket}/{*path}", get(object::info::info))
-            .route("/object/info/{bucket}/{*path}", get(object::info::info))
-            .route("/object/public/{bucket}/{*path}", get(object::download::download_public))
-            .route("/object/authenticated/{bucket}/{*path}", get(object::download::download))
+            .route("/object/info/public/{bucket}/{*path}", get(object::info::info::<Public>))
+            .route("/object/info/authenticated/{bucket}/{*path}", get(object::info::info::<Authenticated>))
+            .route("/object/info/{bucket}/{*path}", get(object::info::info::<Authenticated>))
+            .route("/object/public/{bucket}/{*path}", get(object::download::download::<Public>))
+            .route("/object/authenticated/{bucket}/{*path}", get(object::download::download::<Authenticated>))
             .route(
                 "/object/upload/sign/{bucket}/{*path}",
                 put(object::upload::upload_signed).layer(long()).post(object::sign::sign_upload),
             )
             .route("/object/sign/{bucket}", post(object::sign::sign_many))
-            .route("/object/sign/{bucket}/{*path}", get(object::download::download_signed).post(object::sign::sign))
+            .route("/object/sign/{bucket}/{*path}", get(object::download::download::<Signed>).post(object::sign::sign))
             .route("/object/{bucket}", axum::routing::delete(object::remove::remove_many))
             .route(
                 "/object/{bucket}/{*path}",
                 post(object::upload::upload)
                     .put(object::upload::update)
                     .layer(long())
-                    .get(object::download::download)
+                    .get(object::download::download::<Authenticated>)
                     .delete(object::remove::remove),
             )
             .nest("/vector", vectors::router())

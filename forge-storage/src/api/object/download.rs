@@ -2,49 +2,28 @@
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Response};
 use forge_core::Project;
-use forge_core::rls::RequestContext;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use object_store::{GetOptions, GetRange};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::*;
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::Storage;
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(default)]
-pub(crate) struct DownloadQuery {
-    pub(super) download: Option<String>,
-}
-
-pub(crate) async fn download(
+/// `GET /object/{authenticated,public,sign}/{bucket}/{path}` and `GET /object/{bucket}/{path}`.
+pub(crate) async fn download<M: AccessMode>(
     Extension(storage): Extension<Storage>,
-    project: Project,
-    ctx: RequestContext,
-    Path((bucket, name)): Path<(String, String)>,
-    Query(q): Query<DownloadQuery>,
+    read: ObjectRead<M>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    check_name(&name)?;
-    let stored = object_row(&project, Reader::Caller(&ctx), STORED_JSON, &bucket, &name).await?;
-    serve(&storage, &project, stored, &name, q.download, &headers).await
-}
-
-pub(crate) async fn download_public(
-    Extension(storage): Extension<Storage>,
-    project: Project,
-    Path((bucket, name)): Path<(String, String)>,
-    Query(q): Query<DownloadQuery>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    check_name(&name)?;
-    ensure_public(&project, &bucket).await?;
-    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    serve(&storage, &project, stored, &name, q.download, &headers).await
+    if read.claims().is_some_and(|claims| claims.get("transformations").is_some()) {
+        // A link to a transformed image does not also give the original.
+        return Err(Error::new(ErrorKind::InvalidSignature, "This token is for a transformed image only"));
+    }
+    let stored = read.row(STORED_JSON).await?;
+    serve(&storage, &read.project, stored, &read.name, read.download, &headers).await
 }
 
 /// One byte range, from a `Range: bytes=...` header.
@@ -163,27 +142,4 @@ pub(super) async fn serve(
         StatusCode::OK
     };
     Ok((status, out, body).into_response())
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(default)]
-pub(crate) struct SignedQuery {
-    pub(super) token: Option<String>,
-    pub(super) download: Option<String>,
-}
-
-pub(crate) async fn download_signed(
-    Extension(storage): Extension<Storage>,
-    project: Project,
-    Path((bucket, name)): Path<(String, String)>,
-    Query(q): Query<SignedQuery>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
-    if claims.get("transformations").is_some() {
-        // A link to a transformed image does not also give the original.
-        return Err(Error::new(ErrorKind::InvalidSignature, "This token is for a transformed image only"));
-    }
-    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    serve(&storage, &project, stored, &name, q.download, &headers).await
 }

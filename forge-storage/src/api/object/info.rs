@@ -1,9 +1,6 @@
 //! Object info (`GET /object/info/...`): the row, authenticated or public.
 
 use axum::Json;
-use axum::extract::Path;
-use forge_core::Project;
-use forge_core::rls::RequestContext;
 use serde_json::Value;
 
 use super::*;
@@ -14,17 +11,7 @@ pub(super) const INFO_JSON: &str = "jsonb_build_object('id', id, 'name', name, '
      'cache_control', metadata ->> 'cacheControl', 'etag', metadata ->> 'eTag', \
      'metadata', coalesce(user_metadata, '{}'::jsonb), 'last_modified', updated_at, 'created_at', created_at)";
 
-pub(crate) async fn info(
-    project: Project,
-    ctx: RequestContext,
-    Path((bucket, name)): Path<(String, String)>,
-) -> Result<Json<Value>> {
-    check_name(&name)?;
-    object_row(&project, Reader::Caller(&ctx), INFO_JSON, &bucket, &name).await.map(Json)
-}
-
-pub(crate) async fn info_public(project: Project, Path((bucket, name)): Path<(String, String)>) -> Result<Json<Value>> {
-    check_name(&name)?;
-    ensure_public(&project, &bucket).await?;
-    object_row(&project, Reader::Service, INFO_JSON, &bucket, &name).await.map(Json)
+/// `GET /object/info/{authenticated,public}/{bucket}/{path}` and `GET /object/info/{bucket}/{path}`.
+pub(crate) async fn info<M: AccessMode>(read: ObjectRead<M>) -> Result<Json<Value>> {
+    read.row(INFO_JSON).await.map(Json)
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{BucketInfo, bucket_info, parse_body, rls_json};
 use crate::error::{Error, ErrorKind, Result};
 
+pub(crate) mod access;
 pub(crate) mod copy;
 pub(crate) mod download;
 pub(crate) mod info;
@@ -22,6 +23,7 @@ pub(crate) mod render;
 pub(crate) mod sign;
 pub(crate) mod upload;
 
+use access::*;
 use download::*;
 use move_object::*;
 use sign::*;

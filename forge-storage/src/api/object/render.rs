@@ -1,10 +1,10 @@
 //! Image transformations on download (`/render/image/...`): authenticated, public and signed.
 
 use axum::Extension;
-use axum::extract::{Path, Query};
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
 use axum::response::{IntoResponse, Response};
 use forge_core::Project;
-use forge_core::rls::RequestContext;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use object_store::ObjectStoreExt as _;
 use serde_json::Value;
@@ -13,52 +13,25 @@ use super::*;
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::Storage;
 
-pub(crate) async fn render(
+/// `GET /render/image/{authenticated,public,sign}/{bucket}/{path}`: a signed URL renders the
+/// transformation that was signed; the others take it from the query.
+pub(crate) async fn render<M: AccessMode>(
     Extension(storage): Extension<Storage>,
-    project: Project,
-    ctx: RequestContext,
-    Path((bucket, name)): Path<(String, String)>,
-    Query(t): Query<crate::render::Transform>,
-    Query(q): Query<DownloadQuery>,
+    read: ObjectRead<M>,
+    asked: std::result::Result<Query<crate::render::Transform>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    check_name(&name)?;
-    crate::render::check(&t)?;
-    let stored = object_row(&project, Reader::Caller(&ctx), STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
-}
-
-pub(crate) async fn render_public(
-    Extension(storage): Extension<Storage>,
-    project: Project,
-    Path((bucket, name)): Path<(String, String)>,
-    Query(t): Query<crate::render::Transform>,
-    Query(q): Query<DownloadQuery>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    check_name(&name)?;
-    crate::render::check(&t)?;
-    ensure_public(&project, &bucket).await?;
-    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
-}
-
-pub(crate) async fn render_signed(
-    Extension(storage): Extension<Storage>,
-    project: Project,
-    Path((bucket, name)): Path<(String, String)>,
-    Query(q): Query<SignedQuery>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let claims = verify_token(&project, q.token.as_deref(), "download", &bucket, &name)?;
-    // The transformation is the one that was signed.
-    let t = match claims.get("transformations").and_then(Value::as_str) {
-        Some(query) => crate::render::Transform::from_query(query)?,
-        None => crate::render::Transform::default(),
+    let t = match read.claims() {
+        Some(claims) => match claims.get("transformations").and_then(Value::as_str) {
+            Some(query) => crate::render::Transform::from_query(query)?,
+            None => crate::render::Transform::default(),
+        },
+        // Only a signed URL ignores the query's transformation: it renders the signed one.
+        None => asked.map(|Query(t)| t).map_err(|r| Error::invalid(r.body_text()))?,
     };
     crate::render::check(&t)?;
-    let stored = object_row(&project, Reader::Service, STORED_JSON, &bucket, &name).await?;
-    render_stored(&storage, &project, stored, t, &name, q.download, &headers).await
+    let stored = read.row(STORED_JSON).await?;
+    render_stored(&storage, &read.project, stored, t, &read.name, read.download, &headers).await
 }
 
 /// Renders a stored image. Without a `format`, a client that takes WebP gets WebP (as
