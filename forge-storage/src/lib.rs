@@ -103,7 +103,9 @@ pub mod error;
 mod render;
 mod service;
 mod sweep;
+mod table_metadata;
 pub mod testing;
+mod vector_filter;
 
 pub use error::{Error, ErrorKind, Result};
 pub use service::{BuildError, Storage, StorageBuilder, StorageConfig};

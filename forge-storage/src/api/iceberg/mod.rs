@@ -39,7 +39,6 @@
 mod bucket;
 mod catalog;
 mod error;
-mod metadata;
 mod namespace;
 mod table;
 

@@ -25,10 +25,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{IcebergError, IcebergResult};
-use super::metadata::string_map;
 use super::{
     ServiceRole, begin, namespace_id, namespace_levels, namespace_path, page_size, parse_json, query_params, resolve,
 };
+use crate::table_metadata::string_map;
 
 pub(crate) async fn list(
     project: Project,

@@ -28,14 +28,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::error::{IcebergError, IcebergResult};
-use super::metadata::{
-    CreateTable, Object, apply_updates, check_complete, check_requirements, empty_table, log_previous,
-    metadata_location, new_table, now_ms, shorthand_updates,
-};
 use super::{
     ServiceRole, begin, namespace_id, namespace_levels, namespace_path, page_size, parse_json, query_params, table_name,
 };
 use crate::error::ErrorKind;
+use crate::table_metadata::{
+    CreateTable, Object, apply_updates, check_complete, check_requirements, empty_table, log_previous,
+    metadata_location, new_table, now_ms, shorthand_updates,
+};
 
 /// A stored table.
 #[derive(Debug)]

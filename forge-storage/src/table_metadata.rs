@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::error::{IcebergError, IcebergResult};
+use crate::error::{Error, ErrorKind, Result};
 
 /// A JSON object.
 pub(crate) type Object = Map<String, Value>;
@@ -52,25 +52,25 @@ pub(crate) struct CreateTable {
     properties: Option<Value>,
 }
 
-fn bad(message: impl Into<std::borrow::Cow<'static, str>>) -> IcebergError {
-    IcebergError::bad_request(message)
+fn bad(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::new(ErrorKind::IcebergBadRequest, message)
 }
 
-fn object<'a>(value: &'a Value, what: &str) -> IcebergResult<&'a Object> {
+fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Object> {
     value.as_object().ok_or_else(|| bad(format!("Invalid {what}: expected an object")))
 }
 
 /// A required integer field.
-fn int(o: &Object, field: &str) -> IcebergResult<i64> {
+fn int(o: &Object, field: &str) -> Result<i64> {
     o.get(field).and_then(Value::as_i64).ok_or_else(|| bad(format!("Missing or invalid integer field: {field}")))
 }
 
 /// A required id field: Iceberg's field, column and partition ids are positive 32-bit ints.
-fn id(o: &Object, field: &str) -> IcebergResult<i64> {
+fn id(o: &Object, field: &str) -> Result<i64> {
     checked_id(int(o, field)?, field)
 }
 
-fn checked_id(value: i64, field: &str) -> IcebergResult<i64> {
+fn checked_id(value: i64, field: &str) -> Result<i64> {
     if (0..=i64::from(i32::MAX)).contains(&value) {
         Ok(value)
     } else {
@@ -79,12 +79,12 @@ fn checked_id(value: i64, field: &str) -> IcebergResult<i64> {
 }
 
 /// A required string field.
-fn string<'a>(o: &'a Object, field: &str) -> IcebergResult<&'a str> {
+fn string<'a>(o: &'a Object, field: &str) -> Result<&'a str> {
     o.get(field).and_then(Value::as_str).ok_or_else(|| bad(format!("Missing or invalid string field: {field}")))
 }
 
 /// A required array field.
-fn array<'a>(o: &'a Object, field: &str) -> IcebergResult<&'a Vec<Value>> {
+fn array<'a>(o: &'a Object, field: &str) -> Result<&'a Vec<Value>> {
     o.get(field).and_then(Value::as_array).ok_or_else(|| bad(format!("Missing or invalid array field: {field}")))
 }
 
@@ -94,7 +94,7 @@ fn either<'a>(o: &'a Object, spec: &str, alias: &str) -> Option<&'a Value> {
 }
 
 /// A map of strings to strings (`properties`, `updates`), absent meaning empty.
-pub(crate) fn string_map(value: Option<&Value>, what: &str) -> IcebergResult<Object> {
+pub(crate) fn string_map(value: Option<&Value>, what: &str) -> Result<Object> {
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(Object::new()) };
     let map = object(value, what)?;
     if let Some((key, _)) = map.iter().find(|(_, v)| !v.is_string()) {
@@ -140,7 +140,7 @@ fn primitive(t: &str) -> bool {
 
 /// Checks a type and collects its field ids (struct fields, list elements, map keys and
 /// values), in the order they appear.
-fn collect_ids(t: &Value, ids: &mut Vec<i64>) -> IcebergResult<()> {
+fn collect_ids(t: &Value, ids: &mut Vec<i64>) -> Result<()> {
     match t {
         Value::String(p) if primitive(p) => Ok(()),
         Value::String(p) => Err(bad(format!("Unsupported type: {p}"))),
@@ -170,7 +170,7 @@ fn collect_ids(t: &Value, ids: &mut Vec<i64>) -> IcebergResult<()> {
     }
 }
 
-fn check_field(f: &Object) -> IcebergResult<()> {
+fn check_field(f: &Object) -> Result<()> {
     let name = string(f, "name")?;
     if name.is_empty() {
         return Err(bad("A field name must not be empty"));
@@ -182,7 +182,7 @@ fn check_field(f: &Object) -> IcebergResult<()> {
 }
 
 /// Checks a schema sent by a client: a struct whose ids are unique. Returns its highest id.
-fn check_schema(schema: &Object) -> IcebergResult<i64> {
+fn check_schema(schema: &Object) -> Result<i64> {
     if schema.get("type").and_then(Value::as_str) != Some("struct") {
         return Err(bad("A schema must be a struct"));
     }
@@ -200,7 +200,7 @@ fn check_schema(schema: &Object) -> IcebergResult<i64> {
     Ok(ids.into_iter().max().unwrap_or(0))
 }
 
-fn identifier_ids(schema: &Object) -> IcebergResult<Vec<i64>> {
+fn identifier_ids(schema: &Object) -> Result<Vec<i64>> {
     match schema.get("identifier-field-ids") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(ids)) => {
@@ -220,7 +220,7 @@ struct FreshIds {
 }
 
 impl FreshIds {
-    fn assign(&mut self, old: Option<&Value>, what: &str) -> IcebergResult<i64> {
+    fn assign(&mut self, old: Option<&Value>, what: &str) -> Result<i64> {
         let old =
             old.and_then(Value::as_i64).ok_or_else(|| bad(format!("Missing or invalid integer field: {what}")))?;
         self.last += 1;
@@ -230,13 +230,13 @@ impl FreshIds {
         Ok(self.last)
     }
 
-    fn old_to_new(&self, old: Option<&Value>, what: &str) -> IcebergResult<i64> {
+    fn old_to_new(&self, old: Option<&Value>, what: &str) -> Result<i64> {
         let old =
             old.and_then(Value::as_i64).ok_or_else(|| bad(format!("Missing or invalid integer field: {what}")))?;
         self.ids.get(&old).copied().ok_or_else(|| bad(format!("Cannot find source column {old} in the schema")))
     }
 
-    fn renumber(&mut self, t: &Value) -> IcebergResult<Value> {
+    fn renumber(&mut self, t: &Value) -> Result<Value> {
         let o = match t {
             Value::String(p) if primitive(p) => return Ok(t.clone()),
             Value::String(p) => return Err(bad(format!("Unsupported type: {p}"))),
@@ -298,11 +298,7 @@ fn transform(t: &str) -> bool {
 
 /// A partition field as the spec writes it, with id `field_id`; `source` maps its source id
 /// (to fresh ids for a new table, unchanged for a commit).
-fn partition_field(
-    f: &Value,
-    source: &dyn Fn(Option<&Value>) -> IcebergResult<i64>,
-    field_id: i64,
-) -> IcebergResult<Value> {
+fn partition_field(f: &Value, source: &dyn Fn(Option<&Value>) -> Result<i64>, field_id: i64) -> Result<Value> {
     let f = object(f, "partition field")?;
     let name = string(f, "name")?;
     let t = string(f, "transform")?;
@@ -313,7 +309,7 @@ fn partition_field(
     Ok(json!({ "name": name, "transform": t, "source-id": source_id, "field-id": field_id }))
 }
 
-fn sort_field(f: &Value, source: &dyn Fn(Option<&Value>) -> IcebergResult<i64>) -> IcebergResult<Value> {
+fn sort_field(f: &Value, source: &dyn Fn(Option<&Value>) -> Result<i64>) -> Result<Value> {
     let f = object(f, "sort field")?;
     let t = string(f, "transform")?;
     let direction = string(f, "direction")?;
@@ -329,7 +325,7 @@ fn sort_field(f: &Value, source: &dyn Fn(Option<&Value>) -> IcebergResult<i64>) 
     Ok(json!({ "transform": t, "source-id": source_id, "direction": direction, "null-order": nulls }))
 }
 
-fn unique_partition_names(fields: &[Value]) -> IcebergResult<()> {
+fn unique_partition_names(fields: &[Value]) -> Result<()> {
     let mut names = HashSet::new();
     for f in fields {
         if let Some(name) = f.get("name").and_then(Value::as_str)
@@ -344,7 +340,7 @@ fn unique_partition_names(fields: &[Value]) -> IcebergResult<()> {
 // ----------------------------------------------------------------------------- new tables
 
 /// The metadata of a new table (`POST .../tables`), with fresh ids.
-pub(crate) fn new_table(req: &CreateTable, location: &str, uuid: uuid::Uuid, now: i64) -> IcebergResult<Object> {
+pub(crate) fn new_table(req: &CreateTable, location: &str, uuid: uuid::Uuid, now: i64) -> Result<Object> {
     let schema = object(&req.schema, "schema")?;
     if schema.get("type").and_then(Value::as_str) != Some("struct") {
         return Err(bad("A schema must be a struct"));
@@ -364,7 +360,7 @@ pub(crate) fn new_table(req: &CreateTable, location: &str, uuid: uuid::Uuid, now
                 .copied()
                 .ok_or_else(|| bad(format!("Identifier field {id} is not a field of the schema")))
         })
-        .collect::<IcebergResult<_>>()?;
+        .collect::<Result<_>>()?;
     if identifiers.is_empty() {
         fresh_schema.remove("identifier-field-ids");
     } else {
@@ -380,7 +376,7 @@ pub(crate) fn new_table(req: &CreateTable, location: &str, uuid: uuid::Uuid, now
         .iter()
         .zip(PARTITION_DATA_ID_START..)
         .map(|(f, id)| partition_field(f, &source, id))
-        .collect::<IcebergResult<_>>()?;
+        .collect::<Result<_>>()?;
     unique_partition_names(&spec_fields)?;
     let last_partition_id = PARTITION_DATA_ID_START - 1 + spec_fields.len() as i64;
 
@@ -388,7 +384,7 @@ pub(crate) fn new_table(req: &CreateTable, location: &str, uuid: uuid::Uuid, now
         Some(order) => array(object(order, "write-order")?, "fields")?.clone(),
         None => Vec::new(),
     };
-    let order_fields: Vec<Value> = order_fields.iter().map(|f| sort_field(f, &source)).collect::<IcebergResult<_>>()?;
+    let order_fields: Vec<Value> = order_fields.iter().map(|f| sort_field(f, &source)).collect::<Result<_>>()?;
     let order_id = if order_fields.is_empty() { 0 } else { 1 };
 
     let mut properties = string_map(req.properties.as_ref(), "properties")?;
@@ -454,7 +450,7 @@ pub(crate) fn empty_table(location: &str, uuid: uuid::Uuid, now: i64) -> Object 
 
 /// Checks that a table's current schema, spec and sort order exist (after a create
 /// transaction).
-pub(crate) fn check_complete(meta: &Object) -> IcebergResult<()> {
+pub(crate) fn check_complete(meta: &Object) -> Result<()> {
     let has = |list: &str, key: &str, id: &str| {
         let id = meta.get(id).and_then(Value::as_i64);
         meta.get(list)
@@ -489,7 +485,7 @@ pub(crate) fn metadata_location(location: &str, version: i64) -> String {
 
 /// Checks a commit's requirements against the table's current metadata (`None`: the table
 /// does not exist, which only `assert-create` expects).
-pub(crate) fn check_requirements(meta: Option<&Object>, requirements: &[Value]) -> IcebergResult<()> {
+pub(crate) fn check_requirements(meta: Option<&Object>, requirements: &[Value]) -> Result<()> {
     for r in requirements {
         let r = object(r, "requirement")?;
         let kind = string(r, "type")?;
@@ -499,9 +495,9 @@ pub(crate) fn check_requirements(meta: Option<&Object>, requirements: &[Value]) 
             }
             return Err(bad(format!("Requirement {kind} cannot accompany the creation of a table")));
         };
-        let failed = |what: String| Err(IcebergError::commit_failed(format!("Requirement failed: {what}")));
+        let failed = |what: String| Err(Error::new(ErrorKind::CommitFailed, format!("Requirement failed: {what}")));
         let current = |field: &str| meta.get(field).and_then(Value::as_i64);
-        let expect_same = |field: &str, wanted: &str, label: &str| -> IcebergResult<()> {
+        let expect_same = |field: &str, wanted: &str, label: &str| -> Result<()> {
             let want = int(r, wanted)?;
             match current(field) {
                 Some(have) if have == want => Ok(()),
@@ -590,7 +586,7 @@ struct Commit {
 
 /// Applies a commit's updates to `base`. Returns `None` when they change nothing (no new
 /// metadata version is written then), else the new metadata with `last-updated-ms` set.
-pub(crate) fn apply_updates(base: &Object, updates: &[Value], now: i64) -> IcebergResult<Option<Object>> {
+pub(crate) fn apply_updates(base: &Object, updates: &[Value], now: i64) -> Result<Option<Object>> {
     let mut commit = Commit {
         meta: base.clone(),
         now,
@@ -673,7 +669,7 @@ impl Commit {
         self.meta.insert(field.to_owned(), value);
     }
 
-    fn apply(&mut self, u: &Object) -> IcebergResult<()> {
+    fn apply(&mut self, u: &Object) -> Result<()> {
         match string(u, "action")? {
             "assign-uuid" => {
                 let uuid = string(u, "uuid")?;
@@ -748,7 +744,7 @@ impl Commit {
     }
 
     /// `-1` stands for the one added last in this commit.
-    fn resolve_last(&self, id: i64, last_added: Option<i64>, what: &str) -> IcebergResult<i64> {
+    fn resolve_last(&self, id: i64, last_added: Option<i64>, what: &str) -> Result<i64> {
         match (id, last_added) {
             (-1, Some(last)) => Ok(last),
             (-1, None) => Err(bad(format!("Cannot set the last added {what}: no {what} has been added"))),
@@ -756,7 +752,7 @@ impl Commit {
         }
     }
 
-    fn add_schema(&mut self, u: &Object) -> IcebergResult<()> {
+    fn add_schema(&mut self, u: &Object) -> Result<()> {
         let schema = object(u.get("schema").unwrap_or(&Value::Null), "schema")?;
         let highest = check_schema(schema)?;
         let fields = schema.get("fields");
@@ -780,7 +776,7 @@ impl Commit {
         Ok(())
     }
 
-    fn add_spec(&mut self, u: &Object) -> IcebergResult<()> {
+    fn add_spec(&mut self, u: &Object) -> Result<()> {
         let spec = object(u.get("spec").unwrap_or(&Value::Null), "spec")?;
         let mut next = self.int("last-partition-id").max(PARTITION_DATA_ID_START - 1);
         let source = |old: Option<&Value>| {
@@ -817,13 +813,13 @@ impl Commit {
         Ok(())
     }
 
-    fn add_sort_order(&mut self, u: &Object) -> IcebergResult<()> {
+    fn add_sort_order(&mut self, u: &Object) -> Result<()> {
         let order = object(u.get("sort-order").unwrap_or(&Value::Null), "sort-order")?;
         let source = |old: Option<&Value>| {
             old.and_then(Value::as_i64).ok_or_else(|| bad("Missing or invalid integer field: source-id"))
         };
         let fields: Vec<Value> =
-            array(order, "fields")?.iter().map(|f| sort_field(f, &source)).collect::<IcebergResult<_>>()?;
+            array(order, "fields")?.iter().map(|f| sort_field(f, &source)).collect::<Result<_>>()?;
         let unsorted = fields.is_empty();
         let fields = Value::Array(fields);
         let id = match find_same(&self.meta, "sort-orders", "order-id", |o| o.get("fields") == Some(&fields)) {
@@ -840,7 +836,7 @@ impl Commit {
         Ok(())
     }
 
-    fn add_snapshot(&mut self, u: &Object) -> IcebergResult<()> {
+    fn add_snapshot(&mut self, u: &Object) -> Result<()> {
         let snapshot = object(u.get("snapshot").unwrap_or(&Value::Null), "snapshot")?;
         let id = int(snapshot, "snapshot-id")?;
         let timestamp = int(snapshot, "timestamp-ms")?;
@@ -866,7 +862,7 @@ impl Commit {
         Ok(())
     }
 
-    fn set_ref(&mut self, u: &Object) -> IcebergResult<()> {
+    fn set_ref(&mut self, u: &Object) -> Result<()> {
         let name = string(u, "ref-name")?;
         let id = int(u, "snapshot-id")?;
         let kind = string(u, "type")?;
@@ -899,11 +895,11 @@ impl Commit {
         Ok(())
     }
 
-    fn remove_snapshots(&mut self, u: &Object) -> IcebergResult<()> {
+    fn remove_snapshots(&mut self, u: &Object) -> Result<()> {
         let ids: HashSet<i64> = array(u, "snapshot-ids")?
             .iter()
             .map(|id| id.as_i64().ok_or_else(|| bad("snapshot-ids must be integers")))
-            .collect::<IcebergResult<_>>()?;
+            .collect::<Result<_>>()?;
         let removed = |x: &Value| x.get("snapshot-id").and_then(Value::as_i64).is_some_and(|id| ids.contains(&id));
         for list in ["snapshots", "snapshot-log", "statistics", "partition-statistics"] {
             list_mut(&mut self.meta, list).retain(|x| !removed(x));
@@ -922,9 +918,8 @@ impl Commit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorKind;
 
-    fn create(body: Value) -> IcebergResult<Object> {
+    fn create(body: Value) -> Result<Object> {
         let req: CreateTable = serde_json::from_value(body).expect("a create request");
         new_table(&req, "s3://wh/ns/t", uuid::Uuid::nil(), 1000)
     }
@@ -940,7 +935,7 @@ mod tests {
         .expect("created")
     }
 
-    fn commit(meta: &Object, updates: Value) -> IcebergResult<Option<Object>> {
+    fn commit(meta: &Object, updates: Value) -> Result<Option<Object>> {
         apply_updates(meta, updates.as_array().expect("updates"), 5000)
     }
 
@@ -1018,13 +1013,13 @@ mod tests {
             json!({ "type": "struct", "fields": [field(json!("int"))], "identifier-field-ids": [2] }),
         ] {
             let e = create(json!({ "name": "t", "schema": schema })).expect_err("refused");
-            assert_eq!((e.status(), e.kind()), (400, Some(ErrorKind::IcebergBadRequest)), "{schema}: {}", e.message());
+            assert_eq!((e.status(), e.kind()), (400, Some(ErrorKind::IcebergBadRequest)), "{schema}: {e}");
         }
         let spec = json!({ "fields": [{ "source-id": 9, "name": "p", "transform": "identity" }] });
         let e = create(json!({ "name": "t", "schema": { "type": "struct", "fields": [field(json!("int"))] },
             "partition-spec": spec }))
         .expect_err("unknown source");
-        assert_eq!(e.message(), "Cannot find source column 9 in the schema");
+        assert_eq!(e.to_string(), "Cannot find source column 9 in the schema");
         assert!(primitive("decimal(10, 2)") && primitive("fixed[16]") && !primitive("fixed[x]"));
     }
 
@@ -1074,7 +1069,7 @@ mod tests {
             ),
         ] {
             let e = check_requirements(Some(&meta), std::slice::from_ref(&failing)).expect_err("fails");
-            assert_eq!((e.status(), e.kind(), e.message().as_str()), (409, Some(ErrorKind::CommitFailed), message));
+            assert_eq!((e.status(), e.kind(), e.to_string().as_str()), (409, Some(ErrorKind::CommitFailed), message));
         }
         let e = check_requirements(Some(&meta), &[json!({ "type": "assert-nothing" })]).expect_err("unknown");
         assert_eq!(e.status(), 400);
@@ -1183,9 +1178,9 @@ mod tests {
         assert_eq!(out["last-updated-ms"], 5000, "the commit's time");
 
         let e = commit(&out, json!([{ "action": "add-snapshot", "snapshot": snapshot(2, Some(1), 1) }])).unwrap_err();
-        assert_eq!(e.message(), "Cannot add snapshot with sequence number 1 older than last sequence number 1");
+        assert_eq!(e.to_string(), "Cannot add snapshot with sequence number 1 older than last sequence number 1");
         let e = commit(&out, json!([{ "action": "add-snapshot", "snapshot": snapshot(1, None, 2) }])).unwrap_err();
-        assert_eq!(e.message(), "Snapshot already exists: 1");
+        assert_eq!(e.to_string(), "Snapshot already exists: 1");
 
         let out = commit(
             &out,
@@ -1206,7 +1201,7 @@ mod tests {
             &[json!({ "type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": null })],
         )
         .unwrap_err();
-        assert_eq!(e.message(), "Requirement failed: branch or tag main was created concurrently");
+        assert_eq!(e.to_string(), "Requirement failed: branch or tag main was created concurrently");
 
         let out = commit(&out, json!([{ "action": "remove-snapshots", "snapshot-ids": [1] }])).unwrap().unwrap();
         assert_eq!(out["snapshots"].as_array().unwrap().len(), 1);
