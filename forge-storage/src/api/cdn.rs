@@ -9,18 +9,17 @@ use forge_core::Project;
 use forge_core::rls::RequestContext;
 use serde_json::{Value, json};
 
-use super::object::check_name;
+use super::object::ObjectPath;
 use super::rls_json;
 use crate::error::{Error, Result};
 
 pub(crate) async fn purge(
     project: Project,
     ctx: RequestContext,
-    Path((bucket, name)): Path<(String, String)>,
+    ObjectPath { bucket, name }: ObjectPath,
 ) -> Result<Json<Value>> {
-    check_name(&name)?;
     let sql = "select to_jsonb(id) from storage.objects where bucket_id = $1 and name = $2";
-    rls_json(&project, &ctx, sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    rls_json(&project, &ctx, sql, &[&bucket, &name.as_str()]).await?.ok_or_else(Error::no_such_key)?;
     Ok(Json(json!({ "message": "success" })))
 }
 

@@ -46,6 +46,57 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// An object's name, checked by [`check_name`]: the only way an object route gets one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectName(String);
+
+impl ObjectName {
+    /// Checks `name`; 400 `InvalidKey` when Storage would refuse it.
+    pub(crate) fn parse(name: String) -> Result<Self> {
+        check_name(&name)?;
+        Ok(Self(name))
+    }
+
+    /// The name.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for ObjectName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `{bucket}/{*path}` of an object route: the bucket id as sent (a missing bucket is found
+/// out by the query) and the checked object name.
+#[derive(Debug)]
+pub(crate) struct ObjectPath {
+    pub(crate) bucket: String,
+    pub(crate) name: ObjectName,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ObjectPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self> {
+        let axum::extract::Path((bucket, name)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|r| Error::invalid(r.body_text()))?;
+        Ok(ObjectPath { bucket, name: ObjectName::parse(name)? })
+    }
+}
+
 /// What a row says about its bytes.
 #[derive(Debug, Deserialize)]
 pub(super) struct Stored {

@@ -22,11 +22,10 @@ pub(crate) async fn remove(
     Extension(storage): Extension<Storage>,
     project: Project,
     ctx: RequestContext,
-    Path((bucket, name)): Path<(String, String)>,
+    ObjectPath { bucket, name }: ObjectPath,
 ) -> Result<Json<Value>> {
-    check_name(&name)?;
     let sql = "delete from storage.objects where bucket_id = $1 and name = $2 returning to_jsonb(version)";
-    let version = rls_json(&project, &ctx, sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    let version = rls_json(&project, &ctx, sql, &[&bucket, &name.as_str()]).await?.ok_or_else(Error::no_such_key)?;
     if let Some(v) = version.as_str() {
         blob::forget(storage.store().as_ref(), vec![Storage::blob_path(&project, v)]).await;
     }

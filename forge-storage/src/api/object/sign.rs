@@ -69,15 +69,14 @@ pub(crate) async fn sign(
     Extension(storage): Extension<Storage>,
     project: Project,
     ctx: RequestContext,
-    Path((bucket, name)): Path<(String, String)>,
+    ObjectPath { bucket, name }: ObjectPath,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    check_name(&name)?;
     let body: SignBody = parse_body(&body)?;
     let expires_in = expiry(&storage, body.expires_in)?;
     // Only what the caller may read can be signed.
     let sql = "select to_jsonb(id) from storage.objects where bucket_id = $1 and name = $2";
-    rls_json(&project, &ctx, sql, &[&bucket, &name]).await?.ok_or_else(Error::no_such_key)?;
+    rls_json(&project, &ctx, sql, &[&bucket, &name.as_str()]).await?.ok_or_else(Error::no_such_key)?;
     if let Some(t) = &body.transform {
         crate::render::check(t)?;
     }
@@ -122,10 +121,9 @@ pub(super) const UPLOAD_URL_TTL: i64 = 2 * 3600;
 pub(crate) async fn sign_upload(
     project: Project,
     ctx: RequestContext,
-    Path((bucket, name)): Path<(String, String)>,
+    ObjectPath { bucket, name }: ObjectPath,
     headers: HeaderMap,
 ) -> Result<Json<Value>> {
-    check_name(&name)?;
     bucket_info(&project, &bucket).await?;
     let upsert = upsert(&headers);
     let owner = owner_of(&ctx);
