@@ -404,77 +404,14 @@ pub(crate) async fn generate_link(
     body: Bytes,
 ) -> Result<Json<Value>> {
     let body: LinkBody = parse_body(&body)?;
+    let link_type = LinkType::parse(&body.kind)?;
     let email = normalize_email(body.email.as_deref().unwrap_or_default())?;
     let redirect_to = auth.redirect_target(&project, q.redirect_to.as_deref().or(body.redirect_to_body.as_deref()));
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;
-    let existing = auth.store().find(&mut tx, Lookup::Email(&email)).await?;
-    let metadata = body.data.clone().unwrap_or_default();
-    let (user, kind, address) = match body.kind.as_str() {
-        "signup" => {
-            let password = body
-                .password
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| Error::validation("Signup requires a valid password"))?;
-            let hash = hash_password(&auth, password).await?;
-            let user = match existing {
-                Some(u) if u.email_confirmed() => {
-                    return Err(Error::email_exists());
-                }
-                Some(u) => u,
-                None => {
-                    let new = NewUser {
-                        email: Some(email.clone()),
-                        password_hash: Some(hash),
-                        user_metadata: metadata,
-                        ..NewUser::default()
-                    };
-                    auth.store().create(&mut tx, new).await?
-                }
-            };
-            (user, MailKind::Confirmation, email)
-        }
-        "invite" => {
-            let user = match existing {
-                Some(u) if u.email_confirmed() => {
-                    return Err(Error::email_exists());
-                }
-                Some(u) => u,
-                None => {
-                    let new = NewUser {
-                        email: Some(email.clone()),
-                        user_metadata: metadata,
-                        invited: true,
-                        ..NewUser::default()
-                    };
-                    auth.store().create(&mut tx, new).await?
-                }
-            };
-            (user, MailKind::Invite, email)
-        }
-        "magiclink" => {
-            let user = match existing {
-                Some(u) => u,
-                None => {
-                    let new = NewUser { email: Some(email.clone()), user_metadata: metadata, ..NewUser::default() };
-                    auth.store().create(&mut tx, new).await?
-                }
-            };
-            (user, MailKind::MagicLink, email)
-        }
-        "recovery" => (existing.ok_or_else(Error::user_not_found)?, MailKind::Recovery, email),
-        "email_change_current" | "email_change_new" => {
-            let user = existing.ok_or_else(Error::user_not_found)?;
-            let new_email = normalize_email(body.new_email.as_deref().unwrap_or_default())?;
-            users::ensure_free(&auth, &mut tx, Contact::Email(&new_email), None).await?;
-            let change = UserChange { email_change: Some(new_email.clone()), ..UserChange::default() };
-            let user = auth.store().update(&mut tx, user.id, change).await?;
-            (user, MailKind::EmailChange, new_email)
-        }
-        other => return Err(Error::validation(format!("Invalid link type: {other:?}"))),
-    };
-    let spec = LinkSpec { kind, address, redirect_to: redirect_to.clone(), pkce: None, reset: false };
+    let (user, address) = link_user(&auth, &mut tx, link_type, email, &body).await?;
+    let spec =
+        LinkSpec { kind: link_type.mail_kind(), address, redirect_to: redirect_to.clone(), pkce: None, reset: false };
     let link = links::issue(&auth, &project, &mut tx, &user, &spec).await?;
     let user = auth.store().find(&mut tx, Lookup::Id(user.id)).await?.ok_or_else(Error::user_not_found)?;
     tx.commit().await?;
@@ -485,6 +422,97 @@ pub(crate) async fn generate_link(
     out["verification_type"] = json!(spec.verify_type().as_str());
     out["redirect_to"] = json!(redirect_to);
     Ok(Json(out))
+}
+
+/// The link types of `generateLink`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkType {
+    Signup,
+    Invite,
+    MagicLink,
+    Recovery,
+    /// `email_change_current` and `email_change_new`: both go to the new address.
+    EmailChange,
+}
+
+impl LinkType {
+    fn parse(kind: &str) -> Result<Self> {
+        Ok(match kind {
+            "signup" => Self::Signup,
+            "invite" => Self::Invite,
+            "magiclink" => Self::MagicLink,
+            "recovery" => Self::Recovery,
+            "email_change_current" | "email_change_new" => Self::EmailChange,
+            other => return Err(Error::validation(format!("Invalid link type: {other:?}"))),
+        })
+    }
+
+    fn mail_kind(self) -> MailKind {
+        match self {
+            Self::Signup => MailKind::Confirmation,
+            Self::Invite => MailKind::Invite,
+            Self::MagicLink => MailKind::MagicLink,
+            Self::Recovery => MailKind::Recovery,
+            Self::EmailChange => MailKind::EmailChange,
+        }
+    }
+}
+
+/// The user a link of `link_type` is for (created when the type makes one) and the address
+/// it goes to.
+async fn link_user(
+    auth: &Auth,
+    tx: &mut sqlx::PgConnection,
+    link_type: LinkType,
+    email: String,
+    body: &LinkBody,
+) -> Result<(User, String)> {
+    let existing = auth.store().find(tx, Lookup::Email(&email)).await?;
+    let metadata = body.data.clone().unwrap_or_default();
+    let user = match (link_type, existing) {
+        (LinkType::Signup, existing) => {
+            let password = body
+                .password
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| Error::validation("Signup requires a valid password"))?;
+            let hash = hash_password(auth, password).await?;
+            match existing {
+                Some(u) if u.email_confirmed() => return Err(Error::email_exists()),
+                Some(u) => u,
+                None => {
+                    let new = NewUser {
+                        email: Some(email.clone()),
+                        password_hash: Some(hash),
+                        user_metadata: metadata,
+                        ..NewUser::default()
+                    };
+                    auth.store().create(tx, new).await?
+                }
+            }
+        }
+        (LinkType::Invite, Some(u)) if u.email_confirmed() => return Err(Error::email_exists()),
+        (LinkType::Invite | LinkType::MagicLink, Some(u)) => u,
+        (LinkType::Invite, None) => {
+            let new =
+                NewUser { email: Some(email.clone()), user_metadata: metadata, invited: true, ..NewUser::default() };
+            auth.store().create(tx, new).await?
+        }
+        (LinkType::MagicLink, None) => {
+            let new = NewUser { email: Some(email.clone()), user_metadata: metadata, ..NewUser::default() };
+            auth.store().create(tx, new).await?
+        }
+        (LinkType::Recovery, existing) => existing.ok_or_else(Error::user_not_found)?,
+        (LinkType::EmailChange, existing) => {
+            let user = existing.ok_or_else(Error::user_not_found)?;
+            let new_email = normalize_email(body.new_email.as_deref().unwrap_or_default())?;
+            users::ensure_free(auth, tx, Contact::Email(&new_email), None).await?;
+            let change = UserChange { email_change: Some(new_email.clone()), ..UserChange::default() };
+            let user = auth.store().update(tx, user.id, change).await?;
+            return Ok((user, new_email));
+        }
+    };
+    Ok((user, email))
 }
 
 #[derive(Debug, Deserialize, Default)]
