@@ -35,39 +35,8 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         return Err(Error::not_acceptable(accept));
     }
-
-    // Arguments: the JSON body of a POST, or the query parameters of a GET.
-    let (args, names, body_fallback) = if *method == Method::POST {
-        let text = std::str::from_utf8(body).map_err(|_| Error::invalid_body("Empty or invalid json"))?.trim();
-        let text = if text.is_empty() { "{}" } else { text };
-        let value: Value = serde_json::from_str(text).map_err(|_| Error::invalid_body("Empty or invalid json"))?;
-        match value {
-            Value::Object(map) => {
-                let names: Vec<String> = map.keys().cloned().collect();
-                (Args::Named(map), names, true)
-            }
-            _ => (Args::Body(text.to_owned()), Vec::new(), true),
-        }
-    } else {
-        let map: Map<String, Value> = query.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-        let names = map.keys().cloned().collect();
-        (Args::Named(map), names, false)
-    };
-    let overloads = schema.function(schema_name, name);
-    let mut function = resolve(schema_name, name, overloads, &names, body_fallback).map_err(|e| {
-        let known =
-            schema.functions.keys().filter(|f| f.schema == schema_name && f.name != name).map(|f| f.name.as_str());
-        e.with_function_hint(schema_name, crate::error::suggest(name, known))
-    })?;
-    // A JSON object may also be the single json argument's value.
-    let args = match args {
-        Args::Named(map) if function.takes_single_json() => Args::Body(Value::Object(map).to_string()),
-        Args::Body(b) if !function.takes_single_json() => {
-            function = resolve(schema_name, name, overloads, &[], false)?;
-            Args::Body(b)
-        }
-        other => other,
-    };
+    let args = call_args(method, body, &query)?;
+    let (function, args) = resolve_call(&schema, schema_name, name, args)?;
     // `maxAffected(n)`: only for functions returning a set, whose rows are counted.
     let strict_limit = prefs.max_affected.filter(|_| prefs.handling == Some(PreferHandling::Strict));
     if strict_limit.is_some() && !function.returns_set {
@@ -110,14 +79,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
 
     // Everything else is one value: a scalar, a set of scalars, one composite, or nothing.
     let mut select = Query::select();
-    let value = match (&function.returns, function.returns_set) {
-        (ReturnType::Void, _) => "NULL::text",
-        (_, true) => "coalesce(json_agg(\"t0\"), '[]'::json)::text",
-        (ReturnType::Composite(_) | ReturnType::Columns(_) | ReturnType::Record, false) => "to_json(\"t0\")::text",
-        (ReturnType::Scalar(_), false) => "to_json(\"t0\")::text",
-    };
-    // The rows a set yielded (alongside its json_agg), or the single value's one row.
-    let rows_expr = if function.returns_set { "pg_catalog.count(*)" } else { "1::int8" };
+    let (value, rows_expr) = value_exprs(&function.returns, function.returns_set);
     select.expr(Expr::cust(value)).expr(Expr::cust(rows_expr)).from_function(call, Alias::new("t0"));
     let statement = Statement::from_select(&select);
     let counted = |rows: &[tokio_postgres::Row]| -> Result<u64> {
@@ -138,6 +100,72 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         res.headers_mut().insert("preference-applied", HeaderValue::from_static(c.as_str()));
     }
     Ok(res)
+}
+
+/// A call's arguments as the request gives them: the JSON body of a POST (an object's keys
+/// name the arguments; anything else is the body of a single json argument), or the query
+/// parameters of a GET.
+struct CallArgs {
+    args: Args,
+    names: Vec<String>,
+    /// Whether a single unnamed json argument may take the whole body.
+    body_fallback: bool,
+}
+
+fn call_args(method: &Method, body: &[u8], query: &crate::query::ApiQuery) -> Result<CallArgs> {
+    if *method != Method::POST {
+        let map: Map<String, Value> = query.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let names = map.keys().cloned().collect();
+        return Ok(CallArgs { args: Args::Named(map), names, body_fallback: false });
+    }
+    let text = std::str::from_utf8(body).map_err(|_| Error::invalid_body("Empty or invalid json"))?.trim();
+    let text = if text.is_empty() { "{}" } else { text };
+    let value: Value = serde_json::from_str(text).map_err(|_| Error::invalid_body("Empty or invalid json"))?;
+    Ok(match value {
+        Value::Object(map) => {
+            let names = map.keys().cloned().collect();
+            CallArgs { args: Args::Named(map), names, body_fallback: true }
+        }
+        _ => CallArgs { args: Args::Body(text.to_owned()), names: Vec::new(), body_fallback: true },
+    })
+}
+
+/// The overload the arguments call (with a "Perhaps you meant" hint when there is none), and
+/// the arguments as it takes them: a JSON object may also be a single json argument's value.
+fn resolve_call<'s>(
+    schema: &'s crate::schema::Schema,
+    schema_name: &str,
+    name: &str,
+    given: CallArgs,
+) -> Result<(&'s crate::schema::Function, Args)> {
+    let overloads = schema.function(schema_name, name);
+    let mut function = resolve(schema_name, name, overloads, &given.names, given.body_fallback).map_err(|e| {
+        let known =
+            schema.functions.keys().filter(|f| f.schema == schema_name && f.name != name).map(|f| f.name.as_str());
+        e.with_function_hint(schema_name, crate::error::suggest(name, known))
+    })?;
+    let args = match given.args {
+        Args::Named(map) if function.takes_single_json() => Args::Body(Value::Object(map).to_string()),
+        Args::Body(b) if !function.takes_single_json() => {
+            function = resolve(schema_name, name, overloads, &[], false)?;
+            Args::Body(b)
+        }
+        other => other,
+    };
+    Ok((function, args))
+}
+
+/// The select list of a call answered as one value: the value as JSON text, and how many
+/// rows a set yielded (for `max-affected`) or 1.
+fn value_exprs(returns: &ReturnType, returns_set: bool) -> (&'static str, &'static str) {
+    let value = match (returns, returns_set) {
+        (ReturnType::Void, _) => "NULL::text",
+        (_, true) => "coalesce(json_agg(\"t0\"), '[]'::json)::text",
+        (ReturnType::Composite(_) | ReturnType::Columns(_) | ReturnType::Record, false) => "to_json(\"t0\")::text",
+        (ReturnType::Scalar(_), false) => "to_json(\"t0\")::text",
+    };
+    let rows = if returns_set { "pg_catalog.count(*)" } else { "1::int8" };
+    (value, rows)
 }
 
 /// Runs a call's statement. Under `handling=strict` with `max-affected`, in a transaction that
@@ -161,4 +189,41 @@ async fn run(
     }
     tx.commit().await?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{decode_query, parse_query};
+
+    #[test]
+    fn post_arguments_are_named_by_an_object_else_they_are_the_body() {
+        let query = parse_query(&decode_query("")).expect("query");
+        let named = call_args(&Method::POST, br#"{"a":1,"b":"x"}"#, &query).expect("object");
+        assert_eq!((named.names, named.body_fallback), (vec!["a".to_owned(), "b".to_owned()], true));
+        let empty = call_args(&Method::POST, b"  ", &query).expect("an empty body is {}");
+        assert!(matches!(empty.args, Args::Named(ref m) if m.is_empty()));
+        let body = call_args(&Method::POST, b"[1,2]", &query).expect("array");
+        assert!(matches!(body.args, Args::Body(ref b) if b == "[1,2]"));
+        let e = call_args(&Method::POST, b"{", &query).err().expect("not JSON");
+        assert_eq!(e.kind(), Some(ErrorKind::InvalidBody));
+    }
+
+    #[test]
+    fn get_arguments_are_the_query_parameters_as_text() {
+        let query = parse_query(&decode_query("a=1&b=two")).expect("query");
+        let given = call_args(&Method::GET, b"ignored", &query).expect("query");
+        assert_eq!((given.names.clone(), given.body_fallback), (vec!["a".to_owned(), "b".to_owned()], false));
+        assert!(matches!(given.args, Args::Named(ref m) if m["a"] == "1" && m["b"] == "two"));
+    }
+
+    #[test]
+    fn one_value_is_json_text_and_a_set_also_counts_its_rows() {
+        assert_eq!(value_exprs(&ReturnType::Void, false).0, "NULL::text");
+        assert_eq!(
+            value_exprs(&ReturnType::Record, true),
+            ("coalesce(json_agg(\"t0\"), '[]'::json)::text", "pg_catalog.count(*)")
+        );
+        assert_eq!(value_exprs(&ReturnType::Record, false), ("to_json(\"t0\")::text", "1::int8"));
+    }
 }

@@ -68,12 +68,45 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
         let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         return Err(Error::not_acceptable(accept));
     }
+    let write = build_write(method, relation, &query, &mut prefs, body, headers)?;
+    // An update of nothing writes nothing.
+    if let Write::Update { columns, .. } = &write
+        && columns.is_empty()
+    {
+        return Ok(respond(method, &prefs, output, 0, String::new(), &[], None));
+    }
+    let ctx = with_schema(ctx, schema_name);
+    let target = Target { project, ctx: &ctx, relation, query: &query, write: &write };
+    if in_one_flight(&prefs) {
+        return write_at_once(&target, method, &prefs, output).await;
+    }
+    write_in_transaction(&target, &schema, method, &prefs, output).await
+}
 
-    let write = match *method {
+/// What a write changes, and as whom.
+struct Target<'a> {
+    project: &'a forge_core::Project,
+    ctx: &'a forge_core::rls::RequestContext,
+    relation: &'a Relation,
+    query: &'a ApiQuery,
+    write: &'a Write,
+}
+
+/// The write a request asks for: the body's rows for POST (with the upsert's conflict
+/// target), PUT and PATCH, none for DELETE.
+fn build_write(
+    method: &Method,
+    relation: &Relation,
+    query: &ApiQuery,
+    prefs: &mut Preferences,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<Write> {
+    Ok(match *method {
         Method::POST => {
             let rows = rows(body, headers)?;
-            let columns = columns(&rows, &query)?;
-            let conflict = conflict(relation, &query, &mut prefs);
+            let columns = columns(&rows, query)?;
+            let conflict = conflict(relation, query, prefs);
             Write::Insert {
                 rows: Value::Array(rows.into_iter().map(Value::Object).collect()).to_string(),
                 columns,
@@ -81,7 +114,7 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
                 conflict,
             }
         }
-        Method::PUT => put_write(relation, &query, body, headers)?,
+        Method::PUT => put_write(relation, query, body, headers)?,
         Method::PATCH => {
             let mut rows = rows(body, headers)?;
             if rows.len() != 1 {
@@ -95,44 +128,53 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
             Write::Update { row: Value::Object(row).to_string(), columns }
         }
         _ => Write::Delete,
-    };
-    // An update of nothing writes nothing.
-    if let Write::Update { columns, .. } = &write
-        && columns.is_empty()
-    {
-        return Ok(respond(method, &prefs, output, 0, String::new(), &[], None));
-    }
+    })
+}
 
+/// The common case, a write whose rows are not wanted and that needs no check before it
+/// commits, goes out in one flight: BEGIN, settings, statement, COMMIT.
+fn in_one_flight(prefs: &Preferences) -> bool {
     let wants_rows = matches!(prefs.return_, Some(PreferReturn::Representation | PreferReturn::HeadersOnly));
-    let ctx = with_schema(ctx, schema_name);
     let strict_limit = prefs.max_affected.filter(|_| prefs.handling == Some(PreferHandling::Strict));
-    // The common case, a write whose rows are not wanted and that needs no check before it
-    // commits, goes out in one flight: BEGIN, settings, statement, COMMIT.
-    if !wants_rows && strict_limit.is_none() && prefs.tx != Some(PreferTx::Rollback) {
-        // A merging upsert also reports whether it inserted anything (201) or only updated (200).
-        if merges(&write) {
-            let statement = plan_upsert_counts(relation, &query, &write)?;
-            let rows = rls::query_once(project.db(), &ctx, &statement.sql, &statement.bind()).await?;
-            let row = rows.first().ok_or_else(|| internal("an upsert returned no row"))?;
-            let affected: i64 = row.try_get(0).map_err(internal)?;
-            let inserted: i64 = row.try_get(1).map_err(internal)?;
-            let mut res =
-                respond(method, &prefs, output, u64::try_from(affected).unwrap_or(0), String::new(), &[], None);
-            if inserted == 0 && affected > 0 && *method == Method::POST {
-                *res.status_mut() = StatusCode::OK;
-            }
-            return Ok(res);
+    !wants_rows && strict_limit.is_none() && prefs.tx != Some(PreferTx::Rollback)
+}
+
+async fn write_at_once(t: &Target<'_>, method: &Method, prefs: &Preferences, output: Output) -> Result<Response> {
+    // A merging upsert also reports whether it inserted anything (201) or only updated (200).
+    if merges(t.write) {
+        let statement = plan_upsert_counts(t.relation, t.query, t.write)?;
+        let rows = rls::query_once(t.project.db(), t.ctx, &statement.sql, &statement.bind()).await?;
+        let row = rows.first().ok_or_else(|| internal("an upsert returned no row"))?;
+        let affected: i64 = row.try_get(0).map_err(internal)?;
+        let inserted: i64 = row.try_get(1).map_err(internal)?;
+        let mut res = respond(method, prefs, output, u64::try_from(affected).unwrap_or(0), String::new(), &[], None);
+        if inserted == 0 && affected > 0 && *method == Method::POST {
+            *res.status_mut() = StatusCode::OK;
         }
-        let statement = plan_write(relation, &query, &write)?;
-        let affected = rls::execute_once(project.db(), &ctx, &statement.sql, &statement.bind()).await?;
-        return Ok(respond(method, &prefs, output, affected, String::new(), &[], None));
+        return Ok(res);
     }
-    let tx = rls::begin(project.db(), &ctx).await?;
+    let statement = plan_write(t.relation, t.query, t.write)?;
+    let affected = rls::execute_once(t.project.db(), t.ctx, &statement.sql, &statement.bind()).await?;
+    Ok(respond(method, prefs, output, affected, String::new(), &[], None))
+}
+
+/// A write whose rows are wanted, or that is checked (`max-affected`, a singular answer) or
+/// rolled back before it ends: in a transaction of its own.
+async fn write_in_transaction(
+    t: &Target<'_>,
+    schema: &crate::schema::Schema,
+    method: &Method,
+    prefs: &Preferences,
+    output: Output,
+) -> Result<Response> {
+    let wants_rows = matches!(prefs.return_, Some(PreferReturn::Representation | PreferReturn::HeadersOnly));
+    let tx = rls::begin(t.project.db(), t.ctx).await?;
     let mut only_updated = false;
     let (affected, body_text, columns) = if wants_rows {
-        let mut shaped = query.clone();
+        let mut shaped = t.query.clone();
         if prefs.return_ == Some(PreferReturn::HeadersOnly) {
-            shaped.select = relation
+            shaped.select = t
+                .relation
                 .primary_key
                 .iter()
                 .map(|c| crate::query::SelectItem::Field(crate::query::SelectField::column(c.clone())))
@@ -141,26 +183,26 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
         let out = if prefs.return_ == Some(PreferReturn::HeadersOnly) { Output::Json } else { output };
         let read = ReadRequest {
             source: Source::Written,
-            schema: &schema,
-            relation,
+            schema,
+            relation: t.relation,
             query: &shaped,
             offset: 0,
             limit: None,
             exact_count: false,
             output: out,
         };
-        let plan = plan_write_returning(&read, &write)?;
+        let plan = plan_write_returning(&read, t.write)?;
         let rows = tx.query(&plan.statement.sql, &plan.statement.bind()).await?;
         let row = rows.first().ok_or_else(|| internal("a write returned no row"))?;
         let page: i64 = row.try_get(1).map_err(internal)?;
         let body: String = row.try_get(2).map_err(internal)?;
-        if merges(&write) {
+        if merges(t.write) {
             let inserted: i64 = row.try_get(3).map_err(internal)?;
             only_updated = inserted == 0 && page > 0;
         }
         (u64::try_from(page).unwrap_or(0), body, plan.columns)
     } else {
-        let statement = plan_write(relation, &query, &write)?;
+        let statement = plan_write(t.relation, t.query, t.write)?;
         (tx.execute(&statement.sql, &statement.bind()).await?, String::new(), Vec::new())
     };
 
@@ -174,7 +216,7 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
         return Err(Error::not_singular(affected));
     }
     let location = if prefs.return_ == Some(PreferReturn::HeadersOnly) && *method == Method::POST && affected == 1 {
-        location(relation, &body_text)
+        location(t.relation, &body_text)
     } else {
         None
     };
@@ -184,7 +226,7 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
         tx.commit().await?;
     }
     let body_text = if prefs.return_ == Some(PreferReturn::Representation) { body_text } else { String::new() };
-    let mut res = respond(method, &prefs, output, affected, body_text, &columns, location);
+    let mut res = respond(method, prefs, output, affected, body_text, &columns, location);
     if only_updated && *method == Method::POST {
         *res.status_mut() = StatusCode::OK;
     }
@@ -323,4 +365,51 @@ fn respond(
         h.insert("preference-applied", applied);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{decode_query, parse_prefer, parse_query};
+
+    fn json_headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).expect("header"));
+        headers
+    }
+
+    #[test]
+    fn a_body_is_one_object_or_an_array_of_objects() {
+        let headers = json_headers("application/json; charset=utf-8");
+        assert_eq!(rows(br#"{"a":1}"#, &headers).expect("one").len(), 1);
+        assert_eq!(rows(br#"[{"a":1},{"a":2}]"#, &headers).expect("two").len(), 2);
+        for bad in [&b"[1]"[..], b"3", b"", b"{"] {
+            let e = rows(bad, &headers).expect_err("refused");
+            assert_eq!(e.kind(), Some(ErrorKind::InvalidBody), "{bad:?}");
+        }
+        let e = rows(br#"{"a":1}"#, &json_headers("text/plain")).expect_err("not JSON");
+        assert!(e.to_string().contains("Content-Type not acceptable"), "{e}");
+        assert!(rows(br#"{"a":1}"#, &json_headers("application/vnd.api+json")).is_ok());
+    }
+
+    #[test]
+    fn written_columns_are_columns_or_the_keys_every_row_shares() {
+        let query = parse_query(&decode_query("")).expect("query");
+        let same: Vec<Map<String, Value>> = serde_json::from_str(r#"[{"a":1,"b":2},{"b":3,"a":4}]"#).expect("rows");
+        assert_eq!(columns(&same, &query).expect("columns"), ["a", "b"]);
+        let differ: Vec<Map<String, Value>> = serde_json::from_str(r#"[{"a":1},{"b":2}]"#).expect("rows");
+        assert_eq!(columns(&differ, &query).expect_err("keys differ").kind(), Some(ErrorKind::InvalidBody));
+        let named = parse_query(&decode_query("columns=b")).expect("query");
+        assert_eq!(columns(&differ, &named).expect("columns="), ["b"]);
+    }
+
+    #[test]
+    fn only_unchecked_writes_whose_rows_are_not_wanted_go_in_one_flight() {
+        assert!(in_one_flight(&parse_prefer(["return=minimal"])));
+        assert!(!in_one_flight(&parse_prefer(["return=representation"])));
+        assert!(!in_one_flight(&parse_prefer(["return=headers-only"])));
+        assert!(!in_one_flight(&parse_prefer(["tx=rollback"])));
+        assert!(!in_one_flight(&parse_prefer(["handling=strict, max-affected=1"])));
+        assert!(in_one_flight(&parse_prefer(["max-affected=1"])), "lenient handling checks nothing");
+    }
 }
