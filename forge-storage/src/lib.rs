@@ -101,6 +101,7 @@ mod api;
 mod blob;
 pub mod error;
 mod render;
+mod rows;
 mod service;
 mod sweep;
 mod table_metadata;

@@ -6,18 +6,15 @@ use axum::extract::{Path, Query};
 use axum::{Extension, Json};
 use forge_core::DbErrorKind;
 use forge_core::Project;
-use forge_core::rls::{self, RequestContext};
+use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{parse_body, rls_json};
+use super::parse_body;
 use crate::blob;
 use crate::error::{Error, ErrorKind, Result};
+use crate::rows;
 use crate::service::Storage;
-
-const BUCKET_JSON: &str = "jsonb_build_object('id', b.id, 'name', b.name, 'owner', coalesce(b.owner::text, ''), \
-     'public', b.public, 'type', b.type, 'file_size_limit', b.file_size_limit, \
-     'allowed_mime_types', b.allowed_mime_types, 'created_at', b.created_at, 'updated_at', b.updated_at)";
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -44,22 +41,15 @@ pub(crate) async fn list(project: Project, ctx: RequestContext, Query(q): Query<
         "desc" => "desc",
         other => return Err(Error::invalid(format!("Invalid sortOrder {other:?}"))),
     };
-    let sql = format!(
-        "select coalesce(jsonb_agg(j order by n), '[]'::jsonb) from ( \
-           select {BUCKET_JSON} as j, row_number() over (order by {column} {order}, b.id) as n \
-           from storage.buckets b where $1::text is null or b.name ilike '%' || $1 || '%' \
-           order by {column} {order}, b.id limit $2 offset $3) t"
-    );
     let search = q.search.filter(|s| !s.is_empty());
     let limit = q.limit.unwrap_or(i64::MAX).max(0);
     let offset = q.offset.unwrap_or(0).max(0);
-    let out = rls_json(&project, &ctx, &sql, &[&search, &limit, &offset]).await?;
+    let out = rows::list_buckets(&project, &ctx, (column, order), search, limit, offset).await?;
     Ok(Json(out.unwrap_or_else(|| json!([]))))
 }
 
 pub(crate) async fn get(project: Project, ctx: RequestContext, Path(id): Path<String>) -> Result<Json<Value>> {
-    let sql = format!("select {BUCKET_JSON} from storage.buckets b where b.id = $1");
-    rls_json(&project, &ctx, &sql, &[&id]).await?.map(Json).ok_or_else(Error::no_such_bucket)
+    rows::get_bucket(&project, &ctx, &id).await?.map(Json).ok_or_else(Error::no_such_bucket)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -135,13 +125,16 @@ pub(crate) async fn create(project: Project, ctx: RequestContext, body: Bytes) -
         return Err(Error::invalid("Only STANDARD buckets are supported"));
     }
     let owner = ctx.principal().claims().sub().map(str::to_owned);
-    let sql = "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types) \
-               values ($1, $2, $3::text::uuid, $3, $4, $5, $6) returning to_jsonb(name)";
     let owner = owner.filter(|o| uuid::Uuid::parse_str(o).is_ok());
-    let public = body.public.unwrap_or(false);
-    let created = rls_json(&project, &ctx, sql, &[&id, &name, &owner, &public, &limit, &body.allowed_mime_types])
-        .await
-        .map_err(duplicate_bucket)?;
+    let new = rows::NewBucket {
+        id: &id,
+        name: &name,
+        owner,
+        public: body.public.unwrap_or(false),
+        file_size_limit: limit,
+        allowed_mime_types: &body.allowed_mime_types,
+    };
+    let created = rows::create_bucket(&project, &ctx, &new).await.map_err(duplicate_bucket)?;
     Ok(Json(json!({ "name": created.unwrap_or(Value::String(name)) })))
 }
 
@@ -171,14 +164,16 @@ pub(crate) async fn update(
     };
     check_mime_types(&body.allowed_mime_types)?;
     let set_types = given("allowed_mime_types");
-    let sql = "update storage.buckets set public = coalesce($2, public), \
-               file_size_limit = case when $3 then $4 else file_size_limit end, \
-               allowed_mime_types = case when $5 then $6 else allowed_mime_types end, updated_at = now() \
-               where id = $1 returning to_jsonb(id)";
-    let updated =
-        rls_json(&project, &ctx, sql, &[&id, &body.public, &set_limit, &limit, &set_types, &body.allowed_mime_types])
-            .await?;
-    updated.ok_or_else(Error::no_such_bucket)?;
+    let change = rows::BucketChange {
+        public: body.public,
+        set_limit,
+        file_size_limit: limit,
+        set_types,
+        allowed_mime_types: &body.allowed_mime_types,
+    };
+    if !rows::update_bucket(&project, &ctx, &id, &change).await? {
+        return Err(Error::no_such_bucket());
+    }
     Ok(Json(json!({ "message": "Successfully updated" })))
 }
 
@@ -188,31 +183,18 @@ pub(crate) async fn empty(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    let tx = rls::begin(project.db(), &ctx).await?;
-    let found = tx.query("select 1 from storage.buckets where id = $1", &[&id]).await?;
-    if found.is_empty() {
-        return Err(Error::no_such_bucket());
-    }
-    let rows = tx
-        .query_and_commit(
-            "delete from storage.objects where bucket_id = $1 and version is not null returning version",
-            &[&id],
-        )
-        .await?;
-    let versions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let versions = rows::empty_bucket(&project, &ctx, &id).await?.ok_or_else(Error::no_such_bucket)?;
     blob::forget(storage.store().as_ref(), versions.iter().map(|v| Storage::blob_path(&project, v)).collect()).await;
     Ok(Json(json!({ "message": "Successfully emptied" })))
 }
 
 pub(crate) async fn delete(project: Project, ctx: RequestContext, Path(id): Path<String>) -> Result<Json<Value>> {
-    let tx = rls::begin(project.db(), &ctx).await?;
-    let objects = tx.query("select 1 from storage.objects where bucket_id = $1 limit 1", &[&id]).await?;
-    if !objects.is_empty() {
-        return Err(Error::new(ErrorKind::BucketNotEmpty, "The bucket you tried to delete is not empty"));
-    }
-    let rows = tx.query_and_commit("delete from storage.buckets where id = $1 returning id", &[&id]).await?;
-    if rows.is_empty() {
-        return Err(Error::no_such_bucket());
+    match rows::delete_bucket(&project, &ctx, &id).await? {
+        rows::BucketDeletion::NotEmpty => {
+            return Err(Error::new(ErrorKind::BucketNotEmpty, "The bucket you tried to delete is not empty"));
+        }
+        rows::BucketDeletion::Missing => return Err(Error::no_such_bucket()),
+        rows::BucketDeletion::Deleted => {}
     }
     Ok(Json(json!({ "message": "Successfully deleted" })))
 }

@@ -10,16 +10,17 @@ use forge_core::rls::RequestContext;
 use serde_json::{Value, json};
 
 use super::object::ObjectPath;
-use super::rls_json;
 use crate::error::{Error, Result};
+use crate::rows;
 
 pub(crate) async fn purge(
     project: Project,
     ctx: RequestContext,
     ObjectPath { bucket, name }: ObjectPath,
 ) -> Result<Json<Value>> {
-    let sql = "select to_jsonb(id) from storage.objects where bucket_id = $1 and name = $2";
-    rls_json(&project, &ctx, sql, &[&bucket, &name.as_str()]).await?.ok_or_else(Error::no_such_key)?;
+    if !rows::object_visible(&project, &ctx, &bucket, &name).await? {
+        return Err(Error::no_such_key());
+    }
     Ok(Json(json!({ "message": "success" })))
 }
 
@@ -29,7 +30,8 @@ pub(crate) async fn purge_bucket(
     Path(bucket): Path<String>,
 ) -> Result<Json<Value>> {
     // The bucket as the caller sees it: purging tells nobody what they may not read.
-    let sql = "select to_jsonb(id) from storage.buckets where id = $1";
-    rls_json(&project, &ctx, sql, &[&bucket]).await?.ok_or_else(Error::no_such_bucket)?;
+    if !rows::bucket_visible(&project, &ctx, &bucket).await? {
+        return Err(Error::no_such_bucket());
+    }
     Ok(Json(json!({ "message": "success" })))
 }

@@ -11,9 +11,9 @@ use forge_core::rls::RequestContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::object::list::like_escape;
-use super::{parse_body, rls_json};
+use super::parse_body;
 use crate::error::{Error, Result};
+use crate::rows::{like_escape, query_json};
 
 /// The most entries a page holds (Supabase's limit and default).
 const MAX_LIMIT: i64 = 1000;
@@ -96,7 +96,7 @@ pub(crate) async fn list_v2(
     let fetch = listing.limit + 1;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
         [&bucket, &pattern, &prefix_len, &after, &fetch, &at, &listing.folded];
-    let rows = match rls_json(&project, &ctx, &listing.sql(), &params).await? {
+    let rows = match query_json(&project, &ctx, &listing.sql(), &params).await? {
         Some(Value::Array(rows)) => rows,
         _ => Vec::new(),
     };

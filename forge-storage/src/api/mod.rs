@@ -10,12 +10,9 @@ mod vectors;
 
 use axum::Router;
 use axum::routing::{get, patch, post, put};
+use forge_core::WireFormat;
 use forge_core::error::RefusalLayer;
-use forge_core::rls::{self, RequestContext};
-use forge_core::{Project, WireFormat};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
-use tokio_postgres::types::ToSql;
 
 use crate::error::{Error, Result};
 use crate::service::Storage;
@@ -150,42 +147,4 @@ pub(crate) fn s3_style_name(name: &str, dots: bool) -> bool {
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
     serde_json::from_slice(body).map_err(|e| Error::invalid(format!("Invalid JSON body: {e}")))
-}
-
-/// Runs one statement returning one JSON value in its own RLS transaction, as the caller.
-pub(crate) async fn rls_json(
-    project: &Project,
-    ctx: &RequestContext,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<Value>> {
-    let rows = rls::query_once(project.db(), ctx, sql, params).await?;
-    Ok(rows.first().and_then(|r| r.get::<_, Option<Value>>(0)))
-}
-
-/// A bucket as the service sees it (looked up without RLS: the caller's rights are checked on
-/// the objects).
-#[derive(Debug, Clone)]
-pub(crate) struct BucketInfo {
-    pub(crate) id: String,
-    pub(crate) public: bool,
-    pub(crate) file_size_limit: Option<i64>,
-    pub(crate) allowed_mime_types: Option<Vec<String>>,
-}
-
-pub(crate) async fn bucket_info(project: &Project, id: &str) -> Result<BucketInfo> {
-    let row = sqlx::query("select id, public, file_size_limit, allowed_mime_types from storage.buckets where id = $1")
-        .bind(id)
-        .fetch_optional(project.db().pool())
-        .await
-        .map_err(forge_core::ForgeError::from)?
-        .ok_or_else(Error::no_such_bucket)?;
-    use sqlx::Row as _;
-    let read = |e: sqlx::Error| Error::from(forge_core::ForgeError::from(e));
-    Ok(BucketInfo {
-        id: row.try_get("id").map_err(read)?,
-        public: row.try_get("public").map_err(read)?,
-        file_size_limit: row.try_get("file_size_limit").map_err(read)?,
-        allowed_mime_types: row.try_get("allowed_mime_types").map_err(read)?,
-    })
 }

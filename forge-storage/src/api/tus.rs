@@ -32,7 +32,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::bucket_info;
 use super::object::sign::UploadGrant;
 use super::object::upload::{
     Mode, NewVersion, object_metadata, owner_of, point_at_version, precheck, size_limit, upsert,
@@ -40,6 +39,7 @@ use super::object::upload::{
 use super::object::{check_mime, check_name};
 use crate::blob;
 use crate::error::{Error, ErrorKind};
+use crate::rows::bucket_info;
 use crate::service::Storage;
 
 use forge_core::error::TUS_VERSION;

@@ -18,9 +18,8 @@ use serde_json::{Value, json};
 
 use super::error::{IcebergError, IcebergResult};
 use super::{ServiceRole, parse_json, query_params};
-use crate::api::object::list::like_escape;
-use crate::api::rls_json;
 use crate::error::{Error, ErrorKind};
+use crate::rows::{like_escape, query_json};
 
 const BUCKET_JSON: &str = "jsonb_build_object('id', b.name, 'name', b.name, 'type', b.type, 'format', b.format, \
      'created_at', b.created_at, 'updated_at', b.updated_at)";
@@ -47,7 +46,7 @@ pub(crate) async fn create(project: Project, ServiceRole(ctx): ServiceRole, body
         return Err(Error::new(ErrorKind::InvalidBucketName, "Bucket name invalid").into());
     }
     let sql = format!("insert into storage.buckets_analytics as b (name) values ($1) returning {BUCKET_JSON}");
-    let created = rls_json(&project, &ctx, &sql, &[&name]).await.map_err(|e| match &e {
+    let created = query_json(&project, &ctx, &sql, &[&name]).await.map_err(|e| match &e {
         e if e.db_kind() == Some(DbErrorKind::UniqueViolation) => {
             Error::new(ErrorKind::BucketAlreadyExists, "The resource already exists")
         }
@@ -94,7 +93,7 @@ pub(crate) async fn list(
            from storage.buckets_analytics b where $1::text is null or b.name ilike $1 \
            order by {column} {order}, b.name limit $2 offset $3) t"
     );
-    let out = rls_json(&project, &ctx, &sql, &[&search, &limit, &offset]).await?;
+    let out = query_json(&project, &ctx, &sql, &[&search, &limit, &offset]).await?;
     Ok(Json(out.unwrap_or_else(|| json!([]))))
 }
 

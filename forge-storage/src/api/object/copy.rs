@@ -11,9 +11,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::parse_body;
 use super::*;
-use super::{bucket_info, parse_body, rls_json};
 use crate::error::{Error, Result};
+use crate::rows;
 use crate::service::Storage;
 
 pub(crate) async fn copy(
@@ -28,10 +29,8 @@ pub(crate) async fn copy(
     check_name(&body.destination_key)?;
     let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
     let destination = bucket_info(&project, &to_bucket).await?;
-    let sql = "select jsonb_build_object('version', version, 'metadata', metadata, 'user_metadata', user_metadata) \
-               from storage.objects where bucket_id = $1 and name = $2";
     let source =
-        rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key]).await?.ok_or_else(Error::no_such_key)?;
+        rows::object_row(&project, Reader::Caller(&ctx), rows::SOURCE_JSON, &body.bucket_id, &body.source_key).await?;
     let from = source["version"].as_str().ok_or_else(Error::no_such_key)?;
     check_fits(&destination, &source["metadata"])?;
     let version = Uuid::now_v7().to_string();

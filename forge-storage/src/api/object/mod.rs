@@ -5,12 +5,12 @@
 //! object store under a fresh version for every upload (see the crate docs).
 
 use forge_core::Project;
-use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{BucketInfo, bucket_info, parse_body, rls_json};
+use super::parse_body;
 use crate::error::{Error, ErrorKind, Result};
+pub(crate) use crate::rows::{BucketInfo, INFO_JSON, Reader, STORED_JSON, bucket_info, object_row};
 
 pub(crate) mod access;
 pub(crate) mod copy;
@@ -55,11 +55,6 @@ impl ObjectName {
     pub(crate) fn parse(name: String) -> Result<Self> {
         check_name(&name)?;
         Ok(Self(name))
-    }
-
-    /// The name.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -106,9 +101,6 @@ pub(super) struct Stored {
     updated: String,
 }
 
-pub(super) const STORED_JSON: &str = "jsonb_build_object('version', version, 'metadata', metadata, \
-     'updated', to_char(updated_at at time zone 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS') || ' GMT')";
-
 /// Whether `mime` is allowed by a bucket's list (entries may end in `/*`).
 pub(super) fn mime_allowed(bucket: &BucketInfo, mime: &str) -> bool {
     let Some(allowed) = bucket.allowed_mime_types.as_ref().filter(|a| !a.is_empty()) else { return true };
@@ -128,37 +120,6 @@ pub(crate) fn check_mime(bucket: &BucketInfo, mime: &str) -> Result<()> {
     } else {
         Err(Error::new(ErrorKind::InvalidMimeType, format!("mime type {mime} is not supported")))
     }
-}
-
-/// Who reads an object's row.
-pub(super) enum Reader<'a> {
-    /// The caller, through RLS.
-    Caller(&'a RequestContext),
-    /// The service itself: for public buckets and signed URLs, whose access was decided
-    /// otherwise.
-    Service,
-}
-
-/// The row of `bucket/name` rendered as `json` (a `jsonb_build_object` of its columns), or
-/// 404 `NoSuchKey`.
-pub(super) async fn object_row(
-    project: &Project,
-    reader: Reader<'_>,
-    json: &str,
-    bucket: &str,
-    name: &str,
-) -> Result<Value> {
-    let sql = format!("select {json} from storage.objects where bucket_id = $1 and name = $2");
-    let row = match reader {
-        Reader::Caller(ctx) => rls_json(project, ctx, &sql, &[&bucket, &name]).await?,
-        Reader::Service => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(bucket)
-            .bind(name)
-            .fetch_optional(project.db().pool())
-            .await
-            .map_err(forge_core::ForgeError::from)?,
-    };
-    row.ok_or_else(Error::no_such_key)
 }
 
 /// 404 `NoSuchBucket` unless `bucket` is public: a private bucket's objects are never served

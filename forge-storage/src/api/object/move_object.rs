@@ -7,9 +7,10 @@ use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::parse_body;
 use super::*;
-use super::{bucket_info, parse_body, rls_json};
 use crate::error::{Error, Result};
+use crate::rows;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -31,18 +32,14 @@ pub(crate) async fn move_object(project: Project, ctx: RequestContext, body: Byt
     let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
     let destination = bucket_info(&project, &to_bucket).await?;
     if destination.id != body.bucket_id {
-        let sql = "select metadata from storage.objects where bucket_id = $1 and name = $2";
-        let metadata = rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key])
-            .await?
-            .ok_or_else(Error::no_such_key)?;
+        let metadata =
+            rows::object_row(&project, Reader::Caller(&ctx), "metadata", &body.bucket_id, &body.source_key).await?;
         check_fits(&destination, &metadata)?;
     }
     // The bytes stay where they are: only the row changes.
-    let sql = "update storage.objects set bucket_id = $3, name = $4, updated_at = now() \
-               where bucket_id = $1 and name = $2 returning to_jsonb(id)";
-    let moved = rls_json(&project, &ctx, sql, &[&body.bucket_id, &body.source_key, &to_bucket, &body.destination_key])
-        .await
-        .map_err(duplicate)?;
+    let from = (body.bucket_id.as_str(), body.source_key.as_str());
+    let moved =
+        rows::move_object(&project, &ctx, from, (&to_bucket, &body.destination_key)).await.map_err(duplicate)?;
     moved.ok_or_else(Error::no_such_key)?;
     Ok(Json(json!({ "message": "Successfully moved" })))
 }

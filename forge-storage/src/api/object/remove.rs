@@ -8,15 +8,12 @@ use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::parse_body;
 use super::*;
-use super::{parse_body, rls_json};
 use crate::blob;
 use crate::error::{Error, Result};
+use crate::rows;
 use crate::service::Storage;
-
-pub(super) const FILE_OBJECT_JSON: &str = "jsonb_build_object('name', name, 'id', id, 'updated_at', updated_at, \
-     'created_at', created_at, 'last_accessed_at', last_accessed_at, 'metadata', metadata, \
-     'bucket_id', bucket_id, 'owner', owner, 'user_metadata', user_metadata)";
 
 pub(crate) async fn remove(
     Extension(storage): Extension<Storage>,
@@ -24,8 +21,7 @@ pub(crate) async fn remove(
     ctx: RequestContext,
     ObjectPath { bucket, name }: ObjectPath,
 ) -> Result<Json<Value>> {
-    let sql = "delete from storage.objects where bucket_id = $1 and name = $2 returning to_jsonb(version)";
-    let version = rls_json(&project, &ctx, sql, &[&bucket, &name.as_str()]).await?.ok_or_else(Error::no_such_key)?;
+    let version = rows::delete_object(&project, &ctx, &bucket, &name).await?.ok_or_else(Error::no_such_key)?;
     if let Some(v) = version.as_str() {
         blob::forget(storage.store().as_ref(), vec![Storage::blob_path(&project, v)]).await;
     }
@@ -49,13 +45,7 @@ pub(crate) async fn remove_many(
     if body.prefixes.is_empty() || body.prefixes.len() > 1000 {
         return Err(Error::invalid("prefixes must name between 1 and 1000 objects"));
     }
-    let sql = format!(
-        "with gone as (delete from storage.objects where bucket_id = $1 and name = any($2) \
-           returning {FILE_OBJECT_JSON} as j, version) \
-         select jsonb_build_object('objects', coalesce(jsonb_agg(j), '[]'::jsonb), \
-           'versions', coalesce(jsonb_agg(version), '[]'::jsonb)) from gone"
-    );
-    let out = rls_json(&project, &ctx, &sql, &[&bucket, &body.prefixes]).await?.unwrap_or_default();
+    let out = rows::delete_objects(&project, &ctx, &bucket, &body.prefixes).await?;
     let versions = out["versions"].as_array().cloned().unwrap_or_default();
     let paths = versions.iter().filter_map(Value::as_str).map(|v| Storage::blob_path(&project, v)).collect();
     blob::forget(storage.store().as_ref(), paths).await;

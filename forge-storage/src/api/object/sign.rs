@@ -10,9 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::parse_body;
 use super::*;
-use super::{bucket_info, parse_body, rls_json};
 use crate::error::{Error, ErrorKind, Result};
+use crate::rows;
 use crate::service::Storage;
 
 #[derive(Debug, Deserialize, Default)]
@@ -75,8 +76,9 @@ pub(crate) async fn sign(
     let body: SignBody = parse_body(&body)?;
     let expires_in = expiry(&storage, body.expires_in)?;
     // Only what the caller may read can be signed.
-    let sql = "select to_jsonb(id) from storage.objects where bucket_id = $1 and name = $2";
-    rls_json(&project, &ctx, sql, &[&bucket, &name.as_str()]).await?.ok_or_else(Error::no_such_key)?;
+    if !rows::object_visible(&project, &ctx, &bucket, &name).await? {
+        return Err(Error::no_such_key());
+    }
     if let Some(t) = &body.transform {
         crate::render::check(t)?;
     }
@@ -95,14 +97,10 @@ pub(crate) async fn sign_many(
     if body.paths.is_empty() || body.paths.len() > 1000 {
         return Err(Error::invalid("paths must name between 1 and 1000 objects"));
     }
-    let sql =
-        "select coalesce(jsonb_agg(name), '[]'::jsonb) from storage.objects where bucket_id = $1 and name = any($2)";
-    let visible = rls_json(&project, &ctx, sql, &[&bucket, &body.paths]).await?.unwrap_or_default();
-    let visible: Vec<&str> =
-        visible.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let visible = rows::visible_names(&project, &ctx, &bucket, &body.paths).await?;
     let mut out = Vec::with_capacity(body.paths.len());
     for path in &body.paths {
-        if visible.contains(&path.as_str()) {
+        if visible.contains(path) {
             out.push(
                 json!({ "path": path, "signedURL": signed_url(&project, &bucket, path, expires_in, None)?, "error": null }),
             );

@@ -15,9 +15,9 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::*;
-use super::{BucketInfo, bucket_info, rls_json};
 use crate::blob;
 use crate::error::{Error, ErrorKind, Result};
+use crate::rows::query_json;
 use crate::service::Storage;
 
 /// The `x-upsert` header.
@@ -242,7 +242,7 @@ pub(crate) async fn point_at_version(
     };
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
         [&bucket, &name, &owner, &new.metadata, &new.user_metadata, &new.version];
-    let row = match rls_json(project, ctx, sql, &params).await {
+    let row = match query_json(project, ctx, sql, &params).await {
         Ok(Some(row)) => row,
         failed => {
             // Unless a row names it after all (a resumable upload finished once already).
