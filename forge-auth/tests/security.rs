@@ -130,6 +130,34 @@ async fn rate_limits_trigger_per_client_address() {
     t.send_from("10.0.0.4", "POST", "/auth/v1/verify", None, &verify)
         .await
         .assert_error(429, "over_request_rate_limit");
+    // A link clicked over the limit still lands on the redirect, with the error in it.
+    let link = t.send_from("10.0.0.4", "GET", "/auth/v1/verify?type=signup&token=000000", None, "").await;
+    assert_eq!(link.status, 303, "{}", link.body);
+    let location = link.header("location").expect("a redirect");
+    assert!(location.contains("error_code=over_request_rate_limit"), "{location}");
+
+    // Requests without a valid session are refused for that, and spend no one's budget:
+    // the limit is checked after the session (otp_per_5min also guards PUT /user).
+    for _ in 0..3 {
+        let r = t.send_from("10.0.0.5", "PUT", "/auth/v1/user", Some("not-a-jwt"), r#"{"data":{}}"#).await;
+        r.assert_error(403, "bad_jwt");
+    }
+    let ann = t.sign_up("ann@example.com", "password-1234").await;
+    let token = ann["access_token"].as_str().expect("token");
+    for _ in 0..2 {
+        let r = t.send_from("10.0.0.5", "PUT", "/auth/v1/user", Some(token), r#"{"data":{"a":1}}"#).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = t.send_from("10.0.0.5", "PUT", "/auth/v1/user", Some(token), r#"{"data":{"a":1}}"#).await;
+    r.assert_error(429, "over_request_rate_limit");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_in_gotrue_shape() {
+    let t = api().await;
+    let big = format!(r#"{{"email":"a@example.com","pad":"{}"}}"#, "x".repeat(3 << 20));
+    t.send("POST", "/auth/v1/otp", None, &big).await.assert_error(413, "validation_failed");
+    t.send("POST", "/auth/v1/signup", None, &big).await.assert_error(413, "validation_failed");
 }
 
 #[tokio::test]

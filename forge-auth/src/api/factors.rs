@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
 use uuid::Uuid;
 
-use super::{SessionUser, parse_body};
+use super::{Guarded, MfaGuard, SessionUser, parse_body};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, ErrorKind, Result};
 use crate::links;
@@ -143,7 +143,7 @@ pub(crate) async fn challenge(
     session: SessionUser,
     client: ClientInfo,
     Path(id): Path<String>,
-    body: Bytes,
+    Guarded(body, _): Guarded<MfaGuard>,
 ) -> Result<Json<Value>> {
     let body: ChallengeBody = parse_body(&body)?;
     let pool = session.project.db().pool();
@@ -196,7 +196,7 @@ pub(crate) async fn verify(
     State(auth): State<Auth>,
     session: SessionUser,
     Path(id): Path<String>,
-    body: Bytes,
+    Guarded(body, _): Guarded<MfaGuard>,
 ) -> Result<Json<Value>> {
     let body: VerifyBody = parse_body(&body)?;
     let SessionUser { project, user, session_id, .. } = session;

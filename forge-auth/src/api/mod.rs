@@ -10,12 +10,13 @@ mod signup;
 mod token;
 mod user;
 
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{delete, get, post};
 use forge_core::{Principal, Project};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -31,19 +32,19 @@ use crate::store::Lookup;
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> {
     Router::new()
         .route("/signup", post(signup::signup))
-        .route("/token", limited(Route::Token, post(token::token)))
+        .route("/token", post(token::token))
         .route("/logout", post(token::logout))
-        .route("/user", get(user::get_user).merge(limited(Route::UserUpdate, put(user::update_user))))
+        .route("/user", get(user::get_user).put(user::update_user))
         .route("/reauthenticate", get(user::reauthenticate))
-        .route("/recover", limited(Route::Recover, post(otp::recover)))
-        .route("/otp", limited(Route::Otp, post(otp::otp)))
-        .route("/magiclink", limited(Route::Magiclink, post(otp::magiclink)))
-        .route("/resend", limited(Route::Resend, post(otp::resend)))
-        .route("/verify", limited(Route::Verify, get(otp::verify_get).post(otp::verify_post)))
+        .route("/recover", post(otp::recover))
+        .route("/otp", post(otp::otp))
+        .route("/magiclink", post(otp::magiclink))
+        .route("/resend", post(otp::resend))
+        .route("/verify", get(otp::verify_get).post(otp::verify_post))
         .route("/factors", post(factors::enroll))
         .route("/factors/{id}", delete(factors::unenroll))
-        .route("/factors/{id}/challenge", limited(Route::Mfa, post(factors::challenge)))
-        .route("/factors/{id}/verify", limited(Route::Mfa, post(factors::verify)))
+        .route("/factors/{id}/challenge", post(factors::challenge))
+        .route("/factors/{id}/verify", post(factors::verify))
         .route("/invite", post(admin::invite))
         .route("/admin/users", get(admin::list_users).post(admin::create_user))
         .route("/admin/users/{id}", get(admin::get_user).put(admin::update_user).delete(admin::delete_user))
@@ -64,43 +65,79 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .with_state(auth)
 }
 
-/// `methods` behind the per-client rate limit of `route`, checked before any extractor runs
-/// (GoTrue's limiter is middleware too): over the limit is 429 `over_request_rate_limit`.
-fn limited(route: Route, methods: MethodRouter<Auth>) -> MethodRouter<Auth> {
-    methods.route_layer(axum::middleware::from_fn_with_state(route, check_limit))
+/// What guards a route's body: its per-client rate limit and whether it takes a captcha.
+pub(crate) trait Guard: Send + Sync + 'static {
+    /// The rate limit, if the route has one.
+    const LIMIT: Option<Route>;
+    /// Whether the route checks the captcha token (when the project requires one).
+    const CAPTCHA: bool;
 }
 
-async fn check_limit(
-    axum::extract::State(route): axum::extract::State<Route>,
-    client: ClientInfo,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let refused = req.extensions().get::<Auth>().and_then(|auth| auth.0.limits.check(route, client.ip).err());
-    match refused {
-        Some(e) => axum::response::IntoResponse::into_response(e),
-        None => next.run(req).await,
-    }
+macro_rules! guards {
+    ($($(#[$doc:meta])* $name:ident: $limit:expr, $captcha:expr;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name;
+
+        impl Guard for $name {
+            const LIMIT: Option<Route> = $limit;
+            const CAPTCHA: bool = $captcha;
+        }
+    )*};
 }
 
-/// A request body that passed the captcha check when the project requires one (the token in
-/// `gotrue_meta_security.captcha_token`): the sign-up, OTP, magic-link, recovery and re-send
-/// routes take their body through it.
-pub(crate) struct CaptchaChecked(pub(crate) Bytes);
+guards! {
+    /// `/token` (the captcha only guards the password and ID-token grants, in the handler).
+    TokenGuard: Some(Route::Token), false;
+    /// `/signup` (its limit depends on the body: email, phone or anonymous).
+    SignupGuard: None, true;
+    /// `/recover`.
+    RecoverGuard: Some(Route::Recover), true;
+    /// `/otp`.
+    OtpGuard: Some(Route::Otp), true;
+    /// `/magiclink`.
+    MagiclinkGuard: Some(Route::Magiclink), true;
+    /// `/resend`.
+    ResendGuard: Some(Route::Resend), true;
+    /// `POST /verify` (a `GET /verify` link answers a refusal with a redirect, in the handler).
+    VerifyGuard: Some(Route::Verify), false;
+    /// `PUT /user`.
+    UserUpdateGuard: Some(Route::UserUpdate), false;
+    /// `/factors/{id}/challenge` and `/factors/{id}/verify`.
+    MfaGuard: Some(Route::Mfa), false;
+}
 
-impl FromRequest<Auth> for CaptchaChecked {
+/// The body of a guarded route: read whole first (so a refused client gets its answer on a
+/// connection it can reuse), then the route's per-client rate limit, then the captcha. As the
+/// handler's last argument it runs after the session is checked, so an unauthenticated
+/// request spends no one's budget.
+pub(crate) struct Guarded<G>(pub(crate) Bytes, PhantomData<G>);
+
+impl<G: Guard> FromRequest<Auth> for Guarded<G> {
     type Rejection = Error;
 
     async fn from_request(req: axum::extract::Request, auth: &Auth) -> Result<Self> {
         let (mut parts, body) = req.into_parts();
         let client = ClientInfo::from_request_parts(&mut parts, auth).await?;
         let bytes = Bytes::from_request(axum::extract::Request::from_parts(parts, body), auth).await.map_err(|e| {
-            Error::new(ErrorKind::BadJson, format!("Could not read the request body: {}", e.body_text()))
+            if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::Core(forge_core::ForgeError::PayloadTooLarge { limit: BODY_LIMIT })
+            } else {
+                Error::new(ErrorKind::BadJson, format!("Could not read the request body: {}", e.body_text()))
+            }
         })?;
-        auth.check_captcha(&bytes, client.ip).await?;
-        Ok(CaptchaChecked(bytes))
+        if let Some(route) = G::LIMIT {
+            auth.0.limits.check(route, client.ip)?;
+        }
+        if G::CAPTCHA {
+            auth.check_captcha(&bytes, client.ip).await?;
+        }
+        Ok(Guarded(bytes, PhantomData))
     }
 }
+
+/// The largest body the auth routes read (axum's default).
+const BODY_LIMIT: u64 = 2 << 20;
 
 /// Parses a JSON body, ignoring unknown keys; an empty body is `{}`.
 pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

@@ -4,18 +4,21 @@
 //! and unknown addresses, and count the per-address re-send interval for both.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use forge_core::Project;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{CaptchaChecked, RedirectQuery, normalize_email, parse_body, redirect, redirect_error};
+use super::{
+    Guarded, MagiclinkGuard, OtpGuard, RecoverGuard, RedirectQuery, ResendGuard, VerifyGuard, normalize_email,
+    parse_body, redirect, redirect_error,
+};
 use http::StatusCode;
 
 const SEE_OTHER: StatusCode = StatusCode::SEE_OTHER;
 use crate::error::{Error, ErrorKind, Result};
+use crate::limit::Route;
 use crate::links::{self, LinkSpec, Presented, VerifyType, encode, pkce_params};
 use crate::mail::MailKind;
 use crate::service::Auth;
@@ -57,7 +60,7 @@ pub(crate) async fn recover(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    CaptchaChecked(body): CaptchaChecked,
+    Guarded(body, _): Guarded<RecoverGuard>,
 ) -> Result<Json<Value>> {
     let body: EmailBody = parse_body(&body)?;
     let email = required_email(&body)?;
@@ -88,7 +91,7 @@ pub(crate) async fn otp(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    CaptchaChecked(body): CaptchaChecked,
+    Guarded(body, _): Guarded<OtpGuard>,
 ) -> Result<Json<Value>> {
     let body: EmailBody = parse_body(&body)?;
     if let Some(phone) = body.phone_only() {
@@ -104,7 +107,7 @@ pub(crate) async fn magiclink(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    CaptchaChecked(body): CaptchaChecked,
+    Guarded(body, _): Guarded<MagiclinkGuard>,
 ) -> Result<Json<Value>> {
     let body: EmailBody = parse_body(&body)?;
     send_magic_link(&auth, &project, &body, q.redirect_to.as_deref(), true).await?;
@@ -160,7 +163,7 @@ pub(crate) async fn resend(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    CaptchaChecked(body): CaptchaChecked,
+    Guarded(body, _): Guarded<ResendGuard>,
 ) -> Result<Json<Value>> {
     let body: EmailBody = parse_body(&body)?;
     let kind = body.kind.as_deref().unwrap_or_default();
@@ -219,7 +222,7 @@ pub(crate) async fn verify_post(
     State(auth): State<Auth>,
     project: Project,
     client: ClientInfo,
-    body: Bytes,
+    Guarded(body, _): Guarded<VerifyGuard>,
 ) -> Result<Json<Value>> {
     let body: VerifyBody = parse_body(&body)?;
     let verify_type = VerifyType::parse(body.kind.as_deref().unwrap_or_default())?;
@@ -289,6 +292,8 @@ enum Landing {
 }
 
 async fn verify_link(auth: &Auth, project: &Project, client: &ClientInfo, q: &VerifyQuery) -> Result<Landing> {
+    // Over the limit, a link lands on the redirect with the error, as GoTrue's does.
+    auth.0.limits.check(Route::Verify, client.ip)?;
     let verify_type = VerifyType::parse(q.kind.as_deref().unwrap_or_default())?;
     let token =
         q.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| Error::validation("Verify requires a token"))?;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{CaptchaChecked, RedirectQuery, normalize_email, parse_body};
+use super::{Guarded, RedirectQuery, SignupGuard, normalize_email, parse_body};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, pkce_params};
@@ -36,7 +36,7 @@ pub(crate) async fn signup(
     project: Project,
     client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    CaptchaChecked(raw): CaptchaChecked,
+    Guarded(raw, _): Guarded<SignupGuard>,
 ) -> Result<Json<Value>> {
     let body: SignupBody = parse_body(&raw)?;
     let config = auth.config();

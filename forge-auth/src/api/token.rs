@@ -1,7 +1,6 @@
 //! `POST /token` (the `password`, `refresh_token` and `pkce` grants) and `POST /logout`.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use forge_core::Project;
@@ -9,7 +8,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{SessionUser, normalize_email, parse_body};
+use super::{Guarded, SessionUser, TokenGuard, normalize_email, parse_body};
 use crate::crypto::{ChallengeMethod, sha256_hex};
 use crate::error::{Error, ErrorKind, Result};
 use crate::password::{self, Verified};
@@ -49,7 +48,7 @@ pub(crate) async fn token(
     client: ClientInfo,
     Query(q): Query<TokenQuery>,
     headers: http::HeaderMap,
-    body: Bytes,
+    Guarded(body, _): Guarded<TokenGuard>,
 ) -> Result<Json<Value>> {
     let grant = q.grant_type.as_deref().unwrap_or_default();
     if matches!(grant, "password" | "id_token") {

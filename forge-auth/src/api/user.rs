@@ -1,12 +1,11 @@
 //! `GET /user`, `PUT /user` and `GET /reauthenticate`.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{RedirectQuery, SessionUser, normalize_email, parse_body};
+use super::{Guarded, RedirectQuery, SessionUser, UserUpdateGuard, normalize_email, parse_body};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, ErrorKind, Result};
 use crate::links::{self, LinkSpec, pkce_params};
@@ -40,7 +39,7 @@ pub(crate) async fn update_user(
     State(auth): State<Auth>,
     session: SessionUser,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    Guarded(body, _): Guarded<UserUpdateGuard>,
 ) -> Result<Json<Value>> {
     let body: UpdateBody = parse_body(&body)?;
     let SessionUser { project, user, aal, .. } = session;

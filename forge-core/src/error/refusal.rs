@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{Request, StatusCode, header};
 
-use super::{ForgeError, Problem, RenderedError, WireFormat};
+use super::{ErrorCode, ForgeError, Problem, RenderedError, WireFormat};
 
 /// The most of a refusal's text that is read (axum's are a line or two).
 const MAX_TEXT: usize = 4096;
@@ -91,7 +91,14 @@ async fn render_refusal(format: WireFormat, res: Response) -> Response {
         // A route misconfigured against its extractors: the text is for the log only.
         return ForgeError::internal(format!("framework refusal {status}: {text}")).render(format, false);
     }
-    let message = if text.is_empty() { status.canonical_reason().unwrap_or("Bad request").to_owned() } else { text };
+    // A body over the limit is the shared `payload_too_large` (its codes come from the one table).
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorCode::PayloadTooLarge.info().message.to_owned()
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("Bad request").to_owned()
+    } else {
+        text
+    };
     let mut out = format.render(Problem::new(status, refusal_code(format, status), message));
     // Keep what the framework said beside the body (`Allow` on a 405, say).
     for (name, value) in parts.headers.iter() {
@@ -114,7 +121,7 @@ fn refusal_code(format: WireFormat, status: StatusCode) -> &'static str {
         },
         WireFormat::GoTrue => match s {
             404 => "not_found",
-            413 => "request_entity_too_large",
+            413 => ErrorCode::PayloadTooLarge.info().gotrue,
             415 | 422 => "bad_json",
             _ => "validation_failed",
         },
@@ -186,6 +193,23 @@ mod tests {
         assert!(headers.contains_key(header::ALLOW));
         let (status, _, body) = call(WireFormat::Iceberg, "/nowhere", "GET").await;
         assert_eq!((status.as_u16(), body["error"]["type"].as_str()), (404, Some("NotFoundException")));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_the_shared_payload_too_large() {
+        let app: Router = Router::new()
+            .route("/echo", axum::routing::post(|body: String| async move { body }))
+            .layer(axum::extract::DefaultBodyLimit::max(4))
+            .layer(RefusalLayer::new(WireFormat::GoTrue));
+        let req = Request::builder().method("POST").uri("/echo").body(Body::from("0123456789")).expect("request");
+        let res = app.oneshot(req).await.expect("response");
+        assert_eq!(res.status(), 413);
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(
+            (body["error_code"].as_str(), body["msg"].as_str()),
+            (Some("validation_failed"), Some("Payload too large"))
+        );
     }
 
     #[tokio::test]

@@ -83,7 +83,12 @@ impl<E: Into<Error>> From<E> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        self.0.render(WireFormat::StorageVectors)
+        match self.0 {
+            // Only the vector routes' own errors carry their real status; what forge-core
+            // reports (the database, authentication) is folded as on Storage's other routes.
+            core @ Error::Core(_) => core.render(WireFormat::Storage),
+            own => own.render(WireFormat::StorageVectors),
+        }
     }
 }
 
