@@ -12,8 +12,10 @@ use http::request::Parts;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::*;
+use super::sign::verify_token;
+use super::{check_name, ensure_public};
 use crate::error::{Error, Result};
+use crate::rows::{Reader, object_row};
 
 /// Reads as the caller: row-level security on `storage.objects` decides.
 #[derive(Debug)]

@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::parse_body;
-use super::*;
+use super::move_object::MoveBody;
+use super::upload::{Mode, NewVersion, check_fits, owner_of, point_at_version, upsert};
+use super::{check_name, parse_body};
 use crate::error::{Error, Result};
-use crate::rows;
+use crate::rows::{self, Reader, bucket_info};
 use crate::service::Storage;
 
 pub(crate) async fn copy(

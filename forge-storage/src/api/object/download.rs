@@ -8,8 +8,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use object_store::{GetOptions, GetRange};
 use serde_json::Value;
 
-use super::*;
+use super::Stored;
+use super::access::{AccessMode, ObjectRead};
 use crate::error::{Error, ErrorKind, Result};
+use crate::rows::STORED_JSON;
 use crate::service::Storage;
 
 /// `GET /object/{authenticated,public,sign}/{bucket}/{path}` and `GET /object/{bucket}/{path}`.

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::parse_body;
 use crate::error::{Error, ErrorKind, Result};
-pub(crate) use crate::rows::{BucketInfo, INFO_JSON, Reader, STORED_JSON, bucket_info, object_row};
+pub(crate) use crate::rows::{BucketInfo, bucket_info};
 
 pub(crate) mod access;
 pub(crate) mod copy;
@@ -22,12 +22,6 @@ pub(crate) mod remove;
 pub(crate) mod render;
 pub(crate) mod sign;
 pub(crate) mod upload;
-
-use access::*;
-use download::*;
-use move_object::*;
-use sign::*;
-use upload::*;
 
 /// The longest object name, in bytes (Supabase's limit).
 pub(super) const MAX_NAME: usize = 1024;
@@ -133,6 +127,7 @@ mod tests {
     use http::{HeaderMap, HeaderValue, header};
     use object_store::GetRange;
 
+    use super::download::{accepts_webp, parse_range};
     use super::*;
 
     #[test]

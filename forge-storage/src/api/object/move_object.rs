@@ -7,10 +7,10 @@ use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::parse_body;
-use super::*;
+use super::upload::{check_fits, duplicate};
+use super::{check_name, parse_body};
 use crate::error::{Error, Result};
-use crate::rows;
+use crate::rows::{self, Reader, bucket_info};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]

@@ -8,8 +8,7 @@ use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::parse_body;
-use super::*;
+use super::{ObjectPath, parse_body};
 use crate::blob;
 use crate::error::{Error, Result};
 use crate::rows;

@@ -9,8 +9,11 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use object_store::ObjectStoreExt as _;
 use serde_json::Value;
 
-use super::*;
+use super::Stored;
+use super::access::{AccessMode, ObjectRead};
+use super::download::{accepts_webp, attachment, if_none_match};
 use crate::error::{Error, ErrorKind, Result};
+use crate::rows::STORED_JSON;
 use crate::service::Storage;
 
 /// `GET /render/image/{authenticated,public,sign}/{bucket}/{path}`: a signed URL renders the

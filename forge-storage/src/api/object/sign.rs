@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::parse_body;
-use super::*;
+use super::upload::{Mode, owner_of, precheck, upsert};
+use super::{ObjectPath, parse_body};
 use crate::error::{Error, ErrorKind, Result};
-use crate::rows;
+use crate::rows::{self, bucket_info};
 use crate::service::Storage;
 
 #[derive(Debug, Deserialize, Default)]

@@ -14,10 +14,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::*;
+use super::sign::{TokenQuery, UploadGrant};
+use super::{check_mime, check_name};
 use crate::blob;
 use crate::error::{Error, ErrorKind, Result};
-use crate::rows::query_json;
+use crate::rows::{BucketInfo, bucket_info, query_json};
 use crate::service::Storage;
 
 /// The `x-upsert` header.

@@ -5,7 +5,10 @@ use forge_core::error::DbErrorKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::*;
+use super::{
+    Answer, Call, Failure, ListNames, MAX_LIST_NAMES, check_name, conflict, db, not_found, page_size, paged, required,
+    with_token,
+};
 use crate::error::{Error, ErrorKind};
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::*;
+use super::{
+    Answer, Call, Failure, ListNames, MAX_DIMENSION, MAX_LIST_NAMES, MAX_NON_FILTERABLE, check_name, conflict, db,
+    invalid, not_found, page_size, paged, required, with_token,
+};
 use crate::error::Error;
 
 #[derive(Debug, Deserialize)]

@@ -26,10 +26,6 @@ mod bucket;
 mod index;
 mod vector;
 
-use bucket::*;
-use index::*;
-use vector::*;
-
 /// The largest request body these routes read: a full `PutVectors` batch (500 vectors of 4096
 /// components with their metadata) fits. An edge in front may allow less (forge-server's body
 /// limit is 50 MiB by default).
@@ -50,19 +46,19 @@ const MAX_SEGMENTS: i32 = 16;
 /// The routes, relative to `/storage/v1/vector`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let routes = Router::new()
-        .route("/CreateVectorBucket", post(create_bucket))
-        .route("/GetVectorBucket", post(get_bucket))
-        .route("/ListVectorBuckets", post(list_buckets))
-        .route("/DeleteVectorBucket", post(delete_bucket))
-        .route("/CreateIndex", post(create_index))
-        .route("/GetIndex", post(get_index))
-        .route("/ListIndexes", post(list_indexes))
-        .route("/DeleteIndex", post(delete_index))
-        .route("/PutVectors", post(put_vectors))
-        .route("/GetVectors", post(get_vectors))
-        .route("/ListVectors", post(list_vectors))
-        .route("/QueryVectors", post(query_vectors))
-        .route("/DeleteVectors", post(delete_vectors))
+        .route("/CreateVectorBucket", post(bucket::create_bucket))
+        .route("/GetVectorBucket", post(bucket::get_bucket))
+        .route("/ListVectorBuckets", post(bucket::list_buckets))
+        .route("/DeleteVectorBucket", post(bucket::delete_bucket))
+        .route("/CreateIndex", post(index::create_index))
+        .route("/GetIndex", post(index::get_index))
+        .route("/ListIndexes", post(index::list_indexes))
+        .route("/DeleteIndex", post(index::delete_index))
+        .route("/PutVectors", post(vector::put_vectors))
+        .route("/GetVectors", post(vector::get_vectors))
+        .route("/ListVectors", post(vector::list_vectors))
+        .route("/QueryVectors", post(vector::query_vectors))
+        .route("/DeleteVectors", post(vector::delete_vectors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(forge_core::error::RefusalLayer::new(WireFormat::StorageVectors));
     super::service_only(routes, |failed| match failed {
@@ -206,6 +202,8 @@ fn with_token(mut body: Value, next: Option<String>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::index::Metric;
+    use super::vector::{decode, encode};
     use super::*;
 
     #[test]

@@ -9,7 +9,11 @@ use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use super::*;
+use super::index::{Index, Metric, index, names};
+use super::{
+    Answer, Call, Failure, MAX_DELETE, MAX_GET, MAX_KEY_BYTES, MAX_KEY_CHARS, MAX_LIST_VECTORS, MAX_METADATA_BYTES,
+    MAX_PUT, MAX_SEGMENTS, MAX_TOP_K, db, invalid, not_found, page_size, paged, required, with_token,
+};
 use crate::error::Error;
 use crate::vector_filter::Filter;
 
