@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::parse_body;
+use crate::api::JsonBody;
 use crate::blob;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows;
@@ -108,8 +109,11 @@ fn check_mime_types(types: &Option<Vec<String>>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn create(project: Project, ctx: RequestContext, body: Bytes) -> Result<Json<Value>> {
-    let body: BucketBody = parse_body(&body)?;
+pub(crate) async fn create(
+    project: Project,
+    ctx: RequestContext,
+    JsonBody(body): JsonBody<BucketBody>,
+) -> Result<Json<Value>> {
     let name = body.name.or(body.id.clone()).ok_or_else(|| Error::invalid("A bucket name is required"))?;
     let id = body.id.unwrap_or_else(|| name.clone());
     if !valid_bucket_name(&id) || !valid_bucket_name(&name) {

@@ -3,7 +3,6 @@
 //! Names are full keys, as Supabase sends them; folders end in `/`.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::Path;
 use base64::Engine as _;
 use forge_core::Project;
@@ -11,7 +10,7 @@ use forge_core::rls::RequestContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::parse_body;
+use crate::api::JsonBody;
 use crate::error::{Error, Result};
 use crate::rows::{like_escape, query_json};
 
@@ -86,9 +85,9 @@ pub(crate) async fn list_v2(
     project: Project,
     ctx: RequestContext,
     Path(bucket): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<ListV2Body>,
 ) -> Result<Json<Value>> {
-    let listing = Listing::from_body(parse_body(&body)?)?;
+    let listing = Listing::from_body(body)?;
     let pattern = format!("{}%", like_escape(&listing.prefix));
     let prefix_len = i32::try_from(listing.prefix.chars().count()).map_err(|_| Error::invalid("prefix is too long"))?;
     let after = listing.cursor.as_ref().map(|c| c.after.clone());

@@ -143,6 +143,20 @@ pub(crate) fn s3_style_name(name: &str, dots: bool) -> bool {
         && edge(name.chars().last())
 }
 
+/// A JSON request body, in Storage's shape: an empty body is `{}`, and a body that does not
+/// parse as `T` is 400 `InvalidRequest`.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| Error::invalid(e.body_text()))?;
+        Ok(JsonBody(parse_body(&bytes)?))
+    }
+}
+
 /// Parses a JSON body (an empty body is `{}`).
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };

@@ -1,6 +1,5 @@
 //! Copying an object: a new row naming the same stored version.
 
-use axum::body::Bytes;
 use axum::{Extension, Json};
 use forge_core::Project;
 use forge_core::rls::RequestContext;
@@ -11,9 +10,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::check_name;
 use super::move_object::MoveBody;
 use super::upload::{Mode, NewVersion, check_fits, owner_of, point_at_version, upsert};
-use super::{check_name, parse_body};
+use crate::api::JsonBody;
 use crate::error::{Error, Result};
 use crate::rows::{self, Reader, bucket_info};
 use crate::service::Storage;
@@ -23,9 +23,8 @@ pub(crate) async fn copy(
     project: Project,
     ctx: RequestContext,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody<MoveBody>,
 ) -> Result<Json<Value>> {
-    let body: MoveBody = parse_body(&body)?;
     check_name(&body.source_key)?;
     check_name(&body.destination_key)?;
     let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());

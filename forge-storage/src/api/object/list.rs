@@ -1,14 +1,13 @@
 //! Listing a folder (`POST /object/list/{bucket}`).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::Path;
 use forge_core::Project;
 use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::parse_body;
+use crate::api::JsonBody;
 use crate::error::{Error, Result};
 use crate::rows;
 
@@ -34,9 +33,8 @@ pub(crate) async fn list(
     project: Project,
     ctx: RequestContext,
     Path(bucket): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<ListBody>,
 ) -> Result<Json<Value>> {
-    let body: ListBody = parse_body(&body)?;
     let prefix = body.prefix.unwrap_or_default();
     let prefix = prefix.trim_matches('/');
     let (folder, level) = if prefix.is_empty() {

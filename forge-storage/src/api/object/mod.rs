@@ -8,7 +8,6 @@ use forge_core::Project;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::parse_body;
 use crate::error::{Error, ErrorKind, Result};
 pub(crate) use crate::rows::{BucketInfo, bucket_info};
 

@@ -1,14 +1,14 @@
 //! Moving (renaming) an object within or across buckets.
 
 use axum::Json;
-use axum::body::Bytes;
 use forge_core::Project;
 use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::check_name;
 use super::upload::{check_fits, duplicate};
-use super::{check_name, parse_body};
+use crate::api::JsonBody;
 use crate::error::{Error, Result};
 use crate::rows::{self, Reader, bucket_info};
 
@@ -25,8 +25,11 @@ pub(crate) struct MoveBody {
     pub(super) destination_bucket: Option<String>,
 }
 
-pub(crate) async fn move_object(project: Project, ctx: RequestContext, body: Bytes) -> Result<Json<Value>> {
-    let body: MoveBody = parse_body(&body)?;
+pub(crate) async fn move_object(
+    project: Project,
+    ctx: RequestContext,
+    JsonBody(body): JsonBody<MoveBody>,
+) -> Result<Json<Value>> {
     check_name(&body.source_key)?;
     check_name(&body.destination_key)?;
     let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());

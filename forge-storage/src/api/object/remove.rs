@@ -1,6 +1,5 @@
 //! Removing one object, or many from a bucket.
 
-use axum::body::Bytes;
 use axum::extract::Path;
 use axum::{Extension, Json};
 use forge_core::Project;
@@ -8,7 +7,8 @@ use forge_core::rls::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ObjectPath, parse_body};
+use super::ObjectPath;
+use crate::api::JsonBody;
 use crate::blob;
 use crate::error::{Error, Result};
 use crate::rows;
@@ -38,9 +38,8 @@ pub(crate) async fn remove_many(
     project: Project,
     ctx: RequestContext,
     Path(bucket): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<RemoveBody>,
 ) -> Result<Json<Value>> {
-    let body: RemoveBody = parse_body(&body)?;
     if body.prefixes.is_empty() || body.prefixes.len() > 1000 {
         return Err(Error::invalid("prefixes must name between 1 and 1000 objects"));
     }

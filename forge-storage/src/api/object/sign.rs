@@ -1,6 +1,5 @@
 //! Signed URLs: signing downloads (one or many) and uploads, and verifying their tokens.
 
-use axum::body::Bytes;
 use axum::extract::Path;
 use axum::{Extension, Json};
 use forge_core::Project;
@@ -10,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::ObjectPath;
 use super::upload::{Mode, owner_of, precheck, upsert};
-use super::{ObjectPath, parse_body};
+use crate::api::JsonBody;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows::{self, bucket_info};
 use crate::service::Storage;
@@ -71,9 +71,8 @@ pub(crate) async fn sign(
     project: Project,
     ctx: RequestContext,
     ObjectPath { bucket, name }: ObjectPath,
-    body: Bytes,
+    JsonBody(body): JsonBody<SignBody>,
 ) -> Result<Json<Value>> {
-    let body: SignBody = parse_body(&body)?;
     let expires_in = expiry(&storage, body.expires_in)?;
     // Only what the caller may read can be signed.
     if !rows::object_visible(&project, &ctx, &bucket, &name).await? {
@@ -90,9 +89,8 @@ pub(crate) async fn sign_many(
     project: Project,
     ctx: RequestContext,
     Path(bucket): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<SignBody>,
 ) -> Result<Json<Value>> {
-    let body: SignBody = parse_body(&body)?;
     let expires_in = expiry(&storage, body.expires_in)?;
     if body.paths.is_empty() || body.paths.len() > 1000 {
         return Err(Error::invalid("paths must name between 1 and 1000 objects"));
