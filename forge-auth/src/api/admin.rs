@@ -2,7 +2,6 @@
 //! Forge's local outbox.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
@@ -11,7 +10,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Admin, RedirectQuery, normalize_email, parse_body};
+use super::{Admin, JsonBody, RedirectQuery, normalize_email};
 use crate::error::{Error, ErrorKind, Result};
 use crate::links::{self, LinkSpec};
 use crate::mail::MailKind;
@@ -169,8 +168,11 @@ async fn hash_password(auth: &Auth, password: &str) -> Result<String> {
     Ok(tokio::task::spawn_blocking(move || password::hash(&p)).await.map_err(Error::internal)??)
 }
 
-pub(crate) async fn create_user(State(auth): State<Auth>, Admin(project): Admin, body: Bytes) -> Result<Json<Value>> {
-    let body: AdminUserBody = parse_body(&body)?;
+pub(crate) async fn create_user(
+    State(auth): State<Auth>,
+    Admin(project): Admin,
+    JsonBody(body): JsonBody<AdminUserBody>,
+) -> Result<Json<Value>> {
     let email = body.email.as_deref().filter(|e| !e.is_empty()).map(normalize_email).transpose()?;
     let phone = body.phone.as_deref().filter(|p| !p.is_empty()).map(normalize_phone).transpose()?;
     let id = body
@@ -237,9 +239,8 @@ pub(crate) async fn update_user(
     State(auth): State<Auth>,
     Admin(project): Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<AdminUserBody>,
 ) -> Result<Json<Value>> {
-    let body: AdminUserBody = parse_body(&body)?;
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;
     let store = auth.store();
@@ -313,9 +314,8 @@ pub(crate) async fn delete_user(
     State(auth): State<Auth>,
     Admin(project): Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<DeleteBody>,
 ) -> Result<Json<Value>> {
-    let body: DeleteBody = parse_body(&body)?;
     let pool = project.db().pool();
     let id = parse_id(&id)?;
     let mut tx = pool.begin().await?;
@@ -368,9 +368,8 @@ pub(crate) struct FactorBody {
 pub(crate) async fn update_factor(
     Admin(project): Admin,
     Path((id, factor_id)): Path<(String, String)>,
-    body: Bytes,
+    JsonBody(body): JsonBody<FactorBody>,
 ) -> Result<Json<Value>> {
-    let body: FactorBody = parse_body(&body)?;
     let pool = project.db().pool();
     let factor = find_factor(pool, &id, &factor_id).await?;
     if let Some(name) = body.friendly_name {
@@ -401,9 +400,8 @@ pub(crate) async fn generate_link(
     State(auth): State<Auth>,
     Admin(project): Admin,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    JsonBody(body): JsonBody<LinkBody>,
 ) -> Result<Json<Value>> {
-    let body: LinkBody = parse_body(&body)?;
     let link_type = LinkType::parse(&body.kind)?;
     let email = normalize_email(body.email.as_deref().unwrap_or_default())?;
     let redirect_to = auth.redirect_target(&project, q.redirect_to.as_deref().or(body.redirect_to_body.as_deref()));
@@ -526,9 +524,8 @@ pub(crate) async fn invite(
     State(auth): State<Auth>,
     Admin(project): Admin,
     Query(q): Query<RedirectQuery>,
-    body: Bytes,
+    JsonBody(body): JsonBody<InviteBody>,
 ) -> Result<Json<Value>> {
-    let body: InviteBody = parse_body(&body)?;
     let email = normalize_email(body.email.as_deref().unwrap_or_default())?;
     let pool = project.db().pool();
     let mut tx = pool.begin().await?;

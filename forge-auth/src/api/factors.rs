@@ -6,7 +6,6 @@
 //! challenge once. A phone factor's challenge texts a code whose digest the challenge keeps.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,7 +13,7 @@ use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
 use uuid::Uuid;
 
-use super::{Guarded, MfaGuard, SessionUser, parse_body};
+use super::{Guarded, JsonBody, MfaGuard, SessionUser};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, ErrorKind, Result};
 use crate::links;
@@ -46,8 +45,11 @@ fn totp(secret: impl Into<Secret>, issuer: &str, account: &str) -> Result<Totp> 
         .map_err(|e| Error::internal(e.to_string()))
 }
 
-pub(crate) async fn enroll(State(auth): State<Auth>, session: SessionUser, body: Bytes) -> Result<Json<Value>> {
-    let body: EnrollBody = parse_body(&body)?;
+pub(crate) async fn enroll(
+    State(auth): State<Auth>,
+    session: SessionUser,
+    JsonBody(body): JsonBody<EnrollBody>,
+) -> Result<Json<Value>> {
     let phone = match body.factor_type.as_deref() {
         Some("totp") => None,
         Some("phone") if !auth.config().mfa_phone_enabled => {
@@ -143,9 +145,9 @@ pub(crate) async fn challenge(
     session: SessionUser,
     client: ClientInfo,
     Path(id): Path<String>,
-    Guarded(body, _): Guarded<MfaGuard>,
+    guarded: Guarded<MfaGuard>,
 ) -> Result<Json<Value>> {
-    let body: ChallengeBody = parse_body(&body)?;
+    let body: ChallengeBody = guarded.json()?;
     let pool = session.project.db().pool();
     let factor = own_factor(pool, session.user.id, &id).await?;
     let challenge_id = Uuid::new_v4();
@@ -196,9 +198,9 @@ pub(crate) async fn verify(
     State(auth): State<Auth>,
     session: SessionUser,
     Path(id): Path<String>,
-    Guarded(body, _): Guarded<MfaGuard>,
+    guarded: Guarded<MfaGuard>,
 ) -> Result<Json<Value>> {
-    let body: VerifyBody = parse_body(&body)?;
+    let body: VerifyBody = guarded.json()?;
     let SessionUser { project, user, session_id, .. } = session;
     let session_id =
         session_id.ok_or_else(|| Error::new(ErrorKind::SessionNotFound, "MFA verification requires a session"))?;

@@ -119,13 +119,8 @@ impl<G: Guard> FromRequest<Auth> for Guarded<G> {
     async fn from_request(req: axum::extract::Request, auth: &Auth) -> Result<Self> {
         let (mut parts, body) = req.into_parts();
         let client = ClientInfo::from_request_parts(&mut parts, auth).await?;
-        let bytes = Bytes::from_request(axum::extract::Request::from_parts(parts, body), auth).await.map_err(|e| {
-            if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                Error::Core(forge_core::ForgeError::PayloadTooLarge { limit: BODY_LIMIT })
-            } else {
-                Error::new(ErrorKind::BadJson, format!("Could not read the request body: {}", e.body_text()))
-            }
-        })?;
+        let bytes =
+            Bytes::from_request(axum::extract::Request::from_parts(parts, body), auth).await.map_err(body_rejection)?;
         if let Some(route) = G::LIMIT {
             auth.0.limits.check(route, client.ip)?;
         }
@@ -133,6 +128,36 @@ impl<G: Guard> FromRequest<Auth> for Guarded<G> {
             auth.check_captcha(&bytes, client.ip).await?;
         }
         Ok(Guarded(bytes, PhantomData))
+    }
+}
+
+impl<G> Guarded<G> {
+    /// The body as JSON (see [`parse_body`]).
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        parse_body(&self.0)
+    }
+}
+
+/// A JSON request body, in GoTrue's shape: an empty body is `{}` and one that does not parse
+/// as `T` is 400 `bad_json`.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self> {
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        Ok(JsonBody(parse_body(&bytes)?))
+    }
+}
+
+/// A body that could not be read: over the limit (413), or cut off.
+fn body_rejection(e: axum::extract::rejection::BytesRejection) -> Error {
+    if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+        Error::Core(forge_core::ForgeError::PayloadTooLarge { limit: BODY_LIMIT })
+    } else {
+        Error::new(ErrorKind::BadJson, format!("Could not read the request body: {}", e.body_text()))
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Guarded, MagiclinkGuard, OtpGuard, RecoverGuard, RedirectQuery, ResendGuard, VerifyGuard, normalize_email,
-    parse_body, redirect, redirect_error,
+    redirect, redirect_error,
 };
 use http::StatusCode;
 
@@ -60,9 +60,9 @@ pub(crate) async fn recover(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    Guarded(body, _): Guarded<RecoverGuard>,
+    guarded: Guarded<RecoverGuard>,
 ) -> Result<Json<Value>> {
-    let body: EmailBody = parse_body(&body)?;
+    let body: EmailBody = guarded.json()?;
     let email = required_email(&body)?;
     let pkce = pkce_params(body.code_challenge.as_deref(), body.code_challenge_method.as_deref())?;
     let mut tx = project.db().pool().begin().await?;
@@ -91,9 +91,9 @@ pub(crate) async fn otp(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    Guarded(body, _): Guarded<OtpGuard>,
+    guarded: Guarded<OtpGuard>,
 ) -> Result<Json<Value>> {
-    let body: EmailBody = parse_body(&body)?;
+    let body: EmailBody = guarded.json()?;
     if let Some(phone) = body.phone_only() {
         let channel = super::phone::channel(body.channel.as_deref())?;
         let create_user = body.create_user.unwrap_or(true);
@@ -107,9 +107,9 @@ pub(crate) async fn magiclink(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    Guarded(body, _): Guarded<MagiclinkGuard>,
+    guarded: Guarded<MagiclinkGuard>,
 ) -> Result<Json<Value>> {
-    let body: EmailBody = parse_body(&body)?;
+    let body: EmailBody = guarded.json()?;
     send_magic_link(&auth, &project, &body, q.redirect_to.as_deref(), true).await?;
     Ok(Json(json!({})))
 }
@@ -163,9 +163,9 @@ pub(crate) async fn resend(
     State(auth): State<Auth>,
     project: Project,
     Query(q): Query<RedirectQuery>,
-    Guarded(body, _): Guarded<ResendGuard>,
+    guarded: Guarded<ResendGuard>,
 ) -> Result<Json<Value>> {
-    let body: EmailBody = parse_body(&body)?;
+    let body: EmailBody = guarded.json()?;
     let kind = body.kind.as_deref().unwrap_or_default();
     if matches!(kind, "sms" | "phone_change") {
         let phone = body.phone.as_deref().filter(|p| !p.trim().is_empty());
@@ -222,9 +222,9 @@ pub(crate) async fn verify_post(
     State(auth): State<Auth>,
     project: Project,
     client: ClientInfo,
-    Guarded(body, _): Guarded<VerifyGuard>,
+    guarded: Guarded<VerifyGuard>,
 ) -> Result<Json<Value>> {
-    let body: VerifyBody = parse_body(&body)?;
+    let body: VerifyBody = guarded.json()?;
     let verify_type = VerifyType::parse(body.kind.as_deref().unwrap_or_default())?;
     // A code is bound to the address (or number) it went to.
     let address = if verify_type.is_phone() {

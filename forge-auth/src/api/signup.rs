@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Guarded, RedirectQuery, SignupGuard, normalize_email, parse_body};
+use super::{Guarded, RedirectQuery, SignupGuard, normalize_email};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limit::Route;
 use crate::links::{self, LinkSpec, pkce_params};
@@ -36,9 +36,9 @@ pub(crate) async fn signup(
     project: Project,
     client: ClientInfo,
     Query(q): Query<RedirectQuery>,
-    Guarded(raw, _): Guarded<SignupGuard>,
+    guarded: Guarded<SignupGuard>,
 ) -> Result<Json<Value>> {
-    let body: SignupBody = parse_body(&raw)?;
+    let body: SignupBody = guarded.json()?;
     let config = auth.config();
     if config.disable_signup {
         return Err(Error::new(ErrorKind::SignupDisabled, "Signups not allowed for this instance"));

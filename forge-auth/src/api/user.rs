@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Guarded, RedirectQuery, SessionUser, UserUpdateGuard, normalize_email, parse_body};
+use super::{Guarded, RedirectQuery, SessionUser, UserUpdateGuard, normalize_email};
 use crate::crypto::{ct_eq, stored_digest, token_hash};
 use crate::error::{Error, ErrorKind, Result};
 use crate::links::{self, LinkSpec, pkce_params};
@@ -39,9 +39,9 @@ pub(crate) async fn update_user(
     State(auth): State<Auth>,
     session: SessionUser,
     Query(q): Query<RedirectQuery>,
-    Guarded(body, _): Guarded<UserUpdateGuard>,
+    guarded: Guarded<UserUpdateGuard>,
 ) -> Result<Json<Value>> {
-    let body: UpdateBody = parse_body(&body)?;
+    let body: UpdateBody = guarded.json()?;
     let SessionUser { project, user, aal, .. } = session;
     let pool = project.db().pool();
     check_aal(pool, &user, &aal, &body).await?;
