@@ -138,7 +138,7 @@ impl ErrorKind {
     ];
 
     /// The kind of a parser's PostgREST code.
-    fn of_parse_code(code: &str) -> Self {
+    pub(crate) fn of_parse_code(code: &str) -> Self {
         match code {
             "PGRST103" => ErrorKind::RangeNotSatisfiable,
             "PGRST122" => ErrorKind::InvalidPreferences,

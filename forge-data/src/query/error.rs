@@ -34,13 +34,10 @@ impl fmt::Display for ParseError {
 }
 
 impl ParseError {
-    /// The HTTP status PostgREST answers with for this code (`PGRST103` → 416, everything else
-    /// produced here → 400).
+    /// The HTTP status PostgREST answers with for this code, from forge-data's catalogue
+    /// (`PGRST103` → 416, everything else produced here → 400).
     pub fn status(&self) -> u16 {
-        match self.code {
-            "PGRST103" => 416,
-            _ => 400,
-        }
+        crate::error::ErrorKind::of_parse_code(self.code).entry().status
     }
 
     /// The PostgREST error body: `{"code","message","details","hint"}` with `null`s.

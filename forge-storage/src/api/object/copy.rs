@@ -10,12 +10,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::check_name;
 use super::move_object::MoveBody;
 use super::upload::{Mode, NewVersion, check_fits, owner_of, point_at_version, upsert};
 use crate::api::JsonBody;
 use crate::error::{Error, Result};
-use crate::rows::{self, Reader, bucket_info};
+use crate::rows::{self, Reader};
 use crate::service::Storage;
 
 pub(crate) async fn copy(
@@ -25,10 +24,7 @@ pub(crate) async fn copy(
     headers: HeaderMap,
     JsonBody(body): JsonBody<MoveBody>,
 ) -> Result<Json<Value>> {
-    check_name(&body.source_key)?;
-    check_name(&body.destination_key)?;
-    let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
-    let destination = bucket_info(&project, &to_bucket).await?;
+    let destination = body.destination(&project).await?;
     let source =
         rows::object_row(&project, Reader::Caller(&ctx), rows::SOURCE_JSON, &body.bucket_id, &body.source_key).await?;
     let from = source["version"].as_str().ok_or_else(Error::no_such_key)?;
@@ -43,7 +39,8 @@ pub(crate) async fn copy(
     let owner = owner_of(&ctx);
     let mode = Mode::Create { upsert: upsert(&headers) };
     let new = NewVersion { version, metadata, user_metadata: Some(source["user_metadata"].clone()) };
+    let to_bucket = &destination.id;
     let id =
-        point_at_version(&project, &ctx, store, mode, &to_bucket, &body.destination_key, owner.as_deref(), new).await?;
+        point_at_version(&project, &ctx, store, mode, to_bucket, &body.destination_key, owner.as_deref(), new).await?;
     Ok(Json(json!({ "Id": id, "Key": format!("{to_bucket}/{}", body.destination_key) })))
 }

@@ -10,7 +10,7 @@ use super::check_name;
 use super::upload::{check_fits, duplicate};
 use crate::api::JsonBody;
 use crate::error::{Error, Result};
-use crate::rows::{self, Reader, bucket_info};
+use crate::rows::{self, BucketInfo, Reader, bucket_info};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -25,15 +25,22 @@ pub(crate) struct MoveBody {
     pub(super) destination_bucket: Option<String>,
 }
 
+impl MoveBody {
+    /// Checks both names and finds the destination bucket (the source's when none is named),
+    /// as move and copy both start.
+    pub(super) async fn destination(&self, project: &Project) -> Result<BucketInfo> {
+        check_name(&self.source_key)?;
+        check_name(&self.destination_key)?;
+        bucket_info(project, self.destination_bucket.as_deref().unwrap_or(&self.bucket_id)).await
+    }
+}
+
 pub(crate) async fn move_object(
     project: Project,
     ctx: RequestContext,
     JsonBody(body): JsonBody<MoveBody>,
 ) -> Result<Json<Value>> {
-    check_name(&body.source_key)?;
-    check_name(&body.destination_key)?;
-    let to_bucket = body.destination_bucket.clone().unwrap_or_else(|| body.bucket_id.clone());
-    let destination = bucket_info(&project, &to_bucket).await?;
+    let destination = body.destination(&project).await?;
     if destination.id != body.bucket_id {
         let metadata =
             rows::object_row(&project, Reader::Caller(&ctx), "metadata", &body.bucket_id, &body.source_key).await?;
@@ -42,7 +49,7 @@ pub(crate) async fn move_object(
     // The bytes stay where they are: only the row changes.
     let from = (body.bucket_id.as_str(), body.source_key.as_str());
     let moved =
-        rows::move_object(&project, &ctx, from, (&to_bucket, &body.destination_key)).await.map_err(duplicate)?;
+        rows::move_object(&project, &ctx, from, (&destination.id, &body.destination_key)).await.map_err(duplicate)?;
     moved.ok_or_else(Error::no_such_key)?;
     Ok(Json(json!({ "message": "Successfully moved" })))
 }
