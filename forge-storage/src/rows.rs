@@ -4,6 +4,10 @@
 //! service's own lookups (a bucket's settings, a public or signed read) use the pool.
 //!
 //! Rows come back as JSON built in SQL (`jsonb_build_object`), the shape the routes answer.
+//!
+//! The other services' statements are in submodules: [`tus`] (resumable uploads),
+//! [`vectors`] (S3 Vectors) and [`iceberg`] (analytics buckets and the Iceberg catalog). The
+//! routes under `api/` parse and answer; what they read and write is decided here.
 
 use forge_core::Project;
 use forge_core::rls::{self, RequestContext};
@@ -11,6 +15,10 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 use crate::error::{Error, Result};
+
+pub(crate) mod iceberg;
+pub(crate) mod tus;
+pub(crate) mod vectors;
 
 /// Runs one statement returning one JSON value in its own RLS transaction, as the caller.
 pub(crate) async fn query_json(
@@ -336,4 +344,96 @@ pub(crate) async fn list_folder(project: &Project, ctx: &RequestContext, p: &Fol
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
 pub(crate) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// How an upload lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `POST`: a new object, or a replaced one with `x-upsert: true`.
+    Create { upsert: bool },
+    /// `PUT`: replaces an existing object.
+    Update,
+}
+
+/// Tries, as the caller, the row change an upload in `mode` will make, and rolls it back:
+/// false when there is no row to update.
+pub(crate) async fn try_write(
+    project: &Project,
+    ctx: &RequestContext,
+    mode: Mode,
+    bucket: &str,
+    name: &str,
+    owner: Option<&str>,
+) -> Result<bool> {
+    let sql = match mode {
+        Mode::Create { upsert: false } => {
+            "insert into storage.objects (bucket_id, name, owner, owner_id) values ($1, $2, $3::text::uuid, $3) \
+             returning 1"
+        }
+        Mode::Create { upsert: true } => {
+            "insert into storage.objects (bucket_id, name, owner, owner_id) values ($1, $2, $3::text::uuid, $3) \
+             on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id \
+             returning 1"
+        }
+        Mode::Update => {
+            "update storage.objects set owner = $3::text::uuid, owner_id = $3 where bucket_id = $1 and name = $2 \
+             returning 1"
+        }
+    };
+    let rows = rls::try_once(project.db(), ctx, sql, &[&bucket, &name, &owner]).await?;
+    Ok(!rows.is_empty())
+}
+
+/// A version just stored, with what its row will say about it.
+pub(crate) struct NewVersion {
+    pub(crate) version: String,
+    pub(crate) metadata: Value,
+    pub(crate) user_metadata: Option<Value>,
+}
+
+/// Points the row of `bucket/name` at `new`, as the caller: `{id, old}` with the version it
+/// replaced, or `None` when there is no row to update.
+pub(crate) async fn write_version(
+    project: &Project,
+    ctx: &RequestContext,
+    mode: Mode,
+    bucket: &str,
+    name: &str,
+    owner: Option<&str>,
+    new: &NewVersion,
+) -> Result<Option<Value>> {
+    let sql = match mode {
+        Mode::Create { upsert: false } => {
+            "insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
+             values ($1, $2, $3::text::uuid, $3, $4, $5, $6) returning jsonb_build_object('id', id, 'old', null)"
+        }
+        Mode::Create { upsert: true } => {
+            "with old as (select version from storage.objects where bucket_id = $1 and name = $2) \
+             insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
+             values ($1, $2, $3::text::uuid, $3, $4, $5, $6) \
+             on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, \
+               metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version, \
+               updated_at = now(), last_accessed_at = now() \
+             returning jsonb_build_object('id', id, 'old', (select version from old))"
+        }
+        Mode::Update => {
+            "with old as (select id, version from storage.objects where bucket_id = $1 and name = $2) \
+             update storage.objects o set owner = $3::text::uuid, owner_id = $3, metadata = $4, \
+               user_metadata = coalesce($5, o.user_metadata), version = $6, updated_at = now(), \
+               last_accessed_at = now() \
+             from old where o.id = old.id and o.bucket_id = $1 and o.name = $2 \
+             returning jsonb_build_object('id', o.id, 'old', old.version)"
+        }
+    };
+    let params: [&(dyn ToSql + Sync); 6] = [&bucket, &name, &owner, &new.metadata, &new.user_metadata, &new.version];
+    query_json(project, ctx, sql, &params).await
+}
+
+/// Whether any object row names `version` (bypassing RLS: the service's own bookkeeping).
+pub(crate) async fn version_named(project: &Project, version: &str) -> Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from storage.objects where version = $1)")
+        .bind(version)
+        .fetch_one(project.db().pool())
+        .await
+        .map_err(|e| forge_core::ForgeError::from(e).into())
 }

@@ -45,7 +45,7 @@ impl Storage {
 
     /// [`Storage::sweep`] with another grace period.
     pub async fn sweep_older_than(&self, project: &Project, grace: Duration) -> Result<Swept> {
-        let expired_uploads = tus::sweep_expired(self, project).await.map_err(ForgeError::from)?;
+        let expired_uploads = tus::sweep_expired(self, project).await?;
         let cutoff =
             time::OffsetDateTime::now_utc().unix_timestamp() - i64::try_from(grace.as_secs()).unwrap_or(i64::MAX / 2);
         // A version's id tells when it was made (versions are time-ordered UUIDs); a copy on a

@@ -39,7 +39,8 @@ use super::object::upload::{
 use super::object::{check_mime, check_name};
 use crate::blob;
 use crate::error::{Error, ErrorKind};
-use crate::rows::bucket_info;
+use crate::rows::tus::Upload;
+use crate::rows::{self, bucket_info};
 use crate::service::Storage;
 
 use forge_core::error::TUS_VERSION;
@@ -70,12 +71,6 @@ impl From<forge_core::ForgeError> for TusError {
 impl From<Rejection> for TusError {
     fn from(r: Rejection) -> Self {
         TusError(Error::Core(r.error))
-    }
-}
-
-impl From<sqlx::Error> for TusError {
-    fn from(e: sqlx::Error) -> Self {
-        TusError(Error::Core(e.into()))
     }
 }
 
@@ -294,58 +289,10 @@ fn signed_ctx() -> RequestContext {
     UploadGrant::ctx(Method::POST, "/upload/resumable/sign")
 }
 
-/// An upload in progress (a row of `storage.resumable_uploads`).
-#[derive(Debug, sqlx::FromRow)]
-struct Upload {
-    id: Uuid,
-    bucket_id: String,
-    name: String,
-    role: String,
-    subject: Option<String>,
-    owner_id: Option<String>,
-    signed: bool,
-    upsert: bool,
-    upload_length: i64,
-    upload_offset: i64,
-    parts: Vec<String>,
-    content_type: String,
-    cache_control: String,
-    user_metadata: Option<Value>,
-    upload_metadata: Option<String>,
-    expires_at: OffsetDateTime,
-    finished_at: Option<OffsetDateTime>,
-}
-
-impl Upload {
-    fn expired(&self) -> bool {
-        self.finished_at.is_none() && self.expires_at <= OffsetDateTime::now_utc()
-    }
-
-    fn length(&self) -> u64 {
-        u64::try_from(self.upload_length).unwrap_or(0)
-    }
-
-    fn offset(&self) -> u64 {
-        u64::try_from(self.upload_offset).unwrap_or(0)
-    }
-}
-
-const UPLOAD_COLUMNS: &str = "id, bucket_id, name, role, subject, owner_id, signed, upsert, upload_length, \
-     upload_offset, parts, content_type, cache_control, user_metadata, upload_metadata, expires_at, finished_at";
-
 /// The upload `raw` names (a URL id), or 404.
 async fn load(project: &Project, raw: &str) -> TusResult<Upload> {
     let (bucket, name, id) = decode_id(raw)?;
-    let sql = format!(
-        "select {UPLOAD_COLUMNS} from storage.resumable_uploads where id = $1 and bucket_id = $2 and name = $3"
-    );
-    let row = sqlx::query_as::<_, Upload>(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(bucket)
-        .bind(name)
-        .fetch_optional(project.db().pool())
-        .await?;
-    row.ok_or_else(not_found)
+    rows::tus::load(project, id, &bucket, &name).await?.ok_or_else(not_found)
 }
 
 /// How long a writer's lease on an upload holds unless renewed; it is renewed every third
@@ -363,17 +310,7 @@ fn locked() -> TusError {
 /// the upload as it stands now: what an earlier writer recorded counts, not what was read
 /// before the lease.
 async fn take_lease(project: &Project, upload: &Upload, lease: Uuid) -> TusResult<Upload> {
-    let sql = format!(
-        "update storage.resumable_uploads set writer = $2, lease_until = now() + make_interval(secs => $3) \
-         where id = $1 and (writer is null or lease_until < now()) returning {UPLOAD_COLUMNS}"
-    );
-    let taken = sqlx::query_as::<_, Upload>(sqlx::AssertSqlSafe(sql))
-        .bind(upload.id)
-        .bind(lease)
-        .bind(LEASE.as_secs_f64())
-        .fetch_optional(project.db().pool())
-        .await?;
-    taken.ok_or_else(locked)
+    rows::tus::take_lease(project, upload.id, lease, LEASE).await?.ok_or_else(locked)
 }
 
 /// Keeps the lease alive while a chunk streams; never returns. A lease that could not be
@@ -383,16 +320,7 @@ async fn renew_lease(project: &Project, id: Uuid, lease: Uuid) -> std::convert::
     every.tick().await;
     loop {
         every.tick().await;
-        let renewed = sqlx::query(
-            "update storage.resumable_uploads set lease_until = now() + make_interval(secs => $3) \
-             where id = $1 and writer = $2",
-        )
-        .bind(id)
-        .bind(lease)
-        .bind(LEASE.as_secs_f64())
-        .execute(project.db().pool())
-        .await;
-        if let Err(e) = renewed {
+        if let Err(e) = rows::tus::renew_lease(project, id, lease, LEASE).await {
             tracing::warn!(error = %e, upload = %id, "renewing a resumable upload's lease failed");
         }
     }
@@ -400,14 +328,7 @@ async fn renew_lease(project: &Project, id: Uuid, lease: Uuid) -> std::convert::
 
 /// Gives the lease up without recording anything.
 async fn release_lease(project: &Project, id: Uuid, lease: Uuid) {
-    let released = sqlx::query(
-        "update storage.resumable_uploads set writer = null, lease_until = null where id = $1 and writer = $2",
-    )
-    .bind(id)
-    .bind(lease)
-    .execute(project.db().pool())
-    .await;
-    if let Err(e) = released {
+    if let Err(e) = rows::tus::release_lease(project, id, lease).await {
         tracing::warn!(error = %e, upload = %id, "releasing a resumable upload's lease failed; it runs out");
     }
 }
@@ -432,16 +353,8 @@ pub(crate) async fn forget_parts(storage: &Storage, project: &Project, id: Uuid)
 
 /// Removes up to [`SWEEP`] expired uploads (and the parts of unfinished ones), skipping any
 /// being written. Returns how many went.
-pub(crate) async fn sweep_expired(storage: &Storage, project: &Project) -> Result<usize, sqlx::Error> {
-    let gone: Vec<(Uuid, bool)> = sqlx::query_as(
-        "delete from storage.resumable_uploads where id in (select id from storage.resumable_uploads \
-           where expires_at < now() and (writer is null or lease_until < now()) \
-           order by expires_at limit $1 for update skip locked) \
-         returning id, finished_at is null",
-    )
-    .bind(SWEEP)
-    .fetch_all(project.db().pool())
-    .await?;
+pub(crate) async fn sweep_expired(storage: &Storage, project: &Project) -> Result<usize, Error> {
+    let gone = rows::tus::delete_expired(project, SWEEP).await?;
     for (id, unfinished) in &gone {
         if *unfinished {
             forget_parts(storage, project, *id).await;
@@ -534,27 +447,23 @@ async fn create_with(
     // Time-ordered: the sweep tells a young version from a stray one by its id.
     let id = Uuid::now_v7();
     let expires = OffsetDateTime::now_utc() + EXPIRY;
-    sqlx::query(
-        "insert into storage.resumable_uploads (id, bucket_id, name, role, subject, owner_id, signed, upsert, \
-           upload_length, content_type, cache_control, user_metadata, upload_metadata, expires_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(id)
-    .bind(&bucket.id)
-    .bind(name)
-    .bind(access.ctx.principal().role())
-    .bind(access.subject.as_deref())
-    .bind(access.owner.as_deref())
-    .bind(signed)
-    .bind(access.upsert)
-    .bind(i64::try_from(length).map_err(|_| TusError(blob::too_large()))?)
-    .bind(content_type)
-    .bind(&cache_control)
-    .bind(&user_metadata)
-    .bind(Some(raw_metadata).filter(|m| !m.is_empty()))
-    .bind(expires)
-    .execute(project.db().pool())
-    .await?;
+    let upload = rows::tus::NewUpload {
+        id,
+        bucket_id: &bucket.id,
+        name,
+        role: access.ctx.principal().role(),
+        subject: access.subject.as_deref(),
+        owner_id: access.owner.as_deref(),
+        signed,
+        upsert: access.upsert,
+        upload_length: i64::try_from(length).map_err(|_| TusError(blob::too_large()))?,
+        content_type,
+        cache_control: &cache_control,
+        user_metadata: &user_metadata,
+        upload_metadata: Some(raw_metadata).filter(|m| !m.is_empty()),
+        expires_at: expires,
+    };
+    rows::tus::insert(&project, &upload).await?;
 
     let location = format!("{}/{}", public_url(&headers, uri), encode_id(&bucket.id, name, id));
     let mut out = vec![("location", location), ("upload-expires", http_date(expires))];
@@ -764,11 +673,7 @@ async fn write_chunk(
         Err(e) if e.status() < 500 => {
             // The object may not be created (a policy or an existing key refused it): the
             // upload is over.
-            sqlx::query("delete from storage.resumable_uploads where id = $1 and writer = $2")
-                .bind(upload.id)
-                .bind(lease)
-                .execute(project.db().pool())
-                .await?;
+            rows::tus::abandon(project, upload.id, lease).await?;
             forget_parts(storage, project, upload.id).await;
             Err(e.into())
         }
@@ -787,19 +692,8 @@ async fn record(
     parts: &[String],
     finished: bool,
 ) -> TusResult<()> {
-    let recorded = sqlx::query(
-        "update storage.resumable_uploads set upload_offset = $3, parts = $4, \
-           finished_at = case when $5 then now() end, writer = null, lease_until = null \
-         where id = $1 and writer = $2",
-    )
-    .bind(upload.id)
-    .bind(lease)
-    .bind(i64::try_from(offset).map_err(|_| TusError(blob::too_large()))?)
-    .bind(parts)
-    .bind(finished)
-    .execute(project.db().pool())
-    .await?;
-    if recorded.rows_affected() == 0 {
+    let offset = i64::try_from(offset).map_err(|_| TusError(blob::too_large()))?;
+    if !rows::tus::record(project, upload.id, lease, offset, parts, finished).await? {
         return Err(tus_error(ErrorKind::UploadOffsetMismatch, "Another request took the upload over"));
     }
     Ok(())
@@ -817,12 +711,7 @@ async fn finish(
 ) -> Result<(), Error> {
     let store = storage.store().as_ref();
     let version = upload.id.to_string();
-    let named: bool = sqlx::query_scalar("select exists (select 1 from storage.objects where version = $1)")
-        .bind(&version)
-        .fetch_one(project.db().pool())
-        .await
-        .map_err(forge_core::ForgeError::from)?;
-    if named {
+    if rows::version_named(project, &version).await? {
         return Ok(());
     }
     let dest = Storage::blob_path(project, &version);
@@ -872,14 +761,7 @@ async fn terminate_upload(
     if upload.finished_at.is_some() {
         return Err(tus_error(ErrorKind::InvalidRequest, "A finished upload cannot be terminated"));
     }
-    let deleted = sqlx::query(
-        "delete from storage.resumable_uploads where id = $1 and finished_at is null \
-           and (writer is null or lease_until < now())",
-    )
-    .bind(upload.id)
-    .execute(project.db().pool())
-    .await?;
-    if deleted.rows_affected() == 0 {
+    if !rows::tus::terminate(&project, upload.id).await? {
         return Err(locked());
     }
     forget_parts(&storage, &project, upload.id).await;

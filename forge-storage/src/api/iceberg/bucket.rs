@@ -12,17 +12,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use forge_core::Project;
 use forge_core::error::DbErrorKind;
-use forge_core::rls;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{IcebergError, IcebergResult};
 use super::{ServiceRole, parse_json, query_params};
 use crate::error::{Error, ErrorKind};
-use crate::rows::{like_escape, query_json};
-
-const BUCKET_JSON: &str = "jsonb_build_object('id', b.name, 'name', b.name, 'type', b.type, 'format', b.format, \
-     'created_at', b.created_at, 'updated_at', b.updated_at)";
+use crate::rows::{iceberg, like_escape};
 
 /// An analytics bucket's name: 3 to 63 lower-case letters, digits and hyphens, starting and
 /// ending with a letter or digit (the rule of S3 table buckets, which back Supabase's; the
@@ -45,8 +41,7 @@ pub(crate) async fn create(project: Project, ServiceRole(ctx): ServiceRole, body
     if !valid_bucket_name(&name) {
         return Err(Error::new(ErrorKind::InvalidBucketName, "Bucket name invalid").into());
     }
-    let sql = format!("insert into storage.buckets_analytics as b (name) values ($1) returning {BUCKET_JSON}");
-    let created = query_json(&project, &ctx, &sql, &[&name]).await.map_err(|e| match &e {
+    let created = iceberg::create_bucket(&project, &ctx, &name).await.map_err(|e| match &e {
         e if e.db_kind() == Some(DbErrorKind::UniqueViolation) => {
             Error::new(ErrorKind::BucketAlreadyExists, "The resource already exists")
         }
@@ -86,14 +81,7 @@ pub(crate) async fn list(
         other => return Err(Error::invalid(format!("Invalid sortOrder {other:?}")).into()),
     };
     let search = params.get("search").filter(|s| !s.is_empty()).map(|s| format!("%{}%", like_escape(s)));
-    // Only the column and the order, chosen above from fixed lists, are formatted in.
-    let sql = format!(
-        "select coalesce(jsonb_agg(j order by n), '[]'::jsonb) from ( \
-           select {BUCKET_JSON} as j, row_number() over (order by {column} {order}, b.name) as n \
-           from storage.buckets_analytics b where $1::text is null or b.name ilike $1 \
-           order by {column} {order}, b.name limit $2 offset $3) t"
-    );
-    let out = query_json(&project, &ctx, &sql, &[&search, &limit, &offset]).await?;
+    let out = iceberg::list_buckets(&project, &ctx, (column, order), search, limit, offset).await?;
     Ok(Json(out.unwrap_or_else(|| json!([]))))
 }
 
@@ -104,21 +92,14 @@ pub(crate) async fn delete(
 ) -> IcebergResult<Json<Value>> {
     // Namespaces reference their bucket: deleting one that has any fails on the foreign key,
     // whatever is created concurrently.
-    let rows = rls::query_once(
-        project.db(),
-        &ctx,
-        "delete from storage.buckets_analytics where name = $1 returning id",
-        &[&name],
-    )
-    .await
-    .map_err(|e| match e.db_kind() {
+    let deleted = iceberg::delete_bucket(&project, &ctx, &name).await.map_err(|e| match e.db_kind() {
         Some(DbErrorKind::ForeignKeyViolation) => Error::new(
             ErrorKind::BucketNotEmpty,
             "The analytics bucket you tried to delete is not empty: drop its tables and namespaces first",
         ),
         _ => Error::from(e),
     })?;
-    if rows.is_empty() {
+    if !deleted {
         return Err(Error::no_such_bucket().into());
     }
     Ok(Json(json!({ "message": "Successfully deleted" })))

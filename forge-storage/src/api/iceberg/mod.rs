@@ -54,6 +54,8 @@ use uuid::Uuid;
 
 use error::{IcebergError, IcebergResult};
 
+use crate::rows;
+
 /// The routes, relative to `/storage/v1/iceberg`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let routes = Router::new()
@@ -166,16 +168,7 @@ fn table_name(name: &str) -> IcebergResult<&str> {
 /// An analytics bucket's id, and the id of its namespace `levels` if it has one (`levels`
 /// empty: none).
 async fn resolve(tx: &RlsTx, warehouse: &str, levels: &[String]) -> IcebergResult<(Uuid, Option<Uuid>)> {
-    let rows = tx
-        .query(
-            "select b.id, n.id from storage.buckets_analytics b \
-             left join storage.iceberg_namespaces n on n.catalog_id = b.id and n.levels = $2::text[] \
-             where b.name = $1",
-            &[&warehouse, &levels],
-        )
-        .await?;
-    let row = rows.first().ok_or_else(|| IcebergError::no_such_warehouse(warehouse))?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+    rows::iceberg::resolve(tx, warehouse, levels).await?.ok_or_else(|| IcebergError::no_such_warehouse(warehouse))
 }
 
 /// The id of namespace `levels` of an analytics bucket: 404 when either is missing.

@@ -28,6 +28,7 @@ use super::error::{IcebergError, IcebergResult};
 use super::{
     ServiceRole, begin, namespace_id, namespace_levels, namespace_path, page_size, parse_json, query_params, resolve,
 };
+use crate::rows::iceberg;
 use crate::table_metadata::string_map;
 
 pub(crate) async fn list(
@@ -49,17 +50,10 @@ pub(crate) async fn list(
         return Err(IcebergError::no_such_namespace(&parent));
     }
     // Children are ordered, and paged, by their last level.
-    let rows = tx
-        .query(
-            "select levels from storage.iceberg_namespaces \
-             where catalog_id = $1 and parent_id is not distinct from $2 \
-               and ($3::text is null or levels[cardinality(levels)] > $3 collate \"C\") \
-             order by levels[cardinality(levels)] collate \"C\" limit $4",
-            &[&catalog, &parent_id, &token, &limit.saturating_add(1)],
-        )
-        .await?;
+    let children =
+        iceberg::child_namespaces(&tx, catalog, parent_id, token.map(String::as_str), limit.saturating_add(1)).await?;
     tx.commit().await?;
-    page(rows.iter().map(|r| r.try_get::<_, Vec<String>>(0)).collect::<Result<_, _>>()?, limit)
+    page(children, limit)
 }
 
 /// A page of namespaces, with the token of the next one when there is more.
@@ -98,22 +92,17 @@ pub(crate) async fn create(
         return Err(IcebergError::no_such_namespace(parent));
     }
     // The foreign keys make a parent (or bucket) dropped meanwhile fail the insert.
-    let inserted = tx
-        .query_and_commit(
-            "insert into storage.iceberg_namespaces (catalog_id, parent_id, levels, properties) \
-             values ($1, $2, $3, $4) returning properties",
-            &[&catalog, &parent_id, &levels, &properties],
-        )
-        .await
-        .map_err(|e| match e.db_kind() {
-            Some(DbErrorKind::UniqueViolation) => {
-                IcebergError::already_exists(format!("Namespace already exists: {}", levels.join(".")))
-            }
-            Some(DbErrorKind::ForeignKeyViolation) if parent.is_empty() => IcebergError::no_such_warehouse(&prefix),
-            Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(parent),
-            _ => e.into(),
-        })?;
-    let properties: Value = inserted.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(properties);
+    let stored = iceberg::create_namespace(tx, catalog, parent_id, &levels, &properties).await.map_err(|e| match e
+        .db_kind()
+    {
+        Some(DbErrorKind::UniqueViolation) => {
+            IcebergError::already_exists(format!("Namespace already exists: {}", levels.join(".")))
+        }
+        Some(DbErrorKind::ForeignKeyViolation) if parent.is_empty() => IcebergError::no_such_warehouse(&prefix),
+        Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(parent),
+        _ => e.into(),
+    })?;
+    let properties = stored.unwrap_or(properties);
     Ok(Json(json!({ "namespace": levels, "properties": properties })))
 }
 
@@ -122,10 +111,9 @@ async fn find(project: &Project, ctx: &RequestContext, prefix: &str, raw: &str) 
     let levels = namespace_path(raw)?;
     let tx = begin(project, ctx).await?;
     let id = namespace_id(&tx, prefix, &levels).await?;
-    let rows = tx.query("select properties from storage.iceberg_namespaces where id = $1", &[&id]).await?;
+    let properties = iceberg::namespace_properties(&tx, id, false).await?;
     tx.commit().await?;
-    let properties =
-        rows.first().map(|r| r.try_get(0)).transpose()?.ok_or_else(|| IcebergError::no_such_namespace(&levels))?;
+    let properties = properties.ok_or_else(|| IcebergError::no_such_namespace(&levels))?;
     Ok((levels, properties))
 }
 
@@ -156,15 +144,12 @@ pub(crate) async fn remove(
     let tx = begin(&project, &ctx).await?;
     let id = namespace_id(&tx, &prefix, &levels).await?;
     // Tables and child namespaces reference it: a non-empty namespace fails on their keys.
-    let deleted = tx
-        .query_and_commit("delete from storage.iceberg_namespaces where id = $1 returning id", &[&id])
-        .await
-        .map_err(|e| match e.db_kind() {
-            Some(DbErrorKind::ForeignKeyViolation) => IcebergError::namespace_not_empty(&levels),
-            _ => e.into(),
-        })?;
+    let deleted = iceberg::delete_namespace(tx, id).await.map_err(|e| match e.db_kind() {
+        Some(DbErrorKind::ForeignKeyViolation) => IcebergError::namespace_not_empty(&levels),
+        _ => e.into(),
+    })?;
     // A concurrent drop took it first.
-    if deleted.is_empty() {
+    if !deleted {
         return Err(IcebergError::no_such_namespace(&levels));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -193,8 +178,7 @@ pub(crate) async fn update_properties(
     }
     let tx = begin(&project, &ctx).await?;
     let id = namespace_id(&tx, &prefix, &levels).await?;
-    let rows = tx.query("select properties from storage.iceberg_namespaces where id = $1 for update", &[&id]).await?;
-    let mut properties = match rows.first().map(|r| r.try_get::<_, Value>(0)).transpose()? {
+    let mut properties = match iceberg::namespace_properties(&tx, id, true).await? {
         Some(Value::Object(p)) => p,
         _ => return Err(IcebergError::no_such_namespace(&levels)),
     };
@@ -204,10 +188,6 @@ pub(crate) async fn update_properties(
     }
     let updated: Vec<String> = updates.keys().cloned().collect();
     properties.extend(updates);
-    tx.query_and_commit(
-        "update storage.iceberg_namespaces set properties = $2, updated_at = now() where id = $1",
-        &[&id, &Value::Object(properties)],
-    )
-    .await?;
+    iceberg::set_namespace_properties(tx, id, &Value::Object(properties)).await?;
     Ok(Json(json!({ "updated": updated, "removed": removed, "missing": missing })))
 }

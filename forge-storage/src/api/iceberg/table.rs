@@ -32,41 +32,11 @@ use super::{
     ServiceRole, begin, namespace_id, namespace_levels, namespace_path, page_size, parse_json, query_params, table_name,
 };
 use crate::error::ErrorKind;
+use crate::rows::iceberg::{self, NewTable, TableRow, TableVersion};
 use crate::table_metadata::{
     CreateTable, Object, apply_updates, check_complete, check_requirements, empty_table, log_previous,
     metadata_location, new_table, now_ms, shorthand_updates,
 };
-
-/// A stored table.
-#[derive(Debug)]
-struct TableRow {
-    id: Uuid,
-    location: String,
-    metadata_location: String,
-    metadata: Object,
-    version: i64,
-}
-
-const SELECT_TABLE: &str = "select id, location, metadata_location, metadata, version from storage.iceberg_tables \
-     where namespace_id = $1 and name = $2";
-const SELECT_TABLE_FOR_UPDATE: &str = "select id, location, metadata_location, metadata, version \
-     from storage.iceberg_tables where namespace_id = $1 and name = $2 for update";
-
-async fn fetch(tx: &RlsTx, sql: &str, namespace: Uuid, name: &str) -> IcebergResult<Option<TableRow>> {
-    let rows = tx.query(sql, &[&namespace, &name]).await?;
-    let Some(row) = rows.first() else { return Ok(None) };
-    let metadata = match row.try_get::<_, Value>(3)? {
-        Value::Object(o) => o,
-        _ => return Err(forge_core::ForgeError::internal("table metadata is not an object").into()),
-    };
-    Ok(Some(TableRow {
-        id: row.try_get(0)?,
-        location: row.try_get(1)?,
-        metadata_location: row.try_get(2)?,
-        metadata,
-        version: row.try_get(4)?,
-    }))
-}
 
 /// Where a new table lives unless its request says: `s3://<bucket>/<level>/.../<table>`.
 fn default_location(prefix: &str, levels: &[String], name: &str) -> String {
@@ -89,15 +59,8 @@ pub(crate) async fn list(
     let token = params.get("pageToken").filter(|t| !t.is_empty());
     let tx = begin(&project, &ctx).await?;
     let ns = namespace_id(&tx, &prefix, &levels).await?;
-    let rows = tx
-        .query(
-            "select name from storage.iceberg_tables where namespace_id = $1 and ($2::text is null or name > $2) \
-             order by name limit $3",
-            &[&ns, &token, &limit.saturating_add(1)],
-        )
-        .await?;
+    let mut names = iceberg::table_names(&tx, ns, token.map(String::as_str), limit.saturating_add(1)).await?;
     tx.commit().await?;
-    let mut names: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
     let more = i64::try_from(names.len()).unwrap_or(i64::MAX) > limit;
     if more {
         names.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -130,20 +93,21 @@ pub(crate) async fn create(
     let ns = namespace_id(&tx, &prefix, &levels).await?;
     if req.stage_create {
         // Staged: checked and answered, not stored; a commit with assert-create creates it.
-        if fetch(&tx, SELECT_TABLE, ns, name).await?.is_some() {
+        if iceberg::table(&tx, ns, name, false).await?.is_some() {
             return Err(already());
         }
         tx.commit().await?;
         return Ok(load_result(None, metadata));
     }
     let file = metadata_location(&location, 0);
-    tx.query_and_commit(
-        "insert into storage.iceberg_tables (namespace_id, name, location, metadata_location, metadata, version) \
-         values ($1, $2, $3, $4, $5, 0)",
-        &[&ns, &name, &location, &file, &Value::Object(metadata.clone())],
-    )
-    .await
-    .map_err(|e| match e.db_kind() {
+    let new = NewTable {
+        namespace: ns,
+        name,
+        location: &location,
+        metadata_location: &file,
+        metadata: Value::Object(metadata.clone()),
+    };
+    iceberg::create_table(tx, new).await.map_err(|e| match e.db_kind() {
         Some(DbErrorKind::UniqueViolation) => already(),
         Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(&levels),
         _ => e.into(),
@@ -158,7 +122,7 @@ async fn find(project: &Project, ctx: &RequestContext, path: &(String, String, S
     let name = table_name(table)?;
     let tx = begin(project, ctx).await?;
     let ns = namespace_id(&tx, prefix, &levels).await?;
-    let row = fetch(&tx, SELECT_TABLE, ns, name).await?;
+    let row = iceberg::table(&tx, ns, name, false).await?;
     tx.commit().await?;
     row.ok_or_else(|| IcebergError::no_such_table(&levels, name))
 }
@@ -207,13 +171,7 @@ pub(crate) async fn remove(
     let name = table_name(&table)?;
     let tx = begin(&project, &ctx).await?;
     let ns = namespace_id(&tx, &prefix, &levels).await?;
-    let rows = tx
-        .query_and_commit(
-            "delete from storage.iceberg_tables where namespace_id = $1 and name = $2 returning id",
-            &[&ns, &name],
-        )
-        .await?;
-    if rows.is_empty() {
+    if !iceberg::delete_table(tx, ns, name).await? {
         return Err(IcebergError::no_such_table(&levels, name));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -251,7 +209,7 @@ pub(crate) async fn commit(
     let ns = namespace_id(&tx, &prefix, &levels).await?;
     // The lock is held until the transaction ends: a concurrent commit waits here, then sees
     // this one's metadata and checks its requirements against it.
-    let current = match fetch(&tx, SELECT_TABLE_FOR_UPDATE, ns, name).await? {
+    let current = match iceberg::table(&tx, ns, name, true).await? {
         Some(current) => current,
         None => {
             let creates = requirements.iter().any(|r| r.get("type").and_then(Value::as_str) == Some("assert-create"));
@@ -272,12 +230,14 @@ pub(crate) async fn commit(
     let location = metadata.get("location").and_then(Value::as_str).unwrap_or(&current.location).to_owned();
     let version = current.version + 1;
     let file = metadata_location(&location, version);
-    tx.query_and_commit(
-        "update storage.iceberg_tables set metadata = $2, metadata_location = $3, version = $4, location = $5, \
-         updated_at = now() where id = $1",
-        &[&current.id, &Value::Object(metadata.clone()), &file, &version, &location],
-    )
-    .await?;
+    let next = TableVersion {
+        id: current.id,
+        metadata: Value::Object(metadata.clone()),
+        metadata_location: &file,
+        version,
+        location: &location,
+    };
+    iceberg::update_table(tx, next).await?;
     Ok(Json(json!({ "metadata-location": file, "metadata": metadata })))
 }
 
@@ -296,13 +256,14 @@ async fn create_by_commit(
     check_complete(&metadata)?;
     let location = metadata.get("location").and_then(Value::as_str).unwrap_or_default().to_owned();
     let file = metadata_location(&location, 0);
-    tx.query_and_commit(
-        "insert into storage.iceberg_tables (namespace_id, name, location, metadata_location, metadata, version) \
-         values ($1, $2, $3, $4, $5, 0)",
-        &[&ns, &name, &location, &file, &Value::Object(metadata.clone())],
-    )
-    .await
-    .map_err(|e| match e.db_kind() {
+    let new = NewTable {
+        namespace: ns,
+        name,
+        location: &location,
+        metadata_location: &file,
+        metadata: Value::Object(metadata.clone()),
+    };
+    iceberg::create_table(tx, new).await.map_err(|e| match e.db_kind() {
         Some(DbErrorKind::UniqueViolation) => IcebergError::commit_failed("Requirement failed: table already exists"),
         Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(levels),
         _ => e.into(),
@@ -339,21 +300,14 @@ pub(crate) async fn rename(
         _ => e,
     })?;
     let to_ns = namespace_id(&tx, &prefix, &to_levels).await?;
-    let rows = tx
-        .query_and_commit(
-            "update storage.iceberg_tables set namespace_id = $3, name = $4, updated_at = now() \
-             where namespace_id = $1 and name = $2 returning id",
-            &[&from_ns, &from, &to_ns, &to],
-        )
-        .await
-        .map_err(|e| match e.db_kind() {
-            Some(DbErrorKind::UniqueViolation) => {
-                IcebergError::already_exists(format!("Table already exists: {}.{to}", to_levels.join(".")))
-            }
-            Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(&to_levels),
-            _ => e.into(),
-        })?;
-    if rows.is_empty() {
+    let renamed = iceberg::rename_table(tx, (from_ns, from), (to_ns, to)).await.map_err(|e| match e.db_kind() {
+        Some(DbErrorKind::UniqueViolation) => {
+            IcebergError::already_exists(format!("Table already exists: {}.{to}", to_levels.join(".")))
+        }
+        Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(&to_levels),
+        _ => e.into(),
+    })?;
+    if !renamed {
         return Err(IcebergError::no_such_table(&from_levels, from));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request};
 use axum::{Extension, Json};
 use forge_core::DbErrorKind;
 use forge_core::Project;
-use forge_core::rls::{self, RequestContext};
+use forge_core::rls::RequestContext;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -18,21 +18,13 @@ use super::sign::{TokenQuery, UploadGrant};
 use super::{check_mime, check_name};
 use crate::blob;
 use crate::error::{Error, ErrorKind, Result};
-use crate::rows::{BucketInfo, bucket_info, query_json};
+use crate::rows::{self, BucketInfo, bucket_info};
+pub(crate) use crate::rows::{Mode, NewVersion};
 use crate::service::Storage;
 
 /// The `x-upsert` header.
 pub(crate) fn upsert(headers: &HeaderMap) -> bool {
     headers.get("x-upsert").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// How an upload lands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// `POST`: a new object, or a replaced one with `x-upsert: true`.
-    Create { upsert: bool },
-    /// `PUT`: replaces an existing object.
-    Update,
 }
 
 /// What an upload carried besides its bytes.
@@ -196,13 +188,6 @@ pub(crate) fn size_limit(storage: &Storage, bucket: &BucketInfo) -> u64 {
     bucket.file_size_limit.and_then(|l| u64::try_from(l).ok()).map_or(service, |l| l.min(service))
 }
 
-/// A version just stored, with what its row will say about it.
-pub(crate) struct NewVersion {
-    pub(crate) version: String,
-    pub(crate) metadata: Value,
-    pub(crate) user_metadata: Option<Value>,
-}
-
 /// Points the row of `bucket/name` at a version already in the store, as the caller (a new
 /// row, or with `upsert` or `Mode::Update` the existing one). If the change fails the new
 /// blob is removed; if it succeeds, the blob it replaced is removed once no row names it.
@@ -218,32 +203,7 @@ pub(crate) async fn point_at_version(
     owner: Option<&str>,
     new: NewVersion,
 ) -> Result<Value> {
-    let sql = match mode {
-        Mode::Create { upsert: false } => {
-            "insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
-             values ($1, $2, $3::text::uuid, $3, $4, $5, $6) returning jsonb_build_object('id', id, 'old', null)"
-        }
-        Mode::Create { upsert: true } => {
-            "with old as (select version from storage.objects where bucket_id = $1 and name = $2) \
-             insert into storage.objects (bucket_id, name, owner, owner_id, metadata, user_metadata, version) \
-             values ($1, $2, $3::text::uuid, $3, $4, $5, $6) \
-             on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, \
-               metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version, \
-               updated_at = now(), last_accessed_at = now() \
-             returning jsonb_build_object('id', id, 'old', (select version from old))"
-        }
-        Mode::Update => {
-            "with old as (select id, version from storage.objects where bucket_id = $1 and name = $2) \
-             update storage.objects o set owner = $3::text::uuid, owner_id = $3, metadata = $4, \
-               user_metadata = coalesce($5, o.user_metadata), version = $6, updated_at = now(), \
-               last_accessed_at = now() \
-             from old where o.id = old.id and o.bucket_id = $1 and o.name = $2 \
-             returning jsonb_build_object('id', o.id, 'old', old.version)"
-        }
-    };
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&bucket, &name, &owner, &new.metadata, &new.user_metadata, &new.version];
-    let row = match query_json(project, ctx, sql, &params).await {
+    let row = match rows::write_version(project, ctx, mode, bucket, name, owner, &new).await {
         Ok(Some(row)) => row,
         failed => {
             // Unless a row names it after all (a resumable upload finished once already).
@@ -269,23 +229,7 @@ pub(crate) async fn precheck(
     owner: Option<&str>,
     mode: Mode,
 ) -> Result<()> {
-    let sql = match mode {
-        Mode::Create { upsert: false } => {
-            "insert into storage.objects (bucket_id, name, owner, owner_id) values ($1, $2, $3::text::uuid, $3) \
-             returning 1"
-        }
-        Mode::Create { upsert: true } => {
-            "insert into storage.objects (bucket_id, name, owner, owner_id) values ($1, $2, $3::text::uuid, $3) \
-             on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id \
-             returning 1"
-        }
-        Mode::Update => {
-            "update storage.objects set owner = $3::text::uuid, owner_id = $3 where bucket_id = $1 and name = $2 \
-             returning 1"
-        }
-    };
-    let rows = rls::try_once(project.db(), ctx, sql, &[&bucket, &name, &owner]).await.map_err(Error::from);
-    if rows.map_err(duplicate)?.is_empty() {
+    if !rows::try_write(project, ctx, mode, bucket, name, owner).await.map_err(duplicate)? {
         return Err(Error::no_such_key());
     }
     Ok(())
@@ -349,12 +293,7 @@ pub(super) async fn read_text(mut field: axum::extract::multipart::Field<'_>) ->
 /// Deletes a replaced version's blob unless a row still names it: a concurrent move or upsert
 /// may have read the same old version.
 pub(super) async fn forget_unreferenced(project: &Project, store: &dyn object_store::ObjectStore, version: &str) {
-    let referenced: std::result::Result<bool, sqlx::Error> =
-        sqlx::query_scalar("select exists (select 1 from storage.objects where version = $1)")
-            .bind(version)
-            .fetch_one(project.db().pool())
-            .await;
-    match referenced {
+    match rows::version_named(project, version).await {
         Ok(false) => blob::forget(store, vec![Storage::blob_path(project, version)]).await,
         Ok(true) => {}
         Err(e) => tracing::warn!(error = %e, "checking a replaced version failed; its blob is kept"),

@@ -2,16 +2,16 @@
 
 use axum::Json;
 use forge_core::Project;
-use forge_core::error::DbErrorKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Answer, Call, Failure, ListNames, MAX_DIMENSION, MAX_LIST_NAMES, MAX_NON_FILTERABLE, check_name, conflict, db,
-    invalid, not_found, page_size, paged, required, with_token,
+    Answer, Call, Failure, ListNames, MAX_DIMENSION, MAX_LIST_NAMES, MAX_NON_FILTERABLE, check_name, conflict, invalid,
+    not_found, page_size, paged, required, with_token,
 };
 use crate::error::Error;
+use crate::rows::vectors::{self, IndexCreation, IndexLookup, IndexRow};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,29 +54,18 @@ pub(super) async fn create_index(Call { project, body }: Call<CreateIndex>) -> A
         return Err(invalid("Non-filterable metadata keys must have 1 to 63 characters"));
     }
     let config = (!keys.is_empty()).then(|| json!({ "nonFilterableMetadataKeys": keys }));
-    let inserted = sqlx::query(
-        "insert into storage.vector_indexes (bucket_id, name, data_type, dimension, distance_metric, metadata_configuration) \
-         select id, $2, $3, $4, $5, $6 from storage.buckets_vectors where id = $1",
-    )
-    .bind(&bucket)
-    .bind(&name)
-    .bind(&data_type)
-    .bind(dimension)
-    .bind(&metric)
-    .bind(config.map(sqlx::types::Json))
-    .execute(project.db().pool())
-    .await;
-    match inserted {
-        Ok(done) if done.rows_affected() == 1 => Ok(Json(json!({}))),
-        Ok(_) => Err(not_found("Vector bucket", &bucket)),
-        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::UniqueViolation) => {
-            Err(conflict("Vector index", &name))
-        }
-        // The bucket was deleted meanwhile.
-        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::ForeignKeyViolation) => {
-            Err(not_found("Vector bucket", &bucket))
-        }
-        Err(e) => Err(db(e)),
+    let new = vectors::NewIndex {
+        bucket: &bucket,
+        name: &name,
+        data_type: &data_type,
+        dimension,
+        distance_metric: &metric,
+        metadata_configuration: config,
+    };
+    match vectors::create_index(&project, new).await? {
+        IndexCreation::Created => Ok(Json(json!({}))),
+        IndexCreation::Taken => Err(conflict("Vector index", &name)),
+        IndexCreation::NoBucket => Err(not_found("Vector bucket", &bucket)),
     }
 }
 
@@ -112,23 +101,10 @@ pub(super) async fn get_index(Call { project, body }: Call<IndexRef>) -> Answer 
 pub(super) async fn list_indexes(Call { project, body }: Call<ListNames>) -> Answer {
     let bucket = required(body.vector_bucket_name, "vectorBucketName")?;
     let limit = page_size(body.max_results, 100, MAX_LIST_NAMES)?;
-    let rows: Vec<(Option<String>, Option<i64>)> = sqlx::query_as(
-        "select i.name, extract(epoch from i.created_at)::bigint from storage.buckets_vectors b \
-         left join storage.vector_indexes i on i.bucket_id = b.id \
-           and ($2::text is null or starts_with(i.name, $2)) and ($3::text is null or i.name > $3) \
-         where b.id = $1 order by i.name limit $4",
-    )
-    .bind(&bucket)
-    .bind(&body.prefix)
-    .bind(&body.next_token)
-    .bind(limit + 1)
-    .fetch_all(project.db().pool())
-    .await
-    .map_err(db)?;
-    if rows.is_empty() {
-        return Err(not_found("Vector bucket", &bucket));
-    }
-    let rows: Vec<(String, i64)> = rows.into_iter().filter_map(|(n, t)| Some((n?, t?))).collect();
+    let prefix = body.prefix.as_deref();
+    let rows = vectors::list_indexes(&project, &bucket, prefix, body.next_token.as_deref(), limit + 1)
+        .await?
+        .ok_or_else(|| not_found("Vector bucket", &bucket))?;
     let (page, next) = paged(rows, limit, |(name, _)| name.clone());
     let indexes: Vec<Value> = page
         .into_iter()
@@ -140,13 +116,7 @@ pub(super) async fn list_indexes(Call { project, body }: Call<ListNames>) -> Ans
 pub(super) async fn delete_index(Call { project, body }: Call<IndexRef>) -> Answer {
     let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let found = index(&project, &bucket, &name).await?;
-    // Its vectors go with it (on delete cascade).
-    let done = sqlx::query("delete from storage.vector_indexes where id = $1")
-        .bind(found.id)
-        .execute(project.db().pool())
-        .await
-        .map_err(db)?;
-    if done.rows_affected() == 0 {
+    if !vectors::delete_index(&project, found.id).await? {
         return Err(not_found("Vector index", &name));
     }
     Ok(Json(json!({})))
@@ -212,32 +182,12 @@ pub(super) struct Index {
 }
 
 pub(super) async fn index(project: &Project, bucket: &str, name: &str) -> Result<Index, Failure> {
-    /// The bucket's row, joined with the index's when there is one.
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: Option<Uuid>,
-        dimension: Option<i32>,
-        distance_metric: Option<String>,
-        metadata_configuration: Option<sqlx::types::Json<Value>>,
-        created: Option<i64>,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "select i.id, i.dimension, i.distance_metric, i.metadata_configuration, \
-         extract(epoch from i.created_at)::bigint as created from storage.buckets_vectors b \
-         left join storage.vector_indexes i on i.bucket_id = b.id and i.name = $2 where b.id = $1",
-    )
-    .bind(bucket)
-    .bind(name)
-    .fetch_optional(project.db().pool())
-    .await
-    .map_err(db)?;
-    let Some(Row { id, dimension, distance_metric, metadata_configuration, created }) = row else {
-        return Err(not_found("Vector bucket", bucket));
+    let row = match vectors::index(project, bucket, name).await? {
+        IndexLookup::Found(row) => row,
+        IndexLookup::NoIndex => return Err(not_found("Vector index", name)),
+        IndexLookup::NoBucket => return Err(not_found("Vector bucket", bucket)),
     };
-    let (Some(id), Some(dimension), Some(metric), Some(created)) = (id, dimension, distance_metric, created) else {
-        return Err(not_found("Vector index", name));
-    };
-    let configuration = metadata_configuration.map(|c| c.0);
+    let IndexRow { id, dimension, distance_metric: metric, metadata_configuration: configuration, created } = row;
     let non_filterable = match &configuration {
         Some(c) => {
             MetadataConfiguration::deserialize(c).map_err(|e| Failure(Error::internal(e)))?.non_filterable_metadata_keys

@@ -14,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use forge_core::{ForgeError, Principal, Project, WireFormat};
+use forge_core::{Principal, Project, WireFormat};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -86,10 +86,6 @@ impl IntoResponse for Failure {
             own => own.render(WireFormat::StorageVectors),
         }
     }
-}
-
-fn db(e: sqlx::Error) -> Failure {
-    Failure(Error::Core(ForgeError::from(e)))
 }
 
 type Answer = Result<Json<Value>, Failure>;

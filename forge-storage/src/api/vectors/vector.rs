@@ -2,19 +2,19 @@
 //! DeleteVectors.
 
 use axum::Json;
-use forge_core::error::DbErrorKind;
 use futures_util::TryStreamExt as _;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use super::index::{Index, Metric, index, names};
 use super::{
     Answer, Call, Failure, MAX_DELETE, MAX_GET, MAX_KEY_BYTES, MAX_KEY_CHARS, MAX_LIST_VECTORS, MAX_METADATA_BYTES,
-    MAX_PUT, MAX_SEGMENTS, MAX_TOP_K, db, invalid, not_found, page_size, paged, required, with_token,
+    MAX_PUT, MAX_SEGMENTS, MAX_TOP_K, invalid, not_found, page_size, paged, required, with_token,
 };
 use crate::error::Error;
+use crate::rows::vectors::{self, Reading, VectorPage};
 use crate::vector_filter::Filter;
 
 #[derive(Debug, Deserialize)]
@@ -123,26 +123,11 @@ pub(super) async fn put_vectors(Call { project, body }: Call<PutVectors>) -> Ans
         data.push(encode(&values));
         keys.push(key);
     }
-    let stored = sqlx::query(
-        "insert into storage.vectors (index_id, key, data, metadata) \
-         select $1, k, d, m::jsonb from unnest($2::text[], $3::bytea[], $4::text[]) with ordinality as t(k, d, m, n) \
-         order by n \
-         on conflict (index_id, key) do update set data = excluded.data, metadata = excluded.metadata",
-    )
-    .bind(index.id)
-    .bind(&keys)
-    .bind(&data)
-    .bind(&metadata)
-    .execute(project.db().pool())
-    .await;
-    match stored {
-        Ok(_) => Ok(Json(json!({}))),
+    if !vectors::put_vectors(&project, index.id, &keys, &data, &metadata).await? {
         // The index was deleted meanwhile.
-        Err(e) if DbErrorKind::of_sqlx(&e) == Some(DbErrorKind::ForeignKeyViolation) => {
-            Err(not_found("Vector index", &name))
-        }
-        Err(e) => Err(db(e)),
+        return Err(not_found("Vector index", &name));
     }
+    Ok(Json(json!({})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,26 +163,14 @@ pub(super) fn vector_json(key: String, data: Option<&[u8]>, metadata: Option<Val
     v
 }
 
-/// A key, its data and its metadata (each read only when asked).
-pub(super) type VectorRow = (String, Option<Vec<u8>>, Option<sqlx::types::Json<Value>>);
-
 pub(super) async fn get_vectors(Call { project, body }: Call<GetVectors>) -> Answer {
     let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let keys = check_keys(body.keys, MAX_GET)?;
     let index = index(&project, &bucket, &name).await?;
-    let rows: Vec<VectorRow> = sqlx::query_as(
-        "select key, case when $3 then data end, case when $4 then metadata end from storage.vectors \
-             where index_id = $1 and key = any($2)",
-    )
-    .bind(index.id)
-    .bind(&keys)
-    .bind(body.return_data)
-    .bind(body.return_metadata)
-    .fetch_all(project.db().pool())
-    .await
-    .map_err(db)?;
+    let read = Reading { data: body.return_data, metadata: body.return_metadata };
+    let rows = vectors::get_vectors(&project, index.id, &keys, read).await?;
     let mut found: HashMap<String, (Option<Vec<u8>>, Option<Value>)> =
-        rows.into_iter().map(|(k, d, m)| (k, (d, m.map(|m| m.0)))).collect();
+        rows.into_iter().map(|(k, d, m)| (k, (d, m))).collect();
     // In the order asked, each once; missing keys are left out.
     let vectors: Vec<Value> = keys
         .into_iter()
@@ -240,27 +213,19 @@ pub(super) async fn list_vectors(Call { project, body }: Call<ListVectors>) -> A
         _ => return Err(invalid("segmentCount and segmentIndex go together")),
     };
     let index = index(&project, &bucket, &name).await?;
-    let rows: Vec<VectorRow> = sqlx::query_as(
-        "select key, case when $7 then data end, case when $5 then metadata end from storage.vectors \
-         where index_id = $1 and ($2::text is null or key > $2) \
-         and ($3::int is null or mod(hashtext(key)::bigint + 2147483648, $3) = $4) \
-         order by key limit $6",
-    )
-    .bind(index.id)
-    .bind(&body.next_token)
-    .bind(segment.map(|s| s.0))
-    .bind(segment.map(|s| s.1))
-    .bind(body.return_metadata)
-    .bind(limit + 1)
-    .bind(body.return_data)
-    .fetch_all(project.db().pool())
-    .await
-    .map_err(db)?;
+    let page = VectorPage {
+        index: index.id,
+        after: body.next_token.as_deref(),
+        segment,
+        limit: limit + 1,
+        read: Reading { data: body.return_data, metadata: body.return_metadata },
+    };
+    let rows = vectors::list_vectors(&project, &page).await?;
     let (page, next) = paged(rows, limit, |(key, _, _)| key.clone());
     let vectors: Vec<Value> = page
         .into_iter()
         .map(|(key, data, metadata)| {
-            let metadata = body.return_metadata.then(|| metadata.map_or_else(|| json!({}), |m| m.0));
+            let metadata = body.return_metadata.then(|| metadata.unwrap_or_else(|| json!({})));
             vector_json(key, data.as_deref(), metadata)
         })
         .collect();
@@ -322,15 +287,9 @@ pub(super) async fn query_vectors(Call { project, body }: Call<QueryVectors>) ->
         body.filter.filter(|f| !f.is_null()).map(|f| Filter::compile(&f, &index.non_filterable)).transpose()?;
 
     let want_metadata = filter.is_some() || body.return_metadata;
-    let mut rows = sqlx::query_as::<_, (String, Vec<u8>, Option<sqlx::types::Json<Map<String, Value>>>)>(
-        "select key, data, case when $2 then metadata end from storage.vectors where index_id = $1",
-    )
-    .bind(index.id)
-    .bind(want_metadata)
-    .fetch(project.db().pool());
+    let mut rows = std::pin::pin!(vectors::scan(&project, index.id, want_metadata));
     let mut best = BinaryHeap::with_capacity(top_k + 1);
-    while let Some((key, data, metadata)) = rows.try_next().await.map_err(db)? {
-        let metadata = metadata.map(|m| m.0);
+    while let Some((key, data, metadata)) = rows.try_next().await? {
         if filter.as_ref().is_some_and(|f| !f.matches(metadata.as_ref())) {
             continue;
         }
@@ -373,11 +332,6 @@ pub(super) async fn delete_vectors(Call { project, body }: Call<DeleteVectors>) 
     let (bucket, name) = names(body.vector_bucket_name, body.index_name)?;
     let keys = check_keys(body.keys, MAX_DELETE)?;
     let index = index(&project, &bucket, &name).await?;
-    sqlx::query("delete from storage.vectors where index_id = $1 and key = any($2)")
-        .bind(index.id)
-        .bind(&keys)
-        .execute(project.db().pool())
-        .await
-        .map_err(db)?;
+    vectors::delete_vectors(&project, index.id, &keys).await?;
     Ok(Json(json!({})))
 }
