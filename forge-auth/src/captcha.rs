@@ -24,6 +24,7 @@ pub enum CaptchaProvider {
 /// Captcha settings. Neither `Debug` nor `Serialize` shows the secret.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CaptchaSettings {
     /// The service.
     pub provider: CaptchaProvider,
@@ -33,6 +34,19 @@ pub struct CaptchaSettings {
     /// The verification endpoint (default: the provider's `siteverify`).
     #[serde(default)]
     pub verify_url: Option<String>,
+}
+
+impl CaptchaSettings {
+    /// Tokens checked with `provider`, using the site's `secret` key.
+    pub fn new(provider: CaptchaProvider, secret: impl Into<String>) -> Self {
+        Self { provider, secret: secret.into(), verify_url: None }
+    }
+
+    /// With this verification endpoint instead of the provider's `siteverify`.
+    pub fn with_verify_url(mut self, url: impl Into<String>) -> Self {
+        self.verify_url = Some(url.into());
+        self
+    }
 }
 
 impl std::fmt::Debug for CaptchaSettings {

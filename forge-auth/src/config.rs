@@ -8,6 +8,7 @@ use crate::password::PasswordPolicy;
 /// How the auth service behaves. Every field has a default; see [`AuthConfig::default`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AuthConfig {
     /// Where users land after following a link when no (allowed) `redirect_to` is given.
     /// Unset: the project's public URL.
@@ -81,9 +82,18 @@ pub struct AuthConfig {
 /// Auth hooks, as `pg-functions://postgres/<schema>/<function>` URIs (Supabase's form).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Hooks {
     /// Called before an access token is signed; may change its claims.
     pub custom_access_token: Option<String>,
+}
+
+impl Hooks {
+    /// With the function called before an access token is signed (a `pg-functions://` URI).
+    pub fn with_custom_access_token(mut self, uri: impl Into<String>) -> Self {
+        self.custom_access_token = Some(uri.into());
+        self
+    }
 }
 
 impl Default for AuthConfig {
@@ -126,6 +136,198 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
+    /// With where users land after following a link when no (allowed) `redirect_to` is given.
+    pub fn with_site_url(mut self, url: impl Into<String>) -> Self {
+        self.site_url = Some(url.into());
+        self
+    }
+
+    /// With the further URLs `redirect_to` may point at (replacing any set before).
+    pub fn with_redirect_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.redirect_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// With the access-token lifetime, in seconds.
+    pub fn with_jwt_exp(mut self, seconds: u64) -> Self {
+        self.jwt_exp = seconds;
+        self
+    }
+
+    /// With how long (seconds) a rotated refresh token may still be exchanged.
+    pub fn with_refresh_token_reuse_interval(mut self, seconds: u64) -> Self {
+        self.refresh_token_reuse_interval = seconds;
+        self
+    }
+
+    /// With how many seconds after sign-in sessions end, whatever their use (0: never).
+    pub fn with_session_timebox(mut self, seconds: u64) -> Self {
+        self.session_timebox = seconds;
+        self
+    }
+
+    /// With how many seconds a session may go without a refresh before it ends (0: forever).
+    pub fn with_session_inactivity_timeout(mut self, seconds: u64) -> Self {
+        self.session_inactivity_timeout = seconds;
+        self
+    }
+
+    /// With all new sign-ups refused, or not.
+    pub fn with_disable_signup(mut self, disable: bool) -> Self {
+        self.disable_signup = disable;
+        self
+    }
+
+    /// With sign-ups and email changes confirmed without an email, or not.
+    pub fn with_mailer_autoconfirm(mut self, autoconfirm: bool) -> Self {
+        self.mailer_autoconfirm = autoconfirm;
+        self
+    }
+
+    /// With anonymous sign-ins allowed, or not.
+    pub fn with_anonymous_enabled(mut self, enabled: bool) -> Self {
+        self.anonymous_enabled = enabled;
+        self
+    }
+
+    /// With email sign-up and sign-in allowed, or not.
+    pub fn with_email_enabled(mut self, enabled: bool) -> Self {
+        self.email_enabled = enabled;
+        self
+    }
+
+    /// With phone sign-up and sign-in allowed, or not.
+    pub fn with_phone_enabled(mut self, enabled: bool) -> Self {
+        self.phone_enabled = enabled;
+        self
+    }
+
+    /// With phone sign-ups and phone changes confirmed without a code, or not.
+    pub fn with_sms_autoconfirm(mut self, autoconfirm: bool) -> Self {
+        self.sms_autoconfirm = autoconfirm;
+        self
+    }
+
+    /// With how long (seconds) SMS codes stay valid.
+    pub fn with_sms_otp_exp(mut self, seconds: u64) -> Self {
+        self.sms_otp_exp = seconds;
+        self
+    }
+
+    /// With the digits in an SMS code (6 to 10).
+    pub fn with_sms_otp_length(mut self, digits: usize) -> Self {
+        self.sms_otp_length = digits;
+        self
+    }
+
+    /// With the text of an SMS (`{{ .Code }}` is replaced by the code).
+    pub fn with_sms_template(mut self, template: impl Into<String>) -> Self {
+        self.sms_template = template.into();
+        self
+    }
+
+    /// With texts sent through Twilio.
+    pub fn with_twilio(mut self, settings: crate::sms::TwilioSettings) -> Self {
+        self.twilio = Some(settings);
+        self
+    }
+
+    /// With the fewest characters a password may have.
+    pub fn with_password_min_length(mut self, length: usize) -> Self {
+        self.password_min_length = length;
+        self
+    }
+
+    /// With passwords from the common-password list refused, or not.
+    pub fn with_password_reject_common(mut self, reject: bool) -> Self {
+        self.password_reject_common = reject;
+        self
+    }
+
+    /// With the current password (or a reauthentication nonce) required to change it, or not.
+    pub fn with_secure_password_change(mut self, secure: bool) -> Self {
+        self.secure_password_change = secure;
+        self
+    }
+
+    /// With how long (seconds) email OTPs and links stay valid.
+    pub fn with_otp_exp(mut self, seconds: u64) -> Self {
+        self.otp_exp = seconds;
+        self
+    }
+
+    /// With the digits in an email OTP (6 to 10).
+    pub fn with_otp_length(mut self, digits: usize) -> Self {
+        self.otp_length = digits;
+        self
+    }
+
+    /// With the least time (seconds) between two mails of one kind to one address.
+    pub fn with_max_frequency(mut self, seconds: u64) -> Self {
+        self.max_frequency = seconds;
+        self
+    }
+
+    /// With these request-rate limits.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
+    /// With the header that carries the client's address (e.g. `X-Forwarded-For`).
+    pub fn with_rate_limit_header(mut self, header: impl Into<String>) -> Self {
+        self.rate_limit_header = Some(header.into());
+        self
+    }
+
+    /// With the MFA issuer shown in authenticator apps.
+    pub fn with_mfa_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.mfa_issuer = Some(issuer.into());
+        self
+    }
+
+    /// With the most MFA factors a user may enroll.
+    pub fn with_mfa_max_factors(mut self, factors: usize) -> Self {
+        self.mfa_max_factors = factors;
+        self
+    }
+
+    /// With phone MFA factors allowed, or not.
+    pub fn with_mfa_phone_enabled(mut self, enabled: bool) -> Self {
+        self.mfa_phone_enabled = enabled;
+        self
+    }
+
+    /// With these mail templates.
+    pub fn with_templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
+        self
+    }
+
+    /// With the external provider `name` (replacing one of that name), as in `external`.
+    pub fn with_provider(mut self, name: impl Into<String>, provider: crate::provider::ProviderConfig) -> Self {
+        self.external.insert(name.into(), provider);
+        self
+    }
+
+    /// With JWTs of this external issuer accepted as `authenticated`.
+    pub fn with_third_party(mut self, issuer: crate::third_party::ThirdPartyConfig) -> Self {
+        self.third_party = Some(issuer);
+        self
+    }
+
+    /// With these auth hooks.
+    pub fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// With a captcha token required on the sign-up, sign-in and sending endpoints.
+    pub fn with_captcha(mut self, settings: crate::captcha::CaptchaSettings) -> Self {
+        self.captcha = Some(settings);
+        self
+    }
+
     pub(crate) fn password_policy(&self) -> PasswordPolicy {
         PasswordPolicy { min_length: self.password_min_length, reject_common: self.password_reject_common }
     }
@@ -193,6 +395,7 @@ pub enum BuildError {
 /// 0 refuses every request of that kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RateLimits {
     /// `POST /token` (all grants) per 5 minutes.
     pub token_per_5min: u32,
@@ -224,11 +427,56 @@ impl Default for RateLimits {
     }
 }
 
+impl RateLimits {
+    /// With the `POST /token` requests (all grants) allowed per 5 minutes.
+    pub fn with_token_per_5min(mut self, n: u32) -> Self {
+        self.token_per_5min = n;
+        self
+    }
+
+    /// With the `/verify` requests allowed per 5 minutes.
+    pub fn with_verify_per_5min(mut self, n: u32) -> Self {
+        self.verify_per_5min = n;
+        self
+    }
+
+    /// With the requests allowed per 5 minutes to each sending endpoint (`/signup`, `/otp`, `/recover`, ...).
+    pub fn with_otp_per_5min(mut self, n: u32) -> Self {
+        self.otp_per_5min = n;
+        self
+    }
+
+    /// With the anonymous sign-ins allowed per hour.
+    pub fn with_anonymous_per_hour(mut self, n: u32) -> Self {
+        self.anonymous_per_hour = n;
+        self
+    }
+
+    /// With the MFA challenges and verifications allowed per minute.
+    pub fn with_mfa_per_minute(mut self, n: u32) -> Self {
+        self.mfa_per_minute = n;
+        self
+    }
+
+    /// With the mails allowed per hour, over all addresses.
+    pub fn with_email_sent_per_hour(mut self, n: u32) -> Self {
+        self.email_sent_per_hour = n;
+        self
+    }
+
+    /// With the texts allowed per hour, over all numbers.
+    pub fn with_sms_sent_per_hour(mut self, n: u32) -> Self {
+        self.sms_sent_per_hour = n;
+        self
+    }
+}
+
 /// A mail template: a subject and an HTML body with GoTrue's placeholders
 /// (`{{ .ConfirmationURL }}`, `{{ .Token }}`, `{{ .TokenHash }}`, `{{ .SiteURL }}`,
 /// `{{ .Email }}`, `{{ .NewEmail }}`, `{{ .RedirectTo }}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Template {
     /// The subject line.
     pub subject: String,
@@ -236,9 +484,17 @@ pub struct Template {
     pub body: String,
 }
 
+impl Template {
+    /// A template with this subject line and HTML body.
+    pub fn new(subject: impl Into<String>, body: impl Into<String>) -> Self {
+        Self { subject: subject.into(), body: body.into() }
+    }
+}
+
 /// Overrides for the built-in mail templates.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Templates {
     /// Sign-up confirmation.
     pub confirmation: Option<Template>,
@@ -252,4 +508,42 @@ pub struct Templates {
     pub invite: Option<Template>,
     /// Reauthentication nonce.
     pub reauthentication: Option<Template>,
+}
+
+impl Templates {
+    /// With the sign-up confirmation template.
+    pub fn with_confirmation(mut self, template: Template) -> Self {
+        self.confirmation = Some(template);
+        self
+    }
+
+    /// With the magic link and email OTP template.
+    pub fn with_magic_link(mut self, template: Template) -> Self {
+        self.magic_link = Some(template);
+        self
+    }
+
+    /// With the password recovery template.
+    pub fn with_recovery(mut self, template: Template) -> Self {
+        self.recovery = Some(template);
+        self
+    }
+
+    /// With the email change template.
+    pub fn with_email_change(mut self, template: Template) -> Self {
+        self.email_change = Some(template);
+        self
+    }
+
+    /// With the invitation template.
+    pub fn with_invite(mut self, template: Template) -> Self {
+        self.invite = Some(template);
+        self
+    }
+
+    /// With the reauthentication nonce template.
+    pub fn with_reauthentication(mut self, template: Template) -> Self {
+        self.reauthentication = Some(template);
+        self
+    }
 }

@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn per_ip_buckets_refuse_past_the_burst_and_keep_addresses_apart() {
-        let limits = RateLimits { otp_per_5min: 3, ..RateLimits::default() };
+        let limits = RateLimits::default().with_otp_per_5min(3);
         let l = Limiters::new(&limits, Duration::from_secs(60));
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let b: IpAddr = "10.0.0.2".parse().expect("ip");
@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(err.code(), "over_email_send_rate_limit");
         assert!(err.to_string().contains("after"), "{err}");
         l.mail(MailKind::MagicLink, "a@b.c").expect("another kind");
-        let none = Limiters::new(&RateLimits { email_sent_per_hour: 0, ..RateLimits::default() }, Duration::ZERO);
+        let none = Limiters::new(&RateLimits::default().with_email_sent_per_hour(0), Duration::ZERO);
         assert_eq!(none.mail(MailKind::Recovery, "x@y.z").expect_err("zero").status().as_u16(), 429);
     }
 }

@@ -241,7 +241,7 @@ fn default_template(kind: MailKind) -> Template {
             ("Confirm reauthentication", "<h2>Confirm reauthentication</h2><p>Enter the code: {{ .Token }}</p>")
         }
     };
-    Template { subject: subject.into(), body: body.into() }
+    Template::new(subject, body)
 }
 
 impl Templates {
@@ -328,10 +328,8 @@ mod tests {
         assert_eq!(subject, "Confirm Your Signup");
         assert!(body.contains("href=\"http://h/auth/v1/verify?token=abc&amp;type=signup\""), "{body}");
         assert!(body.contains("123456"));
-        let custom = Templates {
-            magic_link: Some(Template { subject: "Hi {{.Email}}".into(), body: "{{ .Token }} {{ .Unknown }}".into() }),
-            ..Templates::default()
-        };
+        let custom =
+            Templates::default().with_magic_link(Template::new("Hi {{.Email}}", "{{ .Token }} {{ .Unknown }}"));
         let (subject, body) = custom.render(MailKind::MagicLink, &data);
         assert_eq!(subject, "Hi a@b.c");
         assert_eq!(body, "123456 {{ .Unknown }}");

@@ -118,6 +118,7 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug + 'static {
 /// Settings of a built-in provider (`[auth.external.<name>]`). Its `Debug` hides the secret.
 #[derive(Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ProviderConfig {
     /// `github`, `google` or `oidc` (default: the provider's name if it is `github` or
     /// `google`, else `oidc`).
@@ -150,6 +151,29 @@ fn redact<S: serde::Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl ProviderConfig {
+    /// A provider with this OAuth client id and secret (its kind follows from its name).
+    pub fn new(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self { client_id: client_id.into(), secret: secret.into(), ..Self::default() }
+    }
+
+    /// With this kind (`github`, `google` or `oidc`) whatever the provider's name.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// With this OIDC issuer.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// With these scopes requested besides the provider's defaults (replacing any set before).
+    pub fn with_scopes(mut self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Builds the provider named `name`.
     pub fn build(&self, name: &str) -> Result<Arc<dyn IdentityProvider>, ProviderError> {
         let kind = self.kind.clone().unwrap_or_else(|| match name {

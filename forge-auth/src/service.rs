@@ -219,15 +219,11 @@ mod tests {
     #[test]
     fn redirects_outside_the_allow_list_fall_back_to_the_site() {
         let auth = Auth::builder()
-            .config(AuthConfig {
-                site_url: Some("https://app.example.com".into()),
-                redirect_urls: vec![
-                    "http://localhost:3000".into(),
-                    "https://preview-*.example.net/**".into(),
-                    "http://localhost:4000/**".into(),
-                ],
-                ..AuthConfig::default()
-            })
+            .config(AuthConfig::default().with_site_url("https://app.example.com").with_redirect_urls([
+                "http://localhost:3000",
+                "https://preview-*.example.net/**",
+                "http://localhost:4000/**",
+            ]))
             .build()
             .expect("a valid config");
         let site = "https://app.example.com";

@@ -129,6 +129,7 @@ impl SmsSender for SmsOutbox {
 /// Twilio settings (GoTrue's `SMS_TWILIO_*`). Neither `Debug` nor `Serialize` shows the token.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TwilioSettings {
     /// The account SID (`AC...`).
     pub account_sid: String,
@@ -140,6 +141,29 @@ pub struct TwilioSettings {
     /// The API's base URL (default `https://api.twilio.com`).
     #[serde(default)]
     pub api_base: Option<String>,
+}
+
+impl TwilioSettings {
+    /// Settings for the account `account_sid` with its `auth_token`, sending from
+    /// `message_service_sid` (a Messaging Service SID or the sender's number).
+    pub fn new(
+        account_sid: impl Into<String>,
+        auth_token: impl Into<String>,
+        message_service_sid: impl Into<String>,
+    ) -> Self {
+        Self {
+            account_sid: account_sid.into(),
+            auth_token: auth_token.into(),
+            message_service_sid: message_service_sid.into(),
+            api_base: None,
+        }
+    }
+
+    /// With this API base URL instead of `https://api.twilio.com`.
+    pub fn with_api_base(mut self, url: impl Into<String>) -> Self {
+        self.api_base = Some(url.into());
+        self
+    }
 }
 
 impl std::fmt::Debug for TwilioSettings {

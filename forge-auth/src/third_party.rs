@@ -17,6 +17,7 @@ use crate::provider::ProviderError;
 /// `[auth.third_party]`: the external issuer to trust.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ThirdPartyConfig {
     /// The issuer; tokens must carry it in `iss`.
     pub issuer: String,
@@ -24,6 +25,25 @@ pub struct ThirdPartyConfig {
     pub jwks_url: Option<String>,
     /// The audience tokens must name, if any.
     pub audience: Option<String>,
+}
+
+impl ThirdPartyConfig {
+    /// Trust tokens whose `iss` is `issuer`.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self { issuer: issuer.into(), ..Self::default() }
+    }
+
+    /// With the issuer's keys fetched from this URL instead of found by discovery.
+    pub fn with_jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// With the audience tokens must name.
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
 }
 
 /// How often the keys are fetched again (rotations show up within this).

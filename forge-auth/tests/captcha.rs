@@ -40,10 +40,9 @@ async fn protected_endpoints_need_a_token_the_provider_accepts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/siteverify", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    let captcha =
-        CaptchaSettings { provider: CaptchaProvider::Hcaptcha, secret: "cap-secret".into(), verify_url: Some(url) };
+    let captcha = CaptchaSettings::new(CaptchaProvider::Hcaptcha, "cap-secret").with_verify_url(url);
     assert!(!format!("{captcha:?}").contains("cap-secret"));
-    let t = api_with(AuthConfig { captcha: Some(captcha), ..AuthConfig::default() }).await;
+    let t = api_with(AuthConfig::default().with_captcha(captcha)).await;
 
     let signup = json!({ "email": "cap@example.com", "password": "correct horse 1" });
     let r = t.post("/auth/v1/signup", signup.clone()).await;
@@ -81,8 +80,8 @@ async fn an_unreachable_provider_fails_closed_without_details() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/siteverify", listener.local_addr().expect("addr"));
     drop(listener);
-    let captcha = CaptchaSettings { provider: CaptchaProvider::Turnstile, secret: "s".into(), verify_url: Some(url) };
-    let t = api_with(AuthConfig { captcha: Some(captcha), ..AuthConfig::default() }).await;
+    let captcha = CaptchaSettings::new(CaptchaProvider::Turnstile, "s").with_verify_url(url);
+    let t = api_with(AuthConfig::default().with_captcha(captcha)).await;
     let body = with_token(json!({ "email": "x@example.com", "password": "correct horse 1" }), "tok");
     let r = t.post("/auth/v1/signup", body).await;
     assert_eq!(r.status, 500, "{}", r.body);

@@ -9,7 +9,7 @@ use forge_auth::AuthConfig;
 use serde_json::json;
 
 fn confirm_on() -> AuthConfig {
-    AuthConfig { mailer_autoconfirm: false, site_url: Some("http://app.test".into()), ..AuthConfig::default() }
+    AuthConfig::default().with_mailer_autoconfirm(false).with_site_url("http://app.test")
 }
 
 #[tokio::test]
@@ -58,7 +58,7 @@ async fn signup_validates_input() {
     weak.assert_error(422, "weak_password");
     assert_eq!(weak.json()["weak_password"]["reasons"], json!(["length"]));
     t.send("POST", "/auth/v1/signup", None, "{not json").await.assert_error(400, "bad_json");
-    let disabled = api_with(AuthConfig { disable_signup: true, ..AuthConfig::default() }).await;
+    let disabled = api_with(AuthConfig::default().with_disable_signup(true)).await;
     disabled
         .post("/auth/v1/signup", json!({ "email": "a@b.co", "password": "long enough" }))
         .await
@@ -83,7 +83,7 @@ async fn anonymous_sign_in_and_upgrade_by_email() {
     assert_eq!(up.json()["is_anonymous"], false);
     assert_eq!(up.json()["email"], "anon@example.com");
 
-    let off = api_with(AuthConfig { anonymous_enabled: false, ..AuthConfig::default() }).await;
+    let off = api_with(AuthConfig::default().with_anonymous_enabled(false)).await;
     off.post("/auth/v1/signup", json!({})).await.assert_error(422, "anonymous_provider_disabled");
 }
 
@@ -220,7 +220,7 @@ async fn email_change_needs_the_link_sent_to_the_new_address() {
 
 #[tokio::test]
 async fn confirmation_link_redirects_with_a_session_in_the_fragment() {
-    let t = api_with(AuthConfig { redirect_urls: vec!["http://localhost:3000/*".into()], ..confirm_on() }).await;
+    let t = api_with(confirm_on().with_redirect_urls(["http://localhost:3000/*"])).await;
     let r = t
         .send(
             "POST",
@@ -339,7 +339,7 @@ async fn recovery_with_pkce_exchanges_a_code() {
         .assert_error(404, "flow_state_not_found");
 
     // Again on a fresh project (the re-send interval is per address).
-    let t = api_with(AuthConfig { max_frequency: 0, ..AuthConfig::default() }).await;
+    let t = api_with(AuthConfig::default().with_max_frequency(0)).await;
     t.sign_up("k@example.com", "password-1234").await;
     t.post(
         "/auth/v1/recover",
@@ -358,7 +358,7 @@ async fn recovery_with_pkce_exchanges_a_code() {
 
 #[tokio::test]
 async fn resend_and_reauthenticate() {
-    let t = api_with(AuthConfig { max_frequency: 0, secure_password_change: true, ..confirm_on() }).await;
+    let t = api_with(confirm_on().with_max_frequency(0).with_secure_password_change(true)).await;
     t.post("/auth/v1/signup", json!({ "email": "l@example.com", "password": "password-1234" })).await;
     assert_eq!(t.mails_to("l@example.com"), 1);
     let r = t.post("/auth/v1/resend", json!({ "type": "signup", "email": "l@example.com" })).await;

@@ -41,8 +41,8 @@ revoke execute on function public.custom_access_token_hook from authenticated, a
 ";
 
 async fn with_hook() -> Api {
-    let hooks = Hooks { custom_access_token: Some("pg-functions://postgres/public/custom_access_token_hook".into()) };
-    let t = api_with(AuthConfig { hooks, ..AuthConfig::default() }).await;
+    let hooks = Hooks::default().with_custom_access_token("pg-functions://postgres/public/custom_access_token_hook");
+    let t = api_with(AuthConfig::default().with_hooks(hooks)).await;
     sqlx::raw_sql(HOOK).execute(t.db.pool()).await.expect("hook");
     t
 }
@@ -104,9 +104,7 @@ async fn hook_refusals_and_bad_answers_fail_the_sign_in() {
     let r = t.post("/auth/v1/signup", json!({ "email": "eve@example.com", "password": "correct horse 1" })).await;
     assert_eq!(r.status, 500, "{}", r.body);
 
-    let bad = AuthConfig {
-        hooks: Hooks { custom_access_token: Some("pg-functions://postgres/public/x;drop".into()) },
-        ..AuthConfig::default()
-    };
+    let bad = AuthConfig::default()
+        .with_hooks(Hooks::default().with_custom_access_token("pg-functions://postgres/public/x;drop"));
     assert!(bad.validate().is_err());
 }

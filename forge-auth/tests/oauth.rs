@@ -135,15 +135,8 @@ async fn start_fake() -> Fake {
 }
 
 async fn api_for(fake: &Fake) -> Api {
-    let provider = ProviderConfig {
-        kind: Some("oidc".into()),
-        client_id: CLIENT_ID.into(),
-        secret: CLIENT_SECRET.into(),
-        issuer: Some(fake.issuer.clone()),
-        scopes: vec![],
-    };
-    let mut config = AuthConfig { redirect_urls: vec!["http://app.test/*".into()], ..AuthConfig::default() };
-    config.external.insert("fakeidp".into(), provider);
+    let provider = ProviderConfig::new(CLIENT_ID, CLIENT_SECRET).with_kind("oidc").with_issuer(&fake.issuer);
+    let config = AuthConfig::default().with_redirect_urls(["http://app.test/*"]).with_provider("fakeidp", provider);
     config.validate().expect("valid config");
     api_with(config).await
 }
@@ -342,7 +335,7 @@ async fn id_token_grant_and_linking_by_verified_email() {
 async fn third_party_tokens_are_trusted_once_the_issuers_keys_are_fetched() {
     use forge_auth::third_party::{ThirdPartyConfig, refresh};
     let fake = start_fake().await;
-    let config = ThirdPartyConfig { issuer: fake.issuer.clone(), jwks_url: None, audience: Some(CLIENT_ID.into()) };
+    let config = ThirdPartyConfig::new(&fake.issuer).with_audience(CLIENT_ID);
     let issuer = forge_core::ThirdPartyIssuer::new(fake.issuer.clone(), Some(CLIENT_ID.into()));
     assert_eq!(refresh(&config, &issuer).await.expect("discovery and JWKS"), 1);
     let keys = ProjectKeys::builder(ProjectRef::new("app").expect("ref"), vec![3u8; 32])
@@ -358,7 +351,7 @@ async fn third_party_tokens_are_trusted_once_the_issuers_keys_are_fetched() {
     let other_aud = fake.id_token("n", "another-client");
     assert!(keys.authenticate(None, Some(format!("Bearer {other_aud}").as_bytes())).is_err());
 
-    let unreachable = ThirdPartyConfig { issuer: "http://127.0.0.1:9".into(), jwks_url: None, audience: None };
+    let unreachable = ThirdPartyConfig::new("http://127.0.0.1:9");
     assert!(refresh(&unreachable, &forge_core::ThirdPartyIssuer::new("http://127.0.0.1:9", None)).await.is_err());
 }
 
@@ -406,21 +399,11 @@ async fn link_identity_makes_an_anonymous_user_permanent() {
 #[tokio::test]
 async fn a_pre_registered_unconfirmed_account_is_not_taken_over_by_oauth_linking() {
     let fake = start_fake().await;
-    let mut config = AuthConfig {
-        mailer_autoconfirm: false,
-        redirect_urls: vec!["http://app.test/*".into()],
-        ..AuthConfig::default()
-    };
-    config.external.insert(
-        "fakeidp".into(),
-        ProviderConfig {
-            kind: Some("oidc".into()),
-            client_id: CLIENT_ID.into(),
-            secret: CLIENT_SECRET.into(),
-            issuer: Some(fake.issuer.clone()),
-            scopes: vec![],
-        },
-    );
+    let provider = ProviderConfig::new(CLIENT_ID, CLIENT_SECRET).with_kind("oidc").with_issuer(&fake.issuer);
+    let config = AuthConfig::default()
+        .with_mailer_autoconfirm(false)
+        .with_redirect_urls(["http://app.test/*"])
+        .with_provider("fakeidp", provider);
     let t = api_with(config).await;
     // The attacker registers the victim's address first (it stays unconfirmed).
     t.post("/auth/v1/signup", json!({ "email": "pat@example.com", "password": "attacker-pass-1" })).await;

@@ -16,7 +16,7 @@ use forge_auth::{AuthConfig, TwilioSettings};
 use serde_json::{Value, json};
 
 fn phone_on() -> AuthConfig {
-    AuthConfig { phone_enabled: true, ..AuthConfig::default() }
+    AuthConfig::default().with_phone_enabled(true)
 }
 
 #[tokio::test]
@@ -38,7 +38,7 @@ async fn phone_is_off_unless_enabled() {
 #[tokio::test]
 async fn phone_signup_is_confirmed_by_a_single_use_code_bound_to_the_number() {
     // No re-send interval here: the repeated sign-up below would otherwise be too soon.
-    let t = api_with(AuthConfig { max_frequency: 0, ..phone_on() }).await;
+    let t = api_with(phone_on().with_max_frequency(0)).await;
     let r = t
         .post(
             "/auth/v1/signup",
@@ -121,7 +121,7 @@ async fn codes_expire_and_resends_are_spaced() {
 
 #[tokio::test]
 async fn otp_sign_in_phone_change_and_reauthentication_by_text() {
-    let t = api_with(AuthConfig { secure_password_change: true, ..phone_on() }).await;
+    let t = api_with(phone_on().with_secure_password_change(true)).await;
     let r = t.post("/auth/v1/otp", json!({ "phone": "+15550004444", "data": { "plan": "free" } })).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let code = t.last_sms_code("15550004444");
@@ -207,14 +207,9 @@ async fn texts_go_through_twilios_messages_api() {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
 
-    let twilio = TwilioSettings {
-        account_sid: "AC123".into(),
-        auth_token: "tw-secret".into(),
-        message_service_sid: "MG999".into(),
-        api_base: Some(base),
-    };
+    let twilio = TwilioSettings::new("AC123", "tw-secret", "MG999").with_api_base(base);
     assert!(!format!("{twilio:?}").contains("tw-secret"), "Debug hides the token");
-    let t = api_with(AuthConfig { twilio: Some(twilio), ..phone_on() }).await;
+    let t = api_with(phone_on().with_twilio(twilio)).await;
     assert!(t.auth.sms_outbox().is_none());
     assert_eq!(t.send("GET", "/auth/v1/settings", None, "").await.json()["sms_provider"], "twilio");
 
@@ -253,7 +248,7 @@ async fn phone_mfa_factors_upgrade_the_session_with_a_texted_code() {
     off.send("POST", "/auth/v1/factors", Some(token), &enroll).await.assert_error(422, "mfa_phone_enroll_not_enabled");
 
     // No re-send interval, so the second challenge below may text at once.
-    let t = api_with(AuthConfig { mfa_phone_enabled: true, max_frequency: 0, ..AuthConfig::default() }).await;
+    let t = api_with(AuthConfig::default().with_mfa_phone_enabled(true).with_max_frequency(0)).await;
     let s = t.sign_up("mfa@example.com", "correct horse 1").await;
     let token = s["access_token"].as_str().expect("token").to_owned();
     let r = t.send("POST", "/auth/v1/factors", Some(&token), &enroll).await;
@@ -323,7 +318,7 @@ async fn a_texted_code_is_only_good_as_a_code_typed_with_its_number() {
 
 #[tokio::test]
 async fn a_number_registered_by_someone_else_is_theirs_only_after_the_owner_proves_it() {
-    let t = api_with(AuthConfig { max_frequency: 0, ..phone_on() }).await;
+    let t = api_with(phone_on().with_max_frequency(0)).await;
     // The attacker registers the victim's number with a password and some metadata.
     let body = json!({ "phone": "+15550004141", "password": "attacker pass 1", "data": { "name": "mallory" } });
     assert_eq!(t.post("/auth/v1/signup", body).await.status, 200);
@@ -348,7 +343,7 @@ async fn a_number_registered_by_someone_else_is_theirs_only_after_the_owner_prov
     assert_eq!(login.await.status, 200);
 
     // The same holds for an email registered by someone else (confirmation on).
-    let e = api_with(AuthConfig { mailer_autoconfirm: false, max_frequency: 0, ..AuthConfig::default() }).await;
+    let e = api_with(AuthConfig::default().with_mailer_autoconfirm(false).with_max_frequency(0)).await;
     let body = json!({ "email": "victim@example.com", "password": "attacker pass 1" });
     assert_eq!(e.post("/auth/v1/signup", body).await.status, 200);
     assert_eq!(e.post("/auth/v1/otp", json!({ "email": "victim@example.com" })).await.status, 200);
@@ -360,7 +355,7 @@ async fn a_number_registered_by_someone_else_is_theirs_only_after_the_owner_prov
 
 #[tokio::test]
 async fn phone_mfa_challenges_to_one_number_are_spaced() {
-    let t = api_with(AuthConfig { mfa_phone_enabled: true, ..AuthConfig::default() }).await;
+    let t = api_with(AuthConfig::default().with_mfa_phone_enabled(true)).await;
     let s = t.sign_up("spaced@example.com", "correct horse 1").await;
     let token = s["access_token"].as_str().expect("token");
     let enroll = json!({ "factor_type": "phone", "phone": "+15550005151" }).to_string();

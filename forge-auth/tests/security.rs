@@ -106,8 +106,8 @@ async fn expired_tampered_and_unsigned_tokens_are_rejected() {
 
 #[tokio::test]
 async fn rate_limits_trigger_per_client_address() {
-    let limits = RateLimits { otp_per_5min: 2, token_per_5min: 3, verify_per_5min: 2, ..RateLimits::default() };
-    let t = api_with(AuthConfig { rate_limits: limits, max_frequency: 0, ..AuthConfig::default() }).await;
+    let limits = RateLimits::default().with_otp_per_5min(2).with_token_per_5min(3).with_verify_per_5min(2);
+    let t = api_with(AuthConfig::default().with_rate_limits(limits).with_max_frequency(0)).await;
     let body = json!({ "email": "d@example.com" }).to_string();
     for _ in 0..2 {
         assert_eq!(t.send_from("10.0.0.1", "POST", "/auth/v1/recover", None, &body).await.status, 200);
@@ -196,7 +196,7 @@ fn type_name(v: &Value) -> &'static str {
 
 #[tokio::test]
 async fn enumeration_safe_responses_do_not_tell_known_from_unknown_addresses() {
-    let t = api_with(AuthConfig { mailer_autoconfirm: false, ..AuthConfig::default() }).await;
+    let t = api_with(AuthConfig::default().with_mailer_autoconfirm(false)).await;
     let r = t
         .admin(
             "POST",
@@ -367,8 +367,7 @@ async fn totp_mfa_upgrades_the_session_and_each_code_is_usable_once() {
 
 #[tokio::test]
 async fn sessions_end_at_the_time_box_and_after_inactivity() {
-    let t =
-        api_with(AuthConfig { session_timebox: 3600, session_inactivity_timeout: 600, ..AuthConfig::default() }).await;
+    let t = api_with(AuthConfig::default().with_session_timebox(3600).with_session_inactivity_timeout(600)).await;
     let a = t.sign_up("g@example.com", "password-1234").await;
     assert_eq!(t.refresh(a["refresh_token"].as_str().expect("rt")).await.status, 200, "fresh sessions refresh");
 
@@ -395,7 +394,7 @@ async fn sessions_end_at_the_time_box_and_after_inactivity() {
 #[tokio::test]
 async fn sign_up_never_changes_an_existing_unconfirmed_account() {
     // Confirmation on: an invited (unconfirmed) user is not taken over by signing up.
-    let t = api_with(AuthConfig { mailer_autoconfirm: false, max_frequency: 0, ..AuthConfig::default() }).await;
+    let t = api_with(AuthConfig::default().with_mailer_autoconfirm(false).with_max_frequency(0)).await;
     let invited = t.admin("POST", "/auth/v1/invite", json!({ "email": "inv@example.com" })).await.json();
     let r = t.post("/auth/v1/signup", json!({ "email": "inv@example.com", "password": "attacker-pass-1" })).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -418,13 +417,8 @@ async fn sign_up_never_changes_an_existing_unconfirmed_account() {
 
 #[tokio::test]
 async fn limits_hold_without_the_proxy_header_and_per_guessed_address() {
-    let limits = RateLimits { otp_per_5min: 1, ..RateLimits::default() };
-    let t = api_with(AuthConfig {
-        rate_limits: limits,
-        rate_limit_header: Some("x-forwarded-for".into()),
-        ..AuthConfig::default()
-    })
-    .await;
+    let limits = RateLimits::default().with_otp_per_5min(1);
+    let t = api_with(AuthConfig::default().with_rate_limits(limits).with_rate_limit_header("x-forwarded-for")).await;
     let body = json!({ "email": "h@example.com" });
     assert_eq!(t.post("/auth/v1/recover", body.clone()).await.status, 200);
     t.post("/auth/v1/recover", json!({ "email": "i@example.com" })).await.assert_error(429, "over_request_rate_limit");

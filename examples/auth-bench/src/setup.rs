@@ -98,19 +98,15 @@ pub(crate) async fn setup(users: usize, parallel: usize) -> Result<Bench, Error>
     };
     // Rate limits are per client address, and every request here comes from 127.0.0.1.
     let unlimited = 1_000_000_000;
-    let config = AuthConfig {
-        rate_limits: RateLimits {
-            token_per_5min: unlimited,
-            verify_per_5min: unlimited,
-            otp_per_5min: unlimited,
-            anonymous_per_hour: unlimited,
-            mfa_per_minute: unlimited,
-            email_sent_per_hour: unlimited,
-            sms_sent_per_hour: unlimited,
-        },
-        max_frequency: 0,
-        ..AuthConfig::default()
-    };
+    let limits = RateLimits::default()
+        .with_token_per_5min(unlimited)
+        .with_verify_per_5min(unlimited)
+        .with_otp_per_5min(unlimited)
+        .with_anonymous_per_hour(unlimited)
+        .with_mfa_per_minute(unlimited)
+        .with_email_sent_per_hour(unlimited)
+        .with_sms_sent_per_hour(unlimited);
+    let config = AuthConfig::default().with_rate_limits(limits).with_max_frequency(0);
     let auth = Auth::builder().config(config).build()?;
     let data = forge_data::Data::builder().build()?;
     let app = Router::new()
