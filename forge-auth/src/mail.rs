@@ -122,8 +122,9 @@ impl Mailer for Outbox {
     }
 }
 
-/// SMTP settings.
+/// SMTP settings: [`SmtpSettings::new`] (port 587, STARTTLS, no authentication) and setters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SmtpSettings {
     /// The server's host name.
     pub host: String,
@@ -137,6 +138,33 @@ pub struct SmtpSettings {
     pub from: String,
     /// Use TLS (implicit on port 465, else STARTTLS). Off only for local test servers.
     pub tls: bool,
+}
+
+impl SmtpSettings {
+    /// Mail from `from` (e.g. `Forge <noreply@example.com>`) through `host`, port 587 with
+    /// STARTTLS, without authentication.
+    pub fn new(host: impl Into<String>, from: impl Into<String>) -> Self {
+        Self { host: host.into(), port: 587, user: None, password: None, from: from.into(), tls: true }
+    }
+
+    /// With another port (465 implies TLS).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// With a user name and password for the server.
+    pub fn with_credentials(mut self, user: impl Into<String>, password: secrecy::SecretString) -> Self {
+        self.user = Some(user.into());
+        self.password = Some(password);
+        self
+    }
+
+    /// With TLS on or off (off only for local test servers).
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
 }
 
 /// Delivers mail over SMTP.

@@ -53,8 +53,9 @@ pub enum KeyError {
     Signing(String),
 }
 
-/// How tokens are verified.
+/// How tokens are verified: [`VerifyConfig::default`] and setters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VerifyConfig {
     /// The audience user tokens must name (default `authenticated`).
     pub audience: String,
@@ -68,6 +69,26 @@ pub struct VerifyConfig {
 impl Default for VerifyConfig {
     fn default() -> Self {
         Self { audience: "authenticated".into(), leeway: Duration::from_secs(30), allow_keyless_anon: false }
+    }
+}
+
+impl VerifyConfig {
+    /// With the audience user tokens must name.
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// With the clock-skew leeway on `exp` and `nbf` (clamped to [`MAX_LEEWAY`]).
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// With requests that carry no key at all served as anon, or not.
+    pub fn with_allow_keyless_anon(mut self, allow: bool) -> Self {
+        self.allow_keyless_anon = allow;
+        self
     }
 }
 

@@ -163,7 +163,7 @@ fn verification_table() {
 #[test]
 fn leeway_is_clamped_to_sixty_seconds() {
     let k = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
-        .verify(VerifyConfig { leeway: Duration::from_secs(600), ..VerifyConfig::default() })
+        .verify(VerifyConfig::default().with_leeway(Duration::from_secs(600)))
         .build()
         .expect("keys");
     assert_eq!(k.verify_config().leeway, Duration::from_secs(60));
@@ -298,7 +298,7 @@ mod third_party {
 #[test]
 fn a_verified_token_stops_working_when_it_expires() {
     let keys = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
-        .verify(VerifyConfig { leeway: Duration::ZERO, ..VerifyConfig::default() })
+        .verify(VerifyConfig::default().with_leeway(Duration::ZERO))
         .build()
         .expect("keys");
     let mut claims = user_claims();

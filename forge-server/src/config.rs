@@ -232,14 +232,13 @@ impl Config {
     /// The SMTP settings, when a server is configured.
     pub fn smtp(&self) -> Option<forge_auth::SmtpSettings> {
         let host = self.smtp_host.clone().filter(|h| !h.is_empty())?;
-        Some(forge_auth::SmtpSettings {
-            host,
-            port: self.smtp_port,
-            user: self.smtp_user.clone(),
-            password: self.smtp_pass.clone(),
-            from: self.smtp_from.clone(),
-            tls: self.smtp_tls,
-        })
+        let mut smtp =
+            forge_auth::SmtpSettings::new(host, &self.smtp_from).with_port(self.smtp_port).with_tls(self.smtp_tls);
+        // A user without a password (or the reverse) is no authentication, as before.
+        if let (Some(user), Some(password)) = (&self.smtp_user, &self.smtp_pass) {
+            smtp = smtp.with_credentials(user, password.clone());
+        }
+        Some(smtp)
     }
 
     /// Where uploaded files go.
