@@ -182,25 +182,23 @@ pub(crate) async fn table_names(tx: &RlsTx, namespace: Uuid, after: Option<&str>
     Ok(rows.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?)
 }
 
-/// A table to create, at version 0.
-#[derive(Debug)]
-pub(crate) struct NewTable<'a> {
-    pub(crate) namespace: Uuid,
-    pub(crate) name: &'a str,
-    pub(crate) location: &'a str,
-    pub(crate) metadata_location: &'a str,
-    pub(crate) metadata: Value,
-}
-
-/// Creates a table and commits.
-pub(crate) async fn create_table(tx: RlsTx, t: NewTable<'_>) -> DbResult<()> {
+/// Creates table `name` of a namespace at version 0 and commits: the location of its
+/// metadata file.
+pub(crate) async fn create_table(
+    tx: RlsTx,
+    namespace: Uuid,
+    name: &str,
+    location: &str,
+    metadata: &serde_json::Map<String, Value>,
+) -> DbResult<String> {
+    let file = crate::table_metadata::metadata_location(location, 0);
     tx.query_and_commit(
         "insert into storage.iceberg_tables (namespace_id, name, location, metadata_location, metadata, version) \
          values ($1, $2, $3, $4, $5, 0)",
-        &[&t.namespace, &t.name, &t.location, &t.metadata_location, &t.metadata],
+        &[&namespace, &name, &location, &file, &Value::Object(metadata.clone())],
     )
     .await?;
-    Ok(())
+    Ok(file)
 }
 
 /// A table's next version.

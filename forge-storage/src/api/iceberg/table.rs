@@ -32,7 +32,7 @@ use super::{
     ServiceRole, begin, namespace_id, namespace_levels, namespace_path, page_size, parse_json, query_params, table_name,
 };
 use crate::error::ErrorKind;
-use crate::rows::iceberg::{self, NewTable, TableRow, TableVersion};
+use crate::rows::iceberg::{self, TableRow, TableVersion};
 use crate::table_metadata::{
     CreateTable, Object, apply_updates, check_complete, check_requirements, empty_table, log_previous,
     metadata_location, new_table, now_ms, shorthand_updates,
@@ -99,15 +99,7 @@ pub(crate) async fn create(
         tx.commit().await?;
         return Ok(load_result(None, metadata));
     }
-    let file = metadata_location(&location, 0);
-    let new = NewTable {
-        namespace: ns,
-        name,
-        location: &location,
-        metadata_location: &file,
-        metadata: Value::Object(metadata.clone()),
-    };
-    iceberg::create_table(tx, new).await.map_err(|e| match e.db_kind() {
+    let file = iceberg::create_table(tx, ns, name, &location, &metadata).await.map_err(|e| match e.db_kind() {
         Some(DbErrorKind::UniqueViolation) => already(),
         Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(&levels),
         _ => e.into(),
@@ -255,15 +247,7 @@ async fn create_by_commit(
     let metadata = apply_updates(&base, updates, now)?.unwrap_or(base);
     check_complete(&metadata)?;
     let location = metadata.get("location").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let file = metadata_location(&location, 0);
-    let new = NewTable {
-        namespace: ns,
-        name,
-        location: &location,
-        metadata_location: &file,
-        metadata: Value::Object(metadata.clone()),
-    };
-    iceberg::create_table(tx, new).await.map_err(|e| match e.db_kind() {
+    let file = iceberg::create_table(tx, ns, name, &location, &metadata).await.map_err(|e| match e.db_kind() {
         Some(DbErrorKind::UniqueViolation) => IcebergError::commit_failed("Requirement failed: table already exists"),
         Some(DbErrorKind::ForeignKeyViolation) => IcebergError::no_such_namespace(levels),
         _ => e.into(),
