@@ -34,22 +34,30 @@ pub struct DataBuilder {
     config: DataConfig,
 }
 
+impl DataConfig {
+    /// With a cap on the rows a read returns (`None`: no cap).
+    pub fn with_max_rows(mut self, max: Option<u64>) -> Self {
+        self.max_rows = max;
+        self
+    }
+
+    /// With the OpenAPI root document on or off.
+    pub fn with_openapi(mut self, enabled: bool) -> Self {
+        self.openapi = enabled;
+        self
+    }
+
+    /// With `.explain()` allowed to show query plans, or not.
+    pub fn with_plan_enabled(mut self, enabled: bool) -> Self {
+        self.plan_enabled = enabled;
+        self
+    }
+}
+
 impl DataBuilder {
-    /// Caps the rows a read returns.
-    pub fn max_rows(mut self, max: Option<u64>) -> Self {
-        self.config.max_rows = max;
-        self
-    }
-
-    /// Turns the OpenAPI root document on or off.
-    pub fn openapi(mut self, enabled: bool) -> Self {
-        self.config.openapi = enabled;
-        self
-    }
-
-    /// Lets `.explain()` show query plans.
-    pub fn plan_enabled(mut self, enabled: bool) -> Self {
-        self.config.plan_enabled = enabled;
+    /// With these settings.
+    pub fn config(mut self, config: DataConfig) -> Self {
+        self.config = config;
         self
     }
 

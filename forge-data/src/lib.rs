@@ -24,7 +24,7 @@
 //! use axum::extract::State;
 //! use axum::{Router, routing::get};
 //! use forge_core::{Project, ProjectLayer};
-//! use forge_data::Data;
+//! use forge_data::{Data, DataConfig};
 //!
 //! #[derive(Clone)]
 //! struct AppState {
@@ -36,7 +36,7 @@
 //! }
 //!
 //! fn app(project: Project) -> Result<Router, forge_data::BuildError> {
-//!     let data = Data::builder().max_rows(Some(1000)).build()?;
+//!     let data = Data::builder().config(DataConfig::default().with_max_rows(Some(1000))).build()?;
 //!     Ok(Router::new()
 //!         .route("/about", get(about))
 //!         .nest("/api/rest", data.router())
@@ -70,7 +70,7 @@
 //! `Allow` header; OpenAPI filtered by the caller's privileges; `.explain()` of writes and
 //! RPC calls.
 //!
-//! `.explain()` is off unless enabled ([`DataBuilder::plan_enabled`]), as in PostgREST, since
+//! `.explain()` is off unless enabled ([`DataConfig::with_plan_enabled`]), as in PostgREST, since
 //! plans reveal the schema; `.geojson()` needs PostGIS in the database.
 
 mod api;

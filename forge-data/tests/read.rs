@@ -391,7 +391,14 @@ async fn explain_shows_plans_only_when_enabled() {
     let res = off.send("GET", "/rest/v1/cities?id=eq.1", &plan_json, "").await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (406, Some("PGRST107")), "off by default");
 
-    let on = api_with(SCHEMA, forge_data::Data::builder().plan_enabled(true).build().expect("data")).await;
+    let on = api_with(
+        SCHEMA,
+        forge_data::Data::builder()
+            .config(forge_data::DataConfig::default().with_plan_enabled(true))
+            .build()
+            .expect("data"),
+    )
+    .await;
     let res = on.send("GET", "/rest/v1/cities?select=name&id=eq.1", &plan_json, "").await;
     assert_eq!(res.status, 200, "{}", res.body);
     assert!(res.header("content-type").expect("type").starts_with("application/vnd.pgrst.plan+json"));

@@ -164,7 +164,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     let db = prepare(&config).await?;
     let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), ProjectSettings::new(url.clone()));
     let data = forge_data::Data::builder()
-        .plan_enabled(config.rest_explain)
+        .config(forge_data::DataConfig::default().with_plan_enabled(config.rest_explain))
         .build()
         .map_err(|e| Error::Config(e.to_string()))?;
     let mut auth = forge_auth::Auth::builder().config(config.auth.clone());
