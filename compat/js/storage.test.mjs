@@ -69,7 +69,7 @@ describe('buckets', () => {
     assert.equal(bucket.owner, '', 'created with the service role: no owner')
     assert.equal(bucket.public, false)
     assert.equal(bucket.type, 'STANDARD')
-    assert.equal(bucket.file_size_limit, 1024 * 1024)
+    assert.equal(bucket.file_size_limit, 1_000_000, "'1MB' is decimal: 1 000 000 bytes")
     assert.deepEqual(bucket.allowed_mime_types, ['image/*', 'text/plain'])
     assert.match(bucket.created_at, ISO_RE)
     assert.match(bucket.updated_at, ISO_RE)
@@ -96,6 +96,38 @@ describe('buckets', () => {
     const bad = `js-badlimit-${suffix()}`
     storageFails(await storage.createBucket(bad, { fileSizeLimit: 'lots' }), '400')
     assert.equal(await sqlValue('select count(*)::int from storage.buckets where id = $1', [bad]), 0)
+  })
+
+  test('size limits given as strings use Storage\'s decimal units (b, kb, mb, gb, any case, decimals)', async () => {
+    const id = `js-units-${suffix()}`
+    storageOk(await storage.createBucket(id, { public: false, fileSizeLimit: '20mb' }))
+    dropLater(id)
+    assert.equal(storageOk(await storage.getBucket(id)).file_size_limit, 20_000_000, '20mb is 20 000 000 bytes')
+    assert.equal((await bucketRow(id)).file_size_limit, 20_000_000)
+    for (const [given, bytes] of [
+      ['1GB', 1_000_000_000],
+      ['2.5Mb', 2_500_000],
+      ['1.5kb', 1_500],
+      ['1.2345MB', 1_230_000],
+      ['3B', 3],
+    ]) {
+      storageOk(await storage.updateBucket(id, { public: false, fileSizeLimit: given }))
+      assert.equal(storageOk(await storage.getBucket(id)).file_size_limit, bytes, given)
+    }
+    // the limit is held in those bytes
+    storageOk(await storage.updateBucket(id, { public: false, fileSizeLimit: '1.5kb' }))
+    await put(id, 'fits.bin', new Uint8Array(1500), { contentType: 'application/octet-stream' })
+    storageFails(await storage.from(id).upload('over.bin', new Uint8Array(1501), { contentType: 'application/octet-stream' }), '413')
+    // spaces, a bare number or another unit: InvalidFileSizeLimit, nothing stored or changed
+    const hint = 'Invalid file size format, hint: use 20GB / 20MB / 30KB / 3B'
+    for (const bad of ['20 MB', '20', '1TB', 'mb', '-1mb']) {
+      const other = `js-units-bad-${suffix()}`
+      const e = storageFails(await storage.createBucket(other, { fileSizeLimit: bad }), '400', 400, hint)
+      assert.equal(e.statusCode, '400', bad)
+      assert.equal(await sqlValue('select count(*)::int from storage.buckets where id = $1', [other]), 0)
+      storageFails(await storage.updateBucket(id, { public: false, fileSizeLimit: bad }), '400', 400, hint)
+    }
+    assert.equal((await bucketRow(id)).file_size_limit, 1_500)
   })
 
   test('listBuckets with search, sortColumn, sortOrder, limit and offset', async () => {
@@ -155,7 +187,7 @@ describe('buckets', () => {
 
     storageOk(await storage.updateBucket(id, { public: false, fileSizeLimit: '2KB', allowedMimeTypes: ['image/png', 'image/jpeg'] }))
     b = storageOk(await storage.getBucket(id))
-    assert.deepEqual([b.public, b.file_size_limit, b.allowed_mime_types], [false, 2048, ['image/png', 'image/jpeg']])
+    assert.deepEqual([b.public, b.file_size_limit, b.allowed_mime_types], [false, 2000, ['image/png', 'image/jpeg']])
 
     // null clears a limit
     storageOk(await storage.updateBucket(id, { public: false, fileSizeLimit: null, allowedMimeTypes: null }))
@@ -725,8 +757,8 @@ describe('bucket limits', () => {
 
     // a limit given as a string, changed on the bucket
     storageOk(await storage.updateBucket(bucket, { public: false, fileSizeLimit: '1KB' }))
-    await put(bucket, 'kb.png', new Uint8Array(1024), { contentType: 'image/png' })
-    storageFails(await from.upload('kb2.png', new Uint8Array(1025), { contentType: 'image/png' }), '413')
+    await put(bucket, 'kb.png', new Uint8Array(1000), { contentType: 'image/png' })
+    storageFails(await from.upload('kb2.png', new Uint8Array(1001), { contentType: 'image/png' }), '413')
     assert.deepEqual(await objectNames(bucket), ['kb.png', 'ok.png', 'ok.txt'])
   })
 })

@@ -115,7 +115,7 @@ def test_create_bucket_with_size_string_and_mime_types_then_get_bucket():
     assert wire() == ("GET", f"/storage/v1/bucket/{bucket}", 200)
     assert bucket_fields(b) == bucket_row(bucket)
     assert (b.id, b.name, b.owner, b.public, b.type) == (bucket, bucket, "", False, "STANDARD")
-    assert b.file_size_limit == 1024 * 1024
+    assert b.file_size_limit == 1_000_000, "'1MB' is decimal: 1 000 000 bytes"
     assert b.allowed_mime_types == ["image/*", "text/plain"]
     created_at = sql_value("select created_at from storage.buckets where id = %s", (bucket,))
     assert b.created_at == created_at
@@ -140,6 +140,31 @@ def test_create_existing_bucket_is_duplicate_and_missing_bucket_is_404():
     bad = f"py-badlimit-{suffix()}"
     storage_fails(lambda: storage.create_bucket(bad, options={"file_size_limit": "lots"}), "400")
     assert sql_value("select count(*)::int from storage.buckets where id = %s", (bad,)) == 0
+
+
+def test_size_limit_strings_use_decimal_units():
+    """Storage's parseFileSizeToBytes: digits (with decimals) and b/kb/mb/gb in any case, decimal units."""
+    bucket = new_bucket("units", {"public": False, "file_size_limit": "20mb"})
+    assert storage.get_bucket(bucket).file_size_limit == 20_000_000, "20mb is 20 000 000 bytes"
+    for given, size in [("1GB", 1_000_000_000), ("2.5Mb", 2_500_000), ("1.5kb", 1_500), ("3B", 3)]:
+        storage.update_bucket(bucket, {"public": False, "file_size_limit": given})
+        assert storage.get_bucket(bucket).file_size_limit == size, given
+        assert bucket_row(bucket)["file_size_limit"] == size
+
+    storage.update_bucket(bucket, {"public": False, "file_size_limit": "1.5kb"})
+    files = storage.from_(bucket)
+    files.upload("fits.bin", bytes(1500), {"content-type": "application/octet-stream"})
+    storage_fails(lambda: files.upload("over.bin", bytes(1501), {"content-type": "application/octet-stream"}), "413")
+
+    hint = "Invalid file size format, hint: use 20GB / 20MB / 30KB / 3B"
+    for bad in ["20 MB", "20", "1TB", "mb", "-1mb"]:
+        other = f"py-units-bad-{suffix()}"
+        err = storage_fails(lambda: storage.create_bucket(other, options={"file_size_limit": bad}), "400")
+        assert err.message == hint, bad
+        assert sql_value("select count(*)::int from storage.buckets where id = %s", (other,)) == 0
+        err = storage_fails(lambda: storage.update_bucket(bucket, {"public": False, "file_size_limit": bad}), "400")
+        assert err.message == hint, bad
+    assert bucket_row(bucket)["file_size_limit"] == 1_500
 
 
 def test_list_buckets():
@@ -176,7 +201,7 @@ def test_update_bucket_changes_only_given_fields():
 
     storage.update_bucket(bucket, {"public": False, "file_size_limit": "2KB", "allowed_mime_types": ["image/png"]})
     b = storage.get_bucket(bucket)
-    assert (b.public, b.file_size_limit, b.allowed_mime_types) == (False, 2048, ["image/png"])
+    assert (b.public, b.file_size_limit, b.allowed_mime_types) == (False, 2000, ["image/png"])
 
     storage.update_bucket(bucket, {"public": False, "file_size_limit": None, "allowed_mime_types": None})
     b = storage.get_bucket(bucket)
@@ -688,8 +713,8 @@ def test_size_limit_413_and_mime_type_415():
     assert files.info("ok.png")["size"] == 16
 
     storage.update_bucket(bucket, {"public": False, "file_size_limit": "1KB"})
-    files.upload("kb.png", bytes(1024), {"content-type": "image/png"})
-    storage_fails(lambda: files.upload("kb2.png", bytes(1025), {"content-type": "image/png"}), "413")
+    files.upload("kb.png", bytes(1000), {"content-type": "image/png"})
+    storage_fails(lambda: files.upload("kb2.png", bytes(1001), {"content-type": "image/png"}), "413")
     assert object_names(bucket) == ["kb.png", "ok.png", "ok.txt", "ok.webp"]
 
 

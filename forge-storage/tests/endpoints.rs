@@ -32,7 +32,7 @@ async fn buckets_crud_with_limits_and_names() {
         );
 
         let b = t.service("GET", "/bucket/avatars", Value::Null).await.json();
-        assert_eq!(b["file_size_limit"], 1024);
+        assert_eq!(b["file_size_limit"], 1000, "Storage's units are decimal");
         assert_eq!(b["allowed_mime_types"], json!(["image/*"]));
         assert_eq!(b["public"], false);
         assert!(b["created_at"].is_string() && b["updated_at"].is_string());
@@ -1039,4 +1039,37 @@ async fn cdn_purges_succeed_for_what_the_caller_can_see() {
     t.send("DELETE", "/cdn/pics/a.png", None, json!({})).await.assert_error(400, "404", "NoSuchKey");
     t.send("DELETE", "/cdn/pics", None, json!({})).await.assert_error(400, "404", "NoSuchBucket");
     assert_eq!(t.blobs().await.len(), 1, "purging deletes nothing");
+}
+
+#[tokio::test]
+async fn size_limits_take_supabases_decimal_units() {
+    let t = api(common::Backend::Memory).await;
+    let r = t.service("POST", "/bucket", json!({ "name": "big", "file_size_limit": "20mb" })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(bucket_limit(&t, "big").await, json!(20_000_000), "20mb is 20 000 000 bytes, not 20 MiB");
+    for (given, bytes) in [("1GB", 1_000_000_000i64), ("2.5Mb", 2_500_000), ("1.5kb", 1_500), ("3B", 3)] {
+        let r = t.service("PUT", "/bucket/big", json!({ "file_size_limit": given })).await;
+        assert_eq!(r.status, 200, "{given}: {}", r.text());
+        assert_eq!(bucket_limit(&t, "big").await, json!(bytes), "{given}");
+    }
+    // The limit holds uploads to those bytes.
+    t.service("PUT", "/bucket/big", json!({ "file_size_limit": "1.5kb" })).await;
+    let key = t.service_key();
+    let r = t.put_raw("POST", "/object/big/fits.bin", Some(&key), "application/octet-stream", &[1; 1500]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = t.put_raw("POST", "/object/big/over.bin", Some(&key), "application/octet-stream", &[1; 1501]).await;
+    r.assert_error(400, "413", "EntityTooLarge");
+    // Anything but digits and a unit is refused, as Storage's InvalidFileSizeLimit.
+    for bad in ["20 MB", "20", "1TB", "mb", "-1mb", " 1mb"] {
+        for (method, uri) in [("POST", "/bucket"), ("PUT", "/bucket/big")] {
+            let r = t.service(method, uri, json!({ "name": "other", "file_size_limit": bad })).await;
+            r.assert_error(400, "400", "InvalidRequest");
+            assert_eq!(r.json()["message"], "Invalid file size format, hint: use 20GB / 20MB / 30KB / 3B", "{bad}");
+        }
+    }
+    assert_eq!(bucket_limit(&t, "big").await, json!(1_500), "a refused update changes nothing");
+}
+
+async fn bucket_limit(t: &common::Api, id: &str) -> Value {
+    t.service("GET", &format!("/bucket/{id}"), Value::Null).await.json()["file_size_limit"].clone()
 }

@@ -73,27 +73,69 @@ fn valid_bucket_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.!*'() &$@=;:+,?".contains(c))
 }
 
-/// A size limit as a number of bytes or a string such as `"1MB"`, `"500 KB"` or `"1024"`.
+/// A size limit: a number of bytes, or a string in Supabase Storage's form (`"20MB"`,
+/// `"1.5gb"`, `"512kb"`, `"100B"`): digits with an optional decimal part, then `b`, `kb`, `mb`
+/// or `gb` in any case, with nothing else (no spaces, no bare number). The units are decimal
+/// (1 MB is 1 000 000 bytes) and the number keeps three significant digits, as upstream's
+/// `parseFileSizeToBytes` rounds it with `toPrecision(3)`.
 pub(crate) fn parse_size(value: &Value) -> Result<Option<i64>> {
-    let bad = || Error::invalid("file_size_limit must be a number of bytes or a size such as \"10MB\"");
+    let bad = || Error::invalid("Invalid file size format, hint: use 20GB / 20MB / 30KB / 3B");
     match value {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_i64().filter(|n| *n >= 0).map(Some).ok_or_else(bad),
-        Value::String(s) => {
-            let s = s.trim().to_ascii_uppercase();
-            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let (digits, unit) = s.split_at(split);
-            let n: i64 = digits.parse().map_err(|_| bad())?;
-            let factor: i64 = match unit.trim() {
-                "" | "B" => 1,
-                "KB" => 1 << 10,
-                "MB" => 1 << 20,
-                "GB" => 1 << 30,
-                _ => return Err(bad()),
-            };
-            n.checked_mul(factor).map(Some).ok_or_else(bad)
-        }
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(n), _) if n >= 0 => Ok(Some(n)),
+            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_991.0 => {
+                // A whole number written with a decimal point (`1024.0`) is still an integer.
+                Ok(Some(f as i64))
+            }
+            _ => Err(bad()),
+        },
+        Value::String(s) => size_in_bytes(s).map(Some).ok_or_else(bad),
         _ => Err(bad()),
+    }
+}
+
+/// `"<digits>[.<digits>](b|kb|mb|gb)"` in bytes, or `None` when it is not of that form or
+/// not a whole number of bytes.
+fn size_in_bytes(s: &str) -> Option<i64> {
+    let lower = s.to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = lower.split_at(split);
+    let exponent: i32 = match unit {
+        "b" => 0,
+        "kb" => 3,
+        "mb" => 6,
+        "gb" => 9,
+        _ => return None,
+    };
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) if !f.is_empty() => (w, f),
+        Some(_) => return None,
+        None => (number, ""),
+    };
+    if whole.is_empty() || fraction.contains('.') {
+        return None;
+    }
+    // The significant digits and the power of ten they are scaled by.
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    let mut scale = exponent - i32::try_from(fraction.len()).ok()?;
+    // Three significant digits, rounded half up (`Number.prototype.toPrecision(3)`).
+    let (kept, dropped) = digits.split_at(digits.len().min(3));
+    let mut mantissa: i64 = kept.parse().ok()?;
+    scale += i32::try_from(dropped.len()).ok()?;
+    if dropped.starts_with(['5', '6', '7', '8', '9']) {
+        mantissa += 1;
+    }
+    if scale >= 0 {
+        mantissa.checked_mul(10i64.checked_pow(u32::try_from(scale).ok()?)?)
+    } else {
+        // Digits below a byte: whole only if they are zeros.
+        let divisor = 10i64.checked_pow(u32::try_from(-scale).ok()?)?;
+        (mantissa % divisor == 0).then(|| mantissa / divisor)
     }
 }
 
@@ -208,13 +250,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_are_bytes_or_units() {
-        assert_eq!(parse_size(&json!(100)).ok(), Some(Some(100)));
-        assert_eq!(parse_size(&json!("1MB")).ok(), Some(Some(1 << 20)));
-        assert_eq!(parse_size(&json!("500 kb")).ok(), Some(Some(500 << 10)));
+    fn sizes_are_bytes_or_decimal_units() {
+        let size = |v: Value| parse_size(&v).ok().flatten();
+        assert_eq!(size(json!(100)), Some(100));
+        assert_eq!(size(json!(1024.0)), Some(1024));
+        assert_eq!(size(json!("20mb")), Some(20_000_000));
+        assert_eq!(size(json!("1MB")), Some(1_000_000));
+        assert_eq!(size(json!("500Kb")), Some(500_000));
+        assert_eq!(size(json!("2GB")), Some(2_000_000_000));
+        assert_eq!(size(json!("100b")), Some(100));
+        assert_eq!(size(json!("1.5mb")), Some(1_500_000));
+        assert_eq!(size(json!("0.5KB")), Some(500));
+        assert_eq!(size(json!("0b")), Some(0));
+        // Three significant digits, as upstream's toPrecision(3).
+        assert_eq!(size(json!("1.2345mb")), Some(1_230_000));
+        assert_eq!(size(json!("12345b")), Some(12_300));
+        assert_eq!(size(json!("1.235kb")), Some(1_240));
+        assert_eq!(size(json!("999.9kb")), Some(1_000_000));
         assert_eq!(parse_size(&Value::Null).ok(), Some(None));
-        for bad in [json!(-1), json!("1TB"), json!("MB"), json!(1.5), json!("99999999999999GB")] {
-            assert!(parse_size(&bad).is_err(), "{bad}");
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("1024"),
+            json!("500 kb"),
+            json!(" 1mb"),
+            json!("1TB"),
+            json!("MB"),
+            json!(".5mb"),
+            json!("1.mb"),
+            json!("1.2.3mb"),
+            json!("-1mb"),
+            json!("1.5b"),
+            json!("99999999999999999999GB"),
+            json!(true),
+        ] {
+            let e = parse_size(&bad).expect_err(&bad.to_string());
+            assert_eq!(e.to_string(), "Invalid file size format, hint: use 20GB / 20MB / 30KB / 3B");
         }
     }
 
