@@ -165,6 +165,8 @@ describe('sign-up and password sign-in', () => {
     const res = await fresh().auth.signUp({ email: newEmail('weak'), password: 'short' })
     const err = authFails(res, 422, 'weak_password', 'AuthWeakPasswordError')
     assert.deepEqual(err.reasons, ['length'])
+    // GoTrue's message names the configured minimum (internal/api/password.go).
+    assert.equal(err.message, 'Password should be at least 8 characters.')
   })
 
   test('signInWithPassword opens a new session; a wrong password or unknown address is 400 invalid_credentials', async () => {

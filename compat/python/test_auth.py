@@ -130,6 +130,8 @@ def test_sign_up_weak_password():
         AuthWeakPasswordError,
     )
     assert err.reasons == ["length"]
+    # GoTrue's message names the configured minimum (internal/api/password.go).
+    assert err.message == "Password should be at least 8 characters."
 
 
 def test_sign_in_with_password_and_invalid_credentials():

@@ -398,14 +398,10 @@ impl Error {
         Self::new(ErrorKind::InvalidCredentials, "Invalid login credentials")
     }
 
-    /// 422 `weak_password` with its reasons.
-    pub fn weak_password(reasons: Vec<&'static str>) -> Self {
-        let message = if reasons.contains(&"pwned") {
-            "Password is known to be weak and easy to guess, please choose a different one."
-        } else {
-            "Password should be at least the required length."
-        };
-        Error::Api { kind: ErrorKind::WeakPassword, message: message.into(), reasons }
+    /// 422 `weak_password` with its reasons, and GoTrue's message naming what is missing
+    /// ("Password should be at least 8 characters.").
+    pub fn weak_password(weak: crate::password::WeakPassword) -> Self {
+        Error::Api { kind: ErrorKind::WeakPassword, message: weak.message().into(), reasons: weak.reasons }
     }
 
     /// 422 `email_exists`.

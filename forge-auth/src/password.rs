@@ -88,12 +88,30 @@ impl Default for PasswordPolicy {
 /// Passwords too common to allow, lower-cased (from public breach frequency lists).
 const COMMON: &str = include_str!("common-passwords.txt");
 
-/// A password the policy refuses, with GoTrue's `weak_password.reasons`.
+/// A password the policy refuses, with GoTrue's `weak_password.reasons` and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("password is too weak: {}", reasons.join(", "))]
+#[error("{}", self.message())]
 pub struct WeakPassword {
     /// `length` (too short) and/or `pwned` (on the common list).
     pub reasons: Vec<&'static str>,
+    /// The policy's minimum length, which the message names.
+    pub min_length: usize,
+}
+
+impl WeakPassword {
+    /// GoTrue's message (`internal/api/password.go`): one sentence per reason, in the order
+    /// of the reasons, e.g. "Password should be at least 8 characters."
+    pub fn message(&self) -> String {
+        let sentences: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|reason| match *reason {
+                "length" => format!("Password should be at least {} characters.", self.min_length),
+                _ => "Password is known to be weak and easy to guess, please choose a different one.".to_owned(),
+            })
+            .collect();
+        sentences.join(" ")
+    }
 }
 
 impl PasswordPolicy {
@@ -109,7 +127,7 @@ impl PasswordPolicy {
                 reasons.push("pwned");
             }
         }
-        if reasons.is_empty() { Ok(()) } else { Err(WeakPassword { reasons }) }
+        if reasons.is_empty() { Ok(()) } else { Err(WeakPassword { reasons, min_length: self.min_length }) }
     }
 }
 
@@ -158,11 +176,19 @@ mod tests {
     #[test]
     fn the_policy_reports_gotrues_reasons() {
         let policy = PasswordPolicy::default();
-        assert_eq!(policy.check("short").expect_err("short").reasons, ["length"]);
+        let short = policy.check("short").expect_err("short");
+        assert_eq!(short.reasons, ["length"]);
+        assert_eq!(short.message(), "Password should be at least 8 characters.");
         assert!(policy.check("password").is_ok(), "the common list is off by default");
         let strict = PasswordPolicy { min_length: 8, reject_common: true };
         assert_eq!(strict.check("Password").expect_err("common").reasons, ["pwned"]);
-        assert_eq!(strict.check("abc123").expect_err("both").reasons, ["length", "pwned"]);
+        let both = strict.check("abc123").expect_err("both");
+        assert_eq!(both.reasons, ["length", "pwned"]);
+        assert_eq!(
+            both.message(),
+            "Password should be at least 8 characters. \
+             Password is known to be weak and easy to guess, please choose a different one."
+        );
         assert!(strict.check("a much longer passphrase").is_ok());
         let long = PasswordPolicy { min_length: 12, reject_common: false };
         assert!(long.check("ünïcødé-pässwörd").is_ok(), "length counts characters, not bytes");

@@ -32,7 +32,7 @@ pub(crate) struct ClientInfo {
 pub(crate) struct SessionExtras {
     pub(crate) provider_token: Option<String>,
     pub(crate) provider_refresh_token: Option<String>,
-    pub(crate) weak_password: Option<Vec<&'static str>>,
+    pub(crate) weak_password: Option<crate::password::WeakPassword>,
 }
 
 /// Tokens issued for a session, before they are rendered.
@@ -146,8 +146,8 @@ pub(crate) async fn respond(
     if let Some(t) = extras.provider_refresh_token {
         body["provider_refresh_token"] = Value::String(t);
     }
-    if let Some(reasons) = extras.weak_password {
-        body["weak_password"] = json!({ "reasons": reasons, "message": "Password is weak" });
+    if let Some(weak) = extras.weak_password {
+        body["weak_password"] = json!({ "message": weak.message(), "reasons": weak.reasons });
     }
     Ok(body)
 }

@@ -57,6 +57,10 @@ async fn signup_validates_input() {
     let weak = t.post("/auth/v1/signup", json!({ "email": "a@b.co", "password": "short" })).await;
     weak.assert_error(422, "weak_password");
     assert_eq!(weak.json()["weak_password"]["reasons"], json!(["length"]));
+    assert_eq!(weak.json()["msg"], "Password should be at least 8 characters.", "GoTrue names the minimum");
+    let stricter = api_with(AuthConfig::default().with_password_min_length(12)).await;
+    let weak = stricter.post("/auth/v1/signup", json!({ "email": "a@b.co", "password": "eleven-char" })).await;
+    assert_eq!(weak.json()["message"], "Password should be at least 12 characters.");
     t.send("POST", "/auth/v1/signup", None, "{not json").await.assert_error(400, "bad_json");
     let disabled = api_with(AuthConfig::default().with_disable_signup(true)).await;
     disabled

@@ -163,7 +163,7 @@ fn check_password_hash(h: &str) -> Result<()> {
 }
 
 async fn hash_password(auth: &Auth, password: &str) -> Result<String> {
-    auth.config().password_policy().check(password).map_err(|w| Error::weak_password(w.reasons))?;
+    auth.config().password_policy().check(password).map_err(Error::weak_password)?;
     let p = password.to_owned();
     Ok(tokio::task::spawn_blocking(move || password::hash(&p)).await.map_err(Error::internal)??)
 }

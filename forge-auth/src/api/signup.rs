@@ -173,7 +173,7 @@ fn hash_new_password(
     if password.len() > 72 * 4 {
         return Err(Error::validation("Password cannot be longer than 288 characters"));
     }
-    config.password_policy().check(password).map_err(|w| Error::weak_password(w.reasons))?;
+    config.password_policy().check(password).map_err(Error::weak_password)?;
     let password = password.to_owned();
     Ok(tokio::task::spawn_blocking(move || password::hash(&password)))
 }

@@ -132,7 +132,7 @@ async fn password_grant(auth: &Auth, project: &Project, client: &ClientInfo, bod
         auth.store().update(&mut tx, user.id, change).await?;
     }
     let issued = session::start(auth, &mut tx, &user, "password", client).await?;
-    let weak = auth.config().password_policy().check(&password).err().map(|w| w.reasons);
+    let weak = auth.config().password_policy().check(&password).err();
     session::respond(auth, project, tx, issued, SessionExtras { weak_password: weak, ..SessionExtras::default() }).await
 }
 

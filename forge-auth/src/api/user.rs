@@ -131,7 +131,7 @@ async fn set_password(
     if user.is_anonymous && user.email.as_deref().is_none_or(str::is_empty) {
         return Err(Error::new(ErrorKind::UserStateInvalid, "Anonymous users cannot set a password without an email"));
     }
-    auth.config().password_policy().check(new_password).map_err(|w| Error::weak_password(w.reasons))?;
+    auth.config().password_policy().check(new_password).map_err(Error::weak_password)?;
     let stored = user.encrypted_password.clone().filter(|h| !h.is_empty());
     if let Some(stored) = &stored
         && matches!(blocking_verify(new_password, stored).await?, Verified::Valid { .. })
