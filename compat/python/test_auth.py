@@ -485,6 +485,25 @@ def test_rls_each_user_sees_only_its_own_auth_notes():
         sql_exec("delete from auth_notes where owner = any(%s::uuid[])", (ids,))
 
 
+# ------------------------------------------------------------------ manual identity linking
+def test_manual_linking_is_off_by_default_link_and_unlink_are_404():
+    """GoTrue's GOTRUE_SECURITY_MANUAL_LINKING_ENABLED defaults to false: both identity routes
+    answer 404 manual_linking_disabled (internal/api/middleware.go requireManualLinkingEnabled)."""
+    c, _, _ = signed_up("link")
+    err = auth_fails(
+        lambda: c.auth.link_identity({"provider": "github", "options": {"redirect_to": "http://localhost/x"}}),
+        404,
+        "manual_linking_disabled",
+    )
+    assert err.message == "Manual linking is disabled"
+    assert wire() == ("GET", "/auth/v1/user/identities/authorize", 404, "manual_linking_disabled")
+    identities = c.auth.get_user_identities().identities
+    assert len(identities) == 1
+    auth_fails(lambda: c.auth.unlink_identity(identities[0]), 404, "manual_linking_disabled")
+    assert wire()[0] == "DELETE"
+    assert len(c.auth.get_user_identities().identities) == 1
+
+
 # ------------------------------------------------------------------ mail over SMTP (second server)
 SMTP_ENV = (
     "FORGE_SMTP_URL",

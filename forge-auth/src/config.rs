@@ -77,6 +77,11 @@ pub struct AuthConfig {
     pub hooks: Hooks,
     /// Require a captcha token on sign-up, sign-in and the mail/text-sending endpoints.
     pub captcha: Option<crate::captcha::CaptchaSettings>,
+    /// Let signed-in users link and unlink identities themselves (`linkIdentity` and
+    /// `unlinkIdentity`: `GET /user/identities/authorize`, `DELETE /user/identities/{id}`).
+    /// Off by default, as GoTrue's `GOTRUE_SECURITY_MANUAL_LINKING_ENABLED`; off, both answer
+    /// 404 `manual_linking_disabled`.
+    pub manual_linking_enabled: bool,
 }
 
 /// Auth hooks, as `pg-functions://postgres/<schema>/<function>` URIs (Supabase's form).
@@ -131,6 +136,7 @@ impl Default for AuthConfig {
             third_party: None,
             hooks: Hooks::default(),
             captcha: None,
+            manual_linking_enabled: false,
         }
     }
 }
@@ -325,6 +331,12 @@ impl AuthConfig {
     /// With a captcha token required on the sign-up, sign-in and sending endpoints.
     pub fn with_captcha(mut self, settings: crate::captcha::CaptchaSettings) -> Self {
         self.captcha = Some(settings);
+        self
+    }
+
+    /// With manual identity linking (`linkIdentity`, `unlinkIdentity`) allowed, or not.
+    pub fn with_manual_linking_enabled(mut self, enabled: bool) -> Self {
+        self.manual_linking_enabled = enabled;
         self
     }
 

@@ -120,6 +120,8 @@ pub enum ErrorKind {
     IdentityNotFound,
     /// single_identity_not_deletable (422): unlinking a user's last identity.
     SingleIdentityNotDeletable,
+    /// manual_linking_disabled (404): linking or unlinking an identity while manual linking is off.
+    ManualLinkingDisabled,
     /// flow_state_not_found (404): a PKCE auth code with no flow state.
     FlowStateNotFound,
     /// flow_state_expired (422): a PKCE auth code past its lifetime.
@@ -217,6 +219,7 @@ impl ErrorKind {
             IdentityAlreadyExists          => ("identity_already_exists",           422, "an identity linked to another user"),
             IdentityNotFound               => ("identity_not_found",                422, "unlinking an identity the user does not have"),
             SingleIdentityNotDeletable     => ("single_identity_not_deletable",     422, "unlinking a user's last identity"),
+            ManualLinkingDisabled          => ("manual_linking_disabled",           404, "linking or unlinking an identity while manual linking is off"),
             FlowStateNotFound              => ("flow_state_not_found",              404, "a PKCE auth code with no flow state"),
             FlowStateExpired               => ("flow_state_expired",                422, "a PKCE auth code past its lifetime"),
             BadCodeVerifier                => ("bad_code_verifier",                 400, "a PKCE code verifier that does not match the challenge"),
@@ -292,6 +295,7 @@ impl ErrorKind {
         ErrorKind::IdentityAlreadyExists,
         ErrorKind::IdentityNotFound,
         ErrorKind::SingleIdentityNotDeletable,
+        ErrorKind::ManualLinkingDisabled,
         ErrorKind::FlowStateNotFound,
         ErrorKind::FlowStateExpired,
         ErrorKind::BadCodeVerifier,

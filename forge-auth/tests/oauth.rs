@@ -136,7 +136,10 @@ async fn start_fake() -> Fake {
 
 async fn api_for(fake: &Fake) -> Api {
     let provider = ProviderConfig::new(CLIENT_ID, CLIENT_SECRET).with_kind("oidc").with_issuer(&fake.issuer);
-    let config = AuthConfig::default().with_redirect_urls(["http://app.test/*"]).with_provider("fakeidp", provider);
+    let config = AuthConfig::default()
+        .with_redirect_urls(["http://app.test/*"])
+        .with_provider("fakeidp", provider)
+        .with_manual_linking_enabled(true);
     config.validate().expect("valid config");
     api_with(config).await
 }
@@ -478,4 +481,27 @@ async fn id_token_grant_links_to_the_signed_in_user() {
     let r =
         t.send("POST", "/auth/v1/token?grant_type=id_token", other["access_token"].as_str(), &again.to_string()).await;
     r.assert_error(422, "identity_already_exists");
+}
+
+#[tokio::test]
+async fn manual_linking_is_off_by_default_and_then_both_endpoints_are_404() {
+    let fake = start_fake().await;
+    let provider = ProviderConfig::new(CLIENT_ID, CLIENT_SECRET).with_kind("oidc").with_issuer(&fake.issuer);
+    let config = AuthConfig::default().with_redirect_urls(["http://app.test/*"]).with_provider("fakeidp", provider);
+    assert!(!config.manual_linking_enabled, "GoTrue's GOTRUE_SECURITY_MANUAL_LINKING_ENABLED defaults to false");
+    let t = api_with(config).await;
+    let s = t.sign_up("linker@example.com", "password-1234").await;
+    let at = s["access_token"].as_str().expect("at");
+    let identity = s["user"]["identities"][0]["identity_id"].as_str().expect("identity id");
+
+    let link = "/auth/v1/user/identities/authorize?provider=fakeidp&skip_http_redirect=true";
+    let r = t.send("GET", link, Some(at), "").await;
+    r.assert_error(404, "manual_linking_disabled");
+    assert_eq!(r.json()["message"], "Manual linking is disabled");
+    let unlink = format!("/auth/v1/user/identities/{identity}");
+    t.send("DELETE", &unlink, Some(at), "").await.assert_error(404, "manual_linking_disabled");
+    // The session is checked first, as GoTrue's middleware order has it.
+    t.send("GET", link, None, "").await.assert_error(403, "bad_jwt");
+    let me = t.send("GET", "/auth/v1/user", Some(at), "").await.json();
+    assert_eq!(me["identities"].as_array().map(Vec::len), Some(1), "nothing was unlinked");
 }

@@ -317,6 +317,9 @@ mod tests {
             assert_eq!(c.auth.site_url.as_deref(), Some("https://app.example.com"));
             assert_eq!(c.auth.rate_limits.otp_per_5min, 1000);
             assert_eq!(c.auth.rate_limits.token_per_5min, 150, "other limits keep their defaults");
+            assert!(!c.auth.manual_linking_enabled, "manual linking is off by default, as in GoTrue");
+            jail.set_env("FORGE_AUTH_MANUAL_LINKING_ENABLED", "true");
+            assert!(Config::load(None).expect("linking").auth.manual_linking_enabled);
             let smtp = c.smtp().expect("smtp");
             assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, false));
             jail.set_env("FORGE_AUTH_JWT_EXP", "60");

@@ -1,6 +1,6 @@
 //! External sign-in: `GET /authorize` and `GET|POST /callback` (the OAuth 2 authorization-code
 //! flow, PKCE towards the provider, and implicit or PKCE towards the app), the `id_token`
-//! grant, and `DELETE /user/identities/{id}`.
+//! grant, and manual linking (`GET /user/identities/authorize`, `DELETE /user/identities/{id}`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -52,11 +52,30 @@ pub(crate) async fn authorize(
     start_flow(&auth, &project, q, None).await
 }
 
+/// Manual linking is on: the guard of `/user/identities/*`, after the session is checked (GoTrue's
+/// `requireManualLinkingEnabled` runs inside `requireAuthentication`), else 404
+/// `manual_linking_disabled`.
+#[derive(Debug)]
+pub(crate) struct ManualLinking;
+
+impl axum::extract::FromRequestParts<Auth> for ManualLinking {
+    type Rejection = Error;
+
+    async fn from_request_parts(_parts: &mut http::request::Parts, auth: &Auth) -> Result<Self> {
+        if auth.config().manual_linking_enabled {
+            Ok(ManualLinking)
+        } else {
+            Err(Error::new(ErrorKind::ManualLinkingDisabled, "Manual linking is disabled"))
+        }
+    }
+}
+
 /// `GET /user/identities/authorize`: links another provider's identity to the signed-in user
 /// (`linkIdentity`). Anonymous users may link too: that is how they become permanent.
 pub(crate) async fn link(
     State(auth): State<Auth>,
     session: SessionUser,
+    _enabled: ManualLinking,
     Query(q): Query<AuthorizeQuery>,
 ) -> Result<Response> {
     let project = session.project.clone();
@@ -464,6 +483,7 @@ pub(crate) async fn id_token_grant(
 pub(crate) async fn unlink(
     State(auth): State<Auth>,
     session: SessionUser,
+    _enabled: ManualLinking,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let SessionUser { project, user, .. } = session;
