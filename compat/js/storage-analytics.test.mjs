@@ -25,7 +25,7 @@ import {
   userToken,
   wireTest as test,
 } from './helpers.mjs'
-import { ISO_RE } from './auth-helpers.mjs'
+import { STORAGE_TIME_RE, storageTime } from './storage-helpers.mjs'
 
 /** The service role's analytics client (only the service role may use analytics buckets). */
 const analytics = client(SERVICE_KEY).storage.analytics
@@ -139,7 +139,8 @@ function catalogFails(res, status, type, message) {
 /** The analytics buckets whose names contain `part`, as stored, in the API's shape. */
 function bucketRows(part, order = 'name') {
   return sqlRows(
-    `select name as id, name, type, format, created_at, updated_at from storage.buckets_analytics
+    `select name as id, name, type, format, ${storageTime('created_at')} as created_at,
+            ${storageTime('updated_at')} as updated_at from storage.buckets_analytics
       where name like '%' || $1 || '%' order by ${order}`,
     [part],
   )
@@ -176,7 +177,7 @@ describe('analytics buckets', () => {
       assert.deepEqual(data, row)
       assert.equal(data.type, 'ANALYTICS')
       assert.equal(data.format, 'iceberg')
-      assert.match(data.created_at, ISO_RE)
+      assert.match(data.created_at, STORAGE_TIME_RE, 'UTC, milliseconds, Z')
     }
     const sorted = [...names].sort()
 

@@ -96,10 +96,23 @@ export function wireWithQuery() {
 }
 
 // ------------------------------------------------------------------------ SQL
-/** The storage.objects row of an object, as Postgres renders it to JSON (null when absent). */
+/**
+ * SQL rendering the timestamptz `column` as Supabase Storage answers timestamps: UTC,
+ * milliseconds, `Z` (`2021-02-17T04:43:32.770Z`, a node-postgres Date through JSON.stringify).
+ */
+export function storageTime(column) {
+  return `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+}
+
+/** A timestamp as Supabase Storage renders it. */
+export const STORAGE_TIME_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
+
+/** The storage.objects row of an object, as Postgres renders it to JSON, its timestamps as Storage does (null when absent). */
 export async function objectRow(bucket, name) {
   const rows = await sqlRows(
-    `select id, name, bucket_id, owner, owner_id, version, metadata, user_metadata, created_at, updated_at
+    `select id, name, bucket_id, owner, owner_id, version, metadata, user_metadata,
+            ${storageTime('created_at')} as created_at, ${storageTime('updated_at')} as updated_at,
+            ${storageTime('last_accessed_at')} as last_accessed_at
        from storage.objects where bucket_id = $1 and name = $2`,
     [bucket, name],
   )

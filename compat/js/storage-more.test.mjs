@@ -12,8 +12,9 @@ import assert from 'node:assert/strict'
 import zlib from 'node:zlib'
 import { describe } from 'node:test'
 import { ANON_KEY, client, lastRequest, sqlRows, wireTest as test } from './helpers.mjs'
-import { ISO_RE, UUID_RE } from './auth-helpers.mjs'
+import { UUID_RE } from './auth-helpers.mjs'
 import {
+  STORAGE_TIME_RE,
   STORAGE_URL,
   attachmentName,
   blobBytes,
@@ -549,9 +550,9 @@ describe('listV2', () => {
       assert.equal(o.id, row.id)
       assert.match(o.id, UUID_RE)
       assert.deepEqual(o.metadata, row.metadata)
-      assert.equal(Date.parse(o.created_at), Date.parse(row.created_at), `created_at of ${o.name}`)
-      assert.equal(Date.parse(o.updated_at), Date.parse(row.updated_at), `updated_at of ${o.name}`)
-      assert.match(o.created_at, ISO_RE)
+      assert.equal(o.created_at, row.created_at, `created_at of ${o.name}`)
+      assert.equal(o.updated_at, row.updated_at, `updated_at of ${o.name}`)
+      assert.match(o.created_at, STORAGE_TIME_RE)
       if ('key' in o) assert.equal(o.key, o.name)
     }
   }

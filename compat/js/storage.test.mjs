@@ -8,9 +8,10 @@
 // rows read back in SQL. Run through compat/run.sh, which starts the server and exports FORGE_*.
 import assert from 'node:assert/strict'
 import { describe } from 'node:test'
-import { ANON_KEY, SERVICE_KEY, client, lastRequest, requests, sqlOne, sqlRows, sqlValue, wireTest as test } from './helpers.mjs'
-import { ISO_RE, UUID_RE } from './auth-helpers.mjs'
+import { ANON_KEY, SERVICE_KEY, client, lastRequest, requests, sqlExec, sqlOne, sqlRows, sqlValue, wireTest as test } from './helpers.mjs'
+import { UUID_RE } from './auth-helpers.mjs'
 import {
+  STORAGE_TIME_RE,
   STORAGE_URL,
   attachmentName,
   blobBytes,
@@ -26,6 +27,7 @@ import {
   storage,
   storageFails,
   storageOk,
+  storageTime,
   suffix,
   unverifiedClaims,
   wire,
@@ -41,7 +43,8 @@ cleanUpAfter()
 function bucketRow(id) {
   return sqlOne(
     `select id, name, coalesce(owner::text, '') as owner, public, type, file_size_limit, allowed_mime_types,
-            created_at, updated_at from storage.buckets where id = $1`,
+            ${storageTime('created_at')} as created_at, ${storageTime('updated_at')} as updated_at
+       from storage.buckets where id = $1`,
     [id],
   )
 }
@@ -71,8 +74,8 @@ describe('buckets', () => {
     assert.equal(bucket.type, 'STANDARD')
     assert.equal(bucket.file_size_limit, 1_000_000, "'1MB' is decimal: 1 000 000 bytes")
     assert.deepEqual(bucket.allowed_mime_types, ['image/*', 'text/plain'])
-    assert.match(bucket.created_at, ISO_RE)
-    assert.match(bucket.updated_at, ISO_RE)
+    assert.match(bucket.created_at, STORAGE_TIME_RE)
+    assert.match(bucket.updated_at, STORAGE_TIME_RE)
 
     // a public bucket with a numeric limit and no MIME list
     const pub = await newBucket('bucketpub', { public: true, fileSizeLimit: 2048 })
@@ -460,10 +463,10 @@ describe('list', () => {
       id: row.id,
       updated_at: row.updated_at,
       created_at: row.created_at,
-      last_accessed_at: a.last_accessed_at,
+      last_accessed_at: row.last_accessed_at,
       metadata: row.metadata,
     })
-    assert.match(a.last_accessed_at, ISO_RE)
+    assert.match(a.last_accessed_at, STORAGE_TIME_RE)
     assert.equal(a.metadata.size, 1)
     assert.equal(a.metadata.mimetype, 'text/plain')
     assert.equal(root[2].metadata.mimetype, 'application/json')
@@ -850,6 +853,46 @@ describe('storage policies', () => {
     } finally {
       await dropPolicies()
     }
+  })
+})
+
+// ------------------------------------------------------------------------ timestamps
+describe('timestamps', () => {
+  test('bucket and object JSON timestamps are UTC with milliseconds and Z, as Storage renders them', async () => {
+    const bucket = await newBucket('times')
+    await put(bucket, 'a.txt', 'a', { contentType: 'text/plain' })
+    await put(bucket, 'dir/b.txt', 'b', { contentType: 'text/plain' })
+    // Microseconds and a non-UTC offset, which to_jsonb would show as 04:43:32.770999+00:00.
+    await sqlExec(
+      `update storage.buckets set created_at = '2021-02-17 04:43:32.770999+00', updated_at = '2021-02-17 06:43:32.5+02' where id = $1`,
+      [bucket],
+    )
+    await sqlExec(
+      `update storage.objects set created_at = '2021-02-17 04:43:32.770999+00', updated_at = '2022-03-04 05:06:07.0891+00',
+              last_accessed_at = '2023-01-01 00:00:00+00' where bucket_id = $1`,
+      [bucket],
+    )
+    const [created, updated, accessed] = ['2021-02-17T04:43:32.770Z', '2022-03-04T05:06:07.089Z', '2023-01-01T00:00:00.000Z']
+
+    const b = storageOk(await storage.getBucket(bucket))
+    assert.deepEqual([b.created_at, b.updated_at], [created, '2021-02-17T04:43:32.500Z'])
+    const listed = storageOk(await storage.listBuckets({ search: bucket })).find((x) => x.id === bucket)
+    assert.deepEqual([listed.created_at, listed.updated_at], [created, '2021-02-17T04:43:32.500Z'])
+
+    const files = storage.from(bucket)
+    const a = storageOk(await files.list()).find((e) => e.name === 'a.txt')
+    assert.deepEqual([a.created_at, a.updated_at, a.last_accessed_at], [created, updated, accessed])
+    assert.match(a.metadata.lastModified, STORAGE_TIME_RE)
+    const info = storageOk(await files.info('a.txt'))
+    assert.deepEqual([info.createdAt, info.lastModified], [created, updated])
+    const v2 = storageOk(await files.listV2({ prefix: 'a' }))
+    assert.deepEqual([v2.objects[0].created_at, v2.objects[0].updated_at, v2.objects[0].last_accessed_at], [created, updated, accessed])
+    const removed = storageOk(await files.remove(['dir/b.txt']))
+    assert.deepEqual([removed[0].created_at, removed[0].updated_at, removed[0].last_accessed_at], [created, updated, accessed])
+    // a new upload's timestamps too
+    const c = (await put(bucket, 'c.txt', 'c', { contentType: 'text/plain' })) && storageOk(await files.info('c.txt'))
+    assert.match(c.createdAt, STORAGE_TIME_RE)
+    assert.equal(c.createdAt, (await objectRow(bucket, 'c.txt')).created_at)
   })
 })
 

@@ -98,11 +98,24 @@ def wire_as_sent() -> tuple[str, str, int]:
 
 
 # ------------------------------------------------------------------ SQL
+def storage_time(column: str) -> str:
+    """SQL rendering the timestamptz `column` as Supabase Storage answers timestamps: UTC,
+    milliseconds, `Z` (`2021-02-17T04:43:32.770Z`)."""
+    return f"""to_char({column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+# A timestamp as Supabase Storage renders it.
+STORAGE_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
 def object_row(bucket: str, name: str) -> dict | None:
-    """The storage.objects row of an object, as Postgres renders it to JSON (None when absent)."""
+    """The storage.objects row of an object, as Postgres renders it to JSON, its timestamps as
+    Storage does (None when absent)."""
     rows = sql_rows(
-        """select id, name, bucket_id, owner, owner_id, version, metadata, user_metadata, created_at, updated_at
-             from storage.objects where bucket_id = %s and name = %s""",
+        f"""select id, name, bucket_id, owner, owner_id, version, metadata, user_metadata,
+                   {storage_time("created_at")} as created_at, {storage_time("updated_at")} as updated_at,
+                   {storage_time("last_accessed_at")} as last_accessed_at
+              from storage.objects where bucket_id = %s and name = %s""",
         (bucket, name),
     )
     return rows[0] if rows else None

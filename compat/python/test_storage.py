@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -25,9 +26,10 @@ import pytest
 from storage3.exceptions import StorageApiError
 
 from auth_helpers import UUID_RE
-from forge_compat import ANON_KEY, JWT_SECRET, SERVICE_KEY, client, last_request, last_response, sql_rows, sql_value
+from forge_compat import ANON_KEY, JWT_SECRET, SERVICE_KEY, client, last_request, last_response, sql_exec, sql_rows, sql_value
 from storage_helpers import (
     CREATED,
+    STORAGE_TIME_RE,
     STORAGE_URL,
     attachment_name,
     drop_buckets,
@@ -39,6 +41,7 @@ from storage_helpers import (
     signed_up,
     storage,
     storage_fails,
+    storage_time,
     suffix,
     unverified_claims,
     wire,
@@ -117,8 +120,9 @@ def test_create_bucket_with_size_string_and_mime_types_then_get_bucket():
     assert (b.id, b.name, b.owner, b.public, b.type) == (bucket, bucket, "", False, "STANDARD")
     assert b.file_size_limit == 1_000_000, "'1MB' is decimal: 1 000 000 bytes"
     assert b.allowed_mime_types == ["image/*", "text/plain"]
-    created_at = sql_value("select created_at from storage.buckets where id = %s", (bucket,))
-    assert b.created_at == created_at
+    created_at = sql_value(f"select {storage_time('created_at')} from storage.buckets where id = %s", (bucket,))
+    assert STORAGE_TIME_RE.match(last_response().json()["created_at"]), "UTC, milliseconds, Z"
+    assert b.created_at == datetime.fromisoformat(created_at)
     assert b.updated_at >= b.created_at
 
     pub = new_bucket("bucketpub", {"public": True, "file_size_limit": 2048})
@@ -165,6 +169,49 @@ def test_size_limit_strings_use_decimal_units():
         err = storage_fails(lambda: storage.update_bucket(bucket, {"public": False, "file_size_limit": bad}), "400")
         assert err.message == hint, bad
     assert bucket_row(bucket)["file_size_limit"] == 1_500
+
+
+def test_timestamps_render_as_storage_renders_them():
+    """Bucket and object JSON timestamps: UTC, milliseconds, Z (2021-02-17T04:43:32.770Z)."""
+    bucket = new_bucket("times")
+    files = storage.from_(bucket)
+    files.upload("a.txt", b"a", {"content-type": "text/plain"})
+    files.upload("dir/b.txt", b"b", {"content-type": "text/plain"})
+    sql_exec(
+        """update storage.buckets set created_at = '2021-02-17 04:43:32.770999+00',
+                  updated_at = '2021-02-17 06:43:32.5+02' where id = %s""",
+        (bucket,),
+    )
+    sql_exec(
+        """update storage.objects set created_at = '2021-02-17 04:43:32.770999+00',
+                  updated_at = '2022-03-04 05:06:07.0891+00', last_accessed_at = '2023-01-01 00:00:00+00'
+            where bucket_id = %s""",
+        (bucket,),
+    )
+    created, updated, accessed = "2021-02-17T04:43:32.770Z", "2022-03-04T05:06:07.089Z", "2023-01-01T00:00:00.000Z"
+
+    storage.get_bucket(bucket)
+    raw = last_response().json()
+    assert (raw["created_at"], raw["updated_at"]) == (created, "2021-02-17T04:43:32.500Z")
+    storage.list_buckets()
+    raw = next(b for b in last_response().json() if b["id"] == bucket)
+    assert (raw["created_at"], raw["updated_at"]) == (created, "2021-02-17T04:43:32.500Z")
+
+    a = next(e for e in files.list() if e["name"] == "a.txt")
+    assert (a["created_at"], a["updated_at"], a["last_accessed_at"]) == (created, updated, accessed)
+    assert STORAGE_TIME_RE.match(a["metadata"]["lastModified"])
+    files.info("a.txt")
+    raw = last_response().json()
+    assert (raw["created_at"], raw["last_modified"]) == (created, updated)
+    files.list_v2({"prefix": "a"})
+    raw = last_response().json()["objects"][0]
+    assert (raw["created_at"], raw["updated_at"], raw["last_accessed_at"]) == (created, updated, accessed)
+    removed = files.remove(["dir/b.txt"])
+    assert (removed[0]["created_at"], removed[0]["updated_at"], removed[0]["last_accessed_at"]) == (
+        created,
+        updated,
+        accessed,
+    )
 
 
 def test_list_buckets():

@@ -35,7 +35,7 @@ from forge_compat import (
     user_client,
     user_token,
 )
-from storage_helpers import drop_analytics_buckets
+from storage_helpers import drop_analytics_buckets, storage_time
 
 # The service role's analytics client: only the service role may use analytics buckets.
 analytics = client(SERVICE_KEY).storage.analytics()
@@ -67,8 +67,9 @@ def _drop_buckets() -> Iterator[None]:
 def bucket_rows(part: str) -> list[dict]:
     """The analytics buckets whose names contain `part`, as stored, by name."""
     return sql_rows(
-        """select name, type, format, created_at, updated_at from storage.buckets_analytics
-            where name like '%%' || %s || '%%' order by name""",
+        f"""select name, type, format, {storage_time("created_at")} as created_at,
+                   {storage_time("updated_at")} as updated_at from storage.buckets_analytics
+             where name like '%%' || %s || '%%' order by name""",
         (part,),
     )
 

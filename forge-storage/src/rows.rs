@@ -16,6 +16,34 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::{Error, Result};
 
+/// A `timestamptz` column (a string literal naming it) as Supabase Storage renders bucket and
+/// object timestamps: UTC, milliseconds, `Z` (`2021-02-17T04:43:32.770Z`, node-postgres' `Date`
+/// through `JSON.stringify`), or null. `to_jsonb` would render `2021-02-17T04:43:32.770123+00:00`.
+/// Every statement whose JSON carries a timestamp uses this one expression; it expands to a
+/// literal, so the statements stay constants.
+macro_rules! timestamp_json {
+    ($column:literal) => {
+        concat!("to_char(", $column, " at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+    };
+}
+pub(crate) use timestamp_json;
+
+/// A moment in the form of [`timestamp_json!`] (for JSON built outside SQL, such as an
+/// object's `metadata.lastModified`).
+pub(crate) fn timestamp_text(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
 pub(crate) mod iceberg;
 pub(crate) mod tus;
 pub(crate) mod vectors;
@@ -62,15 +90,27 @@ pub(crate) const STORED_JSON: &str = "jsonb_build_object('version', version, 'me
      'updated', to_char(updated_at at time zone 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS') || ' GMT')";
 
 /// An object's row for its info endpoint.
-pub(crate) const INFO_JSON: &str = "jsonb_build_object('id', id, 'name', name, 'version', version, 'bucket_id', bucket_id, \
+pub(crate) const INFO_JSON: &str = concat!(
+    "jsonb_build_object('id', id, 'name', name, 'version', version, 'bucket_id', bucket_id, \
      'size', (metadata ->> 'size')::bigint, 'content_type', metadata ->> 'mimetype', \
      'cache_control', metadata ->> 'cacheControl', 'etag', metadata ->> 'eTag', \
-     'metadata', coalesce(user_metadata, '{}'::jsonb), 'last_modified', updated_at, 'created_at', created_at)";
+     'metadata', coalesce(user_metadata, '{}'::jsonb), 'last_modified', ",
+    timestamp_json!("updated_at"),
+    ", 'created_at', ",
+    timestamp_json!("created_at"),
+    ")"
+);
 
 /// An object's row as `remove` answers it.
-pub(crate) const FILE_OBJECT_JSON: &str = "jsonb_build_object('name', name, 'id', id, 'updated_at', updated_at, \
-     'created_at', created_at, 'last_accessed_at', last_accessed_at, 'metadata', metadata, \
-     'bucket_id', bucket_id, 'owner', owner, 'user_metadata', user_metadata)";
+pub(crate) const FILE_OBJECT_JSON: &str = concat!(
+    "jsonb_build_object('name', name, 'id', id, 'updated_at', ",
+    timestamp_json!("updated_at"),
+    ", 'created_at', ",
+    timestamp_json!("created_at"),
+    ", 'last_accessed_at', ",
+    timestamp_json!("last_accessed_at"),
+    ", 'metadata', metadata, 'bucket_id', bucket_id, 'owner', owner, 'user_metadata', user_metadata)"
+);
 
 /// Who reads an object's row.
 pub(crate) enum Reader<'a> {
@@ -104,9 +144,15 @@ pub(crate) async fn object_row(
 }
 
 /// A bucket's row as the bucket routes answer it.
-pub(crate) const BUCKET_JSON: &str = "jsonb_build_object('id', b.id, 'name', b.name, 'owner', coalesce(b.owner::text, ''), \
+pub(crate) const BUCKET_JSON: &str = concat!(
+    "jsonb_build_object('id', b.id, 'name', b.name, 'owner', coalesce(b.owner::text, ''), \
      'public', b.public, 'type', b.type, 'file_size_limit', b.file_size_limit, \
-     'allowed_mime_types', b.allowed_mime_types, 'created_at', b.created_at, 'updated_at', b.updated_at)";
+     'allowed_mime_types', b.allowed_mime_types, 'created_at', ",
+    timestamp_json!("b.created_at"),
+    ", 'updated_at', ",
+    timestamp_json!("b.updated_at"),
+    ")"
+);
 
 /// A page of the buckets the caller sees, ordered by `column` (`b.id`, `b.name`,
 /// `b.created_at` or `b.updated_at`) in `order` (`asc` or `desc`), then by id.
@@ -332,9 +378,12 @@ pub(crate) async fn list_folder(project: &Project, ctx: &RequestContext, p: &Fol
            order by path_tokens[$3], array_length(path_tokens, 1) = $3 desc), \
          page as (select *, row_number() over (order by {ordering}) as n from entries \
            order by {ordering} limit $5 offset $6) \
-         select coalesce(jsonb_agg(jsonb_build_object('name', name, 'id', id, 'updated_at', updated_at, \
-           'created_at', created_at, 'last_accessed_at', last_accessed_at, 'metadata', metadata) order by n), \
-           '[]'::jsonb) from page"
+         select coalesce(jsonb_agg(jsonb_build_object('name', name, 'id', id, 'updated_at', {updated}, \
+           'created_at', {created}, 'last_accessed_at', {accessed}, 'metadata', metadata) order by n), \
+           '[]'::jsonb) from page",
+        updated = timestamp_json!("updated_at"),
+        created = timestamp_json!("created_at"),
+        accessed = timestamp_json!("last_accessed_at"),
     );
     let pattern = format!("{}%", like_escape(p.folder));
     let search = format!("{}%", like_escape(p.search));

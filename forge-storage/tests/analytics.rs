@@ -93,12 +93,15 @@ async fn analytics_buckets_are_created_listed_and_deleted() {
     assert_eq!(created["type"], "ANALYTICS");
     assert_eq!(created["format"], "iceberg");
     let row: (String, String, String) = sqlx::query_as(
-        "select name, to_jsonb(created_at)#>>'{}', to_jsonb(updated_at)#>>'{}' from storage.buckets_analytics",
+        "select name, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+         to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from storage.buckets_analytics",
     )
     .fetch_one(api.db.pool())
     .await
     .expect("row");
+    // Storage's timestamps: UTC, milliseconds, Z.
     assert_eq!((created["created_at"].as_str(), created["updated_at"].as_str()), (Some(&*row.1), Some(&*row.2)));
+    assert!(row.1.ends_with('Z') && row.1.len() == 24, "{}", row.1);
     assert_eq!(created.as_object().map(|o| o.len()), Some(6), "{created}");
 
     // Duplicates, bad names and bad bodies.
@@ -124,7 +127,9 @@ async fn analytics_buckets_are_created_listed_and_deleted() {
     assert_eq!(names(&all), ["analytics-data", "beta-bucket", "gamma-logs", "zeta-bucket"]);
     let sql: Value = sqlx::query_scalar(
         "select jsonb_agg(jsonb_build_object('id', name, 'name', name, 'type', type, 'format', format, \
-         'created_at', created_at, 'updated_at', updated_at) order by name) from storage.buckets_analytics",
+         'created_at', to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+         'updated_at', to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) order by name) \
+         from storage.buckets_analytics",
     )
     .fetch_one(api.db.pool())
     .await

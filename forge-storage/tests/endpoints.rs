@@ -1073,3 +1073,78 @@ async fn size_limits_take_supabases_decimal_units() {
 async fn bucket_limit(t: &common::Api, id: &str) -> Value {
     t.service("GET", &format!("/bucket/{id}"), Value::Null).await.json()["file_size_limit"].clone()
 }
+
+/// Whether `v` is a timestamp as Supabase Storage renders one: `2021-02-17T04:43:32.770Z`.
+fn storage_timestamp(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let shape = s.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T',
+        13 | 16 => b == b':',
+        19 => b == b'.',
+        23 => b == b'Z',
+        _ => b.is_ascii_digit(),
+    });
+    shape && s.len() == 24
+}
+
+/// The row's `column`, truncated to milliseconds, as milliseconds since the epoch.
+async fn row_millis(t: &common::Api, column: &str, name: &str) -> i64 {
+    let sql = format!(
+        "select (extract(epoch from date_trunc('milliseconds', {column})) * 1000)::bigint \
+         from storage.objects where name = $1"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(name).fetch_one(t.db.pool()).await.expect("row")
+}
+
+fn millis(v: &Value) -> i64 {
+    let at = time::OffsetDateTime::parse(v.as_str().expect("a string"), &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("millis")
+}
+
+#[tokio::test]
+async fn timestamps_render_as_storage_renders_them() {
+    let t = api(common::Backend::Memory).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    // Microseconds that to_jsonb would show (and round-trip) but Storage does not.
+    sqlx::query("update storage.buckets set created_at = '2021-02-17 04:43:32.770999+00', updated_at = '2021-02-17 06:43:32.5+02' where id = 'docs'")
+        .execute(t.db.pool())
+        .await
+        .expect("set bucket times");
+    let bucket = t.service("GET", "/bucket/docs", Value::Null).await.json();
+    assert_eq!(
+        (&bucket["created_at"], &bucket["updated_at"]),
+        (&json!("2021-02-17T04:43:32.770Z"), &json!("2021-02-17T04:43:32.500Z"))
+    );
+    let listed = t.service("GET", "/bucket", Value::Null).await.json();
+    assert_eq!(listed[0]["created_at"], "2021-02-17T04:43:32.770Z");
+
+    for name in ["a.txt", "dir/b.txt"] {
+        let r = t.put_raw("POST", &format!("/object/docs/{name}"), Some(&key), "text/plain", b"hi").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let mut seen = Vec::new();
+    let info = t.service("GET", "/object/info/docs/a.txt", Value::Null).await.json();
+    seen.extend([("updated_at", info["last_modified"].clone()), ("created_at", info["created_at"].clone())]);
+    let list = t.service("POST", "/object/list/docs", json!({ "prefix": "" })).await.json();
+    let file = list.as_array().expect("list").iter().find(|e| e["name"] == "a.txt").expect("a.txt").clone();
+    seen.extend([
+        ("updated_at", file["updated_at"].clone()),
+        ("created_at", file["created_at"].clone()),
+        ("last_accessed_at", file["last_accessed_at"].clone()),
+    ]);
+    assert!(storage_timestamp(&file["metadata"]["lastModified"]), "{file}");
+    let v2 = t.service("POST", "/object/list-v2/docs", json!({ "prefix": "a" })).await.json();
+    let file = v2["objects"][0].clone();
+    seen.extend([("updated_at", file["updated_at"].clone()), ("created_at", file["created_at"].clone())]);
+    let removed = t.service("DELETE", "/object/docs", json!({ "prefixes": ["dir/b.txt"] })).await.json();
+    for (column, at) in &seen {
+        assert!(storage_timestamp(at), "{column}: {at}");
+        assert_eq!(millis(at), row_millis(&t, column, "a.txt").await, "{column}");
+    }
+    for column in ["updated_at", "created_at", "last_accessed_at"] {
+        assert!(storage_timestamp(&removed[0][column]), "{removed}");
+    }
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::api::JsonBody;
 use crate::error::{Error, Result};
-use crate::rows::{like_escape, query_json};
+use crate::rows::{like_escape, query_json, timestamp_json};
 
 /// The most entries a page holds (Supabase's limit and default).
 const MAX_LIMIT: i64 = 1000;
@@ -141,7 +141,12 @@ impl Listing {
         // With the delimiter ($7), a name with a `/` past the prefix stands for its folder: one
         // entry per folder, named up to and including that `/`. Sorting by name, the sort key
         // is a constant, so the cursor compares names alone.
-        let key = if column == "name" { "'-infinity'::timestamptz" } else { column };
+        // Timestamps sort (and page) at the milliseconds they are answered with.
+        let key = if column == "name" {
+            "'-infinity'::timestamptz".to_owned()
+        } else {
+            format!("date_trunc('milliseconds', {column})")
+        };
         // By name, the cursor also bounds the scan, so a page does not read the names before
         // it. Folded too: an entry is a prefix of its names, so an entry past the cursor has
         // only names past it (at one level, the cursor is never a longer path through an entry).
@@ -162,8 +167,11 @@ impl Listing {
                  or (sort_key, entry) {cmp} (coalesce($6::text::timestamptz, '-infinity'), $4::text collate \"C\") \
                order by sort_key {order}, entry {order} limit $5) \
              select coalesce(jsonb_agg(jsonb_build_object('entry', entry, 'folder', folder, 'id', id, \
-               'metadata', metadata, 'updated_at', updated_at, 'created_at', created_at, \
-               'last_accessed_at', last_accessed_at) order by n), '[]'::jsonb) from page"
+               'metadata', metadata, 'updated_at', {updated}, 'created_at', {created}, \
+               'last_accessed_at', {accessed}) order by n), '[]'::jsonb) from page",
+            updated = timestamp_json!("updated_at"),
+            created = timestamp_json!("created_at"),
+            accessed = timestamp_json!("last_accessed_at"),
         )
     }
 

@@ -17,8 +17,13 @@ use crate::error::Result;
 type DbResult<T> = std::result::Result<T, ForgeError>;
 
 /// An analytics bucket as the routes answer it.
-const BUCKET_JSON: &str = "jsonb_build_object('id', b.name, 'name', b.name, 'type', b.type, 'format', b.format, \
-     'created_at', b.created_at, 'updated_at', b.updated_at)";
+const BUCKET_JSON: &str = concat!(
+    "jsonb_build_object('id', b.name, 'name', b.name, 'type', b.type, 'format', b.format, 'created_at', ",
+    timestamp_json!("b.created_at"),
+    ", 'updated_at', ",
+    timestamp_json!("b.updated_at"),
+    ")"
+);
 
 /// Creates an analytics bucket: its row as the routes answer it.
 pub(crate) async fn create_bucket(project: &Project, ctx: &RequestContext, name: &str) -> Result<Option<Value>> {

@@ -7,7 +7,6 @@ use http::HeaderMap;
 use object_store::ObjectStoreExt as _;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::move_object::MoveBody;
@@ -35,7 +34,7 @@ pub(crate) async fn copy(
     store.copy(&Storage::blob_path(&project, from), &target).await?;
     let mut metadata = source["metadata"].clone();
     metadata["eTag"] = json!(format!("\"{version}\""));
-    metadata["lastModified"] = json!(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default());
+    metadata["lastModified"] = json!(rows::timestamp_text(OffsetDateTime::now_utc()));
     let owner = owner_of(&ctx);
     let mode = Mode::Create { upsert: upsert(&headers) };
     let new = NewVersion { version, metadata, user_metadata: Some(source["user_metadata"].clone()) };

@@ -11,7 +11,6 @@ use forge_core::rls::RequestContext;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::sign::{TokenQuery, UploadGrant};
@@ -170,7 +169,7 @@ pub(super) async fn store_object(
 
 /// The `metadata` of an object row whose bytes are version `version`.
 pub(crate) fn object_metadata(version: &str, size: u64, mimetype: &str, cache_control: &str) -> Value {
-    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let now = rows::timestamp_text(OffsetDateTime::now_utc());
     json!({
         "eTag": format!("\"{version}\""),
         "size": size,
