@@ -18,6 +18,8 @@
 //! | `FORGE_BODY_LIMIT` | `body_limit` | `52428800` (50 MiB) |
 //! | `FORGE_REQUEST_TIMEOUT` | `request_timeout` | `60` (seconds; not uploads into storage) |
 //! | `FORGE_UPLOAD_TIMEOUT` | `upload_timeout` | `3600` (seconds an upload into storage may take) |
+//! | `FORGE_HEADER_TIMEOUT` | `header_timeout` | `30` (seconds a connection may take to send a request's headers, counted from when it opens or its previous response ends: also the idle keep-alive timeout) |
+//! | `FORGE_MAX_CONNECTIONS` | `max_connections` | `0`: the open-file limit less 256 (for Postgres, files and the listener); further connections wait in the listen backlog |
 //! | `FORGE_CORS_ORIGINS` | `cors_origins` | empty: any origin |
 //! | `FORGE_PROJECT_REF` | `project_ref` | `default` |
 //! | `FORGE_POSTGRES_BIN` | `postgres_bin` | found on `PATH` or under `/usr/lib/postgresql/*/bin` |
@@ -54,6 +56,8 @@ const KEYS: &[&str] = &[
     "body_limit",
     "request_timeout",
     "upload_timeout",
+    "header_timeout",
+    "max_connections",
     "cors_origins",
     "project_ref",
     "postgres_bin",
@@ -104,6 +108,13 @@ pub struct Config {
     /// The longest an upload into storage may take, in seconds (its body is also cut off
     /// after 30 s without a byte).
     pub upload_timeout: u64,
+    /// The longest a connection may take to send a request's headers, in seconds, counted
+    /// from when it opens or its previous response ends (so also how long an idle keep-alive
+    /// connection stays open).
+    pub header_timeout: u64,
+    /// The most connections served at once (0: the open-file limit less 256); more wait in
+    /// the listen backlog until one closes.
+    pub max_connections: usize,
     /// Origins allowed by CORS; empty allows any origin.
     pub cors_origins: Vec<String>,
     /// The default project's ref.
@@ -166,6 +177,8 @@ impl Default for Config {
             body_limit: 50 * 1024 * 1024,
             request_timeout: 60,
             upload_timeout: 3600,
+            header_timeout: 30,
+            max_connections: 0,
             cors_origins: Vec::new(),
             project_ref: "default".into(),
             postgres_bin: None,
@@ -225,6 +238,9 @@ impl Config {
         if self.body_limit == 0 {
             return Err(ConfigError("body_limit must be positive".into()));
         }
+        if self.header_timeout == 0 {
+            return Err(ConfigError("header_timeout must be at least 1 second".into()));
+        }
         self.auth.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(())
     }
@@ -239,6 +255,23 @@ impl Config {
             smtp = smtp.with_credentials(user, password.clone());
         }
         Some(smtp)
+    }
+
+    /// The most connections served at once: `max_connections`, or the open-file limit less
+    /// 256 (at least 64).
+    pub fn connection_limit(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        // The soft limit on open files, as the kernel reports it (1024 where it cannot be read).
+        let files = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|limits| {
+                let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+                line.trim_start_matches("Max open files").split_whitespace().next()?.parse::<usize>().ok()
+            })
+            .unwrap_or(1024);
+        files.saturating_sub(256).max(64)
     }
 
     /// Where uploaded files go.

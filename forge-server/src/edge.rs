@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
 use forge_core::{ForgeError, LongRequest, WireFormat};
@@ -84,8 +84,13 @@ pub fn layer(router: Router, config: &Config) -> Router {
     let upload = Duration::from_secs(config.upload_timeout);
     // The first layer added is the innermost. Error shaping wraps the limit and timeout layers
     // (to reshape their bare responses) and sits inside CORS (so shaped errors carry CORS).
+    let body_limit = usize::try_from(config.body_limit).unwrap_or(usize::MAX);
     router
-        .layer(RequestBodyLimitLayer::new(usize::try_from(config.body_limit).unwrap_or(usize::MAX)))
+        // What a handler reads whole (a JSON body) may be as large as what the edge lets in:
+        // axum's own default would cut it at 2 MiB. A service that wants less says so on its
+        // routes (the vector routes do).
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::from_fn(move |req: Request, next: Next| deadline(req, next, timeout, upload)))
         .layer(middleware::from_fn(move |req: Request, next: Next| shape_errors(req, next, limit)))
         .layer(cors(config))

@@ -11,6 +11,7 @@
 //! | [`database`] | an existing Postgres or the embedded cluster |
 //! | [`app`] | `/health`, `/ready` and the project-scoped services |
 //! | [`edge`] | request id, tracing, CORS, limits, timeouts |
+//! | [`serve`] | the connection loop: header timeout, connection cap, graceful drain |
 //! | [`telemetry`] | text or JSON logs |
 //!
 //! Start-up: config → logging → secret → database (embedded cluster if needed) → bootstrap and
@@ -23,6 +24,7 @@ pub mod config;
 pub mod database;
 pub mod edge;
 pub mod secret;
+pub mod serve;
 pub mod telemetry;
 
 use std::time::{Duration, Instant};
@@ -186,7 +188,13 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     print_banner(&url, &reference, &keys);
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
 
-    let served = serve_app(listener, app, shutdown_signal(), DRAIN_TIMEOUT).await.map_err(|e| Error::io("serving", e));
+    let limits = serve::Limits {
+        header_timeout: Duration::from_secs(config.header_timeout),
+        max_connections: config.connection_limit(),
+        drain: DRAIN_TIMEOUT,
+    };
+    tracing::debug!(max_connections = limits.max_connections, "connection limit");
+    let served = serve::serve_app(listener, app, shutdown_signal(), limits).await.map_err(|e| Error::io("serving", e));
     sweeper.abort();
     db.shutdown().await;
     tracing::info!("stopped");
@@ -209,48 +217,6 @@ async fn sweep_storage(storage: forge_storage::Storage, project: Project) {
                 "storage swept"
             ),
             Err(e) => tracing::warn!(error = %e, "sweeping storage failed"),
-        }
-    }
-}
-
-/// Serves `app` until `shutdown` resolves, then stops accepting connections and lets
-/// in-flight requests finish, for at most `drain` before giving up on them.
-pub async fn serve_app(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> std::io::Result<()> {
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    // `/rest/v1/` is `/rest/v1`: trailing slashes go before routing.
-    let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), app);
-    // The peer address is what auth's per-client rate limits key on (unless a proxy header is
-    // configured).
-    let app =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
-    // Without TCP_NODELAY, the last segment of a streamed body can wait out the client's
-    // delayed ACK (about 40 ms) behind Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: draining in-flight requests");
-        let _ = drain_tx.send(());
-    });
-    tokio::select! {
-        r = server => r,
-        () = async {
-            if drain_rx.await.is_ok() {
-                tokio::time::sleep(drain).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!("requests still running after {drain:?}; stopping anyway");
-            Ok(())
         }
     }
 }
@@ -281,71 +247,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::routing::get;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-    /// Serves `app` on a free port; the sender triggers shutdown.
-    async fn spawn(
-        app: axum::Router,
-        drain: Duration,
-    ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stop_rx.await;
-        };
-        (addr, stop_tx, tokio::spawn(serve_app(listener, app, shutdown, drain)))
-    }
-
-    async fn send(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        stream
-    }
-
-    #[tokio::test]
-    async fn shutdown_drains_in_flight_requests_and_refuses_new_ones() {
-        let slow = || async {
-            tokio::time::sleep(Duration::from_millis(600)).await;
-            "done"
-        };
-        let (addr, stop, server) = spawn(axum::Router::new().route("/slow", get(slow)), Duration::from_secs(10)).await;
-        let in_flight = tokio::spawn(async move {
-            let mut response = String::new();
-            send(addr, "/slow").await.read_to_string(&mut response).await.expect("read");
-            response
-        });
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        stop.send(()).expect("signal shutdown");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-
-        // The listener is closed: new connections are refused while the old request finishes.
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections after shutdown");
-        let response = in_flight.await.expect("join");
-        assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("done"), "{response}");
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("server stops")
-            .expect("join")
-            .expect("serve");
-    }
-
-    #[tokio::test]
-    async fn a_request_that_never_finishes_does_not_block_shutdown_forever() {
-        let app = axum::Router::new().route("/hang", get(std::future::pending::<&'static str>));
-        let (addr, stop, server) = spawn(app, Duration::from_millis(300)).await;
-        let _hanging = send(addr, "/hang").await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        stop.send(()).expect("signal shutdown");
-        let stopped = tokio::time::timeout(Duration::from_secs(5), server).await;
-        stopped.expect("gave up after the drain time").expect("join").expect("serve");
     }
 }

@@ -37,11 +37,15 @@ impl Server {
     }
 
     pub fn try_start(dir: &Path, envs: &[(&str, &str)]) -> Result<Server, String> {
+        Self::try_start_command(dir, command(dir), envs)
+    }
+
+    /// Starts `cmd` (a [`command`], perhaps wrapped) with `envs`.
+    pub fn try_start_command(dir: &Path, mut cmd: Command, envs: &[(&str, &str)]) -> Result<Server, String> {
         let stderr = dir.join(format!(
             "server-{}.log",
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos()
         ));
-        let mut cmd = command(dir);
         cmd.envs(envs.iter().copied());
         cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(&stderr).expect("log file"));
         let t0 = Instant::now();

@@ -1,0 +1,246 @@
+//! What attacks and crashes found on a live server: credentials in debug logs, body limits,
+//! slow connections, files left by a crash, and the data dir's permissions.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Server;
+use serde_json::{Value, json};
+
+/// The default project's keys, as `forge-server keys` prints them.
+fn keys(dir: &std::path::Path) -> Value {
+    let out = common::command(dir).arg("keys").output().expect("forge-server keys");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("keys as JSON")
+}
+
+fn json_body(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).expect("json")
+}
+
+#[test]
+fn no_credential_of_a_session_reaches_a_trace_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("FORGE_LOG", "trace")]);
+    let keys = keys(dir.path());
+    let (anon, service) = (keys["anon_key"].as_str().expect("anon"), keys["service_role_key"].as_str().expect("svc"));
+    let (publishable, secret_key) =
+        (keys["publishable_key"].as_str().expect("publishable"), keys["secret_key"].as_str().expect("secret"));
+    let jwt_secret = std::fs::read_to_string(dir.path().join("data/jwt_secret")).expect("jwt secret");
+    let password = "correct-horse-battery-staple-7";
+    let json = ("content-type", "application/json");
+
+    // A session as an app has it: sign up, use the token on every service, refresh, sign out.
+    let signup = server.request(
+        "POST",
+        "/auth/v1/signup",
+        &[("apikey", anon), json],
+        &json_body(&json!({ "email": "logs@example.com", "password": password })),
+    );
+    assert_eq!(signup.status, 200, "{}", signup.body);
+    let session = signup.json();
+    let access = session["access_token"].as_str().expect("access token").to_owned();
+    let refresh = session["refresh_token"].as_str().expect("refresh token").to_owned();
+    let bearer = format!("Bearer {access}");
+    let signin = server.request(
+        "POST",
+        "/auth/v1/token?grant_type=password",
+        &[("apikey", publishable), json],
+        &json_body(&json!({ "email": "logs@example.com", "password": password })),
+    );
+    assert_eq!(signin.status, 200, "{}", signin.body);
+    let user = server.request("GET", "/auth/v1/user", &[("apikey", anon), ("authorization", &bearer)], b"");
+    assert_eq!(user.status, 200, "{}", user.body);
+    let rest = server.request("GET", "/rest/v1/", &[("apikey", anon), ("authorization", &bearer)], b"");
+    assert_eq!(rest.status, 200, "{}", rest.body);
+    let svc = format!("Bearer {service}");
+    let bucket = server.request(
+        "POST",
+        "/storage/v1/bucket",
+        &[("apikey", service), ("authorization", &svc), json],
+        &json_body(&json!({ "name": "logs", "public": false })),
+    );
+    assert_eq!(bucket.status, 200, "{}", bucket.body);
+    let listed = server.request("GET", "/storage/v1/bucket", &[("apikey", secret_key)], b"");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let refreshed = server.request(
+        "POST",
+        "/auth/v1/token?grant_type=refresh_token",
+        &[("apikey", anon), json],
+        &json_body(&json!({ "refresh_token": refresh })),
+    );
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let new_access = refreshed.json()["access_token"].as_str().expect("new access token").to_owned();
+    let out = server.request(
+        "POST",
+        "/auth/v1/logout",
+        &[("apikey", anon), ("authorization", &format!("Bearer {new_access}"))],
+        b"",
+    );
+    assert_eq!(out.status, 204, "{}", out.body);
+
+    server.signal("TERM");
+    let logs = server.logs();
+    assert!(server.wait(Duration::from_secs(60)).success());
+    assert!(logs.lines().count() > 50, "a trace log has lines: {logs}");
+    let secrets = [
+        ("the anon key", anon),
+        ("the service key", service),
+        ("the publishable key", publishable),
+        ("the secret key", secret_key),
+        ("the JWT secret", jwt_secret.trim()),
+        ("the password", password),
+        ("the access token", &access),
+        ("the refreshed access token", &new_access),
+        ("the refresh token", &refresh),
+    ];
+    for (what, secret) in secrets {
+        // A JWT's signature alone is enough to reuse it.
+        let tail = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(!logs.contains(tail), "{what} reached the log");
+    }
+}
+
+#[test]
+fn the_body_limit_is_the_same_for_every_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("FORGE_BODY_LIMIT", "3000000")]);
+    let keys = keys(dir.path());
+    let service = keys["service_role_key"].as_str().expect("service key");
+    let svc = format!("Bearer {service}");
+
+    // A 2.1 MiB JSON array: over axum's 2 MiB default, under the configured 3 MB.
+    let rows: Vec<Value> = (0..30_000).map(|i| json!({ "id": i, "note": "x".repeat(60) })).collect();
+    let body = json_body(&Value::Array(rows));
+    assert!(body.len() > 2_200_000 && body.len() < 3_000_000, "{}", body.len());
+    // No such table: the body was read whole and the request reached the service.
+    let res = server.request(
+        "POST",
+        "/rest/v1/no_such_table",
+        &[("apikey", service), ("authorization", &svc), ("content-type", "application/json")],
+        &body,
+    );
+    assert_eq!((res.status, res.json()["code"].as_str()), (404, Some("PGRST205")), "{}", res.body);
+    let res = server.request(
+        "POST",
+        "/auth/v1/signup",
+        &[("apikey", service), ("content-type", "application/json")],
+        &json_body(&json!({ "email": "big@example.com", "password": "long-enough-1", "data": { "pad": "y".repeat(2_200_000) } })),
+    );
+    assert_ne!(res.status, 413, "{}", res.body);
+
+    // Over the configured limit: 413 in each service's shape.
+    let over = vec![b' '; 3_100_000];
+    let res = server.request(
+        "POST",
+        "/rest/v1/no_such_table",
+        &[("apikey", service), ("authorization", &svc), ("content-type", "application/json")],
+        &over,
+    );
+    assert_eq!((res.status, res.json()["code"].as_str()), (413, Some("PGRST102")), "{}", res.body);
+    let res =
+        server.request("POST", "/auth/v1/signup", &[("apikey", service), ("content-type", "application/json")], &over);
+    assert_eq!(res.status, 413, "{}", res.body);
+}
+
+/// `forge-server` under a shell that first lowers its open-file limit to `files`.
+fn with_file_limit(dir: &std::path::Path, files: u32) -> std::process::Command {
+    let plain = common::command(dir);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!("ulimit -n {files} && exec \"$0\"")).arg(plain.get_program());
+    cmd.current_dir(dir);
+    for (key, value) in plain.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd
+}
+
+/// Opens a connection that starts a request and never finishes its headers: it dribbles a
+/// header line every 300 ms (`dribble`) or sends half a request line and waits. Returns how
+/// long the server kept it open (`None`: still open after `hold`).
+async fn slow_client(addr: String, dribble: bool, hold: Duration) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let connect = tokio::net::TcpStream::connect(&addr);
+    let Ok(Ok(mut tcp)) = tokio::time::timeout(hold, connect).await else { return None };
+    let opened = tokio::time::Instant::now();
+    let _ = tcp.write_all(b"GET /rest/v1/ HT").await;
+    let deadline = opened + hold;
+    let mut buf = [0u8; 256];
+    loop {
+        let wait = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(300)));
+        tokio::select! {
+            read = tcp.read(&mut buf) => match read {
+                // Closed by the server (with or without a 408 first).
+                Ok(0) | Err(_) => return Some(opened.elapsed()),
+                Ok(_) => continue,
+            },
+            () = wait => {
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                if dribble && tcp.write_all(b"TP/1.1\r\nX-Slow: 1\r\n").await.is_err() {
+                    return Some(opened.elapsed());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_connections_beyond_the_file_limit_do_not_stop_normal_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 320 files: the default connection cap is then 64.
+    let server =
+        Server::try_start_command(dir.path(), with_file_limit(dir.path(), 320), &[("FORGE_HEADER_TIMEOUT", "1")])
+            .unwrap_or_else(|e| panic!("{e}"));
+    let addr = server.addr.clone();
+
+    // An idle keep-alive connection is closed after the header timeout too.
+    let idle = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        tcp.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = tcp.read(&mut buf).await.expect("response");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        let t0 = tokio::time::Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the idle connection was closed");
+        t0.elapsed()
+    };
+    assert!(idle < Duration::from_secs(3), "closed after {idle:?}");
+
+    // 450 slow connections, more than the server's 320 files.
+    let hold = Duration::from_secs(25);
+    let slow: Vec<_> = (0..450).map(|i| tokio::spawn(slow_client(addr.clone(), i % 2 == 0, hold))).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Normal requests still get answers, while the slow ones keep coming.
+    let normal = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || {
+            let t0 = std::time::Instant::now();
+            for _ in 0..5 {
+                let res = common::request(&addr, "GET", "/health", &[], b"");
+                assert_eq!(res.status, 200, "{res:?}");
+            }
+            t0.elapsed()
+        }
+    });
+    let took = normal.await.expect("normal requests");
+    println!("5 normal requests answered in {took:?} beside 450 slow connections");
+    assert!(took < Duration::from_secs(20), "normal requests waited {took:?}");
+
+    let mut closed = Vec::new();
+    for task in slow {
+        closed.push(task.await.expect("slow client"));
+    }
+    let still_open = closed.iter().filter(|c| c.is_none()).count();
+    assert_eq!(still_open, 0, "every slow connection is closed by the server");
+    assert_eq!(server.get("/ready").status, 200);
+    assert!(!server.logs().contains("Too many open files"), "the server ran out of files");
+}
