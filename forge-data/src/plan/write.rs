@@ -176,7 +176,9 @@ fn build(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Built> 
                 Some(Conflict::Merge(on)) => {
                     check_columns(relation, on)?;
                     let mut c = OnConflict::columns(on.iter().map(Alias::new));
-                    let updates: Vec<Alias> = columns.iter().filter(|c| !on.contains(c)).map(Alias::new).collect();
+                    // Every written column is set, the conflict columns too, as PostgREST does:
+                    // a body of only the conflict columns still updates (and returns) the row.
+                    let updates: Vec<Alias> = columns.iter().map(Alias::new).collect();
                     if updates.is_empty() {
                         c.do_nothing();
                     } else {

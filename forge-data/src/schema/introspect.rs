@@ -24,7 +24,15 @@ select n.nspname::text, c.relname::text, a.attname::text, a.attnum,
        case t.typname when 'bpchar' then 'bpchar' when '_bpchar' then 'bpchar[]'
                       when 'bit' then 'varbit' when '_bit' then 'varbit[]'
                       else format_type(a.atttypid, null) end,
-       not a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
+       not a.attnotnull,
+       -- The default, as PostgREST reads it: an identity `by default` draws from its
+       -- sequence, a stored generated column has none (its expression is no default), and
+       -- a domain's default applies when the column has none of its own.
+       case when a.attidentity = 'd'
+              then format('nextval(%L)', pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
+            when a.attgenerated <> '' then null
+            when d.adbin is null and t.typbasetype <> 0 then pg_get_expr(t.typdefaultbin, 0)
+            else pg_get_expr(d.adbin, d.adrelid) end,
        (a.attidentity = 'a' or a.attgenerated <> ''),
        case when t.typcategory = 'A' then format_type(t.typelem, null) end,
        coalesce((select array_agg(e.enumlabel::text order by e.enumsortorder) from pg_enum e
