@@ -128,3 +128,50 @@ async fn void_volatility_and_errors() {
     let res = api.send("DELETE", "/rest/v1/rpc/add", &[], "").await;
     assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (405, Some("PGRST101")));
 }
+
+#[tokio::test]
+async fn tx_rollback_undoes_a_calls_writes_and_is_reported() {
+    let extra = "create function add_hits(k int) returns setof hits language sql as $$ insert into hits select g from generate_series(1, k) g returning * $$;";
+    let api = api(&format!("{SCHEMA}{extra}")).await;
+    let hits = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from hits").fetch_one(api.db.pool()).await.expect("count")
+    };
+    let rollback = [("content-type", "application/json"), ("prefer", "tx=rollback")];
+    let res = api.send("POST", "/rest/v1/rpc/bump", &rollback, "{}").await;
+    assert_eq!((res.status.as_u16(), res.header("preference-applied")), (204, Some("tx=rollback")));
+    assert_eq!(hits().await, 0, "the void call's insert was rolled back");
+    let res = api.send("POST", "/rest/v1/rpc/add_hits?select=n", &rollback, r#"{"k":3}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()), (200, json!([{"n": 1}, {"n": 2}, {"n": 3}])));
+    assert_eq!(res.header("preference-applied"), Some("tx=rollback"));
+    assert_eq!(hits().await, 0, "the set-returning call's inserts were rolled back");
+    let prefer =
+        [("content-type", "application/json"), ("prefer", "tx=rollback, count=exact, handling=strict, max-affected=5")];
+    let res = api.send("POST", "/rest/v1/rpc/add_hits", &prefer, r#"{"k":2}"#).await;
+    assert_eq!(res.header("preference-applied"), Some("count=exact, tx=rollback, handling=strict, max-affected=5"));
+    assert_eq!(hits().await, 0);
+    let commit = [("content-type", "application/json"), ("prefer", "tx=commit")];
+    let res = api.send("POST", "/rest/v1/rpc/bump", &commit, "{}").await;
+    assert_eq!((res.status.as_u16(), res.header("preference-applied")), (204, Some("tx=commit")));
+    assert_eq!(hits().await, 1);
+}
+
+#[tokio::test]
+async fn counts_of_scalar_set_and_void_results() {
+    let api = api(SCHEMA).await;
+    let count = [("content-type", "application/json"), ("prefer", "count=exact")];
+    let res = api.send("POST", "/rest/v1/rpc/add", &count, r#"{"a":1}"#).await;
+    assert_eq!((res.status.as_u16(), res.body.as_str(), res.header("content-range")), (200, "11", Some("0-0/1")));
+    assert_eq!(res.header("preference-applied"), Some("count=exact"));
+    let res = api.send("GET", "/rest/v1/rpc/add?a=1", &[], "").await;
+    assert_eq!((res.header("content-range"), res.header("preference-applied")), (Some("0-0/*"), None));
+    let res = api.send("POST", "/rest/v1/rpc/cheapest", &count, "{}").await;
+    assert_eq!(res.header("content-range"), Some("0-0/1"));
+    let res = api.send("GET", "/rest/v1/rpc/squares?n=3", &[("prefer", "count=exact")], "").await;
+    assert_eq!((res.json(), res.header("content-range")), (json!([1, 4, 9]), Some("0-2/3")));
+    let res = api.send("GET", "/rest/v1/rpc/squares?n=0", &[("prefer", "count=exact")], "").await;
+    assert_eq!((res.json(), res.header("content-range")), (json!([]), Some("*/0")));
+    let res = api.send("HEAD", "/rest/v1/rpc/squares?n=2", &[("prefer", "count=exact")], "").await;
+    assert_eq!((res.status.as_u16(), res.header("content-range")), (200, Some("0-1/2")));
+    let res = api.send("POST", "/rest/v1/rpc/bump", &count, "{}").await;
+    assert_eq!((res.status.as_u16(), res.header("content-range")), (204, Some("0-0/1")));
+}

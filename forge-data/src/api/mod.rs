@@ -234,12 +234,7 @@ impl Page<'_> {
         if self.output.singular() && self.rows != 1 {
             return Err(Error::not_singular(self.rows));
         }
-        let total_text = self.total.map_or_else(|| "*".to_owned(), |t| t.to_string());
-        let range = if self.rows == 0 {
-            format!("*/{total_text}")
-        } else {
-            format!("{}-{}/{total_text}", self.offset, self.offset + self.rows - 1)
-        };
+        let range = content_range(self.offset, self.rows, self.total);
         let status = match self.total {
             Some(t) if self.offset > t => {
                 let err = Error::range_not_satisfiable(format!(
@@ -264,6 +259,13 @@ impl Page<'_> {
         }
         Ok(res)
     }
+}
+
+/// `Content-Range` for `rows` rows from `offset`: `<first>-<last>/<total or *>`, or
+/// `*/<total or *>` when there are none.
+pub(crate) fn content_range(offset: u64, rows: u64, total: Option<u64>) -> String {
+    let total_text = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+    if rows == 0 { format!("*/{total_text}") } else { format!("{offset}-{}/{total_text}", offset + rows - 1) }
 }
 
 /// A CSV body: the header line, then the rows Postgres rendered.

@@ -8,10 +8,10 @@ use http::{HeaderValue, Method, StatusCode, header};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{Map, Value};
 
-use super::{Page, Rest, finish, internal, negotiate, parse_error, read_row, with_schema};
+use super::{Page, Rest, content_range, finish, header_value, internal, negotiate, parse_error, read_row, with_schema};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Args, Output, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
-use crate::query::{PreferHandling, decode_query, parse_prefer, parse_query};
+use crate::query::{PreferHandling, PreferTx, Preferences, decode_query, parse_prefer, parse_query};
 use crate::schema::ReturnType;
 
 pub(super) async fn handle(req: Rest, body: Bytes) -> Response {
@@ -48,6 +48,9 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
     let call = call(function, &args)?;
     let ctx = with_schema(ctx, schema_name);
     let head = *method == Method::HEAD;
+    // `tx=rollback` is honoured as on table writes: the call runs, then is rolled back.
+    let rollback = prefs.tx == Some(PreferTx::Rollback);
+    let applied = applied_preferences(&prefs);
 
     // Table-like results read like a relation: select, filters, order, limit, counts.
     if function.returns_set
@@ -70,11 +73,14 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
             exact_count: prefs.count.is_some(),
             output,
         })?;
-        let rows = run(project, &ctx, &plan.statement, strict_limit, |rows| Ok(read_row(rows)?.1)).await?;
+        let rows = run(project, &ctx, &plan.statement, strict_limit, rollback, |rows| Ok(read_row(rows)?.1)).await?;
         let (total, page, body) = read_row(&rows)?;
         let total = total.and_then(|t| u64::try_from(t).ok());
         let count = prefs.count;
-        return Page { output, offset, total, rows: page, body, columns: &plan.columns, head, count }.respond();
+        let mut res =
+            Page { output, offset, total, rows: page, body, columns: &plan.columns, head, count }.respond()?;
+        set_applied(&mut res, applied.as_deref());
+        return Ok(res);
     }
 
     // Everything else is one value: a scalar, a set of scalars, one composite, or nothing.
@@ -86,20 +92,44 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         let n: i64 = rows.first().map(|r| r.try_get(1)).transpose().map_err(internal)?.unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
     };
-    let rows = run(project, &ctx, &statement, strict_limit, counted).await?;
+    let rows = run(project, &ctx, &statement, strict_limit, rollback, counted).await?;
+    // As PostgREST reads it: one row for a scalar, a composite or void, each element for a
+    // set of scalars; the total is the same rows, when a count was asked for.
+    let n = counted(&rows)?;
+    let range = header_value(&content_range(0, n, prefs.count.map(|_| n)));
     if function.returns == ReturnType::Void {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        res.headers_mut().insert(header::CONTENT_RANGE, range);
+        set_applied(&mut res, applied.as_deref());
+        return Ok(res);
     }
     let body: Option<String> = rows.first().map(|r| r.try_get(0)).transpose().map_err(internal)?.flatten();
     let body = body.unwrap_or_else(|| "null".into());
-    let count = prefs.count.filter(|_| function.returns_set);
     let output = if output == Output::Csv { Output::Json } else { output };
     let mut res = if head { StatusCode::OK.into_response() } else { (StatusCode::OK, body).into_response() };
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(output.content_type()));
-    if let Some(c) = count {
-        res.headers_mut().insert("preference-applied", HeaderValue::from_static(c.as_str()));
-    }
+    res.headers_mut().insert(header::CONTENT_RANGE, range);
+    set_applied(&mut res, applied.as_deref());
     Ok(res)
+}
+
+/// The preferences a call applies, for `Preference-Applied`: those PostgREST reports on RPC
+/// (count, tx, handling, max-affected under strict handling). Resolution, missing and return
+/// concern table writes only; timezone is not applied by forge-data.
+fn applied_preferences(prefs: &Preferences) -> Option<String> {
+    let mut applied = prefs.clone();
+    applied.resolution = None;
+    applied.missing = None;
+    applied.return_ = None;
+    applied.timezone = None;
+    applied.applied_header()
+}
+
+fn set_applied(res: &mut Response, applied: Option<&str>) {
+    match applied.and_then(|a| HeaderValue::from_str(a).ok()) {
+        Some(v) => res.headers_mut().insert("preference-applied", v),
+        None => res.headers_mut().remove("preference-applied"),
+    };
 }
 
 /// A call's arguments as the request gives them: the JSON body of a POST (an object's keys
@@ -168,26 +198,34 @@ fn value_exprs(returns: &ReturnType, returns_set: bool) -> (&'static str, &'stat
     (value, rows)
 }
 
-/// Runs a call's statement. Under `handling=strict` with `max-affected`, in a transaction that
-/// is rolled back, with PGRST124, when the call returned more rows than allowed.
+/// Runs a call's statement. Under `handling=strict` with `max-affected`, or with
+/// `tx=rollback`, in a transaction of its own: rolled back, with PGRST124, when the call
+/// returned more rows than allowed, and rolled back after the call for `tx=rollback`.
 async fn run(
     project: &Project,
     ctx: &RequestContext,
     statement: &Statement,
     limit: Option<u64>,
+    rollback: bool,
     count: impl Fn(&[tokio_postgres::Row]) -> Result<u64>,
 ) -> Result<Vec<tokio_postgres::Row>> {
-    let Some(max) = limit else {
+    if limit.is_none() && !rollback {
         return Ok(rls::query_once(project.db(), ctx, &statement.sql, &statement.bind()).await?);
-    };
+    }
     let tx = rls::begin(project.db(), ctx).await?;
     let rows = tx.query(&statement.sql, &statement.bind()).await?;
-    let n = count(&rows)?;
-    if n > max {
-        tx.rollback().await?;
-        return Err(Error::max_affected_exceeded(n));
+    if let Some(max) = limit {
+        let n = count(&rows)?;
+        if n > max {
+            tx.rollback().await?;
+            return Err(Error::max_affected_exceeded(n));
+        }
     }
-    tx.commit().await?;
+    if rollback {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
     Ok(rows)
 }
 
