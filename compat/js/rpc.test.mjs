@@ -330,4 +330,21 @@ describe('rpc: REST gaps (rollback, counts of one value, ambiguous overloads)', 
     assert.equal(await kept(name), 0)
   })
 
+  test('overloads with the same names and different types: 300 PGRST203 listing them, with PostgREST\'s hint', async () => {
+    const res = await anon.rpc('gap_pick', { arg: 'value' }, { get: true })
+    const err = fails(res, 300, 'PGRST203')
+    assert.deepEqual(errorFields(err), {
+      code: 'PGRST203',
+      message:
+        'Could not choose the best candidate function between: public.gap_pick(arg => integer), public.gap_pick(arg => xml), public.gap_pick(arg => text, num => integer)',
+      details: null,
+      hint: 'Try renaming the parameters or the function itself in the database so function overloading can be resolved',
+    })
+    // the candidates, in the catalog's order, are the overloads Postgres knows under that name
+    const known = await sqlValue(
+      `select string_agg('public.gap_pick(' || pg_get_function_arguments(oid) || ')', ', ' order by oid)
+         from pg_proc where proname = 'gap_pick'`,
+    )
+    assert.equal(known, 'public.gap_pick(arg integer), public.gap_pick(arg xml), public.gap_pick(arg text, num integer DEFAULT 0)')
+  })
 })

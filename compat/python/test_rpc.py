@@ -284,3 +284,19 @@ def test_gaps_count_exact_of_scalar_set_and_void(gaps_ready):
     assert last_response().headers["content-range"] == "0-0/1"
     assert last_response().headers["preference-applied"] == "count=exact, tx=rollback"
     assert _kept(name) == 0
+
+
+def test_gaps_ambiguous_overloads_are_pgrst203_with_postgrests_hint(gaps_ready):
+    err = fails(lambda: anon.rpc("gap_pick", {"arg": "value"}, get=True).execute(), 300, "PGRST203")
+    assert error_fields(err) == {
+        "code": "PGRST203",
+        "message": "Could not choose the best candidate function between: public.gap_pick(arg => integer), "
+        "public.gap_pick(arg => xml), public.gap_pick(arg => text, num => integer)",
+        "details": None,
+        "hint": "Try renaming the parameters or the function itself in the database so function overloading can be resolved",
+    }
+    known = sql_value(
+        """select string_agg('public.gap_pick(' || pg_get_function_arguments(oid) || ')', ', ' order by oid)
+             from pg_proc where proname = 'gap_pick'"""
+    )
+    assert known == "public.gap_pick(arg integer), public.gap_pick(arg xml), public.gap_pick(arg text, num integer DEFAULT 0)"

@@ -276,7 +276,8 @@ impl Error {
         }
     }
 
-    /// PGRST203: overloads that cannot be told apart.
+    /// PGRST203: overloads that cannot be told apart. `candidates` are their parameters
+    /// (`a => integer, b => text`), in catalog order; PostgREST's hint is a fixed text.
     pub fn ambiguous_function(schema: &str, name: &str, candidates: &[String]) -> Self {
         Self::api(
             ErrorKind::AmbiguousFunction,
@@ -285,6 +286,10 @@ impl Error {
                 candidates.iter().map(|c| format!("{schema}.{name}({c})")).collect::<Vec<_>>().join(", ")
             ),
         )
+        .with_hint(Some(
+            "Try renaming the parameters or the function itself in the database so function overloading can be resolved"
+                .to_owned(),
+        ))
     }
 
     /// PGRST107: none of the accepted media types can be produced.

@@ -175,3 +175,24 @@ async fn counts_of_scalar_set_and_void_results() {
     let res = api.send("POST", "/rest/v1/rpc/bump", &count, "{}").await;
     assert_eq!((res.status.as_u16(), res.header("content-range")), (204, Some("0-0/1")));
 }
+
+#[tokio::test]
+async fn ambiguous_overloads_are_listed_with_postgrests_hint() {
+    let extra = r#"
+create function overloaded_same_args(arg integer) returns json language sql as $$ select json_build_object('type', 'integer') $$;
+create function overloaded_same_args(arg xml) returns json language sql as $$ select json_build_object('type', 'xml') $$;
+create function overloaded_same_args(arg text, num integer default 0) returns json language sql as $$ select json_build_object('type', 'text') $$;
+"#;
+    let api = api(&format!("{SCHEMA}{extra}")).await;
+    let res = api.get("/rest/v1/rpc/overloaded_same_args?arg=value").await;
+    assert_eq!(res.status, 300);
+    assert_eq!(
+        res.json(),
+        json!({
+            "code": "PGRST203",
+            "message": "Could not choose the best candidate function between: public.overloaded_same_args(arg => integer), public.overloaded_same_args(arg => xml), public.overloaded_same_args(arg => text, num => integer)",
+            "details": null,
+            "hint": "Try renaming the parameters or the function itself in the database so function overloading can be resolved",
+        })
+    );
+}

@@ -87,7 +87,8 @@ left join pg_class rc on rc.oid = rt.typrelid
 left join pg_namespace rn on rn.oid = rc.relnamespace
 where n.nspname = any($1) and p.prokind = 'f'
   and p.prorettype not in ('trigger'::regtype, 'event_trigger'::regtype)
-  and not exists (select 1 from pg_depend dep where dep.objid = p.oid and dep.deptype = 'e')";
+  and not exists (select 1 from pg_depend dep where dep.objid = p.oid and dep.deptype = 'e')
+order by p.oid";
 
 type ColumnRow = (
     String,
