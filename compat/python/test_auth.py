@@ -41,9 +41,11 @@ from auth_helpers import (
     wire,
 )
 from forge_compat import (
+    JWT_SECRET,
     SERVICE_KEY,
     URL,
     client,
+    fails,
     last_request,
     last_response,
     sql_exec,
@@ -51,6 +53,7 @@ from forge_compat import (
     sql_rows,
     sql_value,
 )
+from storage_helpers import storage_fails
 
 
 service = client(SERVICE_KEY)
@@ -502,6 +505,31 @@ def test_manual_linking_is_off_by_default_link_and_unlink_are_404():
     auth_fails(lambda: c.auth.unlink_identity(identities[0]), 404, "manual_linking_disabled")
     assert wire()[0] == "DELETE"
     assert len(c.auth.get_user_identities().identities) == 1
+
+
+# ------------------------------------------------------------------ roles a token may name
+def _forged(user, role: str) -> str:
+    """A token signed with the project's JWT secret for `user`, naming `role`."""
+    now = int(time.time())
+    claims = {"sub": user.id, "role": role, "aud": "authenticated", "email": user.email, "iat": now, "exp": now + 3600}
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize("role", ["postgres", "pg_read_all_data"])
+def test_a_token_naming_a_role_beyond_the_api_roles_is_refused_everywhere(role):
+    """Signed with the project's secret but naming a superuser or predefined role: 403 in each
+    service's shape (PostgREST's 42501, GoTrue's bad_jwt, Storage's AccessDenied), never served."""
+    _, _, res = signed_up(f"role-{role}")
+    token = _forged(res.user, role)
+    c = client(headers={"Authorization": f"Bearer {token}"})
+    err = fails(lambda: c.table("countries").select("id").limit(1).execute(), 403, "42501")
+    assert err.message == f'permission denied to set role "{role}"'
+    auth_fails(lambda: fresh().auth.get_user(token), 403, "bad_jwt")
+    storage_fails(lambda: c.storage.list_buckets(), "403", 403, f'permission denied to set role "{role}"')
+    # The same user naming the authenticated role is served.
+    ok = client(headers={"Authorization": f"Bearer {_forged(res.user, 'authenticated')}"})
+    assert ok.table("countries").select("id").limit(1).execute().data is not None
+    assert ok.storage.list_buckets() is not None
 
 
 # ------------------------------------------------------------------ mail over SMTP (second server)

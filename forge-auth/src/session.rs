@@ -128,6 +128,13 @@ pub(crate) async fn respond(
     if let Some(uri) = &auth.config().hooks.custom_access_token {
         let hook = crate::hooks::PgFunction::parse(uri).map_err(Error::internal)?;
         claims = crate::hooks::custom_access_token(&mut tx, &hook, user.id, claims, &method).await?;
+        // A role no request may switch to would make a token no service accepts: the hook's bug.
+        let role = claims.get("role").and_then(Value::as_str);
+        project
+            .keys()
+            .verify_config()
+            .check_role(role)
+            .map_err(|e| Error::internal(format!("access token hook: {}", e.message)))?;
     }
     let user_json = user_json(auth, &mut tx, &user).await?;
     tx.commit().await?;

@@ -25,6 +25,9 @@ begin
   if email like 'slow%' then
     perform pg_sleep(5);
   end if;
+  if email like 'superuser%' then
+    return jsonb_build_object('claims', claims || jsonb_build_object('role', 'postgres'));
+  end if;
   if email like 'snoop%' then
     perform count(*) from auth.refresh_tokens;
   end if;
@@ -89,6 +92,11 @@ async fn hook_refusals_and_bad_answers_fail_the_sign_in() {
     let r = t.post("/auth/v1/signup", json!({ "email": "broken@example.com", "password": "correct horse 1" })).await;
     assert_eq!(r.status, 500, "{}", r.body);
     assert!(!r.body.contains("session_id"), "no internals leak: {}", r.body);
+
+    // A role requests may not switch to (here a superuser) is refused before any token is signed.
+    let r = t.post("/auth/v1/signup", json!({ "email": "superuser@example.com", "password": "correct horse 1" })).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(!r.body.contains("postgres") && !r.body.contains("access_token"), "{}", r.body);
 
     // The hook runs as supabase_auth_admin, which may not read refresh tokens.
     let r = t.post("/auth/v1/signup", json!({ "email": "snoop@example.com", "password": "correct horse 1" })).await;

@@ -96,6 +96,19 @@ async fn expired_tampered_and_unsigned_tokens_are_rejected() {
     let token = t.project.keys().sign_hs256(&aud).expect("sign");
     t.send("GET", "/auth/v1/user", Some(&token), "").await.assert_error(403, "bad_jwt");
 
+    // Signed with the project secret, but naming a role requests may not switch to (a
+    // superuser, a predefined role): refused as GoTrue refuses a bad JWT, on the user and
+    // admin routes alike.
+    for role in ["postgres", "pg_read_all_data"] {
+        let mut forged = Api::claims(good).as_object().expect("claims").clone();
+        forged.insert("role".into(), json!(role));
+        let token = t.project.keys().sign_hs256(&forged).expect("sign");
+        let r = t.send("GET", "/auth/v1/user", Some(&token), "").await;
+        r.assert_error(403, "bad_jwt");
+        assert!(r.json()["msg"].as_str().is_some_and(|m| m.contains("permission denied to set role")), "{}", r.body);
+        t.send("GET", "/auth/v1/admin/users", Some(&token), "").await.assert_error(403, "bad_jwt");
+    }
+
     // A valid token for a user who no longer exists.
     let mut ghost = Api::claims(good).as_object().expect("claims").clone();
     ghost.insert("sub".into(), json!("00000000-0000-4000-8000-000000000001"));

@@ -64,11 +64,24 @@ pub struct VerifyConfig {
     /// Whether a request with no key at all is served as anon. Off by default: like the
     /// Supabase gateway, Forge wants an `apikey`.
     pub allow_keyless_anon: bool,
+    /// Database roles a token's `role` claim may name besides [`API_ROLES`]. A token naming
+    /// any other role (`postgres`, `pg_read_all_data`, ...) is refused with
+    /// [`ErrorCode::JwtRoleNotAllowed`], whoever signed it: the project's secret or signing
+    /// key, a custom access token hook, or a third-party issuer.
+    pub extra_roles: Vec<String>,
 }
+
+/// The roles every project lets a token switch to: Supabase's API roles.
+pub const API_ROLES: [&str; 3] = ["anon", "authenticated", "service_role"];
 
 impl Default for VerifyConfig {
     fn default() -> Self {
-        Self { audience: "authenticated".into(), leeway: Duration::from_secs(30), allow_keyless_anon: false }
+        Self {
+            audience: "authenticated".into(),
+            leeway: Duration::from_secs(30),
+            allow_keyless_anon: false,
+            extra_roles: Vec::new(),
+        }
     }
 }
 
@@ -89,6 +102,31 @@ impl VerifyConfig {
     pub fn with_allow_keyless_anon(mut self, allow: bool) -> Self {
         self.allow_keyless_anon = allow;
         self
+    }
+
+    /// With these roles allowed in a token's `role` claim besides [`API_ROLES`] (replacing
+    /// any set before). Grant each to the role Forge connects as, as PostgREST needs.
+    pub fn with_extra_roles(mut self, roles: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.extra_roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether a token may name `role`: one of [`API_ROLES`] or of the extra roles.
+    pub fn allows_role(&self, role: &str) -> bool {
+        API_ROLES.contains(&role) || self.extra_roles.iter().any(|r| r == role)
+    }
+
+    /// Refuses a `role` claim this project does not let requests switch to, in the words
+    /// Postgres uses when the connecting role may not `SET ROLE` to it (what PostgREST
+    /// answers on Supabase, where the API's login role is granted only the API roles).
+    pub fn check_role(&self, role: Option<&str>) -> Result<(), AuthError> {
+        match role {
+            Some(r) if !self.allows_role(r) => Err(AuthError::with_message(
+                ErrorCode::JwtRoleNotAllowed,
+                format!("permission denied to set role \"{r}\""),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -381,7 +419,11 @@ impl ProjectKeys {
         let key = match (alg, own_es256, external) {
             (Algorithm::HS256, _, _) => &self.0.hs_decoding,
             (Algorithm::ES256, Some(k), _) => &k.decoding,
-            (_, _, Some(external)) => return external.verify(token, alg, kid.as_deref(), &self.0.verify),
+            (_, _, Some(external)) => {
+                let claims = external.verify(token, alg, kid.as_deref(), &self.0.verify)?;
+                self.0.verify.check_role(claims.role())?;
+                return Ok(claims);
+            }
             _ => return Err(AuthError::new(ErrorCode::JwtAlgorithmNotAllowed)),
         };
         let mut validation = Validation::new(alg);
@@ -400,6 +442,8 @@ impl ProjectKeys {
                 return Err(AuthError::with_message(ErrorCode::JwtBadClaims, "The JWT role claim is invalid"));
             }
         };
+        // The one place a token's role is accepted, so every service refuses the same roles.
+        self.0.verify.check_role(role)?;
         let is_key_role = matches!(role, None | Some("anon") | Some("service_role"));
         if !is_key_role && !audience_matches(claims.get("aud"), &self.0.verify.audience) {
             return Err(AuthError::new(ErrorCode::JwtBadAudience));

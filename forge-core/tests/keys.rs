@@ -74,6 +74,11 @@ fn verification_table() {
     no_exp.as_object_mut().expect("object").remove("exp");
     let mut bad_role = user_claims();
     bad_role["role"] = json!("x'; drop table users; --");
+    let mut superuser = user_claims();
+    superuser["role"] = json!("postgres");
+    let mut read_all = user_claims();
+    read_all["role"] = json!("pg_read_all_data");
+    let superuser_key = hs256(SECRET, json!({ "role": "postgres", "exp": now() + 60 }));
     let none_alg = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
@@ -128,6 +133,24 @@ fn verification_table() {
             Some(bearer(&hs256(SECRET, bad_role))),
             Want::Err(ErrorCode::JwtBadClaims),
         ),
+        (
+            "role postgres signed with the project secret",
+            Some(&anon),
+            Some(bearer(&hs256(SECRET, superuser))),
+            Want::Err(ErrorCode::JwtRoleNotAllowed),
+        ),
+        (
+            "role pg_read_all_data signed with the project secret",
+            Some(&anon),
+            Some(bearer(&hs256(SECRET, read_all))),
+            Want::Err(ErrorCode::JwtRoleNotAllowed),
+        ),
+        (
+            "an API key naming role postgres",
+            Some(&superuser_key),
+            None,
+            Want::Err(ErrorCode::InvalidApiKey),
+        ),
         ("not a JWT", Some(&anon), Some(bearer("not-a-jwt")), Want::Err(ErrorCode::InvalidJwt)),
         ("three garbage parts", Some(&anon), Some(bearer("a.b.c")), Want::Err(ErrorCode::InvalidJwt)),
         ("empty bearer", Some(&anon), Some("Bearer ".into()), Want::Err(ErrorCode::MalformedAuthorization)),
@@ -158,6 +181,35 @@ fn verification_table() {
             (_, got) => panic!("{name}: unexpected {got:?}"),
         }
     }
+}
+
+#[test]
+fn only_the_api_roles_and_configured_ones_may_be_switched_to() {
+    let default = keys();
+    for role in ["anon", "authenticated", "service_role"] {
+        let mut claims = user_claims();
+        claims["role"] = json!(role);
+        let principal = default.authenticate(None, Some(bearer(&hs256(SECRET, claims)).as_bytes())).expect(role);
+        assert_eq!(principal.role(), role);
+    }
+    let mut editor = user_claims();
+    editor["role"] = json!("editor");
+    let editor = hs256(SECRET, editor);
+    let err = default.verify_jwt(&editor).expect_err("not configured");
+    assert_eq!((err.code, err.message.as_ref()), (ErrorCode::JwtRoleNotAllowed, "permission denied to set role \"editor\""));
+    assert_eq!(ErrorCode::JwtRoleNotAllowed.info().status, 403);
+    assert_eq!(ErrorCode::JwtRoleNotAllowed.info().postgrest, "42501", "what PostgREST answers when SET ROLE is refused");
+
+    let configured = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
+        .verify(VerifyConfig::default().with_extra_roles(["editor"]))
+        .build()
+        .expect("keys");
+    let principal = configured.authenticate(None, Some(bearer(&editor).as_bytes())).expect("configured role");
+    assert_eq!(principal.role(), "editor");
+    let mut superuser = user_claims();
+    superuser["role"] = json!("postgres");
+    let err = configured.verify_jwt(&hs256(SECRET, superuser)).expect_err("still refused");
+    assert_eq!(err.code, ErrorCode::JwtRoleNotAllowed);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! | `FORGE_DATABASE_URL` or `DATABASE_URL` | `database_url` | unset: the embedded Postgres |
 //! | `FORGE_DATA_DIR` | `data_dir` | `./.forge` |
 //! | `FORGE_JWT_SECRET` | `jwt_secret` | generated once, kept in the data dir |
+//! | `FORGE_JWT_EXTRA_ROLES` | `jwt_extra_roles` | empty: tokens may name only `anon`, `authenticated` and `service_role` |
 //! | `FORGE_STORAGE_PATH` | `storage_path` | `<data_dir>/storage` |
 //! | `FORGE_S3_BUCKET` | `s3_bucket` | unset: files stay on the local disk; set: in this S3 bucket |
 //! | `FORGE_S3_ENDPOINT` | `s3_endpoint` | unset: AWS; any S3-compatible server's URL |
@@ -45,6 +46,7 @@ const KEYS: &[&str] = &[
     "database_url",
     "data_dir",
     "jwt_secret",
+    "jwt_extra_roles",
     "storage_path",
     "s3_bucket",
     "s3_endpoint",
@@ -84,6 +86,9 @@ pub struct Config {
     /// The project's JWT secret (at least 32 bytes).
     #[serde(serialize_with = "skip_secret")]
     pub jwt_secret: Option<SecretString>,
+    /// Database roles a token's `role` claim may name besides `anon`, `authenticated` and
+    /// `service_role`; tokens naming any other role are refused by every service.
+    pub jwt_extra_roles: Vec<String>,
     /// Where uploaded files are kept.
     pub storage_path: Option<PathBuf>,
     /// The S3 bucket files go to (unset: the local disk at `storage_path`).
@@ -166,6 +171,7 @@ impl Default for Config {
             database_url: None,
             data_dir: PathBuf::from(".forge"),
             jwt_secret: None,
+            jwt_extra_roles: Vec::new(),
             storage_path: None,
             s3_bucket: None,
             s3_endpoint: None,
@@ -350,6 +356,9 @@ mod tests {
             assert_eq!(c.auth.site_url.as_deref(), Some("https://app.example.com"));
             assert_eq!(c.auth.rate_limits.otp_per_5min, 1000);
             assert_eq!(c.auth.rate_limits.token_per_5min, 150, "other limits keep their defaults");
+            assert!(c.jwt_extra_roles.is_empty(), "only the API roles by default");
+            jail.set_env("FORGE_JWT_EXTRA_ROLES", "[\"editor\", \"auditor\"]");
+            assert_eq!(Config::load(None).expect("roles").jwt_extra_roles, ["editor", "auditor"]);
             assert!(!c.auth.manual_linking_enabled, "manual linking is off by default, as in GoTrue");
             jail.set_env("FORGE_AUTH_MANUAL_LINKING_ENABLED", "true");
             assert!(Config::load(None).expect("linking").auth.manual_linking_enabled);

@@ -108,7 +108,9 @@ fn project_keys(
 ) -> Result<(ProjectRef, ProjectKeys), Error> {
     let secret = secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
     let reference = ProjectRef::new(&config.project_ref).map_err(|e| Error::Config(format!("project_ref: {e}")))?;
-    let mut builder = ProjectKeys::builder(reference.clone(), secret.expose_secret().as_bytes().to_vec());
+    let verify = forge_core::keys::VerifyConfig::default().with_extra_roles(config.jwt_extra_roles.clone());
+    let mut builder =
+        ProjectKeys::builder(reference.clone(), secret.expose_secret().as_bytes().to_vec()).verify(verify);
     if let Some(issuer) = third_party {
         builder = builder.third_party(issuer);
     }

@@ -56,6 +56,8 @@ pub enum ErrorCode {
     JwtBadAudience,
     /// The JWT is missing a required claim or a claim has the wrong type.
     JwtBadClaims,
+    /// The JWT's `role` is not one requests may switch to (not an API role and not configured).
+    JwtRoleNotAllowed,
     /// No project with the requested ref exists.
     ProjectNotFound,
     /// The project's database cannot be reached (or does not exist).
@@ -131,6 +133,7 @@ impl ErrorCode {
             JwtNotYetValid         => ("jwt_not_yet_valid",        401, "PGRST303", "bad_jwt",            "InvalidJWT",       "JWT not yet valid"),
             JwtBadAudience         => ("jwt_bad_audience",         401, "PGRST303", "bad_jwt",            "InvalidJWT",       "JWT not in audience"),
             JwtBadClaims           => ("jwt_bad_claims",           401, "PGRST303", "bad_jwt",            "InvalidJWT",       "Parsing claims failed"),
+            JwtRoleNotAllowed      => ("jwt_role_not_allowed",     403, "42501",    "bad_jwt",            "AccessDenied",     "The JWT's role is not allowed"),
             ProjectNotFound        => ("project_not_found",        404, "PGRST125", "not_found",          "TenantNotFound",   "Project not found"),
             DatabaseUnavailable    => ("database_unavailable",     503, "PGRST000", "unexpected_failure", "DatabaseError",    "Database connection error."),
             PoolTimeout            => ("pool_timeout",             504, "PGRST003", "request_timeout",    "DatabaseTimeout",  "Timed out acquiring connection from connection pool."),
@@ -167,6 +170,7 @@ impl ErrorCode {
         ErrorCode::JwtNotYetValid,
         ErrorCode::JwtBadAudience,
         ErrorCode::JwtBadClaims,
+        ErrorCode::JwtRoleNotAllowed,
         ErrorCode::ProjectNotFound,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::PoolTimeout,
