@@ -2,7 +2,7 @@
 // Each test runs the client call and the equivalent SQL on the same database and compares.
 // Run through compat/run.sh, which starts the server and exports the FORGE_* variables.
 import assert from 'node:assert/strict'
-import { after, describe } from 'node:test'
+import { after, before, describe } from 'node:test'
 import {
   ANON_KEY,
   SERVICE_KEY,
@@ -14,6 +14,7 @@ import {
   lastRequest,
   plannedRows,
   sqlCsv,
+  sqlError,
   sqlOne,
   sqlRows,
   sqlValue,
@@ -710,4 +711,55 @@ describe('RLS and roles', () => {
     const res = await userClient(userToken(USER_A, 'not-the-project-secret-not-the-project-secret')).from('notes').select('*')
     fails(res, 401, 'PGRST301')
   })
+})
+
+// ------------------------------------------------------------------------ REST gaps (issue 13)
+// gap_members, gap_teams and the view gap_member_names (compat/schema.sql, "REST gaps").
+describe('REST gaps: duplicate embeds and deep JSON paths', () => {
+  before(async () => {
+    // the seed's last section may reach the schema cache after the first suites started
+    for (let i = 0; i < 150; i++) {
+      if ((await anon.from('gap_member_names').select('id').limit(1)).status === 200) return
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })
+
+  const fields = (err) => ({ code: err.code, message: err.message, details: err.details ?? null, hint: err.hint ?? null })
+  /** What Postgres says of PostgREST's statement joining two embeds as `alias`. */
+  const duplicate = (alias) => sqlError(`select 1 from gap_teams as "${alias}", gap_teams as "${alias}"`)
+
+  test('the same table embedded twice under one name is 400 42712, as Postgres refuses PostgREST\'s join', async () => {
+    const cases = [
+      ['gap_members', 'id, gap_teams(id), gap_teams(name)', 'gap_members_gap_teams_1'],
+      ['gap_members', 'id, mentor:mentor_id(username), mentor:mentor_id(bio)', 'gap_members_mentor_1'],
+      ['gap_member_names', 'id, gap_teams(name), gap_teams(id)', 'gap_member_names_gap_teams_1'],
+      ['gap_teams', 'id, gap_members(id, gap_teams(id), gap_teams(name))', 'gap_members_gap_teams_2'],
+    ]
+    for (const [table, columns, alias] of cases) {
+      const err = fails(await anon.from(table).select(columns), 400, '42712')
+      assert.deepEqual(fields(err), await duplicate(alias), `${table}?select=${columns}`)
+    }
+  })
+
+  test('the same table embedded under two names is two embeds (self reference and view included)', async () => {
+    const data = ok(
+      await anon
+        .from('gap_members')
+        .select('username, mentor:mentor_id(username), mentees:gap_members(username), a:gap_teams(name), b:gap_teams(id)')
+        .eq('username', 'ada')
+        .order('id', { referencedTable: 'mentees' }),
+    )
+    assert.deepEqual(
+      data,
+      await sqlRows(`select m.username,
+                            (select json_build_object('username', x.username) from gap_members x where x.id = m.mentor_id) as mentor,
+                            (select coalesce(json_agg(json_build_object('username', x.username) order by x.id), '[]') from gap_members x where x.mentor_id = m.id) as mentees,
+                            (select json_build_object('name', t.name) from gap_teams t where t.id = m.team_id) as a,
+                            (select json_build_object('id', t.id) from gap_teams t where t.id = m.team_id) as b
+                       from gap_members m where m.username = 'ada'`),
+    )
+    const view = ok(await anon.from('gap_member_names').select('username, a:gap_teams(name), b:gap_teams(id)').eq('username', 'cy'))
+    assert.deepEqual(view, [{ username: 'cy', a: { name: 'blue' }, b: { id: 2 } }])
+  })
+
 })

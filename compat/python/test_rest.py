@@ -699,3 +699,55 @@ def test_no_privilege_service_key_reads():
 def test_wrong_jwt_secret_is_401_pgrst301():
     bad = user_token(USER_A, "not-the-project-secret-not-the-project-secret")
     fails(lambda: user_client(bad).table("notes").select("*").execute(), 401, "PGRST301")
+
+
+# ------------------------------------------------------------------ REST gaps (issue 13)
+# gap_members, gap_teams and the view gap_member_names (compat/schema.sql, "REST gaps").
+import time as _time
+
+from forge_compat import error_fields as _error_fields, sql_error as _sql_error
+
+
+@pytest.fixture(scope="module")
+def gaps_ready():
+    # the seed's last section may reach the schema cache after the first suites started
+    for _ in range(150):
+        try:
+            anon.table("gap_member_names").select("id").limit(1).execute()
+            return
+        except Exception:
+            _time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "alias"),
+    [
+        ("gap_members", "id, gap_teams(id), gap_teams(name)", "gap_members_gap_teams_1"),
+        ("gap_members", "id, mentor:mentor_id(username), mentor:mentor_id(bio)", "gap_members_mentor_1"),
+        ("gap_member_names", "id, gap_teams(name), gap_teams(id)", "gap_member_names_gap_teams_1"),
+        ("gap_teams", "id, gap_members(id, gap_teams(id), gap_teams(name))", "gap_members_gap_teams_2"),
+    ],
+)
+def test_gaps_same_table_embedded_twice_under_one_name_is_42712(gaps_ready, table, columns, alias):
+    err = fails(lambda: anon.table(table).select(columns).execute(), 400, "42712")
+    assert _error_fields(err) == _sql_error(f'select 1 from gap_teams as "{alias}", gap_teams as "{alias}"')
+
+
+def test_gaps_same_table_under_two_names_is_two_embeds(gaps_ready):
+    data = (
+        anon.table("gap_members")
+        .select("username, mentor:mentor_id(username), mentees:gap_members(username), a:gap_teams(name), b:gap_teams(id)")
+        .eq("username", "ada")
+        .order("id", foreign_table="mentees")
+        .execute()
+        .data
+    )
+    assert data == sql_rows(
+        """select m.username,
+                  (select json_build_object('username', x.username) from gap_members x where x.id = m.mentor_id) as mentor,
+                  (select coalesce(json_agg(json_build_object('username', x.username) order by x.id), '[]')
+                     from gap_members x where x.mentor_id = m.id) as mentees,
+                  (select json_build_object('name', t.name) from gap_teams t where t.id = m.team_id) as a,
+                  (select json_build_object('id', t.id) from gap_teams t where t.id = m.team_id) as b
+             from gap_members m where m.username = 'ada'"""
+    )

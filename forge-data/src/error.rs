@@ -67,6 +67,8 @@ pub enum ErrorKind {
     RelationNotFound,
     /// 42703, as Postgres says it: a read of a column the relation does not have.
     UndefinedColumn,
+    /// 42712, as Postgres says it: two embeds under one name in the same select list.
+    DuplicateAlias,
 }
 
 impl ErrorKind {
@@ -102,6 +104,7 @@ impl ErrorKind {
             ColumnNotFound          => ("PGRST204", 400, "a written column the relation does not have"),
             RelationNotFound        => ("PGRST205", 404, "no such table or view"),
             UndefinedColumn         => ("42703",    400, "a read of a column the relation does not have"),
+            DuplicateAlias          => ("42712",    400, "two embeds under one name in the same select list"),
         };
         Entry { code, status, when }
     }
@@ -135,6 +138,7 @@ impl ErrorKind {
         ErrorKind::ColumnNotFound,
         ErrorKind::RelationNotFound,
         ErrorKind::UndefinedColumn,
+        ErrorKind::DuplicateAlias,
     ];
 
     /// The kind of a parser's PostgREST code.
@@ -225,6 +229,12 @@ impl Error {
     /// 42703, as Postgres would say it: a read of a column the relation does not have.
     pub fn undefined_column(relation: &str, column: &str) -> Self {
         Self::api(ErrorKind::UndefinedColumn, format!("column {relation}.{column} does not exist"))
+    }
+
+    /// 42712, as Postgres says it when PostgREST joins two embeds under the same alias
+    /// (`<parent>_<name>_<depth>`): two embeds named alike in one select list.
+    pub fn duplicate_alias(alias: &str) -> Self {
+        Self::api(ErrorKind::DuplicateAlias, format!("table name \"{alias}\" specified more than once"))
     }
 
     /// PGRST200: no relationship between two relations.

@@ -436,3 +436,34 @@ async fn geojson_with_postgis_and_406_without() {
     assert_eq!(v["features"][1]["geometry"], json!({"type": "Point", "coordinates": [2.35, 48.85]}));
     assert_eq!(v["features"][1]["properties"], json!({"id": 2, "name": "paris"}));
 }
+
+#[tokio::test]
+async fn an_embed_twice_under_one_name_is_postgres_duplicate_alias() {
+    let api = api(SCHEMA).await;
+    for (uri, alias) in [
+        ("/rest/v1/countries?select=id,cities(id),cities(name)", "countries_cities_1"),
+        ("/rest/v1/countries?select=id,c:cities(id),c:cities(name)", "countries_c_1"),
+        ("/rest/v1/countries?select=id,cities(id,countries(id),countries(name))", "cities_countries_2"),
+        ("/rest/v1/employees?select=id,employees(id),employees(name)", "employees_employees_1"),
+    ] {
+        let res = api.get(uri).await;
+        assert_eq!(res.status, 400, "{uri}: {}", res.body);
+        assert_eq!(
+            res.json(),
+            json!({"code": "42712", "message": format!("table name \"{alias}\" specified more than once"), "details": null, "hint": null}),
+            "{uri}"
+        );
+    }
+    // Under two names it is two embeds; an unknown relationship is still PGRST200 first.
+    let v = ok(&api, "/rest/v1/countries?select=id,a:cities(id),b:cities(name)&id=eq.2&a.order=id&b.order=id").await;
+    assert_eq!(v, json!([{"id": 2, "a": [{"id": 3}, {"id": 4}], "b": [{"name": "Tokyo"}, {"name": "Osaka"}]}]));
+    let res = api.get("/rest/v1/countries?select=id,cities(id),cities(name),nope(id)").await;
+    assert_eq!(res.json()["code"], "PGRST200");
+}
+
+#[tokio::test]
+async fn a_constraint_or_column_name_embeds_the_table_not_a_view_carrying_the_same_key() {
+    let api = api(&format!("{SCHEMA}create view employee_names as select id, name, manager_id from employees;")).await;
+    let v = ok(&api, "/rest/v1/employees?select=name,manager:manager_id(name)&id=eq.2").await;
+    assert_eq!(v, json!([{"name": "mid", "manager": {"name": "boss"}}]));
+}

@@ -23,7 +23,7 @@ use crate::query::{
     AggregateFunction, ApiQuery, Embed, Field, IsValue, JoinType, JsonOperand, LogicOp, LogicTree, NullsOrder,
     Operation, OrderDirection, SelectItem,
 };
-use crate::schema::{Cardinality, Relation, Relationship, Schema};
+use crate::schema::{Cardinality, QualifiedName, Relation, RelationKind, Relationship, Schema};
 
 /// How the body is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,9 +152,14 @@ pub(crate) struct ReadRequest<'a> {
 
 /// Plans a read.
 pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
-    let mut planner = Planner { schema: req.schema, query: req.query, next_alias: 1, embed_paths: HashSet::new() };
+    let mut planner =
+        Planner { schema: req.schema, query: req.query, next_alias: 1, embed_paths: HashSet::new(), duplicate: None };
     let root = planner.node(req.relation, "t0".into(), &req.query.select, &[])?;
     planner.check_paths()?;
+    // Postgres refuses PostgREST's statement only once it is planned: other errors come first.
+    if let Some(duplicate) = planner.duplicate.take() {
+        return Err(duplicate);
+    }
 
     let columns: Vec<String> = root.select.iter().map(|(_, name)| name.clone()).collect();
     let mut page = root.statement(req.relation, "t0");
@@ -257,6 +262,8 @@ struct Planner<'a> {
     query: &'a ApiQuery,
     next_alias: usize,
     embed_paths: HashSet<Vec<String>>,
+    /// The first embed named like an earlier one of the same select list (42712).
+    duplicate: Option<Error>,
 }
 
 impl<'a> Planner<'a> {
@@ -277,6 +284,7 @@ impl<'a> Planner<'a> {
         let scope = Scope { relation, alias: &scope_alias };
         let mut node = Node::default();
         let mut has_aggregate = false;
+        let mut embed_keys: HashSet<&str> = HashSet::new();
         let mut plain = Vec::new();
         let embeds: Vec<&'a Embed> = items
             .iter()
@@ -353,6 +361,14 @@ impl<'a> Planner<'a> {
                     let embed_path = child_path(path, embed);
                     self.embed_paths.insert(embed_path.clone());
                     let joined = self.join(scope, embed)?;
+                    // PostgREST joins each embed as `<parent>_<name>_<depth>`: two embeds of
+                    // one select list under the same name make Postgres refuse the statement,
+                    // which is better than a JSON object with a duplicated key.
+                    let key = embed.alias.as_deref().unwrap_or(&embed.relation);
+                    if !embed_keys.insert(key) && self.duplicate.is_none() {
+                        let alias = format!("{}_{key}_{}", relation.name.name, path.len() + 1);
+                        self.duplicate = Some(Error::duplicate_alias(&alias));
+                    }
                     let child = self.node(joined.target, joined.alias.clone(), &embed.items, &embed_path)?;
                     if embed.join == Some(JoinType::Inner) {
                         node.wheres.push(Expr::exists(exists_statement(&joined, &child)));
@@ -475,8 +491,26 @@ impl<'a> Planner<'a> {
     fn join(&mut self, scope: Scope<'_>, embed: &Embed) -> Result<Joined<'a>> {
         let source = &scope.relation.name;
         let schema = self.schema;
+        let is_view = |name: &QualifiedName| {
+            schema
+                .relations
+                .get(name)
+                .is_some_and(|t| matches!(t.kind, RelationKind::View | RelationKind::MaterializedView))
+        };
         let candidates: Vec<&'a Relationship> =
             schema.relationships_of(source).iter().filter(|r| matches_embed(r, embed)).collect();
+        // A constraint or column name names the relationship to the table rather than the
+        // ones to views carrying the same foreign key (PostgREST's `findRel` leaves views out
+        // of these matches; here they remain when nothing else matches).
+        let by_key_to_view = |r: &Relationship| {
+            embed.hint.is_none() && r.target.name != embed.relation && r.source != r.target && is_view(&r.target)
+        };
+        let candidates: Vec<&'a Relationship> = if candidates.len() > 1 && candidates.iter().any(|r| !by_key_to_view(r))
+        {
+            candidates.into_iter().filter(|r| !by_key_to_view(r)).collect()
+        } else {
+            candidates
+        };
         // A self-referencing FK named by the table means the one-to-many side (PostgREST).
         let candidates: Vec<&'a Relationship> = if candidates.len() > 1
             && embed.hint.is_none()
