@@ -762,4 +762,20 @@ describe('REST gaps: duplicate embeds and deep JSON paths', () => {
     assert.deepEqual(view, [{ username: 'cy', a: { name: 'blue' }, b: { id: 2 } }])
   })
 
+  test('JSON paths deeper than 100 steps are 400 PGRST100 in select, filters and order (not Postgres\' 54001)', async () => {
+    const path = (n) => 'meta' + '->a'.repeat(n)
+    const sqlPath = (n) => 'meta' + "->'a'".repeat(n)
+    const data = ok(await anon.from('countries').select(`id, ${path(100)}`).eq('id', 1))
+    assert.deepEqual(data, await sqlRows(`select id, ${sqlPath(100)} as a from countries where id = 1`))
+    const deep = path(10000)
+    for (const res of [
+      await anon.from('countries').select(`id, ${deep}`),
+      await anon.from('countries').select('id').eq(deep, 1),
+      await anon.from('countries').select('id').order(deep),
+      await anon.from('countries').select(`id, ${path(101)}`),
+    ]) {
+      const err = fails(res, 400, 'PGRST100')
+      assert.equal(err.details, 'JSON path is longer than 100 steps')
+    }
+  })
 })

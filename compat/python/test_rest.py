@@ -751,3 +751,20 @@ def test_gaps_same_table_under_two_names_is_two_embeds(gaps_ready):
                   (select json_build_object('id', t.id) from gap_teams t where t.id = m.team_id) as b
              from gap_members m where m.username = 'ada'"""
     )
+
+
+def test_gaps_json_paths_deeper_than_100_steps_are_pgrst100(gaps_ready):
+    def path(n: int) -> str:
+        return "meta" + "->a" * n
+
+    data = anon.table("countries").select(f"id, {path(100)}").eq("id", 1).execute().data
+    assert data == sql_rows("select id, meta" + "->'a'" * 100 + " as a from countries where id = 1")
+    deep = path(10000)
+    for call in [
+        lambda: anon.table("countries").select(f"id, {deep}").execute(),
+        lambda: anon.table("countries").select("id").eq(deep, 1).execute(),
+        lambda: anon.table("countries").select("id").order(deep).execute(),
+        lambda: anon.table("countries").select(f"id, {path(101)}").execute(),
+    ]:
+        err = fails(call, 400, "PGRST100")
+        assert err.details == "JSON path is longer than 100 steps"

@@ -438,6 +438,25 @@ async fn geojson_with_postgis_and_406_without() {
 }
 
 #[tokio::test]
+async fn json_paths_deeper_than_the_bound_are_refused_before_postgres() {
+    let api = api(SCHEMA).await;
+    let path = |steps: usize| format!("meta{}", "->a".repeat(steps));
+    let res = api.get(&format!("/rest/v1/cities?select=id,{}&id=eq.1", path(100))).await;
+    assert_eq!((res.status.as_u16(), res.json()), (200, json!([{"id": 1, "a": null}])));
+    let deep = path(10_000);
+    for uri in [
+        format!("/rest/v1/cities?select=id,{deep}"),
+        format!("/rest/v1/cities?{deep}=eq.1"),
+        format!("/rest/v1/cities?order={deep}.desc"),
+        format!("/rest/v1/cities?select=id,{}", path(101)),
+    ] {
+        let res = api.get(&uri).await;
+        assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (400, Some("PGRST100")), "{}", &uri[..60]);
+        assert_eq!(res.json()["details"], "JSON path is longer than 100 steps");
+    }
+}
+
+#[tokio::test]
 async fn an_embed_twice_under_one_name_is_postgres_duplicate_alias() {
     let api = api(SCHEMA).await;
     for (uri, alias) in [

@@ -4,6 +4,7 @@
 //! It works on a `Vec<char>`, so positions are always character boundaries and every access is a
 //! bounds-checked `get`.
 
+use super::MAX_JSON_PATH;
 use super::error::SyntaxError;
 use super::field::{Field, JsonArrow, JsonOperand, JsonStep};
 
@@ -253,6 +254,13 @@ impl Cursor {
             };
             if steps.last().is_some_and(|s| s.arrow == JsonArrow::Text) {
                 return Err(SyntaxError::custom(self.column(), "the ->> operator must be the last one in a JSON path"));
+            }
+            // Postgres would run out of stack on a path thousands of steps long (54001, a 500).
+            if steps.len() == MAX_JSON_PATH {
+                return Err(SyntaxError::custom(
+                    self.column(),
+                    format!("JSON path is longer than {MAX_JSON_PATH} steps"),
+                ));
             }
             self.pos += len;
             let operand = self.json_operand()?;

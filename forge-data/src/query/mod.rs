@@ -54,6 +54,10 @@ use range::RangeParam;
 /// The deepest nesting of embeds (in `select`) and of logic trees that the parsers accept.
 pub const MAX_DEPTH: usize = 32;
 
+/// The most `->`/`->>` steps a JSON path may take (in `select`, filters and `order`): far more
+/// than any document needs, far fewer than would exhaust Postgres' stack.
+pub const MAX_JSON_PATH: usize = 100;
+
 /// A parsed query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -303,6 +303,33 @@ fn select_error_reports_original_column_and_expectation() {
 }
 
 #[test]
+fn json_paths_are_bounded_in_select_filters_and_order() {
+    let path = |steps: usize| format!("data{}", "->a".repeat(steps));
+    let longest = path(MAX_JSON_PATH);
+    let too_long = path(MAX_JSON_PATH + 1);
+    assert_eq!(ok(&[("select", &longest)]).select.len(), 1);
+    assert_eq!(ok(&[(&longest, "eq.1")]).filters.len(), 1);
+    assert_eq!(ok(&[("order", &format!("{longest}.desc"))]).order.len(), 1);
+    let text_last = format!("{}->>b", path(MAX_JSON_PATH - 1));
+    assert_eq!(ok(&[("select", &text_last)]).select.len(), 1);
+    let huge = path(10_000);
+    for (key, value) in [
+        ("select", too_long.clone()),
+        (too_long.as_str(), "eq.1".to_owned()),
+        ("order", format!("{too_long}.asc")),
+        ("or", format!("({too_long}.eq.1)")),
+        ("select", huge.clone()),
+        (huge.as_str(), "eq.1".to_owned()),
+        ("order", huge.clone()),
+    ] {
+        let e = err(&[(key, &value)]);
+        assert_eq!(e.code, "PGRST100", "{}", &value[..40]);
+        assert_eq!(e.status(), 400);
+        assert!(e.details.unwrap_or_default().contains("JSON path is longer than 100 steps"));
+    }
+}
+
+#[test]
 fn select_depth_is_bounded() {
     let ok_depth = format!("{}x{}", "a(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
     assert_eq!(select(&ok_depth).len(), 1);
