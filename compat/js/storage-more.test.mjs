@@ -553,7 +553,6 @@ describe('listV2', () => {
       assert.equal(o.created_at, row.created_at, `created_at of ${o.name}`)
       assert.equal(o.updated_at, row.updated_at, `updated_at of ${o.name}`)
       assert.match(o.created_at, STORAGE_TIME_RE)
-      if ('key' in o) assert.equal(o.key, o.name)
     }
   }
 
@@ -562,6 +561,7 @@ describe('listV2', () => {
     const files = storage.from(bucket)
 
     const all = storageOk(await files.listV2())
+    for (const o of all.objects) assert.ok(!('key' in o), `no key without the delimiter: ${JSON.stringify(o)}`)
     assert.deepEqual(wireWithQuery(), {
       method: 'POST',
       path: `/storage/v1/object/list-v2/${bucket}`,
@@ -612,10 +612,20 @@ describe('listV2', () => {
       root.folders.map((f) => f.name),
       ['c/', 'e/'],
     )
-    for (const f of root.folders) {
-      if ('key' in f) assert.equal(f.key, f.name)
-      assert.equal(f.id ?? null, null, 'a folder has no id')
-    }
+    // a folder's key is its name without the trailing slash; by name, every other field is null
+    assert.deepEqual(root.folders[0], {
+      key: 'c',
+      name: 'c/',
+      id: null,
+      updated_at: null,
+      created_at: null,
+      last_accessed_at: null,
+      metadata: null,
+    })
+    assert.deepEqual(
+      root.objects.map((o) => o.key),
+      ['a.txt', 'b.txt', 'd.txt', 'f.txt'],
+    )
     assert.deepEqual(
       root.objects.map((o) => o.name),
       ['a.txt', 'b.txt', 'd.txt', 'f.txt'],
@@ -639,6 +649,11 @@ describe('listV2', () => {
       c.folders.map((f) => f.name),
       ['c/deep/'],
     )
+    // under a prefix, keys are the segment at the prefix's depth
+    assert.deepEqual(
+      [...c.folders, ...c.objects].map((e) => e.key),
+      ['deep', '1.txt', '2.txt'],
+    )
     assert.deepEqual(
       c.objects.map((o) => o.name),
       ['c/1.txt', 'c/2.txt'],
@@ -656,6 +671,56 @@ describe('listV2', () => {
       [
         ['f.txt', 'e/', 'd.txt', 'c/'],
         ['b.txt', 'a.txt'],
+      ],
+    )
+  })
+
+  test('listV2 with with_delimiter honours sortBy created_at and updated_at; folders sort by their first object', async () => {
+    const bucket = await listBucket()
+    const files = storage.from(bucket)
+    // Root entries in creation order: a folder counts from its oldest object (c/2.txt, e/4.txt).
+    const BY_CREATION = ['f.txt', 'c/', 'a.txt', 'e/', 'b.txt', 'd.txt']
+
+    /** Every entry of every page (limit 2), in the order the pages and the sort give them. */
+    async function walk(sortBy) {
+      const out = []
+      for (const p of await pages(files, { with_delimiter: true, limit: 2, sortBy })) {
+        const all = [...p.folders, ...p.objects]
+        const at = (e) => Date.parse(e[sortBy.column])
+        all.sort((x, y) => (at(x) - at(y) || (x.name < y.name ? -1 : 1)) * (sortBy.order === 'desc' ? -1 : 1))
+        out.push(...all.map((e) => e.name))
+      }
+      return out
+    }
+    assert.deepEqual(await walk({ column: 'created_at', order: 'asc' }), BY_CREATION)
+    assert.deepEqual(await walk({ column: 'created_at', order: 'desc' }), [...BY_CREATION].reverse())
+    assert.deepEqual(await walk({ column: 'updated_at', order: 'asc' }), BY_CREATION)
+
+    // a folder entry sorted by a timestamp carries its first object's creation as both times
+    const page = storageOk(await files.listV2({ with_delimiter: true, limit: 2, sortBy: { column: 'created_at', order: 'asc' } }))
+    const first = (await objectRow(bucket, 'c/2.txt')).created_at
+    assert.deepEqual(page.folders, [
+      { key: 'c', name: 'c/', id: null, updated_at: first, created_at: first, last_accessed_at: null, metadata: null },
+    ])
+    assert.deepEqual(
+      page.objects.map((o) => [o.key, o.name]),
+      [['f.txt', 'f.txt']],
+    )
+    assert.equal(page.hasNext, true)
+    assert.equal(page.nextCursorKey, 'c', 'the last entry, a folder named without its slash')
+
+    // rewriting a.txt moves it last by updated_at; the folders keep their creation time
+    await put(bucket, 'a.txt', 'rewritten', { contentType: 'text/plain', upsert: true })
+    assert.deepEqual(await walk({ column: 'updated_at', order: 'asc' }), ['f.txt', 'c/', 'e/', 'b.txt', 'd.txt', 'a.txt'])
+    assert.deepEqual(await walk({ column: 'updated_at', order: 'desc' }), ['a.txt', 'd.txt', 'b.txt', 'e/', 'c/', 'f.txt'])
+    // under a prefix
+    const inC = await pages(files, { prefix: 'c/', with_delimiter: true, limit: 1, sortBy: { column: 'created_at', order: 'desc' } })
+    assert.deepEqual(
+      inC.flatMap((p) => [...p.folders, ...p.objects].map((e) => [e.key, e.name])),
+      [
+        ['1.txt', 'c/1.txt'],
+        ['deep', 'c/deep/'],
+        ['2.txt', 'c/2.txt'],
       ],
     )
   })

@@ -486,7 +486,6 @@ def assert_objects_match_rows(bucket: str, page: SearchV2Result) -> None:
         assert o.metadata == row["metadata"]
         assert o.created_at == datetime.fromisoformat(row["created_at"])
         assert o.updated_at == datetime.fromisoformat(row["updated_at"])
-        assert o.key in (None, o.name)
 
 
 def test_list_v2_without_delimiter_pages_full_keys():
@@ -497,6 +496,7 @@ def test_list_v2_without_delimiter_pages_full_keys():
     assert wire_as_sent() == ("POST", f"/storage/v1/object/list-v2/{bucket}", 200)
     assert everything.folders == []
     assert object_keys(everything) == KEYS
+    assert all("key" not in o for o in last_response().json()["objects"]), "no key without the delimiter"
     assert (everything.hasNext, everything.nextCursor) == (False, None)
     assert_objects_match_rows(bucket, everything)
     assert everything.objects[0].metadata["size"] == len("body of a.txt")
@@ -521,7 +521,19 @@ def test_list_v2_with_delimiter_folds_folders():
     root = files.list_v2({"with_delimiter": True})
     assert json.loads(last_request().content) == {"with_delimiter": True}
     assert [f.name for f in root.folders] == ["c/", "e/"]
-    assert all(f.key in (None, f.name) for f in root.folders)
+    # a folder's key is its name without the trailing slash (Storage's split_part of the name)
+    assert [(f.key, f.name) for f in root.folders] == [("c", "c/"), ("e", "e/")]
+    assert [o.key for o in root.objects] == ["a.txt", "b.txt", "d.txt", "f.txt"]
+    raw = last_response().json()["folders"][0]
+    assert raw == {
+        "key": "c",
+        "name": "c/",
+        "id": None,
+        "updated_at": None,
+        "created_at": None,
+        "last_accessed_at": None,
+        "metadata": None,
+    }
     assert object_keys(root) == ["a.txt", "b.txt", "d.txt", "f.txt"]
     assert_objects_match_rows(bucket, root)
     assert root.hasNext is False
@@ -533,6 +545,7 @@ def test_list_v2_with_delimiter_folds_folders():
     ]
     c = files.list_v2({"prefix": "c/", "with_delimiter": True})
     assert [f.name for f in c.folders] == ["c/deep/"]
+    assert [e.key for e in [*c.folders, *c.objects]] == ["deep", "1.txt", "2.txt"], "the segment at the prefix's depth"
     assert object_keys(c) == ["c/1.txt", "c/2.txt"]
     assert [entries(p) for p in pages(files, {"prefix": "c/", "with_delimiter": True, "limit": 1})] == [
         ["c/1.txt"],
@@ -541,6 +554,44 @@ def test_list_v2_with_delimiter_folds_folders():
     ]
     desc = pages(files, {"with_delimiter": True, "limit": 4, "sortBy": {"column": "name", "order": "desc"}})
     assert [entries(p, desc=True) for p in desc] == [["f.txt", "e/", "d.txt", "c/"], ["b.txt", "a.txt"]]
+
+
+def test_list_v2_with_delimiter_sorts_by_timestamps():
+    """Folded and sorted by created_at or updated_at: a folder sorts (and is dated) by its oldest object."""
+    bucket = list_bucket()
+    files = storage.from_(bucket)
+    by_creation = ["f.txt", "c/", "a.txt", "e/", "b.txt", "d.txt"]
+
+    def walk(column: str, order: str) -> list[str]:
+        out: list[str] = []
+        for p in pages(files, {"with_delimiter": True, "limit": 2, "sortBy": {"column": column, "order": order}}):
+            page = sorted([*p.folders, *p.objects], key=lambda e: (getattr(e, column), e.name), reverse=order == "desc")
+            out.extend(e.name for e in page)
+        return out
+
+    assert walk("created_at", "asc") == by_creation
+    assert walk("created_at", "desc") == by_creation[::-1]
+    assert walk("updated_at", "asc") == by_creation
+
+    page = files.list_v2({"with_delimiter": True, "limit": 2, "sortBy": {"column": "created_at", "order": "asc"}})
+    first = object_row(bucket, "c/2.txt")["created_at"]
+    assert last_response().json()["folders"] == [
+        {
+            "key": "c",
+            "name": "c/",
+            "id": None,
+            "updated_at": first,
+            "created_at": first,
+            "last_accessed_at": None,
+            "metadata": None,
+        }
+    ]
+    assert [(o.key, o.name) for o in page.objects] == [("f.txt", "f.txt")]
+    assert last_response().json()["nextCursorKey"] == "c"
+
+    files.upload("a.txt", b"rewritten", {"content-type": "text/plain", "upsert": "true"})
+    assert walk("updated_at", "asc") == ["f.txt", "c/", "e/", "b.txt", "d.txt", "a.txt"]
+    assert walk("updated_at", "desc") == ["a.txt", "d.txt", "b.txt", "e/", "c/", "f.txt"]
 
 
 def test_list_v2_prefix_and_sort_orders():

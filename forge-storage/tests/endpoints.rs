@@ -918,13 +918,17 @@ async fn list_v2_pages_with_a_cursor_and_folds_folders() {
         for (i, name) in names.iter().enumerate() {
             let r = t.put_raw("POST", &format!("/object/docs/{name}"), Some(&key), "text/plain", name.as_bytes()).await;
             assert_eq!(r.status, 200, "{}", r.text());
-            // Distinct, known update times: a.txt is the oldest.
-            sqlx::query("update storage.objects set updated_at = now() - make_interval(mins => $1) where name = $2")
-                .bind(100 - i as i32)
-                .bind(name)
-                .execute(t.db.pool())
-                .await
-                .expect("touch");
+            // Distinct, known times: created in this order, updated in the reverse one.
+            sqlx::query(
+                "update storage.objects set created_at = now() - make_interval(mins => $1), \
+                 updated_at = now() - make_interval(mins => $2) where name = $3",
+            )
+            .bind(100 - i as i32)
+            .bind(i as i32)
+            .bind(name)
+            .execute(t.db.pool())
+            .await
+            .expect("touch");
         }
         let list = |body: Value| {
             let t = &t;
@@ -947,7 +951,8 @@ async fn list_v2_pages_with_a_cursor_and_folds_folders() {
         assert_eq!((page["hasNext"].clone(), page["nextCursor"].clone()), (json!(false), Value::Null));
         let first = &page["objects"][0];
         assert!(first["id"].is_string() && first["updated_at"].is_string(), "{first}");
-        assert_eq!((first["key"].clone(), first["metadata"]["size"].clone()), (json!("a.txt"), json!(5)));
+        assert_eq!(first["metadata"]["size"], json!(5));
+        assert!(first.get("key").is_none(), "no key without the delimiter: {first}");
 
         // With it: one folder per name with a `/` past the prefix.
         let page = list(json!({ "with_delimiter": true })).await;
@@ -955,7 +960,13 @@ async fn list_v2_pages_with_a_cursor_and_folds_folders() {
             (keys(&page, "folders"), keys(&page, "objects")),
             (vec!["docs/".to_owned(), "img/".to_owned()], vec!["a.txt".to_owned(), "zz.txt".to_owned()])
         );
-        assert_eq!(page["folders"][0], json!({ "name": "docs/", "key": "docs/" }));
+        // A folder's key is its name without the `/`; every other field is null.
+        assert_eq!(
+            page["folders"][0],
+            json!({ "key": "docs", "name": "docs/", "id": null, "updated_at": null, "created_at": null,
+                    "last_accessed_at": null, "metadata": null })
+        );
+        assert_eq!(page["objects"][0]["key"], "a.txt");
         let page = list(json!({ "prefix": "docs/", "with_delimiter": true })).await;
         assert_eq!(
             (keys(&page, "folders"), keys(&page, "objects")),
@@ -996,12 +1007,45 @@ async fn list_v2_pages_with_a_cursor_and_folds_folders() {
                 None => break,
             }
         }
-        let newest_first: Vec<String> = names.iter().rev().map(|n| (*n).to_owned()).collect();
+        let newest_first: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         assert_eq!(seen, newest_first, "{backend:?}");
+
+        // Folded and sorted by a timestamp: folders sort by their oldest object's creation
+        // (which they answer as both timestamps), among the objects, paged one at a time.
+        let walk = |column: &'static str, order: &'static str| {
+            let list = &list;
+            async move {
+                let mut seen = Vec::new();
+                let mut body =
+                    json!({ "limit": 1, "with_delimiter": true, "sortBy": { "column": column, "order": order } });
+                loop {
+                    let page = list(body.clone()).await;
+                    for folder in page["folders"].as_array().expect("folders") {
+                        assert_eq!(folder["created_at"], folder["updated_at"], "{folder}");
+                        assert!(folder["created_at"].is_string(), "{folder}");
+                        seen.push(folder["name"].as_str().expect("name").to_owned());
+                    }
+                    seen.extend(keys(&page, "objects"));
+                    match page["nextCursor"].as_str() {
+                        Some(c) => body = json!({ "limit": 1, "with_delimiter": true, "cursor": c }),
+                        None => break,
+                    }
+                }
+                seen
+            }
+        };
+        assert_eq!(walk("created_at", "asc").await, ["a.txt", "docs/", "img/", "zz.txt"], "{backend:?}");
+        assert_eq!(walk("created_at", "desc").await, ["zz.txt", "img/", "docs/", "a.txt"], "{backend:?}");
+        // docs/ and img/ still sort by creation (99 and 96 minutes ago); zz.txt was updated
+        // 5 minutes ago, a.txt now.
+        assert_eq!(walk("updated_at", "asc").await, ["docs/", "img/", "zz.txt", "a.txt"], "{backend:?}");
+        assert_eq!(walk("updated_at", "desc").await, ["a.txt", "zz.txt", "img/", "docs/"], "{backend:?}");
+        let page = list(json!({ "limit": 2, "with_delimiter": true, "sortBy": { "column": "created_at" } })).await;
+        assert_eq!(page["nextCursorKey"], "docs", "the last entry, a folder's name without its /");
 
         // The caller's policies decide: anon sees nothing without one.
         let r = t.send("POST", "/object/list-v2/docs", None, json!({})).await;
-        assert_eq!(r.json(), json!({ "hasNext": false, "folders": [], "objects": [], "nextCursor": null }));
+        assert_eq!(r.json(), json!({ "hasNext": false, "folders": [], "objects": [] }));
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(r#"{"after":"a.txt","column":"updated_at","order":"asc","at":"not a time"}"#);
         t.service("POST", "/object/list-v2/docs", json!({ "cursor": forged })).await.assert_error(
