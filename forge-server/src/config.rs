@@ -290,7 +290,8 @@ impl Config {
     pub fn object_store(&self) -> Result<std::sync::Arc<dyn object_store::ObjectStore>, ConfigError> {
         let Some(bucket) = self.s3_bucket.clone().filter(|b| !b.is_empty()) else {
             let path = self.storage_path();
-            std::fs::create_dir_all(&path).map_err(|e| ConfigError(format!("storage_path {}: {e}", path.display())))?;
+            crate::private::secure_dir(&path)
+                .map_err(|e| ConfigError(format!("storage_path {}: {e}", path.display())))?;
             // Files are synced to disk before the row that names them commits, so a crash
             // cannot leave a visible object without its bytes. Directories left empty by
             // deletes (a finished resumable upload's parts) go too.

@@ -7,11 +7,13 @@
 //! |---|---|
 //! | [`cli`] | `serve` (default), `migrate`, `keys` |
 //! | [`config`] | `forge.toml` + `FORGE_*` variables, layered with figment |
+//! | [`private`] | umask 077 and a private data dir |
 //! | [`secret`] | the JWT secret: configured, or generated once into the data dir |
 //! | [`database`] | an existing Postgres or the embedded cluster |
 //! | [`app`] | `/health`, `/ready` and the project-scoped services |
 //! | [`edge`] | request id, tracing, CORS, limits, timeouts |
 //! | [`serve`] | the connection loop: header timeout, connection cap, graceful drain |
+//! | [`sweep`] | what uploads left behind: at start-up, then hourly |
 //! | [`telemetry`] | text or JSON logs |
 //!
 //! Start-up: config → logging → secret → database (embedded cluster if needed) → bootstrap and
@@ -23,8 +25,10 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod edge;
+pub mod private;
 pub mod secret;
 pub mod serve;
+pub mod sweep;
 pub mod telemetry;
 
 use std::time::{Duration, Instant};
@@ -88,8 +92,11 @@ pub fn migrations() -> Vec<MigrationSet> {
 /// Runs the command line.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let started = Instant::now();
+    private::restrict_new_files();
     let config = Config::load(cli.config.as_deref())?;
     telemetry::init(config.log_format);
+    private::secure_data_dir(&config.data_dir)
+        .map_err(|e| Error::io(format!("securing the data dir {}", config.data_dir.display()), e))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Keys => keys(&config),
         Command::Migrate => {
@@ -184,7 +191,14 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         .config(storage_config)
         .build()
         .map_err(|e| Error::Config(e.to_string()))?;
-    let sweeper = tokio::spawn(sweep_storage(storage.clone(), project.clone()));
+    let sweeper = sweep::Sweeper {
+        storage: storage.clone(),
+        project: project.clone(),
+        local: config.s3_bucket.as_deref().is_none_or(str::is_empty).then(|| config.storage_path()),
+    };
+    // Before serving, so that nothing of this run is in flight yet.
+    sweeper.at_start(started, db.embedded.is_none()).await;
+    let sweeper = tokio::spawn(sweeper.every_hour());
     let app = app::router(project, &data, &auth, &storage, &config);
 
     print_banner(&url, &reference, &keys);
@@ -201,26 +215,6 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     db.shutdown().await;
     tracing::info!("stopped");
     served
-}
-
-/// Collects what storage uploads left behind (expired resumable uploads, blobs no row names
-/// after a crash mid-upload), a minute after start and then every hour.
-async fn sweep_storage(storage: forge_storage::Storage, project: Project) {
-    let first = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut every = tokio::time::interval_at(first, Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        match storage.sweep(&project).await {
-            Ok(swept) if swept == forge_storage::Swept::default() => {}
-            Ok(swept) => tracing::info!(
-                expired_uploads = swept.expired_uploads,
-                orphan_blobs = swept.orphan_blobs,
-                orphan_uploads = swept.orphan_uploads,
-                "storage swept"
-            ),
-            Err(e) => tracing::warn!(error = %e, "sweeping storage failed"),
-        }
-    }
 }
 
 fn print_banner(url: &str, reference: &ProjectRef, keys: &ProjectKeys) {

@@ -9,6 +9,8 @@ use clap::Parser as _;
 use forge_server::cli::Cli;
 
 fn main() -> ExitCode {
+    // Before any thread or file: what the server creates is private to its user.
+    forge_server::private::restrict_new_files();
     // One process-wide rustls crypto provider (DEPENDENCIES.md, pitfall 1). An Err means one
     // was installed already, which is what we want.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

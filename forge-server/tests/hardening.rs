@@ -244,3 +244,119 @@ async fn slow_connections_beyond_the_file_limit_do_not_stop_normal_requests() {
     assert_eq!(server.get("/ready").status, 200);
     assert!(!server.logs().contains("Too many open files"), "the server ran out of files");
 }
+
+#[test]
+fn the_data_dir_and_stored_files_are_private_to_the_server() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // A data dir an earlier version left open is closed too.
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let server = Server::start(dir.path(), &[]);
+    let keys = keys(dir.path());
+    let service = keys["service_role_key"].as_str().expect("service key");
+    let svc = format!("Bearer {service}");
+    let auth = [("apikey", service), ("authorization", svc.as_str())];
+    let bucket = server.request(
+        "POST",
+        "/storage/v1/bucket",
+        &[auth[0], auth[1], ("content-type", "application/json")],
+        &json_body(&json!({ "name": "private" })),
+    );
+    assert_eq!(bucket.status, 200, "{}", bucket.body);
+    let upload = server.request("POST", "/storage/v1/object/private/a/b/secret.txt", &auth, b"not for other users");
+    assert_eq!(upload.status, 200, "{}", upload.body);
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    // Run as root, the embedded Postgres runs as another account and must pass through.
+    let root = std::fs::metadata("/proc/self").expect("/proc/self").uid() == 0;
+    assert_eq!(mode(&data), if root { 0o711 } else { 0o700 }, "the data dir");
+    assert_eq!(mode(&data.join("jwt_secret")), 0o600);
+    let mut stored = 0;
+    let mut pending = vec![data.join("storage")];
+    while let Some(path) = pending.pop() {
+        assert_eq!(mode(&path) & 0o077, 0, "{} is private", path.display());
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).expect("read dir").map(|e| e.expect("entry").path()));
+        } else {
+            stored += 1;
+        }
+    }
+    assert!(stored >= 1, "the upload is on disk");
+    assert_eq!(mode(&data.join("pg")), 0o700, "the cluster");
+}
+
+/// A time-ordered (v7) UUID made now, as the storage service names versions.
+fn version_now() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let hex = format!("{:012x}", ms & 0xffff_ffff_ffff);
+    format!("{}-{}-7abc-8def-0123456789ab", &hex[..8], &hex[8..])
+}
+
+#[test]
+fn a_restart_removes_what_an_upload_cut_by_a_crash_left() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = dir.path().join("data/storage/default");
+    let server = Server::start(dir.path(), &[]);
+    let keys = keys(dir.path());
+    let service = keys["service_role_key"].as_str().expect("service key").to_owned();
+    let svc = format!("Bearer {service}");
+    let auth = [("apikey", service.as_str()), ("authorization", svc.as_str())];
+    let bucket = server.request(
+        "POST",
+        "/storage/v1/bucket",
+        &[auth[0], auth[1], ("content-type", "application/json")],
+        &json_body(&json!({ "name": "crash" })),
+    );
+    assert_eq!(bucket.status, 200, "{}", bucket.body);
+    let kept = server.request("POST", "/storage/v1/object/crash/kept.txt", &auth, b"still here");
+    assert_eq!(kept.status, 200, "{}", kept.body);
+
+    // A large upload, streamed in chunks, still running when the server is killed.
+    let mut tcp = std::net::TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        tcp,
+        "POST /storage/v1/object/crash/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {svc}\r\n\
+         Transfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .expect("head");
+    let chunk = vec![7u8; 1 << 20];
+    let staged = |files: &std::path::Path| {
+        std::fs::read_dir(files)
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().contains('#')).count())
+            .unwrap_or(0)
+    };
+    for _ in 0..40 {
+        write!(tcp, "{:x}\r\n", chunk.len()).expect("chunk size");
+        tcp.write_all(&chunk).expect("chunk");
+        tcp.write_all(b"\r\n").expect("chunk end");
+        if staged(&files) > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(staged(&files) > 0, "the upload's bytes are on disk before the crash");
+    let pg = common::postmaster_pid(&dir.path().join("data"));
+    server.signal("KILL");
+    drop(server);
+    drop(tcp);
+    // The embedded cluster follows its server down.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while pg.is_some_and(common::process_alive) {
+        assert!(std::time::Instant::now() < deadline, "postgres outlived its server");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And a whole blob no row names, as a kill between storing and recording leaves.
+    let orphan = files.join(version_now());
+    std::fs::write(&orphan, b"never recorded").expect("orphan blob");
+    assert!(staged(&files) > 0);
+
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(staged(&files), 0, "no interrupted write is left once the server is up");
+    assert!(!orphan.exists(), "the unrecorded blob is gone");
+    let res = server.request("GET", "/storage/v1/object/crash/kept.txt", &auth, b"");
+    assert_eq!((res.status, res.body.as_str()), (200, "still here"));
+    assert!(server.logs().contains("what a previous run left"), "{}", server.logs());
+}
