@@ -1,6 +1,16 @@
-//! The default project's database: an existing Postgres, or the embedded cluster.
+//! The default project's database: an existing Postgres, or the embedded cluster, restarted
+//! if it dies.
+//!
+//! The supervisor checks the postmaster four times a second. When it has exited without
+//! being asked to (killed, crashed), it is started again over the same data directory:
+//! Postgres's crash recovery replays the WAL, and both pools reconnect on their own (sqlx
+//! tests a connection before handing it out, deadpool drops closed ones). Meanwhile requests
+//! answer 503. A start that fails is retried, waiting up to 5 s between tries.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use forge_core::embedded::{ClusterOptions, EmbeddedPostgres, PgBinaries};
 use forge_core::{Database, DatabaseConfig};
@@ -8,13 +18,26 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::Error;
 
+/// How often the supervisor looks at the postmaster.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// The longest wait between two failed starts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 /// The database and, when embedded, the cluster that serves it.
 #[derive(Debug)]
 pub struct ProjectDatabase {
     /// The pools.
     pub db: Database,
-    /// The embedded cluster, stopped on [`ProjectDatabase::shutdown`].
-    pub embedded: Option<EmbeddedPostgres>,
+    /// The embedded cluster and its supervisor, stopped on [`ProjectDatabase::shutdown`].
+    embedded: Option<Supervised>,
+}
+
+/// The embedded cluster under supervision.
+#[derive(Debug)]
+struct Supervised {
+    cluster: Arc<Mutex<Option<EmbeddedPostgres>>>,
+    stopping: Arc<AtomicBool>,
+    supervisor: tokio::task::JoinHandle<()>,
 }
 
 impl ProjectDatabase {
@@ -32,28 +55,99 @@ impl ProjectDatabase {
                 if let Some(dir) = postgres_bin {
                     options.binaries = Some(PgBinaries::in_dir(dir).map_err(Error::Embedded)?);
                 }
-                let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(options))
-                    .await
-                    .map_err(|e| Error::Startup(format!("the Postgres start-up task failed: {e}")))?
-                    .map_err(Error::Embedded)?;
+                let pg = start(options.clone()).await.map_err(|e| match e {
+                    Started::Failed(e) => Error::Embedded(e),
+                    Started::Panicked(e) => Error::Startup(e),
+                })?;
                 let config = DatabaseConfig::new(pg.url("postgres", pg.superuser()))
                     .with_gateway_url(pg.url("postgres", "authenticator"));
                 let db = Database::connect_lazy(&config).map_err(|e| Error::Startup(e.to_string()))?;
                 tracing::info!(pid = pg.pid(), first_start = pg.initialized(), "embedded postgres is up");
-                Ok(Self { db, embedded: Some(pg) })
+                let cluster = Arc::new(Mutex::new(Some(pg)));
+                let stopping = Arc::new(AtomicBool::new(false));
+                let supervisor = tokio::spawn(supervise(cluster.clone(), options, stopping.clone()));
+                Ok(Self { db, embedded: Some(Supervised { cluster, stopping, supervisor }) })
             }
         }
+    }
+
+    /// Whether the database is the embedded cluster (this server is then its only user).
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
     }
 
     /// Closes the pools and stops the embedded cluster (fast shutdown: nothing committed is lost).
     pub async fn shutdown(self) {
         self.db.close().await;
-        if let Some(pg) = self.embedded {
+        if let Some(Supervised { cluster, stopping, supervisor }) = self.embedded {
+            stopping.store(true, Ordering::SeqCst);
+            supervisor.abort();
+            let _ = supervisor.await;
             let _ = tokio::task::spawn_blocking(move || {
-                pg.stop();
-                tracing::info!("embedded postgres stopped");
+                let pg = cluster.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(pg) = pg {
+                    pg.stop();
+                    tracing::info!("embedded postgres stopped");
+                }
             })
             .await;
+        }
+    }
+}
+
+/// Why a start did not give a cluster.
+enum Started {
+    Failed(forge_core::embedded::EmbeddedError),
+    Panicked(String),
+}
+
+/// Starts the cluster on a blocking thread.
+async fn start(options: ClusterOptions) -> Result<EmbeddedPostgres, Started> {
+    tokio::task::spawn_blocking(move || EmbeddedPostgres::start(options))
+        .await
+        .map_err(|e| Started::Panicked(format!("the Postgres start-up task failed: {e}")))?
+        .map_err(Started::Failed)
+}
+
+/// Restarts the cluster whenever it exits unasked, until `stopping`.
+async fn supervise(cluster: Arc<Mutex<Option<EmbeddedPostgres>>>, options: ClusterOptions, stopping: Arc<AtomicBool>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(CHECK_EVERY).await;
+        let running = {
+            let guard = cluster.lock().unwrap_or_else(|e| e.into_inner());
+            guard.as_ref().is_some_and(|pg| !pg.has_exited())
+        };
+        if running || stopping.load(Ordering::SeqCst) {
+            continue;
+        }
+        // Dropping the old handle costs nothing: its postmaster is gone.
+        let gone = cluster.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(pg) = &gone {
+            tracing::error!(pid = pg.pid(), "embedded postgres exited unexpectedly; restarting it");
+        }
+        drop(gone);
+        match start(options.clone()).await {
+            Ok(pg) if stopping.load(Ordering::SeqCst) => {
+                // Shutting down meanwhile: this one goes too.
+                let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
+                return;
+            }
+            Ok(pg) => {
+                tracing::info!(pid = pg.pid(), "embedded postgres restarted (crash recovery done)");
+                *cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(pg);
+                backoff = Duration::from_millis(100);
+            }
+            Err(Started::Failed(e)) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "restarting embedded postgres failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(Started::Panicked(e)) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "restarting embedded postgres failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
     }
 }

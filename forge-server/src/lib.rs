@@ -197,7 +197,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         local: config.s3_bucket.as_deref().is_none_or(str::is_empty).then(|| config.storage_path()),
     };
     // Before serving, so that nothing of this run is in flight yet.
-    sweeper.at_start(started, db.embedded.is_none()).await;
+    sweeper.at_start(started, !db.is_embedded()).await;
     let sweeper = tokio::spawn(sweeper.every_hour());
     let app = app::router(project, &data, &auth, &storage, &config);
 

@@ -92,3 +92,69 @@ fn missing_postgres_binaries_fail_with_a_clear_message() {
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
     assert!(stderr.contains("FORGE_DATABASE_URL"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postmaster_is_restarted_and_requests_recover_under_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(dir.path(), &[]);
+    exec(&data, "create table kept (id int); insert into kept values (1);").await;
+    let keys = common::command(dir.path()).arg("keys").output().expect("keys");
+    let keys: serde_json::Value = serde_json::from_slice(&keys.stdout).expect("keys JSON");
+    let service = keys["service_role_key"].as_str().expect("service key").to_owned();
+
+    // Load on both pools: /ready pings through sqlx, the bucket list goes through the RLS
+    // gateway.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (addr, stop) = (server.addr.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let svc = format!("Bearer {service}");
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let ready = common::request(&addr, "GET", "/ready", &[], b"").status;
+                let buckets =
+                    common::request(&addr, "GET", "/storage/v1/bucket", &[("authorization", &svc)], b"").status;
+                seen.push((Instant::now(), ready, buckets));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pg = postmaster_pid(&data).expect("postmaster.pid");
+    let killed = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pg.to_string()]).status().expect("kill").success());
+
+    // Back within 5 s: both pools answer again, and keep answering.
+    let deadline = killed + Duration::from_secs(5);
+    loop {
+        let ready = server.get("/ready").status;
+        if ready == 200 && postmaster_pid(&data).is_some_and(|new| new != pg) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready again 5 s after the postmaster was killed: {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = load.join().expect("load");
+    let recovered = seen
+        .iter()
+        .filter(|(at, ready, buckets)| *at > killed && (*ready != 200 || *buckets != 200))
+        .map(|(at, ..)| at.duration_since(killed))
+        .max()
+        .unwrap_or_default();
+    println!("{} requests; the last failure came {recovered:?} after the kill", seen.len());
+    assert!(recovered < Duration::from_secs(5), "requests still failed {recovered:?} after the kill");
+    let (_, ready, buckets) = seen.last().copied().expect("requests were made");
+    assert_eq!((ready, buckets), (200, 200), "the last requests succeeded");
+    assert_eq!(count(&data).await, 1, "committed data survives");
+    assert!(server.logs().contains("embedded postgres restarted"), "{}", server.logs());
+
+    // A clean stop still stops the restarted cluster.
+    let new_pg = postmaster_pid(&data).expect("the new postmaster");
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(60)).success());
+    wait_gone(new_pg, Duration::from_secs(10));
+}

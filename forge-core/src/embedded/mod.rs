@@ -335,6 +335,22 @@ impl EmbeddedPostgres {
         if text.is_empty() { format!("see {}", self.log_file.display()) } else { text.to_owned() }
     }
 
+    /// Whether the postmaster has exited (it crashed or was killed, or was stopped). Does not
+    /// block.
+    pub fn has_exited(&self) -> bool {
+        let mut guard = self.exit.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(rx) = guard.as_ref() else {
+            return true;
+        };
+        match rx.try_recv() {
+            Ok(_) | Err(mpsc::TryRecvError::Disconnected) => {
+                *guard = None;
+                true
+            }
+            Err(mpsc::TryRecvError::Empty) => false,
+        }
+    }
+
     /// The postmaster's process id.
     pub fn pid(&self) -> i32 {
         self.pid
