@@ -330,6 +330,32 @@ describe('rpc: REST gaps (rollback, counts of one value, ambiguous overloads)', 
     assert.equal(await kept(name), 0)
   })
 
+  test('one unnamed parameter: json takes the body, text the "" key\'s raw body, other types are not callable (PGRST202)', async () => {
+    const payload = { b: [1, { c: null }], a: 'x' }
+    assert.deepEqual(ok(await anon.rpc('gap_raw_json', payload)), await sqlValue('select gap_raw_json($1::json)', [JSON.stringify(payload)]))
+    const text = ok(await anon.rpc('gap_raw_text', { '': 'x' }))
+    assert.equal(text, await sqlValue('select gap_raw_text($1)', ['{"":"x"}']))
+    assert.equal(text, '{"":"x"}')
+    const int = fails(await anon.rpc('gap_raw_int', { '': 1 }), 404, 'PGRST202')
+    assert.deepEqual([int.message, int.details], [
+      'Could not find the function public.gap_raw_int() in the schema cache',
+      'Searched for the function public.gap_raw_int with parameter  or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.',
+    ])
+    const pair = fails(await anon.rpc('gap_raw_pair', {}), 404, 'PGRST202')
+    assert.equal(pair.message, 'Could not find the function public.gap_raw_pair without parameters in the schema cache')
+    assert.equal(await sqlValue('select gap_raw_pair(1, 2)'), 3, 'the function exists; PostgREST does not expose it')
+    // overloads: named arguments first, the unnamed json one takes any other object
+    assert.equal(ok(await anon.rpc('gap_raw_over', { x: 1, y: 2 })), 'x, y')
+    assert.equal(ok(await anon.rpc('gap_raw_over', {})), 'none')
+    assert.equal(ok(await anon.rpc('gap_raw_over', { A: 1 })), 'json')
+    assert.equal(ok(await anon.rpc('gap_raw_over', {}, { get: true })), 'none')
+    const both = fails(await anon.rpc('gap_raw_both', { A: 1 }), 300, 'PGRST203')
+    assert.equal(
+      both.message,
+      'Could not choose the best candidate function between: public.gap_raw_both( => json), public.gap_raw_both( => jsonb)',
+    )
+  })
+
   test('overloads with the same names and different types: 300 PGRST203 listing them, with PostgREST\'s hint', async () => {
     const res = await anon.rpc('gap_pick', { arg: 'value' }, { get: true })
     const err = fails(res, 300, 'PGRST203')

@@ -286,6 +286,30 @@ def test_gaps_count_exact_of_scalar_set_and_void(gaps_ready):
     assert _kept(name) == 0
 
 
+def test_gaps_one_unnamed_parameter_takes_the_body_only_for_json_and_text(gaps_ready):
+    payload = {"b": [1, {"c": None}], "a": "x"}
+    assert anon.rpc("gap_raw_json", payload).execute().data == sql_value("select gap_raw_json(%s::json)", (json.dumps(payload),))
+    text = anon.rpc("gap_raw_text", {"": "x"}).execute().data
+    sent = last_request().content.decode()
+    assert text == sql_value("select gap_raw_text(%s)", (sent,)) == sent
+    err = fails(lambda: anon.rpc("gap_raw_int", {"": 1}).execute(), 404, "PGRST202")
+    assert (err.message, err.details) == (
+        "Could not find the function public.gap_raw_int() in the schema cache",
+        "Searched for the function public.gap_raw_int with parameter  or with a single unnamed json/jsonb parameter, "
+        "but no matches were found in the schema cache.",
+    )
+    err = fails(lambda: anon.rpc("gap_raw_pair", {}).execute(), 404, "PGRST202")
+    assert err.message == "Could not find the function public.gap_raw_pair without parameters in the schema cache"
+    assert sql_value("select gap_raw_pair(1, 2)") == 3, "the function exists; PostgREST does not expose it"
+    assert anon.rpc("gap_raw_over", {"x": 1, "y": 2}).execute().data == "x, y"
+    assert anon.rpc("gap_raw_over", {}).execute().data == "none"
+    assert anon.rpc("gap_raw_over", {"A": 1}).execute().data == "json"
+    assert anon.rpc("gap_raw_over", {}, get=True).execute().data == "none"
+    err = fails(lambda: anon.rpc("gap_raw_both", {"A": 1}).execute(), 300, "PGRST203")
+    assert err.message == (
+        "Could not choose the best candidate function between: public.gap_raw_both( => json), public.gap_raw_both( => jsonb)"
+    )
+
 def test_gaps_ambiguous_overloads_are_pgrst203_with_postgrests_hint(gaps_ready):
     err = fails(lambda: anon.rpc("gap_pick", {"arg": "value"}, get=True).execute(), 300, "PGRST203")
     assert error_fields(err) == {

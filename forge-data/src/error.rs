@@ -257,22 +257,49 @@ impl Error {
         )))
     }
 
-    /// PGRST202: no function with this name and these argument names.
+    /// PGRST202: no function with this name and these argument names (a JSON POST, which
+    /// a function taking a single unnamed json/jsonb argument could also have taken).
     pub fn function_not_found(schema: &str, name: &str, args: &[String]) -> Self {
-        let (signature, searched) = if args.is_empty() {
-            (
-                format!("Could not find the function {schema}.{name} without parameters in the schema cache"),
-                "without parameters".to_owned(),
-            )
-        } else {
-            let word = if args.len() == 1 { "parameter" } else { "parameters" };
-            (
-                format!("Could not find the function {schema}.{name}({}) in the schema cache", args.join(", ")),
-                format!("with {word} {}", args.join(", ")),
-            )
+        Self::function_not_found_for(schema, name, args, None, true)
+    }
+
+    /// PGRST202 in PostgREST's words for each way of calling (Error.hs `NoRpc`): `raw` is the
+    /// type a text, xml or binary body needed (`text`, `xml`, `bytea`); `json_fallback` says
+    /// a JSON POST body could have gone to a single unnamed json/jsonb argument. Argument
+    /// names are listed sorted, as PostgREST's set of keys.
+    pub(crate) fn function_not_found_for(
+        schema: &str,
+        name: &str,
+        args: &[String],
+        raw: Option<&str>,
+        json_fallback: bool,
+    ) -> Self {
+        let mut args = args.to_vec();
+        args.sort();
+        args.dedup();
+        let searched = match args.as_slice() {
+            [] => "without parameters".to_owned(),
+            [one] => format!("with parameter {one}"),
+            many => format!("with parameters {}", many.join(", ")),
         };
-        Self::api(ErrorKind::FunctionNotFound, signature).with_details(format!(
-            "Searched for the function {schema}.{name} {searched} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+        let (message, searched) = match raw {
+            Some(ty) => (
+                format!("Could not find the function {schema}.{name} in the schema cache"),
+                format!("with a single unnamed {ty} parameter"),
+            ),
+            None if args.is_empty() => (
+                format!("Could not find the function {schema}.{name} without parameters in the schema cache"),
+                searched,
+            ),
+            None => (
+                format!("Could not find the function {schema}.{name}({}) in the schema cache", args.join(", ")),
+                searched,
+            ),
+        };
+        let fallback =
+            if json_fallback && raw.is_none() { " or with a single unnamed json/jsonb parameter" } else { "" };
+        Self::api(ErrorKind::FunctionNotFound, message).with_details(format!(
+            "Searched for the function {schema}.{name} {searched}{fallback}, but no matches were found in the schema cache."
         ))
     }
 

@@ -196,3 +196,84 @@ create function overloaded_same_args(arg text, num integer default 0) returns js
         })
     );
 }
+
+const UNNAMED: &str = r#"
+create function unnamed_json(json) returns json language sql as $$ select $1 $$;
+create function unnamed_text(text) returns text language sql as $$ select $1 $$;
+create function unnamed_bytea(bytea) returns bytea language sql as $$ select $1 $$;
+create function unnamed_int(int) returns int language sql as $$ select $1 $$;
+create function unnamed_two(int, int) returns int language sql as $$ select $1 + $2 $$;
+create function overloaded_unnamed(json) returns text language sql as $$ select 'json' $$;
+create function overloaded_unnamed(bytea) returns text language sql as $$ select 'bytea' $$;
+create function overloaded_unnamed(text) returns text language sql as $$ select 'text' $$;
+create function overloaded_unnamed() returns text language sql as $$ select 'none' $$;
+create function overloaded_unnamed(x int, y int) returns text language sql as $$ select 'x, y' $$;
+create function unnamed_json_jsonb(json) returns text language sql as $$ select 'json' $$;
+create function unnamed_json_jsonb(jsonb) returns text language sql as $$ select 'jsonb' $$;
+"#;
+
+#[tokio::test]
+async fn only_a_single_unnamed_json_text_xml_or_bytea_argument_takes_the_body() {
+    let api = api(&format!("{SCHEMA}{UNNAMED}")).await;
+    let post = |ct: &'static str| [("content-type", ct)];
+    let res = api.send("POST", "/rest/v1/rpc/unnamed_json", &post("application/json"), r#"{"A":1,"B":[2]}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()), (200, json!({"A": 1, "B": [2]})));
+    let res = api.send("POST", "/rest/v1/rpc/unnamed_text", &post("text/plain"), "unnamed text arg").await;
+    assert_eq!((res.status.as_u16(), res.json()), (200, json!("unnamed text arg")));
+    // The "" key names the unnamed argument, which still receives the raw body (PostgREST).
+    let res = api.send("POST", "/rest/v1/rpc/unnamed_text", &post("application/json"), r#"{"":"x"}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()), (200, json!(r#"{"":"x"}"#)));
+    let res = api.send("POST", "/rest/v1/rpc/unnamed_bytea", &post("application/octet-stream"), "\u{1}ab").await;
+    assert_eq!((res.status.as_u16(), res.json()), (200, json!("\\x016162")));
+
+    // Other unnamed functions are not in the schema cache: PGRST202, never broken SQL.
+    for (uri, ct, body) in [
+        ("/rest/v1/rpc/unnamed_int", "application/json", r#"{"":1}"#),
+        ("/rest/v1/rpc/unnamed_int", "application/json", "5"),
+        ("/rest/v1/rpc/unnamed_two", "application/json", "{}"),
+        ("/rest/v1/rpc/unnamed_json", "text/plain", "x"),
+    ] {
+        let res = api.send("POST", uri, &post(ct), body).await;
+        assert_eq!(
+            (res.status.as_u16(), res.json()["code"].as_str()),
+            (404, Some("PGRST202")),
+            "{uri} {body}: {}",
+            res.body
+        );
+    }
+    let res = api.send("POST", "/rest/v1/rpc/unnamed_int", &post("text/plain"), "5").await;
+    assert_eq!(
+        res.json(),
+        json!({
+            "code": "PGRST202",
+            "message": "Could not find the function public.unnamed_int in the schema cache",
+            "details": "Searched for the function public.unnamed_int with a single unnamed text parameter, but no matches were found in the schema cache.",
+            "hint": null,
+        })
+    );
+    let res = api.get("/rest/v1/rpc/unnamed_two?b=1&a=2").await;
+    assert_eq!(
+        res.json()["details"],
+        "Searched for the function public.unnamed_two with parameters a, b, but no matches were found in the schema cache."
+    );
+
+    // Overloads: named arguments first, then the body's own type.
+    for (ct, body, picked) in [
+        ("application/json", r#"{"x":1,"y":2}"#, "x, y"),
+        ("application/json", "{}", "none"),
+        ("application/json", r#"{"A":1}"#, "json"),
+        ("text/plain", "some text", "text"),
+        ("application/octet-stream", "bytes", "bytea"),
+    ] {
+        let res = api.send("POST", "/rest/v1/rpc/overloaded_unnamed", &post(ct), body).await;
+        assert_eq!((res.status.as_u16(), res.json()), (200, json!(picked)), "{ct} {body}");
+    }
+    let res = api.send("GET", "/rest/v1/rpc/overloaded_unnamed", &post("text/plain"), "").await;
+    assert_eq!(res.json(), json!("none"), "a GET takes no body");
+    let res = api.send("POST", "/rest/v1/rpc/unnamed_json_jsonb", &post("application/json"), r#"{"A":1}"#).await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (300, Some("PGRST203")));
+    assert_eq!(
+        res.json()["message"],
+        "Could not choose the best candidate function between: public.unnamed_json_jsonb( => json), public.unnamed_json_jsonb( => jsonb)"
+    );
+}

@@ -4,13 +4,13 @@ use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use forge_core::Project;
 use forge_core::rls::{self, RequestContext};
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{Map, Value};
 
 use super::{Page, Rest, content_range, finish, header_value, internal, negotiate, parse_error, read_row, with_schema};
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::{Args, Output, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
+use crate::plan::{Args, Output, Payload, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
 use crate::query::{PreferHandling, PreferTx, Preferences, decode_query, parse_prefer, parse_query};
 use crate::schema::ReturnType;
 
@@ -35,7 +35,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         return Err(Error::not_acceptable(accept));
     }
-    let args = call_args(method, body, &query)?;
+    let args = call_args(method, body, headers, &query)?;
     let (function, args) = resolve_call(&schema, schema_name, name, args)?;
     // `maxAffected(n)`: only for functions returning a set, whose rows are counted.
     let strict_limit = prefs.max_affected.filter(|_| prefs.handling == Some(PreferHandling::Strict));
@@ -132,36 +132,71 @@ fn set_applied(res: &mut Response, applied: Option<&str>) {
     };
 }
 
-/// A call's arguments as the request gives them: the JSON body of a POST (an object's keys
-/// name the arguments; anything else is the body of a single json argument), or the query
-/// parameters of a GET.
+/// A call's arguments as the request gives them.
 struct CallArgs {
-    args: Args,
+    /// Named arguments: a POST's JSON object or form fields, a GET's query parameters.
+    named: Map<String, Value>,
+    /// The names given, for overload resolution (none for a body that is not a JSON object).
     names: Vec<String>,
-    /// Whether a single unnamed json argument may take the whole body.
-    body_fallback: bool,
+    /// A POST body's kind; `None` for GET and HEAD.
+    post: Option<Payload>,
+    /// A POST body as a function taking a single unnamed argument receives it.
+    body: Option<Args>,
 }
 
-fn call_args(method: &Method, body: &[u8], query: &crate::query::ApiQuery) -> Result<CallArgs> {
+/// The arguments of a call: a GET's query parameters, or a POST body by its Content-Type
+/// (JSON, the default, or form fields name the arguments; a text, xml or binary body is one
+/// unnamed argument).
+fn call_args(method: &Method, body: &[u8], headers: &HeaderMap, query: &crate::query::ApiQuery) -> Result<CallArgs> {
     if *method != Method::POST {
-        let map: Map<String, Value> = query.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-        let names = map.keys().cloned().collect();
-        return Ok(CallArgs { args: Args::Named(map), names, body_fallback: false });
+        let named: Map<String, Value> =
+            query.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let names = named.keys().cloned().collect();
+        return Ok(CallArgs { named, names, post: None, body: None });
     }
-    let text = std::str::from_utf8(body).map_err(|_| Error::invalid_body("Empty or invalid json"))?.trim();
-    let text = if text.is_empty() { "{}" } else { text };
-    let value: Value = serde_json::from_str(text).map_err(|_| Error::invalid_body("Empty or invalid json"))?;
-    Ok(match value {
-        Value::Object(map) => {
-            let names = map.keys().cloned().collect();
-            CallArgs { args: Args::Named(map), names, body_fallback: true }
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let text = |body: &[u8]| {
+        std::str::from_utf8(body).map(str::to_owned).map_err(|_| Error::invalid_body("Empty or invalid body"))
+    };
+    let raw = |post: Payload, body: Args| {
+        Ok(CallArgs { named: Map::new(), names: Vec::new(), post: Some(post), body: Some(body) })
+    };
+    match media.as_str() {
+        "text/plain" => raw(Payload::Text, Args::Body(text(body)?)),
+        "text/xml" => raw(Payload::Xml, Args::Body(text(body)?)),
+        "application/octet-stream" => raw(Payload::Binary, Args::Bytes(body.to_vec())),
+        "application/x-www-form-urlencoded" => {
+            let named: Map<String, Value> =
+                form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
+            let names = named.keys().cloned().collect();
+            Ok(CallArgs { named, names, post: Some(Payload::Form), body: None })
         }
-        _ => CallArgs { args: Args::Body(text.to_owned()), names: Vec::new(), body_fallback: true },
-    })
+        "" | "application/json" => {
+            let text = std::str::from_utf8(body).map_err(|_| Error::invalid_body("Empty or invalid json"))?.trim();
+            let text = if text.is_empty() { "{}" } else { text };
+            let value: Value = serde_json::from_str(text).map_err(|_| Error::invalid_body("Empty or invalid json"))?;
+            let body = Some(Args::Body(text.to_owned()));
+            Ok(match value {
+                Value::Object(named) => {
+                    let names = named.keys().cloned().collect();
+                    CallArgs { named, names, post: Some(Payload::Json), body }
+                }
+                _ => CallArgs { named: Map::new(), names: Vec::new(), post: Some(Payload::Json), body },
+            })
+        }
+        other => Err(Error::invalid_body(format!("Content-Type not acceptable: {other}"))),
+    }
 }
 
 /// The overload the arguments call (with a "Perhaps you meant" hint when there is none), and
-/// the arguments as it takes them: a JSON object may also be a single json argument's value.
+/// the arguments as it takes them: a function with a single unnamed argument receives the
+/// whole body (a GET's parameters as a JSON object), as PostgREST's one positional parameter.
 fn resolve_call<'s>(
     schema: &'s crate::schema::Schema,
     schema_name: &str,
@@ -169,18 +204,19 @@ fn resolve_call<'s>(
     given: CallArgs,
 ) -> Result<(&'s crate::schema::Function, Args)> {
     let overloads = schema.function(schema_name, name);
-    let mut function = resolve(schema_name, name, overloads, &given.names, given.body_fallback).map_err(|e| {
+    let raw_only = given.post.and_then(Payload::raw_only).is_some();
+    let function = resolve(schema_name, name, overloads, &given.names, given.post).map_err(|e| {
+        if raw_only {
+            return e;
+        }
         let known =
             schema.functions.keys().filter(|f| f.schema == schema_name && f.name != name).map(|f| f.name.as_str());
         e.with_function_hint(schema_name, crate::error::suggest(name, known))
     })?;
-    let args = match given.args {
-        Args::Named(map) if function.takes_single_json() => Args::Body(Value::Object(map).to_string()),
-        Args::Body(b) if !function.takes_single_json() => {
-            function = resolve(schema_name, name, overloads, &[], false)?;
-            Args::Body(b)
-        }
-        other => other,
+    let args = match (function.single_unnamed(), given.body) {
+        (Some(_), Some(body)) => body,
+        (Some(_), None) => Args::Body(Value::Object(given.named).to_string()),
+        (None, _) => Args::Named(given.named),
     };
     Ok((function, args))
 }
@@ -234,25 +270,50 @@ mod tests {
     use super::*;
     use crate::query::{decode_query, parse_query};
 
+    fn content_type(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("header"));
+        h
+    }
+
     #[test]
     fn post_arguments_are_named_by_an_object_else_they_are_the_body() {
         let query = parse_query(&decode_query("")).expect("query");
-        let named = call_args(&Method::POST, br#"{"a":1,"b":"x"}"#, &query).expect("object");
-        assert_eq!((named.names, named.body_fallback), (vec!["a".to_owned(), "b".to_owned()], true));
-        let empty = call_args(&Method::POST, b"  ", &query).expect("an empty body is {}");
-        assert!(matches!(empty.args, Args::Named(ref m) if m.is_empty()));
-        let body = call_args(&Method::POST, b"[1,2]", &query).expect("array");
-        assert!(matches!(body.args, Args::Body(ref b) if b == "[1,2]"));
-        let e = call_args(&Method::POST, b"{", &query).err().expect("not JSON");
+        let json = content_type("application/json");
+        let named = call_args(&Method::POST, br#"{"a":1,"b":"x"}"#, &json, &query).expect("object");
+        assert_eq!((named.names, named.post), (vec!["a".to_owned(), "b".to_owned()], Some(Payload::Json)));
+        let empty = call_args(&Method::POST, b"  ", &HeaderMap::new(), &query).expect("an empty body is {}");
+        assert!(empty.named.is_empty() && matches!(empty.body, Some(Args::Body(ref b)) if b == "{}"));
+        let body = call_args(&Method::POST, b"[1,2]", &json, &query).expect("array");
+        assert!(body.names.is_empty() && matches!(body.body, Some(Args::Body(ref b)) if b == "[1,2]"));
+        let e = call_args(&Method::POST, b"{", &json, &query).err().expect("not JSON");
+        assert_eq!(e.kind(), Some(ErrorKind::InvalidBody));
+    }
+
+    #[test]
+    fn text_xml_and_binary_bodies_are_one_unnamed_argument_and_forms_name_them() {
+        let query = parse_query(&decode_query("")).expect("query");
+        let text = call_args(&Method::POST, b" raw {text} ", &content_type("text/plain; charset=utf-8"), &query)
+            .expect("text");
+        assert!(text.names.is_empty() && matches!(text.body, Some(Args::Body(ref b)) if b == " raw {text} "));
+        assert_eq!(text.post, Some(Payload::Text));
+        let bytes =
+            call_args(&Method::POST, &[0, 255], &content_type("application/octet-stream"), &query).expect("bytes");
+        assert!(matches!(bytes.body, Some(Args::Bytes(ref b)) if b == &[0, 255]));
+        let form =
+            call_args(&Method::POST, b"a=1&b=two+words", &content_type("application/x-www-form-urlencoded"), &query)
+                .expect("form");
+        assert_eq!((form.names, form.named["b"].as_str()), (vec!["a".to_owned(), "b".to_owned()], Some("two words")));
+        let e = call_args(&Method::POST, b"a,b", &content_type("text/csv"), &query).err().expect("csv");
         assert_eq!(e.kind(), Some(ErrorKind::InvalidBody));
     }
 
     #[test]
     fn get_arguments_are_the_query_parameters_as_text() {
         let query = parse_query(&decode_query("a=1&b=two")).expect("query");
-        let given = call_args(&Method::GET, b"ignored", &query).expect("query");
-        assert_eq!((given.names.clone(), given.body_fallback), (vec!["a".to_owned(), "b".to_owned()], false));
-        assert!(matches!(given.args, Args::Named(ref m) if m["a"] == "1" && m["b"] == "two"));
+        let given = call_args(&Method::GET, b"ignored", &HeaderMap::new(), &query).expect("query");
+        assert_eq!((given.names.clone(), given.post), (vec!["a".to_owned(), "b".to_owned()], None));
+        assert!(given.named["a"] == "1" && given.named["b"] == "two");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use sea_query::{
 use tokio_postgres::types::ToSql;
 
 pub(crate) use read::{Output, PlanOptions, ReadRequest, Source, plan_read};
-pub(crate) use rpc::{Args, call, resolve, result_relation};
+pub(crate) use rpc::{Args, Payload, call, resolve, result_relation};
 pub(crate) use write::{Conflict, Write, merges, plan_upsert_counts, plan_write, plan_write_returning};
 
 /// A statement ready to run: SQL text and its parameters in order.
@@ -35,6 +35,7 @@ pub(crate) enum Param {
     Text(Option<String>),
     Int(i64),
     Bool(bool),
+    Bytes(Option<Vec<u8>>),
 }
 
 impl Statement {
@@ -70,6 +71,7 @@ impl Statement {
                 Param::Text(s) => s as &(dyn ToSql + Sync),
                 Param::Int(i) => i as &(dyn ToSql + Sync),
                 Param::Bool(b) => b as &(dyn ToSql + Sync),
+                Param::Bytes(b) => b as &(dyn ToSql + Sync),
             })
             .collect()
     }
@@ -86,6 +88,7 @@ fn params(values: Values) -> Vec<Param> {
             Value::BigInt(n) => Param::Int(n.unwrap_or(0)),
             Value::Int(n) => Param::Int(n.map_or(0, i64::from)),
             Value::Bool(b) => Param::Bool(b.unwrap_or(false)),
+            Value::Bytes(b) => Param::Bytes(b),
             // The planner binds nothing else.
             other => Param::Text(Some(format!("{other:?}"))),
         })

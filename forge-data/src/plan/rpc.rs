@@ -1,5 +1,7 @@
 //! Function calls for `/rpc/{function}`: overload resolution and typed arguments.
 
+use std::collections::BTreeSet;
+
 use sea_query::{Alias, Expr, Func, FunctionCall};
 use serde_json::{Map, Value};
 
@@ -11,33 +13,95 @@ use crate::schema::{Column, Function, QualifiedName, Relation, RelationKind, Ret
 pub(crate) enum Args {
     /// Named arguments: a JSON object (POST) or query parameters as strings (GET).
     Named(Map<String, Value>),
-    /// The whole body, for a function taking a single unnamed `json`/`jsonb` argument.
+    /// The whole body as text, for a function taking a single unnamed argument.
     Body(String),
+    /// The whole body as bytes, for a function taking a single unnamed `bytea` argument.
+    Bytes(Vec<u8>),
 }
 
-/// Picks the overload whose argument names fit `names` (SERVER-BEHAVIOUR.md §1f): every name
-/// must be an argument, and every argument without a default must be named. A function with
-/// one unnamed `json`/`jsonb` argument is the fallback for a POST body.
+/// The media type of a POST body, as overload resolution sees it (PostgREST's `findProc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Payload {
+    /// `application/json` (or no Content-Type): keys name the arguments.
+    Json,
+    /// `application/x-www-form-urlencoded`: keys name the arguments.
+    Form,
+    /// `text/plain`: the body is one `text` argument.
+    Text,
+    /// `text/xml`: the body is one `xml` argument.
+    Xml,
+    /// `application/octet-stream`: the body is one `bytea` argument.
+    Binary,
+}
+
+impl Payload {
+    /// The types of a single unnamed argument that takes a body of this kind.
+    fn raw_types(self) -> &'static [&'static str] {
+        match self {
+            Payload::Json => &["json", "jsonb"],
+            Payload::Form => &[],
+            Payload::Text => &["text"],
+            Payload::Xml => &["xml"],
+            Payload::Binary => &["bytea"],
+        }
+    }
+
+    /// The type named in "with a single unnamed ... parameter" for bodies that are only ever
+    /// one argument.
+    pub(crate) fn raw_only(self) -> Option<&'static str> {
+        match self {
+            Payload::Text => Some("text"),
+            Payload::Xml => Some("xml"),
+            Payload::Binary => Some("bytea"),
+            Payload::Json | Payload::Form => None,
+        }
+    }
+}
+
+/// Picks the overload the arguments call, as PostgREST's `findProc` does
+/// (SERVER-BEHAVIOUR.md §1f): the given names, less those of arguments with defaults, must be
+/// exactly the arguments without defaults (a function without arguments takes no names, and
+/// no text, xml or binary body). Failing that, a POST body goes to the function taking a
+/// single unnamed argument of its type (`json`/`jsonb` for JSON). Two candidates either way
+/// are PGRST203.
 pub(crate) fn resolve<'s>(
     schema: &str,
     name: &str,
     overloads: &'s [Function],
     names: &[String],
-    body_fallback: bool,
+    post: Option<Payload>,
 ) -> Result<&'s Function> {
-    let fits = |f: &&Function| {
-        !f.takes_single_json()
-            && names.iter().all(|n| f.args.iter().any(|a| &a.name == n))
-            && f.args.iter().all(|a| a.has_default || names.contains(&a.name))
+    let keys: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    let matches_params = |f: &Function| {
+        if f.args.is_empty() {
+            return keys.is_empty() && post.is_none_or(|p| p.raw_only().is_none());
+        }
+        let optional: BTreeSet<&str> = f.args.iter().filter(|a| a.has_default).map(|a| a.name.as_str()).collect();
+        let required: BTreeSet<&str> = f.args.iter().filter(|a| !a.has_default).map(|a| a.name.as_str()).collect();
+        keys.difference(&optional).copied().collect::<BTreeSet<&str>>() == required
     };
-    let named: Vec<&Function> = overloads.iter().filter(fits).collect();
-    match named.as_slice() {
-        [one] => Ok(one),
-        [] => match overloads.iter().find(|f| f.takes_single_json()).filter(|_| body_fallback) {
-            Some(f) => Ok(f),
-            None => Err(Error::function_not_found(schema, name, names)),
-        },
-        many => {
+    let takes_body = |f: &Function| {
+        post.is_some_and(|p| f.single_unnamed().is_some_and(|a| p.raw_types().contains(&a.type_name.as_str())))
+    };
+    let mut matched = Vec::new();
+    let mut fallbacks = Vec::new();
+    for f in overloads {
+        if matches_params(f) {
+            matched.push(f);
+        } else if takes_body(f) {
+            fallbacks.push(f);
+        }
+    }
+    match (matched.as_slice(), fallbacks.as_slice()) {
+        ([], []) => Err(Error::function_not_found_for(
+            schema,
+            name,
+            names,
+            post.and_then(Payload::raw_only),
+            post == Some(Payload::Json),
+        )),
+        ([one], _) | ([], [one]) => Ok(one),
+        ([], many) | (many, _) => {
             let signatures: Vec<String> = many
                 .iter()
                 .map(|f| f.args.iter().map(|a| format!("{} => {}", a.name, a.type_name)).collect::<Vec<_>>().join(", "))
@@ -55,6 +119,9 @@ pub(crate) fn call(function: &Function, args: &Args) -> Result<FunctionCall> {
         Args::Body(body) => {
             let ty = &function.args[0].type_name;
             call = call.arg(Expr::cust_with_values(format!("CAST($1::text AS {ty})"), [body.clone()]));
+        }
+        Args::Bytes(body) => {
+            call = call.arg(Expr::cust_with_values("$1::bytea", [sea_query::Value::Bytes(Some(body.clone()))]));
         }
         Args::Named(values) => {
             for arg in &function.args {

@@ -213,8 +213,9 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
 
     let mut functions: HashMap<QualifiedName, Vec<Function>> = HashMap::new();
     for row in function_rows {
-        let function = function_from_row(row, schemas);
-        functions.entry(function.name.clone()).or_default().push(function);
+        if let Some(function) = function_from_row(row, schemas) {
+            functions.entry(function.name.clone()).or_default().push(function);
+        }
     }
 
     let mut schema = Schema {
@@ -229,7 +230,9 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
     Ok(schema)
 }
 
-fn function_from_row(row: FunctionRow, schemas: &[String]) -> Function {
+/// A function of the schema cache, or `None` for one PostgREST leaves out of it: one whose
+/// parameters are all unnamed, unless it has a single one of a type that takes a raw body.
+fn function_from_row(row: FunctionRow, schemas: &[String]) -> Option<Function> {
     let (
         schema,
         name,
@@ -266,6 +269,16 @@ fn function_from_row(row: FunctionRow, schemas: &[String]) -> Function {
             out_columns.push((arg_name, type_name.clone()));
         }
     }
+    // No `proargnames` at all: every parameter is unnamed (PostgREST's `callable`).
+    let callable = match args.as_slice() {
+        [] => true,
+        _ if !arg_names.is_empty() => true,
+        [one] => matches!(one.type_name.as_str(), "bytea" | "json" | "jsonb" | "text" | "xml"),
+        _ => false,
+    };
+    if !callable {
+        return None;
+    }
     let defaults = usize::try_from(n_defaults).unwrap_or(0).min(args.len());
     let first_default = args.len() - defaults;
     for arg in &mut args[first_default..] {
@@ -289,7 +302,7 @@ fn function_from_row(row: FunctionRow, schemas: &[String]) -> Function {
         "s" => Volatility::Stable,
         _ => Volatility::Volatile,
     };
-    Function { name: QualifiedName::new(schema, name), args, returns, returns_set, volatility, comment }
+    Some(Function { name: QualifiedName::new(schema, name), args, returns, returns_set, volatility, comment })
 }
 
 /// An exposed relation that carries a given set of base-table columns, under its own names.

@@ -237,7 +237,16 @@ impl Function {
     /// Whether the function takes a single unnamed `json`/`jsonb` argument (it receives the
     /// whole body).
     pub fn takes_single_json(&self) -> bool {
-        matches!(self.args.as_slice(), [a] if a.name.is_empty() && (a.type_name == "json" || a.type_name == "jsonb"))
+        matches!(self.single_unnamed(), Some(a) if a.type_name == "json" || a.type_name == "jsonb")
+    }
+
+    /// The function's only argument, when it is unnamed: it takes the whole body (PostgREST's
+    /// one positional parameter).
+    pub fn single_unnamed(&self) -> Option<&FunctionArg> {
+        match self.args.as_slice() {
+            [a] if a.name.is_empty() => Some(a),
+            _ => None,
+        }
     }
 }
 
