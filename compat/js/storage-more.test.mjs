@@ -476,6 +476,40 @@ describe('image transformations', () => {
     assert.equal(missing.status, 400)
     assert.equal(JSON.parse(missing.text).statusCode, '404')
   })
+  test('renders answer X-Transformations naming what was asked, in Storage\'s order and names', async () => {
+    const bucket = await newBucket('renderhdr', { public: true })
+    await put(bucket, 'bands.png', PNG, { contentType: 'image/png' })
+    const files = storage.from(bucket)
+    const sent = () => lastRequest().responseHeaders['x-transformations']
+
+    // download(path, { transform }): /render/image/authenticated/...
+    storageOk(await files.download('bands.png', { transform: { width: 200, height: 200, resize: 'cover', quality: 60 } }))
+    assert.equal(sent(), 'height:200,width:200,resizing_type:fill,quality:60')
+    storageOk(await files.download('bands.png', { transform: { width: 16, resize: 'contain', format: 'webp' } }))
+    assert.equal(sent(), 'width:16,resizing_type:fit,format:webp')
+    storageOk(await files.download('bands.png', { transform: { height: 5000, resize: 'fill' } }))
+    assert.equal(sent(), 'height:2000,resizing_type:force', 'sizes are named as clamped')
+    storageOk(await files.download('bands.png', { transform: { quality: 80, format: 'origin' } }))
+    assert.equal(sent(), 'quality:80', 'format origin is not named')
+    // a plain download has none
+    storageOk(await files.download('bands.png'))
+    assert.equal(sent(), undefined)
+
+    // getPublicUrl(path, { transform }) and createSignedUrl(path, n, { transform })
+    const pub = files.getPublicUrl('bands.png', { transform: { width: 16, height: 8, resize: 'fill' } }).data.publicUrl
+    const got = await fetchUrl(pub)
+    assert.equal(got.status, 200)
+    assert.equal(got.headers.get('x-transformations'), 'height:8,width:16,resizing_type:force')
+    const { signedUrl } = storageOk(await files.createSignedUrl('bands.png', 60, { transform: { width: 16, height: 16, resize: 'contain' } }))
+    const signed = await fetchUrl(signedUrl)
+    assert.equal(signed.status, 200)
+    assert.equal(signed.headers.get('x-transformations'), 'height:16,width:16,resizing_type:fit')
+    // Accept's WebP is the server's choice, not a transformation that was asked
+    const browser = await fetchUrl(pub, { accept: 'image/avif,image/webp,*/*' })
+    assert.equal(browser.headers.get('content-type'), 'image/webp')
+    assert.equal(browser.headers.get('x-transformations'), 'height:8,width:16,resizing_type:force')
+  })
+
   test('a transformed image is served as an attachment when createSignedUrl or getPublicUrl asks for a download', async () => {
     const pub = await newBucket('renderdl', { public: true })
     await put(pub, 'img/bands.png', PNG, { contentType: 'image/png' })

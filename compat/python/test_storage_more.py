@@ -412,6 +412,29 @@ def test_get_public_url_with_transform():
     assert (missing.status_code, missing.json()["statusCode"]) == (400, "404")
 
 
+def test_renders_answer_x_transformations():
+    """X-Transformations names what was asked (Storage's ImageRenderer.applyTransformation)."""
+    bucket = new_bucket("renderhdr", {"public": True})
+    files = storage.from_(bucket)
+    files.upload("bands.png", PNG, {"content-type": "image/png"})
+
+    files.download("bands.png", {"transform": {"width": 200, "height": 200, "resize": "cover", "quality": 60}})
+    assert last_response().headers["x-transformations"] == "height:200,width:200,resizing_type:fill,quality:60"
+    files.download("bands.png", {"transform": {"width": 16, "resize": "contain", "format": "webp"}})  # type: ignore[typeddict-item]
+    assert last_response().headers["x-transformations"] == "width:16,resizing_type:fit,format:webp"
+    files.download("bands.png", {"transform": {"height": 5000, "resize": "fill"}})
+    assert last_response().headers["x-transformations"] == "height:2000,resizing_type:force"
+    files.download("bands.png")
+    assert "x-transformations" not in last_response().headers
+
+    url = files.get_public_url("bands.png", {"transform": {"width": 16, "height": 8, "resize": "fill"}})
+    got = httpx.get(url)
+    assert (got.status_code, got.headers["x-transformations"]) == (200, "height:8,width:16,resizing_type:force")
+    signed = files.create_signed_url("bands.png", 60, {"transform": {"width": 16, "height": 16, "resize": "contain"}})
+    got = httpx.get(signed["signedURL"])
+    assert (got.status_code, got.headers["x-transformations"]) == (200, "height:16,width:16,resizing_type:fit")
+
+
 def test_transformed_image_download_is_an_attachment():
     pub = new_bucket("renderdl", {"public": True})
     files = storage.from_(pub)

@@ -71,6 +71,41 @@ impl Transform {
     }
 }
 
+impl Transform {
+    /// The `X-Transformations` header Supabase Storage answers a render with: the
+    /// transformation as its image service was asked for it (`ImageRenderer.applyTransformation`
+    /// in upstream's `src/storage/renderer/image.ts`): `height`, `width` (clamped as rendered),
+    /// `resizing_type` when either is set (`fill` for cover, `fit` for contain, `force` for
+    /// fill), `quality`, and `format` unless it is `origin`, in that order, comma-separated;
+    /// zero sizes and qualities are left out, as there. `None` when nothing is asked.
+    pub(crate) fn header(&self) -> Option<String> {
+        let clamp = |v: u32| v.clamp(1, MAX_OUTPUT_SIDE);
+        let (width, height) = (self.width.filter(|w| *w > 0), self.height.filter(|h| *h > 0));
+        let mut segments = Vec::new();
+        if let Some(h) = height {
+            segments.push(format!("height:{}", clamp(h)));
+        }
+        if let Some(w) = width {
+            segments.push(format!("width:{}", clamp(w)));
+        }
+        if width.is_some() || height.is_some() {
+            let kind = match self.resize.as_deref() {
+                Some("contain") => "fit",
+                Some("fill") => "force",
+                _ => "fill",
+            };
+            segments.push(format!("resizing_type:{kind}"));
+        }
+        if let Some(q) = self.quality.filter(|q| *q > 0) {
+            segments.push(format!("quality:{q}"));
+        }
+        if let Some(f) = self.format.as_deref().filter(|f| *f != "origin") {
+            segments.push(format!("format:{f}"));
+        }
+        (!segments.is_empty()).then(|| segments.join(","))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Cover,
@@ -245,6 +280,33 @@ mod tests {
         let (out, _) = apply(src.get_ref(), &t).expect("webp");
         let back = image::load_from_memory(&out).expect("decodes").to_rgba8();
         assert_eq!(back.get_pixel(3, 3)[3], 0, "alpha kept");
+    }
+
+    #[test]
+    fn the_transformations_header_names_what_was_asked() {
+        let t = |w, h, resize: Option<&str>, quality, format: Option<&str>| Transform {
+            width: w,
+            height: h,
+            resize: resize.map(Into::into),
+            quality,
+            format: format.map(Into::into),
+        };
+        let header = |t: Transform| t.header();
+        assert_eq!(
+            header(t(Some(200), Some(200), None, Some(60), None)).as_deref(),
+            Some("height:200,width:200,resizing_type:fill,quality:60")
+        );
+        assert_eq!(
+            header(t(Some(100), None, Some("contain"), None, Some("webp"))).as_deref(),
+            Some("width:100,resizing_type:fit,format:webp")
+        );
+        assert_eq!(
+            header(t(None, Some(5000), Some("fill"), None, None)).as_deref(),
+            Some("height:2000,resizing_type:force")
+        );
+        assert_eq!(header(t(None, None, Some("cover"), Some(80), Some("origin"))).as_deref(), Some("quality:80"));
+        assert_eq!(header(t(Some(0), None, Some("fill"), None, Some("origin"))), None);
+        assert_eq!(header(Transform::default()), None);
     }
 
     #[test]

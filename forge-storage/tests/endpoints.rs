@@ -743,14 +743,29 @@ async fn images_are_transformed_on_the_render_endpoints() {
             .await;
         assert_eq!((r.status.as_u16(), r.header("content-type")), (200, Some("image/png")), "{}", r.text());
         assert_eq!(dims(&r.bytes), (100, 50));
+        // X-Transformations names what was rendered, as Storage's image service was asked.
+        assert_eq!(r.header("x-transformations"), Some("height:100,width:100,resizing_type:fit"));
         let r = t
             .send("GET", "/render/image/authenticated/pics/cat.png?width=100&height=100", Some(&key), Value::Null)
             .await;
         assert_eq!(dims(&r.bytes), (100, 100), "cover is the default");
+        assert_eq!(r.header("x-transformations"), Some("height:100,width:100,resizing_type:fill"));
+        let r = t
+            .send(
+                "GET",
+                "/render/image/authenticated/pics/cat.png?width=200&height=200&resize=cover&quality=60",
+                Some(&key),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(r.header("x-transformations"), Some("height:200,width:200,resizing_type:fill,quality:60"));
+        let r = t.send("GET", "/render/image/authenticated/pics/cat.png?format=origin", Some(&key), Value::Null).await;
+        assert_eq!((r.status.as_u16(), r.header("x-transformations")), (200, None), "nothing asked, no header");
         let r = t
             .send("GET", "/render/image/authenticated/pics/cat.png?width=60&format=webp", Some(&key), Value::Null)
             .await;
         assert_eq!((r.header("content-type"), dims(&r.bytes)), (Some("image/webp"), (60, 30)));
+        assert_eq!(r.header("x-transformations"), Some("width:60,resizing_type:fill,format:webp"));
         // Without a format, a client that takes WebP gets WebP (a browser's Accept); with
         // `format=origin` it gets the stored format. Each variant has its own ETag, and a
         // revalidation with it is answered 304 without a body.
@@ -764,6 +779,7 @@ async fn images_are_transformed_on_the_render_endpoints() {
         let webp = t.request(browser("/render/image/authenticated/pics/cat.png?width=60", None)).await;
         assert_eq!((webp.header("content-type"), dims(&webp.bytes)), (Some("image/webp"), (60, 30)));
         assert_eq!(webp.header("vary"), Some("Accept"));
+        assert_eq!(webp.header("x-transformations"), Some("width:60,resizing_type:fill"), "Accept's WebP is not named");
         let origin = t.request(browser("/render/image/authenticated/pics/cat.png?width=60&format=origin", None)).await;
         assert_eq!(origin.header("content-type"), Some("image/png"));
         let (webp_tag, origin_tag) = (webp.header("etag").expect("etag"), origin.header("etag").expect("etag"));
@@ -816,7 +832,9 @@ async fn images_are_transformed_on_the_render_endpoints() {
         assert!(url.starts_with("/render/image/sign/pics/cat.png?token="), "{url}");
         let fetch =
             |u: String| axum::http::Request::builder().uri(format!("/storage/v1{u}")).body(Body::empty()).expect("req");
-        assert_eq!(dims(&t.request(fetch(url.clone())).await.bytes), (30, 30));
+        let r = t.request(fetch(url.clone())).await;
+        assert_eq!(dims(&r.bytes), (30, 30));
+        assert_eq!(r.header("x-transformations"), Some("height:30,width:30,resizing_type:force"));
         assert_eq!(dims(&t.request(fetch(format!("{url}&width=500"))).await.bytes), (30, 30));
 
         t.send("GET", "/render/image/authenticated/pics/notes.txt?width=10", Some(&key), Value::Null)

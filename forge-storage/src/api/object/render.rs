@@ -51,6 +51,8 @@ pub(super) async fn render_stored(
 ) -> Result<Response> {
     use base64::Engine as _;
     let stored: Stored = serde_json::from_value(stored).map_err(Error::internal)?;
+    // What was asked, before the client's Accept picks WebP (Storage names only the former).
+    let transformations = t.header();
     if t.format.is_none() && accepts_webp(asked) {
         t.format = Some("webp".into());
     }
@@ -68,6 +70,9 @@ pub(super) async fn render_stored(
     set(header::LAST_MODIFIED, &stored.updated);
     set(header::VARY, "Accept");
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if let Some(transformations) = &transformations {
+        set(header::HeaderName::from_static("x-transformations"), transformations);
+    }
     if let Some(file) = download {
         set(header::CONTENT_DISPOSITION, &attachment(name, file));
     }
