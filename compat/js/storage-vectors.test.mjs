@@ -53,7 +53,7 @@ async function newIndex(bucket, indexName, dimension, distanceMetric, nonFiltera
 // The request log of helpers.mjs keeps no bodies, and storage-js keeps the S3 Vectors error code
 // nowhere in its error (its statusCode is the body's statusCode): the global fetch, which the
 // recording fetch of helpers.mjs calls, is wrapped to keep the last request and response bodies.
-let bodies = { sent: null, received: null }
+let bodies = { sent: null, received: null, text: null }
 const globalFetch = globalThis.fetch
 globalThis.fetch = async (input, init = {}) => {
   const res = await globalFetch(input, init)
@@ -65,7 +65,7 @@ globalThis.fetch = async (input, init = {}) => {
       return s
     }
   }
-  bodies = { sent: typeof init.body === 'string' ? parse(init.body) : null, received: text ? parse(text) : null }
+  bodies = { sent: typeof init.body === 'string' ? parse(init.body) : null, received: text ? parse(text) : null, text }
   return res
 }
 
@@ -146,6 +146,19 @@ function makeVectors(n, dim, seed) {
 }
 
 const f32 = (v) => v.map(Math.fround)
+
+/**
+ * The float32 of `x` as S3 Vectors writes it in JSON: the shortest decimal that reads back as
+ * the same float32 (0.1 for Math.fround(0.1), not 0.10000000149011612).
+ */
+function shortestF32(x) {
+  const f = Math.fround(x)
+  for (let digits = 1; digits <= 9; digits++) {
+    const d = Number(f.toPrecision(digits))
+    if (Math.fround(d) === f) return d
+  }
+  return f
+}
 
 /** The distance of S3 Vectors: cosine (1 - cos) or euclidean, in float64 on float32 inputs. */
 function distance(metric, a, b) {
@@ -473,10 +486,10 @@ describe('vector indexes', () => {
       )
     }
     vectorsFails(
-      await scope.createIndex({ ...good, indexName: bad, distanceMetric: 'dotproduct' }),
+      await scope.createIndex({ ...good, indexName: bad, distanceMetric: 'dot' }),
       400,
       'InvalidParameter',
-      'Unsupported distanceMetric "dotproduct": use "cosine" or "euclidean"',
+      'Unsupported distanceMetric "dot": use "cosine", "euclidean" or "dotproduct"',
     )
     vectorsFails(
       await scope.createIndex({ ...good, indexName: bad, dataType: 'float16' }),
@@ -584,16 +597,18 @@ describe('putVectors, getVectors and deleteVectors', () => {
     assert.deepEqual(wire(), { method: 'POST', path: '/storage/v1/vector/GetVectors', status: 200 })
     assert.deepEqual(sent(), { keys, vectorBucketName: bucket, indexName: 'items' })
     assert.deepEqual(storageOk(await index.getVectors({ keys, returnData: true })), {
-      vectors: items.map((v) => ({ key: v.key, data: { float32: f32(v.data.float32) } })),
+      vectors: items.map((v) => ({ key: v.key, data: { float32: v.data.float32.map(shortestF32) } })),
     })
     assert.deepEqual(storageOk(await index.getVectors({ keys, returnMetadata: true })), {
       vectors: items.map((v) => ({ key: v.key, metadata: v.metadata ?? {} })),
     })
     const full = storageOk(await index.getVectors({ keys: [...keys].reverse(), returnData: true, returnMetadata: true }))
     assert.deepEqual(full, {
-      vectors: [...items].reverse().map((v) => ({ key: v.key, data: { float32: f32(v.data.float32) }, metadata: v.metadata ?? {} })),
+      vectors: [...items].reverse().map((v) => ({ key: v.key, data: { float32: v.data.float32.map(shortestF32) }, metadata: v.metadata ?? {} })),
     })
-    assert.notDeepEqual(full.vectors[1].data.float32, items[1].data.float32, '0.1 and 1/3 come back as float32 values')
+    // written as float32s in their shortest form: 0.1 is 0.1, 1/3 is 0.33333334
+    assert.deepEqual(full.vectors[1].data.float32, [0.1, 0.33333334, -2.7, 1e-7])
+    assert.match(bodies.text, /"float32":\[0\.1,0\.33333334,-2\.7,1e-7\]/)
 
     // unknown keys are left out; a key asked twice comes once
     assert.deepEqual(storageOk(await index.getVectors({ keys: ['rounded', 'missing', 'exact', 'rounded'] })), {
@@ -905,6 +920,39 @@ describe('queryVectors', () => {
     const same = storageOk(await cosine.queryVectors({ queryVector: doc.data, topK: 1, returnDistance: true }))
     assert.equal(same.vectors[0].key, doc.key)
     assert.ok(Math.abs(same.vectors[0].distance) < 1e-6)
+  })
+
+  test('dotproduct: an index of that metric ranks by the largest inner product; distances are float32s in shortest form', async () => {
+    const bucket = await newVectorBucket('dot')
+    const index = await newIndex(bucket, 'dots', 6, 'dotproduct')
+    assert.equal(storageOk(await vectors.from(bucket).getIndex('dots')).index.distanceMetric, 'dotproduct')
+    assert.equal((await sqlRows('select distance_metric from storage.vector_indexes where bucket_id = $1', [bucket]))[0].distance_metric, 'dotproduct')
+    storageOk(await index.putVectors({ vectors: DOCS }))
+    for (const q of QUERIES) {
+      const res = storageOk(await index.queryVectors({ queryVector: { float32: q }, topK: 5, returnDistance: true }))
+      assert.equal(res.distanceMetric, 'dotproduct')
+      // the distance is the negative inner product (nearest first), as a float32
+      const want = DOCS.map((d) => ({ key: d.key, distance: -d.data.float32.reduce((s, x, i) => s + x * q[i], 0) }))
+        .sort((a, b) => a.distance - b.distance)
+        .slice(0, 5)
+      assert.deepEqual(
+        res.vectors.map((v) => v.key),
+        want.map((w) => w.key),
+      )
+      res.vectors.forEach((v, i) => assert.equal(v.distance, shortestF32(want[i].distance), v.key))
+    }
+    // the zero vector has an inner product of 0 with everything (no cosine check applies)
+    const zero = storageOk(await index.queryVectors({ queryVector: { float32: [0, 0, 0, 0, 0, 0] }, topK: 1, returnDistance: true }))
+    assert.equal(Math.abs(zero.vectors[0].distance), 0)
+
+    // a euclidean distance that is not exact in float32 is written in its shortest form too
+    const euclid = await newIndex(bucket, 'tenths', 3, 'euclidean')
+    storageOk(await euclid.putVectors({ vectors: [{ key: 'a', data: { float32: [0.1, -0.2, 0.3] } }] }))
+    const near = storageOk(await euclid.queryVectors({ queryVector: { float32: [0, 0, 0] }, topK: 1, returnDistance: true }))
+    assert.match(bodies.text, /"distance":0\.37416574[,}]/)
+    assert.equal(near.vectors[0].distance, shortestF32(Math.hypot(Math.fround(0.1), Math.fround(-0.2), Math.fround(0.3))))
+    const back = storageOk(await euclid.getVectors({ keys: ['a'], returnData: true }))
+    assert.deepEqual(back.vectors[0].data.float32, [0.1, -0.2, 0.3])
   })
 
   test('topK defaults to 10; returnDistance and returnMetadata default to false', async () => {

@@ -21,6 +21,7 @@ the servers and exports the FORGE_* variables.
 from __future__ import annotations
 
 import asyncio
+import decimal
 import json
 import math
 import re
@@ -179,6 +180,18 @@ def make_vectors(n: int, dim: int, seed: int) -> list[list[float]]:
 
 def f32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def shortest_f32(x: float) -> float:
+    """The float32 of `x` as S3 Vectors writes it in JSON: the shortest decimal that reads back as
+    the same float32 (0.1, not 0.10000000149011612)."""
+    f = f32(x)
+    for digits in range(1, 10):
+        # Rounded half up, as JavaScript's toPrecision and Rust's shortest form break exact ties.
+        d = float(decimal.Context(prec=digits, rounding=decimal.ROUND_HALF_UP).create_decimal(decimal.Decimal(f)))
+        if f32(d) == f:
+            return d
+    return f
 
 
 def distance(metric: str, a: list[float], b: list[float]) -> float:
@@ -511,10 +524,10 @@ def test_create_index_refusals():
             "dimension must be between 1 and 4096",
         )
     vectors_fails(
-        lambda: scope.create_index("bad-config", 8, "dotproduct", "float32"),  # type: ignore[arg-type]
+        lambda: scope.create_index("bad-config", 8, "dot", "float32"),  # type: ignore[arg-type]
         400,
         "InvalidParameter",
-        'Unsupported distanceMetric "dotproduct": use "cosine" or "euclidean"',
+        'Unsupported distanceMetric "dot": use "cosine", "euclidean" or "dotproduct"',
     )
     vectors_fails(
         lambda: scope.create_index("bad-config", 8, "cosine", "float16"),
@@ -604,15 +617,19 @@ def test_put_and_get_round_trip_data_and_metadata():
     got = index.get(*keys)
     assert sent() == {"vectorBucketName": bucket, "indexName": "items", "keys": keys, "returnData": True, "returnMetadata": True}
     assert [(v.key, v.data.float32 if v.data else None, v.metadata) for v in got.vectors] == [
-        (i["key"], [f32(x) for x in i["data"]], i.get("metadata", {})) for i in items
+        (i["key"], [shortest_f32(x) for x in i["data"]], i.get("metadata", {})) for i in items
     ]
-    assert got.vectors[1].data is not None and got.vectors[1].data.float32 != items[1]["data"], "0.1 and 1/3 come back as float32"
-    assert last_response().json()["vectors"][1] == {"key": "rounded", "data": {"float32": [f32(x) for x in items[1]["data"]]}, "metadata": {}}
+    # written as float32s in their shortest form: 0.1 is 0.1, 1/3 is 0.33333334
+    assert got.vectors[1].data is not None and got.vectors[1].data.float32 == [0.1, 0.33333334, -2.7, 1e-7]
+    assert '"float32":[0.1,0.33333334,-2.7,1e-7]' in last_response().text
+    assert last_response().json()["vectors"][1] == {"key": "rounded", "data": {"float32": [0.1, 0.33333334, -2.7, 1e-7]}, "metadata": {}}
     keys_only = index.get(*keys, return_data=False, return_metadata=False)
     assert last_response().json() == {"vectors": [{"key": k} for k in keys]}
     assert [(v.key, v.data, v.metadata) for v in keys_only.vectors] == [(k, None, None) for k in keys]
     index.get(*reversed(keys), return_data=True, return_metadata=False)
-    assert last_response().json() == {"vectors": [{"key": i["key"], "data": {"float32": [f32(x) for x in i["data"]]}} for i in reversed(items)]}
+    assert last_response().json() == {
+        "vectors": [{"key": i["key"], "data": {"float32": [shortest_f32(x) for x in i["data"]]}} for i in reversed(items)]
+    }
     index.get(*keys, return_data=False, return_metadata=True)
     assert last_response().json() == {"vectors": [{"key": i["key"], "metadata": i.get("metadata", {})} for i in items]}
 
@@ -898,6 +915,35 @@ def test_query_cosine_nearest_neighbours(docs_indexes):
     assert everything[-1].distance is not None and abs(everything[-1].distance - 2) < 1e-6
     same = cosine.query(VectorData(float32=doc["data"]), 1).vectors
     assert same[0].key == doc["key"] and same[0].distance is not None and abs(same[0].distance) < 1e-6
+
+
+def test_query_dotproduct_ranks_by_the_largest_inner_product():
+    """A dotproduct index: the distance is the negative inner product (nearest first), a float32."""
+    bucket = new_vector_bucket("dot")
+    scope = vectors.from_(bucket)
+    scope.create_index("dots", 6, "dotproduct", "float32")  # type: ignore[arg-type]
+    assert index_row(bucket, "dots")["distance_metric"] == "dotproduct"
+    # storage3's models name only cosine and euclidean: read GetIndex's body as sent
+    with pytest.raises(Exception):
+        scope.get_index("dots")
+    assert last_response().json()["index"]["distanceMetric"] == "dotproduct"
+    index = scope.index("dots")
+    index.put(as_objects([{"key": d["key"], "data": d["data"]} for d in DOCS]))
+    for q in QUERIES:
+        res = index.query(VectorData(float32=q), 5, return_metadata=False)
+        assert last_response().json()["distanceMetric"] == "dotproduct"
+        want = sorted(
+            ({"key": d["key"], "distance": -sum(x * y for x, y in zip(d["data"], q))} for d in DOCS),
+            key=lambda w: w["distance"],
+        )[:5]
+        assert [(v.key, v.distance) for v in res.vectors] == [(w["key"], shortest_f32(w["distance"])) for w in want]
+
+    tenths = scope.index("tenths")
+    scope.create_index("tenths", 3, "euclidean", "float32")
+    tenths.put(as_objects([{"key": "a", "data": [0.1, -0.2, 0.3]}]))
+    near = tenths.query(VectorData(float32=[0.0, 0.0, 0.0]), 1)
+    assert '"distance":0.37416574' in last_response().text
+    assert near.vectors[0].distance == shortest_f32(math.sqrt(f32(0.1) ** 2 + f32(-0.2) ** 2 + f32(0.3) ** 2))
 
 
 def test_query_options_top_k_and_errors(docs_indexes):
@@ -1203,7 +1249,7 @@ def test_the_async_client_calls_every_method(monkeypatch):
             assert await index.put(as_objects(docs)) is None
             got_vectors = (await index.get("doc-03", "doc-01")).vectors
             assert [(g.key, g.data.float32 if g.data else None, g.metadata) for g in got_vectors] == [
-                (d["key"], d["data"], d["metadata"]) for d in (docs[3], docs[1])
+                (d["key"], [shortest_f32(x) for x in d["data"]], d["metadata"]) for d in (docs[3], docs[1])
             ]
             listed = (await index.list(max_results=5, return_data=False, return_metadata=False))
             assert len(listed.vectors) == 5 and listed.nextToken is not None

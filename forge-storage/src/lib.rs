@@ -81,7 +81,7 @@
 //! ## Vector and analytics buckets
 //!
 //! - `/vector/*`: the S3 Vectors API of `storage.vectors`. Vector buckets, their indexes
-//!   (float32, cosine or euclidean, up to 4096 dimensions) and vectors with metadata are
+//!   (float32; cosine, euclidean or dotproduct; up to 4096 dimensions) and vectors with metadata are
 //!   rows; a query is an exact nearest-neighbour search with S3 Vectors' metadata filters.
 //! - `/iceberg/*`: analytics buckets (`storage.analytics`) and an Iceberg REST catalog over
 //!   them: namespaces and tables, with table metadata kept in Postgres and commits checked
@@ -126,5 +126,10 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
         },
         Migration { version: 3, name: "vector buckets", sql: include_str!("../migrations/0003_vectors.sql") },
         Migration { version: 4, name: "analytics buckets", sql: include_str!("../migrations/0004_analytics.sql") },
+        Migration {
+            version: 5,
+            name: "vector dot product",
+            sql: include_str!("../migrations/0005_vector_dot_product.sql"),
+        },
     ],
 };

@@ -110,7 +110,8 @@ async fn buckets_and_indexes_are_created_listed_and_deleted() {
     for (field, value) in [
         ("dimension", json!(0)),
         ("dimension", json!(4097)),
-        ("distanceMetric", json!("dotproduct")),
+        ("distanceMetric", json!("dot")),
+        ("distanceMetric", json!("Cosine")),
         ("dataType", json!("float16")),
         ("indexName", json!("x")),
     ] {
@@ -544,4 +545,58 @@ async fn keys_nuls_and_self_distances_are_handled() {
         let code = denied.expect_err("refused").as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
         assert_eq!(code.as_deref(), Some("42501"), "{role}");
     }
+}
+
+#[tokio::test]
+async fn components_and_distances_are_written_as_float32s() {
+    let api = api(Backend::Memory).await;
+    index(&api, "docs", "small", 3, "euclidean", Value::Null).await;
+    let put = json!({ "vectorBucketName": "docs", "indexName": "small",
+        "vectors": [{ "key": "a", "data": { "float32": [0.1, -0.2, 0.3] } }] });
+    ok(&call(&api, "PutVectors", put).await);
+    let at = json!({ "vectorBucketName": "docs", "indexName": "small" });
+    let mut get = at.clone();
+    get["keys"] = json!(["a"]);
+    get["returnData"] = json!(true);
+    let r = call(&api, "GetVectors", get).await;
+    assert!(r.text().contains(r#""float32":[0.1,-0.2,0.3]"#), "the shortest float32 forms: {}", r.text());
+    let mut list = at.clone();
+    list["returnData"] = json!(true);
+    let r = call(&api, "ListVectors", list).await;
+    assert!(r.text().contains(r#"[0.1,-0.2,0.3]"#), "{}", r.text());
+    let mut query = at.clone();
+    query["queryVector"] = json!({ "float32": [0.0, 0.0, 0.0] });
+    query["returnDistance"] = json!(true);
+    let r = call(&api, "QueryVectors", query).await;
+    // |(0.1, -0.2, 0.3)| in float32 is 0.37416574.
+    assert!(r.text().contains(r#""distance":0.37416574"#), "{}", r.text());
+}
+
+#[tokio::test]
+async fn dot_product_indexes_rank_by_the_largest_inner_product() {
+    let api = api(Backend::Memory).await;
+    index(&api, "docs", "dots", 2, "dotproduct", Value::Null).await;
+    let got = ok(&call(&api, "GetIndex", json!({ "vectorBucketName": "docs", "indexName": "dots" })).await);
+    assert_eq!(got["index"]["distanceMetric"], "dotproduct");
+    let vectors = json!([
+        { "key": "big", "data": { "float32": [3.0, 4.0] } },
+        { "key": "small", "data": { "float32": [1.0, 0.5] } },
+        { "key": "opposite", "data": { "float32": [-2.0, -1.0] } },
+        { "key": "zero", "data": { "float32": [0.0, 0.0] } },
+    ]);
+    let put = json!({ "vectorBucketName": "docs", "indexName": "dots", "vectors": vectors });
+    ok(&call(&api, "PutVectors", put).await);
+    let query = json!({ "vectorBucketName": "docs", "indexName": "dots", "queryVector": { "float32": [1.0, 2.0] },
+        "topK": 4, "returnDistance": true });
+    let r = ok(&call(&api, "QueryVectors", query).await);
+    assert_eq!(r["distanceMetric"], "dotproduct");
+    let got: Vec<(String, f64)> = r["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .map(|v| (v["key"].as_str().expect("key").to_owned(), v["distance"].as_f64().expect("distance")))
+        .collect();
+    // The distance is the negative inner product: nearest first.
+    let want = [("big", -11.0), ("small", -2.0), ("zero", 0.0), ("opposite", 4.0)];
+    assert_eq!(got, want.map(|(k, d)| (k.to_owned(), d)).to_vec());
 }

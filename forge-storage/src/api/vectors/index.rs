@@ -124,13 +124,17 @@ pub(super) async fn delete_index(Call { project, body }: Call<IndexRef>) -> Answ
 
 // ---------------------------------------------------------------- vectors
 
-/// A distance metric.
+/// A distance metric. A smaller distance is a nearer vector for each of them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Metric {
     /// `1 - cos(a, b)`: 0 for the same direction, 2 for opposite ones.
     Cosine,
     /// `|a - b|`.
     Euclidean,
+    /// `dotproduct` (storage-js' `DistanceMetric`; not in S3 Vectors or upstream Storage's
+    /// pgvector adapter): the negative inner product `-(a . b)`, as pgvector's `<#>` reports
+    /// it, so the largest inner product is the nearest.
+    DotProduct,
 }
 
 impl Metric {
@@ -138,7 +142,10 @@ impl Metric {
         match name {
             "cosine" => Ok(Metric::Cosine),
             "euclidean" => Ok(Metric::Euclidean),
-            other => Err(invalid(format!("Unsupported distanceMetric {other:?}: use \"cosine\" or \"euclidean\""))),
+            "dotproduct" => Ok(Metric::DotProduct),
+            other => Err(invalid(format!(
+                "Unsupported distanceMetric {other:?}: use \"cosine\", \"euclidean\" or \"dotproduct\""
+            ))),
         }
     }
 
@@ -146,6 +153,7 @@ impl Metric {
         match self {
             Metric::Cosine => "cosine",
             Metric::Euclidean => "euclidean",
+            Metric::DotProduct => "dotproduct",
         }
     }
 
@@ -165,6 +173,7 @@ impl Metric {
             Metric::Euclidean => {
                 a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>().sqrt()
             }
+            Metric::DotProduct => -a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>(),
         }
     }
 }

@@ -43,6 +43,14 @@ const MAX_LIST_NAMES: i64 = 500;
 const MAX_LIST_VECTORS: i64 = 1000;
 const MAX_SEGMENTS: i32 = 16;
 
+/// A float32 as JSON, in the shortest decimal that reads back as the same float32 (`0.1`), as
+/// S3 Vectors writes its components and distances. `serde_json` widens an `f32` to the `f64`
+/// `0.10000000149011612`; instead the float32's shortest form (Rust's `Display`) is read as
+/// the `f64` nearest to it, whose own shortest form has the same digits.
+pub(super) fn float32(x: f32) -> Value {
+    x.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+}
+
 /// The routes, relative to `/storage/v1/vector`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let routes = Router::new()
@@ -210,6 +218,42 @@ mod tests {
         assert!((d - 2.0).abs() < 1e-9, "{d}");
         let d = Metric::Euclidean.distance(&[1.0, 2.0], &[4.0, 6.0]);
         assert!((d - 5.0).abs() < 1e-9, "{d}");
+    }
+
+    #[test]
+    fn dot_product_distance_is_the_negative_inner_product() {
+        let d = Metric::DotProduct.distance(&[1.0, 2.0], &[3.0, -0.5]);
+        assert!((d - -2.0).abs() < 1e-9, "{d}");
+        let near = Metric::DotProduct.distance(&[1.0, 1.0], &[2.0, 2.0]);
+        let far = Metric::DotProduct.distance(&[1.0, 1.0], &[-2.0, -2.0]);
+        assert!(near < far, "a larger inner product is nearer");
+    }
+
+    #[test]
+    fn float32s_are_written_in_their_shortest_form() {
+        let text = |x: f32| float32(x).to_string();
+        assert_eq!(text(0.1), "0.1");
+        assert_eq!(text(-0.3), "-0.3");
+        assert_eq!(text(1.0), "1.0");
+        assert_eq!(text(0.5), "0.5");
+        assert_eq!(text(1.0e-7), "1e-7");
+        assert_eq!(text(16_777_217.0), "16777216.0");
+        // Every float32 reads back as itself and is written as its shortest decimal.
+        let mut bits = 0x3dcc_cccd_u32;
+        for _ in 0..20_000 {
+            bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let x = f32::from_bits(bits);
+            if !x.is_finite() {
+                continue;
+            }
+            let written = text(x);
+            assert_eq!(written.parse::<f32>().ok(), Some(x), "{x:e} written as {written}");
+            // The very decimal that is the float32's shortest form.
+            assert_eq!(written.parse::<f64>().ok(), format!("{x:e}").parse::<f64>().ok(), "{x:e} written as {written}");
+        }
+        for x in [f32::MAX, f32::MIN_POSITIVE, -f32::MAX, 3.0e-7] {
+            assert_eq!(text(x).parse::<f32>().ok(), Some(x));
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use super::index::{Index, Metric, index, names};
 use super::{
     Answer, Call, Failure, MAX_DELETE, MAX_GET, MAX_KEY_BYTES, MAX_KEY_CHARS, MAX_LIST_VECTORS, MAX_METADATA_BYTES,
-    MAX_PUT, MAX_SEGMENTS, MAX_TOP_K, invalid, not_found, page_size, paged, required, with_token,
+    MAX_PUT, MAX_SEGMENTS, MAX_TOP_K, float32, invalid, not_found, page_size, paged, required, with_token,
 };
 use crate::error::Error;
 use crate::rows::vectors::{self, Reading, VectorPage};
@@ -155,7 +155,7 @@ pub(super) fn check_keys(keys: Option<Vec<String>>, max: usize) -> Result<Vec<St
 pub(super) fn vector_json(key: String, data: Option<&[u8]>, metadata: Option<Value>) -> Value {
     let mut v = json!({ "key": key });
     if let Some(data) = data {
-        v["data"] = json!({ "float32": decode(data) });
+        v["data"] = json!({ "float32": decode(data).into_iter().map(float32).collect::<Vec<_>>() });
     }
     if let Some(metadata) = metadata {
         v["metadata"] = metadata;
@@ -312,7 +312,7 @@ pub(super) async fn query_vectors(Call { project, body }: Call<QueryVectors>) ->
             let mut v = vector_json(c.key, None, c.metadata);
             if body.return_distance {
                 // Sent as a float32, as S3 Vectors does.
-                v["distance"] = json!(c.distance as f32);
+                v["distance"] = float32(c.distance as f32);
             }
             v
         })
