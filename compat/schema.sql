@@ -314,7 +314,7 @@ begin;
 
 drop schema if exists gap_private cascade;
 drop view if exists public.gap_member_names cascade;
-drop table if exists public.gap_members, public.gap_teams, public.gap_stamped cascade;
+drop table if exists public.gap_members, public.gap_teams, public.gap_stamped, public.gap_slots cascade;
 drop function if exists public.gap_label(public.gap_members), public.gap_join(text), public.gap_note(text),
   public.gap_member_count(), public.gap_usernames(text), public.gap_pick(integer), public.gap_pick(xml),
   public.gap_pick(text, integer), public.gap_raw_json(json), public.gap_raw_text(text), public.gap_raw_int(integer),
@@ -340,6 +340,13 @@ create table public.gap_stamped (
   id     bigint generated always as identity primary key,
   label  text not null,
   shout  text generated always as (upper(label)) stored
+);
+
+-- a deferred unique key: tx=rollback still checks it (SET CONSTRAINTS ALL IMMEDIATE)
+create table public.gap_slots (
+  id    int primary key,
+  code  text not null,
+  constraint gap_slots_code_key unique (code) deferrable initially deferred
 );
 
 -- a view over a table: it inherits gap_members' foreign keys for embedding

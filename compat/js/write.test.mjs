@@ -756,6 +756,18 @@ describe('REST gaps: upserts and identity defaults', () => {
     }
   })
 
+  test('rollback() still checks deferred constraints: a write that could never commit is 409 23505', async () => {
+    const rows = [{ id: 1, code: 'js-dup' }, { id: 2, code: 'js-dup' }]
+    const err = fails(await anon.from('gap_slots').insert(rows).rollback(), 409, '23505')
+    assert.deepEqual(
+      errorFields(err),
+      await sqlError("insert into gap_slots values (1, 'js-dup'), (2, 'js-dup'); set constraints all immediate"),
+    )
+    const fine = await anon.from('gap_slots').insert([{ id: 1, code: 'js-one' }]).select().rollback()
+    assert.deepEqual(ok(fine), [{ id: 1, code: 'js-one' }])
+    assert.equal(await sqlValue('select count(*)::int from gap_slots'), 0)
+  })
+
   test('GENERATED ALWAYS identity and stored generated columns: written keys are 428C9, absent ones generated', async () => {
     try {
       const always = await anon.from('gap_stamped').insert([{ label: 'js-a' }, { id: 5, label: 'js-b' }], { defaultToNull: false })

@@ -667,6 +667,16 @@ def test_gaps_missing_default_uses_the_identity_key(gaps_ready):
         _forget_gaps(names)
 
 
+def test_gaps_tx_rollback_still_checks_deferred_constraints(gaps_ready):
+    rollback = client(ANON_KEY, {"Prefer": "tx=rollback"})
+    rows = [{"id": 1, "code": "py-dup"}, {"id": 2, "code": "py-dup"}]
+    err = fails(lambda: rollback.table("gap_slots").insert(rows).execute(), 409, "23505")
+    assert error_fields(err) == sql_error("insert into gap_slots values (1, 'py-dup'), (2, 'py-dup'); set constraints all immediate")
+    rollback.table("gap_slots").insert([{"id": 1, "code": "py-one"}]).execute()
+    assert last_response().status_code == 201
+    assert last_response().headers["preference-applied"] == "tx=rollback"
+    assert sql_value("select count(*) from gap_slots") == 0
+
 def test_gaps_generated_always_columns_are_428c9_when_written(gaps_ready):
     try:
         err = fails(

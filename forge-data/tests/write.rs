@@ -312,3 +312,21 @@ async fn missing_default_uses_identity_columns_as_other_defaults() {
     let res = api.send("POST", "/rest/v1/stamped?select=label,shout", &prefer, r#"[{"label":"a"}]"#).await;
     assert_eq!((res.status.as_u16(), res.json()), (201, json!([{"label": "a", "shout": "A"}])));
 }
+
+#[tokio::test]
+async fn tx_rollback_still_checks_deferred_constraints() {
+    let api = api(
+        "create table slots (id int primary key, code text, constraint one_code unique (code) deferrable initially deferred);
+         create function double_slot() returns void language sql as $$ insert into slots values (1, 'a'), (2, 'a') $$;",
+    )
+    .await;
+    let res = api
+        .send("POST", "/rest/v1/slots", &json_headers("tx=rollback"), r#"[{"id":1,"code":"a"},{"id":2,"code":"a"}]"#)
+        .await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (409, Some("23505")), "{}", res.body);
+    let res = api.send("POST", "/rest/v1/rpc/double_slot", &json_headers("tx=rollback"), "{}").await;
+    assert_eq!((res.status.as_u16(), res.json()["code"].as_str()), (409, Some("23505")), "{}", res.body);
+    let res = api.send("POST", "/rest/v1/slots", &json_headers("tx=rollback"), r#"{"id":1,"code":"a"}"#).await;
+    assert_eq!((res.status.as_u16(), res.header("preference-applied")), (201, Some("tx=rollback")));
+    assert_eq!(count(&api, "select count(*) from slots").await, 0);
+}

@@ -199,6 +199,15 @@ pub(crate) fn finish(authenticated: bool, result: Result<Response>) -> Response 
     result.unwrap_or_else(|e| e.render(authenticated))
 }
 
+/// Ends a transaction `Prefer: tx=rollback` throws away. Deferred constraints are checked
+/// first (`SET CONSTRAINTS ALL IMMEDIATE`, as PostgREST does), so a write that could never
+/// commit still fails as it would have.
+pub(crate) async fn roll_back(tx: forge_core::rls::RlsTx) -> Result<()> {
+    tx.execute("SET CONSTRAINTS ALL IMMEDIATE", &[]).await?;
+    tx.rollback().await?;
+    Ok(())
+}
+
 /// An unexpected failure: logged, answered with a generic 500.
 pub(crate) fn internal(e: impl std::fmt::Display) -> Error {
     Error::Core(ForgeError::internal(e.to_string()))

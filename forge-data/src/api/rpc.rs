@@ -8,7 +8,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{Map, Value};
 
-use super::{Page, Rest, content_range, finish, header_value, internal, negotiate, parse_error, read_row, with_schema};
+use super::{
+    Page, Rest, content_range, finish, header_value, internal, negotiate, parse_error, read_row, roll_back, with_schema,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Args, Output, Payload, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
 use crate::query::{PreferHandling, PreferTx, Preferences, decode_query, parse_prefer, parse_query};
@@ -258,7 +260,7 @@ async fn run(
         }
     }
     if rollback {
-        tx.rollback().await?;
+        roll_back(tx).await?;
     } else {
         tx.commit().await?;
     }

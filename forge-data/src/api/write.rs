@@ -7,7 +7,7 @@ use forge_core::rls::{self};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value};
 
-use super::{Rest, csv, finish, internal, negotiate, parse_request, relation_of, with_schema};
+use super::{Rest, csv, finish, internal, negotiate, parse_request, relation_of, roll_back, with_schema};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{
     Conflict, Output, ReadRequest, Source, Write, merges, plan_upsert_counts, plan_write, plan_write_returning,
@@ -221,7 +221,7 @@ async fn write_in_transaction(
         None
     };
     if prefs.tx == Some(PreferTx::Rollback) {
-        tx.rollback().await?;
+        roll_back(tx).await?;
     } else {
         tx.commit().await?;
     }
