@@ -8,15 +8,36 @@ export const PASSWORD = 'correct-horse-42'
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export const ISO_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/
 
-/** The claims of a JWT, after checking its HS256 signature with the project's JWT secret. */
+/** The server's published signing keys (GET /auth/v1/.well-known/jwks.json), read once. */
+export const JWKS = await (async () => {
+  const res = await fetch(`${URL_}/auth/v1/.well-known/jwks.json`)
+  assert.equal(res.status, 200, 'GET /auth/v1/.well-known/jwks.json')
+  return res.json()
+})()
+
+/**
+ * The claims of a JWT, after checking its signature: an ES256 or RS256 access token with the
+ * published key its `kid` names, a legacy HS256 one with the project's JWT secret.
+ */
 export function claimsOf(jwt) {
   const parts = jwt.split('.')
   assert.equal(parts.length, 3, 'a JWT has three segments')
-  const header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'))
-  assert.equal(header.alg, 'HS256', `JWT header ${JSON.stringify(header)}`)
-  const sig = crypto.createHmac('sha256', JWT_SECRET).update(`${parts[0]}.${parts[1]}`).digest('base64url')
-  assert.equal(parts[2], sig, 'the access token is signed with the project JWT secret')
   assert.ok(!/[=+/]/.test(jwt), 'unpadded base64url')
+  const header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'))
+  const input = `${parts[0]}.${parts[1]}`
+  if (header.alg === 'HS256') {
+    const sig = crypto.createHmac('sha256', JWT_SECRET).update(input).digest('base64url')
+    assert.equal(parts[2], sig, 'the token is signed with the project JWT secret')
+  } else {
+    assert.ok(['ES256', 'RS256'].includes(header.alg), `JWT header ${JSON.stringify(header)}`)
+    const jwk = JWKS.keys.find((k) => k.kid === header.kid)
+    assert.ok(jwk, `kid ${header.kid} is published in ${JSON.stringify(JWKS)}`)
+    assert.equal(jwk.alg, header.alg)
+    const key = crypto.createPublicKey({ key: jwk, format: 'jwk' })
+    const signature = Buffer.from(parts[2], 'base64url')
+    const options = header.alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key
+    assert.ok(crypto.verify('sha256', Buffer.from(input), options, signature), 'the signature verifies with the published key')
+  }
   return JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'))
 }
 

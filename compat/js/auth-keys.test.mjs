@@ -3,12 +3,14 @@
 // (GOTRUE_SECURITY_MANUAL_LINKING_ENABLED), and a token may only name the API roles (anon,
 // authenticated, service_role): one forged with the project's JWT secret naming `postgres` is
 // refused by REST, auth and storage alike.
+// Sessions are signed with an asymmetric key (ES256) published at /auth/v1/.well-known/jwks.json,
+// so getClaims() verifies them locally, while HS256 tokens of the JWT secret still work.
 // Run through compat/run.sh, which starts the server and exports the FORGE_* variables.
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { describe } from 'node:test'
-import { signJwt, userClient, wireTest as test } from './helpers.mjs'
-import { PASSWORD, authFails, authOk, fresh, wire } from './auth-helpers.mjs'
+import { URL_, requests, signJwt, userClient, userToken, wireTest as test } from './helpers.mjs'
+import { JWKS, PASSWORD, authFails, authOk, claimsOf, fresh, wire } from './auth-helpers.mjs'
 import { storageFails, storageOk } from './storage-helpers.mjs'
 
 /** Signs up a new confirmed user (autoconfirm is on) on a fresh client. */
@@ -73,5 +75,62 @@ describe('a token may only name the API roles', () => {
     assert.equal(rest.status, 200, JSON.stringify(rest.error))
     authOk(await c.auth.getUser(forged(user, 'authenticated')))
     storageOk(await c.storage.listBuckets())
+  })
+})
+
+describe('asymmetric signing keys, published at /auth/v1/.well-known/jwks.json', () => {
+  const headerOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url').toString('utf8'))
+
+  test('sessions are signed ES256 with a published kid; getClaims() verifies them with no GET /user', async () => {
+    const { c, user, session } = await signedUp('claims')
+    const header = headerOf(session.access_token)
+    assert.equal(header.alg, 'ES256')
+    const res = await fetch(`${URL_}/auth/v1/.well-known/jwks.json`)
+    assert.equal(res.headers.get('cache-control'), 'public, max-age=600')
+    const jwks = await res.json()
+    const jwk = jwks.keys.find((k) => k.kid === header.kid)
+    assert.ok(jwk, `kid ${header.kid} in ${JSON.stringify(jwks)}`)
+    assert.deepEqual([jwk.kty, jwk.crv, jwk.alg, jwk.use, jwk.key_ops], ['EC', 'P-256', 'ES256', 'sig', ['verify']])
+    assert.equal(jwk.d, undefined, 'no private part is published')
+    assert.ok(jwks.keys.length >= 2, 'a standby key is published ahead of its turn')
+    assert.equal(jwks.keys[0].kid, header.kid, 'the current key comes first')
+
+    requests().length = 0
+    const first = await c.auth.getClaims()
+    assert.equal(first.error, null, JSON.stringify(first.error))
+    assert.equal(first.data.claims.sub, user.id)
+    assert.equal(first.data.claims.role, 'authenticated')
+    assert.equal(first.data.header.kid, header.kid)
+    const again = await c.auth.getClaims()
+    assert.equal(again.error, null)
+    const paths = requests().map((r) => new URL(r.url).pathname)
+    assert.ok(!paths.includes('/auth/v1/user'), `getClaims went to the server: ${paths}`)
+    assert.deepEqual(paths, ['/auth/v1/.well-known/jwks.json'], 'the key set is fetched once, then cached')
+  })
+
+  test('a tampered ES256 token fails getClaims() and is refused by the server', async () => {
+    const { c, session } = await signedUp('tamper')
+    const [h, p, sig] = session.access_token.split('.')
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'))
+    claims.sub = crypto.randomUUID()
+    const tampered = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`
+    const local = await c.auth.getClaims(tampered)
+    assert.ok(local.error, 'getClaims refuses a bad signature')
+    assert.equal(local.error.name, 'AuthInvalidJwtError')
+    authFails(await fresh().auth.getUser(tampered), 403, 'bad_jwt')
+    const rest = await userClient(tampered).from('countries').select('id').limit(1)
+    assert.equal(rest.status, 401)
+    assert.equal(rest.error.code, 'PGRST301')
+  })
+
+  test('HS256 tokens signed with the JWT secret (the legacy keys) are still served', async () => {
+    const { user } = await signedUp('legacy')
+    const legacy = userToken(user.id)
+    assert.equal(headerOf(legacy).alg, 'HS256')
+    assert.equal(claimsOf(legacy).sub, user.id)
+    const rest = await userClient(legacy).from('countries').select('id').limit(1)
+    assert.equal(rest.status, 200, JSON.stringify(rest.error))
+    assert.equal(authOk(await fresh().auth.getUser(legacy)).user.id, user.id)
+    assert.ok(JWKS.keys.every((k) => k.kty !== 'oct'), 'the secret is never published')
   })
 })

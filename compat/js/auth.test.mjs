@@ -203,12 +203,12 @@ describe('user, refresh and sign-out', () => {
     assert.deepEqual(got.user_metadata, { nickname: 'bob' })
     assert.deepEqual(got.identities.map((i) => i.provider), ['email'])
 
-    // getClaims: HS256 tokens are checked by the server (GET /user), then decoded
+    // getClaims: ES256 tokens are verified locally with the published keys (no GET /user)
     const { claims, header } = authOk(await c.auth.getClaims())
-    assert.equal(header.alg, 'HS256')
+    assert.equal(header.alg, 'ES256')
     assert.equal(claims.sub, user.id)
     assert.equal(claims.email, email)
-    assert.deepEqual(wire(), { method: 'GET', path: '/auth/v1/user', status: 200, code: undefined })
+    assert.deepEqual(wire(), { method: 'GET', path: '/auth/v1/.well-known/jwks.json', status: 200, code: undefined })
 
     // no session: getUser reports AuthSessionMissingError without a request
     authFails(await fresh().auth.getUser(), 400, undefined, 'AuthSessionMissingError')

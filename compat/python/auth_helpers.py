@@ -18,10 +18,21 @@ PASSWORD = "correct-horse-42"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+# The server's published signing keys (GET /auth/v1/.well-known/jwks.json), read once.
+JWKS = httpx.get(f"{URL}/auth/v1/.well-known/jwks.json").json()
+
+
 def claims_of(token: str) -> dict:
-    """The claims of an access token, checking its HS256 signature with the project secret."""
-    assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    return jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="authenticated")
+    """The claims of an access token, checking its signature: an ES256 or RS256 token with the
+    published key its `kid` names, a legacy HS256 one with the project secret."""
+    header = jwt.get_unverified_header(token)
+    if header["alg"] == "HS256":
+        return jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="authenticated")
+    assert header["alg"] in ("ES256", "RS256"), header
+    jwk = next((k for k in JWKS["keys"] if k["kid"] == header.get("kid")), None)
+    assert jwk is not None, f"kid {header.get('kid')} is not published in {JWKS}"
+    key = jwt.PyJWK.from_dict(jwk).key
+    return jwt.decode(token, key, algorithms=[header["alg"]], audience="authenticated")
 
 
 def amr_methods(token: str) -> list[str]:

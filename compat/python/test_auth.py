@@ -52,6 +52,7 @@ from forge_compat import (
     sql_one,
     sql_rows,
     sql_value,
+    user_token,
 )
 from storage_helpers import storage_fails
 
@@ -530,6 +531,27 @@ def test_a_token_naming_a_role_beyond_the_api_roles_is_refused_everywhere(role):
     ok = client(headers={"Authorization": f"Bearer {_forged(res.user, 'authenticated')}"})
     assert ok.table("countries").select("id").limit(1).execute().data is not None
     assert ok.storage.list_buckets() is not None
+
+
+# ------------------------------------------------------------------ asymmetric signing keys
+def test_sessions_are_signed_es256_and_get_claims_verifies_with_the_published_keys():
+    """The access token names a published ES256 key; supabase-py's get_claims() verifies it with
+    the JWKS (no GET /user); the legacy HS256 tokens of the JWT secret still work."""
+    c, _, res = signed_up("claims")
+    token = res.session.access_token
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "ES256"
+    keys = httpx.get(f"{URL}/auth/v1/.well-known/jwks.json")
+    assert keys.headers["cache-control"] == "public, max-age=600"
+    jwk = next(k for k in keys.json()["keys"] if k["kid"] == header["kid"])
+    assert (jwk["kty"], jwk["crv"], jwk["alg"], "d" in jwk) == ("EC", "P-256", "ES256", False)
+    got = c.auth.get_claims()
+    assert got is not None and got["claims"]["sub"] == res.user.id
+    assert last_request().url.path == "/auth/v1/.well-known/jwks.json", "no GET /user"
+    assert claims_of(token)["sub"] == res.user.id
+    legacy = user_token(res.user.id)
+    assert jwt.get_unverified_header(legacy)["alg"] == "HS256"
+    assert fresh().auth.get_user(legacy).user.id == res.user.id
 
 
 # ------------------------------------------------------------------ mail over SMTP (second server)

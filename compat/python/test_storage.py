@@ -21,12 +21,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import jwt
 import pytest
 from storage3.exceptions import StorageApiError
 
-from auth_helpers import UUID_RE
-from forge_compat import ANON_KEY, JWT_SECRET, SERVICE_KEY, client, last_request, last_response, sql_exec, sql_rows, sql_value
+from auth_helpers import UUID_RE, claims_of
+from forge_compat import ANON_KEY, SERVICE_KEY, client, last_request, last_response, sql_exec, sql_rows, sql_value
 from storage_helpers import (
     CREATED,
     STORAGE_TIME_RE,
@@ -778,7 +777,7 @@ def test_per_user_folder_policy():
 
         res = ann_files.upload(f"{ann_id}/notes.txt", b"ann's notes", {"content-type": "text/plain"})
         assert res.full_path == f"{bucket}/{ann_id}/notes.txt"
-        claims = jwt.decode(last_request().headers["authorization"][7:], JWT_SECRET, algorithms=["HS256"], audience="authenticated")
+        claims = claims_of(last_request().headers["authorization"][7:])
         assert (claims["role"], claims["sub"]) == ("authenticated", ann_id)
         bob_files.upload(f"{bob_id}/notes.txt", b"bob's notes", {"content-type": "text/plain"})
         row = object_row(bucket, f"{ann_id}/notes.txt")

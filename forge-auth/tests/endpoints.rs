@@ -403,7 +403,9 @@ async fn settings_health_jwks_and_unknown_paths() {
     assert_eq!(s["disable_signup"], false);
     assert_eq!(s["external"]["email"], true);
     assert!(t.send("GET", "/auth/v1/health", None, "").await.json()["version"].is_string());
-    assert_eq!(t.send("GET", "/auth/v1/.well-known/jwks.json", None, "").await.json(), json!({ "keys": [] }));
+    let jwks = t.send("GET", "/auth/v1/.well-known/jwks.json", None, "").await;
+    assert_eq!(jwks.json(), json!({ "keys": [] }));
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=600"));
     t.send("GET", "/auth/v1/nope", None, "").await.assert_error(404, "not_found");
 }
 
@@ -505,4 +507,44 @@ async fn generate_link_and_invite() {
     let outbox = t.admin("GET", "/auth/v1/admin/outbox?email=n@example.com", serde_json::Value::Null).await;
     assert_eq!(outbox.json()["messages"][0]["kind"], "invite");
     t.send("GET", "/auth/v1/admin/outbox", None, "").await.assert_error(403, "not_admin");
+}
+
+#[tokio::test]
+async fn sessions_are_signed_with_the_current_key_and_the_key_set_is_published() {
+    use forge_core::keys::{KeyAlgorithm, SigningKey, generate_signing_key_pkcs8};
+    use forge_core::{Project, ProjectKeys, ProjectRef, ProjectSettings};
+    let key = |alg| SigningKey::from_pkcs8_der(&generate_signing_key_pkcs8(alg).expect("generate")).expect("key");
+    let (current, standby) = (key(KeyAlgorithm::Es256), key(KeyAlgorithm::Es256));
+    let db = forge_core::testing::test_db().await;
+    forge_core::migrate::run(db.pool(), &[forge_auth::MIGRATIONS]).await.expect("migrate");
+    let reference = ProjectRef::new("test").expect("ref");
+    let keys = ProjectKeys::builder(reference.clone(), forge_core::testing::TEST_JWT_SECRET.as_bytes().to_vec())
+        .signing_key(current.clone())
+        .verification_key(standby.clone())
+        .build()
+        .expect("keys");
+    let project = Project::new(reference, db.database().clone(), keys, ProjectSettings::new("http://localhost"));
+    let auth = forge_auth::Auth::builder().build().expect("auth");
+    let app = axum::Router::new().nest("/auth/v1", auth.router());
+    let t = common::Api { t: forge_core::testing::TestApp::new(db, project, app), auth };
+
+    let s = t.sign_up("keys@example.com", "password-1234").await;
+    let at = s["access_token"].as_str().expect("at");
+    let header: serde_json::Value = {
+        use base64::Engine as _;
+        let h = at.split('.').next().expect("header");
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).expect("b64")).expect("json")
+    };
+    assert_eq!(header, json!({ "alg": "ES256", "typ": "JWT", "kid": current.kid() }));
+    let jwks = t.send("GET", "/auth/v1/.well-known/jwks.json", None, "").await.json();
+    assert_eq!(jwks, json!({ "keys": [current.public_jwk(), standby.public_jwk()] }));
+    assert_eq!(t.send("GET", "/auth/v1/user", Some(at), "").await.status, 200);
+    // A refreshed session is signed with the same key; the legacy HS256 secret still verifies.
+    let r = t.refresh(s["refresh_token"].as_str().expect("rt")).await;
+    assert!(r.json()["access_token"].as_str().is_some_and(|t| t.starts_with(at.split('.').next().expect("h"))));
+    let mut claims = Api::claims(at).as_object().expect("claims").clone();
+    claims.remove("session_id");
+    let legacy = t.project.keys().sign_hs256(&claims).expect("HS256");
+    let r = t.send("GET", "/auth/v1/user", Some(&legacy), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -1,5 +1,11 @@
-//! Project keys: the JWT secret, the optional ES256 signing key, and the API keys derived from
-//! them.
+//! Project keys: the JWT secret, the optional asymmetric signing keys, and the API keys
+//! derived from them.
+//!
+//! User sessions are signed with the current [`SigningKey`] (ES256 or RS256, with its `kid`)
+//! when there is one, as Supabase projects with asymmetric JWT signing keys are; the public
+//! halves of the current, standby and previous keys are published by [`ProjectKeys::jwks`],
+//! so clients can verify tokens locally across a rotation. HS256 tokens signed with the
+//! shared secret are still accepted (Supabase's legacy secret), and the API keys stay HS256.
 //!
 //! API keys follow Supabase:
 //! - `anon` and `service_role` JWTs, HS256-signed with the project secret;
@@ -130,18 +136,124 @@ impl VerifyConfig {
     }
 }
 
-struct Es256 {
+/// An asymmetric JWT signing key, ES256 (P-256) or RS256 (RSA, 2048 bits or more), from its
+/// PKCS#8 form; its public half is published as a JWK with a `kid` derived from it.
+#[derive(Clone)]
+pub struct SigningKey {
+    alg: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
     jwk: Value,
 }
 
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("alg", &self.alg).field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A key from PKCS#8 DER: a P-256 key signs ES256, an RSA key RS256.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        if let Ok(pair) = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der) {
+            return es256_from_pair(&pair, der);
+        }
+        match aws_lc_rs::rsa::KeyPair::from_pkcs8(der) {
+            Ok(pair) => rs256_from_pair(&pair, der),
+            Err(e) => Err(KeyError::InvalidSigningKey(format!(
+                "not a PKCS#8 P-256 or RSA private key ({e}); convert one with `openssl pkcs8 -topk8 -nocrypt`"
+            ))),
+        }
+    }
+
+    /// A key from a PKCS#8 PEM document (`-----BEGIN PRIVATE KEY-----`), as
+    /// `openssl genpkey` writes it.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
+        Self::from_pkcs8_der(&pem_to_der(pem)?)
+    }
+
+    /// The key id published in the JWKS and put in the `kid` header of the tokens it signs.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// `ES256` or `RS256`.
+    pub fn algorithm(&self) -> &'static str {
+        match self.alg {
+            Algorithm::RS256 => "RS256",
+            _ => "ES256",
+        }
+    }
+
+    /// The public key as a JWK (`use: sig`, `key_ops: [verify]`).
+    pub fn public_jwk(&self) -> &Value {
+        &self.jwk
+    }
+}
+
+/// Which asymmetric algorithm to generate a key for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    /// ECDSA on P-256 with SHA-256 (Supabase's default for new signing keys).
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    Rs256,
+}
+
+/// Generates a fresh signing key as PKCS#8 DER.
+pub fn generate_signing_key_pkcs8(alg: KeyAlgorithm) -> Result<Vec<u8>, KeyError> {
+    match alg {
+        KeyAlgorithm::Es256 => generate_es256_pkcs8(),
+        KeyAlgorithm::Rs256 => {
+            use aws_lc_rs::encoding::AsDer as _;
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
+                pair.as_der().map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+            Ok(der.as_ref().to_vec())
+        }
+    }
+}
+
+/// PKCS#8 DER as a PEM document (`-----BEGIN PRIVATE KEY-----`).
+pub fn pkcs8_pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, KeyError> {
+    let pem = pem.trim();
+    let body = pem
+        .strip_prefix("-----BEGIN PRIVATE KEY-----")
+        .and_then(|rest| rest.trim_end().strip_suffix("-----END PRIVATE KEY-----"))
+        .ok_or_else(|| {
+            KeyError::InvalidSigningKey(
+                "expected a PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----); convert one with `openssl pkcs8 -topk8 -nocrypt`"
+                    .into(),
+            )
+        })?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| KeyError::InvalidSigningKey(format!("PEM body: {e}")))
+}
+
 struct Inner {
     reference: ProjectRef,
     hs_encoding: EncodingKey,
     hs_decoding: DecodingKey,
-    es256: Option<Es256>,
+    /// Signs user sessions (the current key), when there is one.
+    signing: Option<SigningKey>,
+    /// Published and accepted but not signing: the standby and previous keys.
+    verifying: Vec<SigningKey>,
     anon_key: String,
     anon_claims: Claims,
     service_key: SecretString,
@@ -191,7 +303,8 @@ impl std::fmt::Debug for ProjectKeys {
             .field("ref", &self.0.reference)
             .field("anon_key", &self.0.anon_key)
             .field("publishable_key", &self.0.publishable_key)
-            .field("es256_kid", &self.0.es256.as_ref().map(|k| &k.kid))
+            .field("signing_kid", &self.0.signing.as_ref().map(|k| &k.kid))
+            .field("verifying_kids", &self.0.verifying.iter().map(|k| &k.kid).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -202,6 +315,8 @@ pub struct ProjectKeysBuilder {
     reference: ProjectRef,
     secret: SecretSlice<u8>,
     es256_pkcs8: Option<SecretSlice<u8>>,
+    signing: Option<SigningKey>,
+    verifying: Vec<SigningKey>,
     verify: VerifyConfig,
     third_party: Option<Arc<ThirdPartyIssuer>>,
 }
@@ -217,6 +332,21 @@ impl ProjectKeysBuilder {
     /// Adds an ES256 signing key (PKCS#8 DER). Its public half is published by [`ProjectKeys::jwks`].
     pub fn es256_pkcs8(mut self, der: impl Into<Vec<u8>>) -> Self {
         self.es256_pkcs8 = Some(der.into().into());
+        self
+    }
+
+    /// Signs user sessions with `key` (the current key) instead of the HS256 secret. Its
+    /// public half is published by [`ProjectKeys::jwks`].
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing = Some(key);
+        self
+    }
+
+    /// Also publishes and accepts `key` without signing with it: a standby key (about to
+    /// become current, published ahead so clients' cached key sets know it) or a previous one
+    /// (its tokens still verify until they expire).
+    pub fn verification_key(mut self, key: SigningKey) -> Self {
+        self.verifying.push(key);
         self
     }
 
@@ -236,7 +366,13 @@ impl ProjectKeysBuilder {
         verify.leeway = verify.leeway.min(MAX_LEEWAY);
         let hs_encoding = EncodingKey::from_secret(secret);
         let hs_decoding = DecodingKey::from_secret(secret);
-        let es256 = self.es256_pkcs8.map(|der| es256_from_pkcs8(der.expose_secret())).transpose()?;
+        let es256 = self.es256_pkcs8.map(|der| SigningKey::from_pkcs8_der(der.expose_secret())).transpose()?;
+        let signing = es256.or(self.signing);
+        let mut verifying = self.verifying;
+        // A key named twice (say the standby given as current too) is published once.
+        verifying.retain(|k| signing.as_ref().is_none_or(|s| s.kid != k.kid));
+        let mut seen = std::collections::HashSet::new();
+        verifying.retain(|k| seen.insert(k.kid.clone()));
 
         let api_jwt = |role: &str| -> Result<String, KeyError> {
             let claims = json!({
@@ -267,7 +403,8 @@ impl ProjectKeysBuilder {
             reference: self.reference,
             hs_encoding,
             hs_decoding,
-            es256,
+            signing,
+            verifying,
             anon_key,
             anon_claims,
             service_key,
@@ -287,9 +424,7 @@ fn derive_opaque(secret: &[u8], purpose: &str, reference: &ProjectRef) -> String
     URL_SAFE_NO_PAD.encode(&tag.as_ref()[..24])
 }
 
-fn es256_from_pkcs8(der: &[u8]) -> Result<Es256, KeyError> {
-    let pair = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
-        .map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+fn es256_from_pair(pair: &signature::EcdsaKeyPair, der: &[u8]) -> Result<SigningKey, KeyError> {
     use signature::KeyPair as _;
     let point = pair.public_key().as_ref();
     // An uncompressed P-256 point: 0x04 || x (32 bytes) || y (32 bytes).
@@ -298,10 +433,33 @@ fn es256_from_pkcs8(der: &[u8]) -> Result<Es256, KeyError> {
     }
     let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
     let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
-    let kid = URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, point).as_ref()[..12]);
+    let kid = key_id(point);
     let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
     let jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "alg": "ES256", "use": "sig", "kid": kid, "key_ops": ["verify"] });
-    Ok(Es256 { encoding: EncodingKey::from_ec_der(der), decoding, kid, jwk })
+    Ok(SigningKey { alg: Algorithm::ES256, encoding: EncodingKey::from_ec_der(der), decoding, kid, jwk })
+}
+
+fn rs256_from_pair(pair: &aws_lc_rs::rsa::KeyPair, der: &[u8]) -> Result<SigningKey, KeyError> {
+    use signature::KeyPair as _;
+    let public = pair.public_key();
+    if public.modulus_len() < 256 {
+        return Err(KeyError::InvalidSigningKey("RSA signing keys must have at least 2048 bits".into()));
+    }
+    let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+    let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+    let kid = key_id(public.as_ref());
+    let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+    // jsonwebtoken signs RSA from the PKCS#1 key inside the PKCS#8 document, which its PEM
+    // reader extracts.
+    let encoding =
+        EncodingKey::from_rsa_pem(pkcs8_pem(der).as_bytes()).map_err(|e| KeyError::InvalidSigningKey(e.to_string()))?;
+    let jwk = json!({ "kty": "RSA", "n": n, "e": e, "alg": "RS256", "use": "sig", "kid": kid, "key_ops": ["verify"] });
+    Ok(SigningKey { alg: Algorithm::RS256, encoding, decoding, kid, jwk })
+}
+
+/// A key id: the first 96 bits of the public key's SHA-256, base64url.
+fn key_id(public: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, public).as_ref()[..12])
 }
 
 /// Generates a fresh random secret of `len` bytes (at least [`MIN_SECRET_LEN`]).
@@ -328,6 +486,8 @@ impl ProjectKeys {
             reference,
             secret: jwt_secret.into().into(),
             es256_pkcs8: None,
+            signing: None,
+            verifying: Vec::new(),
             verify: VerifyConfig::default(),
             third_party: None,
         }
@@ -358,23 +518,44 @@ impl ProjectKeys {
         &self.0.verify
     }
 
-    /// The public signing keys as a JWKS document (`{"keys": [...]}`); empty without ES256.
+    /// The public signing keys as a JWKS document (`{"keys": [...]}`): the current key, then
+    /// the standby and previous ones; empty without asymmetric keys (the HS256 secret is never
+    /// published).
     pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> = self.0.es256.iter().map(|k| k.jwk.clone()).collect();
+        let keys: Vec<Value> = self.0.signing.iter().chain(&self.0.verifying).map(|k| k.jwk.clone()).collect();
         json!({ "keys": keys })
     }
 
-    /// Signs `claims`: with the ES256 key (and its `kid`) when there is one, else HS256.
+    /// The current signing key, if user sessions are signed asymmetrically.
+    pub fn current_signing_key(&self) -> Option<&SigningKey> {
+        self.0.signing.as_ref()
+    }
+
+    /// Signs `claims`: with the current signing key (and its `kid`) when there is one, else
+    /// HS256.
     pub fn sign(&self, claims: &Map<String, Value>) -> Result<String, KeyError> {
-        let (header, key) = match &self.0.es256 {
+        let (header, key) = match &self.0.signing {
             Some(k) => {
-                let mut h = Header::new(Algorithm::ES256);
+                let mut h = Header::new(k.alg);
                 h.kid = Some(k.kid.clone());
                 (h, &k.encoding)
             }
             None => (Header::new(Algorithm::HS256), &self.0.hs_encoding),
         };
         jsonwebtoken::encode(&header, claims, key).map_err(|e| KeyError::Signing(e.to_string()))
+    }
+
+    /// The project's own asymmetric key for a token's `alg` and `kid`: the key of that
+    /// algorithm with that id, or the only one of that algorithm when the token names none.
+    fn own_signing_key(&self, alg: Algorithm, kid: Option<&str>) -> Option<&SigningKey> {
+        let mut of_alg = self.0.signing.iter().chain(&self.0.verifying).filter(|k| k.alg == alg);
+        match kid {
+            Some(kid) => of_alg.find(|k| k.kid == kid),
+            None => match (of_alg.next(), of_alg.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            },
+        }
     }
 
     /// Signs `claims` with the HS256 secret, whatever else is configured.
@@ -414,11 +595,17 @@ impl ProjectKeys {
             ));
         }
         let (alg, kid) = header_alg(token)?;
-        let own_es256 = self.0.es256.as_ref().filter(|k| kid.is_none() || kid.as_deref() == Some(k.kid.as_str()));
+        // The key is chosen by the header's alg and kid, and each key verifies only its own
+        // algorithm: an HS256 token is checked against the secret alone (so one "signed" with
+        // a public key fails), an ES256 or RS256 one against the project's key of that type.
+        let own = match alg {
+            Algorithm::ES256 | Algorithm::RS256 => self.own_signing_key(alg, kid.as_deref()),
+            _ => None,
+        };
         let external = self.0.third_party.as_ref().filter(|_| third_party);
-        let key = match (alg, own_es256, external) {
+        let key = match (alg, own, external) {
             (Algorithm::HS256, _, _) => &self.0.hs_decoding,
-            (Algorithm::ES256, Some(k), _) => &k.decoding,
+            (_, Some(k), _) => &k.decoding,
             (_, _, Some(external)) => {
                 let claims = external.verify(token, alg, kid.as_deref(), &self.0.verify)?;
                 self.0.verify.check_role(claims.role())?;

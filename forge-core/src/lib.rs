@@ -7,7 +7,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`error`] | [`ForgeError`], the [`ErrorCode`] table and rendering in each service's wire shape |
-//! | [`keys`] | a project's JWT secret, optional ES256 key, API keys and token verification |
+//! | [`keys`] | a project's JWT secret, its asymmetric signing keys (ES256 or RS256), API keys and token verification |
 //! | [`principal`] | [`Principal`] (anon, user, service) and its extractor |
 //! | [`project`] | [`Project`], [`ProjectResolver`] implementations and [`ProjectLayer`] |
 //! | [`db`] | [`Database`]: the sqlx pool and the gateway's tokio-postgres pool |

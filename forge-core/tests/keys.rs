@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use forge_core::keys::{ProjectKeys, VerifyConfig, generate_es256_pkcs8};
+use forge_core::keys::{
+    KeyAlgorithm, ProjectKeys, SigningKey, VerifyConfig, generate_es256_pkcs8, generate_signing_key_pkcs8, pkcs8_pem,
+};
 use forge_core::{ErrorCode, Principal, ProjectRef};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
@@ -145,12 +147,7 @@ fn verification_table() {
             Some(bearer(&hs256(SECRET, read_all))),
             Want::Err(ErrorCode::JwtRoleNotAllowed),
         ),
-        (
-            "an API key naming role postgres",
-            Some(&superuser_key),
-            None,
-            Want::Err(ErrorCode::InvalidApiKey),
-        ),
+        ("an API key naming role postgres", Some(&superuser_key), None, Want::Err(ErrorCode::InvalidApiKey)),
         ("not a JWT", Some(&anon), Some(bearer("not-a-jwt")), Want::Err(ErrorCode::InvalidJwt)),
         ("three garbage parts", Some(&anon), Some(bearer("a.b.c")), Want::Err(ErrorCode::InvalidJwt)),
         ("empty bearer", Some(&anon), Some("Bearer ".into()), Want::Err(ErrorCode::MalformedAuthorization)),
@@ -196,9 +193,16 @@ fn only_the_api_roles_and_configured_ones_may_be_switched_to() {
     editor["role"] = json!("editor");
     let editor = hs256(SECRET, editor);
     let err = default.verify_jwt(&editor).expect_err("not configured");
-    assert_eq!((err.code, err.message.as_ref()), (ErrorCode::JwtRoleNotAllowed, "permission denied to set role \"editor\""));
+    assert_eq!(
+        (err.code, err.message.as_ref()),
+        (ErrorCode::JwtRoleNotAllowed, "permission denied to set role \"editor\"")
+    );
     assert_eq!(ErrorCode::JwtRoleNotAllowed.info().status, 403);
-    assert_eq!(ErrorCode::JwtRoleNotAllowed.info().postgrest, "42501", "what PostgREST answers when SET ROLE is refused");
+    assert_eq!(
+        ErrorCode::JwtRoleNotAllowed.info().postgrest,
+        "42501",
+        "what PostgREST answers when SET ROLE is refused"
+    );
 
     let configured = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
         .verify(VerifyConfig::default().with_extra_roles(["editor"]))
@@ -360,4 +364,117 @@ fn a_verified_token_stops_working_when_it_expires() {
     assert!(keys.verify_jwt(&token).is_ok(), "again, from the cache");
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(keys.verify_jwt(&token).expect_err("expired").code, ErrorCode::JwtExpired);
+}
+
+fn signing_key(alg: KeyAlgorithm) -> SigningKey {
+    let der = generate_signing_key_pkcs8(alg).expect("generate");
+    let key = SigningKey::from_pkcs8_pem(&pkcs8_pem(&der)).expect("parse PEM");
+    assert_eq!(key.kid(), SigningKey::from_pkcs8_der(&der).expect("parse DER").kid(), "PEM and DER are the same key");
+    key
+}
+
+fn header_of(token: &str) -> Value {
+    let h = token.split('.').next().expect("header");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).expect("base64url")).expect("json")
+}
+
+#[test]
+fn current_standby_and_previous_keys_are_published_and_only_the_current_one_signs() {
+    let current = signing_key(KeyAlgorithm::Es256);
+    let standby = signing_key(KeyAlgorithm::Es256);
+    let previous = signing_key(KeyAlgorithm::Rs256);
+    let builder = |signing: &SigningKey, others: &[&SigningKey]| {
+        let mut b =
+            ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec()).signing_key(signing.clone());
+        for k in others {
+            b = b.verification_key((*k).clone());
+        }
+        b.build().expect("keys")
+    };
+    let k = builder(&current, &[&standby, &previous]);
+    let jwks = k.jwks();
+    let kids: Vec<&str> = jwks["keys"].as_array().expect("keys").iter().filter_map(|j| j["kid"].as_str()).collect();
+    assert_eq!(kids, [current.kid(), standby.kid(), previous.kid()], "current first, then standby and previous");
+    for jwk in jwks["keys"].as_array().expect("keys") {
+        assert_eq!((jwk["use"].as_str(), &jwk["key_ops"]), (Some("sig"), &json!(["verify"])));
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(jwk.get(private).is_none(), "no private member {private} in {jwk}");
+        }
+    }
+    assert_eq!(jwks["keys"][2]["kty"], "RSA");
+
+    let claims = user_claims().as_object().expect("object").clone();
+    let token = k.sign(&claims).expect("sign");
+    assert_eq!(header_of(&token), json!({ "alg": "ES256", "typ": "JWT", "kid": current.kid() }));
+    assert!(matches!(k.authenticate(None, Some(bearer(&token).as_bytes())), Ok(Principal::User(_))));
+    // The legacy HS256 secret still signs valid user tokens.
+    assert!(k.verify_jwt(&hs256(SECRET, user_claims())).is_ok());
+
+    // Rotation: the standby becomes current and the current one previous. Tokens signed
+    // before the rotation still verify; after it, the new current key signs.
+    let rotated = builder(&standby, &[&current]);
+    assert!(rotated.verify_jwt(&token).is_ok(), "a token of the previous key still verifies");
+    let after = rotated.sign(&claims).expect("sign");
+    assert_eq!(header_of(&after)["kid"], standby.kid());
+    assert!(k.verify_jwt(&after).is_ok(), "servers not yet rotated already know the standby key");
+    // A key dropped from the set no longer verifies.
+    let dropped = builder(&standby, &[]);
+    assert_eq!(dropped.verify_jwt(&token).expect_err("dropped key").code, ErrorCode::JwtAlgorithmNotAllowed);
+
+    // RS256 signs too, when it is the current key.
+    let rsa = builder(&previous, &[]);
+    let rs_token = rsa.sign(&claims).expect("sign RS256");
+    assert_eq!(header_of(&rs_token)["alg"], "RS256");
+    assert!(rsa.verify_jwt(&rs_token).is_ok());
+    assert!(k.verify_jwt(&rs_token).is_ok(), "a published RSA key verifies");
+}
+
+#[test]
+fn asymmetric_tokens_are_checked_for_algorithm_expiry_audience_and_role() {
+    let es = signing_key(KeyAlgorithm::Es256);
+    let rs = signing_key(KeyAlgorithm::Rs256);
+    let k = ProjectKeys::builder(ProjectRef::new("demo").expect("ref"), SECRET.to_vec())
+        .signing_key(es.clone())
+        .verification_key(rs.clone())
+        .build()
+        .expect("keys");
+    let sign = |claims: Value| k.sign(claims.as_object().expect("object")).expect("sign");
+
+    let mut expired = user_claims();
+    expired["exp"] = json!(now() - 120);
+    assert_eq!(k.verify_jwt(&sign(expired)).expect_err("expired").code, ErrorCode::JwtExpired);
+    let mut no_exp = user_claims();
+    no_exp.as_object_mut().expect("object").remove("exp");
+    assert_eq!(k.verify_jwt(&sign(no_exp)).expect_err("no exp").code, ErrorCode::JwtBadClaims);
+    let mut wrong_aud = user_claims();
+    wrong_aud["aud"] = json!("someone-else");
+    assert_eq!(k.verify_jwt(&sign(wrong_aud)).expect_err("aud").code, ErrorCode::JwtBadAudience);
+    let mut superuser = user_claims();
+    superuser["role"] = json!("postgres");
+    assert_eq!(k.verify_jwt(&sign(superuser)).expect_err("role").code, ErrorCode::JwtRoleNotAllowed);
+
+    // Alg confusion. HS256 over the public key (as PEM-less JWK text, or the x coordinate)
+    // with the key's kid: checked against the secret only, so the signature fails.
+    let token = sign(user_claims());
+    let (payload, _) = token.split_once('.').map(|(_, rest)| rest.split_once('.').expect("3 parts")).expect("parts");
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json");
+    for secret in [es.public_jwk().to_string(), es.public_jwk()["x"].as_str().expect("x").to_owned()] {
+        let forged_hs =
+            forged(json!({ "alg": "HS256", "typ": "JWT", "kid": es.kid() }), payload.clone(), secret.as_bytes());
+        assert_eq!(k.verify_jwt(&forged_hs).expect_err("HS256 with a public key").code, ErrorCode::JwtBadSignature);
+    }
+    // The ES256 signature under an RS256 header naming the EC key, and the reverse: refused.
+    let (_, rest) = token.split_once('.').expect("parts");
+    let swap = |header: Value| format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()));
+    let rs_header_ec_kid = swap(json!({ "alg": "RS256", "typ": "JWT", "kid": es.kid() }));
+    assert!(k.verify_jwt(&rs_header_ec_kid).is_err());
+    let es_header_rsa_kid = swap(json!({ "alg": "ES256", "typ": "JWT", "kid": rs.kid() }));
+    assert!(k.verify_jwt(&es_header_rsa_kid).is_err());
+    // An unknown kid is refused.
+    let unknown = swap(json!({ "alg": "ES256", "typ": "JWT", "kid": "not-a-key" }));
+    assert!(k.verify_jwt(&unknown).is_err());
+    // A PEM that is not PKCS#8 is refused with a hint.
+    let err = SigningKey::from_pkcs8_pem("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")
+        .expect_err("SEC1 PEM");
+    assert!(err.to_string().contains("openssl pkcs8"), "{err}");
 }

@@ -9,6 +9,8 @@
 //! | `FORGE_DATA_DIR` | `data_dir` | `./.forge` |
 //! | `FORGE_JWT_SECRET` | `jwt_secret` | generated once, kept in the data dir |
 //! | `FORGE_JWT_EXTRA_ROLES` | `jwt_extra_roles` | empty: tokens may name only `anon`, `authenticated` and `service_role` |
+//! | `FORGE_JWT_SIGNING_ALGORITHM` | `jwt_signing_algorithm` | `ES256` (`RS256`; `HS256` signs sessions with the secret) |
+//! | `FORGE_JWT_KEYS_DIR` | `jwt_keys_dir` | `<data_dir>/jwt_keys` (see [`crate::signing_keys`]) |
 //! | `FORGE_STORAGE_PATH` | `storage_path` | `<data_dir>/storage` |
 //! | `FORGE_S3_BUCKET` | `s3_bucket` | unset: files stay on the local disk; set: in this S3 bucket |
 //! | `FORGE_S3_ENDPOINT` | `s3_endpoint` | unset: AWS; any S3-compatible server's URL |
@@ -47,6 +49,8 @@ const KEYS: &[&str] = &[
     "data_dir",
     "jwt_secret",
     "jwt_extra_roles",
+    "jwt_signing_algorithm",
+    "jwt_keys_dir",
     "storage_path",
     "s3_bucket",
     "s3_endpoint",
@@ -89,6 +93,11 @@ pub struct Config {
     /// Database roles a token's `role` claim may name besides `anon`, `authenticated` and
     /// `service_role`; tokens naming any other role are refused by every service.
     pub jwt_extra_roles: Vec<String>,
+    /// How user sessions are signed: with an asymmetric key published at
+    /// `/auth/v1/.well-known/jwks.json` (ES256 or RS256), or with the HS256 secret.
+    pub jwt_signing_algorithm: SigningAlgorithm,
+    /// Where the signing keys are kept (default `<data_dir>/jwt_keys`).
+    pub jwt_keys_dir: Option<PathBuf>,
     /// Where uploaded files are kept.
     pub storage_path: Option<PathBuf>,
     /// The S3 bucket files go to (unset: the local disk at `storage_path`).
@@ -153,6 +162,21 @@ fn skip_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Resu
     }
 }
 
+/// How user sessions are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+pub enum SigningAlgorithm {
+    /// ECDSA P-256 keys from the keys directory (Supabase's default for signing keys).
+    #[default]
+    #[serde(rename = "ES256", alias = "es256")]
+    Es256,
+    /// RSA keys from the keys directory.
+    #[serde(rename = "RS256", alias = "rs256")]
+    Rs256,
+    /// The shared secret, as Supabase's legacy JWT secret (nothing is published).
+    #[serde(rename = "HS256", alias = "hs256")]
+    Hs256,
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -172,6 +196,8 @@ impl Default for Config {
             data_dir: PathBuf::from(".forge"),
             jwt_secret: None,
             jwt_extra_roles: Vec::new(),
+            jwt_signing_algorithm: SigningAlgorithm::Es256,
+            jwt_keys_dir: None,
             storage_path: None,
             s3_bucket: None,
             s3_endpoint: None,
@@ -358,6 +384,17 @@ mod tests {
             assert_eq!(c.auth.rate_limits.otp_per_5min, 1000);
             assert_eq!(c.auth.rate_limits.token_per_5min, 150, "other limits keep their defaults");
             assert!(c.jwt_extra_roles.is_empty(), "only the API roles by default");
+            assert_eq!((c.jwt_signing_algorithm, c.jwt_keys_dir.as_deref()), (SigningAlgorithm::Es256, None));
+            jail.set_env("FORGE_JWT_SIGNING_ALGORITHM", "RS256");
+            jail.set_env("FORGE_JWT_KEYS_DIR", "/srv/keys");
+            let k = Config::load(None).expect("signing");
+            assert_eq!(
+                (k.jwt_signing_algorithm, k.jwt_keys_dir),
+                (SigningAlgorithm::Rs256, Some(PathBuf::from("/srv/keys")))
+            );
+            jail.set_env("FORGE_JWT_SIGNING_ALGORITHM", "none");
+            assert!(Config::load(None).is_err(), "only ES256, RS256 and HS256");
+            jail.set_env("FORGE_JWT_SIGNING_ALGORITHM", "HS256");
             jail.set_env("FORGE_JWT_EXTRA_ROLES", "[\"editor\", \"auditor\"]");
             assert_eq!(Config::load(None).expect("roles").jwt_extra_roles, ["editor", "auditor"]);
             assert!(!c.auth.manual_linking_enabled, "manual linking is off by default, as in GoTrue");

@@ -9,6 +9,7 @@
 //! | [`config`] | `forge.toml` + `FORGE_*` variables, layered with figment |
 //! | [`private`] | umask 077 and a private data dir |
 //! | [`secret`] | the JWT secret: configured, or generated once into the data dir |
+//! | [`signing_keys`] | the JWT signing keys (current, standby, previous): generated once into the data dir, or given |
 //! | [`database`] | an existing Postgres or the embedded cluster |
 //! | [`app`] | `/health`, `/ready` and the project-scoped services |
 //! | [`edge`] | request id, tracing, CORS, limits, timeouts |
@@ -28,6 +29,7 @@ pub mod edge;
 pub mod private;
 pub mod secret;
 pub mod serve;
+pub mod signing_keys;
 pub mod sweep;
 pub mod telemetry;
 
@@ -120,6 +122,12 @@ fn project_keys(
         ProjectKeys::builder(reference.clone(), secret.expose_secret().as_bytes().to_vec()).verify(verify);
     if let Some(issuer) = third_party {
         builder = builder.third_party(issuer);
+    }
+    if let Some(signing) = signing_keys::load_or_create(config)? {
+        builder = builder.signing_key(signing.current);
+        for key in signing.others {
+            builder = builder.verification_key(key);
+        }
     }
     let keys = builder.build().map_err(|e| Error::Config(e.to_string()))?;
     Ok((reference, keys))

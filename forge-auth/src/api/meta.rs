@@ -32,8 +32,10 @@ pub(crate) async fn health() -> Json<Value> {
     }))
 }
 
-pub(crate) async fn jwks(project: Project) -> Json<Value> {
-    Json(project.keys().jwks())
+/// The public signing keys (current, standby, previous), cached by clients for ten minutes as
+/// GoTrue's `WellKnownJwks` lets them.
+pub(crate) async fn jwks(project: Project) -> impl axum::response::IntoResponse {
+    ([(http::header::CACHE_CONTROL, "public, max-age=600")], Json(project.keys().jwks()))
 }
 
 pub(crate) async fn not_found() -> Error {
