@@ -896,6 +896,48 @@ describe('timestamps', () => {
   })
 })
 
+// ------------------------------------------------------------------------ chunked uploads
+/** A ReadableStream of `total` bytes in pieces of at most 1 MiB: fetch sends it chunked, with no Content-Length. */
+function byteStream(total) {
+  let sent = 0
+  return new ReadableStream({
+    pull(controller) {
+      if (sent >= total) return controller.close()
+      const n = Math.min(1 << 20, total - sent)
+      controller.enqueue(new Uint8Array(n).fill(7))
+      sent += n
+    },
+  })
+}
+
+describe('chunked uploads', () => {
+  test('a streamed (chunked) upload over the size limit is 413, as with a Content-Length', async () => {
+    const bucket = await newBucket('chunked')
+    const from = storage.from(bucket)
+    // within the limit, a stream lands
+    const ok = storageOk(await from.upload('small.bin', byteStream(3000), { contentType: 'application/octet-stream' }))
+    assert.equal(ok.fullPath, `${bucket}/small.bin`)
+    assert.equal(lastRequest().headers['content-length'], undefined, 'sent without a Content-Length')
+    assert.equal(storageOk(await from.info('small.bin')).size, 3000)
+
+    // over the server's 50 MiB limit, which cuts the stream off: Storage's EntityTooLarge, not an interrupted upload
+    const over = 51 * 1024 * 1024
+    const big = await from.upload('big.bin', byteStream(over), { contentType: 'application/octet-stream' })
+    storageFails(big, '413', 400, 'The object exceeded the maximum allowed size')
+    // the same size with a Content-Length is refused the same way
+    storageFails(await from.upload('big2.bin', new Uint8Array(over), { contentType: 'application/octet-stream' }), '413')
+    // and to a signed upload URL
+    const { token } = storageOk(await from.createSignedUploadUrl('signed.bin'))
+    const signed = await from.uploadToSignedUrl('signed.bin', token, byteStream(over), { contentType: 'application/octet-stream' })
+    storageFails(signed, '413', 400, 'The object exceeded the maximum allowed size')
+
+    // a bucket's own limit holds a stream too
+    storageOk(await storage.updateBucket(bucket, { public: false, fileSizeLimit: 1000 }))
+    storageFails(await from.upload('over.bin', byteStream(1001), { contentType: 'application/octet-stream' }), '413')
+    assert.deepEqual(await objectNames(bucket), ['small.bin'], 'refused uploads leave no rows')
+  })
+})
+
 // ------------------------------------------------------------------------ multipart refusals
 // Last in the file: while this fails, the server also breaks the connection the client reuses.
 describe('bucket limits on multipart uploads', () => {

@@ -26,9 +26,9 @@ pub(crate) enum OnBreak {
     Keep,
 }
 
-/// Streams `body` into `path` and returns its size. Beyond `limit` bytes the upload is
-/// aborted and nothing is left at `path`; when the body fails (the client went away),
-/// `on_break` decides.
+/// Streams `body` into `path` and returns its size. Beyond `limit` bytes, or when the body
+/// breaks off for its size (an edge's body limit), the upload is aborted and nothing is left
+/// at `path`; when the body fails otherwise (the client went away), `on_break` decides.
 pub(crate) async fn write<S, E>(
     store: &dyn ObjectStore,
     path: &Path,
@@ -66,7 +66,13 @@ where
     .await;
     let result = match (copied, broke) {
         (Err(e), _) => Err(e),
-        (Ok(()), Some(e)) if on_break == OnBreak::Discard || size == 0 => Err(e),
+        // A body cut off for its size (an edge's body limit) is refused whole: it is too large
+        // however much of it arrived.
+        (Ok(()), Some(e))
+            if on_break == OnBreak::Discard || size == 0 || e.kind() == Some(ErrorKind::EntityTooLarge) =>
+        {
+            Err(e)
+        }
         (Ok(()), _) => Ok(size),
     };
     match result {

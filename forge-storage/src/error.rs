@@ -283,8 +283,11 @@ impl From<object_store::Error> for Error {
     }
 }
 
-/// A request body that broke off: the client's doing (400), or ours when the body was cut
-/// off here (a stalled upload's 408), whose error comes back through the body's layers.
+/// A request body that broke off: the client's doing (400); ours when the body was cut off
+/// here (a stalled upload's 408), whose error comes back through the body's layers; or an
+/// edge's body limit (`http_body_util::Limited`, under tower-http's `RequestBodyLimitLayer`,
+/// which cuts off a chunked body that has no Content-Length to refuse up front): 413, as
+/// Storage answers an object over its size limit.
 impl From<axum::Error> for Error {
     fn from(e: axum::Error) -> Self {
         let mut inner = e.into_inner();
@@ -293,11 +296,24 @@ impl From<axum::Error> for Error {
                 Ok(ours) => return *ours,
                 Err(other) => match other.downcast::<axum::Error>() {
                     Ok(wrapped) => wrapped.into_inner(),
+                    Err(other) if over_a_body_limit(other.as_ref()) => return crate::blob::too_large(),
                     Err(other) => return Error::invalid(format!("The upload was interrupted: {other}")),
                 },
             };
         }
     }
+}
+
+/// Whether `e`, or an error it wraps, is a body limit's.
+fn over_a_body_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 /// A multipart body that broke off or was malformed.

@@ -1210,3 +1210,99 @@ async fn timestamps_render_as_storage_renders_them() {
         assert!(storage_timestamp(&removed[0][column]), "{removed}");
     }
 }
+
+/// Sends `head` and then `body` in HTTP/1.1 chunks of `chunk` bytes (Transfer-Encoding: chunked,
+/// no Content-Length) to `addr`; the answer's status line and body. The server may answer
+/// before the whole body went out: the rest is then not sent.
+async fn send_chunked(addr: std::net::SocketAddr, head: &str, body: &[u8], chunk: usize) -> (String, Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(format!("{head}transfer-encoding: chunked\r\n\r\n").as_bytes()).await.expect("head");
+    let (mut read, mut write) = tcp.into_split();
+    let body = body.to_vec();
+    let sending = tokio::spawn(async move {
+        for piece in body.chunks(chunk) {
+            let framed = [format!("{:x}\r\n", piece.len()).as_bytes(), piece, b"\r\n"].concat();
+            if write.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+        let _ = write.write_all(b"0\r\n\r\n").await;
+        // Kept open until the answer is read.
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    });
+    // The head, then as many bytes as its Content-Length says.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let complete = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer);
+        let Some(end) = text.find("\r\n\r\n") else { return false };
+        let length = text[..end]
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+            .and_then(|v| v.parse::<usize>().ok())
+            .expect("a Content-Length");
+        answer.len() >= end + 4 + length
+    };
+    while !complete(&answer) {
+        let n = read.read(&mut buf).await.expect("read");
+        assert!(n > 0, "no answer: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    sending.abort();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let json = answer.find("\r\n\r\n").map(|at| &answer[at + 4..]).unwrap_or_default();
+    (status, serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {answer}")))
+}
+
+#[tokio::test]
+async fn a_chunked_upload_over_the_limit_is_413() {
+    // As forge-server runs storage: its body limit for every request (a chunked body breaks off
+    // there) and the same limit for objects.
+    const LIMIT: u64 = 256 * 1024;
+    let config = forge_storage::StorageConfig::default().with_file_size_limit(LIMIT);
+    let t = common::api_with(common::Backend::Memory, config).await;
+    t.create_bucket("docs", false).await;
+    t.service("POST", "/bucket", json!({ "name": "tiny", "file_size_limit": 1000 })).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = t.router().layer(tower_http::limit::RequestBodyLimitLayer::new(LIMIT as usize));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let key = t.service_key();
+    let head = |path: &str, extra: &str| {
+        format!(
+            "POST /storage/v1/object/{path} HTTP/1.1\r\nhost: {addr}\r\napikey: {key}\r\n\
+             authorization: Bearer {key}\r\ncontent-type: application/octet-stream\r\n{extra}"
+        )
+    };
+    let big = vec![7u8; 2 * LIMIT as usize];
+
+    // Over the service's (and the edge's) limit, and over a bucket's own limit.
+    for path in ["docs/big.bin", "tiny/big.bin"] {
+        let (status, body) = send_chunked(addr, &head(path, ""), &big, 16 * 1024).await;
+        assert!(status.starts_with("HTTP/1.1 400"), "{path}: {status} {body}");
+        assert_eq!(
+            (body["statusCode"].as_str(), body["code"].as_str()),
+            (Some("413"), Some("EntityTooLarge")),
+            "{path}: {body}"
+        );
+        assert_eq!(body["message"], "The object exceeded the maximum allowed size", "{path}");
+    }
+    // A signed upload URL too.
+    let signed = t.service("POST", "/object/upload/sign/docs/signed.bin", json!({})).await.json();
+    let url = signed["url"].as_str().expect("url").to_owned();
+    let signed_head = format!(
+        "PUT /storage/v1{url} HTTP/1.1\r\nhost: {addr}\r\napikey: {}\r\ncontent-type: application/octet-stream\r\n",
+        t.anon_key()
+    );
+    let (status, body) = send_chunked(addr, &signed_head, &big, 16 * 1024).await;
+    assert!(status.starts_with("HTTP/1.1 400"), "{status} {body}");
+    assert_eq!((body["statusCode"].as_str(), body["code"].as_str()), (Some("413"), Some("EntityTooLarge")), "{body}");
+    // Within the limit, a chunked upload lands.
+    let (status, body) = send_chunked(addr, &head("docs/fits.bin", ""), &big[..LIMIT as usize], 16 * 1024).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    assert_eq!(body["Key"], "docs/fits.bin");
+    assert_eq!(t.rows().await, 1, "the refused uploads left no rows");
+    assert_eq!(t.blobs().await.len(), 1, "and no blobs: {:?}", t.blobs().await);
+}

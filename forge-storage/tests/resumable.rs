@@ -615,3 +615,47 @@ async fn odd_requests_are_refused_or_understood() {
     assert_head_error(&head(&t, &bob, &path).await, 404);
     assert_eq!(head(&t, &alice, &path).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_chunk_cut_off_by_the_edge_body_limit_is_413_and_adds_nothing() {
+    // As forge-server runs storage: the same limit for request bodies and objects. A chunk of
+    // a full-size upload that carries more than that breaks off at the edge, without a
+    // Content-Length to refuse it by: it is refused whole, not stored cut short.
+    const LIMIT: usize = 64 * 1024;
+    let config = forge_storage::StorageConfig::default().with_file_size_limit(LIMIT as u64);
+    let t = common::api_with(Backend::Memory, config).await;
+    t.create_bucket("docs", false).await;
+    let key = t.service_key();
+    let r = create(&t, &key, LIMIT, &metadata("docs", "full.pdf"), &[]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let path = upload_path(r.header("location").expect("location"));
+    let edge = t.router().layer(tower_http::limit::RequestBodyLimitLayer::new(LIMIT));
+    let bytes = data(LIMIT + 1000);
+    let chunked = |bytes: &[u8]| {
+        let pieces: Vec<Result<Bytes, std::io::Error>> =
+            bytes.chunks(4096).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        Body::from_stream(futures_util::stream::iter(pieces))
+    };
+    let req = t
+        .builder("PATCH", &path, Some(&key))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(chunked(&bytes))
+        .expect("request");
+    let r = {
+        use tower::ServiceExt as _;
+        let res = edge.clone().oneshot(req).await.unwrap_or_else(|e| match e {});
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert_eq!(r.0.as_u16(), 413, "{}", r.1);
+    assert!(r.1.contains("maximum allowed size"), "{}", r.1);
+    assert_eq!(head(&t, &key, &path).await.header("upload-offset"), Some("0"), "nothing was kept");
+    assert_eq!(t.rows().await, 0);
+    // The whole upload, within the limit, lands.
+    let r = patch(&t, &key, &path, 0, chunked(&bytes[..LIMIT])).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(t.send("GET", "/object/docs/full.pdf", Some(&key), Value::Null).await.bytes, bytes[..LIMIT]);
+}
