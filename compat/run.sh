@@ -130,6 +130,7 @@ banner() { grep -m1 "^  $2:" "$1" | sed -E "s/^  $2: +//" | awk '{print $1}'; }
 PORT="$(free_port)"
 log "starting forge-server on 127.0.0.1:$PORT (data dir $DATA)"
 FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:$PORT" FORGE_REST_EXPLAIN=true \
+  FORGE_DB_SCHEMAS="public,compat_api" \
   FORGE_AUTH_RATE_LIMITS__TOKEN_PER_5MIN=100000 \
   FORGE_AUTH_RATE_LIMITS__VERIFY_PER_5MIN=100000 \
   FORGE_AUTH_RATE_LIMITS__OTP_PER_5MIN=100000 \

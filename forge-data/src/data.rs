@@ -20,11 +20,19 @@ pub struct DataConfig {
     /// Whether `.explain()` (`Accept: application/vnd.pgrst.plan...`) may show query plans.
     /// Off by default, as in PostgREST: plans reveal the schema to any caller.
     pub plan_enabled: bool,
+    /// Schemas searched after the request's own (PostgREST's `db-extra-search-path`):
+    /// `public` and `extensions` by default, as on Supabase.
+    pub extra_search_path: Vec<String>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { max_rows: None, openapi: true, plan_enabled: false }
+        Self {
+            max_rows: None,
+            openapi: true,
+            plan_enabled: false,
+            extra_search_path: vec!["public".into(), "extensions".into()],
+        }
     }
 }
 
@@ -44,6 +52,12 @@ impl DataConfig {
     /// With the OpenAPI root document on or off.
     pub fn with_openapi(mut self, enabled: bool) -> Self {
         self.openapi = enabled;
+        self
+    }
+
+    /// With the schemas searched after the request's own (replacing `public, extensions`).
+    pub fn with_extra_search_path(mut self, schemas: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.extra_search_path = schemas.into_iter().map(Into::into).collect();
         self
     }
 

@@ -24,6 +24,9 @@
 //! | `FORGE_HEADER_TIMEOUT` | `header_timeout` | `30` (seconds a connection may take to send a request's headers, counted from when it opens or its previous response ends: also the idle keep-alive timeout) |
 //! | `FORGE_MAX_CONNECTIONS` | `max_connections` | `0`: the open-file limit less 256 (for Postgres, files and the listener); further connections wait in the listen backlog |
 //! | `FORGE_CORS_ORIGINS` | `cors_origins` | empty: any origin |
+//! | `FORGE_DB_SCHEMAS` | `db_schemas` | `public` (PostgREST's `db-schemas`: the schemas REST exposes, the first the default; `a,b` or a list) |
+//! | `FORGE_DB_MAX_ROWS` | `db_max_rows` | unset: no cap (PostgREST's `db-max-rows`) |
+//! | `FORGE_DB_EXTRA_SEARCH_PATH` | `db_extra_search_path` | `public,extensions` (PostgREST's `db-extra-search-path`) |
 //! | `FORGE_PROJECT_REF` | `project_ref` | `default` |
 //! | `FORGE_POSTGRES_BIN` | `postgres_bin` | found on `PATH` or under `/usr/lib/postgresql/*/bin` |
 //! | `FORGE_REST_EXPLAIN` | `rest_explain` | `false` (`.explain()` answers 406) |
@@ -65,6 +68,9 @@ const KEYS: &[&str] = &[
     "header_timeout",
     "max_connections",
     "cors_origins",
+    "db_schemas",
+    "db_max_rows",
+    "db_extra_search_path",
     "project_ref",
     "postgres_bin",
     "rest_explain",
@@ -131,6 +137,15 @@ pub struct Config {
     pub max_connections: usize,
     /// Origins allowed by CORS; empty allows any origin.
     pub cors_origins: Vec<String>,
+    /// The schemas the REST API exposes (`Accept-Profile`/`Content-Profile`), the first being
+    /// the default.
+    #[serde(deserialize_with = "schema_list")]
+    pub db_schemas: Vec<String>,
+    /// The most rows a REST read or RPC call returns; unset is no cap.
+    pub db_max_rows: Option<u64>,
+    /// Schemas searched after the request's own.
+    #[serde(deserialize_with = "schema_list")]
+    pub db_extra_search_path: Vec<String>,
     /// The default project's ref.
     pub project_ref: String,
     /// Where the Postgres server binaries are (default: found on PATH or under
@@ -212,6 +227,9 @@ impl Default for Config {
             header_timeout: 30,
             max_connections: 0,
             cors_origins: Vec::new(),
+            db_schemas: vec!["public".into()],
+            db_max_rows: None,
+            db_extra_search_path: vec!["public".into(), "extensions".into()],
             project_ref: "default".into(),
             postgres_bin: None,
             rest_explain: false,
@@ -224,6 +242,21 @@ impl Default for Config {
             auth: forge_auth::AuthConfig::default(),
         }
     }
+}
+
+/// A list of schema names, as PostgREST takes it (`public, api`) or as a list.
+fn schema_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        Joined(String),
+        List(Vec<String>),
+    }
+    let names = match Names::deserialize(deserializer)? {
+        Names::Joined(joined) => joined.split(',').map(str::to_owned).collect(),
+        Names::List(list) => list,
+    };
+    Ok(names.into_iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect())
 }
 
 /// A configuration error, with the offending key.
@@ -269,6 +302,12 @@ impl Config {
         }
         if self.body_limit == 0 {
             return Err(ConfigError("body_limit must be positive".into()));
+        }
+        if self.db_schemas.is_empty() {
+            return Err(ConfigError("db_schemas must name at least one schema".into()));
+        }
+        if self.db_max_rows == Some(0) {
+            return Err(ConfigError("db_max_rows must be positive (unset: no cap)".into()));
         }
         if self.header_timeout == 0 {
             return Err(ConfigError("header_timeout must be at least 1 second".into()));
@@ -464,6 +503,28 @@ mod tests {
         });
         let missing = Config::load(Some(Path::new("/no/such/forge.toml"))).expect_err("missing file");
         assert!(missing.to_string().contains("not found"));
+    }
+
+    #[test]
+    fn rest_settings_take_postgrest_style_lists() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).expect("defaults");
+            assert_eq!((c.db_schemas.as_slice(), c.db_max_rows), (["public".to_owned()].as_slice(), None));
+            assert_eq!(c.db_extra_search_path, ["public", "extensions"]);
+            jail.set_env("FORGE_DB_SCHEMAS", "public, api");
+            jail.set_env("FORGE_DB_MAX_ROWS", "1000");
+            jail.set_env("FORGE_DB_EXTRA_SEARCH_PATH", "[\"public\", \"extensions\", \"tools\"]");
+            let c = Config::load(None).expect("REST settings");
+            assert_eq!(c.db_schemas, ["public", "api"]);
+            assert_eq!(c.db_max_rows, Some(1000));
+            assert_eq!(c.db_extra_search_path, ["public", "extensions", "tools"]);
+            jail.set_env("FORGE_DB_MAX_ROWS", "0");
+            assert!(Config::load(None).is_err(), "a cap of 0 rows");
+            jail.set_env("FORGE_DB_MAX_ROWS", "5");
+            jail.set_env("FORGE_DB_SCHEMAS", " , ");
+            assert!(Config::load(None).is_err(), "no schema");
+            Ok(())
+        });
     }
 
     #[test]

@@ -181,9 +181,15 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     let url = config.public_url(bound);
 
     let db = prepare(&config).await?;
-    let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), ProjectSettings::new(url.clone()));
+    let settings = ProjectSettings::new(url.clone()).with_exposed_schemas(config.db_schemas.clone());
+    let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), settings);
     let data = forge_data::Data::builder()
-        .config(forge_data::DataConfig::default().with_plan_enabled(config.rest_explain))
+        .config(
+            forge_data::DataConfig::default()
+                .with_plan_enabled(config.rest_explain)
+                .with_max_rows(config.db_max_rows)
+                .with_extra_search_path(config.db_extra_search_path.clone()),
+        )
         .build()
         .map_err(|e| Error::Config(e.to_string()))?;
     let mut auth = forge_auth::Auth::builder().config(config.auth.clone());

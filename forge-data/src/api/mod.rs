@@ -33,10 +33,34 @@ impl Data {
                 "/{relation}",
                 get(read::get).post(write::handle).patch(write::handle).put(write::handle).delete(write::handle),
             )
+            .layer(axum::middleware::from_fn(content_profile))
             .layer(axum::Extension(self.clone()))
             .layer(axum::Extension(WireFormat::PostgRest))
             .layer(RefusalLayer::new(WireFormat::PostgRest))
     }
+}
+
+/// Answers `Content-Profile` with the schema a successful request addressed, as PostgREST
+/// does whenever the schema was negotiated: a profile header named it, or several schemas
+/// are exposed (the default was then chosen).
+async fn content_profile(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let name =
+        if req.method() == Method::GET || req.method() == Method::HEAD { "accept-profile" } else { "content-profile" };
+    let asked = req.headers().get(name).cloned();
+    let default = req
+        .extensions()
+        .get::<Project>()
+        .map(|p| &p.settings().exposed_schemas)
+        .filter(|exposed| exposed.len() > 1)
+        .and_then(|exposed| http::HeaderValue::from_str(&exposed[0]).ok());
+    let mut res = next.run(req).await;
+    if res.status().is_success()
+        && !res.headers().contains_key("content-profile")
+        && let Some(schema) = asked.or(default)
+    {
+        res.headers_mut().insert(http::HeaderName::from_static("content-profile"), schema);
+    }
+    res
 }
 
 /// The schema a request addresses: `Accept-Profile` for GET and HEAD, `Content-Profile`
@@ -142,15 +166,18 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Output> {
     Err(Error::not_acceptable(accept))
 }
 
-/// The request context with `search_path` set to the request's schema, then `public` and
-/// `extensions` (Supabase's extra search path, where it installs extensions such as PostGIS).
-pub(crate) fn with_schema(ctx: RequestContext, schema: &str) -> RequestContext {
-    let path = if schema == "public" {
-        "\"public\", \"extensions\"".to_owned()
-    } else {
-        format!("{}, \"public\", \"extensions\"", ident(schema))
-    };
-    ctx.with_setting("search_path", path)
+/// The request context with `search_path` set to the request's schema, then the extra search
+/// path (PostgREST's `db-extra-search-path`; Supabase's is `public, extensions`, where it
+/// installs extensions such as PostGIS), each schema once.
+pub(crate) fn with_schema(ctx: RequestContext, schema: &str, extra: &[String]) -> RequestContext {
+    let mut path = vec![ident(schema)];
+    for name in extra.iter().filter(|name| name.as_str() != schema) {
+        let quoted = ident(name);
+        if !path.contains(&quoted) {
+            path.push(quoted);
+        }
+    }
+    ctx.with_setting("search_path", path.join(", "))
 }
 
 /// Everything a REST handler takes from its request: the service, the project, the caller's

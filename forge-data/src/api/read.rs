@@ -60,7 +60,7 @@ async fn read(req: Rest) -> Result<Response> {
         output,
     })?;
 
-    let ctx = with_schema(ctx, schema_name);
+    let ctx = with_schema(ctx, schema_name, &data.config().extra_search_path);
     if let Output::Plan(options) = output {
         return explain(&project, &ctx, options, &plan.statement).await;
     }

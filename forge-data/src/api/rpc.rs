@@ -48,7 +48,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         ));
     }
     let call = call(function, &args)?;
-    let ctx = with_schema(ctx, schema_name);
+    let ctx = with_schema(ctx, schema_name, &data.config().extra_search_path);
     let head = *method == Method::HEAD;
     // `tx=rollback` is honoured as on table writes: the call runs, then is rolled back.
     let rollback = prefs.tx == Some(PreferTx::Rollback);

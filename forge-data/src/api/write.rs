@@ -75,7 +75,7 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
     {
         return Ok(respond(method, &prefs, output, 0, String::new(), &[], None));
     }
-    let ctx = with_schema(ctx, schema_name);
+    let ctx = with_schema(ctx, schema_name, &data.config().extra_search_path);
     let target = Target { project, ctx: &ctx, relation, query: &query, write: &write };
     if in_one_flight(&prefs) {
         return write_at_once(&target, method, &prefs, output).await;
