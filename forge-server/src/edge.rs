@@ -71,6 +71,8 @@ pub const EXPOSED_HEADERS: &[&str] = &[
     "upload-offset",
     "upload-length",
     "upload-expires",
+    // What an image render did (forge-storage's renders).
+    "x-transformations",
 ];
 
 const SENSITIVE: &[HeaderName] = &[header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE];
