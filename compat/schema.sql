@@ -421,3 +421,51 @@ grant usage on schema compat_api, compat_hidden to anon, authenticated, service_
 grant all on all tables in schema compat_api, compat_hidden to anon, authenticated, service_role;
 grant all on all sequences in schema compat_api to anon, authenticated, service_role;
 grant execute on all functions in schema compat_api to anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------- computed fields (issue 13, items 1 and 3)
+-- Owned by js/computed.test.mjs and python/test_computed.py. Functions taking one row of a
+-- table are selected, filtered and ordered like its columns (PostgREST's computed fields);
+-- cf_label is overloaded by table; public.cf_memo_words reaches compat_api.memos through the
+-- extra search path (public); cf_secret sits outside the search path.
+begin;
+
+drop schema if exists cf_hidden cascade;
+drop table if exists public.cf_people, public.cf_teams cascade;
+
+create table public.cf_teams (id int primary key, name text not null);
+create table public.cf_people (
+  id int primary key,
+  first_name text not null,
+  last_name text not null,
+  team_id int references public.cf_teams (id),
+  born int not null
+);
+
+create function public.cf_full_name(public.cf_people) returns text language sql stable
+  as $$ select $1.first_name || ' ' || $1.last_name $$;
+create function public.cf_age(public.cf_people) returns int language sql stable
+  as $$ select 2000 - $1.born $$;
+create function public.cf_initials(p public.cf_people) returns jsonb language sql stable
+  as $$ select jsonb_build_object('first', left(p.first_name, 1), 'last', left(p.last_name, 1)) $$;
+create function public.cf_size(public.cf_teams) returns bigint language sql stable
+  as $$ select count(*) from public.cf_people p where p.team_id = $1.id $$;
+create function public.cf_label(public.cf_people) returns text language sql stable
+  as $$ select 'person ' || $1.id $$;
+create function public.cf_label(public.cf_teams) returns text language sql stable
+  as $$ select 'team ' || $1.name $$;
+create function public.cf_everyone() returns setof public.cf_people language sql stable
+  as $$ select * from public.cf_people $$;
+create function public.cf_memo_words(compat_api.memos) returns int language sql stable
+  as $$ select array_length(regexp_split_to_array($1.body, ' '), 1) $$;
+
+create schema cf_hidden;
+grant usage on schema cf_hidden to anon, authenticated, service_role;
+create function cf_hidden.cf_secret(public.cf_people) returns text language sql stable as $$ select 'secret' $$;
+
+insert into public.cf_teams values (1, 'red'), (2, 'blue');
+insert into public.cf_people values
+  (1, 'Ada', 'Lovelace', 1, 1815), (2, 'Alan', 'Turing', 1, 1912), (3, 'Grace', 'Hopper', 2, 1906);
+
+notify pgrst, 'reload schema';
+
+commit;

@@ -170,14 +170,19 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Output> {
 /// path (PostgREST's `db-extra-search-path`; Supabase's is `public, extensions`, where it
 /// installs extensions such as PostGIS), each schema once.
 pub(crate) fn with_schema(ctx: RequestContext, schema: &str, extra: &[String]) -> RequestContext {
-    let mut path = vec![ident(schema)];
-    for name in extra.iter().filter(|name| name.as_str() != schema) {
-        let quoted = ident(name);
-        if !path.contains(&quoted) {
-            path.push(quoted);
+    let path: Vec<String> = search_path(schema, extra).iter().map(|s| ident(s)).collect();
+    ctx.with_setting("search_path", path.join(", "))
+}
+
+/// The request's search path: its schema, then the extra ones (each once).
+pub(crate) fn search_path(schema: &str, extra: &[String]) -> Vec<String> {
+    let mut path = vec![schema.to_owned()];
+    for name in extra {
+        if !path.contains(name) {
+            path.push(name.clone());
         }
     }
-    ctx.with_setting("search_path", path.join(", "))
+    path
 }
 
 /// Everything a REST handler takes from its request: the service, the project, the caller's

@@ -4,7 +4,7 @@ use axum::response::Response;
 use forge_core::rls;
 use http::{Method, header};
 
-use super::{Page, Rest, finish, negotiate, parse_request, read_row, relation_of, with_schema};
+use super::{Page, Rest, finish, negotiate, parse_request, read_row, relation_of, search_path, with_schema};
 use crate::error::{Error, Result};
 use crate::plan::{Output, ReadRequest, Source, plan_read};
 use crate::query::{PreferCount, parse_range_header};
@@ -49,6 +49,7 @@ async fn read(req: Rest) -> Result<Response> {
     }
 
     let count = prefs.count;
+    let search_path = search_path(schema_name, &data.config().extra_search_path);
     let plan = plan_read(&ReadRequest {
         source: Source::Relation,
         schema: &schema,
@@ -58,6 +59,7 @@ async fn read(req: Rest) -> Result<Response> {
         limit,
         exact_count: matches!(count, Some(PreferCount::Exact | PreferCount::Estimated)),
         output,
+        search_path: &search_path,
     })?;
 
     let ctx = with_schema(ctx, schema_name, &data.config().extra_search_path);

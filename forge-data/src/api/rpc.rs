@@ -9,7 +9,8 @@ use sea_query::{Alias, Expr, Query};
 use serde_json::{Map, Value};
 
 use super::{
-    Page, Rest, content_range, finish, header_value, internal, negotiate, parse_error, read_row, roll_back, with_schema,
+    Page, Rest, content_range, finish, header_value, internal, negotiate, parse_error, read_row, roll_back,
+    search_path, with_schema,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{Args, Output, Payload, ReadRequest, Source, Statement, call, plan_read, resolve, result_relation};
@@ -74,6 +75,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
             limit,
             exact_count: prefs.count.is_some(),
             output,
+            search_path: &search_path(schema_name, &data.config().extra_search_path),
         })?;
         let rows = run(project, &ctx, &plan.statement, strict_limit, rollback, |rows| Ok(read_row(rows)?.1)).await?;
         let (total, page, body) = read_row(&rows)?;

@@ -7,7 +7,7 @@ use forge_core::rls::{self};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value};
 
-use super::{Rest, csv, finish, internal, negotiate, parse_request, relation_of, roll_back, with_schema};
+use super::{Rest, csv, finish, internal, negotiate, parse_request, relation_of, roll_back, search_path, with_schema};
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{
     Conflict, Output, ReadRequest, Source, Write, merges, plan_upsert_counts, plan_write, plan_write_returning,
@@ -76,7 +76,8 @@ async fn write(req: Rest, body: &[u8]) -> Result<Response> {
         return Ok(respond(method, &prefs, output, 0, String::new(), &[], None));
     }
     let ctx = with_schema(ctx, schema_name, &data.config().extra_search_path);
-    let target = Target { project, ctx: &ctx, relation, query: &query, write: &write };
+    let search_path = search_path(schema_name, &data.config().extra_search_path);
+    let target = Target { project, ctx: &ctx, relation, query: &query, write: &write, search_path: &search_path };
     if in_one_flight(&prefs) {
         return write_at_once(&target, method, &prefs, output).await;
     }
@@ -90,6 +91,7 @@ struct Target<'a> {
     relation: &'a Relation,
     query: &'a ApiQuery,
     write: &'a Write,
+    search_path: &'a [String],
 }
 
 /// The write a request asks for: the body's rows for POST (with the upsert's conflict
@@ -142,7 +144,7 @@ fn in_one_flight(prefs: &Preferences) -> bool {
 async fn write_at_once(t: &Target<'_>, method: &Method, prefs: &Preferences, output: Output) -> Result<Response> {
     // A merging upsert also reports whether it inserted anything (201) or only updated (200).
     if merges(t.write) {
-        let statement = plan_upsert_counts(t.relation, t.query, t.write)?;
+        let statement = plan_upsert_counts(t.relation, t.query, t.write, t.search_path)?;
         let rows = rls::query_once(t.project.db(), t.ctx, &statement.sql, &statement.bind()).await?;
         let row = rows.first().ok_or_else(|| internal("an upsert returned no row"))?;
         let affected: i64 = row.try_get(0).map_err(internal)?;
@@ -153,7 +155,7 @@ async fn write_at_once(t: &Target<'_>, method: &Method, prefs: &Preferences, out
         }
         return Ok(res);
     }
-    let statement = plan_write(t.relation, t.query, t.write)?;
+    let statement = plan_write(t.relation, t.query, t.write, t.search_path)?;
     let affected = rls::execute_once(t.project.db(), t.ctx, &statement.sql, &statement.bind()).await?;
     Ok(respond(method, prefs, output, affected, String::new(), &[], None))
 }
@@ -190,6 +192,7 @@ async fn write_in_transaction(
             limit: None,
             exact_count: false,
             output: out,
+            search_path: t.search_path,
         };
         let plan = plan_write_returning(&read, t.write)?;
         let rows = tx.query(&plan.statement.sql, &plan.statement.bind()).await?;
@@ -202,7 +205,7 @@ async fn write_in_transaction(
         }
         (u64::try_from(page).unwrap_or(0), body, plan.columns)
     } else {
-        let statement = plan_write(t.relation, t.query, t.write)?;
+        let statement = plan_write(t.relation, t.query, t.write, t.search_path)?;
         (tx.execute(&statement.sql, &statement.bind()).await?, String::new(), Vec::new())
     };
 

@@ -14,6 +14,25 @@ use crate::schema::Relation;
 pub(super) struct Scope<'a> {
     pub(super) relation: &'a Relation,
     pub(super) alias: &'a str,
+    /// The request's search path: the schemas whose computed fields `relation` has.
+    pub(super) search_path: &'a [String],
+    /// Whether the alias's rows are plain records (a write's returned rows, read from a CTE)
+    /// rather than rows of the relation's type.
+    pub(super) records: bool,
+}
+
+impl Scope<'_> {
+    /// The alias's row as a value of the relation's row type, for a computed field's call:
+    /// `"t0".*`, or the columns made into one for records.
+    fn row(&self) -> String {
+        if !self.records {
+            return format!("{}.*", ident(self.alias));
+        }
+        let columns: Vec<String> =
+            self.relation.columns.iter().map(|c| format!("{}.{}", ident(self.alias), ident(&c.name))).collect();
+        let rel = &self.relation.name;
+        format!("ROW({})::{}.{}", columns.join(", "), ident(&rel.schema), ident(&rel.name))
+    }
 }
 
 /// The SQL type a field's values are cast to.
@@ -38,14 +57,23 @@ impl FieldType {
 }
 
 /// A column reference (with its JSON path), checked against the relation.
+///
+/// A name that is no column may be a computed field: a function of the row, called
+/// schema-qualified, as Postgres reads `row.name` under the request's search path.
 pub(super) fn field_expr(scope: Scope<'_>, field: &Field) -> Result<(Expr, FieldType)> {
-    let column = scope
-        .relation
-        .column(&field.name)
-        .ok_or_else(|| Error::undefined_column(&scope.relation.name.name, &field.name))?;
-    let mut sql = format!("{}.{}", ident(scope.alias), ident(&column.name));
+    let (mut sql, type_name) = match scope.relation.column(&field.name) {
+        Some(column) => (format!("{}.{}", ident(scope.alias), ident(&column.name)), &column.type_name),
+        None => {
+            let computed = scope
+                .relation
+                .computed_field(&field.name, scope.search_path)
+                .ok_or_else(|| Error::undefined_column(&scope.relation.name.name, &field.name))?;
+            let f = &computed.function;
+            (format!("{}.{}({})", ident(&f.schema), ident(&f.name), scope.row()), &computed.type_name)
+        }
+    };
     if field.json_path.is_empty() {
-        return Ok((Expr::cust(sql), FieldType::Column(column.type_name.clone())));
+        return Ok((Expr::cust(sql), FieldType::Column(type_name.clone())));
     }
     let mut values = Vec::new();
     let mut last = FieldType::Json;
@@ -238,7 +266,9 @@ mod tests {
         let rel = relation();
         let q = parse_query(&crate::query::decode_query(query)).expect("parses");
         let f: &Filter = &q.filters[0];
-        let cond = condition(Scope { relation: &rel, alias: "t0" }, &f.field, &f.expr).expect("plans");
+        let cond =
+            condition(Scope { relation: &rel, alias: "t0", search_path: &[], records: false }, &f.field, &f.expr)
+                .expect("plans");
         let (sql, values) = Query::select().expr(cond).build(PostgresQueryBuilder);
         let values = values.0.into_iter().map(|v| format!("{v:?}")).collect();
         (sql.trim_start_matches("SELECT ").to_owned(), values)
@@ -294,8 +324,12 @@ mod tests {
     fn unknown_columns_are_refused_before_any_sql() {
         let rel = relation();
         let q = parse_query(&crate::query::decode_query("nope=eq.1")).expect("parses");
-        let err = condition(Scope { relation: &rel, alias: "t0" }, &q.filters[0].field, &q.filters[0].expr)
-            .expect_err("unknown");
+        let err = condition(
+            Scope { relation: &rel, alias: "t0", search_path: &[], records: false },
+            &q.filters[0].field,
+            &q.filters[0].expr,
+        )
+        .expect_err("unknown");
         assert!(matches!(err, Error::Api { kind: crate::error::ErrorKind::UndefinedColumn, .. }), "{err:?}");
     }
 }

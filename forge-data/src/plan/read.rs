@@ -148,12 +148,22 @@ pub(crate) struct ReadRequest<'a> {
     pub(crate) limit: Option<u64>,
     pub(crate) exact_count: bool,
     pub(crate) output: Output,
+    /// The request's search path (its schema, then the extra ones): where computed fields
+    /// are found.
+    pub(crate) search_path: &'a [String],
 }
 
 /// Plans a read.
 pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
-    let mut planner =
-        Planner { schema: req.schema, query: req.query, next_alias: 1, embed_paths: HashSet::new(), duplicate: None };
+    let mut planner = Planner {
+        schema: req.schema,
+        query: req.query,
+        next_alias: 1,
+        embed_paths: HashSet::new(),
+        duplicate: None,
+        search_path: req.search_path,
+        records: matches!(req.source, Source::Written),
+    };
     let root = planner.node(req.relation, "t0".into(), &req.query.select, &[])?;
     planner.check_paths()?;
     // Postgres refuses PostgREST's statement only once it is planned: other errors come first.
@@ -264,6 +274,9 @@ struct Planner<'a> {
     embed_paths: HashSet<Vec<String>>,
     /// The first embed named like an earlier one of the same select list (42712).
     duplicate: Option<Error>,
+    search_path: &'a [String],
+    /// Whether the root rows are records (a write's, from a CTE), not of the relation's type.
+    records: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -281,7 +294,12 @@ impl<'a> Planner<'a> {
         path: &[String],
     ) -> Result<Node> {
         let scope_alias = alias.clone();
-        let scope = Scope { relation, alias: &scope_alias };
+        let scope = Scope {
+            relation,
+            alias: &scope_alias,
+            search_path: self.search_path,
+            records: self.records && path.is_empty(),
+        };
         let mut node = Node::default();
         let mut has_aggregate = false;
         let mut embed_keys: HashSet<&str> = HashSet::new();
@@ -631,7 +649,9 @@ impl<'a> Planner<'a> {
                 format!("A related order on '{name}' is not possible"),
             ));
         }
-        let (column, _) = field_expr(Scope { relation: joined.target, alias: &joined.alias }, field)?;
+        let target =
+            Scope { relation: joined.target, alias: &joined.alias, search_path: self.search_path, records: false };
+        let (column, _) = field_expr(target, field)?;
         let mut s = joined.from.clone();
         s.expr(column).limit(1);
         Ok(Expr::SubQuery(None, Box::new(s.into())))

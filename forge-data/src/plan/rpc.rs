@@ -188,6 +188,7 @@ pub(crate) fn result_relation(schema: &Schema, function: &Function) -> Option<Re
             updatable: false,
             deletable: false,
             comment: None,
+            computed_fields: Vec::new(),
         }),
         _ => None,
     }

@@ -32,6 +32,7 @@ pub(super) fn relation(name: &str, columns: &[(&str, &str)], pk: &[&str]) -> Rel
         updatable: true,
         deletable: true,
         comment: None,
+        computed_fields: Vec::new(),
     }
 }
 
@@ -78,6 +79,7 @@ fn read_sql(relation: &str, query: &str, output: Output, exact_count: bool) -> S
         limit: None,
         exact_count,
         output,
+        search_path: &[],
     };
     plan_read(&req).expect("plans").statement.sql
 }
@@ -141,16 +143,16 @@ fn writes_minimal_and_returning() {
     };
     let empty = parse_query(&[]).expect("parses");
     assert_eq!(
-        plan_write(rel, &empty, &insert).expect("plans").sql,
+        plan_write(rel, &empty, &insert, &[]).expect("plans").sql,
         r#"INSERT INTO "public"."cities" ("name") SELECT ("_x"."_r")."name" FROM (SELECT jsonb_populate_record(NULL::"public"."cities", "_j") AS "_r", "_j" AS "_v" FROM jsonb_array_elements($1::text::jsonb) AS "_j") AS "_x" ON CONFLICT ("id") DO UPDATE SET "name" = "excluded"."name""#
     );
     let update = Write::Update { row: r#"{"name":"y"}"#.into(), columns: vec!["name".into()] };
     assert_eq!(
-        plan_write(rel, &q, &update).expect("plans").sql,
+        plan_write(rel, &q, &update, &[]).expect("plans").sql,
         r#"UPDATE "public"."cities" SET "name" = (jsonb_populate_record(NULL::"public"."cities", $1::text::jsonb))."name" WHERE "cities"."id" = CAST($2::text AS integer)"#
     );
     assert_eq!(
-        plan_write(rel, &q, &Write::Delete).expect("plans").sql,
+        plan_write(rel, &q, &Write::Delete, &[]).expect("plans").sql,
         r#"DELETE FROM "public"."cities" WHERE "cities"."id" = CAST($1::text AS integer)"#
     );
     let shaped = parse_query(&decode_query("select=name,countries(name)")).expect("parses");
@@ -163,8 +165,47 @@ fn writes_minimal_and_returning() {
         limit: None,
         exact_count: false,
         output: Output::Json,
+        search_path: &[],
     };
     let sql = plan_write_returning(&read, &Write::Delete).expect("plans").statement.sql;
     assert!(sql.starts_with(r#"WITH "pgrst_source" AS (DELETE FROM "public"."cities" RETURNING *) SELECT"#), "{sql}");
     assert!(sql.contains(r#"FROM "pgrst_source" AS "t0""#), "{sql}");
+}
+
+#[test]
+fn computed_fields_are_schema_qualified_calls_on_the_row() {
+    let mut s = schema();
+    let key = QualifiedName::new("public", "countries");
+    let countries = s.relations.get_mut(&key).expect("countries");
+    countries.computed_fields = vec![
+        crate::schema::ComputedField { function: QualifiedName::new("hidden", "label"), type_name: "text".into() },
+        crate::schema::ComputedField { function: QualifiedName::new("public", "label"), type_name: "text".into() },
+    ];
+    let q = parse_query(&decode_query("select=id,label&label=eq.x")).expect("parses");
+    let rel = s.relation("public", "countries").expect("countries");
+    let path = ["public".to_owned()];
+    let read = ReadRequest {
+        source: Source::Relation,
+        schema: &s,
+        relation: rel,
+        query: &q,
+        offset: 0,
+        limit: None,
+        exact_count: false,
+        output: Output::Json,
+        search_path: &path,
+    };
+    let sql = plan_read(&read).expect("plans").statement.sql;
+    assert!(
+        sql.contains(r#"SELECT "t0"."id" AS "id", "public"."label"("t0".*) AS "label" FROM "public"."countries" AS "t0" WHERE "public"."label"("t0".*) = CAST($1::text AS text)"#),
+        "the first schema of the search path that has one: {sql}"
+    );
+    let written = ReadRequest { source: Source::Written, ..read };
+    let sql = plan_write_returning(&written, &Write::Delete).expect("plans").statement.sql;
+    assert!(
+        sql.contains(r#""public"."label"(ROW("t0"."id", "t0"."name")::"public"."countries") AS "label""#),
+        "a write's returned rows are records, made into the row type: {sql}"
+    );
+    let err = plan_read(&ReadRequest { search_path: &[], ..read }).expect_err("not on the path");
+    assert_eq!(err.kind(), Some(crate::error::ErrorKind::UndefinedColumn));
 }

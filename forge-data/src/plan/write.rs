@@ -38,8 +38,13 @@ pub(crate) enum Write {
 }
 
 /// The statement without RETURNING (for `return=minimal`: no SELECT policy is involved).
-pub(crate) fn plan_write(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Statement> {
-    Ok(match build(relation, query, write)? {
+pub(crate) fn plan_write(
+    relation: &Relation,
+    query: &ApiQuery,
+    write: &Write,
+    search_path: &[String],
+) -> Result<Statement> {
+    Ok(match build(relation, query, write, search_path)? {
         Built::Insert(s) => Statement::from_insert(&s),
         Built::Update(s) => Statement::from_update(&s),
         Built::Delete(s) => Statement::from_delete(&s),
@@ -49,7 +54,7 @@ pub(crate) fn plan_write(relation: &Relation, query: &ApiQuery, write: &Write) -
 /// The statement in a CTE whose returned rows are rendered like a read (`select=`, embeds).
 pub(crate) fn plan_write_returning(read: &ReadRequest<'_>, write: &Write) -> Result<ReadPlan> {
     let merge = merges(write);
-    let cte = match build(read.relation, read.query, write)? {
+    let cte = match build(read.relation, read.query, write, read.search_path)? {
         Built::Insert(mut s) if merge => CommonTableExpression::new()
             .query(s.returning(Query::returning().exprs([Expr::cust("*"), inserted_flag()])).to_owned())
             .to_owned(),
@@ -92,8 +97,13 @@ pub(crate) fn merges(write: &Write) -> bool {
 
 /// A merging upsert whose rows are not wanted: `(affected, inserted)` counts, so the caller can
 /// answer 201 when anything was inserted and 200 when rows were only updated.
-pub(crate) fn plan_upsert_counts(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Statement> {
-    let Built::Insert(mut insert) = build(relation, query, write)? else {
+pub(crate) fn plan_upsert_counts(
+    relation: &Relation,
+    query: &ApiQuery,
+    write: &Write,
+    search_path: &[String],
+) -> Result<Statement> {
+    let Built::Insert(mut insert) = build(relation, query, write, search_path)? else {
         return Err(Error::Core(forge_core::ForgeError::internal("an upsert plan needs an insert")));
     };
     let cte = CommonTableExpression::new()
@@ -127,8 +137,8 @@ fn check_columns(relation: &Relation, columns: &[String]) -> Result<()> {
 
 /// The top-level filters and logic trees as conditions on the written relation (referenced by
 /// its own name, since UPDATE and DELETE take no alias here).
-fn conditions(relation: &Relation, query: &ApiQuery) -> Result<Vec<Expr>> {
-    let scope = Scope { relation, alias: &relation.name.name };
+fn conditions(relation: &Relation, query: &ApiQuery, search_path: &[String]) -> Result<Vec<Expr>> {
+    let scope = Scope { relation, alias: &relation.name.name, search_path, records: false };
     let mut out = Vec::new();
     for f in query.filters.iter().filter(|f| f.path.is_empty()) {
         out.push(condition(scope, &f.field, &f.expr)?);
@@ -140,7 +150,7 @@ fn conditions(relation: &Relation, query: &ApiQuery) -> Result<Vec<Expr>> {
     Ok(out)
 }
 
-fn build(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Built> {
+fn build(relation: &Relation, query: &ApiQuery, write: &Write, search_path: &[String]) -> Result<Built> {
     let row_type = format!("{}.{}", ident(&relation.name.schema), ident(&relation.name.name));
     match write {
         Write::Insert { rows, columns, missing_default, conflict } => {
@@ -207,7 +217,7 @@ fn build(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Built> 
                     ),
                 );
             }
-            for c in conditions(relation, query)? {
+            for c in conditions(relation, query, search_path)? {
                 update.and_where(c);
             }
             Ok(Built::Update(update))
@@ -215,7 +225,7 @@ fn build(relation: &Relation, query: &ApiQuery, write: &Write) -> Result<Built> 
         Write::Delete => {
             let mut delete = Query::delete();
             delete.from_table(table(relation));
-            for c in conditions(relation, query)? {
+            for c in conditions(relation, query, search_path)? {
                 delete.and_where(c);
             }
             Ok(Built::Delete(delete))

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 
 use super::model::{
-    Column, ForeignKey, Function, FunctionArg, QualifiedName, Relation, RelationKind, ReturnType, Schema, Volatility,
+    Column, ComputedField, ForeignKey, Function, FunctionArg, QualifiedName, Relation, RelationKind, ReturnType,
+    Schema, Volatility,
 };
 use super::views::{Origin, origins};
 
@@ -90,6 +91,24 @@ where n.nspname = any($1) and p.prokind = 'f'
   and not exists (select 1 from pg_depend dep where dep.objid = p.oid and dep.deptype = 'e')
 order by p.oid";
 
+// Functions of one argument, a row of an exposed relation, in any schema: a computed field
+// resolves through the request's search path, which may go beyond the exposed schemas
+// (PostgREST's db-extra-search-path). Not variadic, not aggregates, not returning void.
+const COMPUTED: &str = "
+select n.nspname::text, p.proname::text, an.nspname::text, ac.relname::text,
+       format_type(p.prorettype, null), p.proretset
+from pg_proc p
+join pg_namespace n on n.oid = p.pronamespace
+join pg_type at on at.oid = p.proargtypes[0]
+join pg_class ac on ac.oid = at.typrelid and ac.reltype = at.oid
+join pg_namespace an on an.oid = ac.relnamespace
+where p.pronargs = 1 and p.provariadic = 0 and p.prokind = 'f'
+  and an.nspname = any($1) and ac.relkind in ('r', 'p', 'v', 'm', 'f')
+  and p.prorettype not in ('void'::regtype, 'trigger'::regtype, 'event_trigger'::regtype)
+order by p.oid";
+
+type ComputedRow = (String, String, String, String, String, bool);
+
 type ColumnRow = (
     String,
     String,
@@ -137,6 +156,7 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
     let fk_rows: Vec<ForeignKeyRow> = sqlx::query_as(FOREIGN_KEYS).fetch_all(&mut *conn).await?;
     let rule_rows: Vec<(i64, String)> = sqlx::query_as(VIEW_RULES).bind(schemas).fetch_all(&mut *conn).await?;
     let function_rows: Vec<FunctionRow> = sqlx::query_as(FUNCTIONS).bind(schemas).fetch_all(&mut *conn).await?;
+    let computed_rows: Vec<ComputedRow> = sqlx::query_as(COMPUTED).bind(schemas).fetch_all(&mut *conn).await?;
     let postgis: bool = sqlx::query_scalar("select exists (select 1 from pg_extension where extname = 'postgis')")
         .fetch_one(&mut *conn)
         .await?;
@@ -166,6 +186,7 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
                 updatable: updatable & 4 != 0,
                 deletable: updatable & 16 != 0,
                 comment,
+                computed_fields: Vec::new(),
             },
         );
     }
@@ -205,6 +226,15 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
                 rel.primary_key = columns.clone();
             }
             rel.unique_keys.push(columns);
+        }
+    }
+    for (schema, name, table_schema, table, type_name, returns_set) in computed_rows {
+        // Set-returning functions of a row are computed relationships, not fields.
+        if returns_set {
+            continue;
+        }
+        if let Some(rel) = relations.get_mut(&QualifiedName::new(table_schema, table)) {
+            rel.computed_fields.push(ComputedField { function: QualifiedName::new(schema, name), type_name });
         }
     }
     let views: Vec<(QualifiedName, Vec<Origin>)> =

@@ -91,6 +91,9 @@ pub struct Relation {
     pub deletable: bool,
     /// The relation's comment.
     pub comment: Option<String>,
+    /// Functions taking one row of the relation, selectable like columns (PostgREST's
+    /// computed fields), in catalog order; overloads for other relations are theirs.
+    pub computed_fields: Vec<ComputedField>,
 }
 
 impl Relation {
@@ -99,10 +102,32 @@ impl Relation {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The computed field `name` as Postgres resolves `row.name` under `search_path`: none
+    /// when a column has that name (columns come first), else the function of the first
+    /// schema of the path that has one.
+    pub fn computed_field(&self, name: &str, search_path: &[String]) -> Option<&ComputedField> {
+        if self.column(name).is_some() {
+            return None;
+        }
+        search_path.iter().find_map(|schema| {
+            self.computed_fields.iter().find(|f| f.function.name == name && f.function.schema == *schema)
+        })
+    }
+
     /// Whether `columns` (in any order) are covered by a unique key.
     pub fn is_unique(&self, columns: &[String]) -> bool {
         self.unique_keys.iter().any(|key| key.iter().all(|k| columns.contains(k)))
     }
+}
+
+/// A computed field: a function taking exactly one argument, a row of its relation (not
+/// variadic, not returning a set), read as `schema.function(row)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputedField {
+    /// The function.
+    pub function: QualifiedName,
+    /// Its return type's name, usable in a cast (`text`, `int8`, `tsvector`).
+    pub type_name: String,
 }
 
 /// A foreign key.
