@@ -426,7 +426,8 @@ grant execute on all functions in schema compat_api to anon, authenticated, serv
 -- Owned by js/computed.test.mjs and python/test_computed.py. Functions taking one row of a
 -- table are selected, filtered and ordered like its columns (PostgREST's computed fields);
 -- cf_label is overloaded by table; public.cf_memo_words reaches compat_api.memos through the
--- extra search path (public); cf_secret sits outside the search path.
+-- extra search path (public); cf_secret sits outside the search path. cf_person and cf_team
+-- return one row of a table.
 begin;
 
 drop schema if exists cf_hidden cascade;
@@ -457,6 +458,12 @@ create function public.cf_everyone() returns setof public.cf_people language sql
   as $$ select * from public.cf_people $$;
 create function public.cf_memo_words(compat_api.memos) returns int language sql stable
   as $$ select array_length(regexp_split_to_array($1.body, ' '), 1) $$;
+
+-- one composite row (not a set): select, embeds and filters shape it (item 3)
+create function public.cf_person(pid int) returns public.cf_people language sql stable
+  as $$ select * from public.cf_people where id = pid $$;
+create function public.cf_team(tid int) returns public.cf_teams language sql stable
+  as $$ select * from public.cf_teams where id = tid $$;
 
 create schema cf_hidden;
 grant usage on schema cf_hidden to anon, authenticated, service_role;

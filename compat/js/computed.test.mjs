@@ -1,10 +1,11 @@
 // supabase-js against forge-server's /rest/v1: computed fields (functions of a table's row,
-// selected, filtered and ordered like columns; issue 13, item 1).
+// selected, filtered and ordered like columns; issue 13, item 1) and functions returning one
+// row of a table, shaped by select, embeds and filters (issue 13, item 3).
 // Each answer is compared with the same query in SQL, where `row.fn` is `fn(row)`.
 // Run through compat/run.sh, which applies the "computed fields" section of compat/schema.sql.
 import assert from 'node:assert/strict'
 import { after, describe } from 'node:test'
-import { ANON_KEY, client, closeDb, fails, ok, sqlExec, sqlRows, wireTest as test } from './helpers.mjs'
+import { ANON_KEY, client, closeDb, fails, lastRequest, ok, sqlExec, sqlOne, sqlRows, wireTest as test } from './helpers.mjs'
 
 const anon = client(ANON_KEY)
 
@@ -96,5 +97,45 @@ describe('computed fields', () => {
     assert.deepEqual(memos, await sqlRows('select id, public.cf_memo_words(m) from compat_api.memos m order by id'))
     const err = fails(await anon.from('cf_people').select('id, cf_secret'), 400, '42703')
     assert.equal(err.message, 'column cf_people.cf_secret does not exist')
+  })
+})
+
+describe('functions returning one row', () => {
+  test('select, embeds and computed fields shape the row, answered as one object', async () => {
+    const res = await anon.rpc('cf_person', { pid: 1 }).select('id, cf_full_name, team:cf_teams(name, cf_size)')
+    assert.equal(res.status, 200)
+    assert.deepEqual(
+      ok(res),
+      await sqlOne(
+        `select p.id, cf_full_name(p), (select row_to_json(x) from (select t.name, cf_size(t) from cf_teams t where t.id = p.team_id) x) as team
+           from cf_person(1) p`,
+      ),
+    )
+    assert.deepEqual(res.data, { id: 1, cf_full_name: 'Ada Lovelace', team: { name: 'red', cf_size: 2 } })
+    const team = ok(
+      await anon
+        .rpc('cf_team', { tid: 1 }, { get: true })
+        .select('name, cf_people(first_name)')
+        .order('first_name', { referencedTable: 'cf_people', ascending: false }),
+    )
+    assert.deepEqual(team, { name: 'red', cf_people: [{ first_name: 'Alan' }, { first_name: 'Ada' }] })
+    assert.equal(lastRequest().method, 'GET')
+    const whole = ok(await anon.rpc('cf_person', { pid: 3 }))
+    assert.deepEqual(whole, await sqlOne('select * from cf_person(3)'))
+  })
+
+  test('filters keep the row or answer null, also with single() and maybeSingle()', async () => {
+    const kept = ok(await anon.rpc('cf_person', { pid: 2 }).select('id').eq('first_name', 'Alan'))
+    assert.deepEqual(kept, { id: 2 })
+    const gone = await anon.rpc('cf_person', { pid: 2 }).select('id').eq('first_name', 'Ada')
+    assert.equal(gone.status, 200)
+    assert.equal(ok(gone), null)
+    const single = await anon.rpc('cf_person', { pid: 2 }).select('id').eq('cf_full_name', 'Nobody').single()
+    assert.equal(single.status, 200)
+    assert.equal(ok(single), null)
+    assert.equal(lastRequest().headers.accept, 'application/vnd.pgrst.object+json')
+    const one = ok(await anon.rpc('cf_person', { pid: 2 }).select('cf_label').single())
+    assert.deepEqual(one, { cf_label: 'person 2' })
+    assert.equal(ok(await anon.rpc('cf_person', { pid: 3 }).select('id').gt('cf_age', 100).maybeSingle()), null)
   })
 })

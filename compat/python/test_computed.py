@@ -1,5 +1,6 @@
 """supabase-py against forge-server's /rest/v1: computed fields (functions of a table's row,
-selected, filtered and ordered like columns; issue 13, item 1).
+selected, filtered and ordered like columns; issue 13, item 1) and functions returning one row
+of a table, shaped by select, embeds and filters (issue 13, item 3).
 
 Each answer is compared with the same query in SQL, where `row.fn` is `fn(row)`. Run through
 compat/run.sh, which applies the "computed fields" section of compat/schema.sql.
@@ -7,7 +8,7 @@ compat/run.sh, which applies the "computed fields" section of compat/schema.sql.
 
 from __future__ import annotations
 
-from forge_compat import ANON_KEY, client, fails, sql_exec, sql_rows
+from forge_compat import ANON_KEY, client, fails, last_request, last_response, sql_exec, sql_one, sql_rows
 
 anon = client(ANON_KEY)
 
@@ -102,3 +103,31 @@ def test_computed_fields_through_the_extra_search_path_and_not_beyond():
     assert memos == sql_rows("select id, public.cf_memo_words(m) from compat_api.memos m order by id")
     err = fails(lambda: anon.table("cf_people").select("id, cf_secret").execute(), 400, "42703")
     assert err.message == "column cf_people.cf_secret does not exist"
+
+
+def test_one_row_function_shaped_by_select_embeds_and_computed_fields():
+    res = anon.rpc("cf_person", {"pid": 1}).select("id, cf_full_name, team:cf_teams(name, cf_size)").execute()
+    assert res.data == sql_one(
+        "select p.id, cf_full_name(p), (select row_to_json(x) from (select t.name, cf_size(t) from cf_teams t"
+        " where t.id = p.team_id) x) as team from cf_person(1) p"
+    )
+    assert res.data == {"id": 1, "cf_full_name": "Ada Lovelace", "team": {"name": "red", "cf_size": 2}}
+    team = (
+        anon.rpc("cf_team", {"tid": 2}, get=True)
+        .select("name, cf_people(first_name, cf_age)")
+        .execute()
+    )
+    assert last_request().method == "GET"
+    assert team.data == {"name": "blue", "cf_people": [{"first_name": "Grace", "cf_age": 94}]}
+    assert anon.rpc("cf_person", {"pid": 3}).execute().data == sql_one("select * from cf_person(3)")
+
+
+def test_one_row_function_filtered_out_is_null():
+    kept = anon.rpc("cf_person", {"pid": 2}).select("id").eq("first_name", "Alan").execute()
+    assert kept.data == {"id": 2}
+    gone = anon.rpc("cf_person", {"pid": 2}).select("id").eq("cf_label", "person 1").execute()
+    assert last_response().status_code == 200
+    assert gone.data is None
+    single = anon.rpc("cf_person", {"pid": 2}).select("cf_label").single().execute()
+    assert last_request().headers["accept"] == "application/vnd.pgrst.object+json"
+    assert single.data == {"cf_label": "person 2"}

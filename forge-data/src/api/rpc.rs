@@ -55,10 +55,11 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
     let rollback = prefs.tx == Some(PreferTx::Rollback);
     let applied = applied_preferences(&prefs);
 
-    // Table-like results read like a relation: select, filters, order, limit, counts.
-    if function.returns_set
-        && let Some(relation) = result_relation(&schema, function)
-    {
+    // Table-like results read like a relation: select, embeds, filters, order, limit,
+    // counts. One composite row is read the same way, and answered as an object, or `null`
+    // when the filters leave nothing (PostgREST's single composite).
+    if let Some(relation) = result_relation(&schema, function) {
+        let source = if function.returns_set { Source::Call(call) } else { Source::CallOne(call) };
         let top = query.ranges.iter().find(|r| r.path.is_empty());
         let offset = top.and_then(|r| r.offset).unwrap_or(0);
         let limit = top.and_then(|r| r.limit);
@@ -67,7 +68,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
             None => limit,
         };
         let plan = plan_read(&ReadRequest {
-            source: Source::Call(call),
+            source,
             schema: &schema,
             relation: &relation,
             query: &query,
@@ -87,7 +88,7 @@ async fn rpc(req: Rest, body: &[u8]) -> Result<Response> {
         return Ok(res);
     }
 
-    // Everything else is one value: a scalar, a set of scalars, one composite, or nothing.
+    // Everything else is one value: a scalar, a set of scalars, a record, or nothing.
     let mut select = Query::select();
     let (value, rows_expr) = value_exprs(&function.returns, function.returns_set);
     select.expr(Expr::cust(value)).expr(Expr::cust(rows_expr)).from_function(call, Alias::new("t0"));

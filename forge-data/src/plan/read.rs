@@ -117,6 +117,10 @@ pub(crate) enum Source {
     Written,
     /// The rows a set-returning function call yields.
     Call(sea_query::FunctionCall),
+    /// The one row a call of a function returning a single composite yields: the body is
+    /// that row as an object, or `null` when the filters leave nothing, and the page is one
+    /// row whatever they leave (PostgREST's `funcReturnsSingle`).
+    CallOne(sea_query::FunctionCall),
 }
 
 impl Source {
@@ -127,7 +131,7 @@ impl Source {
             Source::Written => {
                 stmt.from_clear().from_as(Alias::new(WRITTEN), Alias::new("t0"));
             }
-            Source::Call(call) => {
+            Source::Call(call) | Source::CallOne(call) => {
                 stmt.from_clear().from_function(call.clone(), Alias::new("t0"));
             }
         }
@@ -200,7 +204,12 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
     } else {
         Expr::cust("NULL::int8")
     };
+    let one = matches!(req.source, Source::CallOne(_));
     let body = match req.output {
+        Output::Json | Output::Singular if one => "coalesce((json_agg(_postgrest_t) -> 0)::text, 'null')",
+        Output::JsonStripped | Output::SingularStripped if one => {
+            "coalesce((json_agg(json_strip_nulls(row_to_json(_postgrest_t))) -> 0)::text, 'null')"
+        }
         Output::Json | Output::Plan(_) => "coalesce(json_agg(_postgrest_t), '[]')::text",
         Output::GeoJson => {
             "json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(ST_AsGeoJSON(_postgrest_t)::json), '[]'))::text"
@@ -215,7 +224,7 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
     let mut outer = Query::select();
     outer
         .expr_as(total, Alias::new("total"))
-        .expr_as(Expr::cust("pg_catalog.count(_postgrest_t)"), Alias::new("page"))
+        .expr_as(Expr::cust(if one { "1::int8" } else { "pg_catalog.count(_postgrest_t)" }), Alias::new("page"))
         .expr_as(Expr::cust(body), Alias::new("body"))
         .from_subquery(page, Alias::new("_postgrest_t"));
     Ok(ReadPlan {

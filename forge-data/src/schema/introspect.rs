@@ -109,6 +109,19 @@ order by p.oid";
 
 type ComputedRow = (String, String, String, String, String, bool);
 
+// The attributes of the composite types (`create type ... as (...)`) functions of the exposed
+// schemas return: their results read like `returns table` ones.
+const COMPOSITE_TYPES: &str = "
+select n.nspname::text, c.relname::text,
+       array_agg(a.attname::text order by a.attnum), array_agg(format_type(a.atttypid, null) order by a.attnum)
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+where c.relkind = 'c'
+  and exists (select 1 from pg_proc p join pg_namespace pn on pn.oid = p.pronamespace
+              where p.prorettype = c.reltype and pn.nspname = any($1))
+group by 1, 2";
+
 type ColumnRow = (
     String,
     String,
@@ -157,6 +170,8 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
     let rule_rows: Vec<(i64, String)> = sqlx::query_as(VIEW_RULES).bind(schemas).fetch_all(&mut *conn).await?;
     let function_rows: Vec<FunctionRow> = sqlx::query_as(FUNCTIONS).bind(schemas).fetch_all(&mut *conn).await?;
     let computed_rows: Vec<ComputedRow> = sqlx::query_as(COMPUTED).bind(schemas).fetch_all(&mut *conn).await?;
+    let composite_rows: Vec<(String, String, Vec<String>, Vec<String>)> =
+        sqlx::query_as(COMPOSITE_TYPES).bind(schemas).fetch_all(&mut *conn).await?;
     let postgis: bool = sqlx::query_scalar("select exists (select 1 from pg_extension where extname = 'postgis')")
         .fetch_one(&mut *conn)
         .await?;
@@ -241,9 +256,13 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
         rule_rows.into_iter().filter_map(|(oid, rule)| Some((by_oid.get(&oid)?.clone(), origins(&rule)))).collect();
     let foreign_keys = project_foreign_keys(fk_rows, &relations, &by_oid, &views);
 
+    let composites: HashMap<QualifiedName, Vec<(String, String)>> = composite_rows
+        .into_iter()
+        .map(|(schema, name, names, types)| (QualifiedName::new(schema, name), names.into_iter().zip(types).collect()))
+        .collect();
     let mut functions: HashMap<QualifiedName, Vec<Function>> = HashMap::new();
     for row in function_rows {
-        if let Some(function) = function_from_row(row, schemas) {
+        if let Some(function) = function_from_row(row, schemas, &composites) {
             functions.entry(function.name.clone()).or_default().push(function);
         }
     }
@@ -262,7 +281,11 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
 
 /// A function of the schema cache, or `None` for one PostgREST leaves out of it: one whose
 /// parameters are all unnamed, unless it has a single one of a type that takes a raw body.
-fn function_from_row(row: FunctionRow, schemas: &[String]) -> Option<Function> {
+fn function_from_row(
+    row: FunctionRow,
+    schemas: &[String],
+    composites: &HashMap<QualifiedName, Vec<(String, String)>>,
+) -> Option<Function> {
     let (
         schema,
         name,
@@ -322,6 +345,12 @@ fn function_from_row(row: FunctionRow, schemas: &[String]) -> Option<Function> {
         if schemas.contains(rs) { ReturnType::Composite(QualifiedName::new(rs, rn)) } else { ReturnType::Record }
     } else if !out_columns.is_empty() && (return_type == "record" || return_typtype == "c") {
         ReturnType::Columns(out_columns)
+    } else if let (Some(rs), Some(rn), Some("c")) = (&return_rel_schema, &return_rel_name, return_relkind.as_deref())
+        && let Some(attributes) = composites.get(&QualifiedName::new(rs.clone(), rn.clone()))
+    {
+        // A composite type's attributes, as the columns of `returns table` (PostgREST reads
+        // its results like a table's).
+        ReturnType::Columns(attributes.clone())
     } else if return_type == "record" || return_typtype == "c" || return_typtype == "p" {
         ReturnType::Record
     } else {
