@@ -423,6 +423,7 @@ grant all on all sequences in schema compat_api to anon, authenticated, service_
 grant execute on all functions in schema compat_api to anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------- computed fields (issue 13, items 1 and 3)
+-- (and computed relationships, item 2: cf_members and cf_team_of)
 -- Owned by js/computed.test.mjs and python/test_computed.py. Functions taking one row of a
 -- table are selected, filtered and ordered like its columns (PostgREST's computed fields);
 -- cf_label is overloaded by table; public.cf_memo_words reaches compat_api.memos through the
@@ -464,6 +465,12 @@ create function public.cf_person(pid int) returns public.cf_people language sql 
   as $$ select * from public.cf_people where id = pid $$;
 create function public.cf_team(tid int) returns public.cf_teams language sql stable
   as $$ select * from public.cf_teams where id = tid $$;
+
+-- functions of a row returning rows of a table: embedded like relationships (item 2)
+create function public.cf_members(public.cf_teams) returns setof public.cf_people language sql stable
+  as $$ select * from public.cf_people where team_id = $1.id $$;
+create function public.cf_team_of(public.cf_people) returns setof public.cf_teams language sql stable rows 1
+  as $$ select * from public.cf_teams where id = $1.team_id $$;
 
 create schema cf_hidden;
 grant usage on schema cf_hidden to anon, authenticated, service_role;

@@ -1,6 +1,7 @@
 // supabase-js against forge-server's /rest/v1: computed fields (functions of a table's row,
 // selected, filtered and ordered like columns; issue 13, item 1) and functions returning one
-// row of a table, shaped by select, embeds and filters (issue 13, item 3).
+// row of a table, shaped by select, embeds and filters (issue 13, item 3), and functions of a
+// row returning rows of a table, embedded like relationships (issue 13, item 2).
 // Each answer is compared with the same query in SQL, where `row.fn` is `fn(row)`.
 // Run through compat/run.sh, which applies the "computed fields" section of compat/schema.sql.
 import assert from 'node:assert/strict'
@@ -137,5 +138,49 @@ describe('functions returning one row', () => {
     const one = ok(await anon.rpc('cf_person', { pid: 2 }).select('cf_label').single())
     assert.deepEqual(one, { cf_label: 'person 2' })
     assert.equal(ok(await anon.rpc('cf_person', { pid: 3 }).select('id').gt('cf_age', 100).maybeSingle()), null)
+  })
+})
+
+describe('computed relationships', () => {
+  test('a SETOF ... ROWS 1 function is a to-one embed, a SETOF one a to-many embed', async () => {
+    const people = ok(await anon.from('cf_people').select('id, team:cf_team_of(name, cf_size)').order('id'))
+    assert.deepEqual(
+      people,
+      await sqlRows(
+        `select p.id, (select row_to_json(x) from (select t.name, cf_size(t) from cf_team_of(p) t) x) as team
+           from cf_people p order by p.id`,
+      ),
+    )
+    assert.deepEqual(people[2], { id: 3, team: { name: 'blue', cf_size: 1 } })
+    const teams = ok(
+      await anon
+        .from('cf_teams')
+        .select('name, members:cf_members(first_name, cf_full_name)')
+        .order('first_name', { referencedTable: 'members' })
+        .order('id'),
+    )
+    assert.deepEqual(
+      teams,
+      await sqlRows(
+        `select t.name, coalesce((select json_agg(x) from (select m.first_name, cf_full_name(m) from cf_members(t) m
+                                                          order by m.first_name) x), '[]') as members
+           from cf_teams t order by t.id`,
+      ),
+    )
+  })
+
+  test('inner joins, embedded filters, and on the rows of a function', async () => {
+    const teams = ok(await anon.from('cf_teams').select('id, members:cf_members!inner(id)').eq('members.first_name', 'Grace'))
+    assert.deepEqual(teams, [{ id: 2, members: [{ id: 3 }] }])
+    const called = ok(await anon.rpc('cf_everyone').select('id, team:cf_team_of(name)').lt('id', 3).order('id'))
+    assert.deepEqual(
+      called,
+      await sqlRows(
+        `select p.id, (select row_to_json(x) from (select t.name from cf_team_of(p) t) x) as team
+           from cf_everyone() p where p.id < 3 order by p.id`,
+      ),
+    )
+    const one = ok(await anon.rpc('cf_team', { tid: 2 }).select('name, cf_members(id)'))
+    assert.deepEqual(one, { name: 'blue', cf_members: [{ id: 3 }] })
   })
 })

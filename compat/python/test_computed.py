@@ -1,6 +1,7 @@
 """supabase-py against forge-server's /rest/v1: computed fields (functions of a table's row,
 selected, filtered and ordered like columns; issue 13, item 1) and functions returning one row
-of a table, shaped by select, embeds and filters (issue 13, item 3).
+of a table, shaped by select, embeds and filters (issue 13, item 3), and functions of a row
+returning rows of a table, embedded like relationships (issue 13, item 2).
 
 Each answer is compared with the same query in SQL, where `row.fn` is `fn(row)`. Run through
 compat/run.sh, which applies the "computed fields" section of compat/schema.sql.
@@ -131,3 +132,34 @@ def test_one_row_function_filtered_out_is_null():
     single = anon.rpc("cf_person", {"pid": 2}).select("cf_label").single().execute()
     assert last_request().headers["accept"] == "application/vnd.pgrst.object+json"
     assert single.data == {"cf_label": "person 2"}
+
+
+def test_computed_relationships_to_one_and_to_many():
+    people = anon.table("cf_people").select("id, team:cf_team_of(name, cf_size)").order("id").execute().data
+    assert people == sql_rows(
+        "select p.id, (select row_to_json(x) from (select t.name, cf_size(t) from cf_team_of(p) t) x) as team"
+        " from cf_people p order by p.id"
+    )
+    assert people[0] == {"id": 1, "team": {"name": "red", "cf_size": 2}}
+    teams = (
+        anon.table("cf_teams")
+        .select("name, members:cf_members(first_name)")
+        .order("first_name", desc=True, foreign_table="members")
+        .order("id")
+        .execute()
+        .data
+    )
+    assert teams == sql_rows(
+        "select t.name, coalesce((select json_agg(x) from (select m.first_name from cf_members(t) m"
+        " order by m.first_name desc) x), '[]') as members from cf_teams t order by t.id"
+    )
+
+
+def test_computed_relationships_inner_and_on_function_results():
+    teams = anon.table("cf_teams").select("id, members:cf_members!inner(id)").eq("members.cf_age", 185).execute()
+    assert teams.data == [{"id": 1, "members": [{"id": 1}]}]
+    called = anon.rpc("cf_everyone", {}).select("id, team:cf_team_of(name)").gt("id", 1).order("id").execute()
+    assert called.data == sql_rows(
+        "select p.id, (select row_to_json(x) from (select t.name from cf_team_of(p) t) x) as team"
+        " from cf_everyone() p where p.id > 1 order by p.id"
+    )

@@ -24,7 +24,7 @@ pub(super) struct Scope<'a> {
 impl Scope<'_> {
     /// The alias's row as a value of the relation's row type, for a computed field's call:
     /// `"t0".*`, or the columns made into one for records.
-    fn row(&self) -> String {
+    pub(super) fn row(&self) -> String {
         if !self.records {
             return format!("{}.*", ident(self.alias));
         }

@@ -267,12 +267,14 @@ impl Node {
     }
 }
 
-/// A resolved embed: the relationship, its target and the SQL pieces that join it.
+/// A resolved embed: its target, whether it yields at most one row, and the SQL pieces that
+/// join it.
 struct Joined<'a> {
-    relationship: &'a Relationship,
+    to_one: bool,
     target: &'a Relation,
     alias: String,
-    /// The FROM of the embed, with the junction joined for many-to-many.
+    /// The FROM of the embed, with the junction joined for many-to-many, or the function
+    /// called on the parent's row for a computed relationship.
     from: SelectStatement,
 }
 
@@ -463,7 +465,7 @@ impl<'a> Planner<'a> {
         embed: &Embed,
         path: &[String],
     ) -> Result<()> {
-        let to_one = joined.relationship.is_to_one();
+        let to_one = joined.to_one;
         let mut inner = joined.from.clone();
         for (e, name) in &child.select {
             inner.expr_as(e.clone(), Alias::new(name));
@@ -518,6 +520,21 @@ impl<'a> Planner<'a> {
     fn join(&mut self, scope: Scope<'_>, embed: &Embed) -> Result<Joined<'a>> {
         let source = &scope.relation.name;
         let schema = self.schema;
+        // A computed relationship of that name comes first (PostgREST's override of the
+        // detected relationships); hints do not apply to it.
+        if let Some(computed) = scope.relation.computed_relationship(&embed.relation, self.search_path) {
+            let target = schema
+                .relations
+                .get(&computed.target)
+                .ok_or_else(|| Error::relationship_not_found(&source.schema, &source.name, &embed.relation))?;
+            let f = &computed.function;
+            let function = Alias::new(format!("{}.{}", ident(&f.schema), ident(&f.name)));
+            let call = sea_query::Func::cust(function).arg(Expr::cust(scope.row()));
+            let alias = self.alias("t");
+            let mut from = Query::select();
+            from.from_function(call, Alias::new(&alias));
+            return Ok(Joined { to_one: computed.to_one, target, alias, from });
+        }
         let is_view = |name: &QualifiedName| {
             schema
                 .relations
@@ -601,7 +618,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        Ok(Joined { relationship, target, alias, from })
+        Ok(Joined { to_one: relationship.is_to_one(), target, alias, from })
     }
 
     /// `rel=is.null` / `rel=not.is.null` on an embed: whether the parent has a related row.
@@ -652,7 +669,7 @@ impl<'a> Planner<'a> {
                 Error::refused(ErrorKind::NotEmbedded, format!("'{name}' is not an embedded resource in this request"))
             })?;
         let joined = self.join(scope, embed)?;
-        if !joined.relationship.is_to_one() {
+        if !joined.to_one {
             return Err(Error::refused(
                 ErrorKind::RelatedOrderNotPossible,
                 format!("A related order on '{name}' is not possible"),

@@ -189,6 +189,7 @@ pub(crate) fn result_relation(schema: &Schema, function: &Function) -> Option<Re
             deletable: false,
             comment: None,
             computed_fields: Vec::new(),
+            computed_relationships: Vec::new(),
         }),
         _ => None,
     }

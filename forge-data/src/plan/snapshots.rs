@@ -33,6 +33,7 @@ pub(super) fn relation(name: &str, columns: &[(&str, &str)], pk: &[&str]) -> Rel
         deletable: true,
         comment: None,
         computed_fields: Vec::new(),
+        computed_relationships: Vec::new(),
     }
 }
 
@@ -208,4 +209,34 @@ fn computed_fields_are_schema_qualified_calls_on_the_row() {
     );
     let err = plan_read(&ReadRequest { search_path: &[], ..read }).expect_err("not on the path");
     assert_eq!(err.kind(), Some(crate::error::ErrorKind::UndefinedColumn));
+}
+
+#[test]
+fn computed_relationships_embed_the_function_called_on_the_row() {
+    let mut s = schema();
+    let key = QualifiedName::new("public", "countries");
+    s.relations.get_mut(&key).expect("countries").computed_relationships = vec![crate::schema::ComputedRelationship {
+        function: QualifiedName::new("public", "big_cities"),
+        target: QualifiedName::new("public", "cities"),
+        to_one: false,
+    }];
+    let q = parse_query(&decode_query("select=name,big_cities(name)")).expect("parses");
+    let rel = s.relation("public", "countries").expect("countries");
+    let path = ["public".to_owned()];
+    let read = ReadRequest {
+        source: Source::Relation,
+        schema: &s,
+        relation: rel,
+        query: &q,
+        offset: 0,
+        limit: None,
+        exact_count: false,
+        output: Output::Json,
+        search_path: &path,
+    };
+    let sql = plan_read(&read).expect("plans").statement.sql;
+    assert!(
+        sql.contains(r#"(SELECT coalesce(json_agg("_e2"), '[]'::json) FROM (SELECT "t1"."name" AS "name" FROM "public"."big_cities"("t0".*) AS "t1") AS "_e2") AS "big_cities""#),
+        "{sql}"
+    );
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 
 use super::model::{
-    Column, ComputedField, ForeignKey, Function, FunctionArg, QualifiedName, Relation, RelationKind, ReturnType,
-    Schema, Volatility,
+    Column, ComputedField, ComputedRelationship, ForeignKey, Function, FunctionArg, QualifiedName, Relation,
+    RelationKind, ReturnType, Schema, Volatility,
 };
 use super::views::{Origin, origins};
 
@@ -94,20 +94,24 @@ order by p.oid";
 // Functions of one argument, a row of an exposed relation, in any schema: a computed field
 // resolves through the request's search path, which may go beyond the exposed schemas
 // (PostgREST's db-extra-search-path). Not variadic, not aggregates, not returning void.
+// Those returning a relation's row type are also computed relationships (to-one unless
+// they return a set not declared `ROWS 1`).
 const COMPUTED: &str = "
 select n.nspname::text, p.proname::text, an.nspname::text, ac.relname::text,
-       format_type(p.prorettype, null), p.proretset
+       format_type(p.prorettype, null), p.proretset, rn.nspname::text, rc.relname::text, p.prorows = 1
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_type at on at.oid = p.proargtypes[0]
 join pg_class ac on ac.oid = at.typrelid and ac.reltype = at.oid
 join pg_namespace an on an.oid = ac.relnamespace
+left join pg_class rc on rc.reltype = p.prorettype and rc.relkind in ('r', 'p', 'v', 'm', 'f')
+left join pg_namespace rn on rn.oid = rc.relnamespace
 where p.pronargs = 1 and p.provariadic = 0 and p.prokind = 'f'
   and an.nspname = any($1) and ac.relkind in ('r', 'p', 'v', 'm', 'f')
   and p.prorettype not in ('void'::regtype, 'trigger'::regtype, 'event_trigger'::regtype)
 order by p.oid";
 
-type ComputedRow = (String, String, String, String, String, bool);
+type ComputedRow = (String, String, String, String, String, bool, Option<String>, Option<String>, bool);
 
 // The attributes of the composite types (`create type ... as (...)`) functions of the exposed
 // schemas return: their results read like `returns table` ones.
@@ -202,6 +206,7 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
                 deletable: updatable & 16 != 0,
                 comment,
                 computed_fields: Vec::new(),
+                computed_relationships: Vec::new(),
             },
         );
     }
@@ -243,13 +248,19 @@ pub async fn introspect(pool: &PgPool, schemas: &[String]) -> Result<Schema, sql
             rel.unique_keys.push(columns);
         }
     }
-    for (schema, name, table_schema, table, type_name, returns_set) in computed_rows {
-        // Set-returning functions of a row are computed relationships, not fields.
-        if returns_set {
-            continue;
+    for row in computed_rows {
+        let (schema, name, table_schema, table, type_name, returns_set, target_schema, target, one_row) = row;
+        let function = QualifiedName::new(schema, name);
+        let target = target_schema.zip(target).map(|(s, t)| QualifiedName::new(s, t));
+        let target = target.filter(|t| relations.contains_key(t));
+        let Some(rel) = relations.get_mut(&QualifiedName::new(table_schema, table)) else { continue };
+        if let Some(target) = target {
+            let to_one = !returns_set || one_row;
+            rel.computed_relationships.push(ComputedRelationship { function: function.clone(), target, to_one });
         }
-        if let Some(rel) = relations.get_mut(&QualifiedName::new(table_schema, table)) {
-            rel.computed_fields.push(ComputedField { function: QualifiedName::new(schema, name), type_name });
+        // Set-returning functions of a row are computed relationships only, not fields.
+        if !returns_set {
+            rel.computed_fields.push(ComputedField { function, type_name });
         }
     }
     let views: Vec<(QualifiedName, Vec<Origin>)> =

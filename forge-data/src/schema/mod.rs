@@ -9,6 +9,6 @@ mod views;
 pub use cache::{RELOAD_CHANNEL, SchemaCache};
 pub use introspect::introspect;
 pub use model::{
-    Cardinality, Column, ComputedField, ForeignKey, Function, FunctionArg, QualifiedName, Relation, RelationKind,
-    Relationship, ReturnType, Schema, Volatility,
+    Cardinality, Column, ComputedField, ComputedRelationship, ForeignKey, Function, FunctionArg, QualifiedName,
+    Relation, RelationKind, Relationship, ReturnType, Schema, Volatility,
 };

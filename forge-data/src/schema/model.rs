@@ -94,6 +94,9 @@ pub struct Relation {
     /// Functions taking one row of the relation, selectable like columns (PostgREST's
     /// computed fields), in catalog order; overloads for other relations are theirs.
     pub computed_fields: Vec<ComputedField>,
+    /// Functions taking one row of the relation and returning rows of an exposed relation,
+    /// embeddable like relationships (PostgREST's computed relationships), in catalog order.
+    pub computed_relationships: Vec<ComputedRelationship>,
 }
 
 impl Relation {
@@ -114,6 +117,14 @@ impl Relation {
         })
     }
 
+    /// The computed relationship `name`: a function of that name taking this relation's row,
+    /// the one of the first schema of `search_path` that has one, else of any schema (it is
+    /// called schema-qualified).
+    pub fn computed_relationship(&self, name: &str, search_path: &[String]) -> Option<&ComputedRelationship> {
+        let named = || self.computed_relationships.iter().filter(move |r| r.function.name == name);
+        search_path.iter().find_map(|schema| named().find(|r| r.function.schema == *schema)).or_else(|| named().next())
+    }
+
     /// Whether `columns` (in any order) are covered by a unique key.
     pub fn is_unique(&self, columns: &[String]) -> bool {
         self.unique_keys.iter().any(|key| key.iter().all(|k| columns.contains(k)))
@@ -128,6 +139,18 @@ pub struct ComputedField {
     pub function: QualifiedName,
     /// Its return type's name, usable in a cast (`text`, `int8`, `tsvector`).
     pub type_name: String,
+}
+
+/// A computed relationship: a function taking exactly one argument, a row of its relation,
+/// and returning a row (or `SETOF` rows) of `target`, embedded as `schema.function(row)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputedRelationship {
+    /// The function.
+    pub function: QualifiedName,
+    /// The relation whose rows it returns.
+    pub target: QualifiedName,
+    /// Whether it yields at most one row: it returns a single row, or `SETOF` with `ROWS 1`.
+    pub to_one: bool,
 }
 
 /// A foreign key.
