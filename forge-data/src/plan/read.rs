@@ -544,31 +544,19 @@ impl<'a> Planner<'a> {
         let candidates: Vec<&'a Relationship> =
             schema.relationships_of(source).iter().filter(|r| matches_embed(r, embed)).collect();
         // A constraint or column name names the relationship to the table rather than the
-        // ones to views carrying the same foreign key (PostgREST's `findRel` leaves views out
-        // of these matches; here they remain when nothing else matches).
+        // ones to views carrying the same foreign key: PostgREST's `findRel` leaves views out
+        // of these matches. From a view (whose keys PostgREST takes only from tables), they
+        // remain when nothing else matches.
         let by_key_to_view = |r: &Relationship| {
             embed.hint.is_none() && r.target.name != embed.relation && r.source != r.target && is_view(&r.target)
         };
-        let candidates: Vec<&'a Relationship> = if candidates.len() > 1 && candidates.iter().any(|r| !by_key_to_view(r))
-        {
-            candidates.into_iter().filter(|r| !by_key_to_view(r)).collect()
-        } else {
-            candidates
-        };
-        // A self-referencing FK named by the table means the one-to-many side (PostgREST).
-        let candidates: Vec<&'a Relationship> = if candidates.len() > 1
-            && embed.hint.is_none()
-            && candidates.iter().all(|r| r.target == *source && r.foreign_key == candidates[0].foreign_key)
-        {
-            candidates
-                .into_iter()
-                .filter(|r| {
-                    !matches!(r.cardinality, Cardinality::ManyToOne | Cardinality::OneToOne { source_holds_fk: true })
-                })
-                .collect()
-        } else {
-            candidates
-        };
+        let from_table = !is_view(source);
+        let candidates: Vec<&'a Relationship> =
+            if from_table || (candidates.len() > 1 && candidates.iter().any(|r| !by_key_to_view(r))) {
+                candidates.into_iter().filter(|r| !by_key_to_view(r)).collect()
+            } else {
+                candidates
+            };
         let relationship = match candidates.as_slice() {
             [] => return Err(Error::relationship_not_found(&source.schema, &source.name, &embed.relation)),
             [one] => *one,
@@ -764,6 +752,22 @@ fn default_name(field: &Field, aggregate: Option<AggregateFunction>) -> String {
 fn matches_embed(r: &Relationship, embed: &Embed) -> bool {
     let fk = &r.foreign_key;
     let direct = !matches!(r.cardinality, Cardinality::ManyToMany { .. });
+    // A self reference is one foreign key seen from both ends. PostgREST's convention: the
+    // table's name is the one-to-many side (`collections(*)`, the children), the FK column's
+    // name the many-to-one side (`parent_id(*)`, the parent), and a hint, which may only be
+    // the FK column, picks the one-to-many side through it (`collections!parent_id(*)`).
+    // A constraint name does not name either.
+    if direct && r.source == r.target {
+        let fk_column = (fk.columns.len() == 1).then(|| fk.columns[0].as_str());
+        let one_to_many =
+            matches!(r.cardinality, Cardinality::OneToMany | Cardinality::OneToOne { source_holds_fk: false });
+        return match &embed.hint {
+            None => {
+                (one_to_many && r.target.name == embed.relation) || (!one_to_many && fk_column == Some(&embed.relation))
+            }
+            Some(hint) => one_to_many && r.target.name == embed.relation && fk_column == Some(hint.as_str()),
+        };
+    }
     match &embed.hint {
         None => {
             r.target.name == embed.relation
