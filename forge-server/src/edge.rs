@@ -93,6 +93,9 @@ pub fn layer(router: Router, config: &Config) -> Router {
         // routes (the vector routes do).
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // Outside the limit: a body cut off there (or refused unread) is still read to its
+        // end in the background, so that the client sees the answer.
+        .layer(tower::util::MapRequestLayer::new(crate::linger::wrap))
         .layer(middleware::from_fn(move |req: Request, next: Next| deadline(req, next, timeout, upload)))
         .layer(middleware::from_fn(move |req: Request, next: Next| shape_errors(req, next, limit)))
         .layer(cors(config))

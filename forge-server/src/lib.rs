@@ -13,6 +13,7 @@
 //! | [`database`] | an existing Postgres or the embedded cluster |
 //! | [`app`] | `/health`, `/ready` and the project-scoped services |
 //! | [`edge`] | request id, tracing, CORS, limits, timeouts |
+//! | [`linger`] | refused request bodies read to their end, so the answer reaches the client |
 //! | [`serve`] | the connection loop: header timeout, connection cap, graceful drain |
 //! | [`sweep`] | what uploads left behind: at start-up, then hourly |
 //! | [`telemetry`] | text or JSON logs |
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod edge;
+pub mod linger;
 pub mod private;
 pub mod secret;
 pub mod serve;

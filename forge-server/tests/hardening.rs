@@ -360,3 +360,74 @@ fn a_restart_removes_what_an_upload_cut_by_a_crash_left() {
     assert_eq!((res.status, res.body.as_str()), (200, "still here"));
     assert!(server.logs().contains("what a previous run left"), "{}", server.logs());
 }
+
+/// Sends `body` (chunked when `chunked`) and reads the whole answer, or the error that cut it.
+fn send_all(addr: &str, path: &str, auth: &str, body: &[u8], chunked: bool) -> Result<String, String> {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let length =
+        if chunked { "Transfer-Encoding: chunked".to_owned() } else { format!("Content-Length: {}", body.len()) };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {auth}\r\n{length}\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let mut sent = tcp.write_all(head.as_bytes());
+    for chunk in body.chunks(64 * 1024) {
+        if sent.is_err() {
+            break;
+        }
+        sent = if chunked {
+            tcp.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .and_then(|()| tcp.write_all(chunk))
+                .and_then(|()| tcp.write_all(b"\r\n"))
+        } else {
+            tcp.write_all(chunk)
+        };
+    }
+    if chunked && sent.is_ok() {
+        let _ = tcp.write_all(b"0\r\n\r\n");
+    }
+    let mut answer = Vec::new();
+    match tcp.read_to_end(&mut answer) {
+        // The whole body went through: the server read (and dropped) what it refused, so
+        // that clients that stop at a failed write (browsers' fetch) still see the answer.
+        Ok(_) if !answer.is_empty() && sent.is_err() => Err(format!(
+            "the server stopped reading the body ({sent:?}) and answered: {}",
+            String::from_utf8_lossy(&answer)
+        )),
+        Ok(_) if !answer.is_empty() => Ok(String::from_utf8_lossy(&answer).into_owned()),
+        Ok(_) => Err(format!("no answer (sending: {sent:?})")),
+        Err(e) => Err(format!("{e} (sending: {sent:?}, read {} bytes)", answer.len())),
+    }
+}
+
+#[test]
+fn a_body_over_the_limit_gets_its_413_however_it_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("FORGE_BODY_LIMIT", "1000000")]);
+    let keys = keys(dir.path());
+    let svc = format!("Bearer {}", keys["service_role_key"].as_str().expect("service key"));
+    let bucket = server.request(
+        "POST",
+        "/storage/v1/bucket",
+        &[("authorization", &svc), ("content-type", "application/json")],
+        &json_body(&json!({ "name": "limits" })),
+    );
+    assert_eq!(bucket.status, 200, "{}", bucket.body);
+    // Four times the limit: more than the sockets' buffers hold.
+    let body = vec![b'x'; 16_000_000];
+    for round in 0..3 {
+        for (path, chunked) in [
+            ("/storage/v1/object/limits/big.bin", true),
+            ("/storage/v1/object/limits/big.bin", false),
+            ("/rest/v1/no_such_table", true),
+            ("/rest/v1/no_such_table", false),
+        ] {
+            let answer = send_all(&server.addr, path, &svc, &body, chunked)
+                .unwrap_or_else(|e| panic!("round {round}, {path}, chunked {chunked}: the answer was lost: {e}"));
+            let status = answer.split_whitespace().nth(1).unwrap_or("");
+            let storage_413 = answer.contains("\"statusCode\":\"413\"");
+            assert!(status == "413" || storage_413, "round {round}, {path}, chunked {chunked}: {answer}");
+        }
+    }
+}
