@@ -498,3 +498,17 @@ insert into public.handles values (1, 'ada'), (2, 'bob');
 insert into public.remarks values (10, 'ada', 'hello'), (11, 'bob', 'hi');
 create view public.handle_names as select id, username from public.handles;
 grant select on public.folders, public.folder_names, public.handles, public.remarks, public.handle_names to anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------- aggregates with embeds (issue 13, item 10)
+create table public.agg_channels (id int primary key, slug text not null);
+create table public.agg_users (id int primary key, username text not null);
+create table public.agg_messages (
+  id int primary key,
+  channel_id int references public.agg_channels (id),
+  user_id int references public.agg_users (id),
+  score int not null
+);
+insert into public.agg_channels values (1, 'general'), (2, 'random');
+insert into public.agg_users values (1, 'ada'), (2, 'bob');
+insert into public.agg_messages values (1, 1, 1, 3), (2, 1, 2, 4), (3, 2, 1, 5), (4, 1, 1, 6);
+grant select on public.agg_channels, public.agg_users, public.agg_messages to anon, authenticated, service_role;

@@ -95,7 +95,7 @@ impl ErrorKind {
             AggregatesNotAllowed    => ("PGRST123", 400, "aggregates together with `*`"),
             MaxAffectedExceeded     => ("PGRST124", 400, "more rows affected than max-affected allows"),
             RootDisabled            => ("PGRST126", 404, "the root endpoint when its metadata is turned off"),
-            NotImplemented          => ("PGRST127", 400, "a feature not implemented (aggregates with embeds)"),
+            NotImplemented          => ("PGRST127", 400, "a feature not implemented (aggregates beside computed relationships)"),
             MaxAffectedNeedsSet     => ("PGRST128", 400, "max-affected on a function that does not return a set"),
             RelationshipNotFound    => ("PGRST200", 400, "an embed with no relationship between the relations"),
             AmbiguousRelationship   => ("PGRST201", 300, "an embed that more than one relationship matches"),

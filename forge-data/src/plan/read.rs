@@ -276,6 +276,10 @@ struct Joined<'a> {
     /// The FROM of the embed, with the junction joined for many-to-many, or the function
     /// called on the parent's row for a computed relationship.
     from: SelectStatement,
+    /// The parent's columns the embed is joined on (`None`: the whole row, for a computed
+    /// relationship). With aggregates, the parent is grouped by them, which groups it by the
+    /// embed as PostgREST does.
+    parent_columns: Option<Vec<String>>,
 }
 
 struct Planner<'a> {
@@ -313,6 +317,9 @@ impl<'a> Planner<'a> {
         };
         let mut node = Node::default();
         let mut has_aggregate = false;
+        // What grouping by this node's embeds means: its columns they are joined on (`None`
+        // once an embed cannot be grouped that way).
+        let mut embed_group: Option<Vec<Expr>> = Some(Vec::new());
         let mut embed_keys: HashSet<&str> = HashSet::new();
         let mut plain = Vec::new();
         let embeds: Vec<&'a Embed> = items
@@ -403,18 +410,25 @@ impl<'a> Planner<'a> {
                         node.wheres.push(Expr::exists(exists_statement(&joined, &child)));
                     }
                     if !embed.items.is_empty() {
+                        match (&joined.parent_columns, embed_group.as_mut()) {
+                            (Some(columns), Some(group)) => group
+                                .extend(columns.iter().map(|c| Expr::cust(format!("{}.{}", ident(&alias), ident(c))))),
+                            _ => embed_group = None,
+                        }
                         self.embed_select(&mut node, &joined, child, embed, &embed_path)?;
                     }
                 }
             }
         }
         if has_aggregate {
-            if !embeds.is_empty() {
+            // Aggregates beside embeds group by the embeds (PostgREST's `groupF`): here by
+            // the columns each is joined on, which the embed's value depends on alone.
+            let Some(embed_group) = embed_group else {
                 return Err(Error::refused(
                     ErrorKind::NotImplemented,
-                    "Feature not implemented: aggregates together with embedded resources",
+                    "Feature not implemented: aggregates together with computed relationships",
                 ));
-            }
+            };
             if items.iter().any(|i| matches!(i, SelectItem::Star)) {
                 return Err(Error::refused(
                     ErrorKind::AggregatesNotAllowed,
@@ -422,6 +436,11 @@ impl<'a> Planner<'a> {
                 ));
             }
             node.group_by = plain;
+            for e in embed_group {
+                if !node.group_by.contains(&e) {
+                    node.group_by.push(e);
+                }
+            }
         }
 
         // Filters, logic trees and order that address this relation.
@@ -533,7 +552,7 @@ impl<'a> Planner<'a> {
             let alias = self.alias("t");
             let mut from = Query::select();
             from.from_function(call, Alias::new(&alias));
-            return Ok(Joined { to_one: computed.to_one, target, alias, from });
+            return Ok(Joined { to_one: computed.to_one, target, alias, from, parent_columns: None });
         }
         let is_view = |name: &QualifiedName| {
             schema
@@ -606,7 +625,11 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        Ok(Joined { to_one: relationship.is_to_one(), target, alias, from })
+        let parent_columns = match &relationship.cardinality {
+            Cardinality::ManyToMany { source_fk, .. } => source_fk.foreign_columns.clone(),
+            _ => relationship.join_columns().into_iter().map(|(source_col, _)| source_col).collect(),
+        };
+        Ok(Joined { to_one: relationship.is_to_one(), target, alias, from, parent_columns: Some(parent_columns) })
     }
 
     /// `rel=is.null` / `rel=not.is.null` on an embed: whether the parent has a related row.

@@ -1,0 +1,83 @@
+//! Aggregates beside and inside embeds: the parent is grouped by its embeds, as PostgREST
+//! groups by them (`groupF`), and an embed's own aggregates are per parent row.
+
+mod common;
+
+use common::api;
+use serde_json::{Value, json};
+
+const SCHEMA: &str = r#"
+create table channels (id int primary key, slug text not null);
+create table users (id int primary key, username text not null);
+create table messages (id int primary key, channel_id int references channels (id), user_id int references users (id), body text, score int);
+insert into channels values (1, 'general'), (2, 'random');
+insert into users values (1, 'ada'), (2, 'bob');
+insert into messages values (1, 1, 1, 'a', 3), (2, 1, 2, 'b', 4), (3, 2, 1, 'c', 5), (4, 1, 1, 'd', 6);
+grant select on all tables in schema public to anon;
+"#;
+
+/// The rows of a successful answer, sorted by their JSON text (groups come in no order).
+async fn rows(api: &common::Api, uri: &str) -> Vec<Value> {
+    let res = api.get(uri).await;
+    assert!(res.status.is_success(), "{uri}: {} {}", res.status, res.body);
+    let mut rows = res.json().as_array().expect("an array").clone();
+    rows.sort_by_key(|r| r.to_string());
+    rows
+}
+
+#[tokio::test]
+async fn aggregates_beside_embeds_group_by_them() {
+    let api = api(SCHEMA).await;
+    // Grouped by the channel: 3 + 4 + 6 in general, 5 in random.
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=score.sum(),channels(slug)").await,
+        vec![
+            json!({ "sum": 13, "channels": { "slug": "general" } }),
+            json!({ "sum": 5, "channels": { "slug": "random" } })
+        ]
+    );
+    // By two embeds and a count.
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=channels(slug),users(username),count()").await,
+        vec![
+            json!({ "channels": { "slug": "general" }, "users": { "username": "bob" }, "count": 1 }),
+            json!({ "channels": { "slug": "general" }, "users": { "username": "ada" }, "count": 2 }),
+            json!({ "channels": { "slug": "random" }, "users": { "username": "ada" }, "count": 1 }),
+        ]
+    );
+    // A spread's columns group too.
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=score.max(),...channels(slug)").await,
+        vec![json!({ "max": 5, "slug": "random" }), json!({ "max": 6, "slug": "general" })]
+    );
+    // Filters apply before grouping.
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=score.sum(),users(username)&score=gt.3").await,
+        vec![json!({ "sum": 11, "users": { "username": "ada" } }), json!({ "sum": 4, "users": { "username": "bob" } })]
+    );
+}
+
+#[tokio::test]
+async fn aggregates_inside_embeds_count_per_parent_row() {
+    let api = api(SCHEMA).await;
+    // Inside an embed that has an embed of its own: grouped by that one.
+    let got = rows(&api, "/rest/v1/channels?select=slug,messages(count(),users(username))&order=id").await;
+    let general = got.iter().find(|r| r["slug"] == "general").expect("general");
+    let mut inner = general["messages"].as_array().expect("messages").clone();
+    inner.sort_by_key(|r| r.to_string());
+    assert_eq!(
+        inner,
+        vec![
+            json!({ "count": 1, "users": { "username": "bob" } }),
+            json!({ "count": 2, "users": { "username": "ada" } })
+        ]
+    );
+    // And plain aggregates inside an embed.
+    assert_eq!(
+        rows(&api, "/rest/v1/users?select=username,messages(score.sum())").await,
+        vec![
+            json!({ "username": "ada", "messages": [{ "sum": 14 }] }),
+            json!({ "username": "bob", "messages": [{ "sum": 4 }] })
+        ]
+    );
+}
