@@ -40,6 +40,17 @@ describe('aggregates with embeds', () => {
     assert.deepEqual(sorted(spread), sorted(spreadExpected))
   })
 
+  test("a spread's aggregates are the parent's, grouped by the rest", async () => {
+    const data = ok(await anon.from('agg_messages').select('user_id, ...agg_channels(id.count())'))
+    const expected = await sqlRows(`select m.user_id, count(c.id)::int as count
+      from agg_messages m left join agg_channels c on c.id = m.channel_id group by m.user_id`)
+    assert.deepEqual(sorted(data), sorted(expected))
+    const bySlug = ok(await anon.from('agg_messages').select('...agg_channels(slug, id.count())'))
+    const bySlugExpected = await sqlRows(`select c.slug, count(c.id)::int as count
+      from agg_messages m join agg_channels c on c.id = m.channel_id group by c.slug`)
+    assert.deepEqual(sorted(bySlug), sorted(bySlugExpected))
+  })
+
   test('count() inside an embed that embeds again counts per parent row', async () => {
     const data = ok(
       await anon.from('agg_channels').select('slug, agg_messages(count(), agg_users(username))').eq('slug', 'general'),

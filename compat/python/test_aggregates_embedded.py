@@ -74,3 +74,18 @@ def test_count_inside_an_embed_that_embeds_again():
     )
     assert len(data) == 1
     assert _sorted(data[0]["agg_messages"]) == _sorted(expected)
+
+
+def test_spread_aggregates_are_the_parents():
+    data = anon.table("agg_messages").select("user_id, ...agg_channels(id.count())").execute().data
+    expected = sql_rows(
+        "select m.user_id, count(c.id)::int as count from agg_messages m "
+        "left join agg_channels c on c.id = m.channel_id group by m.user_id"
+    )
+    assert _sorted(data) == _sorted(expected)
+    by_slug = anon.table("agg_messages").select("...agg_channels(slug, id.count())").execute().data
+    by_slug_expected = sql_rows(
+        "select c.slug, count(c.id)::int as count from agg_messages m "
+        "join agg_channels c on c.id = m.channel_id group by c.slug"
+    )
+    assert _sorted(by_slug) == _sorted(by_slug_expected)

@@ -81,3 +81,21 @@ async fn aggregates_inside_embeds_count_per_parent_row() {
         ]
     );
 }
+
+#[tokio::test]
+async fn aggregates_inside_a_spread_are_the_parents() {
+    let api = api(SCHEMA).await;
+    // PostgREST aggregates a spread's columns in the parent, grouped by the rest.
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=...channels(slug,id.count())").await,
+        vec![json!({ "slug": "random", "count": 1 }), json!({ "slug": "general", "count": 3 })]
+    );
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=user_id,...channels(id.count())").await,
+        vec![json!({ "user_id": 2, "count": 1 }), json!({ "user_id": 1, "count": 3 })]
+    );
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=...users(username),score.sum(),...channels(id.max())").await,
+        vec![json!({ "username": "bob", "sum": 4, "max": 1 }), json!({ "username": "ada", "sum": 14, "max": 2 })]
+    );
+}

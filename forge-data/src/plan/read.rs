@@ -168,7 +168,7 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
         search_path: req.search_path,
         records: matches!(req.source, Source::Written),
     };
-    let root = planner.node(req.relation, "t0".into(), &req.query.select, &[])?;
+    let root = planner.node(req.relation, "t0".into(), &req.query.select, &[], false)?;
     planner.check_paths()?;
     // Postgres refuses PostgREST's statement only once it is planned: other errors come first.
     if let Some(duplicate) = planner.duplicate.take() {
@@ -239,6 +239,9 @@ pub(crate) fn plan_read(req: &ReadRequest<'_>) -> Result<ReadPlan> {
 #[derive(Debug, Default)]
 struct Node {
     select: Vec<(Expr, String)>,
+    /// Aggregates of a to-one spread, which the parent applies over its groups (PostgREST
+    /// aggregates a spread's columns in the parent): (column, function, cast).
+    lifted: Vec<(String, &'static str, Option<String>)>,
     wheres: Vec<Expr>,
     group_by: Vec<Expr>,
     order: Vec<(Expr, Order, Option<NullOrdering>)>,
@@ -307,6 +310,7 @@ impl<'a> Planner<'a> {
         alias: String,
         items: &'a [SelectItem],
         path: &[String],
+        lift: bool,
     ) -> Result<Node> {
         let scope_alias = alias.clone();
         let scope = Scope {
@@ -364,15 +368,15 @@ impl<'a> Planner<'a> {
                         .clone()
                         .unwrap_or_else(|| default_name(&f.field, f.aggregate.as_ref().map(|a| a.function)));
                     match &f.aggregate {
+                        Some(agg) if lift => {
+                            // The column itself; the parent aggregates it.
+                            node.lifted.push((name.clone(), aggregate_function(agg.function), agg.cast.clone()));
+                            plain.push(e.clone());
+                            node.select.push((e, name));
+                        }
                         Some(agg) => {
                             has_aggregate = true;
-                            let function = match agg.function {
-                                AggregateFunction::Sum => "sum",
-                                AggregateFunction::Avg => "avg",
-                                AggregateFunction::Min => "min",
-                                AggregateFunction::Max => "max",
-                                AggregateFunction::Count => "count",
-                            };
+                            let function = aggregate_function(agg.function);
                             let mut agg_expr = Expr::cust_with_exprs(format!("{function}($1)"), [e]);
                             if let Some(cast) = &agg.cast {
                                 agg_expr = cast_expr(agg_expr, cast)?;
@@ -405,17 +409,22 @@ impl<'a> Planner<'a> {
                         let alias = format!("{}_{key}_{}", relation.name.name, path.len() + 1);
                         self.duplicate = Some(Error::duplicate_alias(&alias));
                     }
-                    let child = self.node(joined.target, joined.alias.clone(), &embed.items, &embed_path)?;
+                    let lift = embed.spread && joined.to_one;
+                    let child = self.node(joined.target, joined.alias.clone(), &embed.items, &embed_path, lift)?;
                     if embed.join == Some(JoinType::Inner) {
                         node.wheres.push(Expr::exists(exists_statement(&joined, &child)));
                     }
-                    if !embed.items.is_empty() {
+                    // A spread of aggregates alone adds nothing to group by.
+                    let grouped = !(embed.spread && child.lifted.len() == child.select.len());
+                    if !embed.items.is_empty() && grouped {
                         match (&joined.parent_columns, embed_group.as_mut()) {
                             (Some(columns), Some(group)) => group
                                 .extend(columns.iter().map(|c| Expr::cust(format!("{}.{}", ident(&alias), ident(c))))),
                             _ => embed_group = None,
                         }
-                        self.embed_select(&mut node, &joined, child, embed, &embed_path)?;
+                    }
+                    if !embed.items.is_empty() && self.embed_select(&mut node, &joined, child, embed, &embed_path)? {
+                        has_aggregate = true;
                     }
                 }
             }
@@ -475,7 +484,8 @@ impl<'a> Planner<'a> {
         Ok(node)
     }
 
-    /// Adds an embed's value (or, for spreads, its columns) to the parent's select list.
+    /// Adds an embed's value (or, for spreads, its columns) to the parent's select list;
+    /// whether it added aggregates (a spread's lifted ones).
     fn embed_select(
         &mut self,
         node: &mut Node,
@@ -483,7 +493,7 @@ impl<'a> Planner<'a> {
         child: Node,
         embed: &Embed,
         path: &[String],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let to_one = joined.to_one;
         let mut inner = joined.from.clone();
         for (e, name) in &child.select {
@@ -517,11 +527,20 @@ impl<'a> Planner<'a> {
             s.expr(Expr::cust(value)).from_subquery(inner.clone(), Alias::new(&row));
             Expr::SubQuery(None, Box::new(s.into()))
         };
+        let mut lifted = false;
         if embed.spread {
             for (_, name) in &child.select {
                 let column = format!("{}.{}", ident(&row), ident(name));
                 let value = if to_one { column } else { format!("coalesce(json_agg({column}), '[]'::json)") };
-                node.select.push((wrap(value), name.clone()));
+                let mut value = wrap(value);
+                if let Some((_, function, cast)) = child.lifted.iter().find(|(n, ..)| n == name) {
+                    lifted = true;
+                    value = Expr::cust_with_exprs(format!("{function}($1)"), [value]);
+                    if let Some(cast) = cast {
+                        value = cast_expr(value, cast)?;
+                    }
+                }
+                node.select.push((value, name.clone()));
             }
         } else {
             let value = if to_one {
@@ -532,7 +551,7 @@ impl<'a> Planner<'a> {
             let name = embed.alias.clone().unwrap_or_else(|| embed.relation.clone());
             node.select.push((wrap(value), name));
         }
-        Ok(())
+        Ok(lifted)
     }
 
     /// Resolves an embed against the relationships of `scope`'s relation and builds its FROM.
@@ -654,7 +673,7 @@ impl<'a> Planner<'a> {
             }
         };
         let joined = self.join(scope, embed)?;
-        let child = self.node(joined.target, joined.alias.clone(), &embed.items, &child_path(path, embed))?;
+        let child = self.node(joined.target, joined.alias.clone(), &embed.items, &child_path(path, embed), false)?;
         let exists = exists_statement(&joined, &child);
         Ok(if wants_null { Expr::not_exists(exists) } else { Expr::exists(exists) })
     }
@@ -747,6 +766,17 @@ fn cast_expr(e: Expr, cast: &str) -> Result<Expr> {
         return Err(Error::refused(ErrorKind::BadQuery, format!("invalid cast target '{cast}'")));
     }
     Ok(Expr::cust_with_exprs(format!("CAST($1 AS {cast})"), [e]))
+}
+
+/// The SQL function of an aggregate.
+fn aggregate_function(function: AggregateFunction) -> &'static str {
+    match function {
+        AggregateFunction::Sum => "sum",
+        AggregateFunction::Avg => "avg",
+        AggregateFunction::Min => "min",
+        AggregateFunction::Max => "max",
+        AggregateFunction::Count => "count",
+    }
 }
 
 /// The JSON key of a selected field: its name, or the last key of its JSON path; aggregates
