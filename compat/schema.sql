@@ -508,7 +508,8 @@ create table public.agg_messages (
   user_id int references public.agg_users (id),
   score int not null
 );
-insert into public.agg_channels values (1, 'general'), (2, 'random');
+-- Two channels named alike: grouping by an embed groups by its value, not its key.
+insert into public.agg_channels values (1, 'general'), (2, 'random'), (3, 'random');
 insert into public.agg_users values (1, 'ada'), (2, 'bob');
-insert into public.agg_messages values (1, 1, 1, 3), (2, 1, 2, 4), (3, 2, 1, 5), (4, 1, 1, 6);
+insert into public.agg_messages values (1, 1, 1, 3), (2, 1, 2, 4), (3, 2, 1, 5), (4, 1, 1, 6), (5, 3, 2, 7);
 grant select on public.agg_channels, public.agg_users, public.agg_messages to anon, authenticated, service_role;

@@ -95,7 +95,7 @@ impl ErrorKind {
             AggregatesNotAllowed    => ("PGRST123", 400, "aggregates together with `*`"),
             MaxAffectedExceeded     => ("PGRST124", 400, "more rows affected than max-affected allows"),
             RootDisabled            => ("PGRST126", 404, "the root endpoint when its metadata is turned off"),
-            NotImplemented          => ("PGRST127", 400, "a feature not implemented (aggregates beside computed relationships)"),
+            NotImplemented          => ("PGRST127", 400, "a feature not implemented (aggregates in a to-many spread)"),
             MaxAffectedNeedsSet     => ("PGRST128", 400, "max-affected on a function that does not return a set"),
             RelationshipNotFound    => ("PGRST200", 400, "an embed with no relationship between the relations"),
             AmbiguousRelationship   => ("PGRST201", 300, "an embed that more than one relationship matches"),
@@ -359,6 +359,12 @@ impl Error {
     /// A query-string, body or method refusal of `kind` with its message.
     pub(crate) fn refused(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self::api(kind, message)
+    }
+
+    /// PGRST127: aggregates inside a to-many spread, which PostgREST does not implement.
+    pub(crate) fn aggregates_in_to_many_spread() -> Self {
+        Self::api(ErrorKind::NotImplemented, "Feature not implemented")
+            .with_details("Aggregates are not implemented for one-to-many or many-to-many spreads.")
     }
 
     /// A parser's error: its code, message, details and hint.

@@ -25,6 +25,12 @@ async fn rows(api: &common::Api, uri: &str) -> Vec<Value> {
     rows
 }
 
+/// `rows`' order, for expected rows written in any order.
+fn sorted(mut rows: Vec<Value>) -> Vec<Value> {
+    rows.sort_by_key(|r| r.to_string());
+    rows
+}
+
 #[tokio::test]
 async fn aggregates_beside_embeds_group_by_them() {
     let api = api(SCHEMA).await;
@@ -97,5 +103,60 @@ async fn aggregates_inside_a_spread_are_the_parents() {
     assert_eq!(
         rows(&api, "/rest/v1/messages?select=...users(username),score.sum(),...channels(id.max())").await,
         vec![json!({ "username": "bob", "sum": 4, "max": 1 }), json!({ "username": "ada", "sum": 14, "max": 2 })]
+    );
+}
+
+#[tokio::test]
+async fn embeds_are_grouped_by_their_values_not_their_keys() {
+    // Two customers in one city: grouping by the embed merges them, as PostgREST's GROUP BY
+    // on the embed's JSON does.
+    let api = api(r#"
+        create table customers (id int primary key, city text not null);
+        create table orders (id int primary key, customer_id int references customers (id), amount int not null);
+        insert into customers values (1, 'Lyon'), (2, 'Lyon'), (3, 'Nice');
+        insert into orders values (1, 1, 10), (2, 2, 20), (3, 3, 5), (4, null, 7);
+        grant select on all tables in schema public to anon;
+        "#)
+    .await;
+    assert_eq!(
+        rows(&api, "/rest/v1/orders?select=amount.sum(),customers(city)").await,
+        sorted(vec![
+            json!({ "sum": 30, "customers": { "city": "Lyon" } }),
+            json!({ "sum": 5, "customers": { "city": "Nice" } }),
+            json!({ "sum": 7, "customers": null }),
+        ])
+    );
+    assert_eq!(
+        rows(&api, "/rest/v1/orders?select=amount.sum(),...customers(city)").await,
+        sorted(vec![
+            json!({ "sum": 30, "city": "Lyon" }),
+            json!({ "sum": 5, "city": "Nice" }),
+            json!({ "sum": 7, "city": null })
+        ])
+    );
+    // To-many embeds group by their whole array.
+    assert_eq!(
+        rows(&api, "/rest/v1/customers?select=id.count(),orders(amount)").await,
+        sorted(vec![
+            json!({ "count": 1, "orders": [{ "amount": 10 }] }),
+            json!({ "count": 1, "orders": [{ "amount": 20 }] }),
+            json!({ "count": 1, "orders": [{ "amount": 5 }] }),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn aggregates_in_a_to_many_spread_are_not_implemented_as_in_postgrest() {
+    let api = api(SCHEMA).await;
+    let res = api.get("/rest/v1/channels?select=slug,...messages(score.sum())").await;
+    assert_eq!(res.status.as_u16(), 400, "{}", res.body);
+    assert_eq!(
+        res.json(),
+        json!({
+            "code": "PGRST127",
+            "message": "Feature not implemented",
+            "details": "Aggregates are not implemented for one-to-many or many-to-many spreads.",
+            "hint": null
+        })
     );
 }

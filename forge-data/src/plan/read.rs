@@ -242,18 +242,32 @@ struct Node {
     /// Aggregates of a to-one spread, which the parent applies over its groups (PostgREST
     /// aggregates a spread's columns in the parent): (column, function, cast).
     lifted: Vec<(String, &'static str, Option<String>)>,
+    /// The embeds' values in this node's select list, by index, as the node groups by them
+    /// when it aggregates (PostgREST's `groupF`): JSON as `jsonb`, which has equality.
+    embed_values: Vec<(usize, Expr)>,
+    /// `LEFT JOIN LATERAL (SELECT value AS v) AS alias ON true`: the embeds' values as
+    /// columns, which (unlike correlated subqueries) a GROUP BY may name.
+    laterals: Vec<(SelectStatement, String)>,
     wheres: Vec<Expr>,
     group_by: Vec<Expr>,
     order: Vec<(Expr, Order, Option<NullOrdering>)>,
 }
 
 impl Node {
+    /// Joins the node's laterals to `s`, whose FROM is the node's relation.
+    fn join_laterals(&self, s: &mut SelectStatement) {
+        for (q, alias) in &self.laterals {
+            s.join_lateral(sea_query::JoinType::LeftJoin, q.clone(), Alias::new(alias), Expr::cust("true"));
+        }
+    }
+
     fn statement(&self, relation: &Relation, alias: &str) -> SelectStatement {
         let mut s = Query::select();
         for (e, name) in &self.select {
             s.expr_as(e.clone(), Alias::new(name));
         }
         s.from_as((Alias::new(&relation.name.schema), Alias::new(&relation.name.name)), Alias::new(alias));
+        self.join_laterals(&mut s);
         for w in &self.wheres {
             s.and_where(w.clone());
         }
@@ -279,10 +293,6 @@ struct Joined<'a> {
     /// The FROM of the embed, with the junction joined for many-to-many, or the function
     /// called on the parent's row for a computed relationship.
     from: SelectStatement,
-    /// The parent's columns the embed is joined on (`None`: the whole row, for a computed
-    /// relationship). With aggregates, the parent is grouped by them, which groups it by the
-    /// embed as PostgREST does.
-    parent_columns: Option<Vec<String>>,
 }
 
 struct Planner<'a> {
@@ -321,9 +331,6 @@ impl<'a> Planner<'a> {
         };
         let mut node = Node::default();
         let mut has_aggregate = false;
-        // What grouping by this node's embeds means: its columns they are joined on (`None`
-        // once an embed cannot be grouped that way).
-        let mut embed_group: Option<Vec<Expr>> = Some(Vec::new());
         let mut embed_keys: HashSet<&str> = HashSet::new();
         let mut plain = Vec::new();
         let embeds: Vec<&'a Embed> = items
@@ -410,18 +417,12 @@ impl<'a> Planner<'a> {
                         self.duplicate = Some(Error::duplicate_alias(&alias));
                     }
                     let lift = embed.spread && joined.to_one;
+                    if embed.spread && !joined.to_one && has_aggregates(&embed.items) {
+                        return Err(Error::aggregates_in_to_many_spread());
+                    }
                     let child = self.node(joined.target, joined.alias.clone(), &embed.items, &embed_path, lift)?;
                     if embed.join == Some(JoinType::Inner) {
                         node.wheres.push(Expr::exists(exists_statement(&joined, &child)));
-                    }
-                    // A spread of aggregates alone adds nothing to group by.
-                    let grouped = !(embed.spread && child.lifted.len() == child.select.len());
-                    if !embed.items.is_empty() && grouped {
-                        match (&joined.parent_columns, embed_group.as_mut()) {
-                            (Some(columns), Some(group)) => group
-                                .extend(columns.iter().map(|c| Expr::cust(format!("{}.{}", ident(&alias), ident(c))))),
-                            _ => embed_group = None,
-                        }
                     }
                     if !embed.items.is_empty() && self.embed_select(&mut node, &joined, child, embed, &embed_path)? {
                         has_aggregate = true;
@@ -430,14 +431,6 @@ impl<'a> Planner<'a> {
             }
         }
         if has_aggregate {
-            // Aggregates beside embeds group by the embeds (PostgREST's `groupF`): here by
-            // the columns each is joined on, which the embed's value depends on alone.
-            let Some(embed_group) = embed_group else {
-                return Err(Error::refused(
-                    ErrorKind::NotImplemented,
-                    "Feature not implemented: aggregates together with computed relationships",
-                ));
-            };
             if items.iter().any(|i| matches!(i, SelectItem::Star)) {
                 return Err(Error::refused(
                     ErrorKind::AggregatesNotAllowed,
@@ -445,10 +438,16 @@ impl<'a> Planner<'a> {
                 ));
             }
             node.group_by = plain;
-            for e in embed_group {
-                if !node.group_by.contains(&e) {
-                    node.group_by.push(e);
-                }
+            // Beside aggregates, embeds are grouped by, as PostgREST's `groupF` does: by
+            // their values, as `jsonb`, computed in lateral joins.
+            for (i, value) in std::mem::take(&mut node.embed_values) {
+                let lateral = self.alias("l");
+                let mut q = Query::select();
+                q.expr_as(value, Alias::new("v"));
+                let column = Expr::cust(format!("{}.\"v\"", ident(&lateral)));
+                node.laterals.push((q, lateral));
+                node.select[i].0 = column.clone();
+                node.group_by.push(column);
             }
         }
 
@@ -496,6 +495,7 @@ impl<'a> Planner<'a> {
     ) -> Result<bool> {
         let to_one = joined.to_one;
         let mut inner = joined.from.clone();
+        child.join_laterals(&mut inner);
         for (e, name) in &child.select {
             inner.expr_as(e.clone(), Alias::new(name));
         }
@@ -531,7 +531,14 @@ impl<'a> Planner<'a> {
         if embed.spread {
             for (_, name) in &child.select {
                 let column = format!("{}.{}", ident(&row), ident(name));
-                let value = if to_one { column } else { format!("coalesce(json_agg({column}), '[]'::json)") };
+                let (value, grouped) = if to_one {
+                    (column.clone(), column)
+                } else {
+                    (
+                        format!("coalesce(json_agg({column}), '[]'::json)"),
+                        format!("coalesce(jsonb_agg({column}), '[]'::jsonb)"),
+                    )
+                };
                 let mut value = wrap(value);
                 if let Some((_, function, cast)) = child.lifted.iter().find(|(n, ..)| n == name) {
                     lifted = true;
@@ -539,16 +546,22 @@ impl<'a> Planner<'a> {
                     if let Some(cast) = cast {
                         value = cast_expr(value, cast)?;
                     }
+                } else {
+                    node.embed_values.push((node.select.len(), wrap(grouped)));
                 }
                 node.select.push((value, name.clone()));
             }
         } else {
-            let value = if to_one {
-                format!("row_to_json({})", ident(&row))
+            let (value, grouped) = if to_one {
+                (format!("row_to_json({})", ident(&row)), format!("row_to_json({})::jsonb", ident(&row)))
             } else {
-                format!("coalesce(json_agg({}), '[]'::json)", ident(&row))
+                (
+                    format!("coalesce(json_agg({}), '[]'::json)", ident(&row)),
+                    format!("coalesce(jsonb_agg({}), '[]'::jsonb)", ident(&row)),
+                )
             };
             let name = embed.alias.clone().unwrap_or_else(|| embed.relation.clone());
+            node.embed_values.push((node.select.len(), wrap(grouped)));
             node.select.push((wrap(value), name));
         }
         Ok(lifted)
@@ -571,7 +584,7 @@ impl<'a> Planner<'a> {
             let alias = self.alias("t");
             let mut from = Query::select();
             from.from_function(call, Alias::new(&alias));
-            return Ok(Joined { to_one: computed.to_one, target, alias, from, parent_columns: None });
+            return Ok(Joined { to_one: computed.to_one, target, alias, from });
         }
         let is_view = |name: &QualifiedName| {
             schema
@@ -644,11 +657,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let parent_columns = match &relationship.cardinality {
-            Cardinality::ManyToMany { source_fk, .. } => source_fk.foreign_columns.clone(),
-            _ => relationship.join_columns().into_iter().map(|(source_col, _)| source_col).collect(),
-        };
-        Ok(Joined { to_one: relationship.is_to_one(), target, alias, from, parent_columns: Some(parent_columns) })
+        Ok(Joined { to_one: relationship.is_to_one(), target, alias, from })
     }
 
     /// `rel=is.null` / `rel=not.is.null` on an embed: whether the parent has a related row.
@@ -766,6 +775,15 @@ fn cast_expr(e: Expr, cast: &str) -> Result<Expr> {
         return Err(Error::refused(ErrorKind::BadQuery, format!("invalid cast target '{cast}'")));
     }
     Ok(Expr::cust_with_exprs(format!("CAST($1 AS {cast})"), [e]))
+}
+
+/// Whether a select list aggregates (`count()`, `col.sum()`, ...).
+fn has_aggregates(items: &[SelectItem]) -> bool {
+    items.iter().any(|i| match i {
+        SelectItem::Count { .. } => true,
+        SelectItem::Field(f) => f.aggregate.is_some(),
+        _ => false,
+    })
 }
 
 /// The SQL function of an aggregate.
