@@ -242,9 +242,10 @@ struct Node {
     /// Aggregates of a to-one spread, which the parent applies over its groups (PostgREST
     /// aggregates a spread's columns in the parent): (column, function, cast).
     lifted: Vec<(String, &'static str, Option<String>)>,
-    /// The embeds' values in this node's select list, by index, as the node groups by them
-    /// when it aggregates (PostgREST's `groupF`): JSON as `jsonb`, which has equality.
-    embed_values: Vec<(usize, Expr)>,
+    /// Where the embeds' values are in this node's select list, and whether they are JSON:
+    /// when the node aggregates it groups by them (PostgREST's `groupF`), JSON as `jsonb`,
+    /// which has equality.
+    embed_values: Vec<(usize, bool)>,
     /// `LEFT JOIN LATERAL (SELECT value AS v) AS alias ON true`: the embeds' values as
     /// columns, which (unlike correlated subqueries) a GROUP BY may name.
     laterals: Vec<(SelectStatement, String)>,
@@ -440,7 +441,9 @@ impl<'a> Planner<'a> {
             node.group_by = plain;
             // Beside aggregates, embeds are grouped by, as PostgREST's `groupF` does: by
             // their values, as `jsonb`, computed in lateral joins.
-            for (i, value) in std::mem::take(&mut node.embed_values) {
+            for (i, json) in std::mem::take(&mut node.embed_values) {
+                let value = node.select[i].0.clone();
+                let value = if json { Expr::cust_with_exprs("($1)::jsonb", [value]) } else { value };
                 let lateral = self.alias("l");
                 let mut q = Query::select();
                 q.expr_as(value, Alias::new("v"));
@@ -531,14 +534,7 @@ impl<'a> Planner<'a> {
         if embed.spread {
             for (_, name) in &child.select {
                 let column = format!("{}.{}", ident(&row), ident(name));
-                let (value, grouped) = if to_one {
-                    (column.clone(), column)
-                } else {
-                    (
-                        format!("coalesce(json_agg({column}), '[]'::json)"),
-                        format!("coalesce(jsonb_agg({column}), '[]'::jsonb)"),
-                    )
-                };
+                let value = if to_one { column } else { format!("coalesce(json_agg({column}), '[]'::json)") };
                 let mut value = wrap(value);
                 if let Some((_, function, cast)) = child.lifted.iter().find(|(n, ..)| n == name) {
                     lifted = true;
@@ -547,21 +543,18 @@ impl<'a> Planner<'a> {
                         value = cast_expr(value, cast)?;
                     }
                 } else {
-                    node.embed_values.push((node.select.len(), wrap(grouped)));
+                    node.embed_values.push((node.select.len(), !to_one));
                 }
                 node.select.push((value, name.clone()));
             }
         } else {
-            let (value, grouped) = if to_one {
-                (format!("row_to_json({})", ident(&row)), format!("row_to_json({})::jsonb", ident(&row)))
+            let value = if to_one {
+                format!("row_to_json({})", ident(&row))
             } else {
-                (
-                    format!("coalesce(json_agg({}), '[]'::json)", ident(&row)),
-                    format!("coalesce(jsonb_agg({}), '[]'::jsonb)", ident(&row)),
-                )
+                format!("coalesce(json_agg({}), '[]'::json)", ident(&row))
             };
             let name = embed.alias.clone().unwrap_or_else(|| embed.relation.clone());
-            node.embed_values.push((node.select.len(), wrap(grouped)));
+            node.embed_values.push((node.select.len(), true));
             node.select.push((wrap(value), name));
         }
         Ok(lifted)
