@@ -160,3 +160,13 @@ async fn aggregates_in_a_to_many_spread_are_not_implemented_as_in_postgrest() {
         })
     );
 }
+
+#[tokio::test]
+async fn a_spread_carrying_an_embed_groups_beside_aggregates() {
+    let api = api(SCHEMA).await;
+    // The spread carries `messages`, JSON: grouped as jsonb.
+    assert_eq!(
+        rows(&api, "/rest/v1/messages?select=score.sum(),...channels(slug,messages(id))&channel_id=eq.2").await,
+        vec![json!({ "sum": 5, "slug": "random", "messages": [{ "id": 3 }] })]
+    );
+}

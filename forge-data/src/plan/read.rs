@@ -242,10 +242,10 @@ struct Node {
     /// Aggregates of a to-one spread, which the parent applies over its groups (PostgREST
     /// aggregates a spread's columns in the parent): (column, function, cast).
     lifted: Vec<(String, &'static str, Option<String>)>,
-    /// Where the embeds' values are in this node's select list, and whether they are JSON:
-    /// when the node aggregates it groups by them (PostgREST's `groupF`), JSON as `jsonb`,
-    /// which has equality.
-    embed_values: Vec<(usize, bool)>,
+    /// Where the embeds' values are in this node's select list: when the node aggregates it
+    /// groups by them (PostgREST's `groupF`), as `jsonb`, which has equality (a spread's
+    /// column may itself be a nested embed's JSON).
+    embed_values: Vec<usize>,
     /// `LEFT JOIN LATERAL (SELECT value AS v) AS alias ON true`: the embeds' values as
     /// columns, which (unlike correlated subqueries) a GROUP BY may name.
     laterals: Vec<(SelectStatement, String)>,
@@ -441,9 +441,8 @@ impl<'a> Planner<'a> {
             node.group_by = plain;
             // Beside aggregates, embeds are grouped by, as PostgREST's `groupF` does: by
             // their values, as `jsonb`, computed in lateral joins.
-            for (i, json) in std::mem::take(&mut node.embed_values) {
-                let value = node.select[i].0.clone();
-                let value = if json { Expr::cust_with_exprs("($1)::jsonb", [value]) } else { value };
+            for i in std::mem::take(&mut node.embed_values) {
+                let value = Expr::cust_with_exprs("to_jsonb($1)", [node.select[i].0.clone()]);
                 let lateral = self.alias("l");
                 let mut q = Query::select();
                 q.expr_as(value, Alias::new("v"));
@@ -543,7 +542,7 @@ impl<'a> Planner<'a> {
                         value = cast_expr(value, cast)?;
                     }
                 } else {
-                    node.embed_values.push((node.select.len(), !to_one));
+                    node.embed_values.push(node.select.len());
                 }
                 node.select.push((value, name.clone()));
             }
@@ -554,7 +553,7 @@ impl<'a> Planner<'a> {
                 format!("coalesce(json_agg({}), '[]'::json)", ident(&row))
             };
             let name = embed.alias.clone().unwrap_or_else(|| embed.relation.clone());
-            node.embed_values.push((node.select.len(), true));
+            node.embed_values.push(node.select.len());
             node.select.push((wrap(value), name));
         }
         Ok(lifted)
