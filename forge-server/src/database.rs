@@ -121,6 +121,13 @@ async fn supervise(cluster: Arc<Mutex<Option<EmbeddedPostgres>>>, options: Clust
         if running || stopping.load(Ordering::SeqCst) {
             continue;
         }
+        // A data directory that is gone (a volume unmounted or wiped) is not initialized
+        // again: that would serve an empty database. Requests answer 503 until it is back.
+        if !options.data_dir.join("PG_VERSION").is_file() {
+            tracing::error!(dir = %options.data_dir.display(), "the Postgres data directory is gone; not restarting");
+            tokio::time::sleep(MAX_BACKOFF).await;
+            continue;
+        }
         // Dropping the old handle costs nothing: its postmaster is gone.
         let gone = cluster.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(pg) = &gone {

@@ -210,7 +210,12 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     let sweeper = sweep::Sweeper {
         storage: storage.clone(),
         project: project.clone(),
-        local: config.s3_bucket.as_deref().is_none_or(str::is_empty).then(|| config.storage_path()),
+        // The project's own folder of the local store, never more of the directory.
+        local: config
+            .s3_bucket
+            .as_deref()
+            .is_none_or(str::is_empty)
+            .then(|| config.storage_path().join(reference.as_str())),
     };
     // Before serving, so that nothing of this run is in flight yet.
     sweeper.at_start(started, !db.is_embedded()).await;

@@ -24,11 +24,22 @@ fn running_as_root() -> bool {
 }
 
 /// Creates the data dir if needed and makes it private (also one an earlier version left
-/// readable).
+/// readable). A directory owned by another user is left as it is.
 pub fn secure_data_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
+    if !owned_by_us(dir)? {
+        tracing::warn!(dir = %dir.display(), "the data dir belongs to another user; its permissions are left as they are");
+        return Ok(());
+    }
     let mode = if running_as_root() { 0o711 } else { 0o700 };
     fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+}
+
+fn owned_by_us(path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    Ok(fs::metadata(path)?.uid() == uid)
 }
 
 /// Creates a directory of the server's own (the local file store) if needed and makes it

@@ -1,4 +1,6 @@
-//! The connection loop: HTTP/1.1 and HTTP/2 over TCP, with the limits a public server needs.
+//! The connection loop: HTTP/1.1 over TCP (with upgrades, for websockets), with the limits a
+//! public server needs. Cleartext HTTP/2 is not served: nothing in front of a browser needs
+//! it, and it has no header or idle timeout to hold a silent connection to.
 //!
 //! - A connection has [`Limits::header_timeout`] to send a request's headers, counted from
 //!   when it opens or its previous response ends: a client that sends nothing, stops in the
@@ -16,8 +18,7 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -108,10 +109,11 @@ async fn serve_connection<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The timer starts as soon as the connection is ready for a request: a client that sends
+    // nothing at all is closed too.
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,

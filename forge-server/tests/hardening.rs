@@ -22,7 +22,8 @@ fn json_body(v: &Value) -> Vec<u8> {
 #[test]
 fn no_credential_of_a_session_reaches_a_trace_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &[("FORGE_LOG", "trace")]);
+    // The most specific directive for the driver too: it must not widen the parameter filter.
+    let server = Server::start(dir.path(), &[("FORGE_LOG", "trace,tokio_postgres::query=trace")]);
     let keys = keys(dir.path());
     let (anon, service) = (keys["anon_key"].as_str().expect("anon"), keys["service_role_key"].as_str().expect("svc"));
     let (publishable, secret_key) =
@@ -159,15 +160,24 @@ fn with_file_limit(dir: &std::path::Path, files: u32) -> std::process::Command {
     cmd
 }
 
-/// Opens a connection that starts a request and never finishes its headers: it dribbles a
-/// header line every 300 ms (`dribble`) or sends half a request line and waits. Returns how
-/// long the server kept it open (`None`: still open after `hold`).
-async fn slow_client(addr: String, dribble: bool, hold: Duration) -> Option<Duration> {
+/// Opens a connection that never finishes a request: it dribbles a header line every 300 ms
+/// (`kind` 0), sends half a request line and waits (1), or sends nothing at all (2). Returns
+/// how long the server kept it open (`None`: still open after `hold`).
+async fn slow_client(addr: String, kind: usize, hold: Duration) -> Option<Duration> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dribble = kind == 0;
     let connect = tokio::net::TcpStream::connect(&addr);
-    let Ok(Ok(mut tcp)) = tokio::time::timeout(hold, connect).await else { return None };
+    let mut tcp = match tokio::time::timeout(hold, connect).await {
+        Ok(Ok(tcp)) => tcp,
+        // Refused or never accepted: it holds nothing on the server.
+        Ok(Err(_)) => return Some(Duration::ZERO),
+        Err(_) => return None,
+    };
     let opened = tokio::time::Instant::now();
-    let _ = tcp.write_all(b"GET /rest/v1/ HT").await;
+    // A third send nothing at all.
+    if kind != 2 {
+        let _ = tcp.write_all(b"GET /rest/v1/ HT").await;
+    }
     let deadline = opened + hold;
     let mut buf = [0u8; 256];
     loop {
@@ -216,7 +226,7 @@ async fn slow_connections_beyond_the_file_limit_do_not_stop_normal_requests() {
 
     // 450 slow connections, more than the server's 320 files.
     let hold = Duration::from_secs(25);
-    let slow: Vec<_> = (0..450).map(|i| tokio::spawn(slow_client(addr.clone(), i % 2 == 0, hold))).collect();
+    let slow: Vec<_> = (0..450).map(|i| tokio::spawn(slow_client(addr.clone(), i % 2, hold))).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Normal requests still get answers, while the slow ones keep coming.
@@ -430,4 +440,24 @@ fn a_body_over_the_limit_gets_its_413_however_it_is_sent() {
             assert!(status == "413" || storage_413, "round {round}, {path}, chunked {chunked}: {answer}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_send_nothing_are_closed_too() {
+    use tokio::io::AsyncReadExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("FORGE_HEADER_TIMEOUT", "1"), ("FORGE_MAX_CONNECTIONS", "32")]);
+    // Twice the cap: silent connections must give their slots back.
+    let mut silent = Vec::new();
+    for _ in 0..64 {
+        silent.push(tokio::net::TcpStream::connect(&server.addr).await.expect("connect"));
+    }
+    let t0 = std::time::Instant::now();
+    for mut tcp in silent {
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(15), tcp.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0) | Err(_))), "a silent connection stayed open: {closed:?}");
+    }
+    println!("64 silent connections closed within {:?}", t0.elapsed());
+    assert_eq!(server.get("/health").status, 200);
 }
