@@ -26,8 +26,20 @@ pub fn load_or_create(configured: Option<&SecretString>, data_dir: &Path) -> Res
     }
     fs::create_dir_all(data_dir).map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
     let secret = URL_SAFE_NO_PAD.encode(forge_core::keys::generate_secret(48));
-    // Write to a private temporary file, then rename: a crash never leaves half a secret.
-    let tmp = data_dir.join(format!(".{FILE}.tmp"));
+    if !create_private(&path, secret.as_bytes())? {
+        // Another process made one first: use theirs.
+        return load_or_create(None, data_dir);
+    }
+    tracing::info!(path = %path.display(), "generated a new JWT secret");
+    Ok(SecretString::from(secret))
+}
+
+/// Creates `path` with `contents`, mode 0600, whole or not at all: written to a private
+/// temporary file, synced, then linked into place. False when the file exists already (another
+/// process made it first); it is then left as it is.
+pub(crate) fn create_private(path: &Path, contents: &[u8]) -> Result<bool, Error> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -35,24 +47,18 @@ pub fn load_or_create(configured: Option<&SecretString>, data_dir: &Path) -> Res
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-    file.write_all(secret.as_bytes())
+    file.write_all(contents)
         .and_then(|_| file.sync_all())
         .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("securing the secret file", e))?;
-    match fs::hard_link(&tmp, &path) {
-        // Another process made one first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = fs::remove_file(&tmp);
-            return load_or_create(None, data_dir);
-        }
-        Err(e) => return Err(Error::io(format!("saving {}", path.display()), e)),
-        Ok(()) => {
-            let _ = fs::remove_file(&tmp);
-        }
+        .map_err(|e| Error::io(format!("securing {}", tmp.display()), e))?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io(format!("saving {}", path.display()), e)),
     }
-    tracing::info!(path = %path.display(), "generated a new JWT secret");
-    Ok(SecretString::from(secret))
 }
 
 fn check(secret: SecretString, origin: &str) -> Result<SecretString, Error> {

@@ -13,8 +13,7 @@
 //! directory and never logged.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use forge_core::keys::{KeyAlgorithm, SigningKey, generate_signing_key_pkcs8, pkcs8_pem};
@@ -93,32 +92,13 @@ fn load_or_generate(path: &Path, alg: KeyAlgorithm) -> Result<SigningKey, Error>
     }
     let der = generate_signing_key_pkcs8(alg).map_err(|e| Error::Startup(e.to_string()))?;
     let pem = pkcs8_pem(&der);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-    file.write_all(pem.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("securing the signing key file", e))?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
+    if !crate::secret::create_private(path, pem.as_bytes())? {
         // Another instance made one first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
-        Err(e) => Err(Error::io(format!("saving {}", path.display()), e)),
-        Ok(()) => {
-            let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| Error::Startup(e.to_string()))?;
-            tracing::info!(path = %path.display(), kid = key.kid(), alg = key.algorithm(), "generated a JWT signing key");
-            Ok(key)
-        }
+        return read_key(path);
     }
+    let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| Error::Startup(e.to_string()))?;
+    tracing::info!(path = %path.display(), kid = key.kid(), alg = key.algorithm(), "generated a JWT signing key");
+    Ok(key)
 }
 
 #[cfg(test)]
