@@ -152,12 +152,18 @@ pub(crate) async fn renew_lease(project: &Project, id: Uuid, lease: Uuid, ttl: D
 
 /// Gives a lease up without recording anything.
 pub(crate) async fn release_lease(project: &Project, id: Uuid, lease: Uuid) -> Result<()> {
-    sqlx::query("update storage.resumable_uploads set writer = null, lease_until = null where id = $1 and writer = $2")
-        .bind(id)
-        .bind(lease)
-        .execute(project.db().pool())
-        .await
-        .map_err(db)?;
+    as_writer(
+        project,
+        "update storage.resumable_uploads set writer = null, lease_until = null where id = $1 and writer = $2",
+        id,
+        lease,
+    )
+    .await
+}
+
+/// Runs `sql` on upload `id` (`$1`) as the writer holding `lease` (`$2`).
+async fn as_writer(project: &Project, sql: &'static str, id: Uuid, lease: Uuid) -> Result<()> {
+    sqlx::query(sql).bind(id).bind(lease).execute(project.db().pool()).await.map_err(db)?;
     Ok(())
 }
 
@@ -189,13 +195,7 @@ pub(crate) async fn record(
 
 /// Deletes an upload its writer `lease` gives up on for good.
 pub(crate) async fn abandon(project: &Project, id: Uuid, lease: Uuid) -> Result<()> {
-    sqlx::query("delete from storage.resumable_uploads where id = $1 and writer = $2")
-        .bind(id)
-        .bind(lease)
-        .execute(project.db().pool())
-        .await
-        .map_err(db)?;
-    Ok(())
+    as_writer(project, "delete from storage.resumable_uploads where id = $1 and writer = $2", id, lease).await
 }
 
 /// Deletes an unfinished upload nobody is writing; false if one is.
