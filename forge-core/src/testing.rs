@@ -72,7 +72,14 @@ fn start_cluster() -> Result<TestCluster, String> {
     options.socket_dir = Some(dir.join("run"));
     options.log_file = Some(dir.join("postgres.log"));
     options.durable = false;
-    options.settings = vec![("max_connections".into(), "300".into()), ("shared_buffers".into(), "64MB".into())];
+    options.settings = vec![
+        ("max_connections".into(), "300".into()),
+        ("shared_buffers".into(), "64MB".into()),
+        // Realtime's tests each open a logical slot in their own database; without fsync,
+        // commits reach decoding when the WAL writer flushes them, so flush often.
+        ("max_replication_slots".into(), "200".into()),
+        ("wal_writer_delay".into(), "10ms".into()),
+    ];
     let pg = EmbeddedPostgres::start(options).map_err(|e| {
         let _ = std::fs::remove_dir_all(&dir);
         e.to_string()

@@ -1,0 +1,1 @@
+-- forge-realtime: the realtime schema (private channels, realtime.send).
