@@ -12,6 +12,7 @@ use tower::Layer as _;
 
 use forge_auth::Auth;
 use forge_data::Data;
+use forge_realtime::Realtime;
 use forge_storage::Storage;
 
 use crate::config::Config;
@@ -24,15 +25,22 @@ pub struct AppState {
 }
 
 /// Builds the application for `project`, which is served at the root and at `/p/{ref}`.
-pub fn router(project: Project, data: &Data, auth: &Auth, storage: &Storage, config: &Config) -> Router {
+pub fn router(
+    project: Project,
+    data: &Data,
+    auth: &Auth,
+    storage: &Storage,
+    realtime: &Realtime,
+    config: &Config,
+) -> Router {
     let projects = ProjectMap::new();
     projects.insert(project.clone());
     let resolver = RefResolver::new(projects).by_path_prefix().with_fallback(project.clone());
-    // Services mount here as they arrive: /realtime/v1 next.
     let services = Router::new()
         .nest("/rest/v1", data.router())
         .nest("/auth/v1", auth.router())
         .nest("/storage/v1", storage.router())
+        .nest("/realtime/v1", realtime.router())
         .fallback(not_found);
     // Around the services router, so a `/p/{ref}` prefix is gone before routing.
     let services = ProjectLayer::new(resolver).layer(services);

@@ -36,6 +36,8 @@
 //! | `FORGE_SMTP_FROM` | `smtp_from` | `Forge <noreply@localhost>` |
 //! | `FORGE_SMTP_TLS` | `smtp_tls` | `true` (STARTTLS, or TLS on port 465) |
 //! | `FORGE_AUTH_<KEY>` | `[auth] <key>` | see `forge_auth::AuthConfig`; `__` nests (`FORGE_AUTH_RATE_LIMITS__OTP_PER_5MIN`) |
+//! | `FORGE_REALTIME_<KEY>` | `[realtime] <key>` | see `forge_realtime::RealtimeConfig` (`FORGE_REALTIME_MAX_CONNECTIONS`, ...) |
+//! | `FORGE_BUS` | `bus` | `local`: realtime reaches this process's sockets only; `postgres` (LISTEN/NOTIFY on the project database) or a `nats://` URL to share it between nodes |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -80,6 +82,7 @@ const KEYS: &[&str] = &[
     "smtp_pass",
     "smtp_from",
     "smtp_tls",
+    "bus",
 ];
 
 /// The server's configuration.
@@ -168,6 +171,10 @@ pub struct Config {
     pub smtp_tls: bool,
     /// The auth service's settings.
     pub auth: forge_auth::AuthConfig,
+    /// The realtime service's settings.
+    pub realtime: forge_realtime::RealtimeConfig,
+    /// How realtime reaches other nodes: `local`, `postgres` or a `nats://` URL.
+    pub bus: String,
 }
 
 fn skip_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -240,6 +247,8 @@ impl Default for Config {
             smtp_from: "Forge <noreply@localhost>".into(),
             smtp_tls: true,
             auth: forge_auth::AuthConfig::default(),
+            realtime: forge_realtime::RealtimeConfig::default(),
+            bus: "local".into(),
         }
     }
 }
@@ -279,7 +288,8 @@ impl Config {
         let figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
             .merge(Env::prefixed("FORGE_").only(KEYS))
-            .merge(Env::prefixed("FORGE_AUTH_").map(|k| format!("auth.{}", k.as_str().replace("__", ".")).into()));
+            .merge(Env::prefixed("FORGE_AUTH_").map(|k| format!("auth.{}", k.as_str().replace("__", ".")).into()))
+            .merge(Env::prefixed("FORGE_REALTIME_").map(|k| format!("realtime.{}", k.as_str()).into()));
         let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         // Treat empty strings from the environment as unset.
@@ -296,6 +306,9 @@ impl Config {
         forge_core::ProjectRef::new(&self.project_ref).map_err(|e| ConfigError(format!("project_ref: {e}")))?;
         if self.request_timeout == 0 {
             return Err(ConfigError("request_timeout must be at least 1 second".into()));
+        }
+        if !(self.bus == "local" || self.bus == "postgres" || self.bus.starts_with("nats://")) {
+            return Err(ConfigError(format!("bus: {:?} is not local, postgres or a nats:// URL", self.bus)));
         }
         if self.upload_timeout < self.request_timeout {
             return Err(ConfigError("upload_timeout must be at least request_timeout".into()));

@@ -90,7 +90,7 @@ impl From<config::ConfigError> for Error {
 
 /// The migrations of every crate, in dependency order. Crates add theirs as they get tables.
 pub fn migrations() -> Vec<MigrationSet> {
-    vec![forge_auth::MIGRATIONS, forge_storage::MIGRATIONS]
+    vec![forge_auth::MIGRATIONS, forge_storage::MIGRATIONS, forge_realtime::MIGRATIONS]
 }
 
 /// Runs the command line.
@@ -220,7 +220,15 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     // Before serving, so that nothing of this run is in flight yet.
     sweeper.at_start(started, !db.is_embedded()).await;
     let sweeper = tokio::spawn(sweeper.every_hour());
-    let app = app::router(project, &data, &auth, &storage, &config);
+    let realtime = forge_realtime::Realtime::builder()
+        .config(config.realtime.clone())
+        .bus(bus(&config, &db).await?)
+        .build()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    // The change capture's slot is made now, so changes committed before the first
+    // subscriber arrives are not the only ones it can see.
+    realtime.start(&project).await;
+    let app = app::router(project, &data, &auth, &storage, &realtime, &config);
 
     print_banner(&url, &reference, &keys);
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
@@ -233,9 +241,31 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     tracing::debug!(max_connections = limits.max_connections, "connection limit");
     let served = serve::serve_app(listener, app, shutdown_signal(), limits).await.map_err(|e| Error::io("serving", e));
     sweeper.abort();
+    realtime.shutdown().await;
     db.shutdown().await;
     tracing::info!("stopped");
     served
+}
+
+/// The realtime bus `config.bus` names.
+async fn bus(config: &Config, db: &ProjectDatabase) -> Result<std::sync::Arc<dyn forge_realtime::bus::Bus>, Error> {
+    use forge_realtime::bus;
+    Ok(match config.bus.as_str() {
+        "local" => std::sync::Arc::new(bus::LocalBus::new()),
+        "postgres" => {
+            let options = db.db.pool().connect_options().as_ref().clone();
+            std::sync::Arc::new(
+                bus::PostgresBus::connect_with(bus::PostgresBusConfig::new(options))
+                    .await
+                    .map_err(|e| Error::Config(format!("bus: {e}")))?,
+            )
+        }
+        url => std::sync::Arc::new(
+            bus::NatsBus::connect(url, "forge.realtime")
+                .await
+                .map_err(|e| Error::Config(format!("bus: cannot reach NATS: {e}")))?,
+        ),
+    })
 }
 
 fn print_banner(url: &str, reference: &ProjectRef, keys: &ProjectKeys) {

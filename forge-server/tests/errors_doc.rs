@@ -1,5 +1,5 @@
 //! `docs/errors.md` is generated from the error catalogues of forge-core, forge-data,
-//! forge-auth and forge-storage; this test fails when the file is out of date.
+//! forge-auth, forge-storage and forge-realtime; this test fails when the file is out of date.
 //!
 //! Regenerate it with `FORGE_WRITE_DOCS=1 cargo test -p forge-server --test errors_doc`.
 
@@ -33,6 +33,10 @@ service's clients expect:
   (`/vector/*`) and resumable uploads (`/upload/resumable`, plain text with `Tus-Resumable`)
   send the real status, as Supabase's do; the analytics routes (`/iceberg/*`) use the Iceberg
   REST error model `{\"error\": {message, type, code}}` with the real status.
+- **Realtime** (`/realtime/v1`): a refused WebSocket handshake is `{\"error\": message}`; the
+  REST broadcast endpoints answer `{\"message\": message}`; a refused channel join is a `phx_reply`
+  with status `error` and `{\"reason\": \"<code>: <message>\"}`, and a channel shut down gets a
+  `system` message with the message before `phx_close`.
 - **Forge's own endpoints**: `{code, message}`.
 
 A 5xx body never carries the cause (it is logged) nor the database's message.
@@ -97,6 +101,11 @@ fn generate() -> String {
         "statusCode",
         forge_storage::ErrorKind::ALL.iter().map(|k| k.entry()),
     ));
+    doc.push_str(&catalogue(
+        "Realtime (forge-realtime: handshake, REST and join refusals)",
+        "HTTP",
+        forge_realtime::ErrorKind::ALL.iter().map(|k| k.entry()),
+    ));
     doc
 }
 
@@ -126,6 +135,9 @@ fn every_code_of_every_catalogue_is_documented_once_per_situation() {
         assert!(doc.contains(&format!("| `{}` |", kind.entry().code)), "{kind:?}");
     }
     for kind in forge_data::ErrorKind::ALL {
+        assert!(doc.contains(&format!("| `{}` |", kind.entry().code)), "{kind:?}");
+    }
+    for kind in forge_realtime::ErrorKind::ALL {
         assert!(doc.contains(&format!("| `{}` |", kind.entry().code)), "{kind:?}");
     }
     // A code shared by two situations keeps both statuses, each with its situation.

@@ -243,6 +243,9 @@ impl EmbeddedPostgres {
             ("unix_socket_permissions".into(), "0700".into()),
             ("max_wal_senders".into(), "10".into()),
             ("max_replication_slots".into(), "10".into()),
+            // Realtime's slot keeps WAL while no server reads it; past this much, Postgres
+            // invalidates the slot rather than fill the disk.
+            ("max_slot_wal_keep_size".into(), "1GB".into()),
         ];
         if !options.durable {
             settings.push(("fsync".into(), "off".into()));

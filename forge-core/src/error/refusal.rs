@@ -137,7 +137,7 @@ fn refusal_code(format: WireFormat, status: StatusCode) -> &'static str {
             413 => "RequestTooLargeException",
             _ => "BadRequestException",
         },
-        WireFormat::Plain => match s {
+        WireFormat::Realtime | WireFormat::RealtimeSocket | WireFormat::Plain => match s {
             404 => "not_found",
             413 => "payload_too_large",
             _ => "bad_request",

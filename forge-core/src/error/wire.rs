@@ -27,6 +27,10 @@ pub enum WireFormat {
     /// TUS resumable uploads: the message as plain text with the real status and
     /// `Tus-Resumable`.
     Tus,
+    /// Supabase Realtime's REST endpoints (`/realtime/v1/api/*`): `{"message": ...}`.
+    Realtime,
+    /// Supabase Realtime's refused WebSocket handshake: `{"error": ...}`.
+    RealtimeSocket,
     /// Forge's own endpoints: `{code, message}`.
     Plain,
 }
@@ -43,6 +47,7 @@ impl WireFormat {
             "rest" | "graphql" => WireFormat::PostgRest,
             "auth" => WireFormat::GoTrue,
             "storage" => WireFormat::Storage,
+            "realtime" => WireFormat::Realtime,
             _ => WireFormat::Plain,
         }
     }
@@ -235,7 +240,9 @@ impl ForgeError {
                 }
                 problem
             }
-            WireFormat::Plain => Problem::new(status, info.code, message),
+            WireFormat::Realtime | WireFormat::RealtimeSocket | WireFormat::Plain => {
+                Problem::new(status, info.code, message)
+            }
         }
     }
 
@@ -322,6 +329,12 @@ impl WireFormat {
                     insert(&mut res, HeaderName::from_static("tus-version"), TUS_VERSION);
                 }
                 res
+            }
+            WireFormat::Realtime => {
+                json_response(sent_status.unwrap_or(status), json!({ "message": message }), extra, JSON_UTF8)
+            }
+            WireFormat::RealtimeSocket => {
+                json_response(sent_status.unwrap_or(status), json!({ "error": message }), extra, "application/json")
             }
             WireFormat::Plain => json_response(
                 sent_status.unwrap_or(status),

@@ -4,12 +4,32 @@
 //! broadcasts, presence and decoded database changes. forge-realtime encodes and decodes the
 //! payloads itself; a bus only moves bytes, in order per publisher, each envelope once to
 //! each subscriber.
+//!
+//! Three implementations:
+//!
+//! - [`LocalBus`]: in-process, over a broadcast channel; the default for a single node.
+//! - [`PostgresBus`]: LISTEN/NOTIFY on one channel of a database all nodes reach, with large
+//!   envelopes spilled into a table.
+//! - `NatsBus` (with the `nats` feature): core NATS on one subject per deployment.
+//!
+//! The buses that leave the process share one binary framing of an envelope (`frame.rs`).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
+
+mod frame;
+mod local;
+#[cfg(feature = "nats")]
+mod nats;
+mod postgres;
+
+pub use local::LocalBus;
+#[cfg(feature = "nats")]
+pub use nats::NatsBus;
+pub use postgres::{LISTENER_APPLICATION_NAME, PUBLISHER_APPLICATION_NAME, PostgresBus, PostgresBusConfig};
 
 /// Which node published an envelope.
 pub type NodeId = uuid::Uuid;

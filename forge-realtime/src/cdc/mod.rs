@@ -1,5 +1,20 @@
 //! Change capture: logical decoding with the built-in `pgoutput` plugin, read through the SQL
 //! interface of a logical replication slot, decoded in commit order.
+//!
+//! - [`pgoutput`]: the binary protocol's decoder and its relation cache.
+//! - [`value`]: column values from Postgres text to Supabase's JSON.
+//! - [`slot`]: [`Capture`], which reads the slot and builds [`Change`]s, and slot upkeep.
+//! - [`filter`]: `postgres_changes` filters, parsed and matched against a [`Change`].
+//! - [`leader`]: which node captures, by advisory lock.
+
+pub(crate) mod filter;
+pub(crate) mod leader;
+pub(crate) mod pgoutput;
+pub(crate) mod slot;
+pub(crate) mod value;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -48,6 +63,14 @@ pub(crate) struct Change {
     pub(crate) old_record: Option<Map<String, Value>>,
     /// The primary key's columns (empty for a table without one).
     pub(crate) primary_key: Arc<Vec<String>>,
-    /// Errors Supabase reports in the payload's `errors`.
+    /// Errors Supabase reports in the payload's `errors`: `["Error 400: Bad Request, no
+    /// primary key"]` for an INSERT or UPDATE on a table without a primary key. Upstream then
+    /// sends that change with empty `columns` and `record` and a null `commit_timestamp`, to
+    /// every subscriber of the table regardless of filters; the fields here stay filled so the
+    /// payload layer can choose.
     pub(crate) errors: Option<Vec<String>>,
+    /// Where it is in the stream: its transaction's commit end LSN and its index in the
+    /// transaction. Receivers drop what they have delivered already (a new capture leader
+    /// re-sends what the old one published but had not confirmed).
+    pub(crate) position: (u64, u32),
 }

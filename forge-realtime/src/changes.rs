@@ -1,0 +1,620 @@
+//! `postgres_changes`: bindings at join, the capture leader's loop, and delivery of decoded
+//! changes to each subscriber whose role and claims may SELECT the row.
+//!
+//! Authorization is batched per identity (a role and its claims): one pipelined round trip
+//! per identity, table and batch of changes, whatever the number of subscribers sharing it.
+//! Each identity has its own worker, so deliveries to one identity stay in commit order
+//! while a slow or failing policy delays nobody else; each check has a statement timeout.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use forge_core::rls::RequestContext;
+use forge_core::{DbErrorKind, ForgeError, Principal};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::bus::Envelope;
+use crate::cdc::{self, Change, ChangeKind};
+use crate::error::{Error, ErrorKind};
+use crate::protocol;
+use crate::tenant::{Member, Note, Out, Tenant};
+
+/// One `postgres_changes` binding of a channel.
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    /// The id the join reply gave it; events name it in `ids`.
+    pub(crate) id: u32,
+    /// `None` for `*`.
+    pub(crate) event: Option<ChangeKind>,
+    pub(crate) schema: String,
+    /// `None` for every table of the schema.
+    pub(crate) table: Option<String>,
+    pub(crate) filter: Option<cdc::filter::Filters>,
+    /// The binding as the client sent it, echoed with its id in the join reply.
+    pub(crate) echo: Map<String, Value>,
+}
+
+static NEXT_BINDING: AtomicU64 = AtomicU64::new(1);
+
+impl Binding {
+    /// Reads one binding of a join's `config.postgres_changes`.
+    pub(crate) fn parse(value: &Value) -> Result<Binding, Error> {
+        let invalid = |m: String| Error::new(ErrorKind::InvalidBinding, m);
+        let Some(obj) = value.as_object() else {
+            return Err(invalid("A postgres_changes binding must be an object".into()));
+        };
+        let text = |name: &str| -> Result<Option<String>, Error> {
+            match obj.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(invalid(format!("The postgres_changes `{name}` must be a string"))),
+            }
+        };
+        let event = match text("event")?.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("*") => None,
+            Some("INSERT") => Some(ChangeKind::Insert),
+            Some("UPDATE") => Some(ChangeKind::Update),
+            Some("DELETE") => Some(ChangeKind::Delete),
+            Some(other) => return Err(invalid(format!("Unknown postgres_changes event: {other}"))),
+        };
+        let (schema, table) = match (text("schema")?, text("table")?) {
+            (None, None) => {
+                return Err(invalid(format!(
+                    "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: {value}"
+                )));
+            }
+            (schema, table) => (schema.unwrap_or_else(|| "public".into()), table.filter(|t| t != "*")),
+        };
+        let filter = match text("filter")? {
+            None => None,
+            Some(f) if f.is_empty() => None,
+            Some(f) => Some(cdc::filter::parse(&f).map_err(invalid)?),
+        };
+        if filter.is_some() && table.is_none() {
+            return Err(invalid("A postgres_changes filter needs a `table`".into()));
+        }
+        let id = (NEXT_BINDING.fetch_add(1, Ordering::Relaxed) % u64::from(u32::MAX)) as u32;
+        Ok(Binding { id, event, schema, table, filter, echo: obj.clone() })
+    }
+
+    /// The binding as the join reply echoes it.
+    pub(crate) fn reply(&self) -> Value {
+        let mut out = self.echo.clone();
+        out.insert("id".into(), Value::from(self.id));
+        Value::Object(out)
+    }
+
+    fn matches(&self, change: &Change) -> bool {
+        // A change Supabase reports as an error (a table without a primary key) goes to every
+        // subscriber of the table, whatever its filter.
+        (self.schema == "*" || *self.schema == *change.schema)
+            && self.table.as_deref().is_none_or(|t| t == &*change.table)
+            && self.event.is_none_or(|e| e == change.kind)
+            && (change.errors.is_some() || self.filter.as_ref().is_none_or(|f| f.matches(change)))
+    }
+}
+
+/// Checks a join's bindings against the catalog: the table, and every column a filter
+/// names, must exist. Returns, per binding, whether its table is in the publication.
+pub(crate) async fn check_bindings(tenant: &Tenant, bindings: &[Binding]) -> Result<Vec<bool>, Error> {
+    let pool = tenant.project.db().pool();
+    let mut published = Vec::with_capacity(bindings.len());
+    for b in bindings {
+        let Some(table) = &b.table else {
+            if b.schema != "*" {
+                let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_namespace where nspname = $1)")
+                    .bind(&b.schema)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| Error::Core(e.into()))?;
+                if !exists {
+                    return Err(Error::new(
+                        ErrorKind::InvalidBinding,
+                        format!("The schema {} does not exist", b.schema),
+                    ));
+                }
+            }
+            let any: bool = sqlx::query_scalar(
+                "select exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime' and ($1 = '*' or schemaname = $1))",
+            )
+            .bind(&b.schema)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| Error::Core(e.into()))?;
+            published.push(any);
+            continue;
+        };
+        let columns: Option<(Vec<String>, Vec<String>)> = sqlx::query_as(
+            "select array(select attname::text from pg_attribute where attrelid = c.oid and attnum > 0 and not attisdropped order by attnum),
+                    array(select t.typname::text from pg_attribute a join pg_type t on t.oid = a.atttypid
+                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped order by a.attnum)
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p', 'v', 'm', 'f')",
+        )
+        .bind(&b.schema)
+        .bind(table)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| Error::Core(e.into()))?;
+        let Some(columns) = columns else {
+            return Err(Error::new(
+                ErrorKind::InvalidBinding,
+                format!("The table {}.{} does not exist", b.schema, table),
+            ));
+        };
+        if let Some(filter) = &b.filter {
+            let (names, types) = columns;
+            for c in filter.columns() {
+                if !names.iter().any(|have| have == c) {
+                    return Err(Error::new(
+                        ErrorKind::InvalidBinding,
+                        format!(
+                            "Error parsing `filter` params: the column {c} does not exist in {}.{}",
+                            b.schema, table
+                        ),
+                    ));
+                }
+            }
+            let columns: Vec<cdc::Column> =
+                names.into_iter().zip(types).map(|(name, type_name)| cdc::Column { name, type_name }).collect();
+            filter.validate(&columns).map_err(|m| Error::new(ErrorKind::InvalidBinding, m))?;
+        }
+        let in_publication: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime' and schemaname = $1 and tablename = $2)",
+        )
+        .bind(&b.schema)
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| Error::Core(e.into()))?;
+        published.push(in_publication);
+    }
+    Ok(published)
+}
+
+/// Waits (up to ten seconds) until the project's replication slot exists, whichever node
+/// made it, so that a change committed after a join is never one the slot did not see.
+pub(crate) async fn wait_until_capturing(tenant: &Tenant) -> Result<(), Error> {
+    if tenant.capturing.load(Ordering::Relaxed) || !tenant.realtime.config().changes {
+        return Ok(());
+    }
+    let pool = tenant.project.db().pool();
+    let slot = cdc::slot::slot_name(pool).await.map_err(Error::internal)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // A slot being created is listed before it is consistent; its confirmed position is
+        // set once it is, and only changes committed after that are decoded.
+        let exists: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_replication_slots where slot_name = $1 and confirmed_flush_lsn is not null)",
+        )
+            .bind(&slot)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| Error::Core(e.into()))?;
+        if exists {
+            tenant.capturing.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "Realtime was unable to start capturing changes of the project database",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `system` message Supabase sends once a binding is (or is not) subscribed.
+pub(crate) fn subscribed_message(member: &Member, bindings: &[Binding], published: &[bool]) -> Value {
+    let missing: Vec<&Binding> = bindings.iter().zip(published).filter(|(_, p)| !**p).map(|(b, _)| b).collect();
+    match missing.first() {
+        None => json!({
+            "extension": "postgres_changes",
+            "status": "ok",
+            "message": "Subscribed to PostgreSQL",
+            "channel": member.channel(),
+        }),
+        Some(b) => json!({
+            "extension": "postgres_changes",
+            "status": "error",
+            "message": format!(
+                "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [schema: {}, table: {}, filters: [{}]]",
+                b.schema,
+                b.table.as_deref().unwrap_or("*"),
+                b.echo.get("filter").and_then(Value::as_str).unwrap_or(""),
+            ),
+            "channel": member.channel(),
+        }),
+    }
+}
+
+/// Per-identity delivery workers of one project.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    workers: Mutex<HashMap<String, mpsc::UnboundedSender<Work>>>,
+}
+
+/// Per change index: the members it matched, with their matching binding ids.
+type Targets = Vec<(usize, Vec<(Arc<Member>, Vec<u32>)>)>;
+
+/// Changes for one identity: which members get which changes, under which binding ids.
+#[derive(Debug)]
+struct Work {
+    changes: Arc<Vec<Change>>,
+    principal: Principal,
+    targets: Targets,
+}
+
+/// Hands decoded changes to the subscribers on this node.
+pub(crate) fn dispatch(tenant: &Arc<Tenant>, mut changes: Vec<Change>) {
+    // Exactly once: what a new leader re-sends (published, not yet confirmed, by the last
+    // one) is dropped here.
+    {
+        let mut delivered = tenant.delivered.lock().unwrap_or_else(|e| e.into_inner());
+        changes.retain(|c| c.position > *delivered);
+        if let Some(last) = changes.last() {
+            *delivered = last.position;
+        }
+    }
+    if changes.is_empty() {
+        return;
+    }
+    let changes = Arc::new(changes);
+    // Messages written with realtime.send and realtime.broadcast_changes become broadcasts.
+    for change in changes.iter() {
+        if &*change.schema == "realtime" && change.table.starts_with("messages") && change.kind == ChangeKind::Insert {
+            broadcast_message(tenant, change);
+        }
+    }
+    let members = tenant.change_members();
+    if members.is_empty() {
+        return;
+    }
+    let mut by_identity: HashMap<String, Work> = HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        for m in &members {
+            let ids: Vec<u32> = m.bindings.iter().filter(|b| b.matches(change)).map(|b| b.id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let principal = m.principal();
+            let key = format!("{}\u{0}{}", principal.role(), principal.claims_json());
+            let work = by_identity.entry(key).or_insert_with(|| Work {
+                changes: changes.clone(),
+                principal,
+                targets: Vec::new(),
+            });
+            match work.targets.last_mut() {
+                Some((at, list)) if *at == i => list.push((m.clone(), ids)),
+                _ => work.targets.push((i, vec![(m.clone(), ids)])),
+            }
+        }
+    }
+    let mut workers = tenant.changes.workers.lock().unwrap_or_else(|e| e.into_inner());
+    for (key, work) in by_identity {
+        let work = match workers.get(&key) {
+            Some(tx) => match tx.send(work) {
+                Ok(()) => continue,
+                Err(mpsc::error::SendError(work)) => work,
+            },
+            None => work,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(work);
+        workers.insert(key.clone(), tx);
+        tokio::spawn(identity_worker(Arc::downgrade(tenant), key, rx));
+    }
+}
+
+/// A broadcast from `realtime.messages` (realtime.send, realtime.broadcast_changes).
+fn broadcast_message(tenant: &Tenant, change: &Change) {
+    let Some(record) = &change.record else { return };
+    if record.get("extension").and_then(Value::as_str) != Some("broadcast") {
+        return;
+    }
+    let (Some(topic), Some(event)) =
+        (record.get("topic").and_then(Value::as_str), record.get("event").and_then(Value::as_str))
+    else {
+        return;
+    };
+    // realtime.send_binary's bytes arrive as bytea's text form, `\x0a1b...`.
+    let binary = record.get("binary_payload").and_then(Value::as_str).and_then(|hex| {
+        let hex = hex.strip_prefix("\\x")?;
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+    });
+    let body = match binary {
+        Some(bytes) => protocol::Body::Binary(bytes.into()),
+        None => protocol::Body::Json(record.get("payload").cloned().unwrap_or(Value::Null)),
+    };
+    let private = record.get("private").and_then(Value::as_bool).unwrap_or(false);
+    let meta = record.get("id").map(|id| json!({ "id": id }));
+    tenant.deliver_broadcast(&format!("realtime:{topic}"), event, &body, private, None, meta.as_ref());
+}
+
+/// Delivers one identity's changes in order, then exits once idle.
+async fn identity_worker(tenant: Weak<Tenant>, key: String, mut rx: mpsc::UnboundedReceiver<Work>) {
+    loop {
+        let work = match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(work)) => work,
+            Ok(None) => return,
+            Err(_) => {
+                let Some(t) = tenant.upgrade() else { return };
+                let mut workers = t.changes.workers.lock().unwrap_or_else(|e| e.into_inner());
+                match rx.try_recv() {
+                    Ok(work) => {
+                        drop(workers);
+                        work
+                    }
+                    Err(_) => {
+                        workers.remove(&key);
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(t) = tenant.upgrade() else { return };
+        deliver(&t, work).await;
+    }
+}
+
+/// Checks one identity's changes against the database and sends the visible ones.
+async fn deliver(tenant: &Tenant, work: Work) {
+    let Work { changes, principal, targets } = work;
+    let visible = visibility(tenant, &principal, &changes, &targets).await;
+    for (i, members) in targets {
+        let change = &changes[i];
+        match visible.get(&i) {
+            Some(Ok(true)) => {}
+            Some(Ok(false)) => continue,
+            Some(Err(message)) => {
+                for (m, _) in &members {
+                    let payload = json!({"extension": "postgres_changes", "status": "error", "message": message, "channel": m.channel()});
+                    m.send(Out::Frame(protocol::encode(m.vsn, Some(&m.join_ref), None, &m.topic, "system", &payload)));
+                }
+                continue;
+            }
+            None => {}
+        }
+        let data = payload_data(change, &principal);
+        for (m, ids) in members {
+            let payload = json!({ "ids": ids, "data": data });
+            m.send(Out::Frame(protocol::encode(m.vsn, None, None, &m.topic, "postgres_changes", &payload)));
+        }
+    }
+}
+
+/// Supabase's `data`: `old_record` omitted for INSERT and `record` for DELETE. A DELETE's old
+/// row is cut to its primary key for anyone but the service role (RLS cannot be asked about
+/// a row that is gone).
+fn payload_data(change: &Change, principal: &Principal) -> Value {
+    if let Some(errors) = &change.errors {
+        // As Supabase's apply_rls: an error change is sent without its row.
+        return json!({
+            "schema": &*change.schema,
+            "table": &*change.table,
+            "commit_timestamp": null,
+            "type": change.kind,
+            "columns": [],
+            "record": {},
+            "old_record": {},
+            "errors": errors,
+        });
+    }
+    let mut data = Map::new();
+    data.insert("schema".into(), Value::from(&*change.schema));
+    data.insert("table".into(), Value::from(&*change.table));
+    data.insert("commit_timestamp".into(), Value::from(change.commit_timestamp.clone()));
+    data.insert("type".into(), serde_json::to_value(change.kind).unwrap_or(Value::Null));
+    data.insert("columns".into(), serde_json::to_value(&*change.columns).unwrap_or(Value::Null));
+    if change.kind != ChangeKind::Delete {
+        data.insert("record".into(), Value::Object(change.record.clone().unwrap_or_default()));
+    }
+    if change.kind != ChangeKind::Insert {
+        let mut old = change.old_record.clone().unwrap_or_default();
+        if change.kind == ChangeKind::Delete
+            && !matches!(principal, Principal::Service(_))
+            && !change.primary_key.is_empty()
+        {
+            old.retain(|k, _| change.primary_key.iter().any(|p| p == k));
+        }
+        data.insert("old_record".into(), Value::Object(old));
+    }
+    data.insert("errors".into(), change.errors.as_ref().map_or(Value::Null, |e| json!(e)));
+    Value::Object(data)
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Which of the target changes `principal` may see: one query per table. A DELETE is not
+/// checked; the service role sees everything.
+async fn visibility(
+    tenant: &Tenant,
+    principal: &Principal,
+    changes: &[Change],
+    targets: &Targets,
+) -> HashMap<usize, Result<bool, String>> {
+    let mut out = HashMap::new();
+    if matches!(principal, Principal::Service(_)) {
+        return out;
+    }
+    let mut by_table: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, _) in targets {
+        let c = &changes[*i];
+        // An error change carries no row (see `payload_data`); a DELETE cannot be asked about.
+        if c.kind != ChangeKind::Delete && c.errors.is_none() {
+            by_table.entry((&c.schema, &c.table)).or_default().push(*i);
+        }
+    }
+    let timeout = tenant.realtime.config().check_timeout;
+    for ((schema, table), indexes) in by_table {
+        let key = &changes[indexes[0]].primary_key;
+        let rows: Vec<Value> = indexes
+            .iter()
+            .map(|i| {
+                let record = changes[*i].record.as_ref();
+                let mut row = Map::new();
+                for k in key.iter() {
+                    row.insert(k.clone(), record.and_then(|r| r.get(k)).cloned().unwrap_or(Value::Null));
+                }
+                Value::Object(row)
+            })
+            .collect();
+        let relation = format!("{}.{}", quote(schema), quote(table));
+        let on = key.iter().map(|k| format!("t.{0} = k.{0}", quote(k))).collect::<Vec<_>>().join(" and ");
+        let sql = format!(
+            "select (k.ordinality)::int4 from jsonb_populate_recordset(null::{relation}, $1::jsonb) with ordinality as k \
+             where exists (select 1 from {relation} as t where {on})"
+        );
+        let ctx = RequestContext::new(principal.clone(), http::Method::GET, "/realtime/v1/websocket")
+            .with_setting("statement_timeout", timeout.as_millis().max(1).to_string());
+        let param = Value::Array(rows);
+        let db = tenant.project.db();
+        let result = tokio::time::timeout(
+            timeout + Duration::from_secs(1),
+            forge_core::rls::try_once(db, &ctx, &sql, &[&param]),
+        )
+        .await
+        .unwrap_or_else(|_| Err(ForgeError::internal("timed out")));
+        match result {
+            Ok(found) => {
+                let seen: Vec<i32> = found.iter().filter_map(|r| r.try_get::<_, i32>(0).ok()).collect();
+                for (n, i) in indexes.iter().enumerate() {
+                    out.insert(*i, Ok(seen.contains(&(n as i32 + 1))));
+                }
+            }
+            Err(e) if e.db_kind() == Some(DbErrorKind::InsufficientPrivilege) => {
+                for i in indexes {
+                    out.insert(i, Ok(false));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, schema, table, role = principal.role(), "realtime RLS check failed");
+                let message = if e.db_kind() == Some(DbErrorKind::QueryCanceled) {
+                    "The row-level security check of a change timed out"
+                } else {
+                    "The row-level security check of a change failed"
+                };
+                for i in indexes {
+                    out.insert(i, Err(message.to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The most bytes of changes one bus envelope carries.
+const ENVELOPE_BYTES: usize = 256 * 1024;
+
+/// Runs on every node for as long as the project has realtime state: tries to become the
+/// capture leader (an advisory lock), and while it is, reads the slot, publishes each batch
+/// to every node and only then confirms it.
+pub(crate) async fn capture(tenant: Weak<Tenant>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let Some(t) = tenant.upgrade() else { return };
+        let pool = t.project.db().pool().clone();
+        drop(t);
+        match cdc::leader::try_lead(&pool).await {
+            Ok(Some(mut guard)) => {
+                backoff = Duration::from_millis(500);
+                if let Err(e) = lead(&tenant, &mut guard).await {
+                    tracing::warn!(error = %e, "realtime change capture stopped; retrying");
+                }
+                guard.release().await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "realtime change capture could not reach the database");
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn lead(
+    tenant: &Weak<Tenant>,
+    guard: &mut cdc::leader::LeaderGuard,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (pool, bus, node, project, interval) = {
+        let t = tenant.upgrade().ok_or("project gone")?;
+        (
+            t.project.db().pool().clone(),
+            t.realtime.0.bus.clone(),
+            t.realtime.node(),
+            Arc::<str>::from(t.reference()),
+            t.realtime.config().poll_interval,
+        )
+    };
+    let slot = cdc::slot::slot_name(&pool).await?;
+    let mut maintained: Option<std::time::Instant> = None;
+    let mut capture = cdc::slot::Capture::open(&pool, &slot).await?;
+    if let Some(t) = tenant.upgrade() {
+        t.capturing.store(true, Ordering::Relaxed);
+    }
+    tracing::info!(slot, project = &*project, "realtime change capture leads");
+    loop {
+        if tenant.strong_count() == 0 {
+            return Ok(());
+        }
+        if !guard.is_alive().await {
+            return Err("lost the capture lock".into());
+        }
+        // The leader keeps realtime.messages' daily partitions: tomorrow's made, old ones gone;
+        // and reports how much WAL the slot holds.
+        if maintained.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+            maintained = Some(std::time::Instant::now());
+            match cdc::slot::lag_bytes(&pool, &slot).await {
+                Ok(lag) => {
+                    if let Some(t) = tenant.upgrade() {
+                        t.slot_lag.store(lag, Ordering::Relaxed);
+                    }
+                    tracing::info!(slot, lag_bytes = lag, "realtime replication slot lag");
+                }
+                Err(e) => tracing::warn!(error = %e, "realtime: reading the slot's lag failed"),
+            }
+            if let Err(e) = sqlx::query("select realtime.forge_maintain_partitions()").execute(&pool).await {
+                tracing::warn!(error = %e, "realtime: maintaining realtime.messages' partitions failed");
+            }
+        }
+        let batch = capture.next_batch(1000).await?;
+        let idle = batch.changes.is_empty();
+        for chunk in chunks(batch.changes) {
+            let payload = serde_json::to_vec(&Note::Changes { changes: chunk })?;
+            bus.publish(Envelope { origin: node, project: project.clone(), payload: Bytes::from(payload) }).await?;
+        }
+        capture.confirm(batch.confirm).await?;
+        if idle {
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+/// Splits changes into envelopes of about [`ENVELOPE_BYTES`], in order.
+fn chunks(changes: Vec<Change>) -> Vec<Vec<Change>> {
+    let mut out: Vec<Vec<Change>> = Vec::new();
+    let mut size = 0;
+    for c in changes {
+        let bytes = serde_json::to_vec(&c).map_or(0, |v| v.len());
+        if out.is_empty() || size + bytes > ENVELOPE_BYTES {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += bytes;
+        if let Some(last) = out.last_mut() {
+            last.push(c);
+        }
+    }
+    out
+}
