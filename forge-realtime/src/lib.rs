@@ -40,6 +40,8 @@ mod protocol;
 mod service;
 mod socket;
 mod tenant;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
 pub use service::{BuildError, Realtime, RealtimeBuilder, RealtimeConfig};

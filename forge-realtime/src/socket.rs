@@ -186,6 +186,9 @@ async fn serve(tenant: Arc<Tenant>, socket: WebSocket, vsn: Vsn, principal: Prin
             break;
         }
     }
+    // Completes the closing handshake: a client's Close is answered (tungstenite queued the
+    // reply; this flushes it), ours is sent if it was not yet.
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
     conn.leave_all();
     tenant.connections.fetch_sub(1, Ordering::Relaxed);
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::nats::NatsServer;
+use common::NatsServer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

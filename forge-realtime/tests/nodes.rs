@@ -129,7 +129,7 @@ async fn two_nodes_over_postgres_share_broadcasts_presence_and_changes() {
 #[tokio::test]
 async fn two_nodes_over_nats_share_broadcasts_presence_and_changes() {
     let (db, project) = database().await;
-    let nats = common::nats::NatsServer::start().await;
+    let nats = common::NatsServer::start().await;
     let b1: Arc<dyn Bus> = Arc::new(forge_realtime::bus::NatsBus::connect(&nats.url(), "forge.test").await.unwrap());
     let b2: Arc<dyn Bus> = Arc::new(forge_realtime::bus::NatsBus::connect(&nats.url(), "forge.test").await.unwrap());
     two_nodes_share_everything(b1, b2, &db, &project).await;
