@@ -371,19 +371,19 @@ async fn deliver(tenant: &Tenant, work: Work) {
     let visible = visibility(tenant, &principal, &changes, &targets).await;
     for (i, members) in targets {
         let change = &changes[i];
-        match visible.get(&i) {
-            Some(Ok(true)) => {}
-            Some(Ok(false)) => continue,
-            Some(Err(message)) => {
+        let columns = match visible.get(&i) {
+            Some(Verdict::Visible(columns)) => Some(columns),
+            Some(Verdict::Hidden) => continue,
+            Some(Verdict::Failed(message)) => {
                 for (m, _) in &members {
                     let payload = json!({"extension": "postgres_changes", "status": "error", "message": message, "channel": m.channel()});
                     m.send(Out::Frame(protocol::encode(m.vsn, Some(&m.join_ref), None, &m.topic, "system", &payload)));
                 }
                 continue;
             }
-            None => {}
-        }
-        let data = payload_data(change, &principal);
+            None => None,
+        };
+        let data = payload_data(change, &principal, columns.map(|c| c.as_slice()));
         for (m, ids) in members {
             let payload = json!({ "ids": ids, "data": data });
             m.send(Out::Frame(protocol::encode(m.vsn, None, None, &m.topic, "postgres_changes", &payload)));
@@ -391,10 +391,11 @@ async fn deliver(tenant: &Tenant, work: Work) {
     }
 }
 
-/// Supabase's `data`: `old_record` omitted for INSERT and `record` for DELETE. A DELETE's old
+/// Supabase's `data`: `old_record` omitted for INSERT and `record` for DELETE, and of the
+/// columns only those `selectable` by the subscriber's role (all when `None`). A DELETE's old
 /// row is cut to its primary key for anyone but the service role (RLS cannot be asked about
 /// a row that is gone).
-fn payload_data(change: &Change, principal: &Principal) -> Value {
+fn payload_data(change: &Change, principal: &Principal, selectable: Option<&[String]>) -> Value {
     if let Some(errors) = &change.errors {
         // As Supabase's apply_rls: an error change is sent without its row.
         return json!({
@@ -413,12 +414,17 @@ fn payload_data(change: &Change, principal: &Principal) -> Value {
     data.insert("table".into(), Value::from(&*change.table));
     data.insert("commit_timestamp".into(), Value::from(change.commit_timestamp.clone()));
     data.insert("type".into(), serde_json::to_value(change.kind).unwrap_or(Value::Null));
-    data.insert("columns".into(), serde_json::to_value(&*change.columns).unwrap_or(Value::Null));
+    let allowed = |name: &str| selectable.is_none_or(|cols| cols.iter().any(|c| c == name));
+    let columns: Vec<&cdc::Column> = change.columns.iter().filter(|c| allowed(&c.name)).collect();
+    data.insert("columns".into(), serde_json::to_value(columns).unwrap_or(Value::Null));
     if change.kind != ChangeKind::Delete {
-        data.insert("record".into(), Value::Object(change.record.clone().unwrap_or_default()));
+        let mut record = change.record.clone().unwrap_or_default();
+        record.retain(|k, _| allowed(k));
+        data.insert("record".into(), Value::Object(record));
     }
     if change.kind != ChangeKind::Insert {
         let mut old = change.old_record.clone().unwrap_or_default();
+        old.retain(|k, _| allowed(k));
         if change.kind == ChangeKind::Delete
             && !matches!(principal, Principal::Service(_))
             && !change.primary_key.is_empty()
@@ -435,6 +441,17 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// What a subscriber's check decided about one change.
+#[derive(Debug)]
+enum Verdict {
+    /// Its policies hide the row.
+    Hidden,
+    /// It may see the row, and of its columns those it may select.
+    Visible(Arc<Vec<String>>),
+    /// The check failed or timed out: the message for that subscription.
+    Failed(String),
+}
+
 /// Which of the target changes `principal` may see: one query per table. A DELETE is not
 /// checked; the service role sees everything.
 async fn visibility(
@@ -442,7 +459,7 @@ async fn visibility(
     principal: &Principal,
     changes: &[Change],
     targets: &Targets,
-) -> HashMap<usize, Result<bool, String>> {
+) -> HashMap<usize, Verdict> {
     let mut out = HashMap::new();
     if matches!(principal, Principal::Service(_)) {
         return out;
@@ -471,8 +488,13 @@ async fn visibility(
             .collect();
         let relation = format!("{}.{}", quote(schema), quote(table));
         let on = key.iter().map(|k| format!("t.{0} = k.{0}", quote(k))).collect::<Vec<_>>().join(" and ");
+        // The visible rows, and the columns the role may select (Supabase leaves the others
+        // out of the record).
         let sql = format!(
-            "select (k.ordinality)::int4 from jsonb_populate_recordset(null::{relation}, $1::jsonb) with ordinality as k \
+            "select (k.ordinality)::int4, array(select a.attname::text from pg_attribute a \
+                 where a.attrelid = to_regclass($2) and a.attnum > 0 and not a.attisdropped \
+                   and has_column_privilege(a.attrelid, a.attnum, 'SELECT')) \
+             from jsonb_populate_recordset(null::{relation}, $1::jsonb) with ordinality as k \
              where exists (select 1 from {relation} as t where {on})"
         );
         let ctx = RequestContext::new(principal.clone(), http::Method::GET, "/realtime/v1/websocket")
@@ -481,20 +503,27 @@ async fn visibility(
         let db = tenant.project.db();
         let result = tokio::time::timeout(
             timeout + Duration::from_secs(1),
-            forge_core::rls::try_once(db, &ctx, &sql, &[&param]),
+            forge_core::rls::try_once(db, &ctx, &sql, &[&param, &relation]),
         )
         .await
         .unwrap_or_else(|_| Err(ForgeError::internal("timed out")));
         match result {
             Ok(found) => {
                 let seen: Vec<i32> = found.iter().filter_map(|r| r.try_get::<_, i32>(0).ok()).collect();
+                let columns =
+                    Arc::new(found.first().and_then(|r| r.try_get::<_, Vec<String>>(1).ok()).unwrap_or_default());
                 for (n, i) in indexes.iter().enumerate() {
-                    out.insert(*i, Ok(seen.contains(&(n as i32 + 1))));
+                    let verdict = if seen.contains(&(n as i32 + 1)) {
+                        Verdict::Visible(columns.clone())
+                    } else {
+                        Verdict::Hidden
+                    };
+                    out.insert(*i, verdict);
                 }
             }
             Err(e) if e.db_kind() == Some(DbErrorKind::InsufficientPrivilege) => {
                 for i in indexes {
-                    out.insert(i, Ok(false));
+                    out.insert(i, Verdict::Hidden);
                 }
             }
             Err(e) => {
@@ -505,7 +534,7 @@ async fn visibility(
                     "The row-level security check of a change failed"
                 };
                 for i in indexes {
-                    out.insert(i, Err(message.to_owned()));
+                    out.insert(i, Verdict::Failed(message.to_owned()));
                 }
             }
         }

@@ -268,3 +268,30 @@ async fn a_slow_or_failing_policy_delays_no_one_else() {
     assert_eq!(change(&mut fast_client).await["data"]["record"]["id"], 3);
     assert!(t1.elapsed() < Duration::from_millis(400), "waited {:?}", t1.elapsed());
 }
+
+#[tokio::test]
+async fn columns_the_role_may_not_select_are_left_out() {
+    let (db, project) = database().await;
+    sqlx::raw_sql(
+        "create table public.people (id int primary key, name text, salary int);
+         revoke all on public.people from authenticated;
+         grant select (id, name) on public.people to authenticated;
+         alter publication supabase_realtime add table public.people;",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let node = Node::start(&project, config()).await;
+    let mut c = node.connect("2.0.0").await;
+    let binding = json!({"event": "*", "schema": "public", "table": "people"});
+    subscribe(&mut c, "realtime:people", binding.clone(), &node.user_token(uuid::Uuid::new_v4(), 3600)).await;
+    let mut s = node.connect("2.0.0").await;
+    subscribe(&mut s, "realtime:people", binding, &node.service_key()).await;
+    sqlx::query("insert into public.people values (1, 'ann', 100)").execute(db.pool()).await.unwrap();
+    let got = change(&mut c).await;
+    assert_eq!(got["data"]["record"], json!({"id": 1, "name": "ann"}));
+    let names: Vec<&str> =
+        got["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["id", "name"]);
+    assert_eq!(change(&mut s).await["data"]["record"], json!({"id": 1, "name": "ann", "salary": 100}));
+}

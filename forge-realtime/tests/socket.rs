@@ -68,7 +68,8 @@ async fn heartbeat_join_and_leave_in_both_serializers() {
 
         // A client's Close is answered with a Close (a clean 1000, not an abnormal 1006).
         c.ws.close(None).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut c.ws)).await.unwrap();
+        let reply =
+            tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut c.ws)).await.unwrap();
         assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
     }
 }

@@ -74,7 +74,8 @@ async fn two_processes(bus: &str) {
     let topic = "realtime:room";
     let mut ca = connect(&a, "2.0.0").await;
     let mut cb = connect(&b, "1.0.0").await;
-    let (ja, _) = ca.join(topic, json!({"broadcast": {"self": true}, "presence": {"key": "on-a", "enabled": true}}), None).await;
+    let (ja, _) =
+        ca.join(topic, json!({"broadcast": {"self": true}, "presence": {"key": "on-a", "enabled": true}}), None).await;
     ca.expect("presence_state").await;
     cb.join(topic, json!({"presence": {"key": "on-b", "enabled": true}}), None).await;
     cb.expect("presence_state").await;
