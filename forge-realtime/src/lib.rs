@@ -29,6 +29,35 @@
 //! Nodes serving the same projects share a [`bus::Bus`]: in-process by default, Postgres
 //! LISTEN/NOTIFY, or NATS (feature `nats`). One node per project database leads the change
 //! capture (an advisory lock); the others take over when it goes.
+//!
+//! ## Delivery rules
+//!
+//! - A change reaches a subscriber only if a SELECT of its row (by primary key) under the
+//!   subscriber's role and claims returns it; the record then holds only the columns that role
+//!   may select. Checks are batched per identity (role and claims), one round trip per table
+//!   and batch of changes, each under a statement timeout; a check that fails or times out
+//!   sends that subscriber a `system` error, and nobody else waits for it.
+//! - As in Supabase, a DELETE cannot be checked (its row is gone): every subscriber of the
+//!   table gets it, with only the primary key in `old_record` (the service role gets the whole
+//!   old row). A table without a primary key sends its changes without the row, with
+//!   `errors: ["Error 400: Bad Request, no primary key"]`.
+//! - A change is handed on, in commit order, before the slot's position moves past it; a new
+//!   capture leader re-sends what the last one had not confirmed, and nodes drop what they
+//!   delivered already, so each change arrives once.
+//!
+//! ## Not yet supported
+//!
+//! - Supabase's byte-rate and presence-specific limits (`max_bytes_per_second`,
+//!   `max_presence_events_per_second`, five presence calls per 30 s per client): one
+//!   messages-per-second limit covers broadcasts and presence.
+//! - Upstream's `max_record_bytes` (values over 64 bytes dropped from very large records with
+//!   "Error 413"); numeric values too long for an f64 are sent as strings.
+//! - Filters compare text bytewise (C collation), and `match`/`imatch` use Rust's regular
+//!   expression syntax, not Postgres's.
+//! - A project setting for private channels only (`PrivateOnly`).
+//! - A project's realtime state is kept until shutdown, not closed when idle; the slot's lag is
+//!   logged once a minute and read with [`Realtime::slot_lag_bytes`], not yet exported as a
+//!   metric.
 
 mod api;
 mod authz;

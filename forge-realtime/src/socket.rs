@@ -113,6 +113,8 @@ struct Conn {
     closing: bool,
 }
 
+/// Serves one socket. Frames are handled in a boxed future, so an idle socket's task holds
+/// only this loop's state, not the largest handler's.
 async fn serve(tenant: Arc<Tenant>, socket: WebSocket, vsn: Vsn, principal: Principal, key: String) {
     tenant.connections.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel(QUEUE);
@@ -137,11 +139,11 @@ async fn serve(tenant: Arc<Tenant>, socket: WebSocket, vsn: Vsn, principal: Prin
                 deadline = Instant::now() + silence;
                 match frame {
                     Some(Ok(Message::Text(text))) => match protocol::decode_text(vsn, text.as_str()) {
-                        Ok(inbound) => conn.handle(inbound).await,
+                        Ok(inbound) => Box::pin(conn.handle(inbound)).await,
                         Err(e) => tracing::debug!(error = %e, "realtime: a frame that does not decode"),
                     },
                     Some(Ok(Message::Binary(bytes))) => match protocol::decode_binary(&bytes) {
-                        Ok(inbound) => conn.handle(inbound).await,
+                        Ok(inbound) => Box::pin(conn.handle(inbound)).await,
                         Err(e) => tracing::debug!(error = %e, "realtime: a binary frame that does not decode"),
                     },
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
