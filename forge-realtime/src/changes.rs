@@ -239,13 +239,51 @@ pub(crate) struct Deliveries {
     workers: Mutex<HashMap<String, mpsc::UnboundedSender<Work>>>,
 }
 
+/// A batch of changes as the identity workers share it, with each change's `data` serialized
+/// once for every subscriber who sees all of it.
+#[derive(Debug)]
+struct Batch {
+    changes: Vec<Change>,
+    /// Per change: `data` with every column, and a DELETE's `data` cut to the primary key.
+    texts: Vec<[std::sync::OnceLock<Arc<str>>; 2]>,
+}
+
+impl Batch {
+    fn new(changes: Vec<Change>) -> Self {
+        let texts = changes.iter().map(|_| Default::default()).collect();
+        Batch { changes, texts }
+    }
+
+    /// The `data` of change `i` as `principal` may see it, as JSON text: shared by everyone
+    /// who may select every column, built for this subscriber otherwise.
+    fn data(&self, i: usize, principal: &Principal, selectable: Option<&[String]>) -> Arc<str> {
+        let change = &self.changes[i];
+        let all = selectable.is_none_or(|cols| change.columns.iter().all(|c| cols.contains(&c.name)));
+        if !all {
+            return Arc::from(payload_data(change, principal, selectable).to_string());
+        }
+        let keyed = change.kind == ChangeKind::Delete && !matches!(principal, Principal::Service(_));
+        self.texts[i][usize::from(keyed)]
+            .get_or_init(|| Arc::from(payload_data(change, principal, None).to_string()))
+            .clone()
+    }
+}
+
+impl std::ops::Deref for Batch {
+    type Target = [Change];
+
+    fn deref(&self) -> &[Change] {
+        &self.changes
+    }
+}
+
 /// Per change index: the members it matched, with their matching binding ids.
 type Targets = Vec<(usize, Vec<(Arc<Member>, Vec<u32>)>)>;
 
 /// Changes for one identity: which members get which changes, under which binding ids.
 #[derive(Debug)]
 struct Work {
-    changes: Arc<Vec<Change>>,
+    changes: Arc<Batch>,
     principal: Principal,
     targets: Targets,
 }
@@ -264,7 +302,7 @@ pub(crate) fn dispatch(tenant: &Arc<Tenant>, mut changes: Vec<Change>) {
     if changes.is_empty() {
         return;
     }
-    let changes = Arc::new(changes);
+    let changes = Arc::new(Batch::new(changes));
     // Messages written with realtime.send and realtime.broadcast_changes become broadcasts.
     for change in changes.iter() {
         if &*change.schema == "realtime" && change.table.starts_with("messages") && change.kind == ChangeKind::Insert {
@@ -370,7 +408,6 @@ async fn deliver(tenant: &Tenant, work: Work) {
     let Work { changes, principal, targets } = work;
     let visible = visibility(tenant, &principal, &changes, &targets).await;
     for (i, members) in targets {
-        let change = &changes[i];
         let columns = match visible.get(&i) {
             Some(Verdict::Visible(columns)) => Some(columns),
             Some(Verdict::Hidden) => continue,
@@ -383,10 +420,9 @@ async fn deliver(tenant: &Tenant, work: Work) {
             }
             None => None,
         };
-        let data = payload_data(change, &principal, columns.map(|c| c.as_slice()));
+        let data = changes.data(i, &principal, columns.map(|c| c.as_slice()));
         for (m, ids) in members {
-            let payload = json!({ "ids": ids, "data": data });
-            m.send(Out::Frame(protocol::encode(m.vsn, None, None, &m.topic, "postgres_changes", &payload)));
+            m.send(Out::Frame(protocol::encode_change(m.vsn, &m.topic, &ids, &data)));
         }
     }
 }

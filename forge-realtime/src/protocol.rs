@@ -155,6 +155,20 @@ pub(crate) fn encode(
     Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
+/// A `postgres_changes` push, `{ids, data}` with `data` already serialized (it is shared by
+/// every subscriber who sees the same columns).
+pub(crate) fn encode_change(vsn: Vsn, topic: &str, ids: &[u32], data: &str) -> Message {
+    let topic = Value::from(topic).to_string();
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+    let text = match vsn {
+        Vsn::V1 => format!(
+            r#"{{"topic":{topic},"event":"postgres_changes","payload":{{"ids":{ids},"data":{data}}},"ref":null,"join_ref":null}}"#
+        ),
+        Vsn::V2 => format!(r#"[null,null,{topic},"postgres_changes",{{"ids":{ids},"data":{data}}}]"#),
+    };
+    Message::Text(Utf8Bytes::from(text))
+}
+
 /// Encodes a user broadcast for `vsn`: as text `{type, event, payload}` when the payload is
 /// JSON, as a binary kind-4 frame when it is raw bytes (2.0.0 only; `None` for 1.0.0, which
 /// cannot receive bytes).
@@ -294,6 +308,21 @@ mod tests {
         assert!(decode_binary(&[3, 0, 0, 1, 1, 0, 1, b't', b'e', b'{']).is_err());
         assert!(decode_binary(&[3, 0, 0, 5, 1, 0, 1, b't']).is_err());
         assert!(decode_binary(&[3, 0, 0, 1, 1, 0, 9, b't', b'e']).is_err());
+    }
+
+    #[test]
+    fn changes_encode_with_their_data_spliced_in() {
+        let data = r#"{"type":"INSERT","record":{"a":"ü"}}"#;
+        let v2 = text(encode_change(Vsn::V2, "realtime:t\"x", &[3, 4], data));
+        assert_eq!(
+            v2,
+            json!([null, null, "realtime:t\"x", "postgres_changes", {"ids": [3, 4], "data": {"type": "INSERT", "record": {"a": "ü"}}}])
+        );
+        let v1 = text(encode_change(Vsn::V1, "realtime:t", &[1], data));
+        assert_eq!(
+            v1,
+            json!({"topic": "realtime:t", "event": "postgres_changes", "payload": {"ids": [1], "data": {"type": "INSERT", "record": {"a": "ü"}}}, "ref": null, "join_ref": null})
+        );
     }
 
     #[test]
