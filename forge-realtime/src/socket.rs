@@ -459,10 +459,12 @@ impl Conn {
         let timeout = config.check_timeout;
         let mut reads = Access { broadcast: true, presence: true };
         if private {
-            reads = authz::read_access(&pool, name, &principal, presence_enabled, timeout)
+            // Both extensions are asked, so a member who tracks later is known already; the
+            // join itself needs broadcast read, or presence read with presence enabled.
+            reads = authz::read_access(&pool, name, &principal, true, timeout)
                 .await
                 .map_err(|e| (authz_error(e, name), false))?;
-            if !reads.any() {
+            if !(reads.broadcast || (presence_enabled && reads.presence)) {
                 return Err((unauthorized(name), false));
             }
         }
@@ -501,6 +503,7 @@ impl Conn {
             ack: flag(&["broadcast", "ack"]),
             private,
             reads_broadcast: AtomicBool::new(reads.broadcast),
+            reads_presence: AtomicBool::new(reads.presence),
             presence_enabled: AtomicBool::new(presence_enabled),
             presence_key,
             bindings,
@@ -557,9 +560,11 @@ impl Conn {
         if member.private {
             let pool = self.tenant.project.db().pool().clone();
             let timeout = self.tenant.realtime.config().check_timeout;
-            let presence = member.presence_enabled.load(Ordering::Relaxed);
-            match authz::read_access(&pool, member.channel(), &principal, presence, timeout).await {
-                Ok(reads) if reads.any() => member.reads_broadcast.store(reads.broadcast, Ordering::Relaxed),
+            match authz::read_access(&pool, member.channel(), &principal, true, timeout).await {
+                Ok(reads) if reads.broadcast || (member.presence_enabled.load(Ordering::Relaxed) && reads.presence) => {
+                    member.reads_broadcast.store(reads.broadcast, Ordering::Relaxed);
+                    member.reads_presence.store(reads.presence, Ordering::Relaxed);
+                }
                 Ok(_) | Err(AuthzError::Policy(_)) => {
                     let name = member.channel().to_owned();
                     self.shutdown(

@@ -51,6 +51,9 @@ pub(crate) struct Member {
     pub(crate) private: bool,
     /// Whether broadcasts reach it (on a private channel, its read policy's answer).
     pub(crate) reads_broadcast: AtomicBool,
+    /// Whether presence reaches it (on a private channel, its read policy's answer for the
+    /// `presence` extension).
+    pub(crate) reads_presence: AtomicBool,
     /// Whether presence reaches it (`config.presence.enabled`, or a track).
     pub(crate) presence_enabled: AtomicBool,
     /// `config.presence.key`, or a generated one.
@@ -411,8 +414,7 @@ impl Tenant {
         let diff = json!({ "joins": group(joins.iter()), "leaves": group(leaves.iter()) });
         let mut frames: [Option<Message>; 2] = [None, None];
         for m in self.members(topic) {
-            if !m.presence_enabled.load(Ordering::Relaxed) || (m.private && !m.reads_broadcast.load(Ordering::Relaxed))
-            {
+            if !m.presence_enabled.load(Ordering::Relaxed) || !m.reads_presence.load(Ordering::Relaxed) {
                 continue;
             }
             let frame = frames[usize::from(m.vsn == Vsn::V2)]

@@ -141,3 +141,42 @@ async fn broadcast_changes_triggers_and_replay_reach_private_channels() {
         "UnableToReplayMessages: Replay is not allowed for public channels"
     );
 }
+
+#[tokio::test]
+async fn presence_read_alone_gives_presence_and_no_broadcasts() {
+    let (db, project) = database().await;
+    sqlx::raw_sql(
+        "create policy stage_presence on realtime.messages for select to authenticated
+           using (realtime.topic() = 'stage' and realtime.messages.extension = 'presence');
+         create policy stage_track on realtime.messages for insert to authenticated
+           with check (realtime.topic() = 'stage' and realtime.messages.extension = 'presence');",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let node = Node::start(&project, config()).await;
+    let token = node.user_token(uuid::Uuid::new_v4(), 3600);
+    let mut c = node.connect("2.0.0").await;
+    // Without presence enabled, presence read is not enough to join.
+    let (_, refused) = c.join("realtime:stage", json!({"private": true}), Some(&token)).await;
+    assert_eq!(refused.payload["status"], "error");
+    let (jr, ok) = c
+        .join("realtime:stage", json!({"private": true, "presence": {"key": "me", "enabled": true}}), Some(&token))
+        .await;
+    assert_eq!(ok.payload["status"], "ok", "{ok:?}");
+    c.expect("presence_state").await;
+    c.push(Some(&jr), "realtime:stage", "presence", json!({"type": "presence", "event": "track", "payload": {"a": 1}}))
+        .await;
+    assert_eq!(c.expect("presence_diff").await.payload["joins"]["me"]["metas"][0]["a"], 1);
+    // A broadcast from the service role over REST does not reach it.
+    let res = reqwest::Client::new()
+        .post(node.http("/api/broadcast"))
+        .header("apikey", node.anon_key())
+        .bearer_auth(node.service_key())
+        .json(&json!({"messages": [{"topic": "stage", "event": "e", "payload": {}, "private": true}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    c.quiet("broadcast", Duration::from_millis(400)).await;
+}
