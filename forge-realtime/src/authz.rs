@@ -49,13 +49,6 @@ pub(crate) struct Access {
     pub(crate) presence: bool,
 }
 
-impl Access {
-    /// Whether a join is allowed: Supabase requires broadcast **or** presence read.
-    pub(crate) fn any(self) -> bool {
-        self.broadcast || self.presence
-    }
-}
-
 /// Why a check could not decide. Each variant names the join reply Supabase sends for it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -682,7 +675,7 @@ mod tests {
         // Presence not asked for: not checked, so false.
         assert_eq!(read_access(pool, &presence_a, &user_a, false, TIMEOUT).await.expect("read"), access(false, false));
         assert_eq!(write_access(pool, &presence_a, &user_a, true, TIMEOUT).await.expect("write"), access(false, true));
-        assert!(read_access(pool, &presence_a, &user_a, true, TIMEOUT).await.expect("read").any());
+        assert!(read_access(pool, &presence_a, &user_a, true, TIMEOUT).await.expect("read").presence);
 
         // B gets nothing on A's topics, and A's policies hold for B's own.
         for topic in [&room_a, &presence_a] {
