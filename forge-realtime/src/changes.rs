@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use forge_core::rls::RequestContext;
@@ -237,6 +237,13 @@ pub(crate) fn subscribed_message(member: &Member, bindings: &[Binding], publishe
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
     workers: Mutex<HashMap<String, mpsc::UnboundedSender<Work>>>,
+    /// The worker that checks every identity's share of a batch together.
+    bulk: Mutex<Option<mpsc::UnboundedSender<Shares>>>,
+    /// Identities whose batched check failed or ran long, checked alone until the instant.
+    suspects: Mutex<HashMap<String, Instant>>,
+    /// Identity checks made together with others, and alone.
+    pub(crate) checked_together: AtomicU64,
+    pub(crate) checked_alone: AtomicU64,
 }
 
 /// A batch of changes as the identity workers share it, with each change's `data` serialized
@@ -333,20 +340,264 @@ pub(crate) fn dispatch(tenant: &Arc<Tenant>, mut changes: Vec<Change>) {
             }
         }
     }
+    let items: Shares = by_identity.into_iter().collect();
+    let mut bulk = tenant.changes.bulk.lock().unwrap_or_else(|e| e.into_inner());
+    let items = match bulk.as_ref() {
+        Some(tx) => match tx.send(items) {
+            Ok(()) => return,
+            Err(mpsc::error::SendError(items)) => items,
+        },
+        None => items,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = tx.send(items);
+    *bulk = Some(tx);
+    tokio::spawn(bulk_worker(Arc::downgrade(tenant), rx));
+}
+
+/// A batch's shares, one per identity (its key and its work).
+type Shares = Vec<(String, Work)>;
+
+/// A table's changes that need checking (indexes into the batch) and who needs them
+/// (indexes into the shares).
+type TableChecks = HashMap<(Arc<str>, Arc<str>), (Vec<usize>, Vec<usize>)>;
+
+/// Hands one identity's share of a batch to its own worker (checked alone, in order).
+fn to_worker(tenant: &Arc<Tenant>, key: String, work: Work) {
     let mut workers = tenant.changes.workers.lock().unwrap_or_else(|e| e.into_inner());
-    for (key, work) in by_identity {
-        let work = match workers.get(&key) {
-            Some(tx) => match tx.send(work) {
-                Ok(()) => continue,
-                Err(mpsc::error::SendError(work)) => work,
-            },
-            None => work,
+    let work = match workers.get(&key) {
+        Some(tx) => match tx.send(work) {
+            Ok(()) => return,
+            Err(mpsc::error::SendError(work)) => work,
+        },
+        None => work,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = tx.send(work);
+    workers.insert(key.clone(), tx);
+    tokio::spawn(identity_worker(Arc::downgrade(tenant), key, rx));
+}
+
+/// How long an identity whose batched check failed is checked alone.
+const SUSPECT_FOR: Duration = Duration::from_secs(600);
+
+/// The most identities one batched check covers.
+const CHUNK: usize = 100;
+
+/// Checks each batch for all identities together, batch after batch (so each identity's
+/// changes stay in commit order). Identities under suspicion go to their own workers, at
+/// this point in the order; so do those of a batched check that fails or runs long, which
+/// then stay under suspicion for a while.
+async fn bulk_worker(tenant: Weak<Tenant>, mut rx: mpsc::UnboundedReceiver<Shares>) {
+    while let Some(items) = rx.recv().await {
+        let Some(t) = tenant.upgrade() else { return };
+        let now = Instant::now();
+        let (alone, together): (Vec<_>, Vec<_>) = {
+            let mut suspects = t.changes.suspects.lock().unwrap_or_else(|e| e.into_inner());
+            suspects.retain(|_, until| *until > now);
+            items.into_iter().partition(|(key, _)| suspects.contains_key(key))
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(work);
-        workers.insert(key.clone(), tx);
-        tokio::spawn(identity_worker(Arc::downgrade(tenant), key, rx));
+        for (key, work) in alone {
+            to_worker(&t, key, work);
+        }
+        deliver_together(&t, together).await;
     }
+}
+
+/// One batch for many identities: one batched check per table and chunk of identities, then
+/// each identity's visible changes sent.
+async fn deliver_together(tenant: &Arc<Tenant>, items: Shares) {
+    // Per table, the changes anyone needs checked, and who needs them.
+    let mut tables: TableChecks = HashMap::new();
+    for (n, (_, work)) in items.iter().enumerate() {
+        if matches!(work.principal, Principal::Service(_)) {
+            continue;
+        }
+        for (i, _) in &work.targets {
+            let c = &work.changes[*i];
+            if c.kind == ChangeKind::Delete || c.errors.is_some() {
+                continue;
+            }
+            let (indexes, who) = tables.entry((c.schema.clone(), c.table.clone())).or_default();
+            if !indexes.contains(i) {
+                indexes.push(*i);
+            }
+            if who.last() != Some(&n) {
+                who.push(n);
+            }
+        }
+    }
+    let mut verdicts: Vec<HashMap<usize, Verdict>> = items.iter().map(|_| HashMap::new()).collect();
+    let mut failed = vec![false; items.len()];
+    let mut checks = Vec::new();
+    for ((schema, table), (mut indexes, who)) in tables {
+        indexes.sort_unstable();
+        for chunk in who.chunks(CHUNK) {
+            checks.push((schema.clone(), table.clone(), indexes.clone(), chunk.to_vec()));
+        }
+    }
+    let results = futures_util::future::join_all(
+        checks
+            .iter()
+            .map(|(schema, table, indexes, chunk)| check_together(tenant, schema, table, indexes, chunk, &items)),
+    )
+    .await;
+    for ((_, _, indexes, chunk), per_identity) in checks.iter().zip(results) {
+        for (n, checked) in chunk.iter().zip(per_identity) {
+            match checked {
+                Some(checked) => {
+                    for (pos, i) in indexes.iter().enumerate() {
+                        verdicts[*n].insert(*i, checked.for_position(pos + 1));
+                    }
+                }
+                None => failed[*n] = true,
+            }
+        }
+    }
+    let until = Instant::now() + SUSPECT_FOR;
+    for ((key, work), (verdicts, failed)) in items.into_iter().zip(verdicts.into_iter().zip(failed)) {
+        if failed {
+            tenant.changes.suspects.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), until);
+            to_worker(tenant, key, work);
+        } else {
+            send_visible(work, &verdicts);
+        }
+    }
+}
+
+/// What the batched check said about one identity.
+#[derive(Debug)]
+enum Checked {
+    /// The positions (1-based) of the visible rows, and the selectable columns.
+    Rows(Vec<i32>, Arc<Vec<String>>),
+    /// Its policy raised.
+    Raised,
+}
+
+impl Checked {
+    fn for_position(&self, pos: usize) -> Verdict {
+        match self {
+            Checked::Rows(seen, columns) if seen.contains(&(pos as i32)) => Verdict::Visible(columns.clone()),
+            Checked::Rows(..) => Verdict::Hidden,
+            Checked::Raised => Verdict::Failed("The row-level security check of a change failed".to_owned()),
+        }
+    }
+}
+
+/// How long one identity's check may take inside a batched check before that identity is
+/// checked alone (with the full `check_timeout`): a normal policy takes well under this.
+const TOGETHER_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Checks one table's changes for the identities `chunk` (indexes into `items`) in one
+/// transaction and one round trip: per identity a savepoint, its role and claims, the check
+/// (a prepared statement, so plans are reused) and a rollback to the savepoint, all
+/// pipelined. An identity whose check runs past [`TOGETHER_TIMEOUT`], or whose settings do
+/// not apply, is `None`: it is checked alone.
+async fn check_together(
+    tenant: &Tenant,
+    schema: &str,
+    table: &str,
+    indexes: &[usize],
+    chunk: &[usize],
+    items: &[(String, Work)],
+) -> Vec<Option<Checked>> {
+    let alone = || chunk.iter().map(|_| None).collect::<Vec<_>>();
+    let Some((_, first)) = chunk.first().map(|n| &items[*n]) else { return Vec::new() };
+    let changes = &first.changes;
+    let key = &changes[indexes[0]].primary_key;
+    let keys: Value = indexes
+        .iter()
+        .map(|i| {
+            let record = changes[*i].record.as_ref();
+            key.iter().map(|k| (k.clone(), record.and_then(|r| r.get(k)).cloned().unwrap_or(Value::Null))).collect()
+        })
+        .map(Value::Object)
+        .collect();
+    let relation = format!("{}.{}", quote(schema), quote(table));
+    let sql = check_sql(&relation, key);
+    let limit = tenant.realtime.config().check_timeout.min(TOGETHER_TIMEOUT);
+    let timeout = limit.as_millis().max(1).to_string();
+    let ctx = RequestContext::new(Principal::service(), http::Method::GET, "/realtime/v1/websocket");
+    let run = async {
+        let tx = forge_core::rls::begin(tenant.project.db(), &ctx).await?;
+        let client = tx.client();
+        let (savepoint, set, check, back) = futures_util::future::try_join4(
+            tx.prepare("savepoint forge_check"),
+            tx.prepare(
+                "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+                        set_config('request.jwt.claim.sub', $3, true), set_config('request.jwt.claim.role', $1, true), \
+                        set_config('statement_timeout', $4, true)",
+            ),
+            tx.prepare(&sql),
+            tx.prepare("rollback to savepoint forge_check"),
+        )
+        .await?;
+        let identities: Vec<(String, String, String)> = chunk
+            .iter()
+            .map(|n| {
+                let p = &items[*n].1.principal;
+                (p.role().to_owned(), p.claims_json(), p.claims().sub().unwrap_or_default().to_owned())
+            })
+            .collect();
+        // Every statement of every identity goes out before the first answer is read.
+        let per_identity = identities.iter().map(|(role, claims, sub)| {
+            let (savepoint, set, check, back) = (&savepoint, &set, &check, &back);
+            let (timeout, keys, relation) = (&timeout, &keys, &relation);
+            async move {
+                let (_, settings, rows, _) = futures_util::future::join4(
+                    client.execute(savepoint, &[]),
+                    client.execute(set, &[role, claims, sub, timeout]),
+                    client.query(check, &[keys, relation]),
+                    client.execute(back, &[]),
+                )
+                .await;
+                match (settings, rows) {
+                    (Err(_), _) => None,
+                    (Ok(_), Ok(rows)) => {
+                        let seen: Vec<i32> = rows.iter().filter_map(|r| r.try_get::<_, i32>(0).ok()).collect();
+                        let columns =
+                            rows.first().and_then(|r| r.try_get::<_, Vec<String>>(1).ok()).unwrap_or_default();
+                        Some(Checked::Rows(seen, Arc::new(columns)))
+                    }
+                    (Ok(_), Err(e)) => match e.code().map(|c| c.code()) {
+                        Some("42501") => Some(Checked::Rows(Vec::new(), Arc::new(Vec::new()))),
+                        Some("57014") | Some("25P02") | None => None,
+                        Some(_) => Some(Checked::Raised),
+                    },
+                }
+            }
+        });
+        let results = futures_util::future::join_all(per_identity).await;
+        tx.rollback().await?;
+        tenant
+            .changes
+            .checked_together
+            .fetch_add(results.iter().filter(|r| r.is_some()).count() as u64, Ordering::Relaxed);
+        Ok::<_, ForgeError>(results)
+    };
+    let guard = tenant.realtime.config().check_timeout + limit * chunk.len() as u32;
+    match tokio::time::timeout(guard, run).await {
+        Ok(Ok(results)) => results,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, schema, table, "realtime: a batched check failed; checking its identities alone");
+            alone()
+        }
+        Err(_) => alone(),
+    }
+}
+
+/// The check of one table's changes under the current role and claims: the positions of
+/// the rows (`$1`, primary keys as JSON) a SELECT returns, and the columns (of `$2`, the
+/// table) the role may select. Identifiers are the catalog's, quoted.
+fn check_sql(relation: &str, key: &[String]) -> String {
+    let on = key.iter().map(|k| format!("t.{0} = k.{0}", quote(k))).collect::<Vec<_>>().join(" and ");
+    format!(
+        "select (k.ordinality)::int4, array(select a.attname::text from pg_attribute a \
+             where a.attrelid = to_regclass($2) and a.attnum > 0 and not a.attisdropped \
+               and has_column_privilege(a.attrelid, a.attnum, 'SELECT')) \
+         from jsonb_populate_recordset(null::{relation}, $1::jsonb) with ordinality as k \
+         where exists (select 1 from {relation} as t where {on})"
+    )
 }
 
 /// A broadcast from `realtime.messages` (realtime.send, realtime.broadcast_changes).
@@ -405,8 +656,16 @@ async fn identity_worker(tenant: Weak<Tenant>, key: String, mut rx: mpsc::Unboun
 
 /// Checks one identity's changes against the database and sends the visible ones.
 async fn deliver(tenant: &Tenant, work: Work) {
+    let visible = visibility(tenant, &work.principal, &work.changes, &work.targets).await;
+    if !visible.is_empty() {
+        tenant.changes.checked_alone.fetch_add(1, Ordering::Relaxed);
+    }
+    send_visible(work, &visible);
+}
+
+/// Sends one identity's changes as `visible` decided (a change with no verdict needed none).
+fn send_visible(work: Work, visible: &HashMap<usize, Verdict>) {
     let Work { changes, principal, targets } = work;
-    let visible = visibility(tenant, &principal, &changes, &targets).await;
     for (i, members) in targets {
         let columns = match visible.get(&i) {
             Some(Verdict::Visible(columns)) => Some(columns),
@@ -523,16 +782,8 @@ async fn visibility(
             })
             .collect();
         let relation = format!("{}.{}", quote(schema), quote(table));
-        let on = key.iter().map(|k| format!("t.{0} = k.{0}", quote(k))).collect::<Vec<_>>().join(" and ");
-        // The visible rows, and the columns the role may select (Supabase leaves the others
-        // out of the record).
-        let sql = format!(
-            "select (k.ordinality)::int4, array(select a.attname::text from pg_attribute a \
-                 where a.attrelid = to_regclass($2) and a.attnum > 0 and not a.attisdropped \
-                   and has_column_privilege(a.attrelid, a.attnum, 'SELECT')) \
-             from jsonb_populate_recordset(null::{relation}, $1::jsonb) with ordinality as k \
-             where exists (select 1 from {relation} as t where {on})"
-        );
+        let sql = check_sql(&relation, key);
+
         let ctx = RequestContext::new(principal.clone(), http::Method::GET, "/realtime/v1/websocket")
             .with_setting("statement_timeout", timeout.as_millis().max(1).to_string());
         let param = Value::Array(rows);

@@ -56,8 +56,7 @@
 //!   expression syntax, not Postgres's.
 //! - A project setting for private channels only (`PrivateOnly`).
 //! - A project's realtime state is kept until shutdown, not closed when idle; the slot's lag is
-//!   logged once a minute and read with [`Realtime::slot_lag_bytes`], not yet exported as a
-//!   metric.
+//!   logged once a minute and read with [`Realtime::stats`], not yet exported as a metric.
 
 mod api;
 mod authz;
@@ -73,7 +72,7 @@ mod tenant;
 pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
-pub use service::{BuildError, Realtime, RealtimeBuilder, RealtimeConfig};
+pub use service::{BuildError, Realtime, RealtimeBuilder, RealtimeConfig, RealtimeStats};
 
 use forge_core::migrate::{Migration, MigrationSet};
 

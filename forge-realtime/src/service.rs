@@ -144,6 +144,23 @@ impl RealtimeConfig {
     }
 }
 
+/// One project's realtime figures on one node ([`Realtime::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RealtimeStats {
+    /// Sockets open.
+    pub connections: usize,
+    /// How many bytes of WAL the replication slot held at its last reading (once a minute),
+    /// when this node leads the capture.
+    pub slot_lag_bytes: Option<i64>,
+    /// Subscriber identities whose RLS check of a batch of changes ran together with others'
+    /// (one transaction and one round trip per table and up to 100 identities).
+    pub checks_together: u64,
+    /// Identity checks run alone: those whose check failed or ran long together (for ten
+    /// minutes after), and their retries.
+    pub checks_alone: u64,
+}
+
 /// Builds a [`Realtime`].
 #[derive(Debug, Default)]
 pub struct RealtimeBuilder {
@@ -275,11 +292,17 @@ impl Realtime {
         tenants.iter().find(|(r, _)| r.as_str() == project).map(|(_, t)| t.clone())
     }
 
-    /// How many bytes of WAL the project's replication slot held when this node, as its
-    /// capture leader, last looked (once a minute); `None` when this node does not lead.
-    pub fn slot_lag_bytes(&self, project: &str) -> Option<i64> {
-        let lag = self.existing_tenant(project)?.slot_lag.load(std::sync::atomic::Ordering::Relaxed);
-        (lag >= 0).then_some(lag)
+    /// The project's realtime figures on this node, if it has realtime state here.
+    pub fn stats(&self, project: &str) -> Option<RealtimeStats> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t = self.existing_tenant(project)?;
+        let lag = t.slot_lag.load(Relaxed);
+        Some(RealtimeStats {
+            connections: t.connections.load(Relaxed),
+            slot_lag_bytes: (lag >= 0).then_some(lag),
+            checks_together: t.changes.checked_together.load(Relaxed),
+            checks_alone: t.changes.checked_alone.load(Relaxed),
+        })
     }
 
     /// Stops every project's capture and closes every socket (a graceful shutdown).

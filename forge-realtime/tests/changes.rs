@@ -124,6 +124,11 @@ async fn each_event_reaches_only_whom_rls_lets_see_it() {
     assert_eq!(bob_del["data"]["old_record"], json!({"id": id}));
     b.quiet("postgres_changes", Duration::from_millis(300)).await;
     s.quiet("postgres_changes", Duration::from_millis(300)).await;
+
+    // Alice's and Bob's checks ran together, in one transaction per batch; none alone.
+    let stats = node.realtime.stats("realtime").unwrap();
+    assert!(stats.checks_together >= 4, "{stats:?}");
+    assert_eq!(stats.checks_alone, 0, "{stats:?}");
 }
 
 #[tokio::test]
@@ -267,6 +272,8 @@ async fn a_slow_or_failing_policy_delays_no_one_else() {
     assert_eq!(change(&mut fast_client).await["data"]["record"]["id"], 2);
     assert_eq!(change(&mut fast_client).await["data"]["record"]["id"], 3);
     assert!(t1.elapsed() < Duration::from_millis(400), "waited {:?}", t1.elapsed());
+    // The slow identity was taken out of the batched check and checked alone.
+    assert!(node.realtime.stats("realtime").unwrap().checks_alone >= 1);
 }
 
 #[tokio::test]
