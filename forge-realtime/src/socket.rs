@@ -495,6 +495,7 @@ impl Conn {
         let member = Arc::new(Member {
             id: next_id(),
             topic: Arc::from(topic),
+            room: crate::tenant::room(topic, private),
             join_ref: Arc::from(jr),
             vsn: self.vsn,
             tx: self.tx.clone(),
@@ -511,10 +512,6 @@ impl Conn {
         });
         let replies: Vec<Value> = member.bindings.iter().map(Binding::reply).collect();
         self.reply(Some(jr), Some(jr), topic, "ok", json!({ "postgres_changes": replies }));
-        if presence_enabled {
-            let state = self.tenant.presence_state(topic);
-            self.push(protocol::encode(self.vsn, Some(jr), None, topic, "presence_state", &state));
-        }
         if !member.bindings.is_empty() {
             let message = changes::subscribed_message(&member, &member.bindings, &published);
             self.push(protocol::encode(self.vsn, Some(jr), None, topic, "system", &message));
@@ -682,10 +679,7 @@ impl Conn {
                     self.reply(jr, reference, topic, "error", json!({ "reason": reason }));
                     return;
                 }
-                if !member.presence_enabled.swap(true, Ordering::Relaxed) {
-                    let state = self.tenant.presence_state(topic);
-                    self.push(protocol::encode(self.vsn, jr, None, topic, "presence_state", &state));
-                }
+                self.tenant.enable_presence(&member);
                 self.tenant.track(&member, meta.clone());
                 self.reply(jr, reference, topic, "ok", json!({}));
             }

@@ -37,6 +37,9 @@ pub(crate) struct Member {
     pub(crate) id: u64,
     /// `realtime:<name>`.
     pub(crate) topic: Arc<str>,
+    /// Where it is kept: its topic, or for a private channel a name of its own ([`room`]), so
+    /// that a private channel and a public one of the same name share nothing.
+    pub(crate) room: Arc<str>,
     /// The join's ref, echoed on this channel's replies.
     pub(crate) join_ref: Arc<str>,
     pub(crate) vsn: Vsn,
@@ -82,6 +85,17 @@ impl Member {
     pub(crate) fn principal(&self) -> Principal {
         self.principal.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// The key members and presences of `topic` are kept under: the topic itself, or for a
+/// private channel the topic behind a prefix no topic has (a NUL).
+pub(crate) fn room(topic: &str, private: bool) -> Arc<str> {
+    if private { Arc::from(format!("private\u{0}{topic}")) } else { Arc::from(topic) }
+}
+
+/// The topic frames of `room` name.
+fn topic_of(room: &str) -> &str {
+    room.strip_prefix("private\u{0}").unwrap_or(room)
 }
 
 /// One tracked presence.
@@ -262,17 +276,33 @@ impl Tenant {
         let _ = self.outbox.send(envelope);
     }
 
-    /// Adds a joined channel.
+    /// Adds a joined channel. When presence reaches it, its `presence_state` is queued under
+    /// the same lock, so that every later diff follows it and none is missed.
     pub(crate) fn add(&self, member: Arc<Member>) {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        topics.entry(member.topic.clone()).or_default().members.push(member);
+        let room = topics.entry(member.room.clone()).or_default();
+        if member.presence_enabled.load(Ordering::Relaxed) && member.reads_presence.load(Ordering::Relaxed) {
+            member.send(Out::Frame(state_frame(&member, &room.presences)));
+        }
+        room.members.push(member);
+    }
+
+    /// Turns presence on for `member` (its first track): its `presence_state` is queued
+    /// first, under the lock diffs are made under.
+    pub(crate) fn enable_presence(&self, member: &Member) {
+        let topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        if member.presence_enabled.swap(true, Ordering::Relaxed) || !member.reads_presence.load(Ordering::Relaxed) {
+            return;
+        }
+        let presences = topics.get(&member.room).map(|r| r.presences.as_slice()).unwrap_or_default();
+        member.send(Out::Frame(state_frame(member, presences)));
     }
 
     /// Removes a channel: its presences leave.
     pub(crate) fn remove(&self, member: &Member) {
-        let leaves = {
+        let (leaves, recipients) = {
             let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-            let Some(topic) = topics.get_mut(&member.topic) else {
+            let Some(topic) = topics.get_mut(&member.room) else {
                 return;
             };
             topic.members.retain(|m| m.id != member.id);
@@ -280,14 +310,13 @@ impl Tenant {
                 .into_iter()
                 .partition(|p| p.node == self.realtime.node() && p.member == member.id);
             topic.presences = kept;
+            let recipients = topic.members.clone();
             if topic.members.is_empty() && topic.presences.is_empty() {
-                topics.remove(&member.topic);
+                topics.remove(&member.room);
             }
-            leaves
+            (leaves, recipients)
         };
-        if !leaves.is_empty() {
-            self.presence_diff(&member.topic, &[], &leaves, true);
-        }
+        self.presence_diff(&member.room, recipients, &[], &leaves, true);
     }
 
     /// Members of `topic` on this node.
@@ -332,7 +361,7 @@ impl Tenant {
         from: Option<u64>,
         meta: Option<&Value>,
     ) {
-        let members = self.members(topic);
+        let members = self.members(&room(topic, private));
         if members.is_empty() {
             return;
         }
@@ -368,52 +397,53 @@ impl Tenant {
             node: self.realtime.node(),
             meta,
         };
-        let leaves = {
+        let (leaves, recipients) = {
             let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-            let topic = topics.entry(member.topic.clone()).or_default();
+            let topic = topics.entry(member.room.clone()).or_default();
             let (leaves, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.presences)
                 .into_iter()
                 .partition(|p| p.node == presence.node && p.member == member.id);
             topic.presences = kept;
             topic.presences.push(presence.clone());
-            leaves
+            (leaves, topic.members.clone())
         };
-        self.presence_diff(&member.topic, &[presence], &leaves, true);
+        self.presence_diff(&member.room, recipients, &[presence], &leaves, true);
     }
 
     /// Untracks `member`'s presence.
     pub(crate) fn untrack(&self, member: &Member) {
-        let leaves = {
+        let (leaves, recipients) = {
             let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-            let Some(topic) = topics.get_mut(&member.topic) else {
+            let Some(topic) = topics.get_mut(&member.room) else {
                 return;
             };
             let (leaves, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.presences)
                 .into_iter()
                 .partition(|p| p.node == self.realtime.node() && p.member == member.id);
             topic.presences = kept;
-            leaves
+            (leaves, topic.members.clone())
         };
-        if !leaves.is_empty() {
-            self.presence_diff(&member.topic, &[], &leaves, true);
-        }
+        self.presence_diff(&member.room, recipients, &[], &leaves, true);
     }
 
-    /// `presence_state` for `topic`: `{key: {metas: [...]}}`.
-    pub(crate) fn presence_state(&self, topic: &str) -> Value {
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
-        group(topics.get(topic).map(|t| t.presences.as_slice()).unwrap_or_default().iter())
-    }
-
-    /// Sends a `presence_diff` to the members of `topic` here, and to the other nodes when
-    /// the change is this node's.
-    fn presence_diff(&self, topic: &str, joins: &[Presence], leaves: &[Presence], ours: bool) {
+    /// Sends a `presence_diff` of `room` to `recipients` (its members when the presences
+    /// changed, taken under the same lock), and to the other nodes when the change is this
+    /// node's.
+    fn presence_diff(
+        &self,
+        room: &str,
+        recipients: Vec<Arc<Member>>,
+        joins: &[Presence],
+        leaves: &[Presence],
+        ours: bool,
+    ) {
         if joins.is_empty() && leaves.is_empty() {
             return;
         }
+        let topic = topic_of(room);
         let diff = json!({ "joins": group(joins.iter()), "leaves": group(leaves.iter()) });
         let mut frames: [Option<Message>; 2] = [None, None];
-        for m in self.members(topic) {
+        for m in recipients {
             if !m.presence_enabled.load(Ordering::Relaxed) || !m.reads_presence.load(Ordering::Relaxed) {
                 continue;
             }
@@ -423,7 +453,7 @@ impl Tenant {
         }
         if ours {
             self.publish(&Note::PresenceDiff {
-                topic: topic.to_owned(),
+                topic: room.to_owned(),
                 joins: joins.to_vec(),
                 leaves: leaves.to_vec(),
             });
@@ -462,10 +492,11 @@ impl Tenant {
                 let joins: Vec<_> =
                     incoming.iter().filter(|n| !old.iter().any(|o| o.phx_ref == n.phx_ref)).cloned().collect();
                 topic.presences.extend(incoming);
+                let recipients = topic.members.clone();
                 if topic.members.is_empty() && topic.presences.is_empty() {
                     topics.remove(&name);
                 }
-                diffs.push((name, joins, leaves));
+                diffs.push((name, recipients, joins, leaves));
             }
             // Presences on topics no member here has joined are kept for when one joins.
             for (name, incoming) in by_topic {
@@ -473,8 +504,8 @@ impl Tenant {
                 topic.presences.extend(incoming);
             }
         }
-        for (name, joins, leaves) in diffs {
-            self.presence_diff(&name, &joins, &leaves, false);
+        for (name, recipients, joins, leaves) in diffs {
+            self.presence_diff(&name, recipients, &joins, &leaves, false);
         }
     }
 
@@ -493,13 +524,14 @@ impl Tenant {
                 self.deliver_broadcast(&topic, &event, &body, private, None, meta.as_ref());
             }
             Note::PresenceDiff { topic, joins, leaves } => {
-                {
+                let recipients = {
                     let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
                     let t = topics.entry(Arc::from(topic.as_str())).or_default();
                     t.presences.retain(|p| !leaves.iter().any(|l| l.phx_ref == p.phx_ref && l.node == p.node));
                     t.presences.extend(joins.iter().cloned());
-                }
-                self.presence_diff(&topic, &joins, &leaves, false);
+                    t.members.clone()
+                };
+                self.presence_diff(&topic, recipients, &joins, &leaves, false);
             }
             Note::PresenceState { presences } => self.replace_remote(origin, presences),
             Note::PresenceRequest => {
@@ -524,6 +556,12 @@ impl Tenant {
             self.replace_remote(node, Vec::new());
         }
     }
+}
+
+/// `member`'s `presence_state` frame for `presences`.
+fn state_frame(member: &Member, presences: &[Presence]) -> Message {
+    let state = group(presences.iter());
+    protocol::encode(member.vsn, Some(&member.join_ref), None, &member.topic, "presence_state", &state)
 }
 
 /// Presences grouped by key: `{key: {metas: [...]}}`.

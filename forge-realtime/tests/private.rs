@@ -180,3 +180,60 @@ async fn presence_read_alone_gives_presence_and_no_broadcasts() {
     assert_eq!(res.status(), 202);
     c.quiet("broadcast", Duration::from_millis(400)).await;
 }
+
+#[tokio::test]
+async fn private_presence_is_its_own_and_follows_the_presence_policy() {
+    let (db, project) = database().await;
+    sqlx::raw_sql(POLICIES).execute(db.pool()).await.unwrap();
+    sqlx::raw_sql(
+        "create policy ops_broadcast_only on realtime.messages for select to authenticated
+           using (realtime.topic() = 'ops' and realtime.messages.extension = 'broadcast');
+         create policy ops_track on realtime.messages for insert to authenticated
+           with check (realtime.topic() = 'ops');",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let node = Node::start(&project, config()).await;
+    let alice = uuid::Uuid::new_v4();
+    let room = format!("realtime:room:{alice}");
+    let mut a = node.connect("2.0.0").await;
+    let (ja, _) = a
+        .join(
+            &room,
+            json!({"private": true, "presence": {"key": "alice", "enabled": true}}),
+            Some(&node.user_token(alice, 3600)),
+        )
+        .await;
+    a.expect("presence_state").await;
+    a.push(Some(&ja), &room, "presence", json!({"type": "presence", "event": "track", "payload": {"secret": 1}})).await;
+    a.expect("presence_diff").await;
+
+    // A public channel of the same name sees none of it, and cannot add to it.
+    let mut m = node.connect("2.0.0").await;
+    let (jm, _) = m.join(&room, json!({"presence": {"key": "mallory", "enabled": true}}), None).await;
+    assert_eq!(m.expect("presence_state").await.payload, json!({}));
+    m.push(Some(&jm), &room, "presence", json!({"type": "presence", "event": "track", "payload": {"x": 1}})).await;
+    assert!(m.expect("presence_diff").await.payload["joins"].get("mallory").is_some());
+    a.quiet("presence_diff", Duration::from_millis(300)).await;
+
+    // Broadcast read without presence read: no presence_state, no diffs.
+    let carol = uuid::Uuid::new_v4();
+    let mut c = node.connect("2.0.0").await;
+    let (jc, _) = c
+        .join(
+            "realtime:ops",
+            json!({"private": true, "presence": {"key": "carol", "enabled": true}}),
+            Some(&node.user_token(carol, 3600)),
+        )
+        .await;
+    c.push(
+        Some(&jc),
+        "realtime:ops",
+        "presence",
+        json!({"type": "presence", "event": "track", "payload": {"where": "x"}}),
+    )
+    .await;
+    c.quiet("presence_state", Duration::from_millis(300)).await;
+    c.quiet("presence_diff", Duration::from_millis(10)).await;
+}
