@@ -100,7 +100,7 @@ impl Binding {
 
 /// Checks a join's bindings against the catalog: the table, and every column a filter
 /// names, must exist. Returns, per binding, whether its table is in the publication.
-pub(crate) async fn check_bindings(tenant: &Tenant, bindings: &[Binding]) -> Result<Vec<bool>, Error> {
+pub(crate) async fn check_bindings(tenant: &Tenant, bindings: &[Binding], who: &Principal) -> Result<Vec<bool>, Error> {
     let pool = tenant.project.db().pool();
     let mut published = Vec::with_capacity(bindings.len());
     for b in bindings {
@@ -128,15 +128,23 @@ pub(crate) async fn check_bindings(tenant: &Tenant, bindings: &[Binding]) -> Res
             published.push(any);
             continue;
         };
-        let columns: Option<(Vec<String>, Vec<String>)> = sqlx::query_as(
-            "select array(select attname::text from pg_attribute where attrelid = c.oid and attnum > 0 and not attisdropped order by attnum),
-                    array(select t.typname::text from pg_attribute a join pg_type t on t.oid = a.atttypid
-                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped order by a.attnum)
-               from pg_class c join pg_namespace n on n.oid = c.relnamespace
-              where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p', 'v', 'm', 'f')",
+        // Each column, its type, and whether the subscriber's role may select it: a filter
+        // may name only those it may (as upstream's subscription_check_filters), or a hidden
+        // value could be probed with filters.
+        let columns: Option<(Vec<String>, Vec<String>, Vec<bool>)> = sqlx::query_as(
+            "select array_agg(a.attname::text order by a.attnum), array_agg(t.typname::text order by a.attnum),
+                    array_agg(r.oid is null or has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT') order by a.attnum)
+               from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+               join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+               join pg_type t on t.oid = a.atttypid
+               left join pg_roles r on r.rolname = $3 and $3 <> 'service_role'
+              where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p', 'v', 'm', 'f')
+              group by c.oid",
         )
         .bind(&b.schema)
         .bind(table)
+        .bind(who.role())
         .fetch_optional(pool)
         .await
         .map_err(|e| Error::Core(e.into()))?;
@@ -147,7 +155,7 @@ pub(crate) async fn check_bindings(tenant: &Tenant, bindings: &[Binding]) -> Res
             ));
         };
         if let Some(filter) = &b.filter {
-            let (names, types) = columns;
+            let (names, types, selectable) = columns;
             for c in filter.columns() {
                 if !names.iter().any(|have| have == c) {
                     return Err(Error::new(
@@ -159,8 +167,13 @@ pub(crate) async fn check_bindings(tenant: &Tenant, bindings: &[Binding]) -> Res
                     ));
                 }
             }
-            let columns: Vec<cdc::Column> =
-                names.into_iter().zip(types).map(|(name, type_name)| cdc::Column { name, type_name }).collect();
+            let columns: Vec<cdc::Column> = names
+                .into_iter()
+                .zip(types)
+                .zip(selectable)
+                .filter(|(_, may)| *may)
+                .map(|((name, type_name), _)| cdc::Column { name, type_name })
+                .collect();
             filter.validate(&columns).map_err(|m| Error::new(ErrorKind::InvalidBinding, m))?;
         }
         let in_publication: bool = sqlx::query_scalar(

@@ -24,6 +24,9 @@ use crate::protocol::{self, Body, Inbound, InboundPayload, Vsn};
 use crate::service::Realtime;
 use crate::tenant::{Member, Out, Tenant, next_id};
 
+/// The most `postgres_changes` bindings one join may carry.
+const MAX_BINDINGS: usize = 100;
+
 /// The most frames queued for one socket before it counts as too slow and is closed.
 const QUEUE: usize = 1024;
 
@@ -450,6 +453,10 @@ impl Conn {
             return Err((Error::new(ErrorKind::UnableToReplay, "Replay is not allowed for public channels"), false));
         }
         let bindings = match &settings["postgres_changes"] {
+            Value::Array(list) if list.len() > MAX_BINDINGS => {
+                let message = format!("A channel may have at most {MAX_BINDINGS} postgres_changes bindings");
+                return Err((Error::new(ErrorKind::InvalidBinding, message), false));
+            }
             Value::Array(list) => {
                 list.iter().map(Binding::parse).collect::<Result<Vec<_>, _>>().map_err(|e| (e, false))?
             }
@@ -471,7 +478,7 @@ impl Conn {
         let published = if bindings.is_empty() {
             Vec::new()
         } else {
-            changes::check_bindings(&self.tenant, &bindings).await.map_err(|e| (e, false))?
+            changes::check_bindings(&self.tenant, &bindings, &principal).await.map_err(|e| (e, false))?
         };
         // Changes and database broadcasts reach a channel only once the slot exists.
         let replication_ready = flag(&["broadcast", "replication_ready"]);

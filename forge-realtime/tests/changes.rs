@@ -301,4 +301,14 @@ async fn columns_the_role_may_not_select_are_left_out() {
         got["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["id", "name"]);
     assert_eq!(change(&mut s).await["data"]["record"], json!({"id": 1, "name": "ann", "salary": 100}));
+
+    // A filter may not name a column the role may not select (its value could be probed).
+    let probe =
+        json!({"postgres_changes": [{"event": "*", "schema": "public", "table": "people", "filter": "salary=gt.50"}]});
+    let (_, refused) = c.join("realtime:probe", probe, Some(&node.user_token(uuid::Uuid::new_v4(), 3600))).await;
+    assert_eq!(refused.payload["response"]["reason"], "InvalidBinding: invalid column for filter salary");
+    // A pattern that would compile to a large program is refused, not compiled.
+    let big = json!({"postgres_changes": [{"event": "*", "schema": "public", "table": "people", "filter": "name=match.\\w{500}"}]});
+    let (_, refused) = c.join("realtime:big", big, Some(&node.service_key())).await;
+    assert_eq!(refused.payload["status"], "error", "{refused:?}");
 }

@@ -21,6 +21,9 @@ use serde_json::Value;
 use super::value::{ArrayItem, Decimal, number, parse_array};
 use super::{Change, ChangeKind, Column};
 
+/// The most memory a `match`/`imatch` pattern may compile to (a larger one is refused).
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
 /// A filter operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -212,8 +215,15 @@ fn parse_segment(segment: &str) -> Result<Filter, String> {
                 .collect()
         })
     });
-    let regex = matches!(op, Op::Match | Op::Imatch)
-        .then(|| RegexBuilder::new(&value).case_insensitive(op == Op::Imatch).build().map_err(|e| e.to_string()));
+    let regex = matches!(op, Op::Match | Op::Imatch).then(|| {
+        // Bounded: a client's pattern must not cost the server much memory or time.
+        RegexBuilder::new(&value)
+            .case_insensitive(op == Op::Imatch)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())
+    });
     Ok(Filter { column: column.to_owned(), op, value, negate, items: items.flatten(), regex })
 }
 
