@@ -51,7 +51,8 @@ pub(crate) async fn broadcast(
         }
         let body = Body::Json(m.payload);
         check(&tenant, &body)?;
-        checked.push((m.topic, m.event, body, m.private));
+        let topic = m.topic.strip_prefix("realtime:").map(str::to_owned).unwrap_or(m.topic);
+        checked.push((topic, m.event, body, m.private));
     }
     count(&tenant, checked.len())?;
     for (topic, event, body, private) in checked {

@@ -89,6 +89,10 @@ impl Binding {
     }
 
     fn matches(&self, change: &Change) -> bool {
+        // realtime.messages is read for broadcasts, never sent as a change (as upstream).
+        if &*change.schema == "realtime" && change.table.starts_with("messages") {
+            return false;
+        }
         // A change Supabase reports as an error (a table without a primary key) goes to every
         // subscriber of the table, whatever its filter.
         (self.schema == "*" || *self.schema == *change.schema)
@@ -706,16 +710,21 @@ fn send_visible(work: Work, visible: &HashMap<usize, Verdict>) {
 fn payload_data(change: &Change, principal: &Principal, selectable: Option<&[String]>) -> Value {
     if let Some(errors) = &change.errors {
         // As Supabase's apply_rls: an error change is sent without its row.
-        return json!({
+        let mut data = json!({
             "schema": &*change.schema,
             "table": &*change.table,
             "commit_timestamp": null,
             "type": change.kind,
             "columns": [],
-            "record": {},
-            "old_record": {},
             "errors": errors,
         });
+        if change.kind != ChangeKind::Delete {
+            data["record"] = json!({});
+        }
+        if change.kind != ChangeKind::Insert {
+            data["old_record"] = json!({});
+        }
+        return data;
     }
     let mut data = Map::new();
     data.insert("schema".into(), Value::from(&*change.schema));
@@ -889,6 +898,10 @@ async fn lead(
     let slot = cdc::slot::slot_name(&pool).await?;
     let mut maintained: Option<std::time::Instant> = None;
     let mut capture = cdc::slot::Capture::open(&pool, &slot).await?;
+    if capture.lost {
+        let payload = serde_json::to_vec(&Note::ChangesLost)?;
+        bus.publish(Envelope { origin: node, project: project.clone(), payload: Bytes::from(payload) }).await?;
+    }
     if let Some(t) = tenant.upgrade() {
         t.capturing.store(true, Ordering::Relaxed);
     }

@@ -119,7 +119,11 @@ pub(crate) fn decode_binary(bytes: &[u8]) -> Result<Inbound, Malformed> {
         *field = bytes.get(at..at + len).ok_or(short.clone())?;
         at += len;
     }
-    let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Malformed("a binary frame's name is not UTF-8"));
+    // realtime-js writes each name's characters as single bytes (their low byte), so a name
+    // that is not UTF-8 is read as Latin-1: characters up to U+00FF come through.
+    let text = |b: &[u8]| -> Result<String, Malformed> {
+        Ok(String::from_utf8(b.to_vec()).unwrap_or_else(|_| b.iter().map(|&c| char::from(c)).collect()))
+    };
     let [join_ref, reference, topic, event, _meta] = fields;
     let payload = &bytes[at..];
     let body = match encoding {
@@ -308,6 +312,11 @@ mod tests {
         assert!(decode_binary(&[3, 0, 0, 1, 1, 0, 1, b't', b'e', b'{']).is_err());
         assert!(decode_binary(&[3, 0, 0, 5, 1, 0, 1, b't']).is_err());
         assert!(decode_binary(&[3, 0, 0, 1, 1, 0, 9, b't', b'e']).is_err());
+
+        // realtime-js keeps each character's low byte: "café" arrives as Latin-1.
+        let mut latin = vec![3, 0, 0, 13, 1, 0, 1];
+        latin.extend_from_slice(b"realtime:caf\xe9e{}");
+        assert_eq!(decode_binary(&latin).unwrap().topic, "realtime:café");
     }
 
     #[test]

@@ -258,21 +258,22 @@ impl Conn {
     fn outbound(&mut self, out: Out, frames: &mut Vec<Message>) {
         match out {
             Out::Frame(f) => frames.push(f),
-            Out::Shutdown { topic, join_ref, message } => {
+            Out::Shutdown { topic, join_ref, message, ok } => {
                 let Some(joined) = self.channels.get(&topic) else { return };
                 if joined.member.join_ref != join_ref {
                     return;
                 }
                 let member = joined.member.clone();
-                frames.extend(self.shutdown_frames(&member, &message));
+                frames.extend(self.shutdown_frames(&member, &message, ok));
                 self.leave(&topic);
             }
         }
     }
 
-    fn shutdown_frames(&self, member: &Member, message: &str) -> [Message; 2] {
+    fn shutdown_frames(&self, member: &Member, message: &str, ok: bool) -> [Message; 2] {
+        let status = if ok { "ok" } else { "error" };
         let payload =
-            json!({ "extension": "system", "status": "error", "message": message, "channel": member.channel() });
+            json!({ "extension": "system", "status": status, "message": message, "channel": member.channel() });
         let jr = Some(&*member.join_ref);
         [
             protocol::encode(self.vsn, jr, None, &member.topic, "system", &payload),
@@ -284,7 +285,7 @@ impl Conn {
     fn shutdown(&mut self, topic: &str, message: &str) {
         let Some(joined) = self.channels.get(topic) else { return };
         let member = joined.member.clone();
-        for f in self.shutdown_frames(&member, message) {
+        for f in self.shutdown_frames(&member, message, false) {
             self.push(f);
         }
         self.leave(topic);
@@ -401,7 +402,7 @@ impl Conn {
 
     async fn join(&mut self, join_ref: Option<&str>, reference: Option<&str>, topic: &str, payload: Value) {
         let jr = join_ref.or(reference).unwrap_or_default().to_owned();
-        match self.try_join(&jr, topic, &payload).await {
+        match self.try_join(&jr, reference.unwrap_or(&jr), topic, &payload).await {
             Ok(()) => {}
             Err((e, disconnect)) => {
                 self.reply(Some(&jr), reference, topic, "error", json!({ "reason": e.reason() }));
@@ -412,15 +413,17 @@ impl Conn {
         }
     }
 
-    async fn try_join(&mut self, jr: &str, topic: &str, payload: &Value) -> Result<(), (Error, bool)> {
+    async fn try_join(&mut self, jr: &str, reference: &str, topic: &str, payload: &Value) -> Result<(), (Error, bool)> {
         let Some(name) = topic.strip_prefix("realtime:") else {
             return Err((Error::new(ErrorKind::TopicNameRequired, "You must provide a topic name"), false));
         };
         if name.is_empty() {
             return Err((Error::new(ErrorKind::TopicNameRequired, "You must provide a topic name"), false));
         }
-        // A second join of a topic replaces the first, as Phoenix does.
-        if self.channels.contains_key(topic) {
+        // A second join of a topic replaces the first, as Phoenix does: the first is closed.
+        if let Some(old) = self.channels.get(topic) {
+            let jr = old.member.join_ref.clone();
+            self.push(protocol::encode(self.vsn, Some(&jr), Some(&jr), topic, "phx_close", &json!({})));
             self.leave(topic);
         }
         let config = self.tenant.realtime.config().clone();
@@ -518,7 +521,7 @@ impl Conn {
             principal: RwLock::new(principal.clone()),
         });
         let replies: Vec<Value> = member.bindings.iter().map(Binding::reply).collect();
-        self.reply(Some(jr), Some(jr), topic, "ok", json!({ "postgres_changes": replies }));
+        self.reply(Some(jr), Some(reference), topic, "ok", json!({ "postgres_changes": replies }));
         if !member.bindings.is_empty() {
             let message = changes::subscribed_message(&member, &member.bindings, &published);
             self.push(protocol::encode(self.vsn, Some(jr), None, topic, "system", &message));

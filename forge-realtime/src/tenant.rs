@@ -26,8 +26,9 @@ use crate::service::Realtime;
 pub(crate) enum Out {
     /// Send a frame.
     Frame(Message),
-    /// Shut a channel down: a `system` error with `message`, then `phx_close`.
-    Shutdown { topic: Arc<str>, join_ref: Arc<str>, message: String },
+    /// Shut a channel down: a `system` message (status `error`, or `ok` when the server
+    /// asked for it) with `message`, then `phx_close`.
+    Shutdown { topic: Arc<str>, join_ref: Arc<str>, message: String, ok: bool },
 }
 
 /// One channel joined by one socket.
@@ -169,6 +170,8 @@ pub(crate) enum Note {
     PresenceRequest,
     /// Decoded changes, from the capture leader.
     Changes { changes: Vec<Change> },
+    /// The capture leader found the slot invalidated: changes were lost.
+    ChangesLost,
 }
 
 /// One project's state on this node.
@@ -254,6 +257,7 @@ impl Tenant {
                 topic: m.topic.clone(),
                 join_ref: m.join_ref.clone(),
                 message: "Server requested disconnect".into(),
+                ok: true,
             });
         }
     }
@@ -538,6 +542,17 @@ impl Tenant {
                 self.publish(&Note::PresenceState { presences: self.own_presences() });
             }
             Note::Changes { changes } => crate::changes::dispatch(self, changes),
+            Note::ChangesLost => {
+                for m in self.change_members() {
+                    let payload = json!({
+                        "extension": "postgres_changes",
+                        "status": "error",
+                        "message": "Some database changes were lost: the replication slot was invalidated while no server read it",
+                        "channel": m.channel(),
+                    });
+                    m.send(Out::Frame(protocol::encode(m.vsn, Some(&m.join_ref), None, &m.topic, "system", &payload)));
+                }
+            }
         }
     }
 
@@ -629,7 +644,7 @@ pub(crate) fn listen(realtime: Realtime) {
                 };
                 // Our own broadcasts and presences were delivered here already; changes come
                 // to every node, the leader's too, only through the bus.
-                if envelope.origin == realtime.node() && !matches!(note, Note::Changes { .. }) {
+                if envelope.origin == realtime.node() && !matches!(note, Note::Changes { .. } | Note::ChangesLost) {
                     continue;
                 }
                 tenant.receive(envelope.origin, note);

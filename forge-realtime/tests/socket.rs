@@ -51,7 +51,15 @@ async fn heartbeat_join_and_leave_in_both_serializers() {
         assert_eq!(hb.reference, json!(r));
         assert_eq!(hb.payload, json!({"status": "ok", "response": {}}));
 
-        let (jr, reply) = c.join("realtime:room-ü", json!({"broadcast": {"self": true}}), Some(&node.anon_key())).await;
+        let (first, _) = c.join("realtime:room-ü", json!({}), None).await;
+        // A second join of the topic closes the first (Phoenix's duplicate join).
+        let jr = c.next_ref();
+        let payload = json!({"config": {"broadcast": {"self": true}}, "access_token": node.anon_key()});
+        let sent = c.push(Some(&jr.clone()), "realtime:room-ü", "phx_join", payload).await;
+        let close = c.next().await;
+        assert_eq!((close.event.as_str(), close.join_ref.clone()), ("phx_close", json!(first)));
+        let reply = c.next().await;
+        assert_eq!((reply.event.as_str(), reply.reference.clone()), ("phx_reply", json!(sent)));
         assert_eq!(reply.join_ref, json!(jr));
         assert_eq!(reply.payload, json!({"status": "ok", "response": {"postgres_changes": []}}));
 

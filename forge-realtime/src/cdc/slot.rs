@@ -78,6 +78,8 @@ struct RawChange {
 /// Reads one logical slot of one database. Only the leader (see `leader`) should hold one.
 #[derive(Debug)]
 pub(crate) struct Capture {
+    /// Whether opening found the slot invalidated and made it anew (changes were lost).
+    pub(crate) lost: bool,
     pool: PgPool,
     slot: String,
     decoder: Decoder,
@@ -157,12 +159,23 @@ impl Capture {
             )
             .await?;
         }
-        let exists: bool =
-            sqlx::query_scalar("select exists (select 1 from pg_replication_slots where slot_name = $1)")
+        let status: Option<Option<String>> =
+            sqlx::query_scalar("select wal_status from pg_replication_slots where slot_name = $1")
                 .bind(slot_name)
-                .fetch_one(&mut *conn)
+                .fetch_optional(&mut *conn)
                 .await?;
-        if !exists {
+        // A slot Postgres invalidated (it kept more WAL than max_slot_wal_keep_size while no
+        // one read it) can never be read again: drop it and start from now. The changes it
+        // lost are gone; the caller is told.
+        let lost = matches!(&status, Some(Some(s)) if s == "lost");
+        if lost {
+            tracing::error!(
+                slot = slot_name,
+                "the replication slot was invalidated; changes committed meanwhile are lost"
+            );
+            sqlx::query("select pg_drop_replication_slot($1)").bind(slot_name).execute(&mut *conn).await?;
+        }
+        if status.is_none() || lost {
             create_racy(
                 &mut conn,
                 sqlx::query("select pg_create_logical_replication_slot($1, 'pgoutput')").bind(slot_name),
@@ -171,6 +184,7 @@ impl Capture {
             tracing::info!(slot = slot_name, "created the logical replication slot");
         }
         Ok(Capture {
+            lost,
             pool: pool.clone(),
             slot: slot_name.to_owned(),
             decoder: Decoder::default(),
