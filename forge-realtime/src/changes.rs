@@ -253,9 +253,9 @@ pub(crate) fn subscribed_message(member: &Member, bindings: &[Binding], publishe
 /// Per-identity delivery workers of one project.
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
-    workers: Mutex<HashMap<String, mpsc::UnboundedSender<Work>>>,
+    workers: Mutex<HashMap<String, mpsc::Sender<Work>>>,
     /// The worker that checks every identity's share of a batch together.
-    bulk: Mutex<Option<mpsc::UnboundedSender<Shares>>>,
+    bulk: Mutex<Option<mpsc::Sender<Shares>>>,
     /// Identities whose batched check failed or ran long, checked alone until the instant.
     suspects: Mutex<HashMap<String, Instant>>,
     /// Identity checks made together with others, and alone.
@@ -360,16 +360,44 @@ pub(crate) fn dispatch(tenant: &Arc<Tenant>, mut changes: Vec<Change>) {
     let items: Shares = by_identity.into_iter().collect();
     let mut bulk = tenant.changes.bulk.lock().unwrap_or_else(|e| e.into_inner());
     let items = match bulk.as_ref() {
-        Some(tx) => match tx.send(items) {
+        Some(tx) => match tx.try_send(items) {
             Ok(()) => return,
-            Err(mpsc::error::SendError(items)) => items,
+            Err(mpsc::error::TrySendError::Full(items)) => {
+                for (_, work) in items {
+                    fell_behind(work);
+                }
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(items)) => items,
         },
         None => items,
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = tx.send(items);
+    let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
+    let _ = tx.try_send(items);
     *bulk = Some(tx);
     tokio::spawn(bulk_worker(Arc::downgrade(tenant), rx));
+}
+
+/// The most batches waiting for their checks, for everyone together or for one identity
+/// alone; past it, a batch is dropped for those it was for, and they are told.
+const QUEUED_BATCHES: usize = 256;
+
+/// Tells the members of `work` that delivery fell too far behind and changes were dropped.
+fn fell_behind(work: Work) {
+    let mut told = std::collections::HashSet::new();
+    for (_, members) in work.targets {
+        for (m, _) in members {
+            if told.insert(m.id) {
+                let payload = json!({
+                    "extension": "postgres_changes",
+                    "status": "error",
+                    "message": "Realtime fell behind checking changes for this subscription; some were dropped",
+                    "channel": m.channel(),
+                });
+                m.send(Out::Frame(protocol::encode(m.vsn, Some(&m.join_ref), None, &m.topic, "system", &payload)));
+            }
+        }
+    }
 }
 
 /// A batch's shares, one per identity (its key and its work).
@@ -383,14 +411,15 @@ type TableChecks = HashMap<(Arc<str>, Arc<str>), (Vec<usize>, Vec<usize>)>;
 fn to_worker(tenant: &Arc<Tenant>, key: String, work: Work) {
     let mut workers = tenant.changes.workers.lock().unwrap_or_else(|e| e.into_inner());
     let work = match workers.get(&key) {
-        Some(tx) => match tx.send(work) {
+        Some(tx) => match tx.try_send(work) {
             Ok(()) => return,
-            Err(mpsc::error::SendError(work)) => work,
+            Err(mpsc::error::TrySendError::Full(work)) => return fell_behind(work),
+            Err(mpsc::error::TrySendError::Closed(work)) => work,
         },
         None => work,
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = tx.send(work);
+    let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
+    let _ = tx.try_send(work);
     workers.insert(key.clone(), tx);
     tokio::spawn(identity_worker(Arc::downgrade(tenant), key, rx));
 }
@@ -405,7 +434,7 @@ const CHUNK: usize = 100;
 /// changes stay in commit order). Identities under suspicion go to their own workers, at
 /// this point in the order; so do those of a batched check that fails or runs long, which
 /// then stay under suspicion for a while.
-async fn bulk_worker(tenant: Weak<Tenant>, mut rx: mpsc::UnboundedReceiver<Shares>) {
+async fn bulk_worker(tenant: Weak<Tenant>, mut rx: mpsc::Receiver<Shares>) {
     while let Some(items) = rx.recv().await {
         let Some(t) = tenant.upgrade() else { return };
         let now = Instant::now();
@@ -646,7 +675,7 @@ fn broadcast_message(tenant: &Tenant, change: &Change) {
 }
 
 /// Delivers one identity's changes in order, then exits once idle.
-async fn identity_worker(tenant: Weak<Tenant>, key: String, mut rx: mpsc::UnboundedReceiver<Work>) {
+async fn identity_worker(tenant: Weak<Tenant>, key: String, mut rx: mpsc::Receiver<Work>) {
     loop {
         let work = match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
             Ok(Some(work)) => work,

@@ -41,10 +41,27 @@
 //!   table gets it, with only the primary key in `old_record` (the service role gets the whole
 //!   old row). A table without a primary key sends its changes without the row, with
 //!   `errors: ["Error 400: Bad Request, no primary key"]`.
+//! - A batch of changes is checked for up to 100 identities at once: one transaction and one
+//!   round trip, a savepoint per identity. An identity whose check fails there or runs past
+//!   100 ms is checked alone from then on (for ten minutes), so a slow policy costs its
+//!   neighbours at most that once. Waiting for a pooled connection counts toward a check's
+//!   timeout. A subscriber whose checks fall 256 batches behind loses changes, and is told.
 //! - A change is handed on, in commit order, before the slot's position moves past it; a new
 //!   capture leader re-sends what the last one had not confirmed, and nodes drop what they
-//!   delivered already, so each change arrives once.
-//!
+//!   delivered already, so no change is delivered twice. Across nodes a change is delivered
+//!   at most once: an envelope the bus itself loses (NATS core without JetStream, a Postgres
+//!   listener reconnecting) is not sent again.
+//! - An `access_token` refresh changes the identity from the next batch on; signing out
+//!   sends an API key, which is ignored (as upstream), so a channel keeps its user until the
+//!   token expires or the channel is left.
+//! - The Postgres bus carries decoded changes (whole rows, before RLS) and private broadcasts
+//!   over LISTEN/NOTIFY on the project database: any role that may connect to that database
+//!   can listen, and send. Use it only where every role that can connect is trusted (the
+//!   platform's own roles), or use NATS.
+//! - An invalidated replication slot (it held more WAL than `max_slot_wal_keep_size` while
+//!   no server read it) is made anew, and every `postgres_changes` subscriber is told that
+//!   changes were lost.
+
 //! ## Not yet supported
 //!
 //! - Supabase's byte-rate and presence-specific limits (`max_bytes_per_second`,
