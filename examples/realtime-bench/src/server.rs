@@ -99,7 +99,7 @@ impl Server {
         Ok(Server { child, pid, addr })
     }
 
-    /// Resident memory, in bytes (`VmRSS` of /proc/<pid>/status).
+    /// Resident memory, in bytes (`VmRSS` of `/proc/<pid>/status`).
     pub(crate) fn rss(&self) -> u64 {
         rss_of(self.pid)
     }
