@@ -499,3 +499,65 @@ async fn sqlx_sessions_settings_do_not_leak() {
     assert_eq!(styles["DateStyle"], "ISO, MDY");
     finish(&db, capture).await;
 }
+
+/// A slot Postgres invalidated (it held more WAL than `max_slot_wal_keep_size`) is dropped
+/// and made anew when the capture opens it, which says so; changes after that are read.
+/// Runs on a cluster of its own: the setting is cluster-wide, and other tests' slots must
+/// not lose theirs.
+#[tokio::test]
+async fn an_invalidated_slot_is_made_anew() {
+    use forge_core::embedded::{ClusterOptions, EmbeddedPostgres};
+    let dir = std::env::temp_dir().join(format!("forge-realtime-lost-slot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut options = ClusterOptions::new(dir.join("data"));
+    options.socket_dir = Some(dir.join("run"));
+    options.log_file = Some(dir.join("postgres.log"));
+    options.durable = false;
+    options.settings = vec![
+        ("max_slot_wal_keep_size".into(), "1MB".into()),
+        ("max_wal_size".into(), "32MB".into()),
+        ("min_wal_size".into(), "32MB".into()),
+    ];
+    let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(options)).await.unwrap().expect("a cluster");
+    let pool = PgPool::connect(&pg.url("postgres", pg.superuser())).await.unwrap();
+    exec(&pool, "create table t (id int primary key); create publication supabase_realtime for table t").await;
+    let slot = slot_name(&pool).await.unwrap();
+    assert!(!Capture::open(&pool, &slot).await.unwrap().lost);
+
+    let mut status = String::new();
+    for _ in 0..10 {
+        exec(&pool, "create table if not exists filler (n int, pad text)").await;
+        exec(&pool, "insert into filler select g, repeat('x', 1000) from generate_series(1, 20000) g").await;
+        exec(&pool, "select pg_switch_wal()").await;
+        exec(&pool, "checkpoint").await;
+        status = sqlx::query_scalar("select coalesce(wal_status, '') from pg_replication_slots where slot_name = $1")
+            .bind(&slot)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if status == "lost" {
+            break;
+        }
+    }
+    assert_eq!(status, "lost", "the slot was not invalidated");
+
+    let mut capture = Capture::open(&pool, &slot).await.unwrap();
+    assert!(capture.lost, "opening says changes were lost");
+    let status: String = sqlx::query_scalar("select wal_status from pg_replication_slots where slot_name = $1")
+        .bind(&slot)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(status, "lost");
+    exec(&pool, "insert into t values (7)").await;
+    settle(&pool).await;
+    let batch = capture.next_batch(100).await.unwrap();
+    assert_eq!(batch.changes.len(), 1);
+    assert_eq!(batch.changes[0].record.as_ref().unwrap()["id"], json!(7));
+
+    pool.close().await;
+    pg.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
