@@ -134,12 +134,23 @@ async fn serve(tenant: Arc<Tenant>, socket: WebSocket, vsn: Vsn, principal: Prin
     };
     let (mut sink, mut stream) = socket.split();
     let silence = tenant.realtime.config().heartbeat_timeout;
-    let mut deadline = Instant::now() + silence;
+    // The two timers live across iterations and are moved only when their instant changes:
+    // a socket woken for every broadcast does not register and drop a timer each time.
+    let idle = tokio::time::sleep(silence);
+    tokio::pin!(idle);
+    let never = Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut expiry_at: Option<Instant> = None;
+    let expiry = tokio::time::sleep_until(never);
+    tokio::pin!(expiry);
     loop {
-        let expiry = conn.next_expiry();
+        let next = conn.next_expiry();
+        if next != expiry_at {
+            expiry_at = next;
+            expiry.as_mut().reset(next.unwrap_or(never));
+        }
         tokio::select! {
             frame = stream.next() => {
-                deadline = Instant::now() + silence;
+                idle.as_mut().reset(Instant::now() + silence);
                 match frame {
                     Some(Ok(Message::Text(text))) => match protocol::decode_text(vsn, text.as_str()) {
                         Ok(inbound) => Box::pin(conn.handle(inbound)).await,
@@ -174,8 +185,8 @@ async fn serve(tenant: Arc<Tenant>, socket: WebSocket, vsn: Vsn, principal: Prin
                     break;
                 }
             }
-            () = sleep_until(expiry) => conn.expire(),
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut expiry, if expiry_at.is_some() => conn.expire(),
+            () = &mut idle => {
                 tracing::debug!(socket = conn.id, "realtime socket silent for too long; closing it");
                 break;
             }
@@ -212,13 +223,6 @@ async fn write(
     match tokio::time::timeout(timeout, send).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
