@@ -17,6 +17,7 @@
 //! | [`serve`] | the connection loop: header timeout, connection cap, graceful drain |
 //! | [`sweep`] | what uploads left behind: at start-up, then hourly |
 //! | [`telemetry`] | text or JSON logs |
+//! | [`platform`] | the control plane, being built: so far the master key that seals stored project secrets |
 //!
 //! Start-up: config → logging → secret → database (embedded cluster if needed) → bootstrap and
 //! migrations → listen → banner. Shutdown on SIGINT or SIGTERM: stop accepting, drain
@@ -28,6 +29,7 @@ pub mod config;
 pub mod database;
 pub mod edge;
 pub mod linger;
+pub mod platform;
 pub mod private;
 pub mod secret;
 pub mod serve;
