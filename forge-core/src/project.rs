@@ -45,6 +45,13 @@ impl ProjectRef {
     }
 }
 
+/// A ref hashes and compares as its text, so maps keyed by refs are searched with a `&str`.
+impl std::borrow::Borrow<str> for ProjectRef {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Display for ProjectRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

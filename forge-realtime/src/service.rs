@@ -289,7 +289,7 @@ impl Realtime {
     /// The project's realtime state on this node, if it has any.
     pub(crate) fn existing_tenant(&self, project: &str) -> Option<Arc<Tenant>> {
         let tenants = self.0.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        tenants.iter().find(|(r, _)| r.as_str() == project).map(|(_, t)| t.clone())
+        tenants.get(project).cloned()
     }
 
     /// The project's realtime figures on this node, if it has realtime state here.
