@@ -232,6 +232,18 @@ impl Client {
         }
     }
 
+    /// The `record.id` of the next `n` `postgres_changes` pushes, in order; then no further
+    /// change may arrive for `settle` (a change delivered twice fails here).
+    pub async fn change_ids(&mut self, n: usize, settle: Duration) -> Vec<i64> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let f = self.expect("postgres_changes").await;
+            out.push(f.payload["data"]["record"]["id"].as_i64().expect("a record with an integer id"));
+        }
+        self.quiet("postgres_changes", settle).await;
+        out
+    }
+
     /// Nothing arrives within `wait` (besides frames of other events than `event`).
     pub async fn quiet(&mut self, event: &str, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;

@@ -16,6 +16,9 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde_json::{Value, json};
 
+/// How long nothing more may arrive after the changes a test waits for.
+const SETTLE: Duration = Duration::from_millis(500);
+
 fn config() -> RealtimeConfig {
     RealtimeConfig::default()
         .with_poll_interval(Duration::from_millis(20))
@@ -65,17 +68,6 @@ async fn subscribe_log(c: &mut Client, topic: &str, key: &str) {
     assert_eq!(c.expect("system").await.payload["message"], "Subscribed to PostgreSQL");
 }
 
-/// The ids of the next `n` inserts a client receives, then nothing more for a while.
-async fn ids(c: &mut Client, n: usize) -> Vec<i64> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let f = c.expect("postgres_changes").await;
-        out.push(f.payload["data"]["record"]["id"].as_i64().unwrap());
-    }
-    c.quiet("postgres_changes", Duration::from_millis(500)).await;
-    out
-}
-
 async fn two_nodes_share_everything(
     bus1: Arc<dyn Bus>,
     bus2: Arc<dyn Bus>,
@@ -115,8 +107,8 @@ async fn two_nodes_share_everything(
     subscribe_log(&mut c1, "realtime:log1", &key).await;
     subscribe_log(&mut c2, "realtime:log2", &key).await;
     sqlx::query("insert into public.log select g, 'x' from generate_series(1, 5) g").execute(db.pool()).await.unwrap();
-    assert_eq!(ids(&mut c1, 5).await, vec![1, 2, 3, 4, 5]);
-    assert_eq!(ids(&mut c2, 5).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(c1.change_ids(5, SETTLE).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(c2.change_ids(5, SETTLE).await, vec![1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]
@@ -145,13 +137,13 @@ async fn the_capture_leader_hands_over_without_skipping_a_change() {
     let mut c1 = n1.connect("2.0.0").await;
     subscribe_log(&mut c1, "realtime:log", &key).await;
     sqlx::query("insert into public.log values (1, 'a')").execute(db.pool()).await.unwrap();
-    assert_eq!(ids(&mut c1, 1).await, vec![1]);
+    assert_eq!(c1.change_ids(1, SETTLE).await, vec![1]);
 
     let n2 = node(&project, postgres_bus(&db).await).await;
     let mut c2 = n2.connect("1.0.0").await;
     subscribe_log(&mut c2, "realtime:log", &key).await;
     sqlx::query("insert into public.log values (2, 'b')").execute(db.pool()).await.unwrap();
-    assert_eq!(ids(&mut c2, 1).await, vec![2]);
+    assert_eq!(c2.change_ids(1, SETTLE).await, vec![2]);
 
     // The leader goes; changes committed meanwhile all arrive, once, on node 2.
     n1.realtime.shutdown().await;
@@ -160,7 +152,7 @@ async fn the_capture_leader_hands_over_without_skipping_a_change() {
         sqlx::query("insert into public.log values ($1, 'c')").bind(i).execute(db.pool()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    assert_eq!(ids(&mut c2, 4).await, vec![3, 4, 5, 6]);
+    assert_eq!(c2.change_ids(4, SETTLE).await, vec![3, 4, 5, 6]);
 }
 
 #[tokio::test]

@@ -11,6 +11,9 @@ use common::Server;
 use forge_realtime::testing::{Client, NatsServer};
 use serde_json::json;
 
+/// How long nothing more may arrive after the changes a test waits for.
+const SETTLE: Duration = Duration::from_millis(800);
+
 const SECRET: &str = "realtime-two-nodes-secret-at-least-32-bytes";
 
 async fn connect(server: &Server, vsn: &str) -> Client {
@@ -26,17 +29,6 @@ fn service_key() -> String {
         .unwrap()
         .sign_hs256(claims.as_object().unwrap())
         .unwrap()
-}
-
-/// The ids of the next `n` inserts a client receives, then nothing more for a while.
-async fn ids(c: &mut Client, n: usize) -> Vec<i64> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let f = c.expect("postgres_changes").await;
-        out.push(f.payload["data"]["record"]["id"].as_i64().unwrap());
-    }
-    c.quiet("postgres_changes", Duration::from_millis(800)).await;
-    out
 }
 
 async fn subscribe(c: &mut Client, topic: &str) {
@@ -94,8 +86,8 @@ async fn two_processes(bus: &str) {
     subscribe(&mut la, "realtime:log").await;
     subscribe(&mut lb, "realtime:log").await;
     sqlx::query("insert into public.log select g, 'x' from generate_series(1, 3) g").execute(db.pool()).await.unwrap();
-    assert_eq!(ids(&mut la, 3).await, vec![1, 2, 3]);
-    assert_eq!(ids(&mut lb, 3).await, vec![1, 2, 3]);
+    assert_eq!(la.change_ids(3, SETTLE).await, vec![1, 2, 3]);
+    assert_eq!(lb.change_ids(3, SETTLE).await, vec![1, 2, 3]);
 
     // A dies while rows are being committed: B captures from where A confirmed, without a
     // gap or a repeat, and A's presence leaves B's channel within a bounded time.
@@ -108,7 +100,7 @@ async fn two_processes(bus: &str) {
     let diff = cb.expect("presence_diff").await;
     assert!(diff.payload["leaves"].get("on-a").is_some(), "{diff:?}");
     assert!(killed.elapsed() < Duration::from_secs(5), "A's presence left after {:?}", killed.elapsed());
-    assert_eq!(ids(&mut lb, 6).await, vec![4, 5, 6, 7, 8, 9]);
+    assert_eq!(lb.change_ids(6, SETTLE).await, vec![4, 5, 6, 7, 8, 9]);
     drop(b);
 }
 
