@@ -226,27 +226,21 @@ pub(crate) async fn wait_until_capturing(tenant: &Tenant) -> Result<(), Error> {
     }
 }
 
-/// The `system` message Supabase sends once a binding is (or is not) subscribed.
-pub(crate) fn subscribed_message(member: &Member, bindings: &[Binding], published: &[bool]) -> Value {
-    let missing: Vec<&Binding> = bindings.iter().zip(published).filter(|(_, p)| !**p).map(|(b, _)| b).collect();
-    match missing.first() {
-        None => json!({
-            "extension": "postgres_changes",
-            "status": "ok",
-            "message": "Subscribed to PostgreSQL",
-            "channel": member.channel(),
-        }),
-        Some(b) => json!({
-            "extension": "postgres_changes",
-            "status": "error",
-            "message": format!(
+/// The `system` message Supabase sends once a channel's bindings are (or are not)
+/// subscribed: whether all are, and the message.
+pub(crate) fn subscribed_message(bindings: &[Binding], published: &[bool]) -> (bool, String) {
+    let missing = bindings.iter().zip(published).find(|(_, p)| !**p).map(|(b, _)| b);
+    match missing {
+        None => (true, "Subscribed to PostgreSQL".to_owned()),
+        Some(b) => (
+            false,
+            format!(
                 "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [schema: {}, table: {}, filters: [{}]]",
                 b.schema,
                 b.table.as_deref().unwrap_or("*"),
                 b.echo.get("filter").and_then(Value::as_str).unwrap_or(""),
             ),
-            "channel": member.channel(),
-        }),
+        ),
     }
 }
 
@@ -337,20 +331,26 @@ pub(crate) fn dispatch(tenant: &Arc<Tenant>, mut changes: Vec<Change>) {
     if members.is_empty() {
         return;
     }
+    // Each member's identity (its role and claims), read once for the whole batch.
+    let identities: Vec<(String, Principal)> = members
+        .iter()
+        .map(|m| {
+            let principal = m.principal();
+            (format!("{}\u{0}{}", principal.role(), principal.claims_json()), principal)
+        })
+        .collect();
     let mut by_identity: HashMap<String, Work> = HashMap::new();
     for (i, change) in changes.iter().enumerate() {
-        for m in &members {
+        for (m, (key, principal)) in members.iter().zip(&identities) {
             let ids: Vec<u32> = m.bindings.iter().filter(|b| b.matches(change)).map(|b| b.id).collect();
             if ids.is_empty() {
                 continue;
             }
-            let principal = m.principal();
-            let key = format!("{}\u{0}{}", principal.role(), principal.claims_json());
-            let work = by_identity.entry(key).or_insert_with(|| Work {
-                changes: changes.clone(),
-                principal,
-                targets: Vec::new(),
-            });
+            if !by_identity.contains_key(key) {
+                let work = Work { changes: changes.clone(), principal: principal.clone(), targets: Vec::new() };
+                by_identity.insert(key.clone(), work);
+            }
+            let Some(work) = by_identity.get_mut(key) else { continue };
             match work.targets.last_mut() {
                 Some((at, list)) if *at == i => list.push((m.clone(), ids)),
                 _ => work.targets.push((i, vec![(m.clone(), ids)])),
@@ -388,13 +388,8 @@ fn fell_behind(work: Work) {
     for (_, members) in work.targets {
         for (m, _) in members {
             if told.insert(m.id) {
-                let payload = json!({
-                    "extension": "postgres_changes",
-                    "status": "error",
-                    "message": "Realtime fell behind checking changes for this subscription; some were dropped",
-                    "channel": m.channel(),
-                });
-                m.send(Out::Frame(protocol::encode(m.vsn, Some(&m.join_ref), None, &m.topic, "system", &payload)));
+                let message = "Realtime fell behind checking changes for this subscription; some were dropped";
+                m.system("postgres_changes", false, message);
             }
         }
     }
@@ -461,7 +456,7 @@ async fn deliver_together(tenant: &Arc<Tenant>, items: Shares) {
         }
         for (i, _) in &work.targets {
             let c = &work.changes[*i];
-            if c.kind == ChangeKind::Delete || c.errors.is_some() {
+            if !needs_check(c) {
                 continue;
             }
             let (indexes, who) = tables.entry((c.schema.clone(), c.table.clone())).or_default();
@@ -518,6 +513,8 @@ enum Checked {
     Rows(Vec<i32>, Arc<Vec<String>>),
     /// Its policy raised.
     Raised,
+    /// Its policy ran past the check's timeout.
+    TimedOut,
 }
 
 impl Checked {
@@ -526,6 +523,7 @@ impl Checked {
             Checked::Rows(seen, columns) if seen.contains(&(pos as i32)) => Verdict::Visible(columns.clone()),
             Checked::Rows(..) => Verdict::Hidden,
             Checked::Raised => Verdict::Failed("The row-level security check of a change failed".to_owned()),
+            Checked::TimedOut => Verdict::Failed("The row-level security check of a change timed out".to_owned()),
         }
     }
 }
@@ -550,17 +548,9 @@ async fn check_together(
     let alone = || chunk.iter().map(|_| None).collect::<Vec<_>>();
     let Some((_, first)) = chunk.first().map(|n| &items[*n]) else { return Vec::new() };
     let changes = &first.changes;
-    let key = &changes[indexes[0]].primary_key;
-    let keys: Value = indexes
-        .iter()
-        .map(|i| {
-            let record = changes[*i].record.as_ref();
-            key.iter().map(|k| (k.clone(), record.and_then(|r| r.get(k)).cloned().unwrap_or(Value::Null))).collect()
-        })
-        .map(Value::Object)
-        .collect();
+    let keys = check_keys(changes, indexes);
     let relation = format!("{}.{}", quote(schema), quote(table));
-    let sql = check_sql(&relation, key);
+    let sql = check_sql(&relation, &changes[indexes[0]].primary_key);
     let limit = tenant.realtime.config().check_timeout.min(TOGETHER_TIMEOUT);
     let timeout = limit.as_millis().max(1).to_string();
     let ctx = RequestContext::new(Principal::service(), http::Method::GET, "/realtime/v1/websocket");
@@ -599,12 +589,7 @@ async fn check_together(
                 .await;
                 match (settings, rows) {
                     (Err(_), _) => None,
-                    (Ok(_), Ok(rows)) => {
-                        let seen: Vec<i32> = rows.iter().filter_map(|r| r.try_get::<_, i32>(0).ok()).collect();
-                        let columns =
-                            rows.first().and_then(|r| r.try_get::<_, Vec<String>>(1).ok()).unwrap_or_default();
-                        Some(Checked::Rows(seen, Arc::new(columns)))
-                    }
+                    (Ok(_), Ok(rows)) => Some(checked_rows(&rows)),
                     (Ok(_), Err(e)) => match e.code().map(|c| c.code()) {
                         Some("42501") => Some(Checked::Rows(Vec::new(), Arc::new(Vec::new()))),
                         Some("57014") | Some("25P02") | None => None,
@@ -630,6 +615,32 @@ async fn check_together(
         }
         Err(_) => alone(),
     }
+}
+
+/// Whether a subscriber's policies must be asked about `change`: not a DELETE (its row is
+/// gone) and not an error change (it carries no row; see `payload_data`).
+fn needs_check(change: &Change) -> bool {
+    change.kind != ChangeKind::Delete && change.errors.is_none()
+}
+
+/// The primary keys of `indexes`' rows as the check's `$1`: one JSON object each.
+fn check_keys(changes: &[Change], indexes: &[usize]) -> Value {
+    let key = &changes[indexes[0]].primary_key;
+    indexes
+        .iter()
+        .map(|i| {
+            let record = changes[*i].record.as_ref();
+            key.iter().map(|k| (k.clone(), record.and_then(|r| r.get(k)).cloned().unwrap_or(Value::Null))).collect()
+        })
+        .map(Value::Object)
+        .collect()
+}
+
+/// What the check's rows say: the positions seen and the columns the role may select.
+fn checked_rows(rows: &[tokio_postgres::Row]) -> Checked {
+    let seen: Vec<i32> = rows.iter().filter_map(|r| r.try_get::<_, i32>(0).ok()).collect();
+    let columns = rows.first().and_then(|r| r.try_get::<_, Vec<String>>(1).ok()).unwrap_or_default();
+    Checked::Rows(seen, Arc::new(columns))
 }
 
 /// The check of one table's changes under the current role and claims: the positions of
@@ -718,8 +729,7 @@ fn send_visible(work: Work, visible: &HashMap<usize, Verdict>) {
             Some(Verdict::Hidden) => continue,
             Some(Verdict::Failed(message)) => {
                 for (m, _) in &members {
-                    let payload = json!({"extension": "postgres_changes", "status": "error", "message": message, "channel": m.channel()});
-                    m.send(Out::Frame(protocol::encode(m.vsn, Some(&m.join_ref), None, &m.topic, "system", &payload)));
+                    m.system("postgres_changes", false, message);
                 }
                 continue;
             }
@@ -813,68 +823,36 @@ async fn visibility(
     let mut by_table: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     for (i, _) in targets {
         let c = &changes[*i];
-        // An error change carries no row (see `payload_data`); a DELETE cannot be asked about.
-        if c.kind != ChangeKind::Delete && c.errors.is_none() {
+        if needs_check(c) {
             by_table.entry((&c.schema, &c.table)).or_default().push(*i);
         }
     }
     let timeout = tenant.realtime.config().check_timeout;
     for ((schema, table), indexes) in by_table {
-        let key = &changes[indexes[0]].primary_key;
-        let rows: Vec<Value> = indexes
-            .iter()
-            .map(|i| {
-                let record = changes[*i].record.as_ref();
-                let mut row = Map::new();
-                for k in key.iter() {
-                    row.insert(k.clone(), record.and_then(|r| r.get(k)).cloned().unwrap_or(Value::Null));
-                }
-                Value::Object(row)
-            })
-            .collect();
+        let keys = check_keys(changes, &indexes);
         let relation = format!("{}.{}", quote(schema), quote(table));
-        let sql = check_sql(&relation, key);
-
+        let sql = check_sql(&relation, &changes[indexes[0]].primary_key);
         let ctx = RequestContext::new(principal.clone(), http::Method::GET, "/realtime/v1/websocket")
             .with_setting("statement_timeout", timeout.as_millis().max(1).to_string());
-        let param = Value::Array(rows);
         let db = tenant.project.db();
         let result = tokio::time::timeout(
             timeout + Duration::from_secs(1),
-            forge_core::rls::try_once(db, &ctx, &sql, &[&param, &relation]),
+            forge_core::rls::try_once(db, &ctx, &sql, &[&keys, &relation]),
         )
         .await
         .unwrap_or_else(|_| Err(ForgeError::internal("timed out")));
-        match result {
-            Ok(found) => {
-                let seen: Vec<i32> = found.iter().filter_map(|r| r.try_get::<_, i32>(0).ok()).collect();
-                let columns =
-                    Arc::new(found.first().and_then(|r| r.try_get::<_, Vec<String>>(1).ok()).unwrap_or_default());
-                for (n, i) in indexes.iter().enumerate() {
-                    let verdict = if seen.contains(&(n as i32 + 1)) {
-                        Verdict::Visible(columns.clone())
-                    } else {
-                        Verdict::Hidden
-                    };
-                    out.insert(*i, verdict);
-                }
-            }
+        let checked = match result {
+            Ok(rows) => checked_rows(&rows),
             Err(e) if e.db_kind() == Some(DbErrorKind::InsufficientPrivilege) => {
-                for i in indexes {
-                    out.insert(i, Verdict::Hidden);
-                }
+                Checked::Rows(Vec::new(), Arc::new(Vec::new()))
             }
             Err(e) => {
                 tracing::warn!(error = %e, schema, table, role = principal.role(), "realtime RLS check failed");
-                let message = if e.db_kind() == Some(DbErrorKind::QueryCanceled) {
-                    "The row-level security check of a change timed out"
-                } else {
-                    "The row-level security check of a change failed"
-                };
-                for i in indexes {
-                    out.insert(i, Verdict::Failed(message.to_owned()));
-                }
+                if e.db_kind() == Some(DbErrorKind::QueryCanceled) { Checked::TimedOut } else { Checked::Raised }
             }
+        };
+        for (pos, i) in indexes.iter().enumerate() {
+            out.insert(*i, checked.for_position(pos + 1));
         }
     }
     out

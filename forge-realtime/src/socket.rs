@@ -49,7 +49,7 @@ pub(crate) async fn upgrade(
     let Some(key) = key else {
         return refuse(Error::new(ErrorKind::MissingApiKey, "API key is missing"));
     };
-    let principal = match socket_principal(&project, &key) {
+    let principal = match principal_for(&project, &key, false) {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
@@ -73,18 +73,26 @@ pub(crate) async fn upgrade(
         .on_upgrade(move |socket| serve(tenant, socket, vsn, principal, key))
 }
 
-/// The socket's own principal, from its API key: one of the project's keys, or a token
-/// (Supabase accepts a user's JWT as `apikey`).
-fn socket_principal(project: &Project, key: &str) -> Result<Principal, Error> {
+/// The principal a key or token stands for: one of the project's keys, or a JWT that
+/// verifies and names a role (Supabase also takes a user's JWT as the socket's `apikey`). An
+/// expired token's message says how long ago when `age` is set (a join's wording; a
+/// handshake answers Supabase's plain "Token has expired").
+fn principal_for(project: &Project, token: &str, age: bool) -> Result<Principal, Error> {
     let keys = project.keys();
-    match keys.authenticate(Some(key.as_bytes()), None) {
-        Ok(p) => Ok(p),
-        Err(_) if !key.starts_with("sb_") => {
-            let claims = keys.verify_jwt(key).map_err(|e| Error::token(&e))?;
-            if claims.role().is_none() {
-                return Err(Error::new(ErrorKind::InvalidToken, "Fields `role` and `exp` are required in JWT"));
-            }
-            Ok(Principal::from_claims(claims))
+    let refused = match keys.authenticate(Some(token.as_bytes()), None) {
+        Ok(p) => return Ok(p),
+        Err(e) => e,
+    };
+    if token.starts_with("sb_") {
+        return Err(Error::token(&refused));
+    }
+    // `verify_jwt` requires `exp`; the role is Realtime's own requirement.
+    match keys.verify_jwt(token) {
+        Ok(claims) if claims.role().is_some() => Ok(Principal::from_claims(claims)),
+        Ok(_) => Err(Error::new(ErrorKind::InvalidToken, "Fields `role` and `exp` are required in JWT")),
+        Err(e) if age && e.code == forge_core::ErrorCode::JwtExpired => {
+            let ago = unverified_exp(token).map_or(0, |exp| (now_secs() - exp).max(0));
+            Err(Error::new(ErrorKind::InvalidToken, format!("Token has expired {ago} seconds ago")))
         }
         Err(e) => Err(Error::token(&e)),
     }
@@ -275,12 +283,9 @@ impl Conn {
     }
 
     fn shutdown_frames(&self, member: &Member, message: &str, ok: bool) -> [Message; 2] {
-        let status = if ok { "ok" } else { "error" };
-        let payload =
-            json!({ "extension": "system", "status": status, "message": message, "channel": member.channel() });
         let jr = Some(&*member.join_ref);
         [
-            protocol::encode(self.vsn, jr, None, &member.topic, "system", &payload),
+            member.system_frame("system", ok, message),
             protocol::encode(self.vsn, jr, jr, &member.topic, "phx_close", &json!({})),
         ]
     }
@@ -389,19 +394,7 @@ impl Conn {
     }
 
     fn verify(&self, token: &str) -> Result<Principal, Error> {
-        let keys = self.tenant.project.keys();
-        if let Ok(p) = keys.authenticate(Some(token.as_bytes()), None) {
-            return Ok(p);
-        }
-        match keys.verify_jwt(token) {
-            Ok(claims) if claims.role().is_some() && claims.get("exp").is_some() => Ok(Principal::from_claims(claims)),
-            Ok(_) => Err(Error::new(ErrorKind::InvalidToken, "Fields `role` and `exp` are required in JWT")),
-            Err(e) if e.code == forge_core::ErrorCode::JwtExpired => {
-                let ago = unverified_exp(token).map_or(0, |exp| (now_secs() - exp).max(0));
-                Err(Error::new(ErrorKind::InvalidToken, format!("Token has expired {ago} seconds ago")))
-            }
-            Err(e) => Err(Error::token(&e)),
-        }
+        principal_for(&self.tenant.project, token, true)
     }
 
     async fn join(&mut self, join_ref: Option<&str>, reference: Option<&str>, topic: &str, payload: Value) {
@@ -527,12 +520,11 @@ impl Conn {
         let replies: Vec<Value> = member.bindings.iter().map(Binding::reply).collect();
         self.reply(Some(jr), Some(reference), topic, "ok", json!({ "postgres_changes": replies }));
         if !member.bindings.is_empty() {
-            let message = changes::subscribed_message(&member, &member.bindings, &published);
-            self.push(protocol::encode(self.vsn, Some(jr), None, topic, "system", &message));
+            let (ok, message) = changes::subscribed_message(&member.bindings, &published);
+            member.system("postgres_changes", ok, &message);
         }
         if replication_ready {
-            let message = json!({"extension": "system", "status": "ok", "message": "Replication connection established", "channel": name});
-            self.push(protocol::encode(self.vsn, Some(jr), None, topic, "system", &message));
+            member.system("system", true, "Replication connection established");
         }
         for m in replayed {
             let body = match (m.payload, m.binary_payload) {

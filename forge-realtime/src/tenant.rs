@@ -77,6 +77,20 @@ impl Member {
         }
     }
 
+    /// A `system` push on this channel, as Supabase sends them:
+    /// `{extension, status: ok|error, message, channel}`.
+    pub(crate) fn system_frame(&self, extension: &str, ok: bool, message: &str) -> Message {
+        let status = if ok { "ok" } else { "error" };
+        let payload =
+            json!({ "extension": extension, "status": status, "message": message, "channel": self.channel() });
+        protocol::encode(self.vsn, Some(&self.join_ref), None, &self.topic, "system", &payload)
+    }
+
+    /// Queues a `system` push (see [`Member::system_frame`]).
+    pub(crate) fn system(&self, extension: &str, ok: bool, message: &str) {
+        self.send(Out::Frame(self.system_frame(extension, ok, message)));
+    }
+
     /// The channel name (`room1` for `realtime:room1`).
     pub(crate) fn channel(&self) -> &str {
         self.topic.strip_prefix("realtime:").unwrap_or(&self.topic)
@@ -371,7 +385,7 @@ impl Tenant {
         }
         let mut frames: [Option<Option<Message>>; 2] = [None, None];
         for m in members {
-            if m.private != private || !m.reads_broadcast.load(Ordering::Relaxed) {
+            if !m.reads_broadcast.load(Ordering::Relaxed) {
                 continue;
             }
             if from == Some(m.id) && !m.echo {
@@ -543,14 +557,10 @@ impl Tenant {
             }
             Note::Changes { changes } => crate::changes::dispatch(self, changes),
             Note::ChangesLost => {
+                let message =
+                    "Some database changes were lost: the replication slot was invalidated while no server read it";
                 for m in self.change_members() {
-                    let payload = json!({
-                        "extension": "postgres_changes",
-                        "status": "error",
-                        "message": "Some database changes were lost: the replication slot was invalidated while no server read it",
-                        "channel": m.channel(),
-                    });
-                    m.send(Out::Frame(protocol::encode(m.vsn, Some(&m.join_ref), None, &m.topic, "system", &payload)));
+                    m.system("postgres_changes", false, message);
                 }
             }
         }
