@@ -14,7 +14,25 @@
 //! All four are derived deterministically from the secret and the project ref, so every
 //! stateless instance of a server that shares the secret hands out and accepts the same keys.
 //! Rotating the secret rotates every key.
+//!
+//! ## Managed keys
+//!
+//! A control plane that creates and revokes keys one at a time hands the project its set with
+//! [`ProjectKeysBuilder::api_keys`]. The project's keys are then *managed*:
+//! - only the keys in the set are accepted as API keys (in `apikey` or as `Bearer sb_...`);
+//!   the derived keys are accepted only when they are in the set
+//!   ([`ProjectKeys::derived_api_keys`] lists them, so a new project can start with them);
+//! - a JWT that verifies and looks like an API key (`iss` `forge`, or `supabase` for keys
+//!   imported from Supabase, and role `anon` or `service_role`) is refused unless it is in
+//!   the set, wherever it is presented (`apikey`, `Authorization: Bearer`, or
+//!   [`ProjectKeys::verify_jwt`]), so revoking a legacy JWT key takes effect everywhere;
+//! - user sessions and other tokens (any other `iss`) are verified as before.
+//!
+//! Keys are looked up by the SHA-256 digest of the presented value, in a hash map: one lookup
+//! whatever the size of the set, and no byte-by-byte comparison of a secret with the presented
+//! value. New keys come from [`generate_opaque_key`] and [`ProjectKeys::mint_api_jwt`].
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -43,6 +61,14 @@ const API_KEY_IAT: i64 = 1_767_225_600;
 const API_KEY_EXP: i64 = 4_102_444_800;
 const PUBLISHABLE_PREFIX: &str = "sb_publishable_";
 const SECRET_PREFIX: &str = "sb_secret_";
+/// `iss` of the API-key JWTs Forge derives and mints.
+const API_KEY_ISSUER: &str = "forge";
+/// The `iss` values of API-key JWTs: Forge's, and Supabase's for keys imported from Supabase.
+const API_KEY_ISSUERS: [&str; 2] = [API_KEY_ISSUER, "supabase"];
+/// How long a JWT from [`ProjectKeys::mint_api_jwt`] lives: ten (Julian) years.
+const MINTED_API_KEY_LIFETIME: i64 = 10 * 31_557_600;
+/// Random bytes in a generated opaque key (32 base64url characters).
+const OPAQUE_KEY_BYTES: usize = 24;
 
 /// Errors building a key set.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +83,162 @@ pub enum KeyError {
     /// Signing failed.
     #[error("could not sign a token: {0}")]
     Signing(String),
+    /// A JWT was asked for a kind of API key that is opaque.
+    #[error("{0} API keys are opaque, not JWTs")]
+    NotJwtKind(ApiKeyKind),
+    /// A key of a managed set does not fit its kind or this project. The reason never
+    /// includes the key.
+    #[error("invalid {kind} API key: {reason}")]
+    InvalidApiKey {
+        /// The kind the key was given as.
+        kind: ApiKeyKind,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The kinds of API keys a project has, as Supabase names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiKeyKind {
+    /// An opaque `sb_publishable_...` key: the anon role, safe to ship in browsers.
+    Publishable,
+    /// An opaque `sb_secret_...` key: the service role.
+    Secret,
+    /// A legacy anon JWT.
+    Anon,
+    /// A legacy service_role JWT.
+    ServiceRole,
+}
+
+impl ApiKeyKind {
+    /// Every kind.
+    pub const ALL: [ApiKeyKind; 4] = [Self::Publishable, Self::Secret, Self::Anon, Self::ServiceRole];
+
+    /// The role requests with a key of this kind run as: `anon` or `service_role`.
+    pub fn role(self) -> &'static str {
+        match self {
+            Self::Publishable | Self::Anon => "anon",
+            Self::Secret | Self::ServiceRole => "service_role",
+        }
+    }
+
+    /// The stable name: `publishable`, `secret`, `legacy_anon` or `legacy_service_role`
+    /// (parsed back by [`str::parse`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publishable => "publishable",
+            Self::Secret => "secret",
+            Self::Anon => "legacy_anon",
+            Self::ServiceRole => "legacy_service_role",
+        }
+    }
+
+    /// Whether keys of this kind are JWTs ([`ApiKeyKind::Anon`], [`ApiKeyKind::ServiceRole`]).
+    pub fn is_jwt(self) -> bool {
+        matches!(self, Self::Anon | Self::ServiceRole)
+    }
+}
+
+impl std::fmt::Display for ApiKeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ApiKeyKind {
+    type Err = ParseApiKeyKindError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(ParseApiKeyKindError(()))
+    }
+}
+
+/// A string that is not the name of an [`ApiKeyKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown API key kind; expected publishable, secret, legacy_anon or legacy_service_role")]
+pub struct ParseApiKeyKindError(());
+
+/// One API key of a managed set (see [`ProjectKeysBuilder::api_keys`]). Its `Debug` shows
+/// the kind only.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ApiKey {
+    /// What kind of key it is.
+    pub kind: ApiKeyKind,
+    /// The key as clients send it.
+    pub value: SecretString,
+}
+
+impl ApiKey {
+    /// A key of `kind` with this value.
+    pub fn new(kind: ApiKeyKind, value: impl Into<SecretString>) -> Self {
+        Self { kind, value: value.into() }
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// A fresh random opaque key: `sb_publishable_` or `sb_secret_` and 32 base64url characters;
+/// `None` for the JWT kinds (see [`ProjectKeys::mint_api_jwt`]).
+pub fn generate_opaque_key(kind: ApiKeyKind) -> Option<SecretString> {
+    let prefix = match kind {
+        ApiKeyKind::Publishable => PUBLISHABLE_PREFIX,
+        ApiKeyKind::Secret => SECRET_PREFIX,
+        ApiKeyKind::Anon | ApiKeyKind::ServiceRole => return None,
+    };
+    let mut bytes = [0u8; OPAQUE_KEY_BYTES];
+    lc_rand::fill(&mut bytes).expect("the system random source failed");
+    Some(SecretString::from(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))))
+}
+
+/// The SHA-256 of a key, by which managed keys are found.
+type KeyDigest = [u8; 32];
+
+fn key_digest(value: &str) -> KeyDigest {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, value.as_bytes()).as_ref());
+    out
+}
+
+/// A key of a managed set, found by its digest.
+struct ManagedKey {
+    kind: ApiKeyKind,
+    /// The claims of a JWT key (verified when the set was built) and its `exp`.
+    jwt: Option<(Claims, i64)>,
+}
+
+impl ManagedKey {
+    /// The principal the key stands for, or the error of an expired JWT key.
+    fn principal(&self, leeway: Duration) -> Result<Principal, AuthError> {
+        let Some((claims, exp)) = &self.jwt else {
+            return Ok(match self.kind.role() {
+                "service_role" => Principal::service(),
+                _ => Principal::anon(),
+            });
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let leeway = i64::try_from(leeway.as_secs()).unwrap_or(0);
+        if now > exp.saturating_add(leeway) {
+            return Err(AuthError::new(ErrorCode::JwtExpired));
+        }
+        Ok(match self.kind {
+            ApiKeyKind::ServiceRole => Principal::Service(claims.clone()),
+            _ => Principal::Anon(claims.clone()),
+        })
+    }
+}
+
+/// Whether verified claims look like an API key rather than a session: an API-key issuer
+/// and an API-key role.
+fn is_api_key_claims(claims: &Claims) -> bool {
+    claims.get("iss").and_then(Value::as_str).is_some_and(|iss| API_KEY_ISSUERS.contains(&iss))
+        && matches!(claims.role(), Some("anon" | "service_role"))
 }
 
 /// How tokens are verified: [`VerifyConfig::default`] and setters.
@@ -263,6 +445,8 @@ struct Inner {
     verify: VerifyConfig,
     third_party: Option<Arc<ThirdPartyIssuer>>,
     verified: VerifiedTokens,
+    /// The managed keys by digest, when the project's keys are managed.
+    managed: Option<HashMap<KeyDigest, ManagedKey>>,
 }
 
 /// Tokens already verified with this project's own keys, with their claims, until they
@@ -305,6 +489,7 @@ impl std::fmt::Debug for ProjectKeys {
             .field("publishable_key", &self.0.publishable_key)
             .field("signing_kid", &self.0.signing.as_ref().map(|k| &k.kid))
             .field("verifying_kids", &self.0.verifying.iter().map(|k| &k.kid).collect::<Vec<_>>())
+            .field("managed_keys", &self.0.managed.as_ref().map(HashMap::len))
             .finish_non_exhaustive()
     }
 }
@@ -319,9 +504,23 @@ pub struct ProjectKeysBuilder {
     verifying: Vec<SigningKey>,
     verify: VerifyConfig,
     third_party: Option<Arc<ThirdPartyIssuer>>,
+    api_keys: Option<Vec<ApiKey>>,
 }
 
 impl ProjectKeysBuilder {
+    /// Makes the project's API keys managed: only these keys are accepted (see the
+    /// [module docs](self#managed-keys)), even when the list is empty, which refuses every
+    /// API key. Calling it again adds to the set.
+    ///
+    /// [`ProjectKeysBuilder::build`] checks each key: an opaque key must have its kind's
+    /// prefix; a JWT key must be signed with the project's secret (HS256), carry `exp`, name
+    /// its kind's role, an API-key issuer (`forge` or `supabase`) and, if it names a `ref`,
+    /// this project.
+    pub fn api_keys(mut self, keys: impl IntoIterator<Item = ApiKey>) -> Self {
+        self.api_keys.get_or_insert_with(Vec::new).extend(keys);
+        self
+    }
+
     /// Also accepts tokens from an external identity provider (their keys are kept current
     /// by whoever holds the [`ThirdPartyIssuer`]).
     pub fn third_party(mut self, issuer: Arc<ThirdPartyIssuer>) -> Self {
@@ -398,6 +597,7 @@ impl ProjectKeysBuilder {
         let publishable_key = format!("{PUBLISHABLE_PREFIX}{}", derive_opaque(secret, "publishable", &self.reference));
         let secret_key =
             SecretString::from(format!("{SECRET_PREFIX}{}", derive_opaque(secret, "secret", &self.reference)));
+        let managed = self.api_keys.map(|keys| managed_keys(keys, &self.reference, &hs_decoding)).transpose()?;
 
         Ok(ProjectKeys(Arc::new(Inner {
             reference: self.reference,
@@ -414,8 +614,54 @@ impl ProjectKeysBuilder {
             verify,
             third_party: self.third_party,
             verified: VerifiedTokens::default(),
+            managed,
         })))
     }
+}
+
+/// The managed set by digest, each key checked against its kind and the project.
+fn managed_keys(
+    keys: Vec<ApiKey>,
+    reference: &ProjectRef,
+    hs_decoding: &DecodingKey,
+) -> Result<HashMap<KeyDigest, ManagedKey>, KeyError> {
+    let mut map = HashMap::with_capacity(keys.len());
+    for key in keys {
+        let kind = key.kind;
+        let invalid = |reason: &str| KeyError::InvalidApiKey { kind, reason: reason.into() };
+        let value = key.value.expose_secret();
+        let jwt = match kind {
+            ApiKeyKind::Publishable | ApiKeyKind::Secret => {
+                let prefix = if kind == ApiKeyKind::Publishable { PUBLISHABLE_PREFIX } else { SECRET_PREFIX };
+                if value.len() <= prefix.len() || !value.starts_with(prefix) {
+                    return Err(invalid(&format!("expected {prefix}...")));
+                }
+                None
+            }
+            ApiKeyKind::Anon | ApiKeyKind::ServiceRole => {
+                let mut validation = Validation::new(Algorithm::HS256);
+                validation.validate_exp = false; // an expired key is refused when presented
+                validation.validate_aud = false;
+                validation.set_required_spec_claims(&["exp"]);
+                let data = jsonwebtoken::decode::<Map<String, Value>>(value, hs_decoding, &validation)
+                    .map_err(|e| invalid(&format!("not an HS256 JWT of this project's secret ({e})")))?;
+                let claims = Claims::new(data.claims);
+                if claims.role() != Some(kind.role()) {
+                    return Err(invalid(&format!("its role claim must be {}", kind.role())));
+                }
+                if !is_api_key_claims(&claims) {
+                    return Err(invalid("its iss claim must be forge or supabase"));
+                }
+                if claims.get("ref").is_some_and(|r| r.as_str() != Some(reference.as_str())) {
+                    return Err(invalid("it was minted for another project"));
+                }
+                let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| invalid("exp must be an integer"))?;
+                Some((claims, exp))
+            }
+        };
+        map.insert(key_digest(value), ManagedKey { kind, jwt });
+    }
+    Ok(map)
 }
 
 fn derive_opaque(secret: &[u8], purpose: &str, reference: &ProjectRef) -> String {
@@ -490,27 +736,77 @@ impl ProjectKeys {
             verifying: Vec::new(),
             verify: VerifyConfig::default(),
             third_party: None,
+            api_keys: None,
         }
     }
 
-    /// The anon API key (a JWT; safe to ship in browsers).
+    /// The derived anon API key (a JWT; safe to ship in browsers). When the keys are
+    /// [managed](ProjectKeys::is_managed) it is accepted only if it is in the set.
     pub fn anon_key(&self) -> &str {
         &self.0.anon_key
     }
 
-    /// The service-role API key (a JWT that bypasses RLS; keep it secret).
+    /// The derived service-role API key (a JWT that bypasses RLS; keep it secret). When the
+    /// keys are [managed](ProjectKeys::is_managed) it is accepted only if it is in the set.
     pub fn service_key(&self) -> &SecretString {
         &self.0.service_key
     }
 
-    /// The opaque publishable key (`sb_publishable_...`), equivalent to the anon key.
+    /// The derived opaque publishable key (`sb_publishable_...`), equivalent to the anon key.
+    /// When the keys are [managed](ProjectKeys::is_managed) it is accepted only if it is in
+    /// the set.
     pub fn publishable_key(&self) -> &str {
         &self.0.publishable_key
     }
 
-    /// The opaque secret key (`sb_secret_...`), equivalent to the service key.
+    /// The derived opaque secret key (`sb_secret_...`), equivalent to the service key. When
+    /// the keys are [managed](ProjectKeys::is_managed) it is accepted only if it is in the
+    /// set.
     pub fn secret_key(&self) -> &SecretString {
         &self.0.secret_key
+    }
+
+    /// The four derived keys (publishable, secret, anon, service_role), whether or not they
+    /// are accepted: a control plane records them as a new project's first managed keys, so
+    /// the project's default keys stay the same.
+    pub fn derived_api_keys(&self) -> Vec<ApiKey> {
+        vec![
+            ApiKey::new(ApiKeyKind::Publishable, self.0.publishable_key.as_str()),
+            ApiKey::new(ApiKeyKind::Secret, self.0.secret_key.clone()),
+            ApiKey::new(ApiKeyKind::Anon, self.0.anon_key.as_str()),
+            ApiKey::new(ApiKeyKind::ServiceRole, self.0.service_key.clone()),
+        ]
+    }
+
+    /// Whether only a managed set of keys is accepted (see [`ProjectKeysBuilder::api_keys`]).
+    pub fn is_managed(&self) -> bool {
+        self.0.managed.is_some()
+    }
+
+    /// A fresh legacy JWT key of `kind` (anon or service_role), HS256-signed with the
+    /// project's secret: claims `iss` `forge`, `ref`, `role`, `iat` now, `exp` ten years on,
+    /// and `jti` the control plane's id for the key (so two keys of one kind differ).
+    /// [`KeyError::NotJwtKind`] for the opaque kinds (see [`generate_opaque_key`]).
+    pub fn mint_api_jwt(&self, kind: ApiKeyKind, key_id: &str) -> Result<String, KeyError> {
+        if !kind.is_jwt() {
+            return Err(KeyError::NotJwtKind(kind));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| KeyError::Signing(e.to_string()))?
+            .as_secs();
+        let now = i64::try_from(now).map_err(|e| KeyError::Signing(e.to_string()))?;
+        let claims = json!({
+            "iss": API_KEY_ISSUER, "ref": self.0.reference.as_str(), "role": kind.role(),
+            "iat": now, "exp": now.saturating_add(MINTED_API_KEY_LIFETIME), "jti": key_id,
+        });
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.hs_encoding)
+            .map_err(|e| KeyError::Signing(e.to_string()))
+    }
+
+    /// The managed key with this value, if the keys are managed and it is one of them.
+    fn managed_key(&self, key: &str) -> Option<&ManagedKey> {
+        self.0.managed.as_ref()?.get(&key_digest(key))
     }
 
     /// The verification settings.
@@ -568,7 +864,10 @@ impl ProjectKeys {
     ///
     /// Only HS256 (and ES256 when configured) are accepted, never `none`. `exp` is required;
     /// `exp` and `nbf` are checked with the configured leeway (at most 60 s). Tokens whose role
-    /// is not an API-key role (`anon`, `service_role`) must name the audience.
+    /// is not an API-key role (`anon`, `service_role`) must name the audience. When the keys
+    /// are [managed](ProjectKeys::is_managed), a token signed with the project's keys that
+    /// looks like an API key (`iss` `forge` or `supabase`, role `anon` or `service_role`) is
+    /// refused with [`ErrorCode::InvalidApiKey`] unless it is in the set.
     pub fn verify_jwt(&self, token: &str) -> Result<Claims, AuthError> {
         self.verify_with(token, true)
     }
@@ -637,6 +936,14 @@ impl ProjectKeys {
         }
         let exp = claims.get("exp").and_then(Value::as_i64);
         let claims = Claims::new(claims);
+        // With managed keys, a token shaped like an API key is one only while it is in the set:
+        // a revoked legacy key is refused here, so wherever it is presented.
+        if let Some(managed) = &self.0.managed
+            && is_api_key_claims(&claims)
+            && !managed.contains_key(&key_digest(token))
+        {
+            return Err(AuthError::new(ErrorCode::InvalidApiKey));
+        }
         if let Some(exp) = exp {
             self.0.verified.put(token, claims.clone(), exp);
         }
@@ -649,6 +956,9 @@ impl ProjectKeys {
     /// - an `apikey`, when sent, must be one of this project's keys;
     /// - an `Authorization: Bearer <jwt>` (not `Bearer sb_...`) decides the principal;
     /// - otherwise the API key decides it (`Bearer sb_...` counts as an API key).
+    ///
+    /// With [managed](ProjectKeys::is_managed) keys an API key must be in the set, and so
+    /// must a bearer JWT that looks like an API key (see [`ProjectKeys::verify_jwt`]).
     pub fn authenticate(&self, apikey: Option<&[u8]>, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
         for value in [apikey, authorization].into_iter().flatten() {
             if value.len() > MAX_AUTH_HEADER_LEN {
@@ -689,6 +999,14 @@ impl ProjectKeys {
 
     /// The principal an API key stands for.
     fn api_key_principal(&self, key: &str) -> Result<Principal, AuthError> {
+        if self.0.managed.is_some() {
+            return match self.managed_key(key) {
+                Some(managed) => managed.principal(self.0.verify.leeway).map_err(|e| {
+                    AuthError::with_message(ErrorCode::InvalidApiKey, format!("Invalid API key: {}", e.message))
+                }),
+                None => Err(AuthError::new(ErrorCode::InvalidApiKey)),
+            };
+        }
         if let Some(p) = self.own_key(key) {
             return Ok(p);
         }
@@ -717,7 +1035,11 @@ impl ProjectKeys {
     }
 
     fn token_principal(&self, token: &str) -> Result<Principal, AuthError> {
-        if let Some(p) = self.own_key(token) {
+        if self.0.managed.is_some() {
+            if let Some(managed) = self.managed_key(token) {
+                return managed.principal(self.0.verify.leeway);
+            }
+        } else if let Some(p) = self.own_key(token) {
             return Ok(p);
         }
         Ok(Principal::from_claims(self.verify_jwt(token)?))
@@ -911,4 +1233,345 @@ pub(crate) fn is_valid_role(role: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && role.len() <= 63
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"a-project-secret-of-at-least-thirty-two-bytes";
+
+    fn reference() -> ProjectRef {
+        ProjectRef::new("demo").expect("ref")
+    }
+
+    fn unmanaged() -> ProjectKeys {
+        ProjectKeys::builder(reference(), SECRET.to_vec()).build().expect("keys")
+    }
+
+    fn managed(keys: impl IntoIterator<Item = ApiKey>) -> ProjectKeys {
+        ProjectKeys::builder(reference(), SECRET.to_vec()).api_keys(keys).build().expect("managed keys")
+    }
+
+    fn now() -> i64 {
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs())
+            .expect("now")
+    }
+
+    fn hs256(claims: Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).expect("sign")
+    }
+
+    fn opaque(kind: ApiKeyKind) -> String {
+        generate_opaque_key(kind).expect("opaque kind").expose_secret().to_owned()
+    }
+
+    fn mint(kind: ApiKeyKind, id: &str) -> String {
+        unmanaged().mint_api_jwt(kind, id).expect("mint")
+    }
+
+    fn key(kind: ApiKeyKind, value: &str) -> ApiKey {
+        ApiKey::new(kind, value)
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    /// The role of the principal `apikey` and `Authorization` stand for, or the error code.
+    fn who(keys: &ProjectKeys, apikey: Option<&str>, authorization: Option<&str>) -> Result<String, ErrorCode> {
+        keys.authenticate(apikey.map(str::as_bytes), authorization.map(str::as_bytes))
+            .map(|p| p.role().to_owned())
+            .map_err(|e| e.code)
+    }
+
+    fn ok(role: &str) -> Result<String, ErrorCode> {
+        Ok(role.to_owned())
+    }
+
+    fn session(iss: &str, role: &str) -> String {
+        hs256(json!({
+            "iss": iss, "sub": "6a1f1a35-6d8b-4a57-9d1b-2f6b7cd1c2a1", "role": role,
+            "aud": "authenticated", "exp": now() + 3600,
+        }))
+    }
+
+    #[test]
+    fn kinds_have_stable_names_and_roles() {
+        let names = ["publishable", "secret", "legacy_anon", "legacy_service_role"];
+        let roles = ["anon", "service_role", "anon", "service_role"];
+        for ((kind, name), role) in ApiKeyKind::ALL.into_iter().zip(names).zip(roles) {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(name.parse::<ApiKeyKind>(), Ok(kind));
+            assert_eq!(kind.role(), role);
+        }
+        for bad in ["anon", "service_role", "Publishable", ""] {
+            assert!(bad.parse::<ApiKeyKind>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn generated_opaque_keys_are_random_and_prefixed() {
+        for (kind, prefix) in [(ApiKeyKind::Publishable, PUBLISHABLE_PREFIX), (ApiKeyKind::Secret, SECRET_PREFIX)] {
+            let a = opaque(kind);
+            let body = a.strip_prefix(prefix).expect("prefix");
+            assert_eq!(body.len(), 32);
+            assert!(body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{body}");
+            assert_ne!(a, opaque(kind));
+        }
+        assert!(generate_opaque_key(ApiKeyKind::Anon).is_none());
+        assert!(generate_opaque_key(ApiKeyKind::ServiceRole).is_none());
+    }
+
+    #[test]
+    fn minted_jwts_carry_the_key_claims_and_opaque_kinds_err() {
+        let keys = unmanaged();
+        for kind in [ApiKeyKind::Anon, ApiKeyKind::ServiceRole] {
+            let token = keys.mint_api_jwt(kind, "key-1").expect("mint");
+            let claims = keys.verify_jwt(&token).expect("verifies");
+            assert_eq!(claims.get("iss"), Some(&json!("forge")));
+            assert_eq!(claims.get("ref"), Some(&json!("demo")));
+            assert_eq!(claims.role(), Some(kind.role()));
+            assert_eq!(claims.get("jti"), Some(&json!("key-1")));
+            let iat = claims.get("iat").and_then(Value::as_i64).expect("iat");
+            assert!((iat - now()).abs() < 60);
+            assert_eq!(claims.get("exp").and_then(Value::as_i64), Some(iat + MINTED_API_KEY_LIFETIME));
+            assert_ne!(token, keys.mint_api_jwt(kind, "key-2").expect("mint"), "the jti tells keys apart");
+        }
+        for kind in [ApiKeyKind::Publishable, ApiKeyKind::Secret] {
+            assert!(matches!(keys.mint_api_jwt(kind, "key-1"), Err(KeyError::NotJwtKind(k)) if k == kind));
+        }
+    }
+
+    #[test]
+    fn managed_set_accepts_its_keys_with_their_principal() {
+        let (publishable, secret) = (opaque(ApiKeyKind::Publishable), opaque(ApiKeyKind::Secret));
+        let (anon, service) = (mint(ApiKeyKind::Anon, "a"), mint(ApiKeyKind::ServiceRole, "s"));
+        let keys = managed([
+            key(ApiKeyKind::Publishable, &publishable),
+            key(ApiKeyKind::Secret, &secret),
+            key(ApiKeyKind::Anon, &anon),
+            key(ApiKeyKind::ServiceRole, &service),
+        ]);
+        assert!(keys.is_managed());
+        // In `apikey`.
+        assert_eq!(who(&keys, Some(&publishable), None), ok("anon"));
+        assert_eq!(who(&keys, Some(&secret), None), ok("service_role"));
+        assert_eq!(who(&keys, Some(&anon), None), ok("anon"));
+        assert_eq!(who(&keys, Some(&service), None), ok("service_role"));
+        // As bearer JWTs, with or without an `apikey`.
+        assert_eq!(who(&keys, Some(&publishable), Some(&bearer(&service))), ok("service_role"));
+        assert_eq!(who(&keys, None, Some(&bearer(&service))), ok("service_role"));
+        assert_eq!(who(&keys, Some(&secret), Some(&bearer(&anon))), ok("anon"));
+        // As `Bearer sb_...`.
+        assert_eq!(who(&keys, None, Some(&bearer(&secret))), ok("service_role"));
+        assert_eq!(who(&keys, None, Some(&bearer(&publishable))), ok("anon"));
+        // A JWT key's principal carries its claims; verify_jwt (Realtime's path) accepts it.
+        let principal = keys.authenticate(Some(service.as_bytes()), None).expect("service");
+        assert_eq!(principal.claims().get("jti"), Some(&json!("s")));
+        assert!(keys.verify_jwt(&anon).is_ok());
+    }
+
+    #[test]
+    fn derived_keys_absent_from_the_set_are_refused() {
+        let derived = unmanaged();
+        let publishable = opaque(ApiKeyKind::Publishable);
+        let keys = managed([key(ApiKeyKind::Publishable, &publishable)]);
+        let service = derived.service_key().expose_secret();
+        let secret = derived.secret_key().expose_secret();
+        for value in [derived.anon_key(), service, derived.publishable_key(), secret] {
+            assert_eq!(who(&keys, Some(value), None), Err(ErrorCode::InvalidApiKey), "apikey");
+            assert_eq!(who(&keys, None, Some(&bearer(value))), Err(ErrorCode::InvalidApiKey), "bearer");
+        }
+        for jwt in [derived.anon_key(), service] {
+            assert_eq!(who(&keys, Some(&publishable), Some(&bearer(jwt))), Err(ErrorCode::InvalidApiKey));
+            assert_eq!(keys.verify_jwt(jwt).map_err(|e| e.code).err(), Some(ErrorCode::InvalidApiKey));
+        }
+        // The accessors still return the derived values.
+        assert_eq!(keys.anon_key(), derived.anon_key());
+        assert_eq!(keys.secret_key().expose_secret(), secret);
+    }
+
+    #[test]
+    fn a_revoked_jwt_key_is_refused_as_bearer_too() {
+        let publishable = opaque(ApiKeyKind::Publishable);
+        let (kept, revoked) = (mint(ApiKeyKind::ServiceRole, "kept"), mint(ApiKeyKind::ServiceRole, "revoked"));
+        let keys = managed([key(ApiKeyKind::Publishable, &publishable), key(ApiKeyKind::ServiceRole, &kept)]);
+        assert_eq!(who(&keys, Some(&publishable), Some(&bearer(&kept))), ok("service_role"));
+        assert_eq!(who(&keys, Some(&publishable), Some(&bearer(&revoked))), Err(ErrorCode::InvalidApiKey));
+        assert_eq!(who(&keys, None, Some(&bearer(&revoked))), Err(ErrorCode::InvalidApiKey));
+        assert_eq!(who(&keys, Some(&revoked), None), Err(ErrorCode::InvalidApiKey));
+        assert!(keys.verify_jwt(&revoked).is_err());
+        assert!(keys.verify_own_jwt(&revoked).is_err());
+        // Refused again once verified (the cache of verified tokens holds only accepted ones).
+        assert_eq!(who(&keys, None, Some(&bearer(&revoked))), Err(ErrorCode::InvalidApiKey));
+        // A legacy key imported from Supabase (iss `supabase`) is revocable the same way.
+        let imported =
+            hs256(json!({ "iss": "supabase", "ref": "demo", "role": "anon", "iat": 0, "exp": now() + 3600 }));
+        assert_eq!(who(&keys, None, Some(&bearer(&imported))), Err(ErrorCode::InvalidApiKey));
+        let keys = managed([key(ApiKeyKind::Anon, &imported)]);
+        assert_eq!(who(&keys, None, Some(&bearer(&imported))), ok("anon"));
+        assert_eq!(who(&keys, Some(&imported), None), ok("anon"));
+    }
+
+    #[test]
+    fn user_sessions_still_work_with_a_managed_set() {
+        let publishable = opaque(ApiKeyKind::Publishable);
+        let keys = managed([key(ApiKeyKind::Publishable, &publishable)]);
+        let user = session("http://localhost:54321/auth/v1", "authenticated");
+        assert_eq!(who(&keys, Some(&publishable), Some(&bearer(&user))), ok("authenticated"));
+        assert_eq!(who(&keys, None, Some(&bearer(&user))), ok("authenticated"));
+        assert!(keys.verify_jwt(&user).is_ok());
+        // Tokens of other issuers with an API role are sessions too, as before.
+        let anon_session = session("http://localhost:54321/auth/v1", "anon");
+        assert_eq!(who(&keys, Some(&publishable), Some(&bearer(&anon_session))), ok("anon"));
+        // But a user session is not an API key.
+        assert_eq!(who(&keys, Some(&user), None), Err(ErrorCode::InvalidApiKey));
+    }
+
+    #[test]
+    fn two_keys_of_one_kind_both_work() {
+        let (p1, p2) = (opaque(ApiKeyKind::Publishable), opaque(ApiKeyKind::Publishable));
+        let (a1, a2) = (mint(ApiKeyKind::Anon, "a1"), mint(ApiKeyKind::Anon, "a2"));
+        let keys = managed([&p1, &p2].map(|v| key(ApiKeyKind::Publishable, v)));
+        assert_eq!(who(&keys, Some(&p1), None), ok("anon"));
+        assert_eq!(who(&keys, Some(&p2), None), ok("anon"));
+        let keys = ProjectKeys::builder(reference(), SECRET.to_vec())
+            .api_keys([key(ApiKeyKind::Anon, &a1)])
+            .api_keys([key(ApiKeyKind::Anon, &a2)])
+            .build()
+            .expect("keys");
+        for a in [&a1, &a2] {
+            assert_eq!(who(&keys, Some(a), None), ok("anon"));
+            assert_eq!(who(&keys, None, Some(&bearer(a))), ok("anon"));
+        }
+    }
+
+    #[test]
+    fn a_large_set_finds_every_key() {
+        let mut values = Vec::new();
+        for i in 0..50 {
+            let kind = ApiKeyKind::ALL[i % 4];
+            let value = generate_opaque_key(kind)
+                .map(|s| s.expose_secret().to_owned())
+                .unwrap_or_else(|| mint(kind, &format!("key-{i}")));
+            values.push((kind, value));
+        }
+        let keys = managed(values.iter().map(|(kind, v)| key(*kind, v)));
+        assert_eq!(keys.0.managed.as_ref().map(HashMap::len), Some(50));
+        for (kind, value) in &values {
+            assert_eq!(who(&keys, Some(value), None), ok(kind.role()), "{kind}");
+        }
+        assert_eq!(who(&keys, Some(&opaque(ApiKeyKind::Secret)), None), Err(ErrorCode::InvalidApiKey));
+    }
+
+    #[test]
+    fn an_empty_set_refuses_every_api_key() {
+        let derived = unmanaged();
+        let keys = managed([]);
+        assert!(keys.is_managed());
+        assert_eq!(who(&keys, Some(derived.anon_key()), None), Err(ErrorCode::InvalidApiKey));
+        assert_eq!(who(&keys, Some(derived.publishable_key()), None), Err(ErrorCode::InvalidApiKey));
+        let user = session("http://localhost:54321/auth/v1", "authenticated");
+        assert_eq!(who(&keys, None, Some(&bearer(&user))), ok("authenticated"));
+    }
+
+    #[test]
+    fn the_derived_keys_as_a_managed_set_keep_the_defaults() {
+        let derived = unmanaged();
+        let keys = managed(derived.derived_api_keys());
+        let kinds: Vec<ApiKeyKind> = derived.derived_api_keys().iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, ApiKeyKind::ALL);
+        for k in derived.derived_api_keys() {
+            let value = k.value.expose_secret();
+            assert_eq!(who(&keys, Some(value), None), ok(k.kind.role()));
+            assert_eq!(who(&derived, Some(value), None), ok(k.kind.role()));
+        }
+        assert_eq!(who(&keys, None, Some(&bearer(derived.service_key().expose_secret()))), ok("service_role"));
+        // A minted key of the same secret is not in the set.
+        assert_eq!(who(&keys, Some(&mint(ApiKeyKind::Anon, "x")), None), Err(ErrorCode::InvalidApiKey));
+    }
+
+    #[test]
+    fn unmanaged_keys_behave_as_before() {
+        let keys = unmanaged();
+        assert!(!keys.is_managed());
+        assert_eq!(who(&keys, Some(keys.anon_key()), None), ok("anon"));
+        assert_eq!(who(&keys, Some(keys.secret_key().expose_secret()), None), ok("service_role"));
+        assert_eq!(who(&keys, None, Some(&bearer(keys.service_key().expose_secret()))), ok("service_role"));
+        // Any verified API-role JWT of the project's secret is an API key, minted ones too.
+        let minted = mint(ApiKeyKind::ServiceRole, "m");
+        assert_eq!(who(&keys, Some(&minted), None), ok("service_role"));
+        assert_eq!(who(&keys, Some(keys.anon_key()), Some(&bearer(&minted))), ok("service_role"));
+        assert_eq!(who(&keys, Some(&opaque(ApiKeyKind::Secret)), None), Err(ErrorCode::InvalidApiKey));
+    }
+
+    #[test]
+    fn an_expired_jwt_key_is_refused() {
+        let expired = hs256(json!({ "iss": "forge", "ref": "demo", "role": "anon", "iat": 0, "exp": now() - 3600 }));
+        let keys = managed([key(ApiKeyKind::Anon, &expired)]);
+        assert_eq!(who(&keys, Some(&expired), None), Err(ErrorCode::InvalidApiKey));
+        assert_eq!(who(&keys, None, Some(&bearer(&expired))), Err(ErrorCode::JwtExpired));
+    }
+
+    #[test]
+    fn build_refuses_keys_that_do_not_fit_their_kind_or_project() {
+        let other_secret = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &json!({ "iss": "forge", "ref": "demo", "role": "anon", "exp": now() + 60 }),
+            &EncodingKey::from_secret(b"another-secret-of-at-least-thirty-two-bytes"),
+        )
+        .expect("sign");
+        let other_ref = hs256(json!({ "iss": "forge", "ref": "other", "role": "anon", "exp": now() + 60 }));
+        let session = session("http://localhost:54321/auth/v1", "anon");
+        let cases = [
+            key(ApiKeyKind::Publishable, &opaque(ApiKeyKind::Secret)),
+            key(ApiKeyKind::Secret, PUBLISHABLE_PREFIX),
+            key(ApiKeyKind::Secret, SECRET_PREFIX),
+            key(ApiKeyKind::Anon, &mint(ApiKeyKind::ServiceRole, "s")),
+            key(ApiKeyKind::Anon, &opaque(ApiKeyKind::Publishable)),
+            key(ApiKeyKind::Anon, &other_secret),
+            key(ApiKeyKind::Anon, &other_ref),
+            key(ApiKeyKind::Anon, &session),
+        ];
+        for case in cases {
+            let value = case.value.expose_secret().to_owned();
+            let err = ProjectKeys::builder(reference(), SECRET.to_vec()).api_keys([case]).build().expect_err(&value);
+            assert!(matches!(err, KeyError::InvalidApiKey { .. }), "{err}");
+            let message = err.to_string();
+            assert!(value.len() <= SECRET_PREFIX.len() || !message.contains(&value), "{message}");
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let derived = unmanaged();
+        let secret = opaque(ApiKeyKind::Secret);
+        let service = mint(ApiKeyKind::ServiceRole, "s");
+        let set = [key(ApiKeyKind::Secret, &secret), key(ApiKeyKind::ServiceRole, &service)];
+        let builder = ProjectKeys::builder(reference(), SECRET.to_vec()).api_keys(set.clone());
+        let keys = managed(set.clone());
+        let secrets = [
+            secret.as_str(),
+            service.as_str(),
+            derived.secret_key().expose_secret(),
+            derived.service_key().expose_secret(),
+            std::str::from_utf8(SECRET).expect("utf8"),
+        ];
+        let printed = [
+            format!("{set:?}"),
+            format!("{builder:?}"),
+            format!("{keys:?}"),
+            format!("{:?}", derived.derived_api_keys()),
+            format!("{derived:?}"),
+        ];
+        for text in &printed {
+            for s in secrets {
+                assert!(!text.contains(s), "{text}");
+            }
+        }
+        assert_eq!(format!("{:?}", set[0]), "ApiKey { kind: Secret, .. }");
+        assert!(format!("{keys:?}").contains("managed_keys: Some(2)"));
+    }
 }
