@@ -144,6 +144,12 @@ impl Auth {
         &*self.0.store
     }
 
+    /// The mailer auth mail goes through (the local outbox when none was configured), for an
+    /// embedding server's own mail (a platform's invitations).
+    pub fn mailer(&self) -> &dyn Mailer {
+        &*self.0.mailer
+    }
+
     /// The local outbox, when no mailer was configured.
     pub fn outbox(&self) -> Option<&Outbox> {
         self.0.outbox.as_ref()

@@ -305,6 +305,16 @@ impl Realtime {
         })
     }
 
+    /// Stops one project's realtime state on this node: its capture ends and its sockets are
+    /// closed (a project paused, deleted or closed for being idle). Its next socket starts it
+    /// again.
+    pub async fn stop_project(&self, project: &str) {
+        let tenant = self.0.tenants.lock().unwrap_or_else(|e| e.into_inner()).remove(project);
+        if let Some(t) = tenant {
+            t.stop().await;
+        }
+    }
+
     /// Stops every project's capture and closes every socket (a graceful shutdown).
     pub async fn shutdown(&self) {
         let tenants: Vec<_> = {

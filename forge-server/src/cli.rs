@@ -18,12 +18,71 @@ pub struct Cli {
 }
 
 /// The subcommands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Apply bootstrap and migrations, then serve the API (the default).
     Serve,
     /// Apply bootstrap and migrations, then exit.
     Migrate,
-    /// Print the project URL and API keys as JSON.
+    /// Print the default project's URL and API keys as JSON.
     Keys,
+    /// Manage the platform's projects (beside a running server, or on their own).
+    Projects {
+        /// What to do.
+        #[command(subcommand)]
+        action: ProjectsCommand,
+    },
+    /// Manage personal access tokens for the Management API.
+    Tokens {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokensCommand,
+    },
+}
+
+/// `forge-server projects ...`: each prints JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ProjectsCommand {
+    /// Every project.
+    List,
+    /// A new project.
+    Create {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        /// The organization's id (slug).
+        #[arg(long, default_value = "default")]
+        organization: String,
+    },
+    /// Delete a project: its database, files and keys.
+    Delete {
+        /// The project's ref.
+        reference: String,
+    },
+    /// Pause a project: requests answer 503 until it is restored.
+    Pause {
+        /// The project's ref.
+        reference: String,
+    },
+    /// Restore a paused project.
+    Restore {
+        /// The project's ref.
+        reference: String,
+    },
+}
+
+/// `forge-server tokens ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum TokensCommand {
+    /// Print a new personal access token for the platform user with this email, as the only
+    /// line of output; the user is made when missing (the first user of a fresh server
+    /// becomes its owner).
+    Create {
+        /// The platform user's email.
+        #[arg(long)]
+        email: String,
+        /// The token's name.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
 }

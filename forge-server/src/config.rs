@@ -37,6 +37,12 @@
 //! | `FORGE_SMTP_TLS` | `smtp_tls` | `true` (STARTTLS, or TLS on port 465) |
 //! | `FORGE_AUTH_<KEY>` | `[auth] <key>` | see `forge_auth::AuthConfig`; `__` nests (`FORGE_AUTH_RATE_LIMITS__OTP_PER_5MIN`) |
 //! | `FORGE_REALTIME_<KEY>` | `[realtime] <key>` | see `forge_realtime::RealtimeConfig` (`FORGE_REALTIME_MAX_CONNECTIONS`, ...) |
+//! | `FORGE_MASTER_KEY` | `master_key` | generated once into `<data_dir>/master_key`: seals the project secrets the control plane stores (32 bytes, base64url) |
+//! | `FORGE_BASE_DOMAIN` | `base_domain` | unset: projects answer at `/p/<ref>` only; set: also at `<ref>.<base_domain>` |
+//! | `FORGE_PLATFORM_DATABASE` | `platform_database` | `forge_platform` on the embedded cluster, else `<database>_platform`: the control plane's database, on the same cluster |
+//! | `FORGE_PROJECT_POOL_SIZE` | `project_pool_size` | `5`: the most connections one project other than the default may hold (2 for the services, the rest for REST) |
+//! | `FORGE_PROJECT_CONNECTION_BUDGET` | `project_connection_budget` | `100`: the most connections all projects other than the default hold together; idle ones are closed to make room |
+//! | `FORGE_PROJECT_IDLE_TIMEOUT` | `project_idle_timeout` | `300` (seconds a project's pools stay open unused) |
 //! | `FORGE_BUS` | `bus` | `local`: realtime reaches this process's sockets only; `postgres` (LISTEN/NOTIFY on the project database) or a `nats://` URL to share it between nodes |
 
 use std::net::SocketAddr;
@@ -83,6 +89,12 @@ const KEYS: &[&str] = &[
     "smtp_from",
     "smtp_tls",
     "bus",
+    "master_key",
+    "base_domain",
+    "platform_database",
+    "project_pool_size",
+    "project_connection_budget",
+    "project_idle_timeout",
 ];
 
 /// The server's configuration.
@@ -175,6 +187,20 @@ pub struct Config {
     pub realtime: forge_realtime::RealtimeConfig,
     /// How realtime reaches other nodes: `local`, `postgres` or a `nats://` URL.
     pub bus: String,
+    /// The master key (32 bytes, base64url) that seals the project secrets the control plane
+    /// stores; unset: generated once into the data dir.
+    #[serde(serialize_with = "skip_secret")]
+    pub master_key: Option<SecretString>,
+    /// The domain under which `<ref>.<base_domain>` names a project.
+    pub base_domain: Option<String>,
+    /// The control plane's database (on the default project's cluster).
+    pub platform_database: Option<String>,
+    /// The most connections one project (other than the default) may hold.
+    pub project_pool_size: usize,
+    /// The most connections all projects (other than the default) hold together.
+    pub project_connection_budget: usize,
+    /// Seconds a project's pools stay open unused.
+    pub project_idle_timeout: u64,
 }
 
 fn skip_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -249,6 +275,12 @@ impl Default for Config {
             auth: forge_auth::AuthConfig::default(),
             realtime: forge_realtime::RealtimeConfig::default(),
             bus: "local".into(),
+            master_key: None,
+            base_domain: None,
+            platform_database: None,
+            project_pool_size: 5,
+            project_connection_budget: 100,
+            project_idle_timeout: 300,
         }
     }
 }

@@ -28,6 +28,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct ProjectDatabase {
     /// The pools.
     pub db: Database,
+    /// The URL the pools connect with (the control plane makes project databases with it).
+    pub url: SecretString,
+    /// The RLS gateway's URL, when not `url`.
+    pub gateway_url: Option<SecretString>,
     /// The embedded cluster and its supervisor, stopped on [`ProjectDatabase::shutdown`].
     embedded: Option<Supervised>,
 }
@@ -42,31 +46,57 @@ struct Supervised {
 
 impl ProjectDatabase {
     /// Connects to `url`, or starts the embedded cluster under `data_dir` when it is `None`.
-    pub async fn open(url: Option<&SecretString>, data_dir: &Path, postgres_bin: Option<&Path>) -> Result<Self, Error> {
+    /// With `attach`, an embedded cluster that a running server started is used as it is (a
+    /// command-line tool beside the server); otherwise it would be stopped and started anew.
+    pub async fn open(
+        url: Option<&SecretString>,
+        data_dir: &Path,
+        postgres_bin: Option<&Path>,
+        attach: bool,
+    ) -> Result<Self, Error> {
         match url {
             Some(url) => {
                 let config = DatabaseConfig::new(url.expose_secret());
                 let db =
                     Database::connect_lazy(&config).map_err(|e| Error::Config(format!("FORGE_DATABASE_URL: {e}")))?;
-                Ok(Self { db, embedded: None })
+                Ok(Self { db, url: url.clone(), gateway_url: None, embedded: None })
             }
             None => {
                 let mut options = ClusterOptions::new(data_dir.join("pg"));
                 if let Some(dir) = postgres_bin {
                     options.binaries = Some(PgBinaries::in_dir(dir).map_err(Error::Embedded)?);
                 }
+                if attach && let Some(running) = forge_core::embedded::RunningCluster::find(&options) {
+                    // A server runs this cluster: use it as it is, and leave it running.
+                    let url = running.url("postgres", running.superuser());
+                    let gateway = running.url("postgres", "authenticator");
+                    let config = DatabaseConfig::new(url.clone()).with_gateway_url(gateway.clone());
+                    let db = Database::connect_lazy(&config).map_err(|e| Error::Startup(e.to_string()))?;
+                    return Ok(Self {
+                        db,
+                        url: SecretString::from(url),
+                        gateway_url: Some(SecretString::from(gateway)),
+                        embedded: None,
+                    });
+                }
                 let pg = start(options.clone()).await.map_err(|e| match e {
                     Started::Failed(e) => Error::Embedded(e),
                     Started::Panicked(e) => Error::Startup(e),
                 })?;
-                let config = DatabaseConfig::new(pg.url("postgres", pg.superuser()))
-                    .with_gateway_url(pg.url("postgres", "authenticator"));
+                let url = pg.url("postgres", pg.superuser());
+                let gateway = pg.url("postgres", "authenticator");
+                let config = DatabaseConfig::new(url.clone()).with_gateway_url(gateway.clone());
                 let db = Database::connect_lazy(&config).map_err(|e| Error::Startup(e.to_string()))?;
                 tracing::info!(pid = pg.pid(), first_start = pg.initialized(), "embedded postgres is up");
                 let cluster = Arc::new(Mutex::new(Some(pg)));
                 let stopping = Arc::new(AtomicBool::new(false));
                 let supervisor = tokio::spawn(supervise(cluster.clone(), options, stopping.clone()));
-                Ok(Self { db, embedded: Some(Supervised { cluster, stopping, supervisor }) })
+                Ok(Self {
+                    db,
+                    url: SecretString::from(url),
+                    gateway_url: Some(SecretString::from(gateway)),
+                    embedded: Some(Supervised { cluster, stopping, supervisor }),
+                })
             }
         }
     }

@@ -25,6 +25,7 @@
 
 pub mod app;
 pub mod cli;
+mod commands;
 pub mod config;
 pub mod database;
 pub mod edge;
@@ -105,8 +106,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("securing the data dir {}", config.data_dir.display()), e))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Keys => keys(&config),
+        Command::Projects { action } => commands::projects(&config, action).await,
+        Command::Tokens { action } => commands::tokens(&config, action).await,
         Command::Migrate => {
-            let db = prepare(&config).await?;
+            let db = prepare(&config, false).await?;
             db.shutdown().await;
             println!("migrations applied");
             Ok(())
@@ -115,7 +118,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn project_keys(
+pub(crate) fn project_keys(
     config: &Config,
     third_party: Option<std::sync::Arc<forge_core::ThirdPartyIssuer>>,
 ) -> Result<(ProjectRef, ProjectKeys), Error> {
@@ -151,10 +154,12 @@ fn keys(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// Opens the database and applies bootstrap and every crate's migrations.
-async fn prepare(config: &Config) -> Result<ProjectDatabase, Error> {
+/// Opens the database and applies bootstrap and every crate's migrations. With `attach`, an
+/// embedded cluster a running server started is used as it is.
+pub(crate) async fn prepare(config: &Config, attach: bool) -> Result<ProjectDatabase, Error> {
     let db =
-        ProjectDatabase::open(config.database_url.as_ref(), &config.data_dir, config.postgres_bin.as_deref()).await?;
+        ProjectDatabase::open(config.database_url.as_ref(), &config.data_dir, config.postgres_bin.as_deref(), attach)
+            .await?;
     let result = async {
         forge_core::bootstrap::apply(db.db.pool()).await.map_err(MigrateError::from)?;
         forge_core::migrate::run(db.db.pool(), &migrations()).await
@@ -184,7 +189,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     let bound = listener.local_addr().map_err(|e| Error::io("reading the bound address", e))?;
     let url = config.public_url(bound);
 
-    let db = prepare(&config).await?;
+    let db = prepare(&config, false).await?;
     let settings = ProjectSettings::new(url.clone()).with_exposed_schemas(config.db_schemas.clone());
     let project = Project::new(reference.clone(), db.db.clone(), keys.clone(), settings);
     let data = forge_data::Data::builder()
@@ -202,6 +207,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     }
     let auth = auth.build().map_err(|e| Error::Config(e.to_string()))?;
     let store = config.object_store()?;
+    let store_for_platform = store.clone();
     // Uploads stop at the edge's body limit, so the storage limit is the same.
     let storage_config = forge_storage::StorageConfig::default().with_file_size_limit(config.body_limit);
     let storage = forge_storage::Storage::builder()
@@ -230,9 +236,28 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     // The change capture's slot is made now, so changes committed before the first
     // subscriber arrives are not the only ones it can see.
     realtime.start(&project).await;
-    let app = app::router(project, &data, &auth, &storage, &realtime, &config);
+    let services = platform::Services {
+        auth: Some(auth.clone()),
+        objects: Some(store_for_platform),
+        realtime: Some(realtime.clone()),
+    };
+    let platform = match platform::Platform::open(platform_config(&config, &db, &url)?, services).await {
+        Ok(p) => p,
+        Err(e) => {
+            realtime.shutdown().await;
+            db.shutdown().await;
+            return Err(Error::Startup(format!("opening the platform's control plane: {e}")));
+        }
+    };
+    platform.pin_default(project.clone());
+    let maintenance = platform.start();
+    let setup = platform.setup_token().await.map_err(|e| Error::Startup(e.to_string()))?;
+    let app = app::router(project, &data, &auth, &storage, &realtime, &platform, &config);
 
     print_banner(&url, &reference, &keys);
+    if let Some(token) = setup {
+        println!("  Create the platform's owner (once): {url}/platform/setup?token={}\n", token.expose_secret());
+    }
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
 
     let limits = serve::Limits {
@@ -243,10 +268,34 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     tracing::debug!(max_connections = limits.max_connections, "connection limit");
     let served = serve::serve_app(listener, app, shutdown_signal(), limits).await.map_err(|e| Error::io("serving", e));
     sweeper.abort();
+    maintenance.abort();
     realtime.shutdown().await;
+    platform.shutdown().await;
     db.shutdown().await;
     tracing::info!("stopped");
     served
+}
+
+/// The control plane's settings from the server's.
+pub(crate) fn platform_config(
+    config: &Config,
+    db: &ProjectDatabase,
+    url: &str,
+) -> Result<platform::PlatformConfig, Error> {
+    let mut p = platform::PlatformConfig::new(db.url.clone(), config.data_dir.clone(), url.to_owned());
+    p.cluster_gateway_url = db.gateway_url.clone();
+    p.database = config.platform_database.clone();
+    p.master_key = config.master_key.clone();
+    let total = config.project_pool_size.max(2);
+    // Two for the services' own work (one on the smallest pools), the rest for REST.
+    let sqlx = if total >= 4 { 2 } else { 1 };
+    p.registry.pool = platform::cluster::PoolSizes { sqlx: sqlx as u32, gateway: total - sqlx };
+    p.registry.budget = config.project_connection_budget.max(total);
+    p.registry.idle_timeout = Duration::from_secs(config.project_idle_timeout.max(1));
+    p.registry.exposed_schemas = config.db_schemas.clone();
+    p.registry.verify = forge_core::keys::VerifyConfig::default().with_extra_roles(config.jwt_extra_roles.clone());
+    p.default_ref = ProjectRef::new(&config.project_ref).map_err(|e| Error::Config(format!("project_ref: {e}")))?;
+    Ok(p)
 }
 
 /// The realtime bus `config.bus` names.

@@ -1,5 +1,5 @@
 //! `docs/errors.md` is generated from the error catalogues of forge-core, forge-data,
-//! forge-auth, forge-storage and forge-realtime; this test fails when the file is out of date.
+//! forge-auth, forge-storage, forge-realtime and forge-server's control plane; this test fails when the file is out of date.
 //!
 //! Regenerate it with `FORGE_WRITE_DOCS=1 cargo test -p forge-server --test errors_doc`.
 
@@ -37,7 +37,8 @@ service's clients expect:
   REST broadcast endpoints answer `{\"message\": message}`; a refused channel join is a `phx_reply`
   with status `error` and `{\"reason\": \"<code>: <message>\"}`, and a channel shut down gets a
   `system` message with the message before `phx_close`.
-- **Forge's own endpoints**: `{code, message}`.
+- **Forge's own endpoints** and the **Management API** (`/v1`): `{code, message}` (Supabase's
+  Management API sends `message`).
 
 A 5xx body never carries the cause (it is logged) nor the database's message.
 ";
@@ -106,6 +107,11 @@ fn generate() -> String {
         "HTTP",
         forge_realtime::ErrorKind::ALL.iter().map(|k| k.entry()),
     ));
+    doc.push_str(&catalogue(
+        "Management API (forge-server's control plane, `/v1`: `{code, message}`)",
+        "HTTP",
+        forge_server::platform::ErrorKind::ALL.iter().map(|k| k.entry()),
+    ));
     doc
 }
 
@@ -138,6 +144,9 @@ fn every_code_of_every_catalogue_is_documented_once_per_situation() {
         assert!(doc.contains(&format!("| `{}` |", kind.entry().code)), "{kind:?}");
     }
     for kind in forge_realtime::ErrorKind::ALL {
+        assert!(doc.contains(&format!("| `{}` |", kind.entry().code)), "{kind:?}");
+    }
+    for kind in forge_server::platform::ErrorKind::ALL {
         assert!(doc.contains(&format!("| `{}` |", kind.entry().code)), "{kind:?}");
     }
     // A code shared by two situations keeps both statuses, each with its situation.

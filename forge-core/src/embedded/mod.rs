@@ -377,13 +377,7 @@ impl EmbeddedPostgres {
     /// A connection URL for `database` as `user`, over the Unix socket. Both sqlx and
     /// tokio-postgres accept it.
     pub fn url(&self, database: &str, user: &str) -> String {
-        format!(
-            "postgres://{}@{}:{}/{}",
-            percent_encode(user),
-            percent_encode(&self.socket_dir.to_string_lossy()),
-            self.port,
-            percent_encode(database)
-        )
+        socket_url(&self.socket_dir, self.port, database, user)
     }
 
     /// Stops the cluster with a fast shutdown (active sessions are ended, everything written
@@ -501,6 +495,52 @@ fn init_cluster(
         return Err(EmbeddedError::InitDb(stderr.trim().to_owned()));
     }
     Ok(())
+}
+
+/// A cluster that another process (a running server) started on a data directory: what a
+/// command-line tool needs to connect to it without starting or stopping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningCluster {
+    socket_dir: PathBuf,
+    port: u16,
+    superuser: String,
+}
+
+impl RunningCluster {
+    /// The cluster `options` describe, when a live Postgres serves its data directory.
+    pub fn find(options: &ClusterOptions) -> Option<RunningCluster> {
+        let data_dir = absolute(&options.data_dir).ok()?;
+        let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        let pid = lines.first()?.trim().parse::<i32>().ok()?;
+        if !sys::process_exists(pid) || !is_postgres_for(pid, &data_dir) {
+            return None;
+        }
+        // postmaster.pid: pid, data directory, start time, port, socket directory, ...
+        let port = lines.get(3)?.trim().parse().ok()?;
+        let socket_dir = PathBuf::from(lines.get(4)?.trim());
+        Some(RunningCluster { socket_dir, port, superuser: options.superuser.clone() })
+    }
+
+    /// The superuser's name.
+    pub fn superuser(&self) -> &str {
+        &self.superuser
+    }
+
+    /// A connection URL for `database` as `user`, over the Unix socket.
+    pub fn url(&self, database: &str, user: &str) -> String {
+        socket_url(&self.socket_dir, self.port, database, user)
+    }
+}
+
+fn socket_url(socket_dir: &Path, port: u16, database: &str, user: &str) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        percent_encode(user),
+        percent_encode(&socket_dir.to_string_lossy()),
+        port,
+        percent_encode(database)
+    )
 }
 
 /// Deals with a `postmaster.pid` left by an earlier run: a live Postgres on this data

@@ -60,6 +60,8 @@ pub enum ErrorCode {
     JwtRoleNotAllowed,
     /// No project with the requested ref exists.
     ProjectNotFound,
+    /// The project is paused: its pools are closed until it is restored.
+    ProjectPaused,
     /// The project's database cannot be reached (or does not exist).
     DatabaseUnavailable,
     /// No database connection became free in time.
@@ -135,6 +137,7 @@ impl ErrorCode {
             JwtBadClaims           => ("jwt_bad_claims",           401, "PGRST303", "bad_jwt",            "InvalidJWT",       "Parsing claims failed"),
             JwtRoleNotAllowed      => ("jwt_role_not_allowed",     403, "42501",    "bad_jwt",            "AccessDenied",     "The JWT's role is not allowed"),
             ProjectNotFound        => ("project_not_found",        404, "PGRST125", "not_found",          "TenantNotFound",   "Project not found"),
+            ProjectPaused          => ("project_paused",           503, "PGRST000", "unexpected_failure", "DatabaseError",    "Project is paused; restore it to serve requests"),
             DatabaseUnavailable    => ("database_unavailable",     503, "PGRST000", "unexpected_failure", "DatabaseError",    "Database connection error."),
             PoolTimeout            => ("pool_timeout",             504, "PGRST003", "request_timeout",    "DatabaseTimeout",  "Timed out acquiring connection from connection pool."),
             Database               => ("database_error",           400, "",         "unexpected_failure", "DatabaseError",    "Database error"),
@@ -172,6 +175,7 @@ impl ErrorCode {
         ErrorCode::JwtBadClaims,
         ErrorCode::JwtRoleNotAllowed,
         ErrorCode::ProjectNotFound,
+        ErrorCode::ProjectPaused,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::PoolTimeout,
         ErrorCode::Database,
@@ -316,6 +320,9 @@ pub enum ForgeError {
     /// No project with this ref exists (an empty ref: the request named no project).
     #[error("{}", if .0.is_empty() { "No project named in the request (use /p/{ref}/... or a {ref}. host)".to_owned() } else { format!("Project '{}' not found", .0) })]
     ProjectNotFound(String),
+    /// The project exists but is paused (or being removed).
+    #[error("Project '{0}' is paused; restore it to serve requests")]
+    ProjectPaused(String),
     /// The database could not be reached. The cause is logged, never sent.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(#[source] BoxError),
@@ -364,6 +371,7 @@ impl ForgeError {
         match self {
             ForgeError::Auth(e) => e.code,
             ForgeError::ProjectNotFound(_) => ErrorCode::ProjectNotFound,
+            ForgeError::ProjectPaused(_) => ErrorCode::ProjectPaused,
             ForgeError::DatabaseUnavailable(_) => ErrorCode::DatabaseUnavailable,
             ForgeError::PoolTimeout => ErrorCode::PoolTimeout,
             ForgeError::Database(_) => ErrorCode::Database,

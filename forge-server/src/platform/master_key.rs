@@ -12,6 +12,7 @@ use std::fs;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,7 +25,11 @@ const KEY_LEN: usize = 32;
 const VERSION: u8 = 1;
 
 /// The control plane's master key. Its bytes are never printed or logged.
-pub struct MasterKey(LessSafeKey);
+pub struct MasterKey {
+    aead: LessSafeKey,
+    /// For secrets derived from the master key rather than stored (HMAC-SHA256).
+    derive: hmac::Key,
+}
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,7 +78,15 @@ impl MasterKey {
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes.expose_secret())
             .map_err(|_| Error::Config(format!("{origin}: the master key is not usable")))?;
-        Ok(MasterKey(LessSafeKey::new(key)))
+        let derive = hmac::Key::new(hmac::HMAC_SHA256, bytes.expose_secret());
+        Ok(MasterKey { aead: LessSafeKey::new(key), derive })
+    }
+
+    /// A 32-byte secret derived from the master key for `purpose`: the same on every node
+    /// that shares the key, and nothing to store.
+    pub fn derive(&self, purpose: &str) -> SecretBox<Vec<u8>> {
+        let tag = hmac::sign(&self.derive, format!("forge/derive/{purpose}").as_bytes());
+        SecretBox::new(Box::new(tag.as_ref().to_vec()))
     }
 
     /// Seals `plaintext` for `purpose` (for example `project:<ref>:jwt_secret`).
@@ -85,7 +98,7 @@ impl MasterKey {
         out.push(VERSION);
         out.extend_from_slice(&nonce);
         let mut body = plaintext.to_vec();
-        self.0
+        self.aead
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(purpose.as_bytes()), &mut body)
             .expect("AES-GCM seals any length below 64 GiB");
         out.extend_from_slice(&body);
@@ -101,7 +114,7 @@ impl MasterKey {
         let (nonce, body) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unsealable)?;
         let mut body = body.to_vec();
-        let plain = self.0.open_in_place(nonce, Aad::from(purpose.as_bytes()), &mut body).map_err(|_| Unsealable)?;
+        let plain = self.aead.open_in_place(nonce, Aad::from(purpose.as_bytes()), &mut body).map_err(|_| Unsealable)?;
         let plain = plain.to_vec();
         Ok(SecretBox::new(Box::new(plain)))
     }

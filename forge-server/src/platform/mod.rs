@@ -1,6 +1,296 @@
-//! The platform's control plane: organizations, projects, their keys and their usage
-//! (issue: the platform). It is being built piece by piece; so far:
+//! The platform's control plane: organizations, their members, projects (each its own
+//! database), their keys, personal access tokens and the audit log, served as the Management
+//! API at `/v1`.
 //!
-//! - [`master_key`]: the key that seals every project secret the control plane stores.
+//! | module | what it holds |
+//! |---|---|
+//! | [`master_key`] | the key that seals every project secret the control plane stores |
+//! | [`schema`] | the control plane's tables (`forge.*` in the platform database) |
+//! | [`store`] | reading and writing them |
+//! | [`cluster`] | the Postgres clusters project databases live on; the template they are cloned from |
+//! | [`keys`] | a project's secret, signing keys and API keys, sealed |
+//! | [`registry`] | the projects this node serves: opened on first use, closed when idle, within one connection budget |
+//! | [`projects`] | a project's lifecycle: create, pause, restore, transfer, delete |
+//! | [`users`] | platform users, the first owner's setup link, personal access tokens |
+//! | [`api`] | the Management API |
+//! | [`usage`] | usage metering and Prometheus metrics |
+//! | [`error`] | the control plane's errors |
+//!
+//! Platform users are users of a built-in project, `platform`, whose database is the platform
+//! database: forge-auth serves their sign-up, sign-in, MFA and recovery at
+//! `/p/platform/auth/v1`, and its sessions authorize the Management API. The server's default
+//! project (its configured database) is a project of the control plane too, in the
+//! organization `default`, served at the root as before.
 
+pub mod api;
+pub mod cluster;
+pub mod error;
+pub mod keys;
 pub mod master_key;
+pub mod projects;
+pub mod registry;
+pub mod schema;
+pub mod store;
+pub mod usage;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forge_core::keys::VerifyConfig;
+use forge_core::migrate::MigrateError;
+use forge_core::{Database, Project, ProjectKeys, ProjectRef, ProjectSettings};
+use object_store::ObjectStore;
+use secrecy::{ExposeSecret as _, SecretString};
+
+pub use error::{Error, ErrorKind, Result};
+
+use crate::platform::cluster::{Cluster, PoolSizes};
+use crate::platform::master_key::MasterKey;
+use crate::platform::registry::{Registry, RegistryConfig};
+use crate::platform::store::{Actor, Status, Store};
+
+/// The platform project's ref.
+pub const PLATFORM_REF: &str = "platform";
+/// The organization the default project belongs to.
+pub const DEFAULT_ORGANIZATION: &str = "default";
+
+/// What the platform needs to start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PlatformConfig {
+    /// The default project's cluster: its admin URL and, optionally, the gateway's.
+    pub cluster_url: SecretString,
+    /// The gateway URL on that cluster (`authenticator`), if not the admin one.
+    pub cluster_gateway_url: Option<SecretString>,
+    /// The platform database's name (default: derived from the cluster's database).
+    pub database: Option<String>,
+    /// Where the master key is kept, and the one given.
+    pub data_dir: std::path::PathBuf,
+    /// The master key given (`FORGE_MASTER_KEY`).
+    pub master_key: Option<SecretString>,
+    /// How projects are opened and kept.
+    pub registry: RegistryConfig,
+    /// The default project's ref.
+    pub default_ref: ProjectRef,
+}
+
+impl PlatformConfig {
+    /// A config for the cluster at `url`, with defaults.
+    pub fn new(cluster_url: SecretString, data_dir: std::path::PathBuf, public_url: String) -> Self {
+        Self {
+            cluster_url,
+            cluster_gateway_url: None,
+            database: None,
+            data_dir,
+            master_key: None,
+            registry: RegistryConfig {
+                pool: PoolSizes { sqlx: 2, gateway: 3 },
+                budget: 100,
+                idle_timeout: Duration::from_secs(300),
+                poll_interval: Duration::from_secs(1),
+                acquire_timeout: Duration::from_secs(10),
+                public_url,
+                exposed_schemas: vec!["public".into()],
+                verify: VerifyConfig::default(),
+            },
+            default_ref: ProjectRef::new("default").expect("a valid ref"),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) master: Arc<MasterKey>,
+    pub(crate) registry: Registry,
+    pub(crate) database: String,
+    pub(crate) template: String,
+    pub(crate) project: Project,
+    pub(crate) default_ref: ProjectRef,
+    pub(crate) auth: Option<forge_auth::Auth>,
+    pub(crate) objects: Option<Arc<dyn ObjectStore>>,
+    pub(crate) realtime: Option<forge_realtime::Realtime>,
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
+    pub(crate) setup_token: std::sync::Mutex<Option<SecretString>>,
+}
+
+/// The control plane. Cheap to clone.
+#[derive(Clone)]
+pub struct Platform(pub(crate) Arc<Inner>);
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform").field("database", &self.0.database).finish_non_exhaustive()
+    }
+}
+
+/// The services the platform drives: auth (platform users, mail), storage's object store (a
+/// deleted project's files) and realtime (a paused project's sockets).
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct Services {
+    /// forge-auth, for platform users and invitations.
+    pub auth: Option<forge_auth::Auth>,
+    /// Where storage keeps objects (one prefix per project).
+    pub objects: Option<Arc<dyn ObjectStore>>,
+    /// forge-realtime.
+    pub realtime: Option<forge_realtime::Realtime>,
+}
+
+impl Platform {
+    /// Opens the control plane: the platform database (made and migrated when needed), the
+    /// clusters it knows, the project template, and the default project's record.
+    pub async fn open(config: PlatformConfig, services: Services) -> Result<Platform> {
+        let master = Arc::new(
+            MasterKey::load_or_create(config.master_key.as_ref(), &config.data_dir)
+                .map_err(|e| Error::internal(format!("the master key: {e}")))?,
+        );
+        let cluster = Cluster::new("default", config.cluster_url.clone(), config.cluster_gateway_url.clone())?;
+        let database = match &config.database {
+            Some(name) => name.clone(),
+            None => match cluster.admin_database().as_str() {
+                "postgres" => "forge_platform".to_owned(),
+                other => format!("{}_platform", other.chars().take(40).collect::<String>()),
+            },
+        };
+        if !cluster.has_database(&database).await? {
+            cluster.create_empty_database(&database).await?;
+        }
+        let db_config = cluster.database_config(&database, PoolSizes { sqlx: 5, gateway: 4 })?;
+        let db = Database::connect_lazy(&db_config).map_err(|e| Error::internal(e.to_string()))?;
+        let migrated = async {
+            forge_core::bootstrap::apply(db.pool()).await.map_err(MigrateError::from)?;
+            let mut sets = crate::migrations();
+            sets.push(schema::MIGRATIONS);
+            forge_core::migrate::run(db.pool(), &sets).await
+        }
+        .await;
+        if let Err(e) = migrated {
+            db.close().await;
+            return Err(Error::internal(format!("migrating the platform database: {e}")));
+        }
+        let store = Store::new(db.pool().clone());
+
+        // The platform project: its secret is derived from the master key, so every node
+        // that shares the key signs and accepts the same sessions.
+        let reference = ProjectRef::new(PLATFORM_REF).expect("a valid ref");
+        let secret = master.derive("platform:jwt_secret");
+        let keys = ProjectKeys::builder(reference.clone(), secret.expose_secret().to_vec())
+            .verify(config.registry.verify.clone())
+            .build()
+            .map_err(Error::internal)?;
+        let settings =
+            ProjectSettings::new(format!("{}/p/{PLATFORM_REF}", config.registry.public_url.trim_end_matches('/')));
+        let project = Project::new(reference, db, keys, settings);
+
+        store
+            .put_cluster(
+                &cluster.id,
+                &master.seal(cluster.url().expose_secret().as_bytes(), "cluster:default:url"),
+                cluster
+                    .gateway_url()
+                    .map(|g| master.seal(g.expose_secret().as_bytes(), "cluster:default:gateway_url"))
+                    .as_deref(),
+            )
+            .await?;
+        let registry = Registry::new(store.clone(), master.clone(), config.registry);
+        for (id, url, gateway) in store.clusters().await? {
+            let open = |sealed: &[u8], what: &str| -> Result<SecretString> {
+                let bytes = master.open(sealed, &format!("cluster:{id}:{what}")).map_err(Error::internal)?;
+                Ok(SecretString::from(String::from_utf8(bytes.expose_secret().clone()).map_err(Error::internal)?))
+            };
+            let gateway = gateway.map(|g| open(&g, "gateway_url")).transpose()?;
+            registry.add_cluster(Cluster::new(id.clone(), open(&url, "url")?, gateway)?);
+        }
+        let template = format!("{database}_template");
+        for c in registry.clusters() {
+            c.prepare_template(&template).await?;
+        }
+        registry.start_revision().await?;
+        registry.pin(project.clone());
+
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let platform = Platform(Arc::new(Inner {
+            store,
+            master,
+            registry,
+            database,
+            template,
+            project,
+            default_ref: config.default_ref,
+            auth: services.auth,
+            objects: services.objects,
+            realtime: services.realtime,
+            stop,
+            setup_token: std::sync::Mutex::new(None),
+        }));
+        platform.record_default_project().await?;
+        Ok(platform)
+    }
+
+    /// Records the default project (and its organization) on first start.
+    async fn record_default_project(&self) -> Result<()> {
+        let store = &self.0.store;
+        let reference = self.0.default_ref.as_str();
+        if store.project(reference).await?.is_some() {
+            return Ok(());
+        }
+        let mut tx = store.pool().begin().await?;
+        let org = match store.organization(DEFAULT_ORGANIZATION).await? {
+            Some(org) => org,
+            None => store.create_organization(&mut *tx, DEFAULT_ORGANIZATION, "Default organization").await?,
+        };
+        store
+            .insert_project(&mut *tx, reference, org.id, "Default project", Status::Active, None, None, "local")
+            .await?;
+        store
+            .audit(
+                &mut *tx,
+                &Actor::system(),
+                "project.register_default",
+                Some(org.id),
+                Some(reference),
+                serde_json::json!({}),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Serves the default project from memory.
+    pub fn pin_default(&self, project: Project) {
+        self.0.registry.pin(project);
+    }
+
+    /// Starts the background work: closing idle projects, noticing changed ones.
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.0.registry.clone().maintain(self.0.stop.subscribe()))
+    }
+
+    /// Stops the background work and closes every project this node opened.
+    pub async fn shutdown(&self) {
+        let _ = self.0.stop.send(true);
+        self.0.registry.close_all().await;
+        self.0.project.db().close().await;
+    }
+
+    /// The projects this node serves.
+    pub fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    /// The control plane's tables.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The platform project (its users are the platform's).
+    pub fn project(&self) -> &Project {
+        &self.0.project
+    }
+
+    /// The platform database's name.
+    pub fn database(&self) -> &str {
+        &self.0.database
+    }
+}

@@ -15,6 +15,8 @@ pub struct Server {
     pub addr: String,
     pub stderr: PathBuf,
     pub started_in: Duration,
+    /// Every line the server printed so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A `forge-server` command with a clean environment: nothing inherited that configures Forge.
@@ -52,9 +54,12 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn forge-server");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = printed.clone();
         std::thread::spawn(move || {
             let mut url = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().expect("stdout lines").push(line.clone());
                 if let Some(u) = line.trim().strip_prefix("API URL:") {
                     url = Some(u.trim().to_owned());
                 } else if let (Some(key), Some(u)) = (line.trim().strip_prefix("anon key:"), &url) {
@@ -66,7 +71,7 @@ impl Server {
             Ok((url, anon_key)) => {
                 let started_in = t0.elapsed();
                 let addr = url.trim_start_matches("http://").to_owned();
-                Ok(Server { child, url, anon_key, addr, stderr, started_in })
+                Ok(Server { child, url, anon_key, addr, stderr, started_in, stdout: printed })
             }
             Err(_) => {
                 let _ = child.kill();
@@ -78,6 +83,20 @@ impl Server {
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
         request(&self.addr, method, path, headers, body)
+    }
+
+    /// The first printed line containing `needle`, waiting up to 10 s for it.
+    pub fn printed(&self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.stdout.lock().expect("stdout lines").iter().find(|l| l.contains(needle)) {
+                return Some(line.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn get(&self, path: &str) -> Response {

@@ -1,0 +1,374 @@
+//! The projects this node serves: a [`ProjectLookup`] over the control plane that opens a
+//! project's pools and keys on its first request and closes them when it has been idle, within
+//! one connection budget for all projects.
+//!
+//! - **Cold open:** the control plane's row, secret and keys are read, the keys built, and the
+//!   pools made (lazily: connections open as requests need them). Opens are serialized, so a
+//!   burst of first requests to one project opens it once.
+//! - **Budget:** each open project may hold at most [`PoolSizes::total`] connections, and at
+//!   most `budget / that` projects are open at once: opening one more first closes the least
+//!   recently used project that has been idle for a second; when none has, the request waits
+//!   for one (up to the acquire timeout, then 504). The budget is never exceeded.
+//! - **Idle close:** a project unused for `idle_timeout` is closed.
+//! - **Changes:** every change to a project (status, keys, organization) takes a new revision
+//!   in the control plane; each node polls for new revisions every `poll_interval` and drops
+//!   what it holds of those projects, so the next request sees the change. A revoked key stops
+//!   working on every node within one poll interval.
+//! - **Pinned projects** (the default project and the platform's own) are served from memory,
+//!   outside the budget.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use forge_core::keys::VerifyConfig;
+use forge_core::project::{BoxFuture, ProjectLookup};
+use forge_core::{Database, ForgeError, Project, ProjectRef, ProjectSettings};
+
+use crate::platform::cluster::{Cluster, PoolSizes};
+use crate::platform::error::{Error, Result};
+use crate::platform::keys;
+use crate::platform::master_key::MasterKey;
+use crate::platform::store::{Status, Store};
+
+/// How projects are opened and kept.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Each project's pools.
+    pub pool: PoolSizes,
+    /// The most connections all managed projects together may hold.
+    pub budget: usize,
+    /// A project unused this long is closed.
+    pub idle_timeout: Duration,
+    /// How often nodes look for changed projects (the bound on a revoked key's life).
+    pub poll_interval: Duration,
+    /// How long a request waits for room in the budget.
+    pub acquire_timeout: Duration,
+    /// The server's public URL (a project's is `<it>/p/<ref>`).
+    pub public_url: String,
+    /// The schemas REST exposes.
+    pub exposed_schemas: Vec<String>,
+    /// How tokens are verified.
+    pub verify: VerifyConfig,
+}
+
+impl RegistryConfig {
+    /// How many projects may be open at once.
+    pub fn max_open(&self) -> usize {
+        (self.budget / self.pool.total().max(1)).max(1)
+    }
+}
+
+/// One open project.
+struct Open {
+    project: Project,
+    last_used: AtomicU64,
+}
+
+/// What this node holds of a project.
+enum Slot {
+    Open(Arc<Open>),
+    /// Paused or being removed (or made): refused without asking the control plane again.
+    Closed(Status),
+}
+
+struct Inner {
+    store: Store,
+    master: Arc<MasterKey>,
+    clusters: Mutex<HashMap<String, Cluster>>,
+    pinned: Mutex<HashMap<ProjectRef, Project>>,
+    slots: Mutex<HashMap<ProjectRef, Slot>>,
+    opening: tokio::sync::Mutex<()>,
+    config: RegistryConfig,
+    revision: AtomicI64,
+    epoch: Instant,
+}
+
+/// The projects this node serves. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry(Arc<Inner>);
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("open", &self.open_count()).finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// A registry over the control plane's `store`.
+    pub fn new(store: Store, master: Arc<MasterKey>, config: RegistryConfig) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            master,
+            clusters: Mutex::new(HashMap::new()),
+            pinned: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
+            config,
+            revision: AtomicI64::new(0),
+            epoch: Instant::now(),
+        }))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.0.config
+    }
+
+    /// Serves `project` from memory, outside the budget.
+    pub fn pin(&self, project: Project) {
+        lock(&self.0.pinned).insert(project.reference().clone(), project);
+    }
+
+    /// A pinned project.
+    pub fn pinned(&self, reference: &str) -> Option<Project> {
+        lock(&self.0.pinned).get(reference).cloned()
+    }
+
+    /// Knows `cluster` by its id.
+    pub fn add_cluster(&self, cluster: Cluster) {
+        lock(&self.0.clusters).insert(cluster.id.clone(), cluster);
+    }
+
+    /// The cluster with this id.
+    pub fn cluster(&self, id: &str) -> Option<Cluster> {
+        lock(&self.0.clusters).get(id).cloned()
+    }
+
+    /// Every known cluster.
+    pub fn clusters(&self) -> Vec<Cluster> {
+        let mut all: Vec<Cluster> = lock(&self.0.clusters).values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// How many managed projects are open.
+    pub fn open_count(&self) -> usize {
+        lock(&self.0.slots).values().filter(|s| matches!(s, Slot::Open(_))).count()
+    }
+
+    /// The open projects (pinned ones first), for pool metrics.
+    pub fn open_projects(&self) -> Vec<Project> {
+        let mut all: Vec<Project> = lock(&self.0.pinned).values().cloned().collect();
+        all.extend(lock(&self.0.slots).values().filter_map(|s| match s {
+            Slot::Open(o) => Some(o.project.clone()),
+            Slot::Closed(_) => None,
+        }));
+        all
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.0.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The project with this ref, opening it if needed.
+    pub async fn get(&self, reference: &ProjectRef) -> Result<Option<Project>, ForgeError> {
+        if let Some(p) = lock(&self.0.pinned).get(reference) {
+            return Ok(Some(p.clone()));
+        }
+        if let Some(found) = self.held(reference) {
+            return found.map(Some);
+        }
+        let _opening = self.0.opening.lock().await;
+        if let Some(found) = self.held(reference) {
+            return found.map(Some);
+        }
+        let Some(row) = self.0.store.project(reference.as_str()).await.map_err(core)? else {
+            return Ok(None);
+        };
+        let status = row.status();
+        if status != Status::Active {
+            // A pause lasts: remember it until the project changes. Being made or removed is
+            // brief: ask again next time.
+            if status == Status::Paused {
+                lock(&self.0.slots).insert(reference.clone(), Slot::Closed(status));
+            }
+            return Err(closed(reference, status));
+        }
+        let (Some(cluster_id), Some(database)) = (row.cluster_id.as_deref(), row.database.as_deref()) else {
+            // The default project's row: it is pinned when served at all.
+            return Ok(None);
+        };
+        let cluster =
+            self.cluster(cluster_id).ok_or_else(|| ForgeError::internal(format!("unknown cluster {cluster_id}")))?;
+        self.make_room().await?;
+        let config = &self.0.config;
+        let keys = keys::load_from(&self.0.store, &self.0.master, reference, &config.verify).await.map_err(core)?;
+        let db_config = cluster.database_config(database, config.pool).map_err(core)?;
+        let db = Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?;
+        let settings = ProjectSettings::new(format!("{}/p/{reference}", config.public_url.trim_end_matches('/')))
+            .with_exposed_schemas(config.exposed_schemas.clone());
+        let project = Project::new(reference.clone(), db, keys, settings);
+        let open = Arc::new(Open { project: project.clone(), last_used: AtomicU64::new(self.now_ms()) });
+        lock(&self.0.slots).insert(reference.clone(), Slot::Open(open));
+        tracing::debug!(project = %reference, open = self.open_count(), "opened a project");
+        Ok(Some(project))
+    }
+
+    /// What this node holds: `None` when nothing.
+    fn held(&self, reference: &ProjectRef) -> Option<Result<Project, ForgeError>> {
+        match lock(&self.0.slots).get(reference)? {
+            Slot::Open(open) => {
+                open.last_used.store(self.now_ms(), Ordering::Relaxed);
+                Some(Ok(open.project.clone()))
+            }
+            Slot::Closed(status) => Some(Err(closed(reference, *status))),
+        }
+    }
+
+    /// Waits until one more project fits the budget, closing the least recently used idle
+    /// one if needed.
+    async fn make_room(&self) -> Result<(), ForgeError> {
+        let deadline = Instant::now() + self.0.config.acquire_timeout;
+        loop {
+            let victim = {
+                let mut slots = lock(&self.0.slots);
+                let open: Vec<(&ProjectRef, &Arc<Open>)> = slots
+                    .iter()
+                    .filter_map(|(r, s)| match s {
+                        Slot::Open(o) => Some((r, o)),
+                        Slot::Closed(_) => None,
+                    })
+                    .collect();
+                if open.len() < self.0.config.max_open() {
+                    return Ok(());
+                }
+                let now = self.now_ms();
+                let idle = open
+                    .into_iter()
+                    .filter(|(_, o)| now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= 1000)
+                    .min_by_key(|(_, o)| o.last_used.load(Ordering::Relaxed))
+                    .map(|(r, _)| r.clone());
+                idle.and_then(|r| slots.remove(&r))
+            };
+            match victim {
+                Some(slot) => {
+                    close(slot).await;
+                }
+                None if Instant::now() >= deadline => return Err(ForgeError::PoolTimeout),
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Drops what this node holds of a project (its pools close once their requests end).
+    pub async fn forget(&self, reference: &str) {
+        let slot = lock(&self.0.slots).remove(reference);
+        if let Some(slot) = slot {
+            close(slot).await;
+        }
+    }
+
+    /// Closes projects idle past the idle timeout.
+    pub async fn close_idle(&self) {
+        let now = self.now_ms();
+        let limit = self.0.config.idle_timeout.as_millis() as u64;
+        let idle: Vec<Slot> = {
+            let mut slots = lock(&self.0.slots);
+            let refs: Vec<ProjectRef> = slots
+                .iter()
+                .filter(|(_, s)| match s {
+                    Slot::Open(o) => now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= limit,
+                    Slot::Closed(_) => false,
+                })
+                .map(|(r, _)| r.clone())
+                .collect();
+            refs.iter().filter_map(|r| slots.remove(r)).collect()
+        };
+        for slot in idle {
+            close(slot).await;
+        }
+    }
+
+    /// Looks for projects changed since the last look and forgets them.
+    pub async fn poll_changes(&self) -> Result<usize> {
+        let since = self.0.revision.load(Ordering::Relaxed);
+        let changed = self.0.store.changed_since(since).await?;
+        let mut dropped = 0;
+        for (reference, revision) in &changed {
+            self.0.revision.fetch_max(*revision, Ordering::Relaxed);
+            if since > 0 || lock(&self.0.slots).contains_key(reference.as_str()) {
+                self.forget(reference).await;
+                dropped += 1;
+            }
+        }
+        // A deleted project leaves no row (and maybe no revision this node saw): forget the
+        // refs this node holds that are gone.
+        let held: Vec<String> = lock(&self.0.slots).keys().map(|r| r.as_str().to_owned()).collect();
+        if !held.is_empty() {
+            let live: std::collections::HashSet<String> = self.0.store.existing(&held).await?.into_iter().collect();
+            for r in held.iter().filter(|r| !live.contains(*r)) {
+                self.forget(r).await;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Starts from the control plane's current revision (nothing held is older).
+    pub async fn start_revision(&self) -> Result<()> {
+        let revision = self.0.store.revision().await?;
+        self.0.revision.store(revision, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs the idle close and the change poll until `stop` fires.
+    pub async fn maintain(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut poll = tokio::time::interval(self.0.config.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut idle = tokio::time::interval(Duration::from_secs(5).min(self.0.config.idle_timeout));
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {
+                    if let Err(e) = self.poll_changes().await {
+                        tracing::warn!(error = %e, "looking for changed projects failed");
+                    }
+                }
+                _ = idle.tick() => self.close_idle().await,
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    /// Closes every open project.
+    pub async fn close_all(&self) {
+        let all: Vec<Slot> = lock(&self.0.slots).drain().map(|(_, s)| s).collect();
+        for slot in all {
+            close(slot).await;
+        }
+    }
+}
+
+impl ProjectLookup for Registry {
+    fn lookup<'a>(&'a self, reference: &'a ProjectRef) -> BoxFuture<'a, Result<Option<Project>, ForgeError>> {
+        Box::pin(self.get(reference))
+    }
+}
+
+async fn close(slot: Slot) {
+    if let Slot::Open(open) = slot {
+        let db = open.project.db().clone();
+        // In-flight requests keep their connections until they finish; close() waits for them.
+        tokio::spawn(async move { db.close().await });
+    }
+}
+
+fn closed(reference: &ProjectRef, status: Status) -> ForgeError {
+    match status {
+        Status::Paused | Status::Removing => ForgeError::ProjectPaused(reference.to_string()),
+        Status::ComingUp | Status::Active => ForgeError::ProjectNotFound(reference.to_string()),
+    }
+}
+
+fn core(e: Error) -> ForgeError {
+    match e {
+        Error::Core(e) => e,
+        other => ForgeError::internal(other.to_string()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,13 @@
+//! The control plane's migrations, applied to the platform database after every crate's
+//! (it refers to `auth.users`, the platform's users).
+
+use forge_core::migrate::{Migration, MigrationSet};
+
+/// The control plane's migrations (owner `forge-platform`).
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    owner: "forge-platform",
+    migrations: &[
+        Migration { version: 1, name: "control_plane", sql: include_str!("sql/0001_control_plane.sql") },
+        Migration { version: 2, name: "usage", sql: include_str!("usage.sql") },
+    ],
+};
