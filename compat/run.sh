@@ -210,6 +210,16 @@ const deadline = Date.now() + 15000;
 })();
 '
 
+# ---------------------------------------------------------------- Management API clients
+# The platform suites (js/platform.test.mjs, python/test_platform.py) drive the Management API
+# through clients generated from the live document, with a personal access token for the
+# server's first platform user (its owner), made by the CLI beside the running server.
+FORGE_MANAGEMENT_DIR="$TMP/management"
+log "generating the Management API clients from $FORGE_URL/openapi.json"
+bash "$COMPAT_DIR/management-clients.sh" "$FORGE_URL/openapi.json" "$FORGE_MANAGEMENT_DIR"
+FORGE_ACCESS_TOKEN="$(FORGE_DATA_DIR="$DATA" FORGE_LISTEN="127.0.0.1:0" "$SERVER_BIN" tokens create --email owner@forge.test --name compat)"
+export FORGE_MANAGEMENT_DIR FORGE_ACCESS_TOKEN
+
 # ---------------------------------------------------------------- suites
 status=0
 cd "$COMPAT_DIR/.."

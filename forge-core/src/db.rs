@@ -60,6 +60,17 @@ impl DatabaseConfig {
     }
 }
 
+/// How many connections a [`Database`]'s two pools hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConnections {
+    /// Open now.
+    pub open: usize,
+    /// Open and unused.
+    pub idle: usize,
+    /// The most both pools may open.
+    pub max: usize,
+}
+
 /// A project's database handle. Cheap to clone. Pools connect lazily.
 #[derive(Clone)]
 pub struct Database {
@@ -112,6 +123,18 @@ impl Database {
     /// The gateway pool, for [`crate::rls::begin`], which sets up RLS on the connection.
     pub(crate) fn gateway(&self) -> &GatewayPool {
         &self.gateway
+    }
+
+    /// How many connections both pools hold (open, of which idle) and may hold at most.
+    pub fn connections(&self) -> PoolConnections {
+        let gateway = self.gateway.status();
+        let sqlx_open = self.pool.size() as usize;
+        let sqlx_idle = self.pool.num_idle();
+        PoolConnections {
+            open: sqlx_open + gateway.size,
+            idle: sqlx_idle + gateway.available,
+            max: self.pool.options().get_max_connections() as usize + gateway.max_size,
+        }
     }
 
     /// Checks that both pools can reach the database.

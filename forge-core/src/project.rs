@@ -212,6 +212,8 @@ pub struct RefResolver {
     lookup: Arc<dyn ProjectLookup>,
     by_path: bool,
     by_host: bool,
+    /// With it, only `{ref}.<domain>` hosts name a project.
+    host_domain: Option<String>,
     fallback: Option<Project>,
 }
 
@@ -227,7 +229,7 @@ impl std::fmt::Debug for RefResolver {
 impl RefResolver {
     /// A resolver over `lookup` with both strategies off; enable at least one.
     pub fn new(lookup: impl ProjectLookup) -> Self {
-        Self { lookup: Arc::new(lookup), by_path: false, by_host: false, fallback: None }
+        Self { lookup: Arc::new(lookup), by_path: false, by_host: false, host_domain: None, fallback: None }
     }
 
     /// Resolves `/p/{ref}/...`, stripping the prefix.
@@ -239,6 +241,14 @@ impl RefResolver {
     /// Resolves `{ref}.example.com`.
     pub fn by_host_label(mut self) -> Self {
         self.by_host = true;
+        self
+    }
+
+    /// Resolves `{ref}.<domain>` only: other hosts (an IP, `localhost`, another domain) name
+    /// no project.
+    pub fn by_host_under(mut self, domain: impl Into<String>) -> Self {
+        self.by_host = true;
+        self.host_domain = Some(domain.into().trim_start_matches('.').to_ascii_lowercase());
         self
     }
 
@@ -255,14 +265,17 @@ impl RefResolver {
         Some((&rest[..end], 3 + end))
     }
 
-    fn from_host(parts: &Parts) -> Option<&str> {
+    fn from_host<'p>(parts: &'p Parts, domain: Option<&str>) -> Option<&'p str> {
         let host = parts.uri.host().or_else(|| parts.headers.get(http::header::HOST)?.to_str().ok())?;
         let host = host.split(':').next()?;
         if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
             return None;
         }
         let (label, rest) = host.split_once('.')?;
-        (!rest.is_empty()).then_some(label)
+        match domain {
+            Some(domain) => rest.trim_end_matches('.').eq_ignore_ascii_case(domain).then_some(label),
+            None => (!rest.is_empty()).then_some(label),
+        }
     }
 }
 
@@ -277,7 +290,10 @@ impl ProjectResolver for RefResolver {
             let named = if let Some((name, len)) = self.by_path.then(|| Self::from_path(parts.uri.path())).flatten() {
                 Some((name, len))
             } else {
-                self.by_host.then(|| Self::from_host(parts)).flatten().map(|name| (name, 0))
+                self.by_host
+                    .then(|| Self::from_host(parts, self.host_domain.as_deref()))
+                    .flatten()
+                    .map(|name| (name, 0))
             };
             let Some((name, strip_prefix)) = named else {
                 return match &self.fallback {
@@ -288,8 +304,9 @@ impl ProjectResolver for RefResolver {
             let reference = ProjectRef::new(name).map_err(|_| not_found(name))?;
             match self.lookup.lookup(&reference).await? {
                 Some(project) => Ok(Resolved { project, strip_prefix }),
-                // A host like `localhost.localdomain` names no project: use the fallback.
-                None if strip_prefix == 0 && self.fallback.is_some() => {
+                // A host like `localhost.localdomain` names no project: use the fallback. Under
+                // a configured domain, it does name one, which does not exist.
+                None if strip_prefix == 0 && self.fallback.is_some() && self.host_domain.is_none() => {
                     Ok(Resolved { project: self.fallback.clone().expect("checked"), strip_prefix: 0 })
                 }
                 None => Err(not_found(name)),
@@ -430,9 +447,15 @@ mod tests {
         assert_eq!(RefResolver::from_path("/rest/v1/t"), None);
         let parts =
             |host: &str| Request::builder().uri("/x").header("host", host).body(()).expect("request").into_parts().0;
-        assert_eq!(RefResolver::from_host(&parts("abc.forge.test:8000")), Some("abc"));
-        assert_eq!(RefResolver::from_host(&parts("localhost:8000")), None);
-        assert_eq!(RefResolver::from_host(&parts("127.0.0.1:8000")), None);
+        assert_eq!(RefResolver::from_host(&parts("abc.forge.test:8000"), None), Some("abc"));
+        assert_eq!(RefResolver::from_host(&parts("localhost:8000"), None), None);
+        assert_eq!(RefResolver::from_host(&parts("127.0.0.1:8000"), None), None);
+        let under = Some("forge.test");
+        assert_eq!(RefResolver::from_host(&parts("abc.forge.test:8000"), under), Some("abc"));
+        assert_eq!(RefResolver::from_host(&parts("abc.FORGE.test"), under), Some("abc"));
+        assert_eq!(RefResolver::from_host(&parts("abc.other.test"), under), None);
+        assert_eq!(RefResolver::from_host(&parts("x.abc.forge.test"), under), None);
+        assert_eq!(RefResolver::from_host(&parts("forge.test"), under), None);
     }
 
     #[test]

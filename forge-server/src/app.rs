@@ -38,8 +38,8 @@ pub fn router(
     config: &Config,
 ) -> Router {
     let mut resolver = RefResolver::new(platform.registry().clone()).by_path_prefix().with_fallback(project.clone());
-    if config.base_domain.as_deref().is_some_and(|d| !d.is_empty()) {
-        resolver = resolver.by_host_label();
+    if let Some(domain) = config.base_domain.as_deref().filter(|d| !d.is_empty()) {
+        resolver = resolver.by_host_under(domain);
     }
     let services = Router::new()
         .nest("/rest/v1", data.router())
@@ -48,12 +48,19 @@ pub fn router(
         .nest("/realtime/v1", realtime.router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(platform.clone(), platform_project_gate));
-    // Around the services router, so a `/p/{ref}` prefix is gone before routing.
+    // Around the services router, so a `/p/{ref}` prefix is gone before routing; the meter
+    // inside it, so it knows the project and sees the services' own paths.
+    let services = if config.usage_metering { services.layer(platform.meter().layer()) } else { services };
     let services = ProjectLayer::new(resolver).layer(services);
-    let app = Router::new()
+    let mut app = Router::new();
+    if let Some(token) = &config.metrics_token {
+        app = app.merge(crate::platform::usage::metrics_router(platform.meter().clone(), Some(token.clone())));
+    }
+    let app = app
         .route("/health", get(health))
         .route("/ready", get(ready))
         .nest("/v1", crate::platform::api::router(platform))
+        .merge(crate::platform::api::docs::router())
         .route("/platform/setup", get(setup_page))
         .route("/platform/config", get(platform_config).with_state(platform.clone()))
         .fallback_service(services)

@@ -69,6 +69,28 @@ pub enum ProjectsCommand {
         /// The project's ref.
         reference: String,
     },
+    /// Export a project to one archive file: its database (`pg_dump`) and its stored
+    /// objects, with a manifest of their sizes and SHA-256. Gzip-compressed when the file
+    /// name ends in `.gz` or `.tgz`.
+    Export {
+        /// The project's ref.
+        reference: String,
+        /// The archive file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Import an archive made by `export` as a new project (a new ref and new keys); an
+    /// archive that does not match its manifest is refused.
+    Import {
+        /// The archive file.
+        archive: PathBuf,
+        /// The organization's id (slug) (default: the archive's, if it is here, else `default`).
+        #[arg(long)]
+        organization: Option<String>,
+        /// The new project's name (default: the archive's).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// `forge-server tokens ...`.

@@ -92,6 +92,31 @@ pub(crate) async fn projects(config: &Config, action: ProjectsCommand) -> Result
                 platform.restore_project(&row, &actor).await?;
                 print(crate::platform::api::projects::shown(platform, &find(&reference).await?));
             }
+            ProjectsCommand::Export { reference, output } => {
+                let row = find(&reference).await?;
+                let manifest = platform.export_project(&row, &output, &actor).await?;
+                print(json!({
+                    "ref": reference,
+                    "output": output,
+                    "database_bytes": manifest.database.size,
+                    "objects": manifest.objects.len(),
+                    "object_bytes": manifest.objects.iter().map(|o| o.size).sum::<u64>(),
+                }));
+            }
+            ProjectsCommand::Import { archive, organization, name } => {
+                let row = platform.import_project(&archive, organization.as_deref(), name.as_deref(), &actor).await?;
+                let mut shown = crate::platform::api::projects::shown(platform, &row);
+                for key in &store.api_keys(&row.reference).await? {
+                    let field = match key.kind.as_str() {
+                        "legacy_anon" => "anon_key",
+                        "legacy_service_role" => "service_role_key",
+                        "publishable" => "publishable_key",
+                        _ => "secret_key",
+                    };
+                    shown[field] = json!(platform.reveal_key(&row.reference, key)?.expose_secret());
+                }
+                print(shown);
+            }
         }
         Ok(())
     })

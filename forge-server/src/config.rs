@@ -43,6 +43,11 @@
 //! | `FORGE_PROJECT_POOL_SIZE` | `project_pool_size` | `5`: the most connections one project other than the default may hold (2 for the services, the rest for REST) |
 //! | `FORGE_PROJECT_CONNECTION_BUDGET` | `project_connection_budget` | `100`: the most connections all projects other than the default hold together; idle ones are closed to make room |
 //! | `FORGE_PROJECT_IDLE_TIMEOUT` | `project_idle_timeout` | `300` (seconds a project's pools stay open unused) |
+//! | `FORGE_USAGE_METERING` | `usage_metering` | `true` (`false`: no request is counted; for measuring what metering costs) |
+//! | `FORGE_USAGE_FLUSH_INTERVAL` | `usage_flush_interval` | `10` (seconds between writes of the usage counted in memory; a graceful stop writes the rest) |
+//! | `FORGE_METRICS_TOKEN` | `metrics_token` | unset: no `/metrics` on the API's address; set: `GET /metrics` with `Authorization: Bearer <token>` |
+//! | `FORGE_METRICS_LISTEN` | `metrics_listen` | unset; set: `GET /metrics` on this address of its own (with the token too, if one is set) |
+//! | `FORGE_CLUSTERS` | `[[clusters]]` | none: projects go to the default project's cluster; each `{ id, url, gateway_url }` is another Postgres cluster new projects may be placed on (the least loaded is chosen) |
 //! | `FORGE_BUS` | `bus` | `local`: realtime reaches this process's sockets only; `postgres` (LISTEN/NOTIFY on the project database) or a `nats://` URL to share it between nodes |
 
 use std::net::SocketAddr;
@@ -95,6 +100,11 @@ const KEYS: &[&str] = &[
     "project_pool_size",
     "project_connection_budget",
     "project_idle_timeout",
+    "usage_flush_interval",
+    "usage_metering",
+    "metrics_token",
+    "metrics_listen",
+    "clusters",
 ];
 
 /// The server's configuration.
@@ -201,6 +211,35 @@ pub struct Config {
     pub project_connection_budget: usize,
     /// Seconds a project's pools stay open unused.
     pub project_idle_timeout: u64,
+    /// Seconds between writes of the usage counted in memory.
+    pub usage_flush_interval: u64,
+    /// Whether requests are metered.
+    pub usage_metering: bool,
+    /// The bearer token `GET /metrics` needs on the API's address (unset: not served there).
+    #[serde(serialize_with = "skip_secret")]
+    pub metrics_token: Option<SecretString>,
+    /// An address of its own for `GET /metrics`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// More Postgres clusters that project databases may be placed on.
+    pub clusters: Vec<ClusterSetting>,
+}
+
+/// A Postgres cluster the platform may place project databases on.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSetting {
+    /// Its id (lower-case letters, digits and `-`).
+    pub id: String,
+    /// An admin URL: a role that may create and drop databases.
+    #[serde(serialize_with = "redact")]
+    pub url: SecretString,
+    /// The URL the RLS gateway connects with (`authenticator`); unset: `url`.
+    #[serde(default, serialize_with = "skip_secret")]
+    pub gateway_url: Option<SecretString>,
+}
+
+fn redact<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
 }
 
 fn skip_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -281,6 +320,11 @@ impl Default for Config {
             project_pool_size: 5,
             project_connection_budget: 100,
             project_idle_timeout: 300,
+            usage_flush_interval: 10,
+            usage_metering: true,
+            metrics_token: None,
+            metrics_listen: None,
+            clusters: Vec::new(),
         }
     }
 }
@@ -356,6 +400,25 @@ impl Config {
         }
         if self.header_timeout == 0 {
             return Err(ConfigError("header_timeout must be at least 1 second".into()));
+        }
+        if self.project_pool_size < 2 {
+            return Err(ConfigError("project_pool_size must be at least 2".into()));
+        }
+        if self.project_connection_budget < self.project_pool_size {
+            return Err(ConfigError("project_connection_budget must be at least project_pool_size".into()));
+        }
+        let mut ids = std::collections::HashSet::from(["default"]);
+        for c in &self.clusters {
+            let valid = !c.id.is_empty()
+                && c.id.len() <= 40
+                && c.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !c.id.starts_with('-');
+            if !valid {
+                return Err(ConfigError(format!("clusters: {:?} is not an id (lower-case letters, digits, -)", c.id)));
+            }
+            if !ids.insert(c.id.as_str()) {
+                return Err(ConfigError(format!("clusters: the id {:?} is used twice (or is `default`)", c.id)));
+            }
         }
         self.auth.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(())

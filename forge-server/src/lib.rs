@@ -250,7 +250,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         }
     };
     platform.pin_default(project.clone());
-    let maintenance = platform.start();
+    platform.start();
     let setup = platform.setup_token().await.map_err(|e| Error::Startup(e.to_string()))?;
     let app = app::router(project, &data, &auth, &storage, &realtime, &platform, &config);
 
@@ -260,6 +260,19 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     }
     tracing::info!(%url, ready_ms = started.elapsed().as_millis() as u64, "forge is ready");
 
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("cannot listen on {addr} for metrics"), e))?;
+            let router = platform::usage::metrics_router(platform.meter().clone(), config.metrics_token.clone());
+            tracing::info!(%addr, "serving /metrics");
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            }))
+        }
+        None => None,
+    };
     let limits = serve::Limits {
         header_timeout: Duration::from_secs(config.header_timeout),
         max_connections: config.connection_limit(),
@@ -268,7 +281,9 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     tracing::debug!(max_connections = limits.max_connections, "connection limit");
     let served = serve::serve_app(listener, app, shutdown_signal(), limits).await.map_err(|e| Error::io("serving", e));
     sweeper.abort();
-    maintenance.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     realtime.shutdown().await;
     platform.shutdown().await;
     db.shutdown().await;
@@ -295,6 +310,12 @@ pub(crate) fn platform_config(
     p.registry.exposed_schemas = config.db_schemas.clone();
     p.registry.verify = forge_core::keys::VerifyConfig::default().with_extra_roles(config.jwt_extra_roles.clone());
     p.default_ref = ProjectRef::new(&config.project_ref).map_err(|e| Error::Config(format!("project_ref: {e}")))?;
+    p.usage_flush_interval = Duration::from_secs(config.usage_flush_interval.max(1));
+    for c in &config.clusters {
+        let cluster = platform::cluster::Cluster::new(c.id.clone(), c.url.clone(), c.gateway_url.clone())
+            .map_err(|e| Error::Config(format!("clusters: {}: {e}", c.id)))?;
+        p.clusters.push(cluster);
+    }
     Ok(p)
 }
 

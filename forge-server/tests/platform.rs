@@ -155,6 +155,18 @@ fn a_project_lives_from_creation_to_deletion_and_leaves_nothing() {
 
     let keys = keys(&server, &owner, &reference);
     assert_eq!(keys.len(), 4, "{keys:?}");
+    // Bad parameters are answered in the API's own shape.
+    let bad = api(&server, "GET", &format!("/v1/projects/{reference}/api-keys?reveal=maybe"), &owner, None);
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("invalid_request")));
+    let bad = api(&server, "DELETE", "/v1/organizations/default/members/not-a-uuid", &owner, None);
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (404, Some("not_found")));
+    let bad = server.request(
+        "POST",
+        "/v1/projects",
+        &[("authorization", &format!("Bearer {owner}")), ("content-type", "application/json")],
+        b"{not json",
+    );
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("invalid_request")));
     let (_, anon) = key_of(&keys, "legacy_anon");
     let (_, service) = key_of(&keys, "legacy_service_role");
     let (publishable_id, publishable) = key_of(&keys, "publishable");
@@ -181,6 +193,39 @@ fn a_project_lives_from_creation_to_deletion_and_leaves_nothing() {
         Some(json!({ "query": "select nope" })),
     );
     assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("query_failed")));
+    // The SQL runs as the project's own owner role, not as the cluster's superuser: it can
+    // manage its tables, storage policies and publication, and nothing beyond its database.
+    let query = |sql: &str| {
+        api(&server, "POST", &format!("/v1/projects/{reference}/database/query"), &owner, Some(json!({ "query": sql })))
+    };
+    let who = query(
+        "reset role; select session_user as login, current_user as me, \
+         (select bool_or(rolsuper) from pg_roles where rolname in (session_user, current_user)) as su",
+    );
+    assert_eq!(
+        who.json(),
+        json!([{ "login": format!("forge_{reference}"), "me": "forge_owners", "su": false }]),
+        "{}",
+        who.body
+    );
+    for escape in [
+        "copy (select 1) to program 'id'",
+        "select pg_read_file('/etc/passwd')",
+        "set role postgres",
+        "alter system set log_statement = 'all'",
+        "create role intruder superuser",
+        "select * from forge.migrations",
+    ] {
+        let res = query(escape);
+        assert_eq!((res.status, res.json()["code"].as_str()), (400, Some("query_failed")), "{escape}: {}", res.body);
+    }
+    let owned = query(
+        "create policy own_files on storage.objects for select to authenticated using (owner = auth.uid()); \
+         create function public.tag() returns trigger language plpgsql as $$ begin return new; end $$; \
+         create trigger tag after insert on auth.users for each row execute function public.tag(); \
+         select count(*) as n from auth.users",
+    );
+    assert_eq!((owned.status, owned.json()), (200, json!([{ "n": 0 }])), "{}", owned.body);
 
     let rest = format!("/p/{reference}/rest/v1/todos");
     let insert = server.request(
@@ -192,6 +237,20 @@ fn a_project_lives_from_creation_to_deletion_and_leaves_nothing() {
     assert_eq!(insert.status, 201, "{}", insert.body);
     let read = server.request("GET", &format!("{rest}?select=title"), &[("apikey", &anon)], b"");
     assert_eq!(read.json(), json!([{ "title": "ship it" }]));
+    // As in a Supabase project, tables made in SQL are granted to the API roles by default.
+    let made = query("create table auto (id int primary key); insert into auto values (1)");
+    assert_eq!(made.status, 200, "{}", made.body);
+    // (The schema cache reloads on the DDL's notification, as PostgREST's does.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let auto = server.request("GET", &format!("/p/{reference}/rest/v1/auto"), &[("apikey", &anon)], b"");
+        if auto.status == 200 {
+            assert_eq!(auto.json(), json!([{ "id": 1 }]));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new table never became visible: {}", auto.body);
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The default project does not have the table: the projects are apart.
     let default = server.request("GET", "/rest/v1/todos", &[("apikey", &server.anon_key)], b"");
     assert_eq!(default.status, 404, "{}", default.body);
@@ -264,7 +323,8 @@ fn a_project_lives_from_creation_to_deletion_and_leaves_nothing() {
               + (select count(*) from forge.projects where ref = '{reference}') \
               + (select count(*) from forge.api_keys where ref = '{reference}') \
               + (select count(*) from forge.signing_keys where ref = '{reference}') \
-              + (select count(*) from forge.project_secrets where ref = '{reference}')"
+              + (select count(*) from forge.project_secrets where ref = '{reference}') \
+              + (select count(*) from pg_roles where rolname like '%{reference}%')"
         ),
     );
     assert!(!database.is_empty());
@@ -500,6 +560,25 @@ fn organizations_are_isolated_and_roles_are_enforced() {
         api(&server, "DELETE", &format!("/v1/profile/access-tokens/{}", ci["id"].as_str().expect("id")), &admin, None);
     assert_eq!(gone.status, 204);
     assert_eq!(api(&server, "GET", "/v1/projects", &ci_token, None).status, 401);
+    // A token with an expiry stops working then.
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let made =
+        api(&server, "POST", "/v1/profile/access-tokens", &admin, Some(json!({ "name": "brief", "expires_at": soon })));
+    assert_eq!(made.status, 201, "{}", made.body);
+    let brief = made.json()["token"].as_str().expect("token").to_owned();
+    assert_eq!(api(&server, "GET", "/v1/projects", &brief, None).status, 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(api(&server, "GET", "/v1/projects", &brief, None).status, 401, "an expired token");
+    let past = api(
+        &server,
+        "POST",
+        "/v1/profile/access-tokens",
+        &admin,
+        Some(json!({ "name": "old", "expires_at": "2020-01-01T00:00:00Z" })),
+    );
+    assert_eq!((past.status, past.json()["code"].as_str()), (400, Some("invalid_request")));
 }
 
 #[test]
@@ -536,4 +615,164 @@ fn the_command_line_drives_the_same_control_plane() {
     let missing = command(dir.path()).args(["projects", "delete", &reference]).output().expect("run");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+fn decode_kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().expect("header");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).expect("base64");
+    serde_json::from_slice::<Value>(&raw).expect("json")["kid"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn transfer_host_routing_signing_key_rotation_and_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        Server::start(dir.path(), &[("FORGE_BASE_DOMAIN", "forge.test"), ("FORGE_METRICS_TOKEN", "scrape-me-please")]);
+    let owner = pat(dir.path(), "owner@example.com");
+    let reference = create_project(&server, &owner, "default", "moving");
+    let keys = keys(&server, &owner, &reference);
+    let (_, anon) = key_of(&keys, "legacy_anon");
+
+    // Served by host name too.
+    let host = format!("{reference}.forge.test");
+    let res = server.request("GET", "/rest/v1/", &[("host", &host), ("apikey", &anon)], b"");
+    assert_eq!(res.status, 200, "{}", res.body);
+    let other = server.request("GET", "/rest/v1/", &[("host", "nosuchproject.forge.test"), ("apikey", &anon)], b"");
+    assert_eq!(other.status, 404, "an unknown project under the base domain: {}", other.body);
+    let elsewhere =
+        server.request("GET", "/rest/v1/", &[("host", &format!("{reference}.elsewhere.test")), ("apikey", &anon)], b"");
+    assert_eq!(elsewhere.status, 401, "another domain names no project: the default one answers, whose keys differ");
+
+    // Transfer to another organization of the same owner.
+    let org = api(&server, "POST", "/v1/organizations", &owner, Some(json!({ "name": "Second org" })));
+    let org = org.json()["id"].as_str().expect("slug").to_owned();
+    let moved = api(
+        &server,
+        "POST",
+        &format!("/v1/projects/{reference}/transfer"),
+        &owner,
+        Some(json!({ "target_organization_slug": org })),
+    );
+    assert_eq!((moved.status, moved.json()["organization_id"].as_str()), (200, Some(org.as_str())), "{}", moved.body);
+    let audit = api(&server, "GET", &format!("/v1/organizations/{org}/audit"), &owner, None).json();
+    assert!(audit.to_string().contains("project.transfer"));
+    assert_eq!(server.request("GET", &format!("/p/{reference}/rest/v1/"), &[("apikey", &anon)], b"").status, 200);
+
+    // Signing keys: a session signed before a rotation still verifies until its key is deleted.
+    let signup = server.request(
+        "POST",
+        &format!("/p/{reference}/auth/v1/signup"),
+        &[("apikey", &anon), ("content-type", "application/json")],
+        br#"{"email":"user@example.com","password":"long enough password"}"#,
+    );
+    assert_eq!(signup.status, 200, "{}", signup.body);
+    let session = signup.json()["access_token"].as_str().expect("session").to_owned();
+    let listed =
+        api(&server, "GET", &format!("/v1/projects/{reference}/config/auth/signing-keys"), &owner, None).json();
+    let statuses: Vec<&str> =
+        listed["keys"].as_array().expect("keys").iter().filter_map(|k| k["status"].as_str()).collect();
+    assert_eq!(statuses, ["current", "standby"]);
+    let standby_kid = listed["keys"][1]["kid"].as_str().expect("kid").to_owned();
+    assert_eq!(decode_kid(&session), listed["keys"][0]["kid"].as_str().expect("kid"));
+    let rotated =
+        api(&server, "POST", &format!("/v1/projects/{reference}/config/auth/signing-keys/rotate"), &owner, None);
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let rotated = rotated.json();
+    let previous =
+        rotated["keys"].as_array().expect("keys").iter().find(|k| k["status"] == "previous").expect("previous");
+    let previous_id = previous["id"].as_str().expect("id").to_owned();
+    assert_eq!(rotated["keys"][0]["kid"].as_str(), Some(standby_kid.as_str()), "the standby key signs now");
+    let jwks = server.get(&format!("/p/{reference}/auth/v1/.well-known/jwks.json")).json();
+    assert_eq!(jwks["keys"].as_array().expect("keys").len(), 3, "current, standby and previous are published");
+    let user = |token: &str| {
+        server.request(
+            "GET",
+            &format!("/p/{reference}/auth/v1/user"),
+            &[("apikey", &anon), ("authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    };
+    assert_eq!(user(&session).status, 200, "an older session still verifies");
+    let signin = server.request(
+        "POST",
+        &format!("/p/{reference}/auth/v1/token?grant_type=password"),
+        &[("apikey", &anon), ("content-type", "application/json")],
+        br#"{"email":"user@example.com","password":"long enough password"}"#,
+    );
+    assert_eq!(decode_kid(signin.json()["access_token"].as_str().expect("token")), standby_kid);
+    let deleted = api(
+        &server,
+        "DELETE",
+        &format!("/v1/projects/{reference}/config/auth/signing-keys/{previous_id}"),
+        &owner,
+        None,
+    );
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let refused = user(&session);
+    assert_eq!(
+        (refused.status, refused.json()["error_code"].as_str()),
+        (403, Some("bad_jwt")),
+        "a session of a deleted key no longer verifies (GoTrue answers 403 bad_jwt)"
+    );
+    let current = rotated["keys"][0]["id"].as_str().expect("id");
+    let refused =
+        api(&server, "DELETE", &format!("/v1/projects/{reference}/config/auth/signing-keys/{current}"), &owner, None);
+    assert_eq!(refused.status, 404, "only previous keys can be deleted");
+
+    // Prometheus metrics behind the token.
+    assert_eq!(server.get("/metrics").status, 401);
+    let metrics = server.request("GET", "/metrics", &[("authorization", "Bearer scrape-me-please")], b"");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body.contains(&format!("project=\"{reference}\"")), "{}", metrics.body);
+    assert!(metrics.body.contains("forge_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_serves_a_managed_project_and_a_pause_closes_its_sockets() {
+    use forge_realtime::testing::Client;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("FORGE_REALTIME_POLL_INTERVAL", "0.02")]);
+    let owner = pat(dir.path(), "owner@example.com");
+    let reference = create_project(&server, &owner, "default", "live");
+    let keys = keys(&server, &owner, &reference);
+    let (_, anon) = key_of(&keys, "legacy_anon");
+    let (_, service) = key_of(&keys, "legacy_service_role");
+    let sql = "create table log (id int primary key, body text); \
+               alter publication supabase_realtime add table log";
+    let res = api(
+        &server,
+        "POST",
+        &format!("/v1/projects/{reference}/database/query"),
+        &owner,
+        Some(json!({ "query": sql })),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    let url = format!("ws://{}/p/{reference}/realtime/v1/websocket?apikey={anon}&vsn=1.0.0", server.addr);
+    let mut client = Client::connect(&url).await.expect("connect");
+    let binding = json!({ "event": "INSERT", "schema": "public", "table": "log" });
+    let (_, reply) = client.join("realtime:log", json!({ "postgres_changes": [binding] }), Some(&service)).await;
+    assert_eq!(reply.payload["status"], "ok", "{reply:?}");
+    assert_eq!(client.expect("system").await.payload["message"], "Subscribed to PostgreSQL");
+    let insert = json!({ "query": "insert into log values (1, 'hello')" });
+    let res = api(&server, "POST", &format!("/v1/projects/{reference}/database/query"), &owner, Some(insert));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(client.change_ids(1, Duration::from_millis(300)).await, [1]);
+    // Another project's key does not open this project's socket.
+    let foreign =
+        format!("ws://{}/p/{reference}/realtime/v1/websocket?apikey={}&vsn=1.0.0", server.addr, server.anon_key);
+    assert!(Client::connect(&foreign).await.is_err(), "a foreign key is refused at the handshake");
+
+    // Pausing closes the project's sockets; connecting again is refused while it is paused.
+    let paused = api(&server, "POST", &format!("/v1/projects/{reference}/pause"), &owner, None);
+    assert_eq!(paused.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match client.next_within(Duration::from_millis(500)).await {
+            None => break,
+            Some(_) => assert!(Instant::now() < deadline, "the socket stays open after the pause"),
+        }
+    }
+    assert!(Client::connect(&url).await.is_err(), "a paused project refuses sockets");
 }

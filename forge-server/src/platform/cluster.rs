@@ -139,7 +139,21 @@ impl Cluster {
         .await;
         pool.close().await;
         migrated.map_err(|e| Error::internal(format!("migrating the template database: {e}")))?;
-        Ok(())
+        self.restrict_connect(template).await
+    }
+
+    /// Lets only superusers and the gateway connect to `database` (not every role, as
+    /// Postgres does by default): projects' owner roles reach their own database only.
+    pub async fn restrict_connect(&self, database: &str) -> Result<()> {
+        check_name(database)?;
+        let mut conn = self.admin().await?;
+        let sql = format!(
+            "revoke connect, temporary on database {database} from public; \
+             grant connect, temporary on database {database} to authenticator"
+        );
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        let _ = conn.close().await;
+        result.map(drop).map_err(|e| Error::Core(e.into()))
     }
 
     /// Creates `database` as a copy of `template`.
@@ -162,6 +176,103 @@ impl Cluster {
         };
         let _ = conn.close().await;
         result.map(drop).map_err(|e| Error::Core(e.into()))
+    }
+
+    /// Makes `role` (a login role with `password`, neither superuser nor able to create
+    /// roles or databases) the owner of a project's database, through the shared role
+    /// [`OWNERS`] it inherits from and acts as (its sessions start with `SET ROLE`, so what it
+    /// creates is `OWNERS`'s and gets the API roles' grants by default, as tables a Supabase
+    /// project's `postgres` makes do): `OWNERS` owns the `public` schema and what it holds, the
+    /// tables storage and realtime policies go on and the realtime publication, may read and
+    /// put triggers on `auth` tables, and may create in the database. Only `role`, the gateway
+    /// and superusers may connect to `database`, so `OWNERS`'s grants in other projects'
+    /// databases are out of `role`'s reach. A dump names `OWNERS`, never `role`, so it
+    /// restores into another project.
+    pub async fn create_owner_role(&self, database: &str, role: &str, password: &SecretString) -> Result<()> {
+        check_name(database)?;
+        check_name(role)?;
+        if !password.expose_secret().bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::internal("an owner password must be alphanumeric"));
+        }
+        let mut conn = self.admin().await?;
+        let setup = format!(
+            "do $$ begin
+               if not exists (select from pg_roles where rolname = '{OWNERS}') then
+                 begin
+                   create role {OWNERS} nologin;
+                 exception when duplicate_object or unique_violation then null;
+                 end;
+               end if;
+               if not exists (select from pg_roles where rolname = '{role}') then
+                 create role {role} login inherit nosuperuser nocreatedb nocreaterole password '{password}' in role {OWNERS};
+               end if;
+             end $$;
+             alter role {role} set role = '{OWNERS}';
+             grant anon, authenticated, service_role to {OWNERS};
+             revoke connect, temporary on database {database} from public;
+             grant connect, temporary on database {database} to {role}, authenticator;
+             grant create on database {database} to {OWNERS};",
+            password = password.expose_secret(),
+        );
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut conn).await;
+        let _ = conn.close().await;
+        result.map_err(|e| Error::Core(e.into()))?;
+        let url = with_database(self.url.expose_secret(), database)?;
+        let mut conn = PgConnection::connect(&url).await.map_err(|e| Error::Core(e.into()))?;
+        let grants = format!(
+            "alter schema public owner to {OWNERS};
+             alter default privileges for role {OWNERS} in schema public grant all on tables to anon, authenticated, service_role;
+             alter default privileges for role {OWNERS} in schema public grant all on sequences to anon, authenticated, service_role;
+             alter default privileges for role {OWNERS} in schema public grant all on functions to anon, authenticated, service_role;
+             grant usage on schema auth, storage, realtime to {OWNERS};
+             grant select, references, trigger on all tables in schema auth to {OWNERS};
+             alter table storage.objects owner to {OWNERS};
+             alter table storage.buckets owner to {OWNERS};
+             alter table realtime.messages owner to {OWNERS};
+             alter publication supabase_realtime owner to {OWNERS};
+             do $$
+             declare o record;
+             begin
+               -- What the public schema holds is the owner's (a restored dump's tables too).
+               for o in select c.relname, c.relkind from pg_class c
+                          where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+                            and not exists (select from pg_depend d where d.objid = c.oid and d.deptype in ('a', 'i'))
+               loop
+                 execute format('alter %s public.%I owner to {OWNERS}',
+                   case o.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                     when 'S' then 'sequence' when 'f' then 'foreign table' else 'table' end, o.relname);
+               end loop;
+               for o in select p.oid::regprocedure as f from pg_proc p
+                          where p.pronamespace = 'public'::regnamespace and p.prokind in ('f', 'p')
+               loop
+                 execute format('alter routine %s owner to {OWNERS}', o.f);
+               end loop;
+             end $$;"
+        );
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(grants)).execute(&mut conn).await;
+        let _ = conn.close().await;
+        result.map(drop).map_err(|e| Error::Core(e.into()))
+    }
+
+    /// Drops a project's owner role (after its database is gone); none is no error.
+    pub async fn drop_owner_role(&self, role: &str) -> Result<()> {
+        check_name(role)?;
+        let mut conn = self.admin().await?;
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop role if exists {role}"))).execute(&mut conn).await;
+        let _ = conn.close().await;
+        result.map(drop).map_err(|e| Error::Core(e.into()))
+    }
+
+    /// A connection to `database` as `role`, for SQL a project's members send.
+    pub async fn connect_as(&self, database: &str, role: &str, password: &SecretString) -> Result<PgConnection> {
+        check_name(database)?;
+        check_name(role)?;
+        let options = sqlx::postgres::PgConnectOptions::from_str(self.url.expose_secret())
+            .map_err(|_| Error::internal("a cluster URL is not a Postgres URL"))?
+            .database(database)
+            .username(role)
+            .password(password.expose_secret());
+        PgConnection::connect_with(&options).await.map_err(|e| Error::Core(e.into()))
     }
 
     /// Drops `database` and the replication slots on it; connections to it are ended first.
@@ -237,6 +348,14 @@ fn check_name(name: &str) -> Result<()> {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if ok { Ok(()) } else { Err(Error::internal(format!("not a database name the control plane makes: {name:?}"))) }
+}
+
+/// The role that owns what every project's owner role manages, in each project's database.
+pub const OWNERS: &str = "forge_owners";
+
+/// The name of a project's owner role: `forge_` and the ref with `-` as `_`.
+pub fn owner_role_name(reference: &str) -> String {
+    format!("forge_{}", reference.replace('-', "_"))
 }
 
 /// The name of a project's database: the platform database's name, `_`, the ref with `-`

@@ -174,3 +174,59 @@ pub async fn load_from(
     }
     builder.api_keys(live).build().map_err(Error::internal)
 }
+
+/// Adds a new standby signing key to a project, inside the caller's transaction.
+pub async fn add_standby(conn: &mut PgConnection, store: &Store, master: &MasterKey, reference: &str) -> Result<Uuid> {
+    let der = generate_signing_key_pkcs8(KeyAlgorithm::Es256).map_err(Error::internal)?;
+    let key = SigningKey::from_pkcs8_der(&der).map_err(Error::internal)?;
+    let id = Uuid::new_v4();
+    let sealed = master.seal(&der, &signing_purpose(reference, id));
+    store.insert_signing_key(&mut *conn, id, reference, "standby", key.algorithm(), key.kid(), &sealed).await?;
+    Ok(id)
+}
+
+/// A stored signing key's public JWK.
+pub fn public_jwk(
+    master: &MasterKey,
+    reference: &str,
+    row: &crate::platform::store::SigningKeyRow,
+) -> Result<serde_json::Value> {
+    let der = master.open(&row.private_key, &signing_purpose(reference, row.id)).map_err(Error::internal)?;
+    let key = SigningKey::from_pkcs8_der(der.expose_secret()).map_err(Error::internal)?;
+    Ok(key.public_jwk().clone())
+}
+
+fn owner_purpose(reference: &str) -> String {
+    format!("project:{reference}:owner_password")
+}
+
+/// A new owner password: 32 random alphanumeric characters.
+pub fn new_owner_password() -> SecretString {
+    use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut raw = [0u8; 32];
+    SystemRandom::new().fill(&mut raw).expect("the system random source");
+    SecretString::from(raw.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect::<String>())
+}
+
+/// Seals and stores a project's owner password.
+pub async fn put_owner_password(
+    store: &Store,
+    master: &MasterKey,
+    reference: &str,
+    password: &SecretString,
+) -> Result<()> {
+    store
+        .put_owner_password(reference, &master.seal(password.expose_secret().as_bytes(), &owner_purpose(reference)))
+        .await
+}
+
+/// A project's owner password.
+pub async fn owner_password(store: &Store, master: &MasterKey, reference: &str) -> Result<SecretString> {
+    let sealed = store
+        .owner_password(reference)
+        .await?
+        .ok_or_else(|| Error::internal(format!("project {reference} has no owner password")))?;
+    let opened = master.open(&sealed, &owner_purpose(reference)).map_err(Error::internal)?;
+    Ok(SecretString::from(String::from_utf8(opened.expose_secret().clone()).map_err(Error::internal)?))
+}

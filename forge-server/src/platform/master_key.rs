@@ -1,8 +1,8 @@
 //! The master key: it seals the secrets the control plane keeps in its database (each
 //! project's JWT secret and signing keys), so that a copy of the database alone reveals none.
 //!
-//! It is the key given (32 bytes, base64url; the platform will read it from
-//! `FORGE_MASTER_KEY`, which is not a setting yet), else `<data_dir>/master_key`, generated
+//! It is the key given (32 bytes, base64url, `FORGE_MASTER_KEY`), else
+//! `<data_dir>/master_key`, generated
 //! once (mode 0600, whole or not at all). A sealed value is AES-256-GCM with a
 //! random nonce, bound to its use by associated data (say `project:<ref>:jwt_secret`), so a
 //! value copied into another row or another project does not open: a version byte, the 12

@@ -11,6 +11,7 @@
 //! | [`keys`] | a project's secret, signing keys and API keys, sealed |
 //! | [`registry`] | the projects this node serves: opened on first use, closed when idle, within one connection budget |
 //! | [`projects`] | a project's lifecycle: create, pause, restore, transfer, delete |
+//! | [`archive`] | a project as one archive file (database dump and stored objects): export, import |
 //! | [`users`] | platform users, the first owner's setup link, personal access tokens |
 //! | [`api`] | the Management API |
 //! | [`usage`] | usage metering and Prometheus metrics |
@@ -23,6 +24,7 @@
 //! organization `default`, served at the root as before.
 
 pub mod api;
+pub mod archive;
 pub mod cluster;
 pub mod error;
 pub mod keys;
@@ -73,6 +75,12 @@ pub struct PlatformConfig {
     pub registry: RegistryConfig,
     /// The default project's ref.
     pub default_ref: ProjectRef,
+    /// How often usage counted in memory is written to the control plane.
+    pub usage_flush_interval: Duration,
+    /// How often open projects' database size, storage and active users are sampled.
+    pub usage_sample_interval: Duration,
+    /// More clusters new projects may be placed on.
+    pub clusters: Vec<Cluster>,
 }
 
 impl PlatformConfig {
@@ -95,6 +103,9 @@ impl PlatformConfig {
                 verify: VerifyConfig::default(),
             },
             default_ref: ProjectRef::new("default").expect("a valid ref"),
+            usage_flush_interval: usage::DEFAULT_FLUSH_INTERVAL,
+            usage_sample_interval: Duration::from_secs(600),
+            clusters: Vec::new(),
         }
     }
 }
@@ -112,6 +123,9 @@ pub(crate) struct Inner {
     pub(crate) realtime: Option<forge_realtime::Realtime>,
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
     pub(crate) setup_token: std::sync::Mutex<Option<SecretString>>,
+    pub(crate) meter: usage::Meter,
+    pub(crate) intervals: (Duration, Duration),
+    pub(crate) running: std::sync::Mutex<Option<(tokio::task::JoinHandle<()>, usage::FlushTask)>>,
 }
 
 /// The control plane. Cheap to clone.
@@ -156,6 +170,7 @@ impl Platform {
         if !cluster.has_database(&database).await? {
             cluster.create_empty_database(&database).await?;
         }
+        cluster.restrict_connect(&database).await?;
         let db_config = cluster.database_config(&database, PoolSizes { sqlx: 5, gateway: 4 })?;
         let db = Database::connect_lazy(&db_config).map_err(|e| Error::internal(e.to_string()))?;
         let migrated = async {
@@ -183,16 +198,16 @@ impl Platform {
             ProjectSettings::new(format!("{}/p/{PLATFORM_REF}", config.registry.public_url.trim_end_matches('/')));
         let project = Project::new(reference, db, keys, settings);
 
-        store
-            .put_cluster(
-                &cluster.id,
-                &master.seal(cluster.url().expose_secret().as_bytes(), "cluster:default:url"),
-                cluster
-                    .gateway_url()
-                    .map(|g| master.seal(g.expose_secret().as_bytes(), "cluster:default:gateway_url"))
-                    .as_deref(),
-            )
-            .await?;
+        // The configured clusters are recorded (sealed), so every node and the command line
+        // know them; one configured no longer stays known while it holds projects.
+        for c in std::iter::once(&cluster).chain(&config.clusters) {
+            let id = &c.id;
+            let url = master.seal(c.url().expose_secret().as_bytes(), &format!("cluster:{id}:url"));
+            let gateway = c
+                .gateway_url()
+                .map(|g| master.seal(g.expose_secret().as_bytes(), &format!("cluster:{id}:gateway_url")));
+            store.put_cluster(id, &url, gateway.as_deref()).await?;
+        }
         let registry = Registry::new(store.clone(), master.clone(), config.registry);
         for (id, url, gateway) in store.clusters().await? {
             let open = |sealed: &[u8], what: &str| -> Result<SecretString> {
@@ -208,8 +223,28 @@ impl Platform {
         }
         registry.start_revision().await?;
         registry.pin(project.clone());
+        if let Some(realtime) = &services.realtime {
+            registry.set_realtime(realtime.clone());
+        }
 
         let (stop, _) = tokio::sync::watch::channel(false);
+        let meter = usage::Meter::new();
+        let pools = registry.clone();
+        meter.set_pool_source(Arc::new(move || {
+            pools
+                .open_projects()
+                .iter()
+                .map(|p| {
+                    let c = p.db().connections();
+                    usage::PoolUse {
+                        reference: p.reference().clone(),
+                        size: c.open as u32,
+                        idle: c.idle as u32,
+                        max: c.max as u32,
+                    }
+                })
+                .collect()
+        }));
         let platform = Platform(Arc::new(Inner {
             store,
             master,
@@ -223,6 +258,9 @@ impl Platform {
             realtime: services.realtime,
             stop,
             setup_token: std::sync::Mutex::new(None),
+            meter,
+            intervals: (config.usage_flush_interval, config.usage_sample_interval),
+            running: std::sync::Mutex::new(None),
         }));
         platform.record_default_project().await?;
         Ok(platform)
@@ -262,14 +300,61 @@ impl Platform {
         self.0.registry.pin(project);
     }
 
-    /// Starts the background work: closing idle projects, noticing changed ones.
-    pub fn start(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.0.registry.clone().maintain(self.0.stop.subscribe()))
+    /// Starts the background work: closing idle projects, noticing changed ones, writing
+    /// usage and sampling open projects' sizes.
+    pub fn start(&self) {
+        let maintenance = tokio::spawn(self.0.registry.clone().maintain(self.0.stop.subscribe()));
+        let (flush, sample) = self.0.intervals;
+        let flushing = self.0.meter.start_flushing(self.0.store.pool().clone(), flush);
+        tokio::spawn(self.clone().sample_usage(sample, self.0.stop.subscribe()));
+        *self.0.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((maintenance, flushing));
     }
 
-    /// Stops the background work and closes every project this node opened.
+    /// Samples the open projects' database size, storage and monthly active users, and their
+    /// realtime connections, every `every` until `stop`.
+    async fn sample_usage(self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut realtime_tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    for project in self.0.registry.open_projects() {
+                        if project.reference().as_str() == PLATFORM_REF {
+                            continue;
+                        }
+                        if let Err(e) = usage::sample_database(&self.0.meter, project.reference(), project.db().pool()).await {
+                            tracing::debug!(project = %project.reference(), error = %e, "sampling usage failed");
+                        }
+                    }
+                }
+                _ = realtime_tick.tick() => {
+                    let Some(realtime) = &self.0.realtime else { continue };
+                    for project in self.0.registry.open_projects() {
+                        if let Some(stats) = realtime.stats(project.reference().as_str()) {
+                            self.0.meter.record_gauge(project.reference(), usage::REALTIME_PEAK_CONNECTIONS, stats.connections as i64);
+                        }
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    /// The usage meter.
+    pub fn meter(&self) -> &usage::Meter {
+        &self.0.meter
+    }
+
+    /// Stops the background work, writes the usage counted so far, and closes every project
+    /// this node opened. Call it once in-flight requests have drained.
     pub async fn shutdown(&self) {
         let _ = self.0.stop.send(true);
+        let running = self.0.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((maintenance, flushing)) = running {
+            let _ = maintenance.await;
+            flushing.stop().await;
+        }
         self.0.registry.close_all().await;
         self.0.project.db().close().await;
     }

@@ -7,7 +7,7 @@ use forge_core::ProjectRef;
 use object_store::ObjectStore as _;
 use uuid::Uuid;
 
-use crate::platform::cluster::{Cluster, project_database_name};
+use crate::platform::cluster::{Cluster, owner_role_name, project_database_name};
 use crate::platform::error::{Error, Result};
 use crate::platform::store::{Actor, Organization, ProjectRow, Status};
 use crate::platform::{Platform, keys};
@@ -73,12 +73,22 @@ impl Platform {
             )
             .await?;
         tx.commit().await?;
-        if let Err(e) = cluster.create_database(&database, &self.0.template).await {
+        let role = owner_role_name(reference.as_str());
+        let made = async {
+            cluster.create_database(&database, &self.0.template).await?;
+            let password = keys::new_owner_password();
+            cluster.create_owner_role(&database, &role, &password).await?;
+            keys::put_owner_password(store, &self.0.master, reference.as_str(), &password).await
+        };
+        if let Err(e) = made.await {
             tracing::error!(project = %reference, error = %e, "creating the project's database failed");
             let _ = cluster.drop_database(&database).await;
+            let _ = cluster.drop_owner_role(&role).await;
             let _ = store.delete_project(reference.as_str()).await;
             return Err(e);
         }
+        // The template was migrated by this build at start-up.
+        store.set_migrations(reference.as_str(), &crate::platform::schema::project_migrations()).await?;
         store.set_status(store.pool(), reference.as_str(), Status::Active).await?;
         tracing::info!(project = %reference, cluster = %cluster.id, "created a project");
         store.project(reference.as_str()).await?.ok_or_else(|| Error::internal("the new project vanished"))
@@ -140,6 +150,7 @@ impl Platform {
         store.set_status(store.pool(), &row.reference, Status::Removing).await?;
         self.close_here(&row.reference).await;
         cluster.drop_database(&database).await?;
+        cluster.drop_owner_role(&owner_role_name(&row.reference)).await?;
         self.delete_files(&row.reference).await?;
         let mut tx = store.pool().begin().await?;
         store
@@ -201,7 +212,8 @@ impl Platform {
         Ok(())
     }
 
-    /// Closes what this node holds of a project: its pools and its realtime state.
+    /// Closes what this node holds of a project: its pools and its realtime state. A
+    /// project never opened here may still have realtime state (its sockets opened it).
     async fn close_here(&self, reference: &str) {
         self.0.registry.forget(reference).await;
         if let Some(realtime) = &self.0.realtime {
@@ -242,7 +254,7 @@ impl Platform {
             .await?;
         tx.commit().await?;
         // This node at once; the others at their next poll.
-        self.0.registry.forget(&row.reference).await;
+        self.0.registry.invalidate(&row.reference);
         Ok((id, value))
     }
 
@@ -266,8 +278,76 @@ impl Platform {
             )
             .await?;
         tx.commit().await?;
-        self.0.registry.forget(&row.reference).await;
+        self.0.registry.invalidate(&row.reference);
         Ok(())
+    }
+
+    /// Rotates the project's signing keys: the standby key starts signing, the current one is
+    /// kept as previous (its sessions still verify), and a new standby key is made and
+    /// published. Every node picks the change up within one poll interval.
+    pub async fn rotate_signing_keys(&self, row: &ProjectRow, actor: &Actor) -> Result<()> {
+        self.managed(row)?;
+        let store = &self.0.store;
+        let mut tx = store.pool().begin().await?;
+        if !store.rotate_signing_keys(&mut tx, &row.reference).await? {
+            return Err(Error::conflict("The project has no standby signing key to rotate to"));
+        }
+        keys::add_standby(&mut tx, store, &self.0.master, &row.reference).await?;
+        store.touch(&mut *tx, &row.reference).await?;
+        store
+            .audit(
+                &mut *tx,
+                actor,
+                "signing_key.rotate",
+                Some(row.organization_id),
+                Some(&row.reference),
+                serde_json::json!({}),
+            )
+            .await?;
+        tx.commit().await?;
+        self.0.registry.invalidate(&row.reference);
+        Ok(())
+    }
+
+    /// Deletes a previous signing key: sessions it signed stop verifying.
+    pub async fn delete_signing_key(&self, row: &ProjectRow, id: Uuid, actor: &Actor) -> Result<()> {
+        self.managed(row)?;
+        let store = &self.0.store;
+        let mut tx = store.pool().begin().await?;
+        if !store.delete_signing_key(&mut *tx, &row.reference, id).await? {
+            return Err(Error::not_found("Previous signing key"));
+        }
+        store.touch(&mut *tx, &row.reference).await?;
+        store
+            .audit(
+                &mut *tx,
+                actor,
+                "signing_key.delete",
+                Some(row.organization_id),
+                Some(&row.reference),
+                serde_json::json!({ "id": id }),
+            )
+            .await?;
+        tx.commit().await?;
+        self.0.registry.invalidate(&row.reference);
+        Ok(())
+    }
+
+    /// A stored signing key's public JWK.
+    pub fn signing_key_jwk(
+        &self,
+        reference: &str,
+        row: &crate::platform::store::SigningKeyRow,
+    ) -> Result<serde_json::Value> {
+        keys::public_jwk(&self.0.master, reference, row)
+    }
+
+    /// A connection to a managed project's database as its owner role (never the cluster's
+    /// superuser), for SQL its members send.
+    pub async fn owner_connection(&self, row: &ProjectRow) -> Result<sqlx::PgConnection> {
+        let (cluster, database) = self.managed(row)?;
+        let password = keys::owner_password(&self.0.store, &self.0.master, &row.reference).await?;
+        cluster.connect_as(&database, &owner_role_name(&row.reference), &password).await
     }
 
     /// Opens a stored key.

@@ -64,6 +64,9 @@ impl RegistryConfig {
 struct Open {
     project: Project,
     last_used: AtomicU64,
+    /// The control plane changed it (its keys, say): the next request reloads it, keeping the
+    /// pools, so requests in flight are not cut off.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 /// What this node holds of a project.
@@ -83,6 +86,7 @@ struct Inner {
     config: RegistryConfig,
     revision: AtomicI64,
     epoch: Instant,
+    realtime: Mutex<Option<forge_realtime::Realtime>>,
 }
 
 /// The projects this node serves. Cheap to clone.
@@ -108,7 +112,32 @@ impl Registry {
             config,
             revision: AtomicI64::new(0),
             epoch: Instant::now(),
+            realtime: Mutex::new(None),
         }))
+    }
+
+    /// Realtime, whose sockets keep a project open and whose state goes with a closed one.
+    pub fn set_realtime(&self, realtime: forge_realtime::Realtime) {
+        *lock(&self.0.realtime) = Some(realtime);
+    }
+
+    /// Whether a project has live realtime sockets on this node (it is in use, however long
+    /// ago its last request was).
+    fn has_sockets(&self, reference: &str) -> bool {
+        lock(&self.0.realtime).as_ref().and_then(|r| r.stats(reference)).is_some_and(|s| s.connections > 0)
+    }
+
+    /// Closes a slot's pools and its realtime state.
+    async fn close(&self, reference: &str, slot: Slot) {
+        if let Slot::Open(open) = slot {
+            let realtime = lock(&self.0.realtime).clone();
+            if let Some(realtime) = realtime {
+                realtime.stop_project(reference).await;
+            }
+            let db = open.project.db().clone();
+            // In-flight requests keep their connections until they finish; close() waits for them.
+            tokio::spawn(async move { db.close().await });
+        }
     }
 
     /// The settings.
@@ -174,7 +203,18 @@ impl Registry {
         if let Some(found) = self.held(reference) {
             return found.map(Some);
         }
-        let Some(row) = self.0.store.project(reference.as_str()).await.map_err(core)? else {
+        let row = self.0.store.project(reference.as_str()).await.map_err(core)?;
+        // A stale entry's pools are kept for the reloaded project, if it is still served.
+        let stale = match lock(&self.0.slots).get(reference) {
+            Some(Slot::Open(open)) => Some(open.project.db().clone()),
+            _ => None,
+        };
+        let served = row.as_ref().is_some_and(|r| r.status() == Status::Active && r.cluster_id.is_some());
+        if stale.is_some() && !served {
+            // Deleted or paused since: its pools close (a paused project answers 503 anyway).
+            self.forget(reference.as_str()).await;
+        }
+        let Some(row) = row else {
             return Ok(None);
         };
         let status = row.status();
@@ -192,15 +232,33 @@ impl Registry {
         };
         let cluster =
             self.cluster(cluster_id).ok_or_else(|| ForgeError::internal(format!("unknown cluster {cluster_id}")))?;
-        self.make_room().await?;
         let config = &self.0.config;
+        let db = match stale {
+            Some(db) => db,
+            None => {
+                self.make_room().await?;
+                let db_config = cluster.database_config(database, config.pool).map_err(core)?;
+                Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?
+            }
+        };
         let keys = keys::load_from(&self.0.store, &self.0.master, reference, &config.verify).await.map_err(core)?;
-        let db_config = cluster.database_config(database, config.pool).map_err(core)?;
-        let db = Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?;
         let settings = ProjectSettings::new(format!("{}/p/{reference}", config.public_url.trim_end_matches('/')))
             .with_exposed_schemas(config.exposed_schemas.clone());
+        let wanted = crate::platform::schema::project_migrations();
+        if row.migrations.as_deref() != Some(wanted.as_str()) {
+            // Made by an older build: bring its database up to this build's migrations.
+            forge_core::migrate::run(db.pool(), &crate::migrations())
+                .await
+                .map_err(|e| ForgeError::internal(format!("migrating project {reference}: {e}")))?;
+            self.0.store.set_migrations(reference.as_str(), &wanted).await.map_err(core)?;
+            tracing::info!(project = %reference, "migrated the project's database");
+        }
         let project = Project::new(reference.clone(), db, keys, settings);
-        let open = Arc::new(Open { project: project.clone(), last_used: AtomicU64::new(self.now_ms()) });
+        let open = Arc::new(Open {
+            project: project.clone(),
+            last_used: AtomicU64::new(self.now_ms()),
+            stale: std::sync::atomic::AtomicBool::new(false),
+        });
         lock(&self.0.slots).insert(reference.clone(), Slot::Open(open));
         tracing::debug!(project = %reference, open = self.open_count(), "opened a project");
         Ok(Some(project))
@@ -209,6 +267,7 @@ impl Registry {
     /// What this node holds: `None` when nothing.
     fn held(&self, reference: &ProjectRef) -> Option<Result<Project, ForgeError>> {
         match lock(&self.0.slots).get(reference)? {
+            Slot::Open(open) if open.stale.load(Ordering::Relaxed) => None,
             Slot::Open(open) => {
                 open.last_used.store(self.now_ms(), Ordering::Relaxed);
                 Some(Ok(open.project.clone()))
@@ -237,14 +296,16 @@ impl Registry {
                 let now = self.now_ms();
                 let idle = open
                     .into_iter()
-                    .filter(|(_, o)| now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= 1000)
+                    .filter(|(r, o)| {
+                        now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= 1000 && !self.has_sockets(r.as_str())
+                    })
                     .min_by_key(|(_, o)| o.last_used.load(Ordering::Relaxed))
                     .map(|(r, _)| r.clone());
-                idle.and_then(|r| slots.remove(&r))
+                idle.and_then(|r| slots.remove(&r).map(|s| (r, s)))
             };
             match victim {
-                Some(slot) => {
-                    close(slot).await;
+                Some((reference, slot)) => {
+                    self.close(reference.as_str(), slot).await;
                 }
                 None if Instant::now() >= deadline => return Err(ForgeError::PoolTimeout),
                 None => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -252,11 +313,24 @@ impl Registry {
         }
     }
 
+    /// Marks what this node holds of a project as out of date: the next request reloads its
+    /// status and keys (keeping its pools when it is still served).
+    pub fn invalidate(&self, reference: &str) {
+        let mut slots = lock(&self.0.slots);
+        match slots.get(reference) {
+            Some(Slot::Open(open)) => open.stale.store(true, Ordering::Relaxed),
+            Some(Slot::Closed(_)) => {
+                slots.remove(reference);
+            }
+            None => {}
+        }
+    }
+
     /// Drops what this node holds of a project (its pools close once their requests end).
     pub async fn forget(&self, reference: &str) {
         let slot = lock(&self.0.slots).remove(reference);
         if let Some(slot) = slot {
-            close(slot).await;
+            self.close(reference, slot).await;
         }
     }
 
@@ -264,20 +338,23 @@ impl Registry {
     pub async fn close_idle(&self) {
         let now = self.now_ms();
         let limit = self.0.config.idle_timeout.as_millis() as u64;
-        let idle: Vec<Slot> = {
+        let idle: Vec<(ProjectRef, Slot)> = {
             let mut slots = lock(&self.0.slots);
             let refs: Vec<ProjectRef> = slots
                 .iter()
-                .filter(|(_, s)| match s {
-                    Slot::Open(o) => now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= limit,
+                .filter(|(r, s)| match s {
+                    Slot::Open(o) => {
+                        now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= limit
+                            && !self.has_sockets(r.as_str())
+                    }
                     Slot::Closed(_) => false,
                 })
                 .map(|(r, _)| r.clone())
                 .collect();
-            refs.iter().filter_map(|r| slots.remove(r)).collect()
+            refs.into_iter().filter_map(|r| slots.remove(&r).map(|s| (r, s))).collect()
         };
-        for slot in idle {
-            close(slot).await;
+        for (reference, slot) in idle {
+            self.close(reference.as_str(), slot).await;
         }
     }
 
@@ -288,8 +365,8 @@ impl Registry {
         let mut dropped = 0;
         for (reference, revision) in &changed {
             self.0.revision.fetch_max(*revision, Ordering::Relaxed);
-            if since > 0 || lock(&self.0.slots).contains_key(reference.as_str()) {
-                self.forget(reference).await;
+            if lock(&self.0.slots).contains_key(reference.as_str()) {
+                self.invalidate(reference);
                 dropped += 1;
             }
         }
@@ -334,9 +411,9 @@ impl Registry {
 
     /// Closes every open project.
     pub async fn close_all(&self) {
-        let all: Vec<Slot> = lock(&self.0.slots).drain().map(|(_, s)| s).collect();
-        for slot in all {
-            close(slot).await;
+        let all: Vec<(ProjectRef, Slot)> = lock(&self.0.slots).drain().collect();
+        for (reference, slot) in all {
+            self.close(reference.as_str(), slot).await;
         }
     }
 }
@@ -344,14 +421,6 @@ impl Registry {
 impl ProjectLookup for Registry {
     fn lookup<'a>(&'a self, reference: &'a ProjectRef) -> BoxFuture<'a, Result<Option<Project>, ForgeError>> {
         Box::pin(self.get(reference))
-    }
-}
-
-async fn close(slot: Slot) {
-    if let Slot::Open(open) = slot {
-        let db = open.project.db().clone();
-        // In-flight requests keep their connections until they finish; close() waits for them.
-        tokio::spawn(async move { db.close().await });
     }
 }
 

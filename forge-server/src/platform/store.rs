@@ -158,6 +158,8 @@ pub struct ProjectRow {
     pub revision: i64,
     /// When it was made.
     pub created_at: OffsetDateTime,
+    /// Which migrations its database has (see [`crate::platform::schema::project_migrations`]).
+    pub migrations: Option<String>,
 }
 
 impl ProjectRow {
@@ -168,7 +170,7 @@ impl ProjectRow {
 }
 
 const PROJECT_COLUMNS: &str = "p.ref, p.organization_id, o.slug as organization_slug, p.name, p.status, \
-     p.cluster_id, p.database, p.plan, p.region, p.revision, p.created_at";
+     p.cluster_id, p.database, p.plan, p.region, p.revision, p.created_at, p.migrations";
 
 /// An API key's stored row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -185,6 +187,23 @@ pub struct ApiKeyRow {
     pub sealed: Vec<u8>,
     /// When it was made.
     pub created_at: OffsetDateTime,
+}
+
+/// A signing key's stored row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SigningKeyRow {
+    /// Its id.
+    pub id: Uuid,
+    /// `current`, `standby` or `previous`.
+    pub status: String,
+    /// `ES256` or `RS256`.
+    pub algorithm: String,
+    /// Its key id.
+    pub kid: String,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// The private key, sealed.
+    pub private_key: Vec<u8>,
 }
 
 /// A personal access token's stored row (never the token).
@@ -566,6 +585,17 @@ impl Store {
         Ok(())
     }
 
+    /// Records which migrations a project's database has (no new revision: nothing a node
+    /// holds changes).
+    pub async fn set_migrations(&self, reference: &str, migrations: &str) -> Result<()> {
+        sqlx::query("update forge.projects set migrations = $2 where ref = $1")
+            .bind(reference)
+            .bind(migrations)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Gives a project a new revision (its keys changed).
     pub async fn touch<'e>(&self, executor: impl PgExecutor<'e>, reference: &str) -> Result<()> {
         sqlx::query(
@@ -633,6 +663,25 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a project's sealed owner password.
+    pub async fn put_owner_password(&self, reference: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query("update forge.project_secrets set owner_password = $2 where ref = $1")
+            .bind(reference)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A project's sealed owner password.
+    pub async fn owner_password(&self, reference: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("select owner_password from forge.project_secrets where ref = $1")
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
     /// A project's sealed JWT secret.
     pub async fn secret(&self, reference: &str) -> Result<Option<Vec<u8>>> {
         Ok(sqlx::query_scalar("select jwt_secret from forge.project_secrets where ref = $1")
@@ -672,6 +721,55 @@ impl Store {
     pub async fn signing_keys(&self, reference: &str) -> Result<Vec<(Uuid, String, Vec<u8>)>> {
         Ok(sqlx::query_as(
             "select id, status, private_key from forge.signing_keys where ref = $1 \
+             order by case status when 'current' then 0 when 'standby' then 1 else 2 end, created_at desc",
+        )
+        .bind(reference)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Rotates a project's signing keys: the current one becomes previous, the standby one
+    /// current. The caller inserts the new standby key in the same transaction.
+    pub async fn rotate_signing_keys(&self, conn: &mut sqlx::PgConnection, reference: &str) -> Result<bool> {
+        let standby: i64 =
+            sqlx::query_scalar("select count(*) from forge.signing_keys where ref = $1 and status = 'standby'")
+                .bind(reference)
+                .fetch_one(&mut *conn)
+                .await?;
+        if standby == 0 {
+            return Ok(false);
+        }
+        sqlx::query("update forge.signing_keys set status = 'previous' where ref = $1 and status = 'current'")
+            .bind(reference)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("update forge.signing_keys set status = 'current' where ref = $1 and status = 'standby'")
+            .bind(reference)
+            .execute(&mut *conn)
+            .await?;
+        Ok(true)
+    }
+
+    /// Deletes a previous signing key (never the current or standby one); false when there
+    /// is no such previous key.
+    pub async fn delete_signing_key<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        reference: &str,
+        id: Uuid,
+    ) -> Result<bool> {
+        let done = sqlx::query("delete from forge.signing_keys where ref = $1 and id = $2 and status = 'previous'")
+            .bind(reference)
+            .bind(id)
+            .execute(executor)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A project's signing keys as listed: id, status, algorithm, kid, created, sealed key.
+    pub async fn signing_key_rows(&self, reference: &str) -> Result<Vec<SigningKeyRow>> {
+        Ok(sqlx::query_as(
+            "select id, status, algorithm, kid, created_at, private_key from forge.signing_keys where ref = $1 \
              order by case status when 'current' then 0 when 'standby' then 1 else 2 end, created_at desc",
         )
         .bind(reference)

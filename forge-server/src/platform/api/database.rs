@@ -9,16 +9,19 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
+use utoipa::ToSchema;
 
-use super::{Body, Need, project_for};
+use super::{Body, ErrorBody, Need, project_for};
 use crate::platform::Platform;
 use crate::platform::error::{Error, ErrorKind};
 use crate::platform::users::Caller;
 
 /// The SQL to run.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = RunQuery)]
 pub struct Query {
-    /// One or more statements.
+    /// One or more statements, run as one implicit transaction.
+    #[schema(example = "select 1 as one")]
     pub query: String,
 }
 
@@ -26,20 +29,50 @@ pub struct Query {
 const STATEMENT_TIMEOUT: &str = "set statement_timeout = '60s';\n";
 
 /// Runs the query.
+#[utoipa::path(
+    post,
+    path = "/projects/{ref}/database/query",
+    operation_id = "v1-run-a-query",
+    tag = "database",
+    security(("bearer" = [])),
+    params(("ref" = String, Path, description = "The project's ref")),
+    request_body = Query,
+    responses(
+        (status = 200, description = "The rows of the last statement, each an object of its columns", body = Vec<std::collections::HashMap<String, Value>>),
+        (status = 400, description = "A malformed body or empty query (`invalid_request`), or SQL Postgres refused (`query_failed`, with its message)", body = ErrorBody),
+        (status = 401, description = "No valid token or session", body = ErrorBody),
+        (status = 403, description = "Read-only members may not run SQL", body = ErrorBody),
+        (status = 404, description = "No such project of the caller's", body = ErrorBody),
+    )
+)]
 pub async fn query(
     State(platform): State<Platform>,
     caller: Caller,
     Path(reference): Path<String>,
     Body(req): Body<Query>,
-) -> Result<axum::Json<Value>, Error> {
+) -> Result<axum::Json<Vec<Value>>, Error> {
+    // The default project's database is the server's own, reached as its configured user:
+    // only its organization's owners and administrators may send it SQL.
     let (row, _) = project_for(&platform, &caller, &reference, Need::Write).await?;
+    if row.cluster_id.is_none() {
+        project_for(&platform, &caller, &reference, Need::Admin).await?;
+    }
     if req.query.trim().is_empty() {
         return Err(Error::invalid("query is required"));
     }
     let reference = forge_core::ProjectRef::new(&row.reference).map_err(|_| Error::not_found("Project"))?;
     let project = platform.registry().get(&reference).await?.ok_or_else(|| Error::not_found("Project"))?;
     let sql = format!("{STATEMENT_TIMEOUT}{}", req.query);
-    let mut stream = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(project.db().pool());
+    // A managed project's SQL runs as its owner role, which reaches nothing outside its own
+    // database; never as the cluster's superuser.
+    let mut owner = match row.cluster_id {
+        Some(_) => Some(platform.owner_connection(&row).await?),
+        None => None,
+    };
+    let mut stream = match owner.as_mut() {
+        Some(conn) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(conn),
+        None => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(project.db().pool()),
+    };
     let (mut last, mut current) = (Vec::new(), Vec::new());
     loop {
         match stream.try_next().await {
@@ -53,6 +86,10 @@ pub async fn query(
                 });
             }
         }
+    }
+    drop(stream);
+    if let Some(conn) = owner {
+        let _ = sqlx::Connection::close(conn).await;
     }
     // A statement that returned rows but no completion (never, in practice) still counts.
     let rows = if current.is_empty() { last } else { current };
@@ -68,7 +105,7 @@ pub async fn query(
             serde_json::json!({}),
         )
         .await?;
-    Ok(axum::Json(Value::Array(rows)))
+    Ok(axum::Json(rows))
 }
 
 /// A row of the simple-query protocol (text values) as JSON: numbers, booleans and JSON as

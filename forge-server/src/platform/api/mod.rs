@@ -11,51 +11,129 @@
 //! | [`api_keys`] | `/v1/projects/{ref}/api-keys` |
 //! | [`database`] | `POST /v1/projects/{ref}/database/query` |
 //! | [`tokens`] | `/v1/profile/access-tokens` |
+//! | [`docs`] | `GET /openapi.json` (this API's OpenAPI 3.1 document) and the docs page at `/docs` |
+//! | [`usage`] | `GET /v1/projects/{ref}/usage` |
+//! | [`signing_keys`] | `/v1/projects/{ref}/config/auth/signing-keys`: list, rotate, delete |
+//!
+//! Routes and the OpenAPI document are declared together: each handler's `#[utoipa::path]`
+//! names its method, path, parameters, body and answers, and [`routes`] registers the handlers
+//! with `utoipa_axum`'s `routes!`, which builds the axum route and the spec's operation from
+//! that one declaration. [`router`] serves them; [`openapi`] is the document served at
+//! `/openapi.json`. To add an endpoint: write its handler in a file here with
+//! `#[utoipa::path(..., security(("bearer" = [])), responses(...))]`, derive `ToSchema` on its
+//! body and answer types, and add `.routes(routes!(file::handler))` to [`routes`] (handlers
+//! that share a path go in one `routes!`); `tests/openapi.rs` lists every route and fails
+//! until the new one is listed there too.
 
 pub mod api_keys;
 pub mod database;
+pub mod docs;
 pub mod organizations;
 pub mod projects;
 pub mod setup;
+pub mod signing_keys;
 pub mod tokens;
+pub mod usage;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::routing::{get, post};
 use http::request::Parts;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::platform::Platform;
 use crate::platform::error::{Error, ErrorKind};
 use crate::platform::store::{Organization, ProjectRow, Role};
 use crate::platform::users::Caller;
 
+/// The Management API's routes and their OpenAPI operations, relative to `/v1`.
+fn routes() -> OpenApiRouter<Platform> {
+    OpenApiRouter::new()
+        .routes(routes!(setup::finish))
+        .routes(routes!(organizations::list, organizations::create))
+        .routes(routes!(organizations::get))
+        .routes(routes!(organizations::members))
+        .routes(routes!(organizations::update_member, organizations::remove_member))
+        .routes(routes!(organizations::invite))
+        .routes(routes!(organizations::audit))
+        .routes(routes!(organizations::accept))
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(projects::get, projects::delete))
+        .routes(routes!(projects::pause))
+        .routes(routes!(projects::restore))
+        .routes(routes!(projects::transfer))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::get, api_keys::delete))
+        .routes(routes!(database::query))
+        .routes(routes!(usage::get))
+        .routes(routes!(signing_keys::list))
+        .routes(routes!(signing_keys::rotate))
+        .routes(routes!(signing_keys::delete))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::delete))
+}
+
 /// The Management API's routes, to be nested at `/v1`.
 pub fn router<S: Clone + Send + Sync + 'static>(platform: &Platform) -> Router<S> {
-    Router::new()
-        .route("/setup", post(setup::finish))
-        .route("/organizations", get(organizations::list).post(organizations::create))
-        .route("/organizations/{slug}", get(organizations::get))
-        .route("/organizations/{slug}/members", get(organizations::members))
-        .route(
-            "/organizations/{slug}/members/{user_id}",
-            axum::routing::patch(organizations::update_member).delete(organizations::remove_member),
-        )
-        .route("/organizations/{slug}/members/invitations", post(organizations::invite))
-        .route("/organizations/{slug}/audit", get(organizations::audit))
-        .route("/invitations/accept", post(organizations::accept))
-        .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/{reference}", get(projects::get).delete(projects::delete))
-        .route("/projects/{reference}/pause", post(projects::pause))
-        .route("/projects/{reference}/restore", post(projects::restore))
-        .route("/projects/{reference}/transfer", post(projects::transfer))
-        .route("/projects/{reference}/api-keys", get(api_keys::list).post(api_keys::create))
-        .route("/projects/{reference}/api-keys/{id}", get(api_keys::get).delete(api_keys::delete))
-        .route("/projects/{reference}/database/query", post(database::query))
-        .route("/profile/access-tokens", get(tokens::list).post(tokens::create))
-        .route("/profile/access-tokens/{id}", axum::routing::delete(tokens::delete))
-        .fallback(not_found)
-        .with_state(platform.clone())
+    let (router, _) = routes().split_for_parts();
+    router.fallback(not_found).with_state(platform.clone())
+}
+
+/// The Management API's OpenAPI 3.1 document, paths under `/v1`, from the same declarations
+/// as [`router`]'s routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/v1", routes()).into_openapi()
+}
+
+/// The document's frame: what [`routes`] does not say.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Forge Management API",
+        description = "Organizations, projects, their API keys and databases, and personal access tokens, in the \
+                       paths and shapes of Supabase's Management API. Send `Authorization: Bearer` with a personal \
+                       access token (`sbp_...`) or a platform session's access token. Errors answer \
+                       `{code, message}`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "setup", description = "The platform's first owner"),
+        (name = "organizations", description = "Organizations, members, invitations and the audit log"),
+        (name = "projects", description = "Projects and their lifecycle"),
+        (name = "api-keys", description = "A project's API keys"),
+        (name = "database", description = "SQL against a project's database"),
+        (name = "auth", description = "A project's JWT signing keys"),
+        (name = "profile", description = "The caller's personal access tokens"),
+    )
+)]
+struct ApiDoc;
+
+/// The `bearer` security scheme the operations name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some("A personal access token (`sbp_...`) or a platform session's access token".into());
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Every error's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `unauthorized`, `forbidden`, `not_found`, `invalid_request`, `conflict`,
+    /// `setup_required`, `setup_done`, `query_failed`, or a server error's code.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
 }
 
 async fn not_found() -> Error {
@@ -87,6 +165,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(Error::invalid(rejection.body_text())),
+        }
+    }
+}
+
+/// A query string whose rejection is the control plane's 400 (not axum's plain text).
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Params(v)),
             Err(rejection) => Err(Error::invalid(rejection.body_text())),
         }
     }
