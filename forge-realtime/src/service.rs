@@ -159,6 +159,10 @@ pub struct RealtimeStats {
     /// Identity checks run alone: those whose check failed or ran long together (for ten
     /// minutes after), and their retries.
     pub checks_alone: u64,
+    /// Messages queued to the project's channel members on this node since its realtime
+    /// state started (broadcasts, presence, changes, system messages), as Supabase counts
+    /// realtime messages: once per receiving client.
+    pub messages: u64,
 }
 
 /// Builds a [`Realtime`].
@@ -302,6 +306,7 @@ impl Realtime {
             slot_lag_bytes: (lag >= 0).then_some(lag),
             checks_together: t.changes.checked_together.load(Relaxed),
             checks_alone: t.changes.checked_alone.load(Relaxed),
+            messages: t.messages_sent.load(Relaxed),
         })
     }
 

@@ -507,6 +507,7 @@ impl Conn {
             vsn: self.vsn,
             tx: self.tx.clone(),
             lagged: self.lagged.clone(),
+            messages_sent: self.tenant.messages_sent.clone(),
             echo: flag(&["broadcast", "self"]),
             ack: flag(&["broadcast", "ack"]),
             private,

@@ -47,6 +47,8 @@ pub(crate) struct Member {
     pub(crate) tx: mpsc::Sender<Out>,
     /// The socket's flag for a queue that overflowed (the socket is then closed).
     pub(crate) lagged: Arc<AtomicBool>,
+    /// The project's count of messages queued to its clients (usage metering).
+    pub(crate) messages_sent: Arc<std::sync::atomic::AtomicU64>,
     /// `config.broadcast.self`: receive one's own broadcasts.
     pub(crate) echo: bool,
     /// `config.broadcast.ack`.
@@ -72,8 +74,12 @@ impl Member {
     /// Queues `out`; a socket whose queue is full is too slow: it is closed once its writer
     /// catches up with the queue.
     pub(crate) fn send(&self, out: Out) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(out) {
-            self.lagged.store(true, Ordering::Relaxed);
+        match self.tx.try_send(out) {
+            Ok(()) => {
+                self.messages_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => self.lagged.store(true, Ordering::Relaxed),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -196,6 +202,9 @@ pub(crate) struct Tenant {
     topics: RwLock<HashMap<Arc<str>, Topic>>,
     /// Sockets open.
     pub(crate) connections: AtomicUsize,
+    /// Messages queued to this project's channel members here (broadcasts, presence,
+    /// changes and system messages), for usage metering.
+    pub(crate) messages_sent: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) joins: Rate,
     pub(crate) events: Rate,
     /// Other nodes' presences and when each node was last heard from.
@@ -230,6 +239,7 @@ impl Tenant {
             project,
             topics: RwLock::new(HashMap::new()),
             connections: AtomicUsize::new(0),
+            messages_sent: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             joins: Rate::default(),
             events: Rate::default(),
             remote_nodes: Mutex::new(HashMap::new()),

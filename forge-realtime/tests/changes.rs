@@ -129,6 +129,9 @@ async fn each_event_reaches_only_whom_rls_lets_see_it() {
     let stats = node.realtime.stats("realtime").unwrap();
     assert!(stats.checks_together >= 4, "{stats:?}");
     assert_eq!(stats.checks_alone, 0, "{stats:?}");
+    // Metered as Supabase counts realtime messages: each message to each client. Here: the
+    // five changes above and the three channels' "Subscribed" system messages.
+    assert!(stats.messages >= 5 + 3, "{stats:?}");
 }
 
 #[tokio::test]

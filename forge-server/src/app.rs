@@ -47,7 +47,8 @@ pub fn router(
         .nest("/storage/v1", storage.router())
         .nest("/realtime/v1", realtime.router())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(platform.clone(), platform_project_gate));
+        .layer(axum::middleware::from_fn_with_state(platform.clone(), platform_project_gate))
+        .layer(axum::middleware::from_fn_with_state(platform.clone(), in_flight));
     // Around the services router, so a `/p/{ref}` prefix is gone before routing; the meter
     // inside it, so it knows the project and sees the services' own paths.
     let services = if config.usage_metering { services.layer(platform.meter().layer()) } else { services };
@@ -131,6 +132,13 @@ async fn platform_config(State(platform): State<Platform>) -> Response {
         "management_api": "/v1",
     }))
     .into_response()
+}
+
+/// Keeps a project open while a request to it is served (the registry closes only projects
+/// with none).
+async fn in_flight(State(platform): State<Platform>, req: Request, next: axum::middleware::Next) -> Response {
+    let _serving = req.extensions().get::<Project>().and_then(|p| platform.registry().enter(p.reference().as_str()));
+    next.run(req).await
 }
 
 /// The setup link's page: a form that makes the platform's first owner.

@@ -424,6 +424,13 @@ impl Config {
         Ok(())
     }
 
+    /// The connections the embedded cluster must allow: the projects' budget, the default
+    /// project's and the platform's pools, realtime's own connections, and room for the
+    /// command line and an operator.
+    pub fn postgres_connections(&self) -> usize {
+        self.project_connection_budget + 100
+    }
+
     /// The SMTP settings, when a server is configured.
     pub fn smtp(&self) -> Option<forge_auth::SmtpSettings> {
         let host = self.smtp_host.clone().filter(|h| !h.is_empty())?;

@@ -45,14 +45,15 @@ struct Supervised {
 }
 
 impl ProjectDatabase {
-    /// Connects to `url`, or starts the embedded cluster under `data_dir` when it is `None`.
-    /// With `attach`, an embedded cluster that a running server started is used as it is (a
+    /// Connects to `url`, or starts the embedded cluster under `data_dir` when it is `None`,
+    /// allowing `max_connections` (at least 100). With `attach`, an embedded cluster that a running server started is used as it is (a
     /// command-line tool beside the server); otherwise it would be stopped and started anew.
     pub async fn open(
         url: Option<&SecretString>,
         data_dir: &Path,
         postgres_bin: Option<&Path>,
         attach: bool,
+        max_connections: usize,
     ) -> Result<Self, Error> {
         match url {
             Some(url) => {
@@ -63,6 +64,8 @@ impl ProjectDatabase {
             }
             None => {
                 let mut options = ClusterOptions::new(data_dir.join("pg"));
+                // Room for every pool the server may open (the projects' budget among them).
+                options.settings.push(("max_connections".into(), max_connections.max(100).to_string()));
                 if let Some(dir) = postgres_bin {
                     options.binaries = Some(PgBinaries::in_dir(dir).map_err(Error::Embedded)?);
                 }

@@ -157,9 +157,14 @@ fn keys(config: &Config) -> Result<(), Error> {
 /// Opens the database and applies bootstrap and every crate's migrations. With `attach`, an
 /// embedded cluster a running server started is used as it is.
 pub(crate) async fn prepare(config: &Config, attach: bool) -> Result<ProjectDatabase, Error> {
-    let db =
-        ProjectDatabase::open(config.database_url.as_ref(), &config.data_dir, config.postgres_bin.as_deref(), attach)
-            .await?;
+    let db = ProjectDatabase::open(
+        config.database_url.as_ref(),
+        &config.data_dir,
+        config.postgres_bin.as_deref(),
+        attach,
+        config.postgres_connections(),
+    )
+    .await?;
     let result = async {
         forge_core::bootstrap::apply(db.db.pool()).await.map_err(MigrateError::from)?;
         forge_core::migrate::run(db.db.pool(), &migrations()).await
@@ -240,6 +245,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         auth: Some(auth.clone()),
         objects: Some(store_for_platform),
         realtime: Some(realtime.clone()),
+        data: Some(data.clone()),
     };
     let platform = match platform::Platform::open(platform_config(&config, &db, &url)?, services).await {
         Ok(p) => p,
@@ -284,6 +290,8 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
     if let Some(m) = metrics {
         m.abort();
     }
+    // What realtime sent since the last sample is counted before its state goes.
+    platform.sample_realtime();
     realtime.shutdown().await;
     platform.shutdown().await;
     db.shutdown().await;

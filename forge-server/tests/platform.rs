@@ -776,3 +776,32 @@ async fn realtime_serves_a_managed_project_and_a_pause_closes_its_sockets() {
     }
     assert!(Client::connect(&url).await.is_err(), "a paused project refuses sockets");
 }
+
+#[test]
+fn a_project_closed_for_being_idle_reopens_with_a_live_schema_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("FORGE_PROJECT_IDLE_TIMEOUT", "1")]);
+    let owner = pat(dir.path(), "owner@example.com");
+    let reference = create_project(&server, &owner, "default", "sleepy");
+    let keys = keys(&server, &owner, &reference);
+    let (_, anon) = key_of(&keys, "legacy_anon");
+    let root = format!("/p/{reference}/rest/v1/");
+    assert_eq!(server.request("GET", &root, &[("apikey", &anon)], b"").status, 200);
+    // Closed after a second unused (the idle sweep runs every second at this setting) ...
+    std::thread::sleep(Duration::from_millis(2500));
+    // ... and opened again by the next request, with a schema cache that hears new tables.
+    assert_eq!(server.request("GET", &root, &[("apikey", &anon)], b"").status, 200);
+    let made = api(
+        &server,
+        "POST",
+        &format!("/v1/projects/{reference}/database/query"),
+        &owner,
+        Some(json!({ "query": "create table later (id int primary key)" })),
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.request("GET", &format!("/p/{reference}/rest/v1/later"), &[("apikey", &anon)], b"").status != 200 {
+        assert!(Instant::now() < deadline, "the reopened project never saw the new table");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

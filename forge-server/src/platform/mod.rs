@@ -126,6 +126,7 @@ pub(crate) struct Inner {
     pub(crate) meter: usage::Meter,
     pub(crate) intervals: (Duration, Duration),
     pub(crate) running: std::sync::Mutex<Option<(tokio::task::JoinHandle<()>, usage::FlushTask)>>,
+    pub(crate) realtime_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// The control plane. Cheap to clone.
@@ -149,6 +150,8 @@ pub struct Services {
     pub objects: Option<Arc<dyn ObjectStore>>,
     /// forge-realtime.
     pub realtime: Option<forge_realtime::Realtime>,
+    /// forge-data (its schema caches go with closed projects).
+    pub data: Option<forge_data::Data>,
 }
 
 impl Platform {
@@ -226,6 +229,9 @@ impl Platform {
         if let Some(realtime) = &services.realtime {
             registry.set_realtime(realtime.clone());
         }
+        if let Some(data) = &services.data {
+            registry.set_data(data.clone());
+        }
 
         let (stop, _) = tokio::sync::watch::channel(false);
         let meter = usage::Meter::new();
@@ -261,6 +267,7 @@ impl Platform {
             meter,
             intervals: (config.usage_flush_interval, config.usage_sample_interval),
             running: std::sync::Mutex::new(None),
+            realtime_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
         }));
         platform.record_default_project().await?;
         Ok(platform)
@@ -328,15 +335,30 @@ impl Platform {
                         }
                     }
                 }
-                _ = realtime_tick.tick() => {
-                    let Some(realtime) = &self.0.realtime else { continue };
-                    for project in self.0.registry.open_projects() {
-                        if let Some(stats) = realtime.stats(project.reference().as_str()) {
-                            self.0.meter.record_gauge(project.reference(), usage::REALTIME_PEAK_CONNECTIONS, stats.connections as i64);
-                        }
-                    }
-                }
+                _ = realtime_tick.tick() => self.sample_realtime(),
                 _ = stop.changed() => break,
+            }
+        }
+    }
+
+    /// Counts the realtime messages sent since the last look and records the connections
+    /// open now, for every open project. Run every 15 s, and before realtime shuts down.
+    pub fn sample_realtime(&self) {
+        let Some(realtime) = &self.0.realtime else {
+            return;
+        };
+        let mut seen = self.0.realtime_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for project in self.0.registry.open_projects() {
+            let reference = project.reference();
+            let Some(stats) = realtime.stats(reference.as_str()) else {
+                continue;
+            };
+            self.0.meter.record_gauge(reference, usage::REALTIME_PEAK_CONNECTIONS, stats.connections as i64);
+            let before = seen.insert(reference.as_str().to_owned(), stats.messages).unwrap_or(0);
+            // A count lower than before is a realtime state started anew.
+            let sent = if stats.messages >= before { stats.messages - before } else { stats.messages };
+            if sent > 0 {
+                self.0.meter.count(reference, usage::REALTIME_MESSAGES, "", sent);
             }
         }
     }

@@ -61,9 +61,14 @@ impl RegistryConfig {
 }
 
 /// One open project.
+///
+/// It is idle when it was last looked up a while ago *and* no request is being served (one
+/// queued for a connection may have been looked up long before).
 struct Open {
     project: Project,
     last_used: AtomicU64,
+    /// Requests being served (see [`Registry::enter`]).
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// The control plane changed it (its keys, say): the next request reloads it, keeping the
     /// pools, so requests in flight are not cut off.
     stale: std::sync::atomic::AtomicBool,
@@ -87,6 +92,7 @@ struct Inner {
     revision: AtomicI64,
     epoch: Instant,
     realtime: Mutex<Option<forge_realtime::Realtime>>,
+    data: Mutex<Option<forge_data::Data>>,
 }
 
 /// The projects this node serves. Cheap to clone.
@@ -96,6 +102,13 @@ pub struct Registry(Arc<Inner>);
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry").field("open", &self.open_count()).finish_non_exhaustive()
+    }
+}
+
+impl Open {
+    /// Unused for `ms` milliseconds: not looked up since, and no request being served.
+    fn idle_for(&self, now: u64, ms: u64) -> bool {
+        now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= ms && self.in_flight.load(Ordering::Relaxed) == 0
     }
 }
 
@@ -113,12 +126,19 @@ impl Registry {
             revision: AtomicI64::new(0),
             epoch: Instant::now(),
             realtime: Mutex::new(None),
+            data: Mutex::new(None),
         }))
     }
 
     /// Realtime, whose sockets keep a project open and whose state goes with a closed one.
     pub fn set_realtime(&self, realtime: forge_realtime::Realtime) {
         *lock(&self.0.realtime) = Some(realtime);
+    }
+
+    /// REST, whose schema cache of a closed project goes with its pools (the cache watches
+    /// the schema through them; the next opening loads it anew).
+    pub fn set_data(&self, data: forge_data::Data) {
+        *lock(&self.0.data) = Some(data);
     }
 
     /// Whether a project has live realtime sockets on this node (it is in use, however long
@@ -130,6 +150,9 @@ impl Registry {
     /// Closes a slot's pools and its realtime state.
     async fn close(&self, reference: &str, slot: Slot) {
         if let Slot::Open(open) = slot {
+            if let Some(data) = lock(&self.0.data).as_ref() {
+                data.forget(open.project.reference());
+            }
             let realtime = lock(&self.0.realtime).clone();
             if let Some(realtime) = realtime {
                 realtime.stop_project(reference).await;
@@ -257,6 +280,7 @@ impl Registry {
         let open = Arc::new(Open {
             project: project.clone(),
             last_used: AtomicU64::new(self.now_ms()),
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             stale: std::sync::atomic::AtomicBool::new(false),
         });
         lock(&self.0.slots).insert(reference.clone(), Slot::Open(open));
@@ -296,9 +320,7 @@ impl Registry {
                 let now = self.now_ms();
                 let idle = open
                     .into_iter()
-                    .filter(|(r, o)| {
-                        now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= 1000 && !self.has_sockets(r.as_str())
-                    })
+                    .filter(|(r, o)| o.idle_for(now, 1000) && !self.has_sockets(r.as_str()))
                     .min_by_key(|(_, o)| o.last_used.load(Ordering::Relaxed))
                     .map(|(r, _)| r.clone());
                 idle.and_then(|r| slots.remove(&r).map(|s| (r, s)))
@@ -326,6 +348,18 @@ impl Registry {
         }
     }
 
+    /// Marks a request to `reference` as being served until the guard drops: the project is
+    /// not closed meanwhile, however long the request waits for a connection.
+    pub fn enter(&self, reference: &str) -> Option<InFlight> {
+        match lock(&self.0.slots).get(reference)? {
+            Slot::Open(open) => {
+                open.in_flight.fetch_add(1, Ordering::Relaxed);
+                Some(InFlight(open.in_flight.clone()))
+            }
+            Slot::Closed(_) => None,
+        }
+    }
+
     /// Drops what this node holds of a project (its pools close once their requests end).
     pub async fn forget(&self, reference: &str) {
         let slot = lock(&self.0.slots).remove(reference);
@@ -343,10 +377,7 @@ impl Registry {
             let refs: Vec<ProjectRef> = slots
                 .iter()
                 .filter(|(r, s)| match s {
-                    Slot::Open(o) => {
-                        now.saturating_sub(o.last_used.load(Ordering::Relaxed)) >= limit
-                            && !self.has_sockets(r.as_str())
-                    }
+                    Slot::Open(o) => o.idle_for(now, limit) && !self.has_sockets(r.as_str()),
                     Slot::Closed(_) => false,
                 })
                 .map(|(r, _)| r.clone())
@@ -415,6 +446,16 @@ impl Registry {
         for (reference, slot) in all {
             self.close(reference.as_str(), slot).await;
         }
+    }
+}
+
+/// A request being served (see [`Registry::enter`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
