@@ -228,8 +228,9 @@ impl Registry {
         }
         let row = self.0.store.project(reference.as_str()).await.map_err(core)?;
         // A stale entry's pools are kept for the reloaded project, if it is still served.
+        // So are its requests in flight: they still count against closing it.
         let stale = match lock(&self.0.slots).get(reference) {
-            Some(Slot::Open(open)) => Some(open.project.db().clone()),
+            Some(Slot::Open(open)) => Some((open.project.db().clone(), open.in_flight.clone())),
             _ => None,
         };
         let served = row.as_ref().is_some_and(|r| r.status() == Status::Active && r.cluster_id.is_some());
@@ -256,12 +257,13 @@ impl Registry {
         let cluster =
             self.cluster(cluster_id).ok_or_else(|| ForgeError::internal(format!("unknown cluster {cluster_id}")))?;
         let config = &self.0.config;
-        let db = match stale {
-            Some(db) => db,
+        let (db, in_flight) = match stale {
+            Some(kept) => kept,
             None => {
                 self.make_room().await?;
                 let db_config = cluster.database_config(database, config.pool).map_err(core)?;
-                Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?
+                let db = Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?;
+                (db, Arc::new(std::sync::atomic::AtomicUsize::new(0)))
             }
         };
         let keys = keys::load_from(&self.0.store, &self.0.master, reference, &config.verify).await.map_err(core)?;
@@ -280,7 +282,7 @@ impl Registry {
         let open = Arc::new(Open {
             project: project.clone(),
             last_used: AtomicU64::new(self.now_ms()),
-            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            in_flight,
             stale: std::sync::atomic::AtomicBool::new(false),
         });
         lock(&self.0.slots).insert(reference.clone(), Slot::Open(open));
