@@ -241,20 +241,14 @@ impl Platform {
         let mut tx = store.pool().begin().await?;
         let (id, value) =
             keys::add(&mut tx, store, &self.0.master, &current, &reference, kind, name, actor.user_id).await?;
-        store.touch(&mut *tx, &row.reference).await?;
-        store
-            .audit(
-                &mut *tx,
-                actor,
-                "api_key.create",
-                Some(row.organization_id),
-                Some(&row.reference),
-                serde_json::json!({ "id": id, "type": kind.as_str(), "name": name }),
-            )
-            .await?;
-        tx.commit().await?;
-        // This node at once; the others at their next poll.
-        self.0.registry.invalidate(&row.reference);
+        self.finish_key_change(
+            tx,
+            row,
+            actor,
+            "api_key.create",
+            serde_json::json!({ "id": id, "type": kind.as_str(), "name": name }),
+        )
+        .await?;
         Ok((id, value))
     }
 
@@ -266,20 +260,7 @@ impl Platform {
         if !store.revoke_api_key(&mut *tx, &row.reference, id).await? {
             return Err(Error::not_found("API key"));
         }
-        store.touch(&mut *tx, &row.reference).await?;
-        store
-            .audit(
-                &mut *tx,
-                actor,
-                "api_key.revoke",
-                Some(row.organization_id),
-                Some(&row.reference),
-                serde_json::json!({ "id": id }),
-            )
-            .await?;
-        tx.commit().await?;
-        self.0.registry.invalidate(&row.reference);
-        Ok(())
+        self.finish_key_change(tx, row, actor, "api_key.revoke", serde_json::json!({ "id": id })).await
     }
 
     /// Rotates the project's signing keys: the standby key starts signing, the current one is
@@ -293,20 +274,7 @@ impl Platform {
             return Err(Error::conflict("The project has no standby signing key to rotate to"));
         }
         keys::add_standby(&mut tx, store, &self.0.master, &row.reference).await?;
-        store.touch(&mut *tx, &row.reference).await?;
-        store
-            .audit(
-                &mut *tx,
-                actor,
-                "signing_key.rotate",
-                Some(row.organization_id),
-                Some(&row.reference),
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await?;
-        self.0.registry.invalidate(&row.reference);
-        Ok(())
+        self.finish_key_change(tx, row, actor, "signing_key.rotate", serde_json::json!({})).await
     }
 
     /// Deletes a previous signing key: sessions it signed stop verifying.
@@ -317,20 +285,7 @@ impl Platform {
         if !store.delete_signing_key(&mut *tx, &row.reference, id).await? {
             return Err(Error::not_found("Previous signing key"));
         }
-        store.touch(&mut *tx, &row.reference).await?;
-        store
-            .audit(
-                &mut *tx,
-                actor,
-                "signing_key.delete",
-                Some(row.organization_id),
-                Some(&row.reference),
-                serde_json::json!({ "id": id }),
-            )
-            .await?;
-        tx.commit().await?;
-        self.0.registry.invalidate(&row.reference);
-        Ok(())
+        self.finish_key_change(tx, row, actor, "signing_key.delete", serde_json::json!({ "id": id })).await
     }
 
     /// A stored signing key's public JWK.
@@ -348,6 +303,24 @@ impl Platform {
         let (cluster, database) = self.managed(row)?;
         let password = keys::owner_password(&self.0.store, &self.0.master, &row.reference).await?;
         cluster.connect_as(&database, &owner_role_name(&row.reference), &password).await
+    }
+
+    /// Ends a change to a project's keys: a new revision (so every node reloads them at its
+    /// next poll), the audit entry, the commit, and this node's reload at once.
+    async fn finish_key_change(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        row: &ProjectRow,
+        actor: &Actor,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let store = &self.0.store;
+        store.touch(&mut *tx, &row.reference).await?;
+        store.audit(&mut *tx, actor, action, Some(row.organization_id), Some(&row.reference), details).await?;
+        tx.commit().await?;
+        self.0.registry.invalidate(&row.reference);
+        Ok(())
     }
 
     /// Opens a stored key.
