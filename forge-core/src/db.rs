@@ -1,14 +1,24 @@
 //! A project's database: a sqlx pool for the services' own work and a small tokio-postgres
 //! pool for the RLS gateway's pipelined hot path (ARCHITECTURE.md §3a).
+//!
+//! Every gateway connection also listens on PostgREST's `pgrst` channel, so schema reloads
+//! (DDL, or `NOTIFY pgrst, 'reload schema'`) are heard without a connection held for
+//! listening alone: see [`Database::schema_changes`].
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool as GatewayPool, RecyclingMethod, Runtime};
+use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::watch;
+use tokio_postgres::AsyncMessage;
 
+use crate::bootstrap::RELOAD_CHANNEL;
 use crate::error::ForgeError;
 
 /// How to reach a project's database.
@@ -76,6 +86,7 @@ pub struct PoolConnections {
 pub struct Database {
     pool: PgPool,
     gateway: GatewayPool,
+    listening: Arc<Listening>,
 }
 
 impl std::fmt::Debug for Database {
@@ -101,7 +112,8 @@ impl Database {
         let gateway_url = config.gateway_url.as_ref().unwrap_or(&config.url);
         let pg_config = tokio_postgres::Config::from_str(gateway_url.expose_secret())
             .map_err(|_| InvalidDatabaseUrl("gateway url"))?;
-        Ok(Self { pool, gateway: gateway_pool(pg_config, config)? })
+        let (gateway, listening) = gateway_pool(pg_config, config)?;
+        Ok(Self { pool, gateway, listening })
     }
 
     /// Wraps the application's own sqlx pool: Forge's services do their own work on it, and
@@ -112,7 +124,8 @@ impl Database {
         let gateway_url = config.gateway_url.as_ref().unwrap_or(&config.url);
         let pg_config = tokio_postgres::Config::from_str(gateway_url.expose_secret())
             .map_err(|_| InvalidDatabaseUrl("gateway url"))?;
-        Ok(Self { pool, gateway: gateway_pool(pg_config, config)? })
+        let (gateway, listening) = gateway_pool(pg_config, config)?;
+        Ok(Self { pool, gateway, listening })
     }
 
     /// The sqlx pool, for the services' own (non-RLS) work.
@@ -145,6 +158,17 @@ impl Database {
         Ok(())
     }
 
+    /// Schema reloads asked for on this database: the value changes on every `NOTIFY pgrst`
+    /// with an empty payload or `'reload schema'` (PostgREST's rule; forge-data's DDL trigger
+    /// sends one), and whenever the gateway may have missed one (it had no connection left,
+    /// and opens one again). Opens a gateway connection first, so that every reload asked for
+    /// after this returns is heard; the value returned is marked as seen.
+    pub async fn schema_changes(&self) -> Result<watch::Receiver<u64>, ForgeError> {
+        let receiver = self.listening.changes.subscribe();
+        drop(self.gateway.get().await?);
+        Ok(receiver)
+    }
+
     /// Closes both pools.
     pub async fn close(&self) {
         self.gateway.close();
@@ -152,17 +176,99 @@ impl Database {
     }
 }
 
-fn gateway_pool(pg_config: tokio_postgres::Config, config: &DatabaseConfig) -> Result<GatewayPool, InvalidDatabaseUrl> {
-    let manager = Manager::from_config(
+fn gateway_pool(
+    pg_config: tokio_postgres::Config,
+    config: &DatabaseConfig,
+) -> Result<(GatewayPool, Arc<Listening>), InvalidDatabaseUrl> {
+    let listening =
+        Arc::new(Listening { changes: watch::Sender::new(0), live: AtomicUsize::new(0), ever: AtomicBool::new(false) });
+    let manager = Manager::from_connect(
         pg_config,
-        tokio_postgres::NoTls,
+        ListeningConnect(listening.clone()),
         ManagerConfig { recycling_method: RecyclingMethod::Fast },
     );
-    GatewayPool::builder(manager)
+    let pool = GatewayPool::builder(manager)
         .max_size(config.gateway_max_connections)
         .wait_timeout(Some(config.acquire_timeout))
         .create_timeout(Some(config.acquire_timeout))
         .runtime(Runtime::Tokio1)
         .build()
-        .map_err(|_| InvalidDatabaseUrl("gateway pool"))
+        .map_err(|_| InvalidDatabaseUrl("gateway pool"))?;
+    Ok((pool, listening))
+}
+
+/// What the gateway's connections hear of schema reloads.
+#[derive(Debug)]
+struct Listening {
+    /// Bumped on every reload asked for.
+    changes: watch::Sender<u64>,
+    /// Gateway connections alive (each listening).
+    live: AtomicUsize,
+    /// Whether one ever was: a connection opened after none was left may have missed a reload.
+    ever: AtomicBool,
+}
+
+impl Listening {
+    fn reload(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Counts a gateway connection alive while it lives (its driver task holds it).
+struct Alive(Arc<Listening>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Opens gateway connections that `LISTEN pgrst` and drives them, turning the channel's
+/// notifications into [`Listening::reload`].
+struct ListeningConnect(Arc<Listening>);
+
+impl deadpool_postgres::Connect for ListeningConnect {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> BoxFuture<'_, Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>> {
+        let pg_config = pg_config.clone();
+        let listening = self.0.clone();
+        Box::pin(async move {
+            let (client, mut connection) = pg_config.connect(tokio_postgres::NoTls).await?;
+            let gap = listening.live.fetch_add(1, Ordering::AcqRel) == 0 && listening.ever.swap(true, Ordering::AcqRel);
+            let alive = Alive(listening.clone());
+            let driver = tokio::spawn(async move {
+                let _alive = alive;
+                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                    match message {
+                        Ok(AsyncMessage::Notification(n))
+                            if n.channel() == RELOAD_CHANNEL
+                                && (n.payload().is_empty() || n.payload() == "reload schema") =>
+                        {
+                            listening.reload();
+                        }
+                        Ok(AsyncMessage::Notice(notice)) => {
+                            tracing::debug!(message = notice.message(), "notice on a gateway connection");
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "gateway connection error");
+                            break;
+                        }
+                    }
+                }
+            });
+            if let Err(e) = client.batch_execute(&format!("LISTEN {RELOAD_CHANNEL}")).await {
+                driver.abort();
+                return Err(e);
+            }
+            if gap {
+                // No connection was listening for a while: whatever was asked meanwhile is lost.
+                self.0.reload();
+            }
+            Ok((client, driver))
+        })
+    }
 }

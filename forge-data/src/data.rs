@@ -130,7 +130,7 @@ impl Data {
         };
         let cache = cell
             .get_or_try_init(|| {
-                SchemaCache::watch(project.db().pool().clone(), project.settings().exposed_schemas.clone())
+                SchemaCache::watch(project.db(), project.settings().exposed_schemas.clone())
             })
             .await
             .map_err(|e| {

@@ -123,10 +123,9 @@ async fn introspection_sees_relations_keys_relationships_and_functions() {
 #[tokio::test]
 async fn ddl_is_picked_up_within_a_second_without_blocking_readers() {
     let t = test_db().await;
-    let cache = SchemaCache::watch(t.pool().clone(), vec!["public".into()]).await.expect("watch");
+    let cache = SchemaCache::watch(t.database(), vec!["public".into()]).await.expect("watch");
     assert!(cache.snapshot().relation("public", "late").is_none());
-    // Give the listener a moment to LISTEN before the DDL it must hear.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No pause: `watch` returns once a connection listens, so DDL right after it is heard.
     let before = cache.snapshot();
 
     let started = Instant::now();
@@ -153,6 +152,43 @@ async fn ddl_is_picked_up_within_a_second_without_blocking_readers() {
     let started = Instant::now();
     while cache.snapshot().relation("public", "late").is_some() {
         assert!(started.elapsed() < Duration::from_secs(1), "DROP not picked up within a second");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_reload_missed_while_no_gateway_connection_listened_is_made_up() {
+    let t = test_db().await;
+    let cache = SchemaCache::watch(t.database(), vec!["public".into()]).await.expect("watch");
+    // The gateway's connections are the ones listening; they all die (as in a restart of
+    // Postgres), and DDL made meanwhile notifies no one.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+         where datname = current_database() and pid <> pg_backend_pid() and query = 'LISTEN pgrst'",
+    )
+    .fetch_all(t.pool())
+    .await
+    .expect("terminate");
+    assert!(!killed.is_empty() && killed.iter().all(|k| *k), "the gateway's listening connection: {killed:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sqlx::raw_sql("create table unheard (id int primary key)").execute(t.pool()).await.expect("ddl");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cache.snapshot().relation("public", "unheard").is_none(), "no one was listening");
+    // The gateway's next connection listens again, and reloads for what it may have missed.
+    t.database().ping().await.expect("the gateway reconnects");
+    let started = Instant::now();
+    while cache.snapshot().relation("public", "unheard").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(1), "the missed DDL was never made up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // And it hears the next change as usual.
+    sqlx::raw_sql("notify pgrst, 'reload schema'; create table heard (id int primary key)")
+        .execute(t.pool())
+        .await
+        .expect("ddl");
+    let started = Instant::now();
+    while cache.snapshot().relation("public", "heard").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(1), "DDL after the reconnect not picked up");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

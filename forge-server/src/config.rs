@@ -40,7 +40,7 @@
 //! | `FORGE_MASTER_KEY` | `master_key` | generated once into `<data_dir>/master_key`: seals the project secrets the control plane stores (32 bytes, base64url) |
 //! | `FORGE_BASE_DOMAIN` | `base_domain` | unset: projects answer at `/p/<ref>` only; set: also at `<ref>.<base_domain>` |
 //! | `FORGE_PLATFORM_DATABASE` | `platform_database` | `forge_platform` on the embedded cluster, else `<database>_platform`: the control plane's database, on the same cluster |
-//! | `FORGE_PROJECT_POOL_SIZE` | `project_pool_size` | `5`: the most connections one project other than the default may hold (2 for the services, the rest for REST) |
+//! | `FORGE_PROJECT_POOL_SIZE` | `project_pool_size` | `2`: the most connections one project other than the default may hold: one for the services' own work (two from a pool of 4 on), the rest for REST, which also hears schema reloads on them |
 //! | `FORGE_PROJECT_CONNECTION_BUDGET` | `project_connection_budget` | `100`: the most connections all projects other than the default hold together; idle ones are closed to make room |
 //! | `FORGE_PROJECT_IDLE_TIMEOUT` | `project_idle_timeout` | `300` (seconds a project's pools stay open unused) |
 //! | `FORGE_USAGE_METERING` | `usage_metering` | `true` (`false`: no request is counted; for measuring what metering costs) |
@@ -317,7 +317,7 @@ impl Default for Config {
             master_key: None,
             base_domain: None,
             platform_database: None,
-            project_pool_size: 5,
+            project_pool_size: 2,
             project_connection_budget: 100,
             project_idle_timeout: 300,
             usage_flush_interval: 10,
@@ -402,7 +402,9 @@ impl Config {
             return Err(ConfigError("header_timeout must be at least 1 second".into()));
         }
         if self.project_pool_size < 2 {
-            return Err(ConfigError("project_pool_size must be at least 2".into()));
+            return Err(ConfigError(
+                "project_pool_size must be at least 2 (one for the services, one for REST)".into(),
+            ));
         }
         if self.project_connection_budget < self.project_pool_size {
             return Err(ConfigError("project_connection_budget must be at least project_pool_size".into()));

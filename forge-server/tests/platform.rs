@@ -805,3 +805,70 @@ fn a_project_closed_for_being_idle_reopens_with_a_live_schema_cache() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_smallest_pool_serves_rest_auth_and_storage_at_once() {
+    // Two connections, one for the services and one for REST: REST's schema cache hears DDL on
+    // the REST connection, so the services' own work is not left waiting behind a listener.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("FORGE_PROJECT_POOL_SIZE", "2")]);
+    let owner = pat(dir.path(), "owner@example.com");
+    let reference = create_project(&server, &owner, "default", "small");
+    let keys = keys(&server, &owner, &reference);
+    let (_, anon) = key_of(&keys, "legacy_anon");
+    let (_, service) = key_of(&keys, "legacy_service_role");
+    let service_headers = [("apikey", service.as_str()), ("authorization", &format!("Bearer {service}"))];
+    let made = api(
+        &server,
+        "POST",
+        &format!("/v1/projects/{reference}/database/query"),
+        &owner,
+        Some(json!({ "query": "create table notes (id int primary key); grant select on notes to anon" })),
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    // REST first: its schema cache starts listening for DDL.
+    let rest = format!("/p/{reference}/rest/v1/notes");
+    assert_eq!(server.request("GET", &rest, &[("apikey", &anon)], b"").status, 200);
+    let started = Instant::now();
+    for i in 0..3 {
+        let user =
+            json!({ "email": format!("u{i}@example.com"), "password": "a long password", "email_confirm": true });
+        let res = server.request(
+            "POST",
+            &format!("/p/{reference}/auth/v1/admin/users"),
+            &[service_headers[0], service_headers[1], ("content-type", "application/json")],
+            user.to_string().as_bytes(),
+        );
+        assert_eq!(res.status, 200, "auth, user {i}: {}", res.body);
+        let bucket = json!({ "name": format!("bucket-{i}") });
+        let res = server.request(
+            "POST",
+            &format!("/p/{reference}/storage/v1/bucket"),
+            &[service_headers[0], service_headers[1], ("content-type", "application/json")],
+            bucket.to_string().as_bytes(),
+        );
+        assert_eq!(res.status, 200, "storage, bucket {i}: {}", res.body);
+        assert_eq!(server.request("GET", &rest, &[("apikey", &anon)], b"").status, 200);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "the services waited for a connection");
+    // A table made now is served: the REST connection heard the DDL.
+    let made = api(
+        &server,
+        "POST",
+        &format!("/v1/projects/{reference}/database/query"),
+        &owner,
+        Some(json!({ "query": "create table later (id int primary key); grant select on later to anon" })),
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.request("GET", &format!("/p/{reference}/rest/v1/later"), &[("apikey", &anon)], b"").status != 200 {
+        assert!(Instant::now() < deadline, "the new table was never served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // One is refused at start-up, with the reason.
+    let Err(err) = Server::try_start(tempfile::tempdir().expect("tempdir").path(), &[("FORGE_PROJECT_POOL_SIZE", "1")])
+    else {
+        panic!("a pool of 1 is refused");
+    };
+    assert!(err.contains("project_pool_size must be at least 2"), "{err}");
+}

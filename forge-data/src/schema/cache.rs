@@ -2,12 +2,11 @@
 //! the schema changes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use forge_core::{Database, ForgeError};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::introspect::introspect;
@@ -20,10 +19,10 @@ pub const RELOAD_CHANNEL: &str = forge_core::bootstrap::RELOAD_CHANNEL;
 ///
 /// [`SchemaCache::snapshot`] never blocks: a reload builds a new [`Schema`] off to the side
 /// and swaps it in. DDL is picked up through the `pgrst` channel (fed by the bootstrap's event
-/// trigger, or by `notify pgrst, 'reload schema'`); bursts of DDL coalesce into at most one
-/// extra reload. A failed reload keeps the previous snapshot. The listener reconnects by
-/// itself, and reloads on reconnecting, since notifications sent meanwhile are lost. It stops
-/// when the cache is dropped.
+/// trigger, or by `notify pgrst, 'reload schema'`), which the project's gateway connections
+/// listen on (see [`Database::schema_changes`]): no connection is held for listening alone.
+/// Bursts of DDL coalesce into at most one extra reload. A failed reload keeps the previous
+/// snapshot. The reloader stops when the cache is dropped.
 #[derive(Debug)]
 pub struct SchemaCache {
     current: Arc<ArcSwap<Schema>>,
@@ -46,12 +45,19 @@ impl SchemaCache {
         Ok(Self { current: Arc::new(ArcSwap::from_pointee(schema)), wake: Arc::new(Notify::new()), tasks: Vec::new() })
     }
 
-    /// Loads `schemas` and keeps the snapshot current as DDL happens.
-    pub async fn watch(pool: PgPool, schemas: Vec<String>) -> Result<Self, sqlx::Error> {
-        let mut cache = Self::load(&pool, &schemas).await?;
-        let listener = tokio::spawn(listen(pool.clone(), cache.wake.clone()));
-        let reloader = tokio::spawn(reload_on_wake(pool, schemas, cache.current.clone(), cache.wake.clone()));
-        cache.tasks = vec![listener, reloader];
+    /// Loads `schemas` from `db` and keeps the snapshot current as DDL happens.
+    pub async fn watch(db: &Database, schemas: Vec<String>) -> Result<Self, ForgeError> {
+        // Listening first: a change made while the schema loads is heard, and reloaded.
+        let changes = db.schema_changes().await?;
+        let mut cache = Self::load(db.pool(), &schemas).await?;
+        let reloader = tokio::spawn(reload_on_change(
+            db.pool().clone(),
+            schemas,
+            cache.current.clone(),
+            changes,
+            cache.wake.clone(),
+        ));
+        cache.tasks = vec![reloader];
         Ok(cache)
     }
 
@@ -66,55 +72,23 @@ impl SchemaCache {
     }
 }
 
-/// Wakes the reloader for every notification on the channel, and after every reconnect.
-async fn listen(pool: PgPool, wake: Arc<Notify>) {
-    let mut backoff = Duration::from_millis(100);
+async fn reload_on_change(
+    pool: PgPool,
+    schemas: Vec<String>,
+    current: Arc<ArcSwap<Schema>>,
+    mut changes: watch::Receiver<u64>,
+    wake: Arc<Notify>,
+) {
     loop {
-        // A closed pool means the project is shutting down: stop quietly.
-        if pool.is_closed() {
-            return;
-        }
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(_) if pool.is_closed() => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "schema listener cannot connect; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(32));
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen(RELOAD_CHANNEL).await {
-            tracing::warn!(error = %e, "schema listener cannot LISTEN; retrying");
-            tokio::time::sleep(backoff).await;
-            continue;
-        }
-        backoff = Duration::from_millis(100);
-        loop {
-            match listener.try_recv().await {
-                // PostgREST's rule: "reload schema" or an empty payload reload the schema.
-                Ok(Some(n)) if n.payload() == "reload schema" || n.payload().is_empty() => wake.notify_one(),
-                Ok(Some(_)) => {}
-                // The connection dropped: whatever was sent meanwhile is lost, so reload.
-                Ok(None) => {
-                    wake.notify_one();
-                }
-                Err(_) if pool.is_closed() => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "schema listener lost its connection");
-                    wake.notify_one();
-                    break;
+        // Changes seen together (a burst of DDL) make one reload.
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
                 }
             }
+            () = wake.notified() => {}
         }
-        tokio::time::sleep(backoff).await;
-    }
-}
-
-async fn reload_on_wake(pool: PgPool, schemas: Vec<String>, current: Arc<ArcSwap<Schema>>, wake: Arc<Notify>) {
-    loop {
-        // A burst of notifications leaves one stored permit: at most one extra reload.
-        wake.notified().await;
         if pool.is_closed() {
             return;
         }

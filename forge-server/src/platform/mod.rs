@@ -93,7 +93,7 @@ impl PlatformConfig {
             data_dir,
             master_key: None,
             registry: RegistryConfig {
-                pool: PoolSizes { sqlx: 2, gateway: 3 },
+                pool: PoolSizes { sqlx: 1, gateway: 1 },
                 budget: 100,
                 idle_timeout: Duration::from_secs(300),
                 poll_interval: Duration::from_secs(1),

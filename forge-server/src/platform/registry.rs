@@ -2,8 +2,9 @@
 //! project's pools and keys on its first request and closes them when it has been idle, within
 //! one connection budget for all projects.
 //!
-//! - **Cold open:** the control plane's row, secret and keys are read, the keys built, and the
-//!   pools made (lazily: connections open as requests need them). Opens are serialized, so a
+//! - **Cold open:** the control plane's row, secret and keys are read and the keys built,
+//!   while the project's pools open their first connection each (more open as requests need
+//!   them). Opens are serialized, so a
 //!   burst of first requests to one project opens it once.
 //! - **Budget:** each open project may hold at most [`PoolSizes::total`] connections, and at
 //!   most `budget / that` projects are open at once: opening one more first closes the least
@@ -257,16 +258,29 @@ impl Registry {
         let cluster =
             self.cluster(cluster_id).ok_or_else(|| ForgeError::internal(format!("unknown cluster {cluster_id}")))?;
         let config = &self.0.config;
-        let (db, in_flight) = match stale {
-            Some(kept) => kept,
+        let (db, in_flight, fresh) = match stale {
+            Some((db, in_flight)) => (db, in_flight, false),
             None => {
                 self.make_room().await?;
                 let db_config = cluster.database_config(database, config.pool).map_err(core)?;
                 let db = Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?;
-                (db, Arc::new(std::sync::atomic::AtomicUsize::new(0)))
+                (db, Arc::new(std::sync::atomic::AtomicUsize::new(0)), true)
             }
         };
-        let keys = keys::load_from(&self.0.store, &self.0.master, reference, &config.verify).await.map_err(core)?;
+        let keys = keys::load_from(&self.0.store, &self.0.master, reference, &config.verify);
+        let keys = if fresh {
+            // New pools: their first connections (one of each kind, which a REST request
+            // needs both of) open while the keys are read, not one after another behind them.
+            // A failure here is the request's to report.
+            let (keys, warmed) = tokio::join!(keys, db.ping());
+            if let Err(e) = warmed {
+                tracing::debug!(project = %reference, error = %e, "warming a project's pools failed");
+            }
+            keys
+        } else {
+            keys.await
+        }
+        .map_err(core)?;
         let settings = ProjectSettings::new(format!("{}/p/{reference}", config.public_url.trim_end_matches('/')))
             .with_exposed_schemas(config.exposed_schemas.clone());
         let wanted = crate::platform::schema::project_migrations();
