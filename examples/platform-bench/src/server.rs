@@ -176,8 +176,9 @@ pub(crate) struct Watcher {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The server's connections to project databases (not Postgres's autovacuum workers).
 const PROJECT_CONNECTIONS: &str = "select count(*) from pg_stat_activity where datname like 'forge\\_platform\\_%' \
-                                   and datname <> 'forge_platform_template'";
+                                   and datname <> 'forge_platform_template' and backend_type = 'client backend'";
 
 impl Watcher {
     pub(crate) async fn start(admin_url: &str) -> Result<Self, Error> {

@@ -450,7 +450,8 @@ async fn create_empty(cluster: &Cluster, database: &str) -> Result<()> {
 /// Brings a restored database to this build's migrations: nothing to do for an archive of
 /// this version; an older one's are applied; one from a newer Forge is refused.
 async fn migrate(url: &SecretString) -> Result<()> {
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url.expose_secret()).await?;
+    let options = crate::platform::cluster::control_options(url.expose_secret())?;
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?;
     let migrated = forge_core::migrate::run(&pool, &crate::migrations()).await;
     pool.close().await;
     match migrated {
@@ -510,6 +511,7 @@ impl PgTool {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
+            .env("PGAPPNAME", crate::platform::cluster::CONTROL_APPLICATION_NAME)
             .kill_on_drop(true);
         if let Some(password) = password {
             cmd.env("PGPASSWORD", password.expose_secret());

@@ -75,14 +75,39 @@ impl Cluster {
             .unwrap_or_else(|| "postgres".to_owned())
     }
 
-    /// How to reach `database` on this cluster with pools of `sizes`.
-    pub fn database_config(&self, database: &str, sizes: PoolSizes) -> Result<DatabaseConfig> {
-        let url = with_database(self.url.expose_secret(), database)?;
-        let mut config = DatabaseConfig::new(url).with_pool_sizes(sizes.sqlx, sizes.gateway);
+    /// How to reach `database` on this cluster with pools of `sizes`, connecting as
+    /// `application_name` (letters, digits and `-`), which tells this node's connections apart
+    /// in `pg_stat_activity`.
+    pub fn database_config(&self, database: &str, sizes: PoolSizes, application_name: &str) -> Result<DatabaseConfig> {
+        let named = |url: &str| with_application_name(&with_database(url, database)?, application_name);
+        let mut config =
+            DatabaseConfig::new(named(self.url.expose_secret())?).with_pool_sizes(sizes.sqlx, sizes.gateway);
         if let Some(gateway) = &self.gateway_url {
-            config = config.with_gateway_url(with_database(gateway.expose_secret(), database)?);
+            config = config.with_gateway_url(named(gateway.expose_secret())?);
         }
         Ok(config)
+    }
+
+    /// How many connections to `database` named `application_name` Postgres still has (those a
+    /// node closed leave a moment after their sockets do). Asked on `platform`, a pool on this
+    /// cluster, when there is one; otherwise on a new connection.
+    pub async fn connections_named(
+        &self,
+        platform: Option<&sqlx::PgPool>,
+        database: &str,
+        application_name: &str,
+    ) -> Result<i64> {
+        let sql = "select count(*) from pg_stat_activity where datname = $1 and application_name = $2";
+        let query = sqlx::query_scalar(sql).bind(database).bind(application_name);
+        Ok(match platform {
+            Some(pool) => query.fetch_one(pool).await?,
+            None => {
+                let mut conn = self.admin().await?;
+                let n = query.fetch_one(&mut conn).await?;
+                let _ = conn.close().await;
+                n
+            }
+        })
     }
 
     /// A connection to the cluster's own database, for creating and dropping databases.
@@ -217,8 +242,8 @@ impl Cluster {
         let result = sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut conn).await;
         let _ = conn.close().await;
         result.map_err(|e| Error::Core(e.into()))?;
-        let url = with_database(self.url.expose_secret(), database)?;
-        let mut conn = PgConnection::connect(&url).await.map_err(|e| Error::Core(e.into()))?;
+        let options = control_options(&with_database(self.url.expose_secret(), database)?)?;
+        let mut conn = PgConnection::connect_with(&options).await.map_err(|e| Error::Core(e.into()))?;
         let grants = format!(
             "alter schema public owner to {OWNERS};
              alter default privileges for role {OWNERS} in schema public grant all on tables to anon, authenticated, service_role;
@@ -267,8 +292,7 @@ impl Cluster {
     pub async fn connect_as(&self, database: &str, role: &str, password: &SecretString) -> Result<PgConnection> {
         check_name(database)?;
         check_name(role)?;
-        let options = sqlx::postgres::PgConnectOptions::from_str(self.url.expose_secret())
-            .map_err(|_| Error::internal("a cluster URL is not a Postgres URL"))?
+        let options = control_options(self.url.expose_secret())?
             .database(database)
             .username(role)
             .password(password.expose_secret());
@@ -341,6 +365,31 @@ pub(crate) fn with_database(url: &str, database: &str) -> Result<String> {
     Ok(format!("{}/{database}{query}", &url[..authority_end]))
 }
 
+/// The `application_name` of the control plane's own connections to project databases
+/// (creating, importing, `database/query`): short-lived, one per operation under way, and
+/// outside the projects' connection budget, which covers the pools that serve requests.
+pub const CONTROL_APPLICATION_NAME: &str = "forge-control";
+
+/// Options for a control-plane connection to `url`.
+pub(crate) fn control_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions> {
+    Ok(sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(|_| Error::internal("a cluster URL is not a Postgres URL"))?
+        .application_name(CONTROL_APPLICATION_NAME))
+}
+
+/// `url` with `application_name` set (replacing one it had).
+fn with_application_name(url: &str, name: &str) -> Result<String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(Error::internal(format!("not an application name the control plane makes: {name:?}")));
+    }
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<&str> =
+        query.split('&').filter(|p| !p.is_empty() && !p.starts_with("application_name=")).collect();
+    let own = format!("application_name={name}");
+    params.push(&own);
+    Ok(format!("{base}?{}", params.join("&")))
+}
+
 /// Database names the control plane makes: lower-case letters, digits and `_`, at most 63.
 fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -391,6 +440,20 @@ mod tests {
         assert!(with_database("postgres://h/db", "x; drop").is_err());
         assert!(with_database("postgres://h/db", "Upper").is_err());
         assert!(with_database("not a url", "forge_x").is_err());
+    }
+
+    #[test]
+    fn urls_get_the_application_name_put_in() {
+        let cases = [
+            ("postgres://u@h/db", "postgres://u@h/db?application_name=forge-1a"),
+            ("postgres://u@h/db?sslmode=require", "postgres://u@h/db?sslmode=require&application_name=forge-1a"),
+            ("postgres://u@h/db?application_name=x&a=b", "postgres://u@h/db?a=b&application_name=forge-1a"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(with_application_name(url, "forge-1a").expect(url), want);
+        }
+        assert!(with_application_name("postgres://h/db", "a b").is_err());
+        assert!(with_application_name("postgres://h/db", "a&x=1").is_err());
     }
 
     #[test]

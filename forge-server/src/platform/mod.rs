@@ -174,7 +174,7 @@ impl Platform {
             cluster.create_empty_database(&database).await?;
         }
         cluster.restrict_connect(&database).await?;
-        let db_config = cluster.database_config(&database, PoolSizes { sqlx: 5, gateway: 4 })?;
+        let db_config = cluster.database_config(&database, PoolSizes { sqlx: 5, gateway: 4 }, "forge-platform")?;
         let db = Database::connect_lazy(&db_config).map_err(|e| Error::internal(e.to_string()))?;
         let migrated = async {
             forge_core::bootstrap::apply(db.pool()).await.map_err(MigrateError::from)?;

@@ -9,7 +9,10 @@
 //! - **Budget:** each open project may hold at most [`PoolSizes::total`] connections, and at
 //!   most `budget / that` projects are open at once: opening one more first closes the least
 //!   recently used project that has been idle for a second; when none has, the request waits
-//!   for one (up to the acquire timeout, then 504). The budget is never exceeded.
+//!   for one (up to the acquire timeout, then 504). A closed project's place is free only once
+//!   Postgres has let go of its connections (they leave `pg_stat_activity` a moment after
+//!   their sockets close; this node's are told apart by their `application_name`), so the
+//!   budget is never exceeded, as Postgres counts.
 //! - **Idle close:** a project unused for `idle_timeout` is closed.
 //! - **Changes:** every change to a project (status, keys, organization) takes a new revision
 //!   in the control plane; each node polls for new revisions every `poll_interval` and drops
@@ -67,6 +70,9 @@ impl RegistryConfig {
 /// queued for a connection may have been looked up long before).
 struct Open {
     project: Project,
+    /// Where its database lives.
+    cluster: String,
+    database: String,
     last_used: AtomicU64,
     /// Requests being served (see [`Registry::enter`]).
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
@@ -94,6 +100,12 @@ struct Inner {
     epoch: Instant,
     realtime: Mutex<Option<forge_realtime::Realtime>>,
     data: Mutex<Option<forge_data::Data>>,
+    /// Projects closed whose connections Postgres still has: they count as open.
+    closing: std::sync::atomic::AtomicUsize,
+    /// Wakes requests waiting for room when a close is done.
+    closed: tokio::sync::Notify,
+    /// The `application_name` of this node's connections to project databases.
+    application_name: String,
 }
 
 /// The projects this node serves. Cheap to clone.
@@ -128,6 +140,9 @@ impl Registry {
             epoch: Instant::now(),
             realtime: Mutex::new(None),
             data: Mutex::new(None),
+            closing: std::sync::atomic::AtomicUsize::new(0),
+            closed: tokio::sync::Notify::new(),
+            application_name: format!("forge-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         }))
     }
 
@@ -148,7 +163,8 @@ impl Registry {
         lock(&self.0.realtime).as_ref().and_then(|r| r.stats(reference)).is_some_and(|s| s.connections > 0)
     }
 
-    /// Closes a slot's pools and its realtime state.
+    /// Closes a slot's pools and its realtime state. Its place in the budget is free once
+    /// Postgres has let go of its connections (requests in flight keep theirs until they end).
     async fn close(&self, reference: &str, slot: Slot) {
         if let Slot::Open(open) = slot {
             if let Some(data) = lock(&self.0.data).as_ref() {
@@ -158,9 +174,36 @@ impl Registry {
             if let Some(realtime) = realtime {
                 realtime.stop_project(reference).await;
             }
-            let db = open.project.db().clone();
-            // In-flight requests keep their connections until they finish; close() waits for them.
-            tokio::spawn(async move { db.close().await });
+            self.0.closing.fetch_add(1, Ordering::AcqRel);
+            let registry = self.clone();
+            tokio::spawn(async move {
+                open.project.db().close().await;
+                registry.wait_gone(&open).await;
+                registry.0.closing.fetch_sub(1, Ordering::AcqRel);
+                registry.0.closed.notify_waiters();
+            });
+        }
+    }
+
+    /// Waits (up to 5 s) until Postgres has no connection of this node's to `open`'s database.
+    async fn wait_gone(&self, open: &Open) {
+        let Some(cluster) = self.cluster(&open.cluster) else { return };
+        // The control plane's pool is on the default cluster.
+        let platform = (cluster.id == "default").then(|| self.0.store.pool());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match cluster.connections_named(platform, &open.database, &self.0.application_name).await {
+                Ok(0) => return,
+                Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(2)).await,
+                Ok(n) => {
+                    tracing::warn!(database = %open.database, connections = n, "a closed project's connections linger");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(database = %open.database, error = %e, "cannot tell whether a closed project's connections are gone");
+                    return;
+                }
+            }
         }
     }
 
@@ -262,7 +305,8 @@ impl Registry {
             Some((db, in_flight)) => (db, in_flight, false),
             None => {
                 self.make_room().await?;
-                let db_config = cluster.database_config(database, config.pool).map_err(core)?;
+                let db_config =
+                    cluster.database_config(database, config.pool, &self.0.application_name).map_err(core)?;
                 let db = Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?;
                 (db, Arc::new(std::sync::atomic::AtomicUsize::new(0)), true)
             }
@@ -295,6 +339,8 @@ impl Registry {
         let project = Project::new(reference.clone(), db, keys, settings);
         let open = Arc::new(Open {
             project: project.clone(),
+            cluster: cluster_id.to_owned(),
+            database: database.to_owned(),
             last_used: AtomicU64::new(self.now_ms()),
             in_flight,
             stale: std::sync::atomic::AtomicBool::new(false),
@@ -330,7 +376,8 @@ impl Registry {
                         Slot::Closed(_) => None,
                     })
                     .collect();
-                if open.len() < self.0.config.max_open() {
+                let closing = self.0.closing.load(Ordering::Acquire);
+                if open.len() + closing < self.0.config.max_open() {
                     return Ok(());
                 }
                 let now = self.now_ms();
@@ -346,6 +393,10 @@ impl Registry {
                     self.close(reference.as_str(), slot).await;
                 }
                 None if Instant::now() >= deadline => return Err(ForgeError::PoolTimeout),
+                None if self.0.closing.load(Ordering::Acquire) > 0 => {
+                    // A close under way frees a place as soon as Postgres lets go of it.
+                    let _ = tokio::time::timeout(Duration::from_millis(20), self.0.closed.notified()).await;
+                }
                 None => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
