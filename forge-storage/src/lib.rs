@@ -131,5 +131,10 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             name: "vector dot product",
             sql: include_str!("../migrations/0005_vector_dot_product.sql"),
         },
+        Migration {
+            version: 6,
+            name: "case-insensitive name index",
+            sql: include_str!("../migrations/0006_name_lower_index.sql"),
+        },
     ],
 };

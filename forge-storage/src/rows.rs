@@ -332,17 +332,84 @@ pub(crate) async fn move_object(
     query_json(project, ctx, sql, &[&from_bucket, &from, &to_bucket, &to]).await
 }
 
+/// `and` the names whose `lower(name)` starts with `lower(<param>)`, as a range of
+/// `lower(name) collate "C"` (byte order), which the index `idx_objects_bucket_id_name_lower`
+/// (migration 0006) serves, also in a generic plan: from `lower(<param>)` to the same with its
+/// last character one higher. For a parameter from [`ci_range_prefix`], whose last character
+/// lowers to one character below U+D7FF, those are exactly the names that start with it.
+///
+/// Under row-level security policies, Postgres does not take `lower(name)` (not leakproof) into
+/// an index condition ahead of the policies: a caller with policies scans the bucket as before;
+/// the service role, which bypasses them, reads the range.
+macro_rules! lower_prefix_range {
+    ($param:literal) => {
+        concat!(
+            "and lower(name) collate \"C\" >= lower(",
+            $param,
+            "::text) and lower(name) collate \"C\" < (left(lower(",
+            $param,
+            "::text), -1) || chr(ascii(right(lower(",
+            $param,
+            "::text), 1)) + 1))"
+        )
+    };
+}
+
+/// The prefix whose [`lower_prefix_range!`] holds every name that starts with `prefix` ignoring
+/// case (`name ilike '<prefix>%'`, which Postgres decides as `lower(name) like lower(pattern)`),
+/// or `None` to scan without one.
+///
+/// `prefix` itself when it ends in a printable ASCII character: lowered alone or in the
+/// pattern, before its `%`, it lowers alike (the end of a text and a `%` are the same context
+/// to every case mapping), and its last character lowers to one character (ASCII, or `ı` for
+/// `I` under a Turkish locale) that `chr(ascii(..) + 1)` can follow. Else `prefix` up to its
+/// last `/`: a `/` lowers to itself and ends every case-mapping context, so a name that starts
+/// with the prefix ignoring case starts with that part of it too. `None` when neither applies
+/// or the prefix is empty (every name matches).
+pub(crate) fn ci_range_prefix(prefix: &str) -> Option<&str> {
+    let printable = |c: char| c == ' ' || c.is_ascii_graphic();
+    let cut = if prefix.ends_with(printable) { prefix } else { &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)] };
+    (!cut.is_empty()).then_some(cut)
+}
+
+/// The byte-order range `[low, high)` (for `name ~>=~ low and name ~<~ high`, which the index
+/// `name_prefix_search` serves, also in a generic plan) holding every name that starts with
+/// `prefix` (case-sensitive, as `name like '<prefix>%'`): `prefix` up to its last printable
+/// ASCII character, and the same with that character one higher. Names that start with
+/// `prefix` start with that part of it, and in UTF-8's byte order the names that start with a
+/// text are exactly those from it to it with its last character one higher. `None` when the
+/// prefix has no printable ASCII character (an empty prefix matches every name).
+pub(crate) fn prefix_range(prefix: &str) -> Option<(&str, String)> {
+    let end = prefix.rfind(|c: char| c == ' ' || c.is_ascii_graphic())?;
+    let low = &prefix[..=end];
+    let high = format!("{}{}", &prefix[..end], char::from(prefix.as_bytes()[end] + 1));
+    Some((low, high))
+}
+
+/// A statement and its parameters, built apart from running it so that tests can look at its
+/// plan ([`crate::testing::explain_listing`]).
+pub(crate) struct Statement {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Statement {
+    pub(crate) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+    }
+}
+
 /// A page of one folder's entries, as `list` answers it: files (direct children) and one
 /// entry per subfolder (no id).
 #[derive(Debug)]
-pub(crate) struct FolderPage<'a> {
-    pub(crate) bucket: &'a str,
+pub(crate) struct FolderPage {
+    pub(crate) bucket: String,
     /// The folder, with its trailing `/` (empty for the root).
-    pub(crate) folder: &'a str,
+    pub(crate) folder: String,
     /// The folder's depth plus one: the path token that names an entry.
     pub(crate) level: i32,
     /// Entries whose name starts with this.
-    pub(crate) search: &'a str,
+    pub(crate) search: String,
     /// `name`, `updated_at`, `created_at` or `last_accessed_at`.
     pub(crate) column: &'static str,
     /// `asc` or `desc`.
@@ -354,7 +421,15 @@ pub(crate) struct FolderPage<'a> {
 /// Lists a folder as the caller. Names sort case-insensitively with folders and files
 /// interleaved; any other column lists the folders first (by name), then the files by that
 /// column (Supabase's rules).
-pub(crate) async fn list_folder(project: &Project, ctx: &RequestContext, p: &FolderPage<'_>) -> Result<Option<Value>> {
+pub(crate) async fn list_folder(project: &Project, ctx: &RequestContext, p: &FolderPage) -> Result<Option<Value>> {
+    let statement = folder_statement(p);
+    query_json(project, ctx, &statement.sql, &statement.params()).await
+}
+
+/// The statement [`list_folder`] runs: $1 the bucket, $2 the folder's ILIKE pattern, $3 the
+/// level, $4 the search's ILIKE pattern, $5 and $6 the limit and offset, and when the folder
+/// and search have a [`ci_range_prefix`], $7 that prefix.
+pub(crate) fn folder_statement(p: &FolderPage) -> Statement {
     let (column, order) = (p.column, p.order);
     let ordering = if column == "name" {
         format!("lower(name) collate \"C\" {order}")
@@ -363,6 +438,8 @@ pub(crate) async fn list_folder(project: &Project, ctx: &RequestContext, p: &Fol
             "is_file, case when not is_file then lower(name) end collate \"C\" {order}, {column} {order}, lower(name) collate \"C\" {order}"
         )
     };
+    // The folder and the search bound the scan (an index range); the `ilike`s decide.
+    let bound = ci_range_prefix(&format!("{}{}", p.folder, p.search)).map(str::to_owned);
     // Direct children are files; deeper names show as one folder entry each (no id).
     let sql = format!(
         "with entries as ( \
@@ -374,7 +451,7 @@ pub(crate) async fn list_folder(project: &Project, ctx: &RequestContext, p: &Fol
              case when array_length(path_tokens, 1) = $3 then last_accessed_at end as last_accessed_at, \
              case when array_length(path_tokens, 1) = $3 then metadata end as metadata \
            from storage.objects \
-           where bucket_id = $1 and name ilike $2 escape '\\' and path_tokens[$3] ilike $4 escape '\\' \
+           where bucket_id = $1 {range}and name ilike $2 escape '\\' and path_tokens[$3] ilike $4 escape '\\' \
            order by path_tokens[$3], array_length(path_tokens, 1) = $3 desc), \
          page as (select *, row_number() over (order by {ordering}) as n from entries \
            order by {ordering} limit $5 offset $6) \
@@ -384,10 +461,20 @@ pub(crate) async fn list_folder(project: &Project, ctx: &RequestContext, p: &Fol
         updated = timestamp_json!("updated_at"),
         created = timestamp_json!("created_at"),
         accessed = timestamp_json!("last_accessed_at"),
+        range = if bound.is_some() { concat!(lower_prefix_range!("$7"), " ") } else { "" },
     );
-    let pattern = format!("{}%", like_escape(p.folder));
-    let search = format!("{}%", like_escape(p.search));
-    query_json(project, ctx, &sql, &[&p.bucket, &pattern, &p.level, &search, &p.limit, &p.offset]).await
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![
+        Box::new(p.bucket.clone()),
+        Box::new(format!("{}%", like_escape(&p.folder))),
+        Box::new(p.level),
+        Box::new(format!("{}%", like_escape(&p.search))),
+        Box::new(p.limit),
+        Box::new(p.offset),
+    ];
+    if let Some(bound) = bound {
+        params.push(Box::new(bound));
+    }
+    Statement { sql, params }
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
@@ -485,4 +572,44 @@ pub(crate) async fn version_named(project: &Project, version: &str) -> Result<bo
         .fetch_one(project.db().pool())
         .await
         .map_err(|e| forge_core::ForgeError::from(e).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_insensitive_range_ends_in_printable_ascii_or_at_a_slash() {
+        assert_eq!(ci_range_prefix(""), None);
+        assert_eq!(ci_range_prefix("photos/"), Some("photos/"));
+        assert_eq!(ci_range_prefix("photos/IMG_1"), Some("photos/IMG_1"));
+        assert_eq!(ci_range_prefix("50%/a_"), Some("50%/a_"));
+        assert_eq!(ci_range_prefix("été/"), Some("été/"));
+        // A last character beyond ASCII may lower to several, or to one `chr` cannot follow.
+        assert_eq!(ci_range_prefix("fotos/été"), Some("fotos/"));
+        assert_eq!(ci_range_prefix("a/b/\u{10FFFF}"), Some("a/b/"));
+        assert_eq!(ci_range_prefix("\u{D7FF}"), None);
+        assert_eq!(ci_range_prefix("été"), None);
+        assert_eq!(ci_range_prefix("a\u{7f}"), None);
+    }
+
+    #[test]
+    fn a_byte_range_holds_exactly_the_names_with_the_prefix() {
+        assert_eq!(prefix_range(""), None);
+        assert_eq!(prefix_range("photos/"), Some(("photos/", "photos0".to_owned())));
+        assert_eq!(prefix_range("a~"), Some(("a~", "a\u{7f}".to_owned())));
+        assert_eq!(prefix_range("a "), Some(("a ", "a!".to_owned())));
+        assert_eq!(prefix_range("été"), Some(("ét", "éu".to_owned())));
+        assert_eq!(prefix_range("a/\u{10FFFF}"), Some(("a/", "a0".to_owned())));
+        assert_eq!(prefix_range("é"), None);
+        // Every name that starts with the prefix is in the range, and no other.
+        let names = ["a/", "a/x", "a/\u{10FFFF}", "a0", "a.", "a", "a/\u{7f}", "b", "ét", "éta", "éu", "és", "étÿ"];
+        for prefix in ["a/", "ét", "a/\u{10FFFF}", "é"] {
+            let Some((low, high)) = prefix_range(prefix) else { continue };
+            for name in names {
+                let within = name >= low && name < high.as_str();
+                assert_eq!(within, name.starts_with(low), "{name:?} in the range of {prefix:?}");
+            }
+        }
+    }
 }

@@ -164,6 +164,44 @@ pub fn noise(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// The plan Postgres makes for the statement a listing route (`list` or `list-v2`) runs on
+/// `bucket` for the request `body`, as the service role: what `EXPLAIN (FORMAT JSON)` answers.
+/// With `generic`, the generic plan (the one a statement prepared once and run many times may
+/// settle on, made without its parameters' values), else the plan for these values.
+///
+/// # Panics
+///
+/// When the body is refused or Postgres fails.
+#[doc(hidden)]
+pub async fn explain_listing(
+    project: &forge_core::Project,
+    route: &str,
+    bucket: &str,
+    body: serde_json::Value,
+    generic: bool,
+) -> serde_json::Value {
+    static PREPARED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let statement = crate::api::listing_statement(route, bucket, body).expect("a listing request");
+    let params = statement.params();
+    let ctx = forge_core::rls::RequestContext::new(forge_core::Principal::service(), http::Method::POST, "/");
+    let tx = forge_core::rls::begin(project.db(), &ctx).await.expect("begin");
+    let rows = if generic {
+        // PREPARE outlives the transaction: a name of its own, deallocated after.
+        let name = format!("forge_explained_{}", PREPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let prepare = format!("set local plan_cache_mode = force_generic_plan; prepare {name} as {}", statement.sql);
+        tx.client().batch_execute(&prepare).await.expect("prepare");
+        // A generic plan is made without the values: nulls stand for them.
+        let args = vec!["null"; params.len()].join(", ");
+        let rows = tx.query(&format!("explain (format json) execute {name}({args})"), &[]).await;
+        tx.client().batch_execute(&format!("deallocate {name}")).await.expect("deallocate");
+        rows.expect("explain")
+    } else {
+        tx.query(&format!("explain (format json) {}", statement.sql), &params).await.expect("explain")
+    };
+    tx.rollback().await.expect("rollback");
+    rows[0].get(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

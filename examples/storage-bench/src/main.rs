@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release -p example-storage-bench            # 10 s of small uploads
 //! cargo run --release -p example-storage-bench -- 30 DIR  # seconds, data directory
+//! cargo run --release -p example-storage-bench -- listing  # the listing case alone
 //! ```
 //!
 //! It starts a private Postgres, serves forge-storage over HTTP on 127.0.0.1, and measures:
@@ -14,6 +15,12 @@
 //! throughput is also measured with nothing synced on either side. Beside each size it shows
 //! where an upload's time goes: the same body sent to a route that drops it (the HTTP hop
 //! alone) and a durable commit of one row.
+//!
+//! Listing: one folder of 1,000 objects listed (`list` and `list-v2`) in a bucket that holds
+//! nothing else, and the same folder in a bucket that also holds 5,000 other objects (some
+//! under names that share the folder's name as a prefix), alternately in the same run. The
+//! cost of a listing should follow the folder, not the bucket: the target is the crowded
+//! bucket within 10% of the folder alone.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -37,6 +44,8 @@ const CHUNK: usize = 64 * 1024;
 /// Targets from the issue.
 const THROUGHPUT_TARGET: f64 = 0.8;
 const MEMORY_TARGET_MIB: f64 = 100.0;
+/// The folder in a crowded bucket lists at least this fast, relative to the folder alone.
+const LISTING_TARGET: f64 = 0.9;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -89,6 +98,37 @@ impl Server {
             .await?;
         if !res.status().is_success() {
             return Err(format!("upload answered {}: {}", res.status(), res.text().await?).into());
+        }
+        Ok(())
+    }
+
+    /// A listing request to `route` (`list` or `list-v2`) on `bucket`: its answer, unparsed.
+    async fn list(&self, route: &str, bucket: &str, body: &serde_json::Value) -> Result<Bytes> {
+        let res = self
+            .http
+            .post(format!("{}/storage/v1/object/{route}/{bucket}", self.base))
+            .header("apikey", &self.key)
+            .header("authorization", format!("Bearer {}", self.key))
+            .json(body)
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(format!("{route} answered {}: {}", res.status(), res.text().await?).into());
+        }
+        Ok(res.bytes().await?)
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        let created = self
+            .http
+            .post(format!("{}/storage/v1/bucket", self.base))
+            .header("apikey", &self.key)
+            .header("authorization", format!("Bearer {}", self.key))
+            .json(&serde_json::json!({ "name": bucket }))
+            .send()
+            .await?;
+        if !created.status().is_success() {
+            return Err(format!("creating the bucket answered {}", created.status()).into());
         }
         Ok(())
     }
@@ -179,17 +219,7 @@ async fn start(project: &forge_core::Project, store: Arc<dyn ObjectStore>, bucke
     let key = secrecy::ExposeSecret::expose_secret(project.keys().service_key()).to_owned();
     let server =
         Server { base: format!("http://{addr}"), key, bucket: bucket.to_owned(), http: reqwest::Client::new() };
-    let created = server
-        .http
-        .post(format!("{}/storage/v1/bucket", server.base))
-        .header("apikey", &server.key)
-        .header("authorization", format!("Bearer {}", server.key))
-        .json(&serde_json::json!({ "name": bucket }))
-        .send()
-        .await?;
-    if !created.status().is_success() {
-        return Err(format!("creating the bucket answered {}", created.status()).into());
-    }
+    server.create_bucket(bucket).await?;
     Ok(server)
 }
 
@@ -264,6 +294,17 @@ async fn main() -> Result<()> {
         Ok(Arc::new(LocalFileSystem::new_with_prefix(data.join(side))?.with_fsync(fsync)))
     };
 
+    if args.get(1).is_some_and(|a| a == "listing") {
+        eprintln!("setting up: a private Postgres cluster, forge-storage over HTTP");
+        let db = test_db().await;
+        forge_core::migrate::run(db.pool(), &[forge_storage::MIGRATIONS]).await?;
+        let server = start(&db.project("bench"), disk("server", false)?, "bench").await?;
+        let worst = listing(&server, db.pool()).await?;
+        println!("\n{}", listing_verdict(worst));
+        let _ = std::fs::remove_dir_all(&data);
+        return Ok(());
+    }
+
     eprintln!("setting up: private Postgres clusters, forge-storage over HTTP, data in {}", data.display());
     // As forge-server keeps files and rows: files synced to disk before the row that names
     // them commits, on a durable cluster (each commit flushes the WAL).
@@ -274,7 +315,7 @@ async fn main() -> Result<()> {
     let db = test_db().await;
     forge_core::migrate::run(db.pool(), &[forge_storage::MIGRATIONS]).await?;
     let project = db.project("bench");
-    let server_nosync = start(&project, disk("server", false)?, "bench").await?;
+    let server_nosync = Arc::new(start(&project, disk("server", false)?, "bench").await?);
     let direct_nosync = disk("direct", false)?;
     let chunk = Bytes::from(vec![7u8; CHUNK]);
 
@@ -291,8 +332,7 @@ async fn main() -> Result<()> {
     println!("\n## 1 MiB objects from 8 concurrent streams (aggregate MiB/s)\n");
     println!("| files | direct put | server upload | ratio |\n|---|---:|---:|---:|");
     let server = Arc::new(server);
-    for (files, server, direct) in [("fsync", &server, &direct), ("no fsync", &Arc::new(server_nosync), &direct_nosync)]
-    {
+    for (files, server, direct) in [("fsync", &server, &direct), ("no fsync", &server_nosync, &direct_nosync)] {
         let (put, up) = concurrent(server, direct, &chunk).await?;
         println!("| {files} | {put:.0} | {up:.0} | {:.2}x |", up / put);
     }
@@ -362,6 +402,9 @@ async fn main() -> Result<()> {
     println!("| uploads through the server (row, policy check, file) | {uploads:.0} |");
     println!("| direct `put` on the same disk (one task; file only) | {direct_puts:.0} |");
 
+    // 4. Listing a folder alone and in a crowded bucket.
+    let listing_worst = listing(&server_nosync, db.pool()).await?;
+
     println!();
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     println!(
@@ -376,6 +419,7 @@ async fn main() -> Result<()> {
         "{}: peak memory during the 1 GiB upload {peak:.1} MiB (target < {MEMORY_TARGET_MIB} MiB)",
         verdict(peak < MEMORY_TARGET_MIB)
     );
+    println!("{}", listing_verdict(listing_worst));
     durable_project.db().close().await;
     durable_pg.stop();
     let _ = std::fs::remove_dir_all(&data);
@@ -438,4 +482,109 @@ async fn durable_project(data: &std::path::Path) -> Result<(EmbeddedPostgres, fo
     let keys = ProjectKeys::builder(reference.clone(), b"a bench secret of at least 32 bytes!".to_vec()).build()?;
     let project = forge_core::Project::new(reference, db, keys, ProjectSettings::new("http://localhost"));
     Ok((pg, project))
+}
+
+/// Objects in the listed folder, and the others beside it in the crowded bucket.
+const FOLDER_OBJECTS: i32 = 1000;
+const OTHER_OBJECTS: i32 = 5000;
+
+/// Fills `bucket` with the rows uploads would leave (a listing reads rows only): the folder
+/// `photos/` of [`FOLDER_OBJECTS`] objects and `others` more, 2,000 under `archive/`, 1,000
+/// under `photos-N/` (names that share the folder's name as a prefix) and 2,000 under `videos/`.
+async fn fill(pool: &sqlx::PgPool, bucket: &str, others: i32) -> Result<()> {
+    let metadata = "jsonb_build_object('eTag', '\"' || md5(name) || '\"', 'size', 4096, 'mimetype', 'image/jpeg', \
+                    'cacheControl', 'max-age=3600', 'lastModified', \
+                    to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                    'contentLength', 4096, 'httpStatusCode', 200)";
+    let sql = format!(
+        "insert into storage.objects (bucket_id, name, metadata, version) \
+         select $1, name, {metadata}, gen_random_uuid()::text from ( \
+           select format('photos/IMG_%s.jpg', lpad(g::text, 4, '0')) as name from generate_series(1, $2) g \
+           union all \
+           select case when g <= 2000 then format('archive/%s/doc-%s.pdf', g % 20, g) \
+                       when g <= 3000 then format('photos-%s/IMG_%s.jpg', g % 10, g) \
+                       else format('videos/%s/clip-%s.mp4', g % 20, g) end \
+           from generate_series(1, $3) g) n"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(bucket).bind(FOLDER_OBJECTS).bind(others).execute(pool).await?;
+    Ok(())
+}
+
+/// The names a listing answered (`list`: entries; `list-v2`: objects and folders).
+fn listed_names(answer: &[u8]) -> Result<Vec<String>> {
+    let answer: serde_json::Value = serde_json::from_slice(answer)?;
+    let entries = match &answer {
+        serde_json::Value::Array(entries) => entries.clone(),
+        other => [&other["folders"], &other["objects"]]
+            .into_iter()
+            .filter_map(serde_json::Value::as_array)
+            .flatten()
+            .cloned()
+            .collect(),
+    };
+    Ok(entries.iter().filter_map(|e| e["name"].as_str().map(str::to_owned)).collect())
+}
+
+/// Lists the folder `photos/` of a bucket that holds nothing else and of one that also holds
+/// [`OTHER_OBJECTS`] more, one request each in turn, with `list` and `list-v2`, the whole folder
+/// and its first page (100 entries, the SDKs' default); prints the median time of a listing of
+/// each (medians: other work on the machine makes outliers) and returns the worst ratio (alone /
+/// crowded: 1.0 when the rest of the bucket costs nothing).
+async fn listing(server: &Server, pool: &sqlx::PgPool) -> Result<f64> {
+    const ROUNDS: usize = 150;
+    let (alone, crowded) = ("list-alone", "list-crowded");
+    for (bucket, others) in [(alone, 0), (crowded, OTHER_OBJECTS)] {
+        server.create_bucket(bucket).await?;
+        fill(pool, bucket, others).await?;
+    }
+    // As autovacuum would soon after the rows arrived.
+    sqlx::query("analyze storage.objects").execute(pool).await?;
+    println!("\n## Listing a folder of {FOLDER_OBJECTS} objects (one client, median of {ROUNDS} listings)\n");
+    println!(
+        "| route | entries | folder alone | same folder, bucket of {} objects | ratio |\n|---|---:|---:|---:|---:|",
+        FOLDER_OBJECTS + OTHER_OBJECTS
+    );
+    let mut worst = f64::INFINITY;
+    for limit in [FOLDER_OBJECTS, 100] {
+        for (route, body) in [
+            ("list", serde_json::json!({ "prefix": "photos/", "limit": limit })),
+            ("list-v2", serde_json::json!({ "prefix": "photos/", "limit": limit, "with_delimiter": true })),
+        ] {
+            // Both answer the same names, the whole folder or a page of it.
+            let names = listed_names(&server.list(route, alone, &body).await?)?;
+            if names.len() != limit as usize || names != listed_names(&server.list(route, crowded, &body).await?)? {
+                return Err(format!("{route} answered {} names, or not the same in both buckets", names.len()).into());
+            }
+            for _ in 0..5 {
+                server.list(route, alone, &body).await?;
+                server.list(route, crowded, &body).await?;
+            }
+            let mut took: [Vec<Duration>; 2] = [Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS)];
+            for round in 0..ROUNDS {
+                // Alternating which goes first, so drift hits both alike.
+                let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+                for side in order {
+                    let t0 = Instant::now();
+                    server.list(route, [alone, crowded][side], &body).await?;
+                    took[side].push(t0.elapsed());
+                }
+            }
+            let [alone_ms, crowded_ms] = took.map(|mut t| {
+                t.sort();
+                t[t.len() / 2].as_secs_f64() * 1e3
+            });
+            let ratio = alone_ms / crowded_ms;
+            worst = worst.min(ratio);
+            println!("| {route} | {limit} | {alone_ms:.2} ms | {crowded_ms:.2} ms | {ratio:.2}x |");
+        }
+    }
+    Ok(worst)
+}
+
+fn listing_verdict(worst: f64) -> String {
+    format!(
+        "{}: a folder in a bucket of {} objects lists at {worst:.2}x the speed of the folder alone (target >= {LISTING_TARGET}x)",
+        if worst >= LISTING_TARGET { "PASS" } else { "FAIL" },
+        FOLDER_OBJECTS + OTHER_OBJECTS
+    )
 }

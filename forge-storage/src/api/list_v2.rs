@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 
 use crate::api::JsonBody;
 use crate::error::{Error, Result};
-use crate::rows::{like_escape, query_json, timestamp_json};
+use crate::rows::{Statement, like_escape, prefix_range, query_json, timestamp_json};
+use tokio_postgres::types::ToSql;
 
 /// The most entries a page holds (Supabase's limit and default).
 const MAX_LIMIT: i64 = 1000;
@@ -104,14 +105,8 @@ pub(crate) async fn list_v2(
     JsonBody(body): JsonBody<ListV2Body>,
 ) -> Result<Json<Value>> {
     let listing = Listing::from_body(body)?;
-    let pattern = format!("{}%", like_escape(&listing.prefix));
-    let prefix_len = i32::try_from(listing.prefix.chars().count()).map_err(|_| Error::invalid("prefix is too long"))?;
-    let after = listing.cursor.as_ref().map(|c| c.after.clone());
-    let at = listing.cursor.as_ref().and_then(|c| c.at.clone());
-    let fetch = listing.limit + 1;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-        [&bucket, &pattern, &prefix_len, &after, &fetch, &at, &listing.folded];
-    let rows = match query_json(&project, &ctx, &listing.sql(), &params).await? {
+    let statement = listing.statement(bucket)?;
+    let rows = match query_json(&project, &ctx, &statement.sql, &statement.params()).await? {
         Some(Value::Array(rows)) => rows,
         _ => Vec::new(),
     };
@@ -121,7 +116,7 @@ pub(crate) async fn list_v2(
 /// A `list-v2` request, checked: the page size, the prefix, whether names fold into folders,
 /// and the order (a cursor keeps the order of the page it came from).
 #[derive(Debug)]
-struct Listing {
+pub(crate) struct Listing {
     limit: i64,
     prefix: String,
     folded: bool,
@@ -131,7 +126,7 @@ struct Listing {
 }
 
 impl Listing {
-    fn from_body(body: ListV2Body) -> Result<Self> {
+    pub(crate) fn from_body(body: ListV2Body) -> Result<Self> {
         let limit = match body.limit {
             None => MAX_LIMIT,
             Some(n) if n >= 1 => n.min(MAX_LIMIT),
@@ -147,8 +142,29 @@ impl Listing {
         Ok(Listing { limit, prefix: body.prefix.unwrap_or_default(), folded, cursor, column, order })
     }
 
+    /// The page's statement on `bucket`, with its parameters (see [`Listing::sql`]).
+    pub(crate) fn statement(&self, bucket: String) -> Result<Statement> {
+        let prefix_len =
+            i32::try_from(self.prefix.chars().count()).map_err(|_| Error::invalid("prefix is too long"))?;
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![
+            Box::new(bucket),
+            Box::new(format!("{}%", like_escape(&self.prefix))),
+            Box::new(prefix_len),
+            Box::new(self.cursor.as_ref().map(|c| c.after.clone())),
+            Box::new(self.limit + 1),
+            Box::new(self.cursor.as_ref().and_then(|c| c.at.clone())),
+            Box::new(self.folded),
+        ];
+        if let Some((low, high)) = prefix_range(&self.prefix) {
+            params.push(Box::new(low.to_owned()));
+            params.push(Box::new(high));
+        }
+        Ok(Statement { sql: self.sql(), params })
+    }
+
     /// The page's query: $1 bucket, $2 the prefix's LIKE pattern, $3 its length, $4 the
-    /// cursor's entry, $5 the rows to fetch, $6 the cursor's timestamp, $7 whether to fold.
+    /// cursor's entry, $5 the rows to fetch, $6 the cursor's timestamp, $7 whether to fold,
+    /// and when the prefix has a [`prefix_range`], $8 and $9 its bounds.
     fn sql(&self) -> String {
         let (column, order) = (self.column, self.order);
         let cmp = if order == "asc" { ">" } else { "<" };
@@ -170,12 +186,16 @@ impl Listing {
         // it. Folded too: an entry is a prefix of its names, so an entry past the cursor has
         // only names past it (at one level, the cursor is never a longer path through an entry).
         let skip = if by_name { format!("name collate \"C\" {cmp} $4::text") } else { "true".to_owned() };
+        // The prefix also bounds the scan, by a range of names the index `name_prefix_search`
+        // serves (`like` with a parameter serves none); the `like` still decides.
+        let range =
+            if prefix_range(&self.prefix).is_some() { "and name ~>=~ $8::text and name ~<~ $9::text " } else { "" };
         format!(
             "with listed as ( \
                select (case when $7 and strpos(substr(name, $3 + 1), '/') > 0 \
                    then left(name, $3 + strpos(substr(name, $3 + 1), '/')) else name end) collate \"C\" as entry, \
                  id, name, metadata, updated_at, created_at, last_accessed_at \
-               from storage.objects where bucket_id = $1 and name like $2 escape '\\' \
+               from storage.objects where bucket_id = $1 {range}and name like $2 escape '\\' \
                  and ($4::text is null or {skip})), \
              entries as ( \
                select distinct on (entry) entry, entry <> name collate \"C\" as folder, id, metadata, updated_at, \

@@ -19,6 +19,22 @@ use crate::service::Storage;
 use object::access::{Authenticated, Public, Signed};
 use tus::{ByJwt, BySignature};
 
+/// The statement a listing route (`list` or `list-v2`) runs on `bucket` for `body`.
+#[cfg(feature = "test-support")]
+pub(crate) fn listing_statement(route: &str, bucket: &str, body: serde_json::Value) -> Result<crate::rows::Statement> {
+    let bad = |e: serde_json::Error| Error::invalid(e.to_string());
+    match route {
+        "list" => {
+            let page = object::list::folder_page(bucket.to_owned(), serde_json::from_value(body).map_err(bad)?)?;
+            Ok(crate::rows::folder_statement(&page))
+        }
+        "list-v2" => {
+            list_v2::Listing::from_body(serde_json::from_value(body).map_err(bad)?)?.statement(bucket.to_owned())
+        }
+        other => Err(Error::invalid(format!("no listing route {other:?}"))),
+    }
+}
+
 impl Storage {
     /// The routes, to nest at `/storage/v1` under a [`forge_core::ProjectLayer`].
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {

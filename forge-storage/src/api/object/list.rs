@@ -35,6 +35,12 @@ pub(crate) async fn list(
     Path(bucket): Path<String>,
     JsonBody(body): JsonBody<ListBody>,
 ) -> Result<Json<Value>> {
+    let out = rows::list_folder(&project, &ctx, &folder_page(bucket, body)?).await?;
+    Ok(Json(out.unwrap_or_else(|| json!([]))))
+}
+
+/// The page of `bucket` a `list` request asks for.
+pub(crate) fn folder_page(bucket: String, body: ListBody) -> Result<rows::FolderPage> {
     let prefix = body.prefix.unwrap_or_default();
     let prefix = prefix.trim_matches('/');
     let (folder, level) = if prefix.is_empty() {
@@ -57,16 +63,14 @@ pub(crate) async fn list(
     };
     let limit = body.limit.unwrap_or(100).clamp(1, 1500);
     let offset = body.offset.unwrap_or(0).max(0);
-    let page = rows::FolderPage {
-        bucket: &bucket,
-        folder: &folder,
+    Ok(rows::FolderPage {
+        bucket,
+        folder,
         level,
-        search: body.search.as_deref().unwrap_or(""),
+        search: body.search.unwrap_or_default(),
         column,
         order,
         limit,
         offset,
-    };
-    let out = rows::list_folder(&project, &ctx, &page).await?;
-    Ok(Json(out.unwrap_or_else(|| json!([]))))
+    })
 }
