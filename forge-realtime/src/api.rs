@@ -43,7 +43,7 @@ pub(crate) async fn broadcast(
     body: Bytes,
 ) -> Result<Response, Error> {
     let batch: Batch = serde_json::from_slice(&body).map_err(|e| invalid(format!("Invalid broadcast body: {e}")))?;
-    let tenant = realtime.tenant(&project).await;
+    let tenant = realtime.tenant(&project).await?;
     let mut checked = Vec::with_capacity(batch.messages.len());
     for m in batch.messages {
         if m.topic.is_empty() || m.event.is_empty() {
@@ -94,7 +94,7 @@ pub(crate) async fn send_one(
     if topic.is_empty() || event.is_empty() {
         return Err(invalid("A broadcast needs a topic and an event"));
     }
-    let tenant = realtime.tenant(&project).await;
+    let tenant = realtime.tenant(&project).await?;
     check(&tenant, &body)?;
     count(&tenant, 1)?;
     send(&tenant, &principal, &topic, &event, body, private).await;

@@ -89,7 +89,7 @@ mod tenant;
 pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
-pub use service::{BuildError, Realtime, RealtimeBuilder, RealtimeConfig, RealtimeStats};
+pub use service::{Admission, BuildError, Realtime, RealtimeBuilder, RealtimeConfig, RealtimeStats};
 
 use forge_core::migrate::{Migration, MigrationSet};
 

@@ -210,6 +210,7 @@ impl RealtimeBuilder {
             node: uuid::Uuid::new_v4(),
             tenants: Mutex::new(HashMap::new()),
             listening: tokio::sync::OnceCell::new(),
+            admission: AdmissionCell::default(),
         })))
     }
 }
@@ -236,7 +237,27 @@ pub(crate) struct Inner {
     tenants: Mutex<HashMap<ProjectRef, Arc<Tenant>>>,
     /// The bus subscription, started with the first tenant.
     listening: tokio::sync::OnceCell<()>,
+    /// Asked before a project's realtime state starts here (see [`Realtime::set_admission`]).
+    admission: AdmissionCell,
 }
+
+/// The [`Admission`], once set.
+#[derive(Default)]
+struct AdmissionCell(std::sync::OnceLock<Admission>);
+
+impl std::fmt::Debug for AdmissionCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "Admission(set)" } else { "Admission(none)" })
+    }
+}
+
+/// Asked before a project's realtime state starts on a node: its change capture holds a
+/// connection of its own (the capture leader's), outside the project's pools, which an
+/// embedder that budgets connections across projects must make room for. An error refuses
+/// the request that would have started it.
+pub type Admission = Arc<
+    dyn Fn(ProjectRef) -> futures_util::future::BoxFuture<'static, Result<(), forge_core::ForgeError>> + Send + Sync,
+>;
 
 /// The Supabase-compatible realtime service. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -274,20 +295,32 @@ impl Realtime {
 
     /// Starts the project's realtime state now rather than at its first socket: its change
     /// capture creates the replication slot, from which on committed changes are kept.
-    pub async fn start(&self, project: &Project) {
-        self.tenant(project).await;
+    pub async fn start(&self, project: &Project) -> Result<(), crate::error::Error> {
+        self.tenant(project).await.map(drop)
+    }
+
+    /// Sets what is asked before a project's realtime state starts on this node (once; later
+    /// calls are ignored).
+    pub fn set_admission(&self, admission: Admission) {
+        let _ = self.0.admission.0.set(admission);
     }
 
     /// The project's realtime state on this node, started on first use.
-    pub(crate) async fn tenant(&self, project: &Project) -> Arc<Tenant> {
+    pub(crate) async fn tenant(&self, project: &Project) -> Result<Arc<Tenant>, crate::error::Error> {
         self.0.listening.get_or_init(|| async { crate::tenant::listen(self.clone()) }).await;
+        if let Some(t) = self.existing_tenant(project.reference().as_str()) {
+            return Ok(t);
+        }
+        if let Some(admit) = self.0.admission.0.get() {
+            admit(project.reference().clone()).await?;
+        }
         let mut tenants = self.0.tenants.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = tenants.get(project.reference()) {
-            return t.clone();
+            return Ok(t.clone());
         }
         let tenant = Tenant::start(self.clone(), project.clone());
         tenants.insert(project.reference().clone(), tenant.clone());
-        tenant
+        Ok(tenant)
     }
 
     /// The project's realtime state on this node, if it has any.

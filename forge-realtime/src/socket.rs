@@ -60,7 +60,10 @@ pub(crate) async fn upgrade(
         Ok(ws) => ws,
         Err(e) => return refuse(Error::new(ErrorKind::NotAWebSocket, e.body_text())),
     };
-    let tenant = realtime.tenant(&project).await;
+    let tenant = match realtime.tenant(&project).await {
+        Ok(t) => t,
+        Err(e) => return refuse(e),
+    };
     let config = realtime.config();
     if tenant.connections.load(Ordering::Relaxed) >= config.max_connections {
         return refuse(Error::new(ErrorKind::TooManyConnections, "Too many connected users"));

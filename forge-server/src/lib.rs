@@ -240,7 +240,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), Error> {
         .map_err(|e| Error::Config(e.to_string()))?;
     // The change capture's slot is made now, so changes committed before the first
     // subscriber arrives are not the only ones it can see.
-    realtime.start(&project).await;
+    realtime.start(&project).await.map_err(|e| Error::Config(format!("starting realtime: {e}")))?;
     let services = platform::Services {
         auth: Some(auth.clone()),
         objects: Some(store_for_platform),

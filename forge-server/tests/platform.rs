@@ -872,3 +872,52 @@ fn the_smallest_pool_serves_rest_auth_and_storage_at_once() {
     };
     assert!(err.contains("project_pool_size must be at least 2"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projects_realtime_state_is_admitted_into_the_connection_budget() {
+    use forge_realtime::testing::Client;
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("FORGE_PROJECT_POOL_SIZE", "2"),
+            ("FORGE_PROJECT_CONNECTION_BUDGET", "4"),
+            ("FORGE_REALTIME_POLL_INTERVAL", "0.02"),
+        ],
+    );
+    let owner = pat(dir.path(), "owner@example.com");
+    let (a, b) = (create_project(&server, &owner, "default", "a"), create_project(&server, &owner, "default", "b"));
+    let (_, anon_a) = key_of(&keys(&server, &owner, &a), "legacy_anon");
+    let (_, anon_b) = key_of(&keys(&server, &owner, &b), "legacy_anon");
+    let mut admin = sqlx::PgConnection::connect(&common::embedded_url(&dir.path().join("data"))).await.expect("admin");
+    let sql = "select count(*) filter (where datname = 'forge_platform_' || $1), \
+                      count(*) filter (where datname = 'forge_platform_' || $2), count(*) \
+               from pg_stat_activity where datname like 'forge\\_platform\\_%' \
+               and datname <> 'forge_platform_template' and backend_type = 'client backend' \
+               and application_name <> 'forge-control'";
+    // Both open, with both pools' connections each: the whole budget of 4.
+    for (reference, anon) in [(&a, &anon_a), (&b, &anon_b)] {
+        assert_eq!(server.request("GET", &format!("/p/{reference}/rest/v1/"), &[("apikey", anon)], b"").status, 200);
+    }
+    let (in_a, in_b, all): (i64, i64, i64) =
+        sqlx::query_as(sql).bind(&a).bind(&b).fetch_one(&mut admin).await.expect("count");
+    assert_eq!((in_a, in_b, all), (2, 2, 4));
+    // A second later both are idle. B's first socket starts its realtime state, whose change
+    // capture holds a connection of its own: room is made first, by closing A, the least
+    // recently used.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let url = format!("ws://{}/p/{b}/realtime/v1/websocket?apikey={anon_b}&vsn=1.0.0", server.addr);
+    let _client = Client::connect(&url).await.expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (in_a, in_b, all): (i64, i64, i64) =
+            sqlx::query_as(sql).bind(&a).bind(&b).fetch_one(&mut admin).await.expect("count");
+        assert!(all <= 4, "{all} connections, over the budget of 4 ({in_a} to A, {in_b} to B)");
+        if in_a == 0 && in_b == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A was not closed for B's capture: {in_a} to A, {in_b} to B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -40,7 +40,7 @@ pub(crate) async fn forge(url: &str, gateway_url: &str) -> Result<(), Error> {
     let project = Project::new(ProjectRef::new(REFERENCE)?, db, keys()?, ProjectSettings::new("http://127.0.0.1"));
     let realtime = Realtime::builder().config(config()).build()?;
     // As forge-server does: the replication slot is made before the first subscriber.
-    realtime.start(&project).await;
+    realtime.start(&project).await?;
     let app = Router::new().nest("/realtime/v1", realtime.router()).layer(ProjectLayer::single(project));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     announce(listener.local_addr()?);

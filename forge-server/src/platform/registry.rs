@@ -6,8 +6,10 @@
 //!   while the project's pools open their first connection each (more open as requests need
 //!   them). Opens are serialized, so a
 //!   burst of first requests to one project opens it once.
-//! - **Budget:** each open project may hold at most [`PoolSizes::total`] connections, and at
-//!   most `budget / that` projects are open at once: opening one more first closes the least
+//! - **Budget:** each open project may hold at most [`PoolSizes::total`] connections, plus
+//!   one once its realtime state starts here (its change capture's own, admitted into the
+//!   budget before it starts), and what they reserve never passes the budget, so at most
+//!   `budget / pool size` projects are open at once: opening one more first closes the least
 //!   recently used project that has been idle for a second; when none has, the request waits
 //!   for one (up to the acquire timeout, then 504). A closed project's place is free only once
 //!   Postgres has let go of its connections (they leave `pg_stat_activity` a moment after
@@ -76,6 +78,9 @@ struct Open {
     last_used: AtomicU64,
     /// Requests being served (see [`Registry::enter`]).
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections it holds beyond its pools: 1 once its realtime state started here (the
+    /// change capture's own), else 0.
+    extra: std::sync::atomic::AtomicUsize,
     /// The control plane changed it (its keys, say): the next request reloads it, keeping the
     /// pools, so requests in flight are not cut off.
     stale: std::sync::atomic::AtomicBool,
@@ -100,7 +105,7 @@ struct Inner {
     epoch: Instant,
     realtime: Mutex<Option<forge_realtime::Realtime>>,
     data: Mutex<Option<forge_data::Data>>,
-    /// Projects closed whose connections Postgres still has: they count as open.
+    /// Connections of closed projects that Postgres still has: they count against the budget.
     closing: std::sync::atomic::AtomicUsize,
     /// Wakes requests waiting for room when a close is done.
     closed: tokio::sync::Notify,
@@ -147,7 +152,19 @@ impl Registry {
     }
 
     /// Realtime, whose sockets keep a project open and whose state goes with a closed one.
+    /// Its change capture's connection is admitted into the budget (see
+    /// [`Registry::admit_realtime`]).
     pub fn set_realtime(&self, realtime: forge_realtime::Realtime) {
+        let registry = Arc::downgrade(&self.0);
+        realtime.set_admission(Arc::new(move |reference| {
+            let registry = registry.upgrade().map(Registry);
+            Box::pin(async move {
+                match registry {
+                    Some(registry) => registry.admit_realtime(&reference).await,
+                    None => Ok(()),
+                }
+            })
+        }));
         *lock(&self.0.realtime) = Some(realtime);
     }
 
@@ -174,12 +191,13 @@ impl Registry {
             if let Some(realtime) = realtime {
                 realtime.stop_project(reference).await;
             }
-            self.0.closing.fetch_add(1, Ordering::AcqRel);
+            let held = self.0.config.pool.total() + open.extra.load(Ordering::Acquire);
+            self.0.closing.fetch_add(held, Ordering::AcqRel);
             let registry = self.clone();
             tokio::spawn(async move {
                 open.project.db().close().await;
                 registry.wait_gone(&open).await;
-                registry.0.closing.fetch_sub(1, Ordering::AcqRel);
+                registry.0.closing.fetch_sub(held, Ordering::AcqRel);
                 registry.0.closed.notify_waiters();
             });
         }
@@ -274,7 +292,9 @@ impl Registry {
         // A stale entry's pools are kept for the reloaded project, if it is still served.
         // So are its requests in flight: they still count against closing it.
         let stale = match lock(&self.0.slots).get(reference) {
-            Some(Slot::Open(open)) => Some((open.project.db().clone(), open.in_flight.clone())),
+            Some(Slot::Open(open)) => {
+                Some((open.project.db().clone(), open.in_flight.clone(), open.extra.load(Ordering::Acquire)))
+            }
             _ => None,
         };
         let served = row.as_ref().is_some_and(|r| r.status() == Status::Active && r.cluster_id.is_some());
@@ -301,14 +321,14 @@ impl Registry {
         let cluster =
             self.cluster(cluster_id).ok_or_else(|| ForgeError::internal(format!("unknown cluster {cluster_id}")))?;
         let config = &self.0.config;
-        let (db, in_flight, fresh) = match stale {
-            Some((db, in_flight)) => (db, in_flight, false),
+        let (db, in_flight, extra, fresh) = match stale {
+            Some((db, in_flight, extra)) => (db, in_flight, extra, false),
             None => {
-                self.make_room().await?;
+                self.make_room(config.pool.total()).await?;
                 let db_config =
                     cluster.database_config(database, config.pool, &self.0.application_name).map_err(core)?;
                 let db = Database::connect_lazy(&db_config).map_err(|e| ForgeError::internal(e.to_string()))?;
-                (db, Arc::new(std::sync::atomic::AtomicUsize::new(0)), true)
+                (db, Arc::new(std::sync::atomic::AtomicUsize::new(0)), 0, true)
             }
         };
         let keys = keys::load_from(&self.0.store, &self.0.master, reference, &config.verify);
@@ -343,6 +363,7 @@ impl Registry {
             database: database.to_owned(),
             last_used: AtomicU64::new(self.now_ms()),
             in_flight,
+            extra: std::sync::atomic::AtomicUsize::new(extra),
             stale: std::sync::atomic::AtomicBool::new(false),
         });
         lock(&self.0.slots).insert(reference.clone(), Slot::Open(open));
@@ -362,28 +383,36 @@ impl Registry {
         }
     }
 
-    /// Waits until one more project fits the budget, closing the least recently used idle
-    /// one if needed.
-    async fn make_room(&self) -> Result<(), ForgeError> {
+    /// Connections the open and closing projects hold (or may hold) now.
+    fn reserved(&self, slots: &HashMap<ProjectRef, Slot>) -> usize {
+        let pool = self.0.config.pool.total();
+        let open: usize = slots
+            .values()
+            .map(|s| match s {
+                Slot::Open(o) => pool + o.extra.load(Ordering::Acquire),
+                Slot::Closed(_) => 0,
+            })
+            .sum();
+        open + self.0.closing.load(Ordering::Acquire)
+    }
+
+    /// Waits until `wanted` more connections fit the budget, closing the least recently used
+    /// idle project if needed. Callers hold `opening`, so room made is theirs.
+    async fn make_room(&self, wanted: usize) -> Result<(), ForgeError> {
         let deadline = Instant::now() + self.0.config.acquire_timeout;
         loop {
             let victim = {
                 let mut slots = lock(&self.0.slots);
-                let open: Vec<(&ProjectRef, &Arc<Open>)> = slots
-                    .iter()
-                    .filter_map(|(r, s)| match s {
-                        Slot::Open(o) => Some((r, o)),
-                        Slot::Closed(_) => None,
-                    })
-                    .collect();
-                let closing = self.0.closing.load(Ordering::Acquire);
-                if open.len() + closing < self.0.config.max_open() {
+                if self.reserved(&slots) + wanted <= self.0.config.budget {
                     return Ok(());
                 }
                 let now = self.now_ms();
-                let idle = open
-                    .into_iter()
-                    .filter(|(r, o)| o.idle_for(now, 1000) && !self.has_sockets(r.as_str()))
+                let idle = slots
+                    .iter()
+                    .filter_map(|(r, s)| match s {
+                        Slot::Open(o) if o.idle_for(now, 1000) && !self.has_sockets(r.as_str()) => Some((r, o)),
+                        _ => None,
+                    })
                     .min_by_key(|(_, o)| o.last_used.load(Ordering::Relaxed))
                     .map(|(r, _)| r.clone());
                 idle.and_then(|r| slots.remove(&r).map(|s| (r, s)))
@@ -394,12 +423,35 @@ impl Registry {
                 }
                 None if Instant::now() >= deadline => return Err(ForgeError::PoolTimeout),
                 None if self.0.closing.load(Ordering::Acquire) > 0 => {
-                    // A close under way frees a place as soon as Postgres lets go of it.
+                    // A close under way frees its connections as soon as Postgres lets go.
                     let _ = tokio::time::timeout(Duration::from_millis(20), self.0.closed.notified()).await;
                 }
                 None => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+    }
+
+    /// Makes room in the budget for the connection a project's realtime state holds of its
+    /// own (its change capture's), before that state starts here; a no-op for pinned
+    /// projects, which are outside the budget, and for one already counted.
+    pub async fn admit_realtime(&self, reference: &ProjectRef) -> Result<(), ForgeError> {
+        let counted = |slots: &HashMap<ProjectRef, Slot>| match slots.get(reference) {
+            Some(Slot::Open(o)) => o.extra.load(Ordering::Acquire) > 0,
+            // Not open here (pinned, or closed meanwhile): nothing of the budget's to count.
+            _ => true,
+        };
+        if counted(&lock(&self.0.slots)) {
+            return Ok(());
+        }
+        let _opening = self.0.opening.lock().await;
+        if counted(&lock(&self.0.slots)) {
+            return Ok(());
+        }
+        self.make_room(1).await?;
+        if let Some(Slot::Open(o)) = lock(&self.0.slots).get(reference) {
+            o.extra.store(1, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Marks what this node holds of a project as out of date: the next request reloads its
