@@ -129,9 +129,7 @@ impl Data {
             caches.entry(project.reference().clone()).or_default().clone()
         };
         let cache = cell
-            .get_or_try_init(|| {
-                SchemaCache::watch(project.db(), project.settings().exposed_schemas.clone())
-            })
+            .get_or_try_init(|| SchemaCache::watch(project.db(), project.settings().exposed_schemas.clone()))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, project = %project.reference(), "loading the schema cache failed");
