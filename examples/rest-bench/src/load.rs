@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 load generator: N keep-alive connections, each sending requests back to
-//! back for a fixed time, recording each request's latency.
+//! back for a fixed time, recording each request's latency. Runs against one target can be
+//! pooled ([`Samples`]), so that several targets can be measured in interleaved rounds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +56,11 @@ impl Target {
 
     /// Drives `connections` connections for `duration`.
     pub(crate) async fn run(&self, connections: usize, duration: Duration) -> Outcome {
+        self.sample(connections, duration).await.outcome()
+    }
+
+    /// Drives `connections` connections for `duration`, keeping every latency.
+    pub(crate) async fn sample(&self, connections: usize, duration: Duration) -> Samples {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for c in 0..connections {
@@ -90,17 +96,40 @@ impl Target {
         }
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        let mut errors = 0;
+        let mut samples = Samples { elapsed: duration, ..Samples::default() };
         for t in tasks {
             if let Ok((l, e)) = t.await {
-                all.extend(l);
-                errors += e;
+                samples.latencies.extend(l);
+                samples.errors += e;
             }
         }
-        all.sort_unstable();
+        samples
+    }
+}
+
+/// Latencies gathered over one or more runs against the same target.
+#[derive(Debug, Default)]
+pub(crate) struct Samples {
+    latencies: Vec<u32>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Samples {
+    /// Adds another run's samples.
+    pub(crate) fn add(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+    }
+
+    /// Throughput over the whole time sampled, and the p99 of all latencies.
+    pub(crate) fn outcome(mut self) -> Outcome {
+        self.latencies.sort_unstable();
+        let all = &self.latencies;
         let p99 = all.get(all.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0);
-        Outcome { rps: all.len() as f64 / duration.as_secs_f64(), p99_ms: f64::from(p99) / 1000.0, errors }
+        let rps = all.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON);
+        Outcome { rps, p99_ms: f64::from(p99) / 1000.0, errors: self.errors }
     }
 }
 
